@@ -1,0 +1,52 @@
+# vaxcred — the two commands a fresh machine needs: `make demo` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+PYTEST_WORKERS ?= 2
+
+.PHONY: demo test lint typecheck unit bench fuzz vectors clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: make a ministry key chain, issue a passport for a sample person, write its QR, verify it
+demo: $(STAMP)
+	$(BIN)/python -m vaxcred.demo --out demo-out
+
+## test: install everything the tests need and run the whole suite (lint, types, tests)
+test: $(STAMP)
+	$(BIN)/ruff check vaxcred tests scripts benchmarks
+	$(BIN)/ruff format --check vaxcred tests scripts benchmarks
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check vaxcred tests scripts benchmarks
+	$(BIN)/ruff format --check vaxcred tests scripts benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## bench: one process, one core: raw cryptography vs vaxcred vs pycose vs python-cwt
+bench: $(STAMP)
+	taskset -c 0 $(BIN)/python -m benchmarks.bench_core
+
+## vectors: regenerate test_vectors/ deterministically (fixed keys and clock)
+vectors: $(STAMP)
+	$(BIN)/python scripts/make_test_vectors.py
+
+## fuzz: longer hypothesis runs than make test
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q -m slow tests
+
+clean:
+	rm -rf $(VENV) demo-out .mypy_cache .pytest_cache .ruff_cache .hypothesis

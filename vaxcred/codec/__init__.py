@@ -1,0 +1,1 @@
+"""Codec layers: pure bytes <-> structures; no keys, no clock, no I/O."""
