@@ -1,0 +1,548 @@
+"""The ministry key chain: key generation, certificates, encrypted key files (SECURITY.md §5, DCC.md §5).
+
+::
+
+    CSCA (self-signed, CA pathlen 0, 4 y)          site CA (separate root, never published, 4 y)
+    ├── DSC (2 y, key use 6 months, EKU per type)   └── site certificate (1 y, EKU SITE_RECORD_EKU only)
+    └── trust-list signer (2 y, EKU TRUST_LIST_EKU only)
+
+A DSC without DCC EKU is valid for every payload type (hcert App. A.4), so every certificate vaxcred
+makes carries an EKU, and site certificates live under their own root: were they under the published
+CSCA, a chain-only verifier could accept a passport signed by a vaccination site.
+
+Private keys on disk are always encrypted PKCS#8 (``BEGIN ENCRYPTED PRIVATE KEY``), created with mode
+0600; there is no code path that writes or reads an unencrypted key (SECURITY.md pitfall 21).
+Key generation, the certificate builders and the file helpers take explicit times and paths; nothing
+here reads the clock.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CSCA_VALIDITY",
+    "DSC_VALIDITY",
+    "SITE_CA_VALIDITY",
+    "SITE_VALIDITY",
+    "TRUST_LIST_VALIDITY",
+    "KeyChainDir",
+    "KeyPair",
+    "KeyType",
+    "Purpose",
+    "load_certificate",
+    "load_private_key",
+    "make_csca",
+    "make_dsc",
+    "make_site_ca",
+    "make_site_certificate",
+    "make_trust_list_signer",
+    "passphrase_from_env",
+    "save_certificate",
+    "save_private_key",
+]
+
+import calendar
+import os
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from pathlib import Path
+from typing import Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID, ObjectIdentifier
+
+from vaxcred.crypto import LocalSigner, SigningKey, kid_for
+from vaxcred.errors import KeyStoreError
+from vaxcred.oids import (
+    EKU_RECOVERY,
+    EKU_TEST,
+    EKU_VACCINATION,
+    SITE_RECORD_EKU,
+    TRUST_LIST_EKU,
+)
+from vaxcred.x509util import PRIVATE_KEY_USAGE_PERIOD, encode_pkup, load_certificate_bytes, parse_dsc
+
+KeyType = Literal["ec", "rsa"]
+
+# 365-day years: never longer than the calendar period they stand for.
+CSCA_VALIDITY = timedelta(days=4 * 365)
+DSC_VALIDITY = timedelta(days=2 * 365)
+TRUST_LIST_VALIDITY = timedelta(days=2 * 365)
+SITE_CA_VALIDITY = timedelta(days=4 * 365)
+SITE_VALIDITY = timedelta(days=365)
+#: DSC private-key usage period (privateKeyUsagePeriod), in calendar months from notBefore
+DSC_KEY_USAGE_MONTHS = 6
+
+CA_RSA_BITS = 3072
+LEAF_RSA_BITS = 2048
+DEFAULT_ORGANIZATION = "Ministry of Health"
+
+_EKU_BY_TYPE: dict[str, ObjectIdentifier] = {"t": EKU_TEST, "v": EKU_VACCINATION, "r": EKU_RECOVERY}
+_SITE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_ENCRYPTED_PEM_HEADER = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
+
+
+class Purpose(Enum):
+    """What a key in the chain is for."""
+
+    CSCA = "csca"
+    DSC = "dsc"
+    TRUST_LIST = "trust_list"
+    SITE_CA = "site_ca"
+    SITE = "site"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyPair:
+    """A private key and its certificate; ``repr`` never shows key material."""
+
+    private_key: SigningKey = field(repr=False)
+    certificate: x509.Certificate
+
+    @property
+    def kid(self) -> bytes:
+        """``kid_for`` the certificate: SHA-256(DER)[:8]."""
+        return kid_for(self.certificate.public_bytes(serialization.Encoding.DER))
+
+    def signer(self) -> LocalSigner:
+        """A :class:`~vaxcred.crypto.LocalSigner` over this pair."""
+        return LocalSigner(self.private_key, self.certificate)
+
+    def __repr__(self) -> str:
+        subject = self.certificate.subject.rfc4514_string()
+        return f"KeyPair(subject={subject!r}, kid={self.kid.hex()})"
+
+
+# --- certificates ------------------------------------------------------------------------------------
+
+
+def make_csca(
+    *,
+    now: datetime,
+    country: str = "VN",
+    common_name: str | None = None,
+    organization: str = DEFAULT_ORGANIZATION,
+    key: KeyType = "ec",
+    validity: timedelta = CSCA_VALIDITY,
+) -> KeyPair:
+    """A self-signed country signing CA: CA pathlen 0, keyCertSign + cRLSign, SKI, ``C=country``."""
+    not_before = _utc_seconds(now)
+    private_key = _generate(key, CA_RSA_BITS)
+    name = _name(country=country, organization=organization, common_name=common_name or f"CSCA {country}")
+    ski = x509.SubjectKeyIdentifier.from_public_key(private_key.public_key())
+    builder = (
+        _base_builder(name, name, private_key, not_before, not_before + validity)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_key_usage(cert_sign=True), critical=True)
+        .add_extension(ski, critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+    )
+    return KeyPair(private_key=private_key, certificate=_sign(builder, private_key))
+
+
+def make_dsc(
+    csca: KeyPair,
+    *,
+    now: datetime,
+    types: Sequence[str] = ("v",),
+    validity: timedelta = DSC_VALIDITY,
+    key: KeyType = "ec",
+    private_key_usage_months: int = DSC_KEY_USAGE_MONTHS,
+    common_name: str | None = None,
+) -> KeyPair:
+    """A document signer certificate under ``csca``: EKU for ``types`` (first-family OIDs), key use period.
+
+    notAfter never passes the CSCA's; privateKeyUsagePeriod (2.5.29.16) bounds when the key may sign.
+    """
+    if isinstance(types, str):
+        raise TypeError('types is a sequence of payload types, e.g. ("v",), not a string')
+    if not types or len(set(types)) != len(types) or not set(types) <= _EKU_BY_TYPE.keys():
+        raise ValueError(f"types must be distinct members of 'v', 't', 'r', not {tuple(types)!r}")
+    if private_key_usage_months < 1:
+        raise ValueError("private_key_usage_months must be at least 1")
+    not_before, not_after = _leaf_validity(csca, now, validity)
+    pkup_end = min(_add_months(not_before, private_key_usage_months), not_after)
+    country = _country_of(csca)
+    private_key = _generate(key, LEAF_RSA_BITS)
+    name = _name(
+        country=country,
+        organization=_organization_of(csca),
+        common_name=common_name or f"DSC {country} {not_before:%Y-%m-%d} {secrets.token_hex(3)}",
+    )
+    builder = _leaf_builder(csca, name, private_key, not_before, not_after, [_EKU_BY_TYPE[t] for t in types])
+    builder = builder.add_extension(
+        x509.UnrecognizedExtension(PRIVATE_KEY_USAGE_PERIOD, encode_pkup(not_before, pkup_end)),
+        critical=False,
+    )
+    return KeyPair(private_key=private_key, certificate=_sign(builder, csca.private_key))
+
+
+def make_trust_list_signer(
+    csca: KeyPair, *, now: datetime, validity: timedelta = TRUST_LIST_VALIDITY, key: KeyType = "ec"
+) -> KeyPair:
+    """The national trust-list signing certificate under ``csca``: EKU ``TRUST_LIST_EKU`` only."""
+    not_before, not_after = _leaf_validity(csca, now, validity)
+    private_key = _generate(key, LEAF_RSA_BITS)
+    country = _country_of(csca)
+    name = _name(
+        country=country, organization=_organization_of(csca), common_name=f"Trust list signer {country}"
+    )
+    builder = _leaf_builder(csca, name, private_key, not_before, not_after, [TRUST_LIST_EKU])
+    return KeyPair(private_key=private_key, certificate=_sign(builder, csca.private_key))
+
+
+def make_site_ca(
+    *,
+    now: datetime,
+    country: str = "VN",
+    organization: str = DEFAULT_ORGANIZATION,
+    key: KeyType = "ec",
+    validity: timedelta = SITE_CA_VALIDITY,
+) -> KeyPair:
+    """The vaccination-site root: a separate self-signed CA, never under (or published with) the CSCA."""
+    return make_csca(
+        now=now,
+        country=country,
+        common_name=f"Vaccination site CA {country}",
+        organization=organization,
+        key=key,
+        validity=validity,
+    )
+
+
+def make_site_certificate(
+    site_ca: KeyPair,
+    *,
+    site_id: str,
+    site_name: str,
+    now: datetime,
+    validity: timedelta = SITE_VALIDITY,
+    key: KeyType = "ec",
+) -> KeyPair:
+    """A vaccination site's certificate: EKU ``SITE_RECORD_EKU`` only, so it can never sign a passport."""
+    _check_site_id(site_id)
+    if not site_name.strip():
+        raise ValueError("site_name must not be empty")
+    not_before, not_after = _leaf_validity(site_ca, now, validity)
+    private_key = _generate(key, LEAF_RSA_BITS)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, _country_of(site_ca)),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, site_name),
+            x509.NameAttribute(NameOID.COMMON_NAME, site_id),
+        ]
+    )
+    builder = _leaf_builder(site_ca, name, private_key, not_before, not_after, [SITE_RECORD_EKU])
+    return KeyPair(private_key=private_key, certificate=_sign(builder, site_ca.private_key))
+
+
+def _generate(key: KeyType, rsa_bits: int) -> SigningKey:
+    if key == "ec":
+        return ec.generate_private_key(ec.SECP256R1())
+    if key == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
+    raise ValueError(f"key must be 'ec' or 'rsa', not {key!r}")
+
+
+def _name(*, country: str, organization: str, common_name: str) -> x509.Name:
+    if len(country) != 2 or not country.isascii() or not country.isupper():
+        raise ValueError(f"country must be an ISO 3166-1 alpha-2 code, not {country!r}")
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, country),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _base_builder(
+    subject: x509.Name, issuer: x509.Name, key: SigningKey, not_before: datetime, not_after: datetime
+) -> x509.CertificateBuilder:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+    )
+
+
+def _leaf_builder(
+    issuer: KeyPair,
+    subject: x509.Name,
+    key: SigningKey,
+    not_before: datetime,
+    not_after: datetime,
+    ekus: list[ObjectIdentifier],
+) -> x509.CertificateBuilder:
+    return (
+        _base_builder(subject, issuer.certificate.subject, key, not_before, not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(ekus), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(_aki_for(issuer.certificate), critical=False)
+    )
+
+
+def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=not cert_sign,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _aki_for(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    try:
+        ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(_issuer_public_key(issuer))
+    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+
+
+def _issuer_public_key(issuer: x509.Certificate) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey:
+    public_key = issuer.public_key()
+    if not isinstance(public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        raise KeyStoreError("issuer key must be EC or RSA", code="keys.unsupported_key")
+    return public_key
+
+
+def _sign(builder: x509.CertificateBuilder, issuer_key: SigningKey) -> x509.Certificate:
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _leaf_validity(issuer: KeyPair, now: datetime, validity: timedelta) -> tuple[datetime, datetime]:
+    not_before = _utc_seconds(now)
+    ca_not_before = issuer.certificate.not_valid_before_utc
+    ca_not_after = issuer.certificate.not_valid_after_utc
+    if not ca_not_before <= not_before < ca_not_after:
+        raise ValueError(f"the issuing CA is not valid at {not_before.isoformat()}")
+    if validity <= timedelta(0):
+        raise ValueError("validity must be positive")
+    return not_before, min(not_before + validity, ca_not_after)
+
+
+def _country_of(pair: KeyPair) -> str:
+    attrs = pair.certificate.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)
+    if not attrs or not isinstance(attrs[0].value, str):
+        raise ValueError("the issuing CA has no subject country (C)")
+    return attrs[0].value
+
+
+def _organization_of(pair: KeyPair) -> str:
+    attrs = pair.certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    if attrs and isinstance(attrs[0].value, str):
+        return attrs[0].value
+    return DEFAULT_ORGANIZATION
+
+
+def _check_site_id(site_id: str) -> None:
+    if not _SITE_ID_RE.fullmatch(site_id):
+        raise ValueError(f"site_id must match {_SITE_ID_RE.pattern}, not {site_id!r}")
+
+
+def _utc_seconds(when: datetime) -> datetime:
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError("time must be an aware UTC datetime, not naive")
+    return when.astimezone(UTC).replace(microsecond=0)
+
+
+def _add_months(when: datetime, months: int) -> datetime:
+    """``when`` plus calendar months, the day clamped to the target month's length."""
+    year, month0 = divmod(when.year * 12 + (when.month - 1) + months, 12)
+    month = month0 + 1
+    return when.replace(year=year, month=month, day=min(when.day, calendar.monthrange(year, month)[1]))
+
+
+# --- files ---------------------------------------------------------------------------------------------
+
+
+def save_private_key(path: str | os.PathLike[str], key: SigningKey, passphrase: bytes) -> None:
+    """Write ``key`` as encrypted PKCS#8 PEM to a *new* file with mode 0600 (refuses to overwrite)."""
+    _check_passphrase(passphrase)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(passphrase),
+    )
+    if not pem.startswith(_ENCRYPTED_PEM_HEADER):  # never write a key in the clear
+        raise KeyStoreError("refusing to write an unencrypted private key", code="keys.unencrypted")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError as e:
+        raise KeyStoreError(f"key file exists, not overwriting: {os.fspath(path)}", code="keys.exists") from e
+    except OSError as e:
+        raise KeyStoreError(f"cannot create key file: {e.strerror}", code="keys.io") from e
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), 0o600)  # whatever the umask
+        f.write(pem)
+
+
+def load_private_key(path: str | os.PathLike[str], passphrase: bytes) -> SigningKey:
+    """Read an encrypted PKCS#8 PEM key (EC P-256 or RSA); unencrypted keys are refused.
+
+    KeyStoreError codes: ``keys.io``, ``keys.bad_key`` (not a key), ``keys.unencrypted``,
+    ``keys.bad_passphrase``, ``keys.unsupported_key``.
+    """
+    _check_passphrase(passphrase)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise KeyStoreError(f"cannot read key file: {e.strerror}", code="keys.io") from e
+    if _ENCRYPTED_PEM_HEADER not in data:
+        if b"PRIVATE KEY-----" in data:
+            raise KeyStoreError("refusing an unencrypted private key file", code="keys.unencrypted")
+        raise KeyStoreError("not an encrypted PKCS#8 PEM private key", code="keys.bad_key")
+    try:
+        key = serialization.load_pem_private_key(data, password=passphrase)
+    except (ValueError, TypeError) as e:
+        raise KeyStoreError(
+            "cannot decrypt the private key (wrong passphrase or damaged file)", code="keys.bad_passphrase"
+        ) from e
+    except Exception as e:  # e.g. UnsupportedAlgorithm for an exotic PBE scheme
+        raise KeyStoreError("unreadable private key", code="keys.bad_key") from e
+    if isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        return key
+    raise KeyStoreError(f"unsupported private key type {type(key).__name__}", code="keys.unsupported_key")
+
+
+def passphrase_from_env(var: str = "VAXCRED_PASSPHRASE", environ: Mapping[str, str] | None = None) -> bytes:
+    """The key passphrase from an environment variable (UTF-8); KeyStoreError ``keys.no_passphrase``."""
+    value = (os.environ if environ is None else environ).get(var, "")
+    if not value:
+        raise KeyStoreError(f"environment variable {var} is not set or empty", code="keys.no_passphrase")
+    return value.encode("utf-8")
+
+
+def save_certificate(path: str | os.PathLike[str], certificate: x509.Certificate) -> None:
+    """Write a certificate as PEM."""
+    try:
+        Path(path).write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    except OSError as e:
+        raise KeyStoreError(f"cannot write certificate: {e.strerror}", code="keys.io") from e
+
+
+def load_certificate(path: str | os.PathLike[str]) -> x509.Certificate:
+    """Read a certificate file (PEM, DER or base64 DER); KeyStoreError ``keys.bad_certificate``."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise KeyStoreError(f"cannot read certificate: {e.strerror}", code="keys.io") from e
+    return x509.load_der_x509_certificate(load_certificate_bytes(data))
+
+
+def _check_passphrase(passphrase: bytes) -> None:
+    if not isinstance(passphrase, bytes):
+        raise TypeError("passphrase must be bytes")
+    if not passphrase:
+        raise ValueError("an empty passphrase is not allowed: keys are always stored encrypted")
+
+
+# --- a key-chain folder --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyChainDir:
+    """A ministry key-chain folder; every ``.key`` is encrypted PKCS#8 (mode 0600) under one passphrase.
+
+    Layout: ``csca.pem/.key``, ``dsc-<kid hex>.pem/.key`` (rotation adds files, never removes),
+    ``trustlist.pem/.key``, ``site-ca.pem/.key``, ``sites/<site id>.pem/.key``.
+    """
+
+    folder: Path
+    passphrase: bytes = field(repr=False)
+
+    @classmethod
+    def init(
+        cls,
+        folder: str | os.PathLike[str],
+        passphrase: bytes,
+        now: datetime,
+        *,
+        country: str = "VN",
+        key: KeyType = "ec",
+    ) -> KeyChainDir:
+        """Create a new chain in ``folder``: CSCA, a first DSC, trust-list signer and site CA."""
+        _check_passphrase(passphrase)
+        chain = cls(folder=Path(folder), passphrase=passphrase)
+        if (chain.folder / "csca.pem").exists():
+            raise KeyStoreError(f"a key chain already exists in {chain.folder}", code="keys.exists")
+        (chain.folder / "sites").mkdir(mode=0o700, parents=True, exist_ok=True)
+        csca = make_csca(now=now, country=country, key=key)
+        chain._store("csca", csca)
+        chain._store("trustlist", make_trust_list_signer(csca, now=now, key=key))
+        chain._store("site-ca", make_site_ca(now=now, country=country, key=key))
+        chain.new_dsc(now=now, key=key)
+        return chain
+
+    def load(self, stem: str) -> KeyPair:
+        """The pair stored as ``<stem>.pem`` / ``<stem>.key`` (e.g. ``"csca"``, ``"trustlist"``)."""
+        certificate = load_certificate(self.folder / f"{stem}.pem")
+        private_key = load_private_key(self.folder / f"{stem}.key", self.passphrase)
+        return KeyPair(private_key=private_key, certificate=certificate)
+
+    def new_dsc(
+        self,
+        *,
+        now: datetime,
+        types: Sequence[str] = ("v",),
+        key: KeyType = "ec",
+        validity: timedelta = DSC_VALIDITY,
+        private_key_usage_months: int = DSC_KEY_USAGE_MONTHS,
+    ) -> KeyPair:
+        """Rotate: issue and store a new DSC under the CSCA; older DSCs stay (their passports verify)."""
+        dsc = make_dsc(
+            self.load("csca"),
+            now=now,
+            types=types,
+            key=key,
+            validity=validity,
+            private_key_usage_months=private_key_usage_months,
+        )
+        self._store(f"dsc-{dsc.kid.hex()}", dsc)
+        return dsc
+
+    def dsc_certificates(self) -> tuple[x509.Certificate, ...]:
+        """Every DSC in the folder, oldest first."""
+        certs = [load_certificate(p) for p in self.folder.glob("dsc-*.pem")]
+        return tuple(sorted(certs, key=lambda c: (c.not_valid_before_utc, c.not_valid_after_utc)))
+
+    def load_dsc_signer(self, *, now: datetime, kid: bytes | None = None) -> LocalSigner:
+        """A signer for the newest DSC whose key may sign at ``now`` (validity and key-usage period)."""
+        at = _utc_seconds(now)
+        for cert in reversed(self.dsc_certificates()):
+            info = parse_dsc(cert.public_bytes(serialization.Encoding.DER))
+            if kid is not None and info.kid != kid:
+                continue
+            start, end = info.signing_window
+            if start <= at <= end:
+                return self.load(f"dsc-{info.kid.hex()}").signer()
+        wanted = f"DSC {kid.hex()}" if kid is not None else "DSC"
+        raise KeyStoreError(f"no {wanted} may sign at {at.isoformat()}", code="keys.no_usable_dsc")
+
+    def new_site(self, *, site_id: str, site_name: str, now: datetime) -> KeyPair:
+        """Issue and store a site certificate under the site CA (``sites/<site_id>``)."""
+        _check_site_id(site_id)
+        site = make_site_certificate(self.load("site-ca"), site_id=site_id, site_name=site_name, now=now)
+        self._store(f"sites/{site_id}", site)
+        return site
+
+    def _store(self, stem: str, pair: KeyPair) -> None:
+        save_private_key(self.folder / f"{stem}.key", pair.private_key, self.passphrase)
+        save_certificate(self.folder / f"{stem}.pem", pair.certificate)

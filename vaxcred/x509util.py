@@ -1,0 +1,427 @@
+"""Document signer certificates (DSCs) read tolerantly: what a verifier needs, from real-world DER.
+
+Real DSCs break strict parsers (DCC.md §9): an empty extendedKeyUsage sequence
+(``common/2DCode/raw/CO15.json``: pyca's ``cert.extensions`` raises), encoded DER defaults, critical EKU,
+ICAO extensions, SHA-1 signatures.  :func:`parse_dsc` loads the certificate with pyca/cryptography and
+reads the extensions through ``cert.extensions``; when that raises, a minimal DER walker
+(:func:`_walk_extensions`) reads the few extensions vaxcred uses straight from the TBSCertificate.
+
+Fail closed on the one extension that *widens* permissions when missing: an extendedKeyUsage that is
+present but unreadable (or duplicated) raises :class:`~vaxcred.errors.KeyStoreError` rather than being
+treated as absent (absent EKU = every payload type allowed).  Other unreadable extensions read as ``None``.
+
+Pure: no files, no clock.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PRIVATE_KEY_USAGE_PERIOD",
+    "DscInfo",
+    "eku_allows",
+    "encode_pkup",
+    "load_certificate_bytes",
+    "parse_dsc",
+]
+
+import base64
+import binascii
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtensionOID, NameOID, ObjectIdentifier
+
+from vaxcred.crypto import kid_for
+from vaxcred.errors import KeyStoreError
+from vaxcred.oids import DCC_EKU_BY_TYPE
+
+#: privateKeyUsagePeriod (RFC 5280 §4.2.1.4 of RFC 3280; hcert spec App. A.4 uses it for DSC key use)
+PRIVATE_KEY_USAGE_PERIOD = ObjectIdentifier("2.5.29.16")
+
+_OID_EKU = ExtensionOID.EXTENDED_KEY_USAGE.dotted_string
+_OID_KEY_USAGE = ExtensionOID.KEY_USAGE.dotted_string
+_OID_BASIC_CONSTRAINTS = ExtensionOID.BASIC_CONSTRAINTS.dotted_string
+_OID_SKI = ExtensionOID.SUBJECT_KEY_IDENTIFIER.dotted_string
+_OID_AKI = ExtensionOID.AUTHORITY_KEY_IDENTIFIER.dotted_string
+_OID_PKUP = PRIVATE_KEY_USAGE_PERIOD.dotted_string
+
+_T = TypeVar("_T")
+
+_PEM_RE = re.compile(rb"-----BEGIN CERTIFICATE-----")
+_GENERALIZED_TIME_RE = re.compile(r"(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.\d+)?Z")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DscInfo:
+    """What vaxcred reads from a document signer certificate (all times aware UTC)."""
+
+    der: bytes = field(repr=False)
+    kid: bytes
+    public_key: CertificatePublicKeyTypes = field(repr=False)
+    not_before: datetime
+    not_after: datetime
+    #: dotted OIDs; ``None`` = no EKU extension, empty = extension present but empty (both permit all)
+    eku: frozenset[str] | None
+    #: subject ``C``
+    country: str | None
+    subject: str
+    issuer: str
+    #: keyUsage digitalSignature bit; ``None`` = no keyUsage extension
+    key_usage_digital_signature: bool | None
+    #: privateKeyUsagePeriod (notBefore, notAfter), either side optional; ``None`` = no extension
+    pkup: tuple[datetime | None, datetime | None] | None
+    #: basicConstraints cA; ``None`` = no basicConstraints extension
+    is_ca: bool | None
+    ski: bytes | None
+    aki: bytes | None
+    certificate: x509.Certificate | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("not_before", "not_after"):
+            value: datetime = getattr(self, name)
+            if value.tzinfo is None:
+                raise ValueError(f"DscInfo.{name} must be an aware UTC datetime")
+
+    @property
+    def signing_window(self) -> tuple[datetime, datetime]:
+        """When the DSC's private key may sign: validity narrowed by privateKeyUsagePeriod."""
+        start, end = self.not_before, self.not_after
+        if self.pkup is not None:
+            pkup_start, pkup_end = self.pkup
+            if pkup_start is not None:
+                start = max(start, pkup_start)
+            if pkup_end is not None:
+                end = min(end, pkup_end)
+        return start, end
+
+
+def load_certificate_bytes(data: bytes | str) -> bytes:
+    """A certificate in PEM, DER or base64 DER → its DER bytes (exactly as encoded).
+
+    Raises KeyStoreError(``keys.bad_certificate``) if ``data`` is none of these.
+    """
+    raw = data.encode("ascii", "replace") if isinstance(data, str) else bytes(data)
+    stripped = raw.strip()
+    try:
+        if _PEM_RE.search(stripped):
+            cert = x509.load_pem_x509_certificate(stripped)
+            return cert.public_bytes(Encoding.DER)
+        if stripped[:1] == b"\x30":
+            x509.load_der_x509_certificate(raw)
+            return raw
+        der = base64.b64decode(b"".join(stripped.split()), validate=True)
+        x509.load_der_x509_certificate(der)
+    except (ValueError, TypeError, binascii.Error) as e:
+        raise KeyStoreError(
+            f"not a certificate (PEM, DER or base64 DER): {e}", code="keys.bad_certificate"
+        ) from e
+    return der
+
+
+def parse_dsc(der: bytes) -> DscInfo:
+    """Read a DSC tolerantly (see the module docstring); KeyStoreError(``keys.bad_certificate``)."""
+    der = bytes(der)
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        public_key = cert.public_key()
+        not_before = cert.not_valid_before_utc
+        not_after = cert.not_valid_after_utc
+    except Exception as e:
+        raise KeyStoreError(f"unreadable certificate: {e}", code="keys.bad_certificate") from e
+    try:
+        exts = _extensions_from_pyca(cert)
+    except Exception:  # pyca rejects some real DSCs (CO15: empty EKU); read the DER ourselves
+        exts = _extensions_from_der(der)
+    return DscInfo(
+        der=der,
+        kid=kid_for(der),
+        public_key=public_key,
+        not_before=not_before,
+        not_after=not_after,
+        eku=exts.eku,
+        country=_country(cert),
+        subject=_rfc4514(cert, issuer=False),
+        issuer=_rfc4514(cert, issuer=True),
+        key_usage_digital_signature=exts.digital_signature,
+        pkup=exts.pkup,
+        is_ca=exts.is_ca,
+        ski=exts.ski,
+        aki=exts.aki,
+        certificate=cert,
+    )
+
+
+def eku_allows(info: DscInfo, payload_type: str) -> bool:
+    """DCC.md §5: no EKU, or an empty one, permits every type; else the type's OID (either family)."""
+    try:
+        wanted = DCC_EKU_BY_TYPE[payload_type]
+    except KeyError:
+        raise ValueError(f"payload type must be one of 'v', 't', 'r', not {payload_type!r}") from None
+    if not info.eku:
+        return True
+    return not wanted.isdisjoint(info.eku)
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Extensions:
+    eku: frozenset[str] | None = None
+    digital_signature: bool | None = None
+    is_ca: bool | None = None
+    ski: bytes | None = None
+    aki: bytes | None = None
+    pkup: tuple[datetime | None, datetime | None] | None = None
+
+
+def _country(cert: x509.Certificate) -> str | None:
+    try:
+        attrs = cert.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)
+    except Exception:
+        return None
+    for attr in attrs:
+        value = attr.value
+        return value if isinstance(value, str) else value.decode("ascii", "replace")
+    return None
+
+
+def _rfc4514(cert: x509.Certificate, *, issuer: bool) -> str:
+    try:
+        return (cert.issuer if issuer else cert.subject).rfc4514_string()
+    except Exception:
+        return ""
+
+
+def _extensions_from_pyca(cert: x509.Certificate) -> _Extensions:
+    eku: frozenset[str] | None = None
+    digital_signature: bool | None = None
+    is_ca: bool | None = None
+    ski: bytes | None = None
+    aki: bytes | None = None
+    pkup: tuple[datetime | None, datetime | None] | None = None
+    for ext in cert.extensions:
+        value = ext.value
+        if isinstance(value, x509.ExtendedKeyUsage):
+            eku = frozenset(oid.dotted_string for oid in value)
+        elif isinstance(value, x509.KeyUsage):
+            digital_signature = value.digital_signature
+        elif isinstance(value, x509.BasicConstraints):
+            is_ca = value.ca
+        elif isinstance(value, x509.SubjectKeyIdentifier):
+            ski = value.digest
+        elif isinstance(value, x509.AuthorityKeyIdentifier):
+            aki = value.key_identifier
+        elif ext.oid == PRIVATE_KEY_USAGE_PERIOD:
+            # pyca >= 45 has a PrivateKeyUsagePeriod class, older versions an UnrecognizedExtension:
+            # read the extnValue DER either way, with one parser for both paths.
+            raw = value.value if isinstance(value, x509.UnrecognizedExtension) else value.public_bytes()
+            pkup = _or_none(_parse_pkup, raw)
+    return _Extensions(eku=eku, digital_signature=digital_signature, is_ca=is_ca, ski=ski, aki=aki, pkup=pkup)
+
+
+def _extensions_from_der(der: bytes) -> _Extensions:
+    try:
+        extensions = list(_walk_extensions(der))
+    except _DerError as e:
+        # We cannot tell whether an EKU restricts this DSC: refuse rather than read it as "no EKU".
+        raise KeyStoreError(f"unreadable certificate extensions: {e}", code="keys.bad_certificate") from e
+    found: dict[str, bytes] = {}
+    for oid, value in extensions:
+        if oid in found:
+            if oid == _OID_EKU:
+                raise KeyStoreError("duplicate extendedKeyUsage extension", code="keys.bad_certificate")
+            continue
+        found[oid] = value
+    eku: frozenset[str] | None = None
+    if _OID_EKU in found:
+        try:
+            eku = _parse_eku(found[_OID_EKU])
+        except _DerError as e:
+            raise KeyStoreError(f"unreadable extendedKeyUsage: {e}", code="keys.bad_certificate") from e
+    return _Extensions(
+        eku=eku,
+        digital_signature=_or_none(_parse_key_usage_digital_signature, found.get(_OID_KEY_USAGE)),
+        is_ca=_or_none(_parse_basic_constraints_ca, found.get(_OID_BASIC_CONSTRAINTS)),
+        ski=_or_none(_parse_ski, found.get(_OID_SKI)),
+        aki=_or_none(_parse_aki, found.get(_OID_AKI)),
+        pkup=_or_none(_parse_pkup, found.get(_OID_PKUP)),
+    )
+
+
+def _or_none(parse: Callable[[bytes], _T], value: bytes | None) -> _T | None:
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except _DerError:
+        return None
+
+
+# --- a minimal DER reader (definite lengths, low tag numbers: all a certificate uses) -------------------
+
+
+class _DerError(Exception):
+    """Malformed DER in the part of a certificate the walker reads."""
+
+
+_SEQUENCE = 0x30
+_OID_TAG = 0x06
+_BOOLEAN = 0x01
+_OCTET_STRING = 0x04
+_BIT_STRING = 0x03
+_EXTENSIONS_TAG = 0xA3  # [3] EXPLICIT in TBSCertificate
+
+
+def _tlvs(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """Yield ``(tag, content_start, content_end)`` for each element in ``buf[start:end]``."""
+    pos = start
+    while pos < end:
+        tag = buf[pos]
+        if tag & 0x1F == 0x1F:
+            raise _DerError("high tag numbers are not used in certificates")
+        pos += 1
+        if pos >= end:
+            raise _DerError("truncated length")
+        length = buf[pos]
+        pos += 1
+        if length & 0x80:
+            count = length & 0x7F
+            if count == 0 or count > 4 or pos + count > end:
+                raise _DerError("bad length")
+            length = int.from_bytes(buf[pos : pos + count], "big")
+            pos += count
+        if pos + length > end:
+            raise _DerError("element runs past its container")
+        yield tag, pos, pos + length
+        pos += length
+
+
+def _only(buf: bytes, start: int, end: int, tag: int) -> tuple[int, int]:
+    items = list(_tlvs(buf, start, end))
+    if len(items) != 1 or items[0][0] != tag:
+        raise _DerError(f"expected exactly one element with tag {tag:#04x}")
+    return items[0][1], items[0][2]
+
+
+def _walk_extensions(der: bytes) -> Iterator[tuple[str, bytes]]:
+    """Yield ``(dotted OID, extnValue content)`` for each extension of a DER certificate."""
+    cert_start, cert_end = _only(der, 0, len(der), _SEQUENCE)
+    children = list(_tlvs(der, cert_start, cert_end))
+    if not children or children[0][0] != _SEQUENCE:
+        raise _DerError("no TBSCertificate")
+    _, tbs_start, tbs_end = children[0]
+    for tag, start, end in _tlvs(der, tbs_start, tbs_end):
+        if tag != _EXTENSIONS_TAG:
+            continue
+        seq_start, seq_end = _only(der, start, end, _SEQUENCE)
+        for ext_tag, ext_start, ext_end in _tlvs(der, seq_start, seq_end):
+            if ext_tag != _SEQUENCE:
+                raise _DerError("extension is not a SEQUENCE")
+            parts = list(_tlvs(der, ext_start, ext_end))
+            if len(parts) not in (2, 3) or parts[0][0] != _OID_TAG or parts[-1][0] != _OCTET_STRING:
+                raise _DerError("extension is not SEQUENCE { OID, [BOOLEAN], OCTET STRING }")
+            if len(parts) == 3 and parts[1][0] != _BOOLEAN:
+                raise _DerError("extension critical flag is not a BOOLEAN")
+            yield _decode_oid(der[parts[0][1] : parts[0][2]]), der[parts[-1][1] : parts[-1][2]]
+
+
+def _decode_oid(content: bytes) -> str:
+    if not content or content[-1] & 0x80:
+        raise _DerError("bad OBJECT IDENTIFIER")
+    arcs: list[int] = []
+    value = 0
+    for byte in content:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            arcs.append(value)
+            value = 0
+    first = arcs[0]
+    head = [0, first] if first < 40 else [1, first - 40] if first < 80 else [2, first - 80]
+    return ".".join(str(arc) for arc in head + arcs[1:])
+
+
+def _parse_eku(value: bytes) -> frozenset[str]:
+    start, end = _only(value, 0, len(value), _SEQUENCE)
+    oids: set[str] = set()
+    for tag, s, e in _tlvs(value, start, end):
+        if tag != _OID_TAG:
+            raise _DerError("extendedKeyUsage member is not an OID")
+        oids.add(_decode_oid(value[s:e]))
+    return frozenset(oids)
+
+
+def _parse_key_usage_digital_signature(value: bytes) -> bool:
+    start, end = _only(value, 0, len(value), _BIT_STRING)
+    if end - start < 1:
+        raise _DerError("empty BIT STRING")
+    return end - start >= 2 and bool(value[start + 1] & 0x80)  # bit 0 = digitalSignature
+
+
+def _parse_basic_constraints_ca(value: bytes) -> bool:
+    start, end = _only(value, 0, len(value), _SEQUENCE)
+    for tag, s, e in _tlvs(value, start, end):
+        return tag == _BOOLEAN and e - s == 1 and value[s] != 0
+    return False
+
+
+def _parse_ski(value: bytes) -> bytes:
+    start, end = _only(value, 0, len(value), _OCTET_STRING)
+    return value[start:end]
+
+
+def _parse_aki(value: bytes) -> bytes | None:
+    start, end = _only(value, 0, len(value), _SEQUENCE)
+    for tag, s, e in _tlvs(value, start, end):
+        if tag == 0x80:  # [0] IMPLICIT KeyIdentifier
+            return value[s:e]
+    return None
+
+
+def _parse_pkup(value: bytes) -> tuple[datetime | None, datetime | None]:
+    """``PrivateKeyUsagePeriod ::= SEQUENCE { notBefore [0] GeneralizedTime OPTIONAL, notAfter [1] … }``."""
+    start, end = _only(value, 0, len(value), _SEQUENCE)
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    for tag, s, e in _tlvs(value, start, end):
+        if tag == 0x80 and not_before is None and not_after is None:
+            not_before = _generalized_time(value[s:e])
+        elif tag == 0x81 and not_after is None:
+            not_after = _generalized_time(value[s:e])
+        else:
+            raise _DerError("unexpected element in privateKeyUsagePeriod")
+    if not_before is None and not_after is None:
+        raise _DerError("empty privateKeyUsagePeriod")
+    return not_before, not_after
+
+
+def _generalized_time(content: bytes) -> datetime:
+    match = _GENERALIZED_TIME_RE.fullmatch(content.decode("ascii", "replace"))
+    if match is None:
+        raise _DerError("GeneralizedTime is not YYYYMMDDHHMMSS[.f]Z")
+    year, month, day, hour, minute, second = (int(g) for g in match.groups())
+    try:
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError as e:
+        raise _DerError(f"bad GeneralizedTime: {e}") from e
+
+
+def encode_pkup(not_before: datetime | None, not_after: datetime | None) -> bytes:
+    """DER ``PrivateKeyUsagePeriod`` (the extnValue content) for the given aware UTC bounds."""
+    parts = b""
+    for tag, when in ((0x80, not_before), (0x81, not_after)):
+        if when is None:
+            continue
+        if when.tzinfo is None:
+            raise ValueError("privateKeyUsagePeriod bounds must be aware UTC datetimes")
+        text = when.astimezone(UTC).strftime("%Y%m%d%H%M%SZ").encode("ascii")
+        parts += bytes((tag, len(text))) + text
+    if not parts:
+        raise ValueError("privateKeyUsagePeriod needs at least one bound")
+    return bytes((_SEQUENCE, len(parts))) + parts
