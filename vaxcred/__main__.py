@@ -1,0 +1,3 @@
+from vaxcred.cli import run
+
+run()

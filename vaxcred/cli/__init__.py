@@ -1,0 +1,62 @@
+"""The ``vaxcred`` command line: thin click commands over the library.
+
+``main()`` maps outcomes to exit codes: 0 VALID / success, 1 INVALID / refused, 2 NEEDS_CHECK, 3 usage error.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from vaxcred import __version__
+from vaxcred.cli._common import EXIT_USAGE
+from vaxcred.cli.issue import issue
+from vaxcred.cli.keys import keys
+from vaxcred.cli.trustlist import trustlist
+from vaxcred.cli.verify import verify
+
+__all__ = ["cli", "main", "run"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vaxcred")
+def cli() -> None:
+    """vaxcred: issue and verify EU-DCC compatible vaccine passports (HC1 QR codes).
+
+    \b
+    vaxcred keys init KEYS            ministry key chain (CSCA, DSC, trust-list key, site CA)
+    vaxcred issue person.json --keys KEYS --png qr.png
+    vaxcred verify qr.png --trust-list trust.cbor --anchor KEYS/csca.pem
+    vaxcred verify "HC1:..." --dsc dsc.pem --at 2021-06-01T00:00:00Z --json
+    """
+
+
+cli.add_command(keys)
+cli.add_command(issue)
+cli.add_command(verify)
+cli.add_command(trustlist)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; usage errors exit 3 (click's own default, 2, means NEEDS_CHECK here)."""
+    try:
+        # standalone_mode=False: click returns ctx.exit()'s code instead of calling sys.exit
+        code = cli.main(args=argv, prog_name="vaxcred", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return int(e.exit_code)
+    except click.UsageError as e:
+        e.show()
+        return EXIT_USAGE
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return EXIT_USAGE
+    return code if isinstance(code, int) else 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""``vaxcred verify``: check a passport the way a border app does. A stable contract for outside tools."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vaxcred import errors
+from vaxcred.cli._common import EXIT_INVALID, EXIT_NEEDS_CHECK, EXIT_VALID, parse_at, safe
+from vaxcred.result import Status, VerificationResult
+from vaxcred.trust import Environment, TrustStore, load_gateway_trust_list, load_signed_trust_list
+from vaxcred.verify import verify as verify_passport
+from vaxcred.x509util import load_certificate_bytes
+
+_EXIT = {Status.VALID: EXIT_VALID, Status.INVALID: EXIT_INVALID, Status.NEEDS_CHECK: EXIT_NEEDS_CHECK}
+_MAX_FILE = 10 * 1024 * 1024
+
+
+def _read_input(value: str) -> str | bytes:
+    """INPUT: an HC1 string, a file holding one, or an image file ('-' reads stdin)."""
+    if value == "-":
+        return sys.stdin.buffer.read(_MAX_FILE + 1)
+    if value.lstrip().startswith("HC1:"):
+        return value
+    path = Path(value)
+    if not path.is_file():
+        raise click.BadParameter("neither an HC1 string nor a readable file", param_hint="INPUT")
+    with path.open("rb") as fh:
+        return fh.read(_MAX_FILE + 1)
+
+
+def _load_trust(dscs: tuple[str, ...], trust_list: Path | None, anchor: Path | None, env: str,
+                at: Any) -> TrustStore:
+    environment = Environment[env]
+    if trust_list is not None:
+        data = trust_list.read_bytes()
+        try:
+            if data.lstrip()[:1] == b"[":
+                return load_gateway_trust_list(data, environment=environment).store
+            if anchor is None:
+                raise click.UsageError("a signed trust list needs --anchor (the CSCA certificate)")
+            from cryptography import x509
+
+            anchor_cert = x509.load_der_x509_certificate(load_certificate_bytes(anchor.read_bytes()))
+            return load_signed_trust_list(data, anchor=anchor_cert, environment=environment, now=at)
+        except errors.VaxcredError as e:
+            raise click.UsageError(f"cannot load the trust list: [{e.code}] {e.message}") from e
+    if not dscs:
+        raise click.UsageError("give --trust-list FILE or at least one --dsc CERT")
+    ders = []
+    for item in dscs:
+        try:
+            ders.append(load_certificate_bytes(Path(item).read_bytes()))
+        except OSError as e:
+            raise click.BadParameter(f"cannot read {item}: {e.strerror}", param_hint="--dsc") from e
+        except errors.VaxcredError as e:
+            raise click.BadParameter(f"{item}: {e.message}", param_hint="--dsc") from e
+    try:
+        return TrustStore.from_dsc_certificates(ders, environment=environment)
+    except errors.VaxcredError as e:
+        raise click.BadParameter(e.message, param_hint="--dsc") from e
+
+
+def _print_human(result: VerificationResult, details: bool) -> None:
+    colour = {"VALID": "green", "INVALID": "red", "NEEDS_CHECK": "yellow"}[result.status.value]
+    click.secho(result.status.value, fg=colour, bold=True)
+    if result.holder:
+        h = result.holder
+        click.echo(f"  name:          {safe(h.fn or '')} {safe(h.gn or '')}  ({safe(h.fnt or '')} / {safe(h.gnt or '')})")
+        click.echo(f"  date of birth: {safe(h.dob) or '(not given)'}")
+    if result.issuer_country:
+        click.echo(f"  issued by:     {safe(result.issuer_country)} (from the trust store)")
+    if result.trust_mode == "dsc":
+        click.echo("  trust:         bare DSC given with --dsc: chain to a CSCA NOT checked")
+    for step in result.steps:
+        mark = {"pass": "✓", "fail": "✗", "skip": "-"}[step.result.value]
+        if details or step.result.value != "pass":
+            click.echo(f"  {mark} {step.name:<10} {step.code}: {safe(step.message)}")
+    if details and result.certificate:
+        click.echo(json.dumps(result.certificate, ensure_ascii=False, indent=2))
+
+
+@click.command()
+@click.argument("input_value", metavar="INPUT")
+@click.option("--dsc", "dscs", multiple=True, metavar="CERT",
+              help="A DSC certificate (PEM, DER or base64 DER) trusted as is; repeatable. Chain not checked.")
+@click.option("--trust-list", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="EU gateway trust-list JSON, or a vaxcred signed national trust list (needs --anchor).")
+@click.option("--anchor", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="The CSCA certificate that anchors a signed trust list.")
+@click.option("--environment", "env", type=click.Choice(["PROD", "ACC", "TST"]), default="PROD",
+              show_default=True, help="Trust environment; test and production never mix.")
+@click.option("--at", "at", metavar="ISO-8601", help="Verify as of this time (default: now).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the stable machine format).")
+@click.option("--details", is_flag=True, help="Also show passing steps and the whole certificate.")
+def verify(input_value: str, dscs: tuple[str, ...], trust_list: Path | None, anchor: Path | None, env: str,
+           at: str | None, as_json: bool, details: bool) -> None:
+    """Verify INPUT: an HC1 string, a file holding one, or a PNG/JPEG image of the QR code.
+
+    Exit code: 0 VALID, 1 INVALID, 2 NEEDS_CHECK, 3 usage error.
+    """
+    now = parse_at(at)
+    trust = _load_trust(dscs, trust_list, anchor, env, now)
+    result = verify_passport(_read_input(input_value), trust, now=now)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), ensure_ascii=False, sort_keys=False))
+    else:
+        _print_human(result, details)
+    click.get_current_context().exit(_EXIT[result.status])

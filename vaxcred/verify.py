@@ -1,0 +1,302 @@
+"""Verify an HC1 passport the way a border app does.
+
+The steps, in one place (each code block below is tagged with its number and name, which are also the
+names in :class:`~vaxcred.result.VerificationResult`):
+
+(0) input:     an image (PNG/JPEG) is read for its single QR code; bytes must be ASCII text
+(1) prefix:    exactly ``HC1:``, at most 4,296 characters
+(2) base45:    RFC 9285 strict
+(3) zlib:      zlib wrapper, stream end, no trailing bytes, at most 64 KiB inflated
+(4) cose:      COSE_Sign1 (untagged, 18, or 61(18)); strict CBOR; CWT claims with integer iat/exp, hcert
+(5) kid:       an 8-byte kid (protected header wins) selecting candidate DSCs — a hint, never a verdict
+(6) signature: every candidate tried; the algorithm comes from the DSC's key type, a header alg that
+               disagrees fails; Sig_structure from the bytes as received
+--- once the signature holds, every remaining check runs and reports ---
+(7) chain:     DSC -> CSCA of its country at ``now`` (``skip`` when only bare DSCs were handed over)
+(8) time:      DSC.notBefore <= iat <= now (+skew) <= exp <= DSC.notAfter
+(9) key_usage: exactly one of v/t/r, allowed by the DSC's extended key usage (either OID family)
+(10) schema:   the official JSON schema of the payload's own ``ver`` (compiled once)
+
+Nothing here reads the clock: ``now`` is a parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from vaxcred import crypto, errors, schema
+from vaxcred.codec import base45, compress, cose, cwt, prefix
+from vaxcred.result import STEP_NAMES, Holder, Status, Step, StepResult, VerificationResult
+from vaxcred.trust import TrustedDsc, TrustStore, check_chain
+from vaxcred.x509util import eku_allows
+
+__all__ = ["verify"]
+
+_PASS = StepResult.PASS
+_FAIL = StepResult.FAIL
+_SKIP = StepResult.SKIP
+_MAX_INPUT_BYTES = 10 * 1024 * 1024
+
+
+class _Steps:
+    """Collects step outcomes in order; steps never reached are reported as ``skip``."""
+
+    __slots__ = ("failed", "items")
+
+    def __init__(self) -> None:
+        self.items: list[Step] = []
+        self.failed = False
+
+    def ok(self, name: str, message: str) -> None:
+        self.items.append(Step(name=name, result=_PASS, code=f"{name}.ok", message=message))
+
+    def fail(self, name: str, code: str, message: str) -> None:
+        self.failed = True
+        self.items.append(Step(name=name, result=_FAIL, code=code, message=message))
+
+    def skip(self, name: str, code: str, message: str) -> None:
+        self.items.append(Step(name=name, result=_SKIP, code=code, message=message))
+
+    def error(self, name: str, exc: errors.VaxcredError) -> None:
+        self.fail(name, exc.code, exc.message)
+
+    def finish(self, **fields: Any) -> VerificationResult:
+        done = {s.name for s in self.items}
+        for name in STEP_NAMES:
+            if name not in done:
+                self.skip(name, "skipped.earlier_failure", "not checked: an earlier step failed")
+        order = {n: i for i, n in enumerate(STEP_NAMES)}
+        steps = tuple(sorted(self.items, key=lambda s: order.get(s.name, len(order))))
+        status = fields.pop("status", None) or (Status.INVALID if self.failed else Status.VALID)
+        return VerificationResult(status=status, steps=steps, **fields)
+
+
+def _as_text(data: str | bytes, steps: _Steps) -> str | None:
+    """(0) input: images are read for their QR code; other bytes must be ASCII text."""
+    if isinstance(data, str):
+        return data
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"verify() takes str or bytes, not {type(data).__name__}")
+    raw = bytes(data)
+    if len(raw) > _MAX_INPUT_BYTES:
+        steps.fail("prefix", "prefix.too_long", "input larger than 10 MiB")
+        return None
+    from vaxcred import qr  # local import: image support pulls in Pillow and zxing-cpp
+
+    if qr.is_image(raw):
+        try:
+            return qr.decode_image(raw)
+        except errors.ImageError as e:
+            steps.fail("prefix", e.code, f"no readable QR code: {e.message}")
+            return None
+    try:
+        return raw.decode("ascii")
+    except UnicodeDecodeError:
+        steps.fail("prefix", "prefix.not_text", "input is neither an image nor ASCII text")
+        return None
+
+
+def _epoch(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _check_time(
+    claims: cwt.Claims, dsc: TrustedDsc, now: datetime, skew: timedelta
+) -> tuple[str, str] | None:
+    """(8) the shell model: DSC.notBefore <= iat <= now (+skew) <= exp <= DSC.notAfter."""
+    info = dsc.info
+    iat, exp = _epoch(claims.iat), _epoch(claims.exp)
+    if exp < now:
+        return "time.expired", f"expired at {exp.isoformat()}"
+    if iat > now + skew:
+        return "time.not_yet_valid", f"issued in the future ({iat.isoformat()})"
+    if iat < info.not_before:
+        return "time.iat_before_dsc", "issued before its signing certificate became valid"
+    if exp > info.not_after:
+        return "time.exp_after_dsc", "valid beyond its signing certificate's notAfter"
+    if now > info.not_after:
+        return "time.dsc_expired", "the signing certificate has expired"
+    if now < info.not_before:
+        return "time.dsc_not_yet_valid", "the signing certificate is not yet valid"
+    if info.pkup is not None:
+        start, end = info.pkup
+        if (start is not None and iat < start) or (end is not None and iat > end):
+            return "time.outside_key_usage_period", "issued outside the DSC's private key usage period"
+    if iat > exp:
+        return "time.iat_after_exp", "issued after it expires"
+    return None
+
+
+def _payload_type(dcc: Mapping[str, Any]) -> str | None:
+    present = [k for k in ("v", "t", "r") if k in dcc]
+    if len(present) != 1:
+        return None
+    # the entry count is the schema's business (1.3.0 allows one entry, earlier versions several)
+    entries = dcc[present[0]]
+    if not isinstance(entries, list) or not entries:
+        return None
+    return present[0]
+
+
+def _holder(dcc: Mapping[str, Any]) -> Holder | None:
+    nam = dcc.get("nam")
+    dob = dcc.get("dob", "")
+    if not isinstance(nam, Mapping):
+        return None
+
+    def text(key: str) -> str | None:
+        value = nam.get(key)
+        return value if isinstance(value, str) else None
+
+    return Holder(
+        fn=text("fn"), gn=text("gn"), fnt=text("fnt"), gnt=text("gnt"), dob=dob if isinstance(dob, str) else ""
+    )
+
+
+def verify(
+    data: str | bytes,
+    trust: TrustStore,
+    *,
+    now: datetime,
+    skew: timedelta = timedelta(0),
+    max_trust_age: timedelta | None = None,
+) -> VerificationResult:
+    """Verify an HC1 string (or the bytes of one, or a PNG/JPEG image of its QR code) against ``trust``.
+
+    ``now`` must be an aware datetime. ``skew`` allows ``iat`` that far in the future (default 0).
+    A trust store that is not fresh (older than ``max_trust_age``, else the bound it was loaded with) turns
+    a VALID outcome into NEEDS_CHECK.
+    Any input yields a result; only caller mistakes (naive ``now``, wrong types) raise.
+    """
+    if not isinstance(now, datetime):
+        raise TypeError("now must be a datetime")
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    now = now.astimezone(UTC)
+    steps = _Steps()
+    mode = "trust_list" if trust.chain_required else "dsc"
+    base: dict[str, Any] = {"trust_mode": mode, "environment": trust.environment.value}
+
+    # (0) input
+    text = _as_text(data, steps)
+    if text is None:
+        return steps.finish(**base)
+
+    # (1) prefix
+    try:
+        b45 = prefix.strip_prefix(text)
+    except errors.PrefixError as e:
+        steps.error("prefix", e)
+        return steps.finish(**base)
+    steps.ok("prefix", "HC1: context identifier")
+
+    # (2) base45
+    try:
+        compressed = base45.b45decode(b45)
+    except errors.Base45Error as e:
+        steps.error("base45", e)
+        return steps.finish(**base)
+    steps.ok("base45", "valid Base45")
+
+    # (3) zlib
+    try:
+        cose_bytes = compress.decompress(compressed)
+    except errors.ZlibError as e:
+        steps.error("zlib", e)
+        return steps.finish(**base)
+    steps.ok("zlib", "zlib stream inflated")
+
+    # (4) cose: envelope and CWT claims; only alg and kid are *used* before the signature holds
+    try:
+        msg = cose.decode_sign1(cose_bytes)
+        claims = cwt.decode_claims(msg.payload)
+    except errors.DecodeError as e:
+        steps.error("cose", e)
+        return steps.finish(**base)
+    if msg.alg is None:
+        steps.fail("cose", "cose.no_alg", "no algorithm in either header")
+        return steps.finish(**base)
+    steps.ok("cose", "COSE_Sign1 with CWT claims")
+    base["kid"] = msg.kid if isinstance(msg.kid, bytes) else None
+
+    # (5) kid: selects candidates only
+    if msg.kid is None or msg.kid_malformed:
+        steps.fail("kid", "kid.missing" if msg.kid is None else "kid.malformed", "no usable kid")
+        return steps.finish(**base)
+    if len(msg.kid) != 8:
+        steps.fail("kid", "kid.bad_length", f"kid must be 8 bytes, got {len(msg.kid)}")
+        return steps.finish(**base)
+    candidates = trust.candidates(msg.kid)
+    if not candidates:
+        steps.fail("kid", "kid.unknown", f"no trusted DSC with kid {msg.kid.hex()}")
+        return steps.finish(**base)
+    steps.ok("kid", f"{len(candidates)} candidate DSC(s) for kid {msg.kid.hex()}")
+
+    # (6) signature: every candidate; algorithm bound to the key type
+    to_be_signed = cose.sig_structure(msg)
+    dsc: TrustedDsc | None = None
+    last: errors.SignatureError | None = None
+    for candidate in candidates:
+        try:
+            crypto.verify_signature(candidate.info.public_key, msg.alg, to_be_signed, msg.signature)
+        except errors.SignatureError as e:
+            if last is None or last.code == "signature.alg_mismatch":
+                last = e
+            continue
+        dsc = candidate
+        break
+    if dsc is None:
+        assert last is not None
+        steps.error("signature", last)
+        return steps.finish(**base)
+    steps.ok("signature", f"signature verified ({crypto.Algorithm(msg.alg).name})")
+    dcc = claims.dcc
+    base.update(
+        holder=_holder(dcc),
+        certificate=dcc,
+        issuer_country=dsc.country,
+        iat=_epoch(claims.iat),
+        exp=_epoch(claims.exp),
+    )
+
+    # (7) chain
+    if not trust.chain_required:
+        steps.skip("chain", "chain.not_checked", "bare DSC supplied without its CSCA: chain not checked")
+    else:
+        try:
+            check_chain(dsc, trust, now)
+        except errors.ChainError as e:
+            steps.error("chain", e)
+        else:
+            steps.ok("chain", f"DSC chains to the {dsc.country} CSCA")
+
+    # (8) time
+    problem = _check_time(claims, dsc, now, skew)
+    if problem:
+        steps.fail("time", *problem)
+    else:
+        steps.ok("time", "within iat/exp and the DSC's validity")
+
+    # (9) key_usage
+    payload_type = _payload_type(dcc)
+    if payload_type is None:
+        steps.fail("key_usage", "key_usage.not_one_type", "the payload must hold exactly one of v, t, r (non-empty)")
+    elif not eku_allows(dsc.info, payload_type):
+        steps.fail("key_usage", "key_usage.not_allowed", f"the DSC may not sign type {payload_type!r}")
+    else:
+        steps.ok("key_usage", f"DSC allowed to sign type {payload_type!r}")
+
+    # (10) schema
+    try:
+        schema.validate_dcc(dcc)
+    except errors.SchemaError as e:
+        steps.error("schema", e)
+    else:
+        steps.ok("schema", f"valid against DCC schema {dcc.get('ver')}")
+
+    status = None
+    if not steps.failed and not trust.is_fresh(now, max_trust_age):
+        status = Status.NEEDS_CHECK
+    return steps.finish(status=status, **base)
