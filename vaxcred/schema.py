@@ -1,0 +1,389 @@
+"""DCC payload validation against the official JSON schema of the payload's own version — fast.
+
+:func:`validate_dcc` picks the vendored schema for ``ver`` (1.0.0 … 1.3.3; any other well-formed version,
+such as the unpublished ``1.0.4`` seen in IE vectors, is validated with the newest 1.3.x), runs it, and adds
+two checks in code: ``ver`` must be ``^[0-9]+\\.[0-9]+\\.[0-9]+\\Z`` in ASCII (the schema's
+``^\\d+.\\d+.\\d+$`` has bare dots, Unicode digits and lets a trailing newline through — SECURITY.md pitfall
+18), and exactly one of ``v``/``t``/``r`` is present, holding exactly one entry (DCC.md §2, SECURITY.md
+pitfall 12; schemas before 1.3.0 do not say so — dgc-testdata ``common/2DCode/raw/DGC2.json`` carries all
+three, ``RO/2DCode/raw/2.json`` and ``SK/2DCode/raw/3.json`` two vaccinations, both listed upstream as known
+issues).  Value-set membership is not a schema matter (``rules``).
+
+Why not :mod:`jsonschema` at run time: it takes ~0.5 ms per DCC, more than the whole verify budget.  Each
+schema version is compiled once, on first use, into nested Python closures: no ``exec``/``eval`` and no code
+generated from text, and only the vendored schemas are ever compiled (never a schema from input).  The
+closures make exactly jsonschema's decisions (Draft 2020-12, no format checker): the same type predicates
+(``dict`` objects, ``list`` arrays, ``bool`` not an integer, ``2.0`` an integer), the ``pattern`` keyword as
+Python ``re.search`` (unanchored; ``$`` matches before a final ``\\n``; ``\\d`` any Unicode digit),
+``format`` an annotation only.  The tests hold jsonschema as the oracle.  A keyword the compiler does not
+implement makes compilation fail: nothing is silently skipped.
+
+Error messages name the failing location and rule, never the value (personal data).
+
+Codes: ``schema.invalid`` (the payload breaks the schema), ``schema.bad_version`` (``ver`` missing, not a
+string, or not ``MAJOR.MINOR.PATCH``), ``schema.entry_count`` (not exactly one of v/t/r, or not exactly
+one entry).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import numbers
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from vaxcred.errors import SchemaError
+
+__all__ = ["NEWEST_SCHEMA_VERSION", "SCHEMA_VERSIONS", "schema_version_for", "validate_dcc"]
+
+#: Every vendored (published) schema version, oldest first; 0.1.0 was a draft and is not vendored.
+SCHEMA_VERSIONS = ("1.0.0", "1.0.1", "1.1.0", "1.2.0", "1.2.1", "1.3.0", "1.3.1", "1.3.2", "1.3.3")
+NEWEST_SCHEMA_VERSION = "1.3.3"
+
+_VER_RE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\Z")
+_ENTRY_KEYS = ("v", "t", "r")
+_MAX_PROBLEMS = 20
+
+
+def schema_version_for(ver: object) -> str:
+    """The vendored schema version that validates a payload claiming ``ver``.
+
+    Raises :class:`SchemaError` (``schema.bad_version``) if ``ver`` is not an ASCII ``MAJOR.MINOR.PATCH``
+    string.
+    """
+    if not isinstance(ver, str) or not _VER_RE.match(ver):
+        raise SchemaError("ver must be a MAJOR.MINOR.PATCH version string", code="schema.bad_version")
+    return ver if ver in _VERSION_SET else NEWEST_SCHEMA_VERSION
+
+
+_VERSION_SET = frozenset(SCHEMA_VERSIONS)
+
+
+def validate_dcc(dcc: Mapping[str, Any]) -> None:
+    """Validate a decoded DCC payload against the schema of its ``ver``; :class:`SchemaError` if invalid.
+
+    The message lists the problems found (locations and rules, not values).
+    """
+    try:
+        ver = dcc.get("ver") if isinstance(dcc, dict) else None
+        try:
+            version = schema_version_for(ver)
+        except SchemaError as e:
+            # Still list what else is wrong, judged by the newest schema.
+            problems = [e.message, *_compiled(NEWEST_SCHEMA_VERSION).explain(dcc, "$")]
+            raise SchemaError(_message(problems), code="schema.bad_version") from None
+        node = _compiled(version)
+        if not node.check(dcc):
+            raise SchemaError(_message(list(node.explain(dcc, "$"))), code="schema.invalid")
+        present = [key for key in _ENTRY_KEYS if key in dcc]
+        if len(present) != 1:
+            raise SchemaError("exactly one of v, t, r must be present", code="schema.entry_count")
+        # The number of entries is the schema's business: 1.3.0 allows one, earlier versions several
+        # (RO and SK issued two-entry 1.0/1.2 payloads that upstream expects to validate, DCC.md §8).
+        # Our issuer emits exactly one (the model's single ``entry`` field).
+    except (TypeError, ValueError, RecursionError) as e:  # defensive: exotic input objects
+        raise SchemaError(f"payload cannot be validated: {type(e).__name__}", code="schema.invalid") from e
+
+
+def _message(problems: list[str]) -> str:
+    shown = problems[:_MAX_PROBLEMS]
+    more = f"; and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
+    return "schema validation failed: " + "; ".join(shown or ["invalid"]) + more
+
+
+# ----------------------------------------------------------------------------------------------------
+# Compiler: schema (dict) -> _Node(check, explain)
+
+Check = Callable[[Any], bool]
+Explain = Callable[[Any, str], Iterator[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Node:
+    check: Check  # fast path: True if valid
+    explain: Explain  # slow path, failures only: one message per problem
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, numbers.Number) and not isinstance(x, bool)
+
+
+def _is_integer(x: Any) -> bool:
+    if isinstance(x, bool):
+        return False
+    return isinstance(x, int) or (isinstance(x, float) and x.is_integer())
+
+
+# Draft 2020-12 type checker of jsonschema (jsonschema._types.draft202012_type_checker).
+_TYPES: dict[str, Check] = {
+    "array": lambda x: isinstance(x, list),
+    "boolean": lambda x: isinstance(x, bool),
+    "integer": _is_integer,
+    "null": lambda x: x is None,
+    "number": _is_number,
+    "object": lambda x: isinstance(x, dict),
+    "string": lambda x: isinstance(x, str),
+}
+
+# Keywords without assertion semantics here (format: no format checker, like jsonschema's default).
+_ANNOTATIONS = frozenset(
+    {"$schema", "$id", "$comment", "$defs", "title", "description", "examples", "format", "valueset-uri"}
+)
+
+
+def _ok(_: Any, __: str) -> Iterator[str]:
+    return iter(())
+
+
+class _Compiler:
+    """Compile one schema version (a set of documents keyed by ``$id``) into closures."""
+
+    def __init__(self, documents: Mapping[str, Mapping[str, Any]]) -> None:
+        self._documents = documents
+        self._refs: dict[str, _Node] = {}
+        self._resolving: set[str] = set()
+
+    def compile_root(self, uri: str) -> _Node:
+        return self._ref(uri, uri)
+
+    def _ref(self, ref: str, base: str) -> _Node:
+        doc_uri, _, fragment = ref.partition("#")
+        doc_uri = doc_uri or base
+        key = f"{doc_uri}#{fragment}"
+        if key in self._refs:
+            return self._refs[key]
+        if key in self._resolving:
+            raise ValueError(f"recursive $ref {key} is not supported")
+        if doc_uri not in self._documents:
+            raise ValueError(f"unknown schema document {doc_uri}")
+        target: Any = self._documents[doc_uri]
+        if fragment:
+            if not fragment.startswith("/"):
+                raise ValueError(f"only JSON-pointer $refs are supported: {ref}")
+            for token in fragment[1:].split("/"):
+                target = target[token.replace("~1", "/").replace("~0", "~")]
+        self._resolving.add(key)
+        node = self._compile(target, doc_uri)
+        self._resolving.discard(key)
+        self._refs[key] = node
+        return node
+
+    def _compile(self, schema: Any, base: str) -> _Node:
+        if not isinstance(schema, dict):
+            raise ValueError("boolean schemas are not supported")  # the DCC schemas use none
+        if "$id" in schema and schema["$id"] != base:
+            raise ValueError("nested $id is not supported")
+        parts: list[_Node] = []
+        for keyword, value in schema.items():
+            if keyword in _ANNOTATIONS:
+                continue
+            builder = getattr(self, "_kw_" + keyword.replace("$", "dollar_"), None)
+            if builder is None:
+                raise ValueError(f"unsupported JSON Schema keyword {keyword!r}")
+            parts.append(builder(value, schema, base))
+        return _all(parts)
+
+    # -- keywords (each mirrors jsonschema/_keywords.py) ----------------------------------------------------
+
+    def _kw_dollar_ref(self, ref: str, _schema: Any, base: str) -> _Node:
+        return self._ref(ref, base)
+
+    def _kw_type(self, types: str | list[str], _schema: Any, _base: str) -> _Node:
+        names = (types,) if isinstance(types, str) else tuple(types)
+        preds = tuple(_TYPES[name] for name in names)
+        if len(preds) == 1:
+            check = preds[0]
+        else:
+
+            def check(x: Any) -> bool:
+                return any(p(x) for p in preds)
+
+        def explain(x: Any, path: str) -> Iterator[str]:
+            if not check(x):
+                yield f"{path}: is not of type {' or '.join(names)}"
+
+        return _Node(check, explain)
+
+    def _kw_required(self, required: list[str], _schema: Any, _base: str) -> _Node:
+        names = tuple(required)
+
+        def check(x: Any) -> bool:
+            if not isinstance(x, dict):
+                return True
+            return all(name in x for name in names)
+
+        def explain(x: Any, path: str) -> Iterator[str]:
+            if isinstance(x, dict):
+                for name in names:
+                    if name not in x:
+                        yield f"{path}: {name!r} is required"
+
+        return _Node(check, explain)
+
+    def _kw_properties(self, properties: Mapping[str, Any], _schema: Any, base: str) -> _Node:
+        subs = tuple((name, self._compile(sub, base)) for name, sub in properties.items())
+        checks = tuple((name, node.check) for name, node in subs)
+
+        def check(x: Any) -> bool:
+            if not isinstance(x, dict):
+                return True
+            for name, sub_check in checks:  # noqa: SIM110 - a loop beats all() over a generator here
+                if name in x and not sub_check(x[name]):
+                    return False
+            return True
+
+        def explain(x: Any, path: str) -> Iterator[str]:
+            if isinstance(x, dict):
+                for name, node in subs:
+                    if name in x:
+                        yield from node.explain(x[name], f"{path}.{name}")
+
+        return _Node(check, explain)
+
+    def _kw_items(self, items: Any, schema: Mapping[str, Any], base: str) -> _Node:
+        if "prefixItems" in schema or not isinstance(items, dict):
+            raise ValueError("only Draft 2020-12 'items' with a single schema is supported")
+        node = self._compile(items, base)
+        sub_check = node.check
+
+        def check(x: Any) -> bool:
+            if not isinstance(x, list):
+                return True
+            return all(sub_check(item) for item in x)
+
+        def explain(x: Any, path: str) -> Iterator[str]:
+            if isinstance(x, list):
+                for i, item in enumerate(x):
+                    yield from node.explain(item, f"{path}[{i}]")
+
+        return _Node(check, explain)
+
+    def _kw_minItems(self, limit: int, _schema: Any, _base: str) -> _Node:
+        return _predicate(
+            lambda x: not isinstance(x, list) or len(x) >= limit, f"needs at least {limit} item(s)"
+        )
+
+    def _kw_maxItems(self, limit: int, _schema: Any, _base: str) -> _Node:
+        return _predicate(
+            lambda x: not isinstance(x, list) or len(x) <= limit, f"allows at most {limit} item(s)"
+        )
+
+    def _kw_minLength(self, limit: int, _schema: Any, _base: str) -> _Node:
+        return _predicate(lambda x: not isinstance(x, str) or len(x) >= limit, f"is shorter than {limit}")
+
+    def _kw_maxLength(self, limit: int, _schema: Any, _base: str) -> _Node:
+        return _predicate(lambda x: not isinstance(x, str) or len(x) <= limit, f"is longer than {limit}")
+
+    def _kw_minimum(self, limit: float, _schema: Any, _base: str) -> _Node:
+        return _predicate(lambda x: not _is_number(x) or x >= limit, f"is less than {limit}")
+
+    def _kw_maximum(self, limit: float, _schema: Any, _base: str) -> _Node:
+        return _predicate(lambda x: not _is_number(x) or x <= limit, f"is greater than {limit}")
+
+    def _kw_pattern(self, pattern: str, _schema: Any, _base: str) -> _Node:
+        search = re.compile(pattern).search  # == re.search(pattern, x), as jsonschema does
+
+        return _predicate(
+            lambda x: not isinstance(x, str) or search(x) is not None, f"does not match {pattern!r}"
+        )
+
+    def _kw_anyOf(self, subschemas: list[Any], _schema: Any, base: str) -> _Node:
+        nodes = tuple(self._compile(sub, base) for sub in subschemas)
+        checks = tuple(node.check for node in nodes)
+
+        def check(x: Any) -> bool:
+            return any(c(x) for c in checks)
+
+        def explain(x: Any, path: str) -> Iterator[str]:
+            if not check(x):
+                reasons = " | ".join(", ".join(n.explain(x, path)) for n in nodes)
+                yield f"{path}: matches none of anyOf ({reasons})"
+
+        return _Node(check, explain)
+
+    def _kw_oneOf(self, subschemas: list[Any], _schema: Any, base: str) -> _Node:
+        nodes = tuple(self._compile(sub, base) for sub in subschemas)
+        checks = tuple(node.check for node in nodes)
+
+        def check(x: Any) -> bool:
+            matched = 0
+            for c in checks:
+                if c(x):
+                    matched += 1
+                    if matched > 1:
+                        return False
+            return matched == 1
+
+        def explain(x: Any, path: str) -> Iterator[str]:
+            matched = sum(1 for c in checks if c(x))
+            if matched == 0:
+                reasons = " | ".join(", ".join(n.explain(x, path)) for n in nodes)
+                yield f"{path}: matches none of oneOf ({reasons})"
+            elif matched > 1:
+                yield f"{path}: matches {matched} of oneOf, exactly one allowed"
+
+        return _Node(check, explain)
+
+
+def _predicate(test: Check, rule: str) -> _Node:
+    def explain(x: Any, path: str) -> Iterator[str]:
+        if not test(x):
+            yield f"{path}: {rule}"
+
+    return _Node(test, explain)
+
+
+def _all(parts: list[_Node]) -> _Node:
+    if not parts:
+        return _Node(lambda _: True, _ok)
+    if len(parts) == 1:
+        return parts[0]
+    checks = tuple(p.check for p in parts)
+    explains = tuple(p.explain for p in parts)
+
+    def check(x: Any) -> bool:
+        for c in checks:  # noqa: SIM110 - a loop beats all() over a generator here
+            if not c(x):
+                return False
+        return True
+
+    def explain(x: Any, path: str) -> Iterator[str]:
+        for e in explains:
+            yield from e(x, path)
+
+    return _Node(check, explain)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Vendored schemas (package data, identical to schemas/eu-dcc-schema/ at the top of the repository)
+
+
+def load_schema_documents(version: str) -> dict[str, dict[str, Any]]:
+    """The vendored JSON documents of one schema version keyed by ``$id`` (bundles excluded), and the root's.
+
+    The root document (``DCC.schema.json``/``DGC.schema.json``) is also under the key ``""``.
+    """
+    if version not in _VERSION_SET:
+        raise ValueError(f"no vendored schema {version!r}")
+    folder = resources.files("vaxcred").joinpath("data", "schemas", "eu-dcc-schema", version)
+    documents: dict[str, dict[str, Any]] = {}
+    for entry in folder.iterdir():
+        name = entry.name
+        if not name.endswith(".schema.json") or "combined" in name:
+            continue
+        doc = json.loads(entry.read_text(encoding="utf-8"))
+        documents[doc["$id"]] = doc
+        if name in ("DCC.schema.json", "DGC.schema.json"):
+            documents[""] = doc
+    return documents
+
+
+@functools.cache
+def _compiled(version: str) -> _Node:
+    documents = load_schema_documents(version)
+    root = documents.pop("")
+    return _Compiler(documents).compile_root(root["$id"])
