@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from vaxcred.errors import ModelError
+from vaxcred.privacy import mask_dob
 
 __all__ = ["DateOfBirth", "DatePrecision"]
 
@@ -44,6 +45,9 @@ class DateOfBirth:
     month: int | None = None
     day: int | None = None
     text: str = ""
+
+    def __repr__(self) -> str:  # personal data: only the year (vaxcred.privacy)
+        return f"DateOfBirth({mask_dob(self.text)!r}…)"
 
     def __post_init__(self) -> None:
         year, month, day = self.year, self.month, self.day

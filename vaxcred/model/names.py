@@ -23,6 +23,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from vaxcred.errors import ModelError
+from vaxcred.privacy import mask_name
 
 __all__ = ["MAX_NAME_LENGTH", "Name", "transliterate"]
 
@@ -165,6 +166,9 @@ class Name:
         if not words:
             raise ModelError("empty name", code="model.bad_name")
         return cls.create(fn=words[0], gn=" ".join(words[1:]) or None)
+
+    def __repr__(self) -> str:  # personal data: masked (vaxcred.privacy)
+        return f"Name(fn={mask_name(self.fn)!r}, gn={mask_name(self.gn)!r})"
 
     def to_json(self) -> dict[str, str]:
         """The ``nam`` JSON object (absent fields omitted)."""
