@@ -1,0 +1,76 @@
+"""Imports point one way (docs/architecture.md): no module imports a layer to its right."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import vaxcred
+
+ROOT = Path(vaxcred.__file__).resolve().parent
+
+#: layer rank of each top-level module or package; a module may import only ranks <= its own
+RANK = {
+    "errors": 0, "oids": 0, "privacy": 0,
+    "model": 1, "valuesets": 2, "schema": 2, "pkcs8": 4,
+    "codec": 3, "crypto": 4, "x509util": 5, "keys": 6, "trust": 6,
+    "result": 7, "issue": 7, "verify": 8, "qr": 8,
+    "conformance": 9, "cli": 10, "demo": 11, "__main__": 11,
+}
+#: modules that must stay pure: they never open files, sockets or read the clock
+PURE = ["codec", "crypto", "model", "schema", "trust", "verify", "issue", "x509util", "result"]
+
+
+def _module_of(path: Path) -> str:
+    rel = path.relative_to(ROOT)
+    return rel.parts[0].removesuffix(".py")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vaxcred"):
+            parts = node.module.split(".")
+            if len(parts) > 1:
+                found.add(parts[1])
+            else:
+                found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("vaxcred."):
+                    found.add(alias.name.split(".")[1])
+    return found
+
+
+def test_every_module_has_a_rank() -> None:
+    """A new module must be placed in the layering before it lands."""
+    modules = {_module_of(p) for p in ROOT.rglob("*.py")} - {"__init__"}
+    assert modules <= set(RANK), modules - set(RANK)
+
+
+def test_imports_point_one_way() -> None:
+    """No module imports a module of a higher layer."""
+    bad = []
+    for path in ROOT.rglob("*.py"):
+        me = _module_of(path)
+        if me == "__init__":
+            continue
+        for other in _imports(path):
+            if other in RANK and RANK[other] > RANK[me]:
+                bad.append(f"{path.relative_to(ROOT)} imports {other}")
+    assert not bad, bad
+
+
+def test_pure_modules_do_no_io_and_read_no_clock() -> None:
+    """The codec, crypto, model, schema, trust, issue and verify modules never call open() or now()."""
+    bad = []
+    for name in PURE:
+        target = ROOT / name
+        paths = list(target.rglob("*.py")) if target.is_dir() else [ROOT / f"{name}.py"]
+        for path in paths:
+            text = path.read_text(encoding="utf-8")
+            for needle in ("open(", ".now(", "utcnow(", "time.time(", "import socket"):
+                if needle in text:
+                    bad.append(f"{path.relative_to(ROOT)}: {needle}")
+    assert not bad, bad
