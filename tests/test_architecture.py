@@ -11,11 +11,26 @@ ROOT = Path(vaxcred.__file__).resolve().parent
 
 #: layer rank of each top-level module or package; a module may import only ranks <= its own
 RANK = {
-    "errors": 0, "oids": 0, "privacy": 0,
-    "model": 1, "valuesets": 2, "schema": 2, "pkcs8": 4,
-    "codec": 3, "crypto": 4, "x509util": 5, "keys": 6, "trust": 6,
-    "result": 7, "issue": 7, "verify": 8, "qr": 8,
-    "conformance": 9, "cli": 10, "demo": 11, "__main__": 11,
+    "errors": 0,
+    "oids": 0,
+    "privacy": 0,
+    "model": 1,
+    "valuesets": 2,
+    "schema": 2,
+    "pkcs8": 4,
+    "codec": 3,
+    "crypto": 4,
+    "x509util": 5,
+    "keys": 6,
+    "trust": 6,
+    "result": 7,
+    "issue": 7,
+    "verify": 8,
+    "qr": 8,
+    "conformance": 9,
+    "cli": 10,
+    "demo": 11,
+    "__main__": 11,
 }
 #: modules that must stay pure: they never open files, sockets or read the clock
 PURE = ["codec", "crypto", "model", "schema", "trust", "verify", "issue", "x509util", "result"]

@@ -52,7 +52,9 @@ def run(out: Path, now: datetime) -> int:
     (out / "passport.hc1.txt").write_text(passport.hc1 + "\n", encoding="ascii")
     (out / "passport.png").write_bytes(qr.render_png(passport.hc1))
     (out / "passport.svg").write_bytes(qr.render_svg(passport.hc1))
-    print(f"2. issued {len(passport.hc1)}-char HC1 (kid {passport.kid.hex()}, valid until {passport.exp:%Y-%m-%d})")
+    print(
+        f"2. issued {len(passport.hc1)}-char HC1 (kid {passport.kid.hex()}, valid until {passport.exp:%Y-%m-%d})"
+    )
     print(f"   QR code: {out / 'passport.png'} and {out / 'passport.svg'} (alphanumeric, ECC Q)")
 
     store = chain_store(chain, Environment.TST, TrustMode.SIGNED_LIST)

@@ -127,7 +127,7 @@ class ChainError(VerificationError):
     default_code = "chain.invalid"
 
 
-class TimeError(VerificationError):  # noqa: A001 - deliberate, namespaced as vaxcred.errors.TimeError
+class TimeError(VerificationError):
     default_code = "time.invalid"
 
 

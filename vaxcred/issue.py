@@ -162,7 +162,6 @@ def _is_site_certificate(info: DscInfo) -> bool:
     return info.eku is not None and SITE_RECORD_EKU.dotted_string in info.eku
 
 
-
 #: the certificate issuer named in ``is`` by default (Viet Nam's Ministry of Health)
 DEFAULT_CERTIFICATE_ISSUER = "Ministry of Health of Viet Nam"
 

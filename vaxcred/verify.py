@@ -151,7 +151,11 @@ def _holder(dcc: Mapping[str, Any]) -> Holder | None:
         return value if isinstance(value, str) else None
 
     return Holder(
-        fn=text("fn"), gn=text("gn"), fnt=text("fnt"), gnt=text("gnt"), dob=dob if isinstance(dob, str) else ""
+        fn=text("fn"),
+        gn=text("gn"),
+        fnt=text("fnt"),
+        gnt=text("gnt"),
+        dob=dob if isinstance(dob, str) else "",
     )
 
 
@@ -282,7 +286,9 @@ def verify(
     # (9) key_usage
     payload_type = _payload_type(dcc)
     if payload_type is None:
-        steps.fail("key_usage", "key_usage.not_one_type", "the payload must hold exactly one of v, t, r (non-empty)")
+        steps.fail(
+            "key_usage", "key_usage.not_one_type", "the payload must hold exactly one of v, t, r (non-empty)"
+        )
     elif not eku_allows(dsc.info, payload_type):
         steps.fail("key_usage", "key_usage.not_allowed", f"the DSC may not sign type {payload_type!r}")
     else:

@@ -49,8 +49,20 @@ def hc1_file(chain: Path, tmp_path: Path, passphrase: None) -> Path:
     record.write_text(json.dumps(PERSON, ensure_ascii=False), encoding="utf-8")
     out = tmp_path / "hc1.txt"
     png = tmp_path / "qr.png"
-    code = main(["issue", str(record), "--keys", str(chain), "--out", str(out), "--png", str(png),
-                 "--at", "2026-01-02T00:00:00Z"])
+    code = main(
+        [
+            "issue",
+            str(record),
+            "--keys",
+            str(chain),
+            "--out",
+            str(out),
+            "--png",
+            str(png),
+            "--at",
+            "2026-01-02T00:00:00Z",
+        ]
+    )
     assert code == 0
     return out
 
@@ -60,7 +72,9 @@ def _verify_json(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[i
     return code, json.loads(capsys.readouterr().out)
 
 
-def test_verify_json_has_the_contract_shape(hc1_file: Path, chain: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_json_has_the_contract_shape(
+    hc1_file: Path, chain: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--json prints status, every step by name with result/code/message, holder and certificate."""
     dsc = next(chain.glob("dsc-*.pem"))
     code, doc = _verify_json([str(hc1_file), "--dsc", str(dsc), "--at", "2026-03-01T00:00:00Z"], capsys)
@@ -71,8 +85,13 @@ def test_verify_json_has_the_contract_shape(hc1_file: Path, chain: Path, capsys:
     assert list(steps) == STEPS
     assert steps["chain"]["result"] == "skip"
     assert all(set(s) == {"result", "code", "message"} for s in steps.values())
-    assert doc["holder"] == {"fn": "Trần", "gn": "Thị Thu Hương", "fnt": "TRAN", "gnt": "THI<THU<HUONG",
-                             "dob": "1985-11"}
+    assert doc["holder"] == {
+        "fn": "Trần",
+        "gn": "Thị Thu Hương",
+        "fnt": "TRAN",
+        "gnt": "THI<THU<HUONG",
+        "dob": "1985-11",
+    }
     cert = doc["certificate"]
     assert isinstance(cert, dict)
     assert cert["v"][0]["mp"] == "EU/1/21/1529"
@@ -83,10 +102,23 @@ def test_verify_with_signed_trust_list_checks_the_chain(
 ) -> None:
     """A signed national trust list anchored at the CSCA gives a passing chain step."""
     tl = tmp_path / "tl.cbor"
-    assert main(["trustlist", "export", "--keys", str(chain), "--out", str(tl), "--at", "2026-01-02T00:00:00Z"]) == 0
+    assert (
+        main(["trustlist", "export", "--keys", str(chain), "--out", str(tl), "--at", "2026-01-02T00:00:00Z"])
+        == 0
+    )
     capsys.readouterr()
-    code, doc = _verify_json([str(hc1_file), "--trust-list", str(tl), "--anchor", str(chain / "csca.pem"),
-                              "--at", "2026-03-01T00:00:00Z"], capsys)
+    code, doc = _verify_json(
+        [
+            str(hc1_file),
+            "--trust-list",
+            str(tl),
+            "--anchor",
+            str(chain / "csca.pem"),
+            "--at",
+            "2026-03-01T00:00:00Z",
+        ],
+        capsys,
+    )
     assert code == 0
     assert doc["steps"]["chain"]["result"] == "pass"  # type: ignore[index]
 
@@ -113,7 +145,9 @@ def test_unknown_option_is_a_usage_error() -> None:
 def test_verify_reads_the_qr_image(hc1_file: Path, chain: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """INPUT may be a PNG of the QR code."""
     dsc = next(chain.glob("dsc-*.pem"))
-    code, doc = _verify_json([str(hc1_file.parent / "qr.png"), "--dsc", str(dsc), "--at", "2026-03-01"], capsys)
+    code, doc = _verify_json(
+        [str(hc1_file.parent / "qr.png"), "--dsc", str(dsc), "--at", "2026-03-01"], capsys
+    )
     assert (code, doc["status"]) == (0, "VALID")
 
 
@@ -122,13 +156,15 @@ def test_dsc_accepts_pem_der_and_base64(tmp_path: Path, capsys: pytest.CaptureFi
     vector = json.loads((DATA / "dgc-testdata/AT/2DCode/raw/1.json").read_text())
     der = base64.b64decode(vector["TESTCTX"]["CERTIFICATE"])
     b64 = base64.b64encode(der).decode()
-    pem = "-----BEGIN CERTIFICATE-----\n" + "\n".join(b64[i:i + 64] for i in range(0, len(b64), 64))
+    pem = "-----BEGIN CERTIFICATE-----\n" + "\n".join(b64[i : i + 64] for i in range(0, len(b64), 64))
     pem += "\n-----END CERTIFICATE-----\n"
     forms = {"c.der": der, "c.b64": b64.encode(), "c.pem": pem.encode()}
     for name, content in forms.items():
         (tmp_path / name).write_bytes(content)
-        code, doc = _verify_json([vector["PREFIX"], "--dsc", str(tmp_path / name),
-                                  "--at", vector["TESTCTX"]["VALIDATIONCLOCK"]], capsys)
+        _, doc = _verify_json(
+            [vector["PREFIX"], "--dsc", str(tmp_path / name), "--at", vector["TESTCTX"]["VALIDATIONCLOCK"]],
+            capsys,
+        )
         assert doc["steps"]["signature"]["result"] == "pass", name  # type: ignore[index]
 
 
@@ -143,16 +179,30 @@ def test_console_script_runs_in_a_subprocess(hc1_file: Path, chain: Path) -> Non
     """`python -m vaxcred verify` as an outside tool calls it: exit code and one JSON object on stdout."""
     dsc = next(chain.glob("dsc-*.pem"))
     proc = subprocess.run(
-        [sys.executable, "-m", "vaxcred", "verify", hc1_file.read_text().strip(), "--dsc", str(dsc),
-         "--at", "2026-03-01T00:00:00Z", "--json"],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "vaxcred",
+            "verify",
+            hc1_file.read_text().strip(),
+            "--dsc",
+            str(dsc),
+            "--at",
+            "2026-03-01T00:00:00Z",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["status"] == "VALID"
 
 
-def test_human_output_strips_terminal_escapes(tmp_path: Path, passphrase: None, chain: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_human_output_strips_terminal_escapes(
+    tmp_path: Path, passphrase: None, chain: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Control characters in a (signed) name never reach the terminal."""
     from vaxcred.cli._common import safe
 

@@ -51,7 +51,9 @@ def test_vector_flags_agree(path: Path) -> None:
         if known:
             assert not flag.agrees, f"{name} {flag.flag} now agrees: remove it from KNOWN_ISSUES ({known})"
         else:
-            assert flag.agrees, f"{name} {flag.flag}: expected {flag.expected}, got {flag.actual} ({flag.detail})"
+            assert flag.agrees, (
+                f"{name} {flag.flag}: expected {flag.expected}, got {flag.actual} ({flag.detail})"
+            )
     assert all(k in {"_2DCODE"} or k.startswith("EXPECTED") for k in outcome.unknown_keys)
 
 

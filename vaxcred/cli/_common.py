@@ -18,7 +18,7 @@ EXIT_INVALID = 1
 EXIT_NEEDS_CHECK = 2
 EXIT_USAGE = 3
 
-PASSPHRASE_ENV = "VAXCRED_PASSPHRASE"
+PASSPHRASE_ENV = "VAXCRED_PASSPHRASE"  # noqa: S105 - the variable name, not a secret
 
 # C0/C1 controls and Unicode bidi overrides/isolates: never echoed from untrusted data to a terminal
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -59,8 +59,12 @@ def open_chain(folder: Path) -> KeyChainDir:
     return KeyChainDir(folder=folder, passphrase=passphrase())
 
 
+class RefusedError(click.ClickException):
+    """A typed library error shown with its stable code; exit 1."""
+
+    exit_code = EXIT_INVALID
+
+
 def fail(exc: errors.VaxcredError) -> click.ClickException:
     """A typed library error as a CLI error (exit 1) with its stable code."""
-    err = click.ClickException(f"[{exc.code}] {safe(exc.message)}")
-    err.exit_code = EXIT_INVALID
-    return err
+    return RefusedError(f"[{exc.code}] {safe(exc.message)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -50,20 +50,44 @@ def _load_dcc(document: Any) -> DCC:
 
 @click.command(epilog=_RECORD_HELP)
 @click.argument("input_file", metavar="INPUT", type=click.File("rb"))
-@click.option("--keys", "folder", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Key-chain folder (from `vaxcred keys init`).")
+@click.option(
+    "--keys",
+    "folder",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Key-chain folder (from `vaxcred keys init`).",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the HC1 text here.")
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path), help="Write the QR code as PNG.")
 @click.option("--svg", type=click.Path(dir_okay=False, path_type=Path), help="Write the QR code as SVG.")
-@click.option("--ecc", type=click.Choice(["L", "M", "Q", "H"]), default="Q", show_default=True,
-              help="QR error-correction level.")
-@click.option("--validity-months", type=click.IntRange(1, 120), default=12, show_default=True,
-              help="Passport validity (Decision 5772/QĐ-BYT: 12 months); never past the DSC's notAfter.")
-@click.option("--clamp-to-dsc", is_flag=True, help="Shorten validity to the DSC's notAfter instead of refusing.")
+@click.option(
+    "--ecc",
+    type=click.Choice(["L", "M", "Q", "H"]),
+    default="Q",
+    show_default=True,
+    help="QR error-correction level.",
+)
+@click.option(
+    "--validity-months",
+    type=click.IntRange(1, 120),
+    default=12,
+    show_default=True,
+    help="Passport validity (Decision 5772/QĐ-BYT: 12 months); never past the DSC's notAfter.",
+)
+@click.option(
+    "--clamp-to-dsc", is_flag=True, help="Shorten validity to the DSC's notAfter instead of refusing."
+)
 @click.option("--at", "at", metavar="ISO-8601", help="Signing time (default: now).")
 def issue(
-    input_file: Any, folder: Path, out: Path | None, png: Path | None, svg: Path | None, ecc: str,
-    validity_months: int, clamp_to_dsc: bool, at: str | None,
+    input_file: Any,
+    folder: Path,
+    out: Path | None,
+    png: Path | None,
+    svg: Path | None,
+    ecc: str,
+    validity_months: int,
+    clamp_to_dsc: bool,
+    at: str | None,
 ) -> None:
     """Sign a vaccination certificate with the newest usable DSC and print its HC1 text."""
     try:
@@ -81,9 +105,9 @@ def issue(
     if out:
         out.write_text(passport.hc1 + "\n", encoding="ascii")
     if png:
-        png.write_bytes(qr.render_png(passport.hc1, ecc=ecc))
+        png.write_bytes(qr.render_png(passport.hc1, ecc=cast(qr.EccLevel, ecc)))
     if svg:
-        svg.write_bytes(qr.render_svg(passport.hc1, ecc=ecc))
+        svg.write_bytes(qr.render_svg(passport.hc1, ecc=cast(qr.EccLevel, ecc)))
     click.echo(passport.hc1)
     click.echo(
         f"kid {passport.kid.hex()}  iat {passport.iat:%Y-%m-%dT%H:%M:%SZ}  exp {passport.exp:%Y-%m-%dT%H:%M:%SZ}",

@@ -13,7 +13,10 @@ from vaxcred.keys import KeyChainDir
 _FOLDER = click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 _AT = click.option("--at", "at", metavar="ISO-8601", help="Pretend the current time is this (default: now).")
 _KEY = click.option(
-    "--key", type=click.Choice(["ec", "rsa"]), default="ec", show_default=True,
+    "--key",
+    type=click.Choice(["ec", "rsa"]),
+    default="ec",
+    show_default=True,
     help="ec = P-256 (ES256, primary); rsa = RSA-2048 (PS256, secondary).",
 )
 
@@ -46,8 +49,13 @@ def init(folder: Path, country: str, key: str, at: str | None) -> None:
 @keys.command("dsc")
 @_FOLDER
 @click.option(
-    "--type", "types", multiple=True, type=click.Choice(["v", "t", "r"]), default=("v",),
-    show_default=True, help="Payload types the DSC may sign (extended key usage); repeatable.",
+    "--type",
+    "types",
+    multiple=True,
+    type=click.Choice(["v", "t", "r"]),
+    default=("v",),
+    show_default=True,
+    help="Payload types the DSC may sign (extended key usage); repeatable.",
 )
 @_KEY
 @_AT

@@ -23,8 +23,14 @@ from vaxcred.trust import (
 )
 from vaxcred.x509util import load_certificate_bytes, parse_dsc
 
-_ENV = click.option("--environment", "env", type=click.Choice(["PROD", "ACC", "TST"]), default="PROD",
-                    show_default=True, help="Trust environment of the list.")
+_ENV = click.option(
+    "--environment",
+    "env",
+    type=click.Choice(["PROD", "ACC", "TST"]),
+    default="PROD",
+    show_default=True,
+    help="Trust environment of the list.",
+)
 
 
 def chain_store(chain: KeyChainDir, environment: Environment, mode: TrustMode) -> TrustStore:
@@ -44,12 +50,28 @@ def trustlist() -> None:
 
 
 @trustlist.command("export")
-@click.option("--keys", "folder", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Key-chain folder.")
-@click.option("--format", "fmt", type=click.Choice(["gateway", "signed"]), default="signed", show_default=True,
-              help="gateway = EU gateway JSON (unsigned); signed = COSE_Sign1 by the trust-list key.")
-@click.option("--sequence", type=click.IntRange(0), default=1, show_default=True,
-              help="Signed lists: monotonic sequence number (verifiers refuse rollbacks).")
+@click.option(
+    "--keys",
+    "folder",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Key-chain folder.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["gateway", "signed"]),
+    default="signed",
+    show_default=True,
+    help="gateway = EU gateway JSON (unsigned); signed = COSE_Sign1 by the trust-list key.",
+)
+@click.option(
+    "--sequence",
+    type=click.IntRange(0),
+    default=1,
+    show_default=True,
+    help="Signed lists: monotonic sequence number (verifiers refuse rollbacks).",
+)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output file.")
 @_ENV
 @click.option("--at", "at", metavar="ISO-8601", help="Issue time (default: now).")
@@ -67,13 +89,18 @@ def export(folder: Path, fmt: str, sequence: int, out: Path, env: str, at: str |
             out.write_bytes(sign_trust_list(store, signer=signer, issued_at=now, sequence=sequence))
     except errors.VaxcredError as e:
         raise fail(e) from e
-    click.echo(f"wrote {fmt} trust list ({len(store.all_dscs())} DSC, {len(store.all_cscas())} CSCA) to {out}")
+    click.echo(
+        f"wrote {fmt} trust list ({len(store.all_dscs())} DSC, {len(store.all_cscas())} CSCA) to {out}"
+    )
 
 
 @trustlist.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--anchor", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Signed lists: the pinned CSCA (or trust-list) certificate.")
+@click.option(
+    "--anchor",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Signed lists: the pinned CSCA (or trust-list) certificate.",
+)
 @_ENV
 @click.option("--at", "at", metavar="ISO-8601", help="Check as of this time (default: now).")
 def import_(file: Path, anchor: Path | None, env: str, at: str | None) -> None:

@@ -33,8 +33,9 @@ def _read_input(value: str) -> str | bytes:
         return fh.read(_MAX_FILE + 1)
 
 
-def _load_trust(dscs: tuple[str, ...], trust_list: Path | None, anchor: Path | None, env: str,
-                at: Any) -> TrustStore:
+def _load_trust(
+    dscs: tuple[str, ...], trust_list: Path | None, anchor: Path | None, env: str, at: Any
+) -> TrustStore:
     environment = Environment[env]
     if trust_list is not None:
         data = trust_list.read_bytes()
@@ -70,7 +71,9 @@ def _print_human(result: VerificationResult, details: bool) -> None:
     click.secho(result.status.value, fg=colour, bold=True)
     if result.holder:
         h = result.holder
-        click.echo(f"  name:          {safe(h.fn or '')} {safe(h.gn or '')}  ({safe(h.fnt or '')} / {safe(h.gnt or '')})")
+        click.echo(
+            f"  name:          {safe(h.fn or '')} {safe(h.gn or '')}  ({safe(h.fnt or '')} / {safe(h.gnt or '')})"
+        )
         click.echo(f"  date of birth: {safe(h.dob) or '(not given)'}")
     if result.issuer_country:
         click.echo(f"  issued by:     {safe(result.issuer_country)} (from the trust store)")
@@ -86,19 +89,44 @@ def _print_human(result: VerificationResult, details: bool) -> None:
 
 @click.command()
 @click.argument("input_value", metavar="INPUT")
-@click.option("--dsc", "dscs", multiple=True, metavar="CERT",
-              help="A DSC certificate (PEM, DER or base64 DER) trusted as is; repeatable. Chain not checked.")
-@click.option("--trust-list", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="EU gateway trust-list JSON, or a vaxcred signed national trust list (needs --anchor).")
-@click.option("--anchor", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="The CSCA certificate that anchors a signed trust list.")
-@click.option("--environment", "env", type=click.Choice(["PROD", "ACC", "TST"]), default="PROD",
-              show_default=True, help="Trust environment; test and production never mix.")
+@click.option(
+    "--dsc",
+    "dscs",
+    multiple=True,
+    metavar="CERT",
+    help="A DSC certificate (PEM, DER or base64 DER) trusted as is; repeatable. Chain not checked.",
+)
+@click.option(
+    "--trust-list",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="EU gateway trust-list JSON, or a vaxcred signed national trust list (needs --anchor).",
+)
+@click.option(
+    "--anchor",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The CSCA certificate that anchors a signed trust list.",
+)
+@click.option(
+    "--environment",
+    "env",
+    type=click.Choice(["PROD", "ACC", "TST"]),
+    default="PROD",
+    show_default=True,
+    help="Trust environment; test and production never mix.",
+)
 @click.option("--at", "at", metavar="ISO-8601", help="Verify as of this time (default: now).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the stable machine format).")
 @click.option("--details", is_flag=True, help="Also show passing steps and the whole certificate.")
-def verify(input_value: str, dscs: tuple[str, ...], trust_list: Path | None, anchor: Path | None, env: str,
-           at: str | None, as_json: bool, details: bool) -> None:
+def verify(
+    input_value: str,
+    dscs: tuple[str, ...],
+    trust_list: Path | None,
+    anchor: Path | None,
+    env: str,
+    at: str | None,
+    as_json: bool,
+    details: bool,
+) -> None:
     """Verify INPUT: an HC1 string, a file holding one, or a PNG/JPEG image of the QR code.
 
     Exit code: 0 VALID, 1 INVALID, 2 NEEDS_CHECK, 3 usage error.
