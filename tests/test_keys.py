@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from vaxcred import keys as keys_module
 from vaxcred.crypto import Algorithm, LocalSigner, verify_signature
 from vaxcred.errors import KeyStoreError
 from vaxcred.keys import (
@@ -35,11 +37,15 @@ from vaxcred.oids import (
     SITE_RECORD_EKU,
     TRUST_LIST_EKU,
 )
+from vaxcred.pkcs8 import encrypt_pkcs8
 from vaxcred.x509util import eku_allows, parse_dsc
+
+from .test_pkcs8 import read_encrypted_pkcs8
 
 NOW = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
 NOW_S = NOW.replace(microsecond=0)
 PASSPHRASE = b"correct horse battery staple"
+FAST = 1_000  # PBKDF2 iterations for key-file tests that do not test the default (600,000)
 
 
 @pytest.fixture(scope="session")
@@ -329,9 +335,17 @@ def test_server_auth_oid_is_not_used(dsc: KeyPair) -> None:
 
 
 def test_private_key_round_trips_through_encrypted_pkcs8(tmp_path: Path, dsc: KeyPair) -> None:
-    """save_private_key + load_private_key give back the same key."""
+    """save_private_key + load_private_key give back the same key; by default PBKDF2 runs ≥ 600,000 times."""
     path = tmp_path / "dsc.key"
     save_private_key(path, dsc.private_key, PASSPHRASE)
+    info = read_encrypted_pkcs8(path.read_bytes())
+    assert info.iterations >= 600_000
+    assert (info.scheme, info.kdf, info.prf, info.cipher) == (
+        "1.2.840.113549.1.5.13",  # PBES2
+        "1.2.840.113549.1.5.12",  # PBKDF2
+        "1.2.840.113549.2.9",  # hmacWithSHA256
+        "2.16.840.1.101.3.4.1.42",  # aes256-CBC
+    )
     loaded = load_private_key(path, PASSPHRASE)
     assert isinstance(loaded, ec.EllipticCurvePrivateKey)
     assert isinstance(dsc.private_key, ec.EllipticCurvePrivateKey)
@@ -341,7 +355,7 @@ def test_private_key_round_trips_through_encrypted_pkcs8(tmp_path: Path, dsc: Ke
 def test_rsa_private_key_round_trips_through_encrypted_pkcs8(tmp_path: Path, rsa_dsc: KeyPair) -> None:
     """RSA keys round-trip too."""
     path = tmp_path / "rsa.key"
-    save_private_key(path, rsa_dsc.private_key, PASSPHRASE)
+    save_private_key(path, rsa_dsc.private_key, PASSPHRASE, iterations=FAST)
     loaded = load_private_key(path, PASSPHRASE)
     assert isinstance(loaded, rsa.RSAPrivateKey)
     assert isinstance(rsa_dsc.private_key, rsa.RSAPrivateKey)
@@ -351,14 +365,14 @@ def test_rsa_private_key_round_trips_through_encrypted_pkcs8(tmp_path: Path, rsa
 def test_saved_key_file_has_mode_0600(tmp_path: Path, dsc: KeyPair) -> None:
     """Key files are created owner read/write only."""
     path = tmp_path / "dsc.key"
-    save_private_key(path, dsc.private_key, PASSPHRASE)
+    save_private_key(path, dsc.private_key, PASSPHRASE, iterations=FAST)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 def test_saved_key_file_is_encrypted_pkcs8_only(tmp_path: Path, dsc: KeyPair) -> None:
     """The file holds one ENCRYPTED PRIVATE KEY block and no clear-text key in any encoding."""
     path = tmp_path / "dsc.key"
-    save_private_key(path, dsc.private_key, PASSPHRASE)
+    save_private_key(path, dsc.private_key, PASSPHRASE, iterations=FAST)
     data = path.read_bytes()
     assert data.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
     assert data.count(b"PRIVATE KEY-----") == 2
@@ -377,7 +391,7 @@ def test_saved_key_file_is_encrypted_pkcs8_only(tmp_path: Path, dsc: KeyPair) ->
 def test_load_private_key_with_wrong_passphrase_raises_bad_passphrase(tmp_path: Path, dsc: KeyPair) -> None:
     """A wrong passphrase is KeyStoreError(keys.bad_passphrase)."""
     path = tmp_path / "dsc.key"
-    save_private_key(path, dsc.private_key, PASSPHRASE)
+    save_private_key(path, dsc.private_key, PASSPHRASE, iterations=FAST)
     with pytest.raises(KeyStoreError) as info:
         load_private_key(path, b"wrong passphrase")
     assert info.value.code == "keys.bad_passphrase"
@@ -416,7 +430,7 @@ def test_save_private_key_refuses_empty_passphrase(tmp_path: Path, dsc: KeyPair)
     """An empty passphrase would mean a clear-text key: ValueError, no file written."""
     path = tmp_path / "dsc.key"
     with pytest.raises(ValueError):
-        save_private_key(path, dsc.private_key, b"")
+        save_private_key(path, dsc.private_key, b"", iterations=FAST)
     assert not path.exists()
 
 
@@ -425,9 +439,35 @@ def test_save_private_key_refuses_to_overwrite(tmp_path: Path, dsc: KeyPair) -> 
     path = tmp_path / "dsc.key"
     path.write_bytes(b"precious")
     with pytest.raises(KeyStoreError) as info:
-        save_private_key(path, dsc.private_key, PASSPHRASE)
+        save_private_key(path, dsc.private_key, PASSPHRASE, iterations=FAST)
     assert info.value.code == "keys.exists"
     assert path.read_bytes() == b"precious"
+
+
+def test_save_private_key_writes_nothing_that_does_not_read_back(
+    tmp_path: Path, dsc: KeyPair, site: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the encrypted PEM would not decrypt to the same key, nothing is written (keys.unreadable)."""
+    path = tmp_path / "dsc.key"
+    other = encrypt_pkcs8(site.private_key, PASSPHRASE, iterations=FAST)
+    monkeypatch.setattr(keys_module, "encrypt_pkcs8", lambda *_a, **_k: other)
+    with pytest.raises(KeyStoreError) as info:
+        save_private_key(path, dsc.private_key, PASSPHRASE, iterations=FAST)
+    assert info.value.code == "keys.unreadable"
+    garbage = other.replace(other.splitlines()[1], b"A" * 64)
+    monkeypatch.setattr(keys_module, "encrypt_pkcs8", lambda *_a, **_k: garbage)
+    with pytest.raises(KeyStoreError) as info:
+        save_private_key(path, dsc.private_key, PASSPHRASE, iterations=FAST)
+    assert info.value.code == "keys.unreadable"
+    assert not path.exists()
+
+
+def test_save_private_key_refuses_bad_iterations(tmp_path: Path, dsc: KeyPair) -> None:
+    """iterations must be a positive int; no file is written otherwise."""
+    path = tmp_path / "dsc.key"
+    with pytest.raises(ValueError):
+        save_private_key(path, dsc.private_key, PASSPHRASE, iterations=0)
+    assert not path.exists()
 
 
 def test_passphrase_from_env_reads_utf8(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -457,6 +497,12 @@ def test_certificate_round_trips_as_pem(tmp_path: Path, dsc: KeyPair) -> None:
 # --- KeyChainDir ---------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def fast_key_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """KeyChainDir writes with FAST iterations (for chain tests that do not test key-file strength)."""
+    monkeypatch.setattr(keys_module, "save_private_key", functools.partial(save_private_key, iterations=FAST))
+
+
 @pytest.fixture(scope="session")
 def chain_dir(tmp_path_factory: pytest.TempPathFactory) -> KeyChainDir:
     return KeyChainDir.init(tmp_path_factory.mktemp("chain") / "keys", PASSPHRASE, NOW)
@@ -472,6 +518,7 @@ def test_key_chain_init_writes_layout(chain_dir: KeyChainDir) -> None:
     assert len(dsc_files) >= 2
     for key_file in chain_dir.folder.glob("*.key"):
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        assert read_encrypted_pkcs8(key_file.read_bytes()).iterations >= 600_000  # the default strength
 
 
 def test_key_chain_init_refuses_existing_chain(chain_dir: KeyChainDir) -> None:
@@ -493,6 +540,7 @@ def test_key_chain_dsc_signer_is_usable_now(chain_dir: KeyChainDir) -> None:
     signer.certificate.verify_directly_issued_by(chain_dir.load("csca").certificate)
 
 
+@pytest.mark.usefixtures("fast_key_files")
 def test_key_chain_rotation_prefers_newest_dsc_and_keeps_old(tmp_path: Path) -> None:
     """new_dsc adds a DSC; the newest usable one signs, the old one stays on disk and by kid."""
     chain = KeyChainDir.init(tmp_path / "keys", PASSPHRASE, NOW)
@@ -504,6 +552,7 @@ def test_key_chain_rotation_prefers_newest_dsc_and_keeps_old(tmp_path: Path) -> 
     assert chain.load_dsc_signer(now=later, kid=first.kid).kid == first.kid
 
 
+@pytest.mark.usefixtures("fast_key_files")
 def test_key_chain_refuses_dsc_after_its_key_usage_period(tmp_path: Path) -> None:
     """Past the 6-month privateKeyUsagePeriod (still within validity) no DSC may sign."""
     chain = KeyChainDir.init(tmp_path / "keys", PASSPHRASE, NOW)

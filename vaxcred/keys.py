@@ -11,7 +11,9 @@ makes carries an EKU, and site certificates live under their own root: were they
 CSCA, a chain-only verifier could accept a passport signed by a vaccination site.
 
 Private keys on disk are always encrypted PKCS#8 (``BEGIN ENCRYPTED PRIVATE KEY``), created with mode
-0600; there is no code path that writes or reads an unencrypted key (SECURITY.md pitfall 21).
+0600; there is no code path that writes or reads an unencrypted key (SECURITY.md pitfall 21). They are
+written by :func:`vaxcred.pkcs8.encrypt_pkcs8` (PBES2, PBKDF2-HMAC-SHA256 with 600,000 iterations,
+AES-256-CBC) and read back by OpenSSL through cryptography.
 Key generation, the certificate builders and the file helpers take explicit times and paths; nothing
 here reads the clock.
 """
@@ -65,6 +67,7 @@ from vaxcred.oids import (
     SITE_RECORD_EKU,
     TRUST_LIST_EKU,
 )
+from vaxcred.pkcs8 import DEFAULT_ITERATIONS, encrypt_pkcs8
 from vaxcred.x509util import PRIVATE_KEY_USAGE_PERIOD, encode_pkup, load_certificate_bytes, parse_dsc
 
 KeyType = Literal["ec", "rsa"]
@@ -372,16 +375,24 @@ def _add_months(when: datetime, months: int) -> datetime:
 # --- files ---------------------------------------------------------------------------------------------
 
 
-def save_private_key(path: str | os.PathLike[str], key: SigningKey, passphrase: bytes) -> None:
-    """Write ``key`` as encrypted PKCS#8 PEM to a *new* file with mode 0600 (refuses to overwrite)."""
+def save_private_key(
+    path: str | os.PathLike[str],
+    key: SigningKey,
+    passphrase: bytes,
+    *,
+    iterations: int = DEFAULT_ITERATIONS,
+) -> None:
+    """Write ``key`` as encrypted PKCS#8 PEM to a *new* file with mode 0600 (refuses to overwrite).
+
+    PBES2 with PBKDF2-HMAC-SHA256 (``iterations``, default 600,000) and AES-256-CBC. Before anything is
+    written the PEM is decrypted again (one more PBKDF2 run) and must give back ``key``'s public key,
+    so a file is never left that cannot be read (KeyStoreError ``keys.unreadable``).
+    """
     _check_passphrase(passphrase)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(passphrase),
-    )
+    pem = encrypt_pkcs8(key, passphrase, iterations=iterations)
     if not pem.startswith(_ENCRYPTED_PEM_HEADER):  # never write a key in the clear
         raise KeyStoreError("refusing to write an unencrypted private key", code="keys.unencrypted")
+    _check_reads_back(pem, key, passphrase)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(path, flags, 0o600)
@@ -445,6 +456,20 @@ def load_certificate(path: str | os.PathLike[str]) -> x509.Certificate:
     except OSError as e:
         raise KeyStoreError(f"cannot read certificate: {e.strerror}", code="keys.io") from e
     return x509.load_der_x509_certificate(load_certificate_bytes(data))
+
+
+def _check_reads_back(pem: bytes, key: SigningKey, passphrase: bytes) -> None:
+    try:
+        loaded = serialization.load_pem_private_key(pem, password=passphrase)
+    except Exception as e:
+        raise KeyStoreError(
+            "the encrypted private key does not read back; nothing written", code="keys.unreadable"
+        ) from e
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if loaded.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
+        raise KeyStoreError(
+            "the encrypted private key reads back as a different key; nothing written", code="keys.unreadable"
+        )
 
 
 def _check_passphrase(passphrase: bytes) -> None:
