@@ -427,3 +427,9 @@ def test_dgc_testdata_2dcode_decodes_to_prefix(path: Path) -> None:
     else:
         with pytest.raises(ImageError):
             qr.decode_image(image)
+
+
+def test_all_zero_data_block_is_reported_as_such_not_as_too_long() -> None:
+    """python-qrcode#330 (RS coding crashes on an all-zero block) gets its own message, not "does not fit"."""
+    with pytest.raises(ValueError, match="python-qrcode#330"):
+        qr.render_png("HC1:" + "0" * 100, ecc="Q")

@@ -101,7 +101,13 @@ def _make_qr(hc1: str, ecc: str, box_size: int, border: int) -> qrcode.QRCode:
     try:
         qr.make(fit=True)
     except (DataOverflowError, ValueError) as e:  # qrcode 8 reports some overflows as "Invalid version (41)"
-        raise ValueError(f"{len(hc1)} characters do not fit a QR code at ECC level {ecc}") from e
+        if "glog" not in str(e):
+            raise ValueError(f"{len(hc1)} characters do not fit a QR code at ECC level {ecc}") from e
+        # python-qrcode#330 (qrcode <= 8.2): Reed-Solomon coding crashes with glog(0) on an all-zero data
+        # block; real HC1 payloads (compressed, high entropy) do not produce one. Say so, not "too long".
+        raise ValueError(
+            f"qrcode cannot encode this text (an all-zero data block, python-qrcode#330) at ECC level {ecc}"
+        ) from e
     return qr
 
 

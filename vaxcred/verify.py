@@ -116,10 +116,7 @@ def _check_time(
         return "time.iat_before_dsc", "issued before its signing certificate became valid"
     if exp > info.not_after:
         return "time.exp_after_dsc", "valid beyond its signing certificate's notAfter"
-    if now > info.not_after:
-        return "time.dsc_expired", "the signing certificate has expired"
-    if now < info.not_before:
-        return "time.dsc_not_yet_valid", "the signing certificate is not yet valid"
+    # DSC validity at `now` follows: notBefore <= iat <= now and now <= exp <= notAfter.
     if info.pkup is not None:
         start, end = info.pkup
         if (start is not None and iat < start) or (end is not None and iat > end):
