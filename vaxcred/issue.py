@@ -9,9 +9,10 @@ may not outlive the DSC (``exp`` <= notAfter) nor be signed outside the DSC's ke
 from __future__ import annotations
 
 import calendar
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -123,9 +124,12 @@ class Issuer:
 
     def issue(self, dcc: DCC | Mapping[str, Any], *, now: datetime) -> IssuedPassport:
         """Sign ``dcc`` (a :class:`~vaxcred.model.DCC` or its JSON form) at ``now`` (aware)."""
+        if not isinstance(now, datetime):
+            raise TypeError("now must be a datetime")
         if now.tzinfo is None or now.utcoffset() is None:
             raise ValueError("now must be timezone-aware")
         payload, model = _to_json(dcc)
+        _check_dates(model)
         kind = model.payload_type
         if not eku_allows(self._info, kind) or _is_site_certificate(self._info):
             raise errors.IssuanceError(
@@ -149,6 +153,29 @@ class Issuer:
             exp=datetime.fromtimestamp(exp, tz=UTC),
             cose=message,
         )
+
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+
+
+def _real_date(value: str | None, field: str) -> None:
+    """The schema only labels dates (``format`` is not asserted); the issuer signs real calendar dates."""
+    if value is None:
+        return
+    try:
+        if not _DATE.match(value):
+            raise ValueError(value)
+        date.fromisoformat(value)
+    except ValueError:
+        raise errors.IssuanceError(f"{field} must be a real date YYYY-MM-DD", code="issue.bad_date") from None
+
+
+def _check_dates(model: DCC) -> None:
+    if model.v is not None:
+        _real_date(model.v.dt, "v.dt")
+    if model.r is not None:
+        for field in ("fr", "df", "du"):
+            _real_date(getattr(model.r, field), f"r.{field}")
 
 
 def issue(
