@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint typecheck unit bench fuzz vectors clean
+.PHONY: demo test lint typecheck unit bench fuzz vectors clean sysdeps install
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -22,8 +22,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m vaxcred.demo --out demo-out
 
-## test: install everything the tests need and run the whole suite (lint, types, tests)
-test: $(STAMP)
+sysdeps:
+	bash scripts/ensure_system_deps.sh
+
+## test: install everything the tests need (Debian packages too, when missing) and run the whole suite
+test: sysdeps $(STAMP)
 	$(BIN)/ruff check vaxcred tests scripts benchmarks
 	$(BIN)/ruff format --check vaxcred tests scripts benchmarks
 	$(BIN)/mypy
