@@ -1,0 +1,1 @@
+"""The national pipeline (issue 4): identity, records, registry check, site signing, corrections, issuance."""
