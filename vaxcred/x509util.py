@@ -117,7 +117,7 @@ def load_certificate_bytes(data: bytes | str) -> bytes:
             return raw
         der = base64.b64decode(b"".join(stripped.split()), validate=True)
         x509.load_der_x509_certificate(der)
-    except (ValueError, TypeError, binascii.Error) as e:
+    except (ValueError, TypeError, binascii.Error, x509.InvalidVersion) as e:
         raise KeyStoreError(
             f"not a certificate (PEM, DER or base64 DER): {e}", code="keys.bad_certificate"
         ) from e

@@ -264,3 +264,38 @@ def test_export_naive_now_refused(csca: Issued) -> None:
     """now must be aware."""
     with pytest.raises(ValueError):
         export_gateway_trust_list(store_of(cscas=[("VN", csca)]), now=datetime(2025, 1, 1))
+
+
+def test_csca_with_unknown_x509_version_is_rejected_not_raised() -> None:
+    """A CSCA whose DER claims an unknown X.509 version is a rejected entry, never cryptography's
+    InvalidVersion escaping (found by the signed-list bit-flip property)."""
+    import base64
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from cryptography import x509
+
+    from vaxcred.trust import Environment, load_gateway_trust_list
+
+    vector = (
+        Path(__file__).resolve().parent.parent / "data" / "dgc-testdata" / "AT" / "2DCode" / "raw" / "1.json"
+    )
+    real = base64.b64decode(json.loads(vector.read_text())["TESTCTX"]["CERTIFICATE"])
+    der = real.replace(b"\xa0\x03\x02\x01\x02", b"\xa0\x03\x02\x01\x07", 1)  # version v3 -> "v8"
+    with pytest.raises(x509.InvalidVersion):
+        x509.load_der_x509_certificate(der)
+    doc = [
+        {
+            "kid": base64.b64encode(hashlib.sha256(der).digest()[:8]).decode(),
+            "timestamp": "2026-01-01T00:00:00+00:00",
+            "country": "VN",
+            "certificateType": "CSCA",
+            "thumbprint": hashlib.sha256(der).hexdigest(),
+            "signature": "",
+            "rawData": base64.b64encode(der).decode(),
+        }
+    ]
+    loaded = load_gateway_trust_list(json.dumps(doc).encode(), environment=Environment.TST)
+    assert len(loaded.rejected) == 1
+    assert not loaded.store.all_cscas()

@@ -218,7 +218,7 @@ def load_gateway_trust_list(data: bytes, *, environment: Environment) -> Gateway
             else:
                 try:
                     cscas.append((country, x509.load_der_x509_certificate(der)))
-                except ValueError as e:
+                except (ValueError, x509.InvalidVersion) as e:
                     raise _Reject(f"rawData is not a usable certificate: {e}") from e
         except _Reject as e:
             rejected.append(RejectedEntry(index=index, reason=str(e)))

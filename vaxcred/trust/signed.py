@@ -186,8 +186,8 @@ def _signing_certificate(msg: cose.Sign1Message, anchor: x509.Certificate) -> x5
         raise _malformed("x5chain must be one DER certificate (bstr)")
     try:
         return x509.load_der_x509_certificate(chain)
-    except ValueError as e:
-        raise _malformed(f"x5chain is not a certificate: {e}") from e
+    except (ValueError, x509.InvalidVersion) as e:
+        raise _malformed(f"x5chain is not a certificate: {type(e).__name__}") from e
 
 
 def _check_signer(signer: x509.Certificate, anchor: x509.Certificate, now: datetime) -> None:
@@ -308,7 +308,7 @@ def load_signed_trust_list(
     try:
         csca_certs = [(country, x509.load_der_x509_certificate(der)) for country, der in cscas]
         trusted = [TrustedDsc(info=parse_dsc(der), country=country, source=_SOURCE) for country, der in dscs]
-    except (VaxcredError, ValueError) as e:
+    except (VaxcredError, ValueError, x509.InvalidVersion) as e:
         raise _malformed(f"a listed certificate does not load: {e}") from e
     return TrustStore.build(
         environment=environment,
