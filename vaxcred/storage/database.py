@@ -1,0 +1,190 @@
+"""``open_database(url)``: one engine, migrations, write transactions, conflict-ignoring inserts.
+
+Two backends, the same schema and the same behaviour:
+
+* ``sqlite:///path/to/vaxcred.db`` — the embedded default. Every connection sets ``journal_mode=WAL``
+  (readers never block the writer), ``foreign_keys=ON`` and ``busy_timeout``; pysqlite's own transaction
+  handling is switched off so that SQLAlchemy's ``BEGIN`` is real (pysqlite would defer it to the first
+  write), and :meth:`Database.begin` takes the write lock at once (``BEGIN IMMEDIATE``) so two writing
+  processes queue on ``busy_timeout`` instead of failing a lock upgrade.
+* ``postgresql+psycopg://user@host:port/db`` (``postgresql://`` and ``postgres://`` mean the same).
+
+Statement parameters hold citizen IDs, names and dates of birth, and must never reach a traceback or a log:
+engines are built with ``hide_parameters=True``, and PostgreSQL errors lose their DETAIL / CONTEXT lines
+(``Key (citizen_id)=(001090012345) already exists``, ``Failing row contains (…)``): only the primary message
+and the SQLSTATE remain. (The server's own log keeps DETAIL unless it runs with ``log_error_verbosity=terse``.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from importlib import resources
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, ExceptionContext
+
+__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Database", "open_database"]
+
+#: how long a SQLite writer waits for the write lock held by another connection or process
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+#: PostgreSQL advisory lock key held while migrating, so concurrent migrate() calls run one after the other
+_MIGRATION_LOCK = 0x7661786372656401  # "vaxcred" + 1
+_BEGIN_OPTION = "vaxcred_sqlite_begin"
+
+
+class Database:
+    """An engine bound to one vaxcred database; build with :func:`open_database`."""
+
+    def __init__(self, engine: Engine) -> None:
+        if engine.dialect.name not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database backend {engine.dialect.name!r}")
+        self.engine = engine
+
+    def __repr__(self) -> str:
+        return f"Database({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.engine.dialect.name
+
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction: committed when the block ends, rolled back if it raises."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+            with conn.begin():
+                yield conn
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection for reading (SQLite: a deferred transaction that takes no write lock)."""
+        with self.engine.connect() as conn:
+            yield conn
+
+    def insert_ignoring_conflicts(
+        self,
+        table: sa.Table,
+        *,
+        on: Sequence[str],
+        where: sa.ColumnElement[bool] | None = None,
+    ) -> sa.Insert:
+        """``INSERT … ON CONFLICT (on…) [WHERE where] DO NOTHING`` in this backend's dialect.
+
+        ``on`` names the columns of a unique constraint or index (``where`` its predicate, for a partial
+        index). Rows that would violate it are skipped; with ``.returning(…)`` only inserted rows come back.
+        """
+        insert = postgresql.insert if self.backend == "postgresql" else sqlite.insert
+        statement = insert(table)
+        return statement.on_conflict_do_nothing(index_elements=list(on), index_where=where)
+
+    def migrate(self, revision: str = "head") -> None:
+        """Upgrade the schema to ``revision`` (Alembic, programmatic: no alembic.ini), in one transaction."""
+        with self.begin() as conn:
+            if self.backend == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+            with _alembic_config(conn) as config:
+                command.upgrade(config, revision)
+
+    def current_revision(self) -> str | None:
+        """The schema revision the database is at (``None`` for an empty database)."""
+        with self.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head_revision(self) -> str | None:
+        """The newest revision this version of vaxcred knows."""
+        with self.connect() as conn, _alembic_config(conn) as config:
+            return ScriptDirectory.from_config(config).get_current_head()
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dispose()
+
+
+@contextlib.contextmanager
+def _alembic_config(conn: Connection) -> Iterator[Config]:
+    with resources.as_file(resources.files("vaxcred.storage") / "migrations") as script_location:
+        config = Config()
+        config.set_main_option("script_location", str(script_location))
+        config.set_main_option("path_separator", "os")
+        config.attributes["connection"] = conn
+        yield config
+
+
+def open_database(url: str = "sqlite:///vaxcred.db", **engine_options: Any) -> Database:
+    """Open (not migrate) the database at ``url``: ``sqlite:///path`` or ``postgresql+psycopg://…``.
+
+    ``engine_options`` go to :func:`sqlalchemy.create_engine` (``pool_size``, ``echo``, …).
+    """
+    parsed = sa.make_url(url)
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+        options: dict[str, Any] = {"hide_parameters": True, "pool_pre_ping": True}
+        options.update(engine_options)
+        engine = sa.create_engine(parsed, **options)
+        _withhold_postgres_details(engine)
+        return Database(engine)
+    if parsed.drivername in ("sqlite", "sqlite+pysqlite"):
+        options = {"hide_parameters": True}
+        options.update(engine_options)
+        engine = sa.create_engine(parsed, **options)
+        _configure_sqlite(engine)
+        return Database(engine)
+    raise ValueError(
+        f"unsupported database URL scheme {parsed.drivername!r}: use sqlite:///path or postgresql+psycopg://…"
+    )
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite would otherwise BEGIN only before the first write and COMMIT before DDL
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA journal_mode = WAL")
+        finally:
+            cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {'IMMEDIATE' if mode == 'IMMEDIATE' else 'DEFERRED'}")
+
+
+def _withhold_postgres_details(engine: Engine) -> None:
+    @sa.event.listens_for(engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> BaseException | None:
+        original = context.original_exception
+        diag = getattr(original, "diag", None)  # psycopg.Error
+        primary = getattr(diag, "message_primary", None)
+        if not primary:
+            return None
+        sqlstate = getattr(diag, "sqlstate", None) or "?"
+        # the chained original is printed in tracebacks too: rewrite it in place
+        original.args = (f"{primary} [SQLSTATE {sqlstate}; details withheld: they may hold personal data]",)
+        wrapped = context.sqlalchemy_exception
+        if not isinstance(wrapped, sa.exc.DBAPIError) or not isinstance(original, Exception):
+            return None
+        return type(wrapped)(
+            wrapped.statement,
+            None,
+            original,
+            hide_parameters=True,
+            connection_invalidated=wrapped.connection_invalidated,
+        )
