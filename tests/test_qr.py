@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import json
+import math
 import random
+import re
 import struct
 import time
 import zlib
@@ -18,7 +21,7 @@ import qrcode.util
 import zxingcpp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageChops, ImageFile, ImageFilter
+from PIL import Image, ImageChops, ImageFile, ImageFilter, JpegImagePlugin
 
 from vaxcred import qr
 from vaxcred.errors import ImageError
@@ -50,9 +53,9 @@ def _read(png: bytes) -> zxingcpp.Barcode:
     return barcode
 
 
-def _png(im: Image.Image) -> bytes:
+def _png(im: Image.Image, **options: Any) -> bytes:
     buf = io.BytesIO()
-    im.save(buf, format="PNG")
+    im.save(buf, format="PNG", **options)
     return buf.getvalue()
 
 
@@ -403,6 +406,233 @@ def test_decode_inverted_qr() -> None:
     """Light modules on a dark background decode."""
     im = Image.open(io.BytesIO(qr.render_png(HC1_600))).convert("L")
     assert qr.decode_image(_png(Image.eval(im, lambda v: 255 - v))) == HC1_600
+
+
+# --- decode: caps that bound time and memory -------------------------------------------------------------
+
+
+def _qr_on_page(size: tuple[int, int], qr_side: int) -> Image.Image:
+    """HC1_600 as a QR code ``qr_side`` pixels wide in the middle of a white gray page."""
+    code = Image.open(io.BytesIO(qr.render_png(HC1_600, box_size=1))).convert("L")
+    code = code.resize((qr_side, qr_side), Image.Resampling.NEAREST)
+    page = Image.new("L", size, 255)
+    page.paste(code, ((size[0] - qr_side) // 2, (size[1] - qr_side) // 2))
+    return page
+
+
+def _header_only_png(width: int, height: int, depth: int, colour: int) -> bytes:
+    """A PNG whose IHDR declares the given size and format; its pixel data is a few zero bytes."""
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def _jpeg_parts(data: bytes) -> list[bytes]:
+    """``data`` cut before each marker up to EOI (entropy-coded data stays with its SOS)."""
+    marker = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+    cuts, pos = [0], 2
+    while (m := marker.search(data, pos)) is not None:
+        cuts.append(m.start())
+        if data[m.start() + 1] == 0xD9:
+            break
+        pos = m.end() + int.from_bytes(data[m.end() : m.end() + 2], "big")
+    cuts.append(len(data))
+    return [data[a:b] for a, b in itertools.pairwise(cuts) if b > a]
+
+
+def test_large_jpeg_is_decoded_scaled_down_in_the_dct_domain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 12 MP photo-sized JPEG is decoded by libjpeg at 1/4 scale (draft mode), and its QR code still reads."""
+    drafts: list[tuple[str | None, tuple[int, int] | None, tuple[int, int]]] = []
+    original_draft = JpegImagePlugin.JpegImageFile.draft
+
+    def spy_draft(self: JpegImagePlugin.JpegImageFile, mode: str | None, size: tuple[int, int] | None) -> Any:
+        result = original_draft(self, mode, size)
+        drafts.append((mode, size, self.size))
+        return result
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy_draft)
+    data = _jpeg(_qr_on_page((4000, 3000), 1400), quality=85)
+    assert len(data) <= qr.MAX_JPEG_BYTES
+    assert qr.decode_image(data) == HC1_600
+    assert drafts == [("L", (1000, 750), (1000, 750))]  # decoded at 1000x750, never at 4000x3000
+
+
+def test_small_jpeg_is_decoded_at_full_size() -> None:
+    """A JPEG already under the decoder's working size is not scaled: VAC_VN.png decodes at 252x235."""
+    with Image.open(io.BytesIO(VN_IMAGE)) as im:
+        assert im.size == (252, 235)
+    assert qr.decode_image(VN_IMAGE) == VN_TEXT
+
+
+def test_large_png_is_scaled_down_before_the_qr_decoder() -> None:
+    """A 3000x3000 gray PNG (9 MP, under MAX_PNG_PIXELS) is reduced to the working size and still reads."""
+    assert qr.decode_image(_png(_qr_on_page((3000, 3000), 1600))) == HC1_600
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "depth", "colour"),
+    [
+        (4001, 4000, 8, 0),  # gray, over MAX_PNG_PIXELS
+        (8000, 2001, 1, 0),  # 1-bit, over MAX_PNG_PIXELS
+        (4001, 4000, 8, 3),  # palette, over MAX_PNG_PIXELS
+        (2237, 2237, 8, 2),  # RGB, over MAX_PNG_COLOUR_PIXELS (but not MAX_PNG_PIXELS)
+        (2237, 2237, 8, 4),  # gray + alpha
+        (1500, 1500, 16, 6),  # 16-bit RGBA: 2.25 MP, but inflates to 18 MB > MAX_PNG_RAW_BYTES
+        (2900, 2900, 16, 0),  # 16-bit gray: 8.4 MP, inflates to 16.8 MB
+    ],
+    ids=["gray", "1-bit", "palette", "rgb", "gray-alpha", "rgba-16", "gray-16"],
+)
+def test_png_over_its_format_cap_is_too_large_without_decoding(
+    width: int, height: int, depth: int, colour: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PNG caps depend on the pixel format (Pillow's bytes per pixel); over them: image.too_large, no pixel read."""
+    loads: list[object] = []
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: loads.append(self))
+    assert _code(_header_only_png(width, height, depth, colour)) == "image.too_large"
+    assert loads == []
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_image_with_a_side_over_the_cap_is_too_large(fmt: str) -> None:
+    """A side longer than MAX_IMAGE_SIDE is refused whatever the pixel count (Pillow slows on long rows)."""
+    buf = io.BytesIO()
+    Image.new("L", (qr.MAX_IMAGE_SIDE + 1, 1), 255).save(buf, format=fmt)
+    assert _code(buf.getvalue()) == "image.too_large"
+    buf = io.BytesIO()
+    Image.new("L", (qr.MAX_IMAGE_SIDE, 1), 255).save(buf, format=fmt)
+    assert _code(buf.getvalue()) == "image.no_qr"
+
+
+def test_png_caps_admit_a_phone_screenshot() -> None:
+    """A 1440x3200 RGB screenshot (4.6 MP, 13.8 MB inflated) is within the PNG caps."""
+    assert qr.MAX_PNG_COLOUR_PIXELS >= 1440 * 3200
+    assert qr.MAX_PNG_RAW_BYTES >= 3200 * (1440 * 3 + 1)
+    page = _qr_on_page((1440, 3200), 1000).convert("RGB")
+    assert qr.decode_image(_png(page)) == HC1_600
+
+
+def test_rgb_png_with_colour_key_over_half_the_colour_cap_is_too_large() -> None:
+    """An RGB PNG with a tRNS colour key costs an RGBA conversion: its cap is half MAX_PNG_COLOUR_PIXELS."""
+    side = math.isqrt(qr.MAX_PNG_COLOUR_PIXELS // 2) + 1
+    data = _png(Image.new("RGB", (side, side), (255, 255, 255)), transparency=(0, 0, 0))
+    assert _code(data) == "image.too_large"
+    assert _code(_png(Image.new("RGB", (side, side), (255, 255, 255)))) == "image.no_qr"  # without the key
+
+
+def test_palette_png_with_transparent_background_decodes() -> None:
+    """A palette PNG whose background index is transparent is read as on white paper."""
+    im = Image.open(io.BytesIO(qr.render_png(HC1_600))).convert("L")
+    palette = Image.new("P", im.size)
+    palette.putpalette([0, 0, 0, 0, 0, 0])  # both indices black: only transparency tells them apart
+    palette.paste(Image.eval(im, lambda v: 1 if v > 127 else 0))
+    buf = io.BytesIO()
+    palette.save(buf, format="PNG", transparency=1)
+    assert qr.decode_image(buf.getvalue()) == HC1_600
+
+
+def test_gray_png_with_transparent_level_decodes() -> None:
+    """A gray PNG whose background level is transparent (tRNS) is read as on white paper."""
+    im = Image.open(io.BytesIO(qr.render_png(HC1_600))).convert("L")
+    keyed = Image.eval(im, lambda v: 7 if v > 127 else 0)  # background 7: nearly black, but transparent
+    assert qr.decode_image(_png(keyed, transparency=7)) == HC1_600
+
+
+def test_png_with_too_many_chunks_is_corrupt() -> None:
+    """More than MAX_PNG_CHUNKS chunks (Pillow walks them in Python) is refused before Pillow sees the file."""
+    png = qr.render_png("HC1:CHUNKS")
+    flood = _png_chunk(b"zzZz", b"") * qr.MAX_PNG_CHUNKS
+    assert len(png[:33] + flood + png[33:]) <= qr.MAX_PNG_BYTES
+    assert _code(png[:33] + flood + png[33:]) == "image.corrupt"
+    assert qr.decode_image(png[:33] + flood[: 12 * 100] + png[33:]) == "HC1:CHUNKS"  # 100 are fine
+
+
+def test_jpeg_over_its_byte_cap_is_too_large() -> None:
+    """A JPEG longer than MAX_JPEG_BYTES is refused before parsing, even with a larger max_bytes."""
+    padded = VN_IMAGE + bytes(qr.MAX_JPEG_BYTES)
+    assert _code(padded) == "image.too_large"
+    with pytest.raises(ImageError) as info:
+        qr.decode_image(padded, max_bytes=len(padded))
+    assert info.value.code == "image.too_large"
+
+
+def test_progressive_jpeg_under_its_caps_decodes() -> None:
+    """A progressive JPEG within MAX_JPEG_MULTISCAN_PIXELS / _BYTES decodes as a baseline one does."""
+    im = Image.open(io.BytesIO(VN_IMAGE))
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=90, progressive=True)
+    assert Image.open(io.BytesIO(buf.getvalue())).info.get("progressive")
+    assert qr.decode_image(buf.getvalue()) == VN_TEXT
+
+
+def test_progressive_jpeg_over_its_pixel_cap_is_too_large() -> None:
+    """Progressive JPEGs buffer every coefficient at full size: over MAX_JPEG_MULTISCAN_PIXELS is too large."""
+    side = math.isqrt(qr.MAX_JPEG_MULTISCAN_PIXELS) + 1
+    page = _qr_on_page((side, side), 1000)
+    buf = io.BytesIO()
+    page.save(buf, format="JPEG", progressive=True)
+    assert _code(buf.getvalue()) == "image.too_large"
+    assert qr.decode_image(_jpeg(page, quality=75)) == HC1_600  # the same pixels as a baseline JPEG read
+
+
+def test_jpeg_with_too_many_scans_is_too_large() -> None:
+    """Every scan costs a pass over all blocks and can be a few bytes long: over MAX_JPEG_SCANS is refused."""
+    buf = io.BytesIO()
+    Image.new("L", (64, 64), 255).save(buf, format="JPEG", progressive=True)
+    parts = _jpeg_parts(buf.getvalue())
+    scans = [i for i, p in enumerate(parts) if p.startswith(b"\xff\xda")]
+    last = scans[-1]
+    repeated = b"".join(parts[: last + 1]) + parts[last] * qr.MAX_JPEG_SCANS + b"".join(parts[last + 1 :])
+    assert _code(repeated) == "image.too_large"
+
+
+def test_jpeg_with_too_many_markers_is_corrupt() -> None:
+    """More than MAX_JPEG_MARKERS header segments (Pillow walks them in Python) is refused."""
+    com = b"\xff\xfe\x00\x02"  # an empty comment segment
+    assert _code(VN_IMAGE[:2] + com * qr.MAX_JPEG_MARKERS + VN_IMAGE[2:]) == "image.corrupt"
+    assert qr.decode_image(VN_IMAGE[:2] + com * 100 + VN_IMAGE[2:]) == VN_TEXT
+
+
+def test_jpeg_scans_after_the_first_eoi_are_not_counted() -> None:
+    """Data after EOI (an MPO's second picture, a motion photo's video) is ignored, even if it looks like scans."""
+    assert qr.decode_image(VN_IMAGE + b"\xff\xda\x00\x08" * (qr.MAX_JPEG_SCANS + 1)) == VN_TEXT
+
+
+@pytest.mark.parametrize(
+    "sof", [0xC3, 0xC5, 0xC9, 0xCA], ids=["lossless", "hierarchical", "arith", "arith-prog"]
+)
+def test_jpeg_other_than_huffman_dct_is_unsupported(sof: int) -> None:
+    """Lossless, hierarchical and arithmetic-coded JPEG frames are refused: image.unsupported."""
+    parts = _jpeg_parts(VN_IMAGE)
+    (i,) = [i for i, p in enumerate(parts) if p[:2] in (b"\xff\xc0", b"\xff\xc1", b"\xff\xc2")]
+    parts[i] = bytes([0xFF, sof]) + parts[i][2:]
+    assert _code(b"".join(parts)) == "image.unsupported"
+
+
+def test_decoder_passes_after_the_first_stop_once_the_time_budget_is_spent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no time left, only the first zxing pass runs, and the error says passes were left out."""
+    calls: list[object] = []
+    original = zxingcpp.read_barcodes
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("binarizer"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(zxingcpp, "read_barcodes", counting)
+    blank = _png(Image.new("L", (200, 200), 255))
+    assert _code(blank) == "image.no_qr"
+    assert len(calls) == 6  # three binarizers, then again on a 2x copy (cheap: a blank 200x200 page)
+    calls.clear()
+    monkeypatch.setattr(qr, "_TIME_BUDGET", -1.0)
+    with pytest.raises(ImageError, match="5 decoder passes left out") as info:
+        qr.decode_image(blank)
+    assert info.value.code == "image.no_qr"
+    assert len(calls) == 1
 
 
 # --- dgc-testdata 2DCODE pictures ---------------------------------------------------------------------------
