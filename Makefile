@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint typecheck unit bench fuzz vectors clean sysdeps install
+.PHONY: demo test lint typecheck unit bench bench-hostile fuzz vectors clean sysdeps install
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -42,6 +42,10 @@ typecheck: $(STAMP)
 ## bench: one process, one core: raw cryptography vs vaxcred vs pycose vs python-cwt
 bench: $(STAMP)
 	taskset -c 0 $(BIN)/python -m benchmarks.bench_core
+
+## bench-hostile: worst-case time and memory of hostile inputs (text and images) through verify()
+bench-hostile: $(STAMP)
+	taskset -c 0 $(BIN)/python -m benchmarks.bench_hostile
 
 ## vectors: regenerate test_vectors/ deterministically (fixed keys and clock)
 vectors: $(STAMP)
