@@ -221,7 +221,7 @@ class LocalSigner:
     ``repr`` shows the algorithm, kid and subject only, never key material.
     """
 
-    __slots__ = ("_algorithm", "_certificate", "_key", "_kid")
+    __slots__ = ("_algorithm", "_certificate", "_ec_key", "_key", "_kid")
 
     def __init__(self, private_key: SigningKey, certificate: x509.Certificate) -> None:
         if not isinstance(private_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
@@ -242,6 +242,8 @@ class LocalSigner:
                 "the certificate's public key is not the private key's", code="keys.key_mismatch"
             )
         self._key = private_key
+        # the type test, once: ABC isinstance checks cost more than a signature's Python overhead
+        self._ec_key = private_key if isinstance(private_key, ec.EllipticCurvePrivateKey) else None
         self._certificate = certificate
         self._algorithm = algorithm
         self._kid = kid_for(certificate.public_bytes(Encoding.DER))
@@ -263,9 +265,11 @@ class LocalSigner:
 
     def sign(self, data: bytes) -> bytes:
         """Sign ``data``; raw 64-byte ``r‖s`` for ES256, modulus-length PSS (salt 32) for PS256."""
+        ec_key = self._ec_key
+        if ec_key is not None:
+            return der_to_raw(ec_key.sign(data, _ECDSA_SHA256), 32)
         key = self._key
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            return der_to_raw(key.sign(data, _ECDSA_SHA256), 32)
+        assert isinstance(key, rsa.RSAPrivateKey)
         return key.sign(data, _PSS_SHA256_SALT32, _SHA256)
 
     def __repr__(self) -> str:

@@ -9,12 +9,14 @@ may not outlive the DSC (``exp`` <= notAfter) nor be signed outside the DSC's ke
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from vaxcred import errors, schema, valuesets
@@ -39,7 +41,9 @@ def add_months(moment: datetime, months: int) -> datetime:
     """``moment`` plus calendar months, the day clamped to the month's end (Jan 31 + 1 month = Feb 28/29)."""
     index = moment.month - 1 + months
     year, month = moment.year + index // 12, index % 12 + 1
-    day = min(moment.day, calendar.monthrange(year, month)[1])
+    day = moment.day
+    if day > 28:  # every month has 28 days: only later days may need clamping
+        day = min(day, calendar.monthrange(year, month)[1])
     return moment.replace(year=year, month=month, day=day)
 
 
@@ -89,8 +93,14 @@ class Issuer:
     def __init__(self, signer: Signer, *, policy: IssuancePolicy | None = None) -> None:
         self._signer = signer
         self._policy = policy or IssuancePolicy()
-        self._info: DscInfo = parse_dsc(signer.certificate.public_bytes(Encoding.DER))
+        self._info: DscInfo = _dsc_info(signer.certificate)
         self._protected = cose.encode_protected(int(signer.algorithm), signer.kid)
+        # the payload types this DSC may sign: its EKU allows them and it is not a site certificate
+        self._allowed_types = (
+            frozenset()
+            if _is_site_certificate(self._info)
+            else frozenset(kind for kind in ("v", "t", "r") if eku_allows(self._info, kind))
+        )
 
     @property
     def dsc(self) -> DscInfo:
@@ -131,7 +141,7 @@ class Issuer:
         payload, model = _to_json(dcc)
         _check_dates(model)
         kind = model.payload_type
-        if not eku_allows(self._info, kind) or _is_site_certificate(self._info):
+        if kind not in self._allowed_types:
             raise errors.IssuanceError(
                 f"this certificate may not sign payload type {kind!r}", code="issue.key_usage"
             )
@@ -183,6 +193,13 @@ def issue(
 ) -> IssuedPassport:
     """Issue one passport; for batches build one :class:`Issuer` and call :meth:`Issuer.issue`."""
     return Issuer(signer, policy=policy).issue(dcc, now=now)
+
+
+@functools.lru_cache(maxsize=32)
+def _dsc_info(certificate: x509.Certificate) -> DscInfo:
+    """:func:`parse_dsc`, remembered per certificate (certificates are equal when their DER is; DscInfo is
+    immutable): the one-shot :func:`issue` would otherwise parse the DSC for every passport."""
+    return parse_dsc(certificate.public_bytes(Encoding.DER))
 
 
 def _is_site_certificate(info: DscInfo) -> bool:

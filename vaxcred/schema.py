@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import numbers
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -146,6 +147,9 @@ class _Compiler:
         self._documents = documents
         self._refs: dict[str, _Node] = {}
         self._resolving: set[str] = set()
+        # subschemas already compiled, by identity (the documents outlive the compiler run), so that the
+        # fused checks below reuse the nodes the keyword builders made
+        self._compiled: dict[int, _Node] = {}
 
     def compile_root(self, uri: str) -> _Node:
         return self._ref(uri, uri)
@@ -175,17 +179,125 @@ class _Compiler:
     def _compile(self, schema: Any, base: str) -> _Node:
         if not isinstance(schema, dict):
             raise ValueError("boolean schemas are not supported")  # the DCC schemas use none
+        if id(schema) in self._compiled:
+            return self._compiled[id(schema)]
         if "$id" in schema and schema["$id"] != base:
             raise ValueError("nested $id is not supported")
-        parts: list[_Node] = []
+        parts: dict[str, _Node] = {}
         for keyword, value in schema.items():
             if keyword in _ANNOTATIONS:
                 continue
             builder = getattr(self, "_kw_" + keyword.replace("$", "dollar_"), None)
             if builder is None:
                 raise ValueError(f"unsupported JSON Schema keyword {keyword!r}")
-            parts.append(builder(value, schema, base))
-        return _all(parts)
+            parts[keyword] = builder(value, schema, base)
+        node = _all(list(parts.values()))
+        fused = self._fuse(schema, parts, base)
+        if fused is not None:
+            node = _Node(fused, node.explain)
+        self._compiled[id(schema)] = node
+        return node
+
+    # -- fused checks ------------------------------------------------------------------------------------
+    #
+    # A schema with a single ``type`` fails every value of another type, so the keywords that only
+    # constrain that type (maxLength, pattern, required, properties, items, minimum, ...) need no guard
+    # of their own: one closure tests the type once and then each constraint inline, instead of one
+    # closure call per keyword.  Only the fast ``check`` is fused; ``explain`` (failures only) stays the
+    # per-keyword one.  The decisions are the same conjunction of the same predicates.
+
+    def _fuse(self, schema: Mapping[str, Any], parts: Mapping[str, _Node], base: str) -> Check | None:
+        kind = schema.get("type")
+        fuse = {
+            "string": self._fuse_string,
+            "object": self._fuse_object,
+            "array": self._fuse_array,
+            "integer": self._fuse_integer,
+        }.get(kind if isinstance(kind, str) else "")
+        if fuse is None or len(parts) < 2:
+            return None
+        return fuse(schema, parts, base)
+
+    @staticmethod
+    def _rest(parts: Mapping[str, _Node], consumed: frozenset[str]) -> tuple[Check, ...]:
+        return tuple(node.check for keyword, node in parts.items() if keyword not in consumed)
+
+    def _fuse_string(self, schema: Mapping[str, Any], parts: Mapping[str, _Node], _base: str) -> Check:
+        rest = self._rest(parts, frozenset({"type", "minLength", "maxLength", "pattern"}))
+        low: int = schema.get("minLength", 0)
+        high: int | float = schema.get("maxLength", math.inf)
+        pattern = schema.get("pattern")
+        search = re.compile(pattern).search if pattern is not None else None
+
+        def check(x: Any) -> bool:
+            if not isinstance(x, str) or not low <= len(x) <= high:
+                return False
+            if search is not None and search(x) is None:
+                return False
+            for c in rest:  # noqa: SIM110 - a loop beats all() over a generator here
+                if not c(x):
+                    return False
+            return True
+
+        return check
+
+    def _fuse_object(self, schema: Mapping[str, Any], parts: Mapping[str, _Node], base: str) -> Check:
+        rest = self._rest(parts, frozenset({"type", "required", "properties"}))
+        required = tuple(schema.get("required", ()))
+        properties = tuple(
+            (name, self._compile(sub, base).check) for name, sub in schema.get("properties", {}).items()
+        )
+
+        def check(x: Any) -> bool:
+            if not isinstance(x, dict):
+                return False
+            for name in required:
+                if name not in x:
+                    return False
+            for name, sub_check in properties:
+                if name in x and not sub_check(x[name]):
+                    return False
+            for c in rest:  # noqa: SIM110 - a loop beats all() over a generator here
+                if not c(x):
+                    return False
+            return True
+
+        return check
+
+    def _fuse_integer(self, schema: Mapping[str, Any], parts: Mapping[str, _Node], _base: str) -> Check:
+        rest = self._rest(parts, frozenset({"type", "minimum", "maximum"}))
+        low: float = schema.get("minimum", -math.inf)
+        high: float = schema.get("maximum", math.inf)
+
+        def check(x: Any) -> bool:
+            if not _is_integer(x) or not low <= x <= high:
+                return False
+            for c in rest:  # noqa: SIM110 - a loop beats all() over a generator here
+                if not c(x):
+                    return False
+            return True
+
+        return check
+
+    def _fuse_array(self, schema: Mapping[str, Any], parts: Mapping[str, _Node], base: str) -> Check:
+        rest = self._rest(parts, frozenset({"type", "minItems", "maxItems", "items"}))
+        low: int = schema.get("minItems", 0)
+        high: int | float = schema.get("maxItems", math.inf)
+        item_check = self._compile(schema["items"], base).check if "items" in schema else None
+
+        def check(x: Any) -> bool:
+            if not isinstance(x, list) or not low <= len(x) <= high:
+                return False
+            if item_check is not None:
+                for item in x:
+                    if not item_check(item):
+                        return False
+            for c in rest:  # noqa: SIM110 - a loop beats all() over a generator here
+                if not c(x):
+                    return False
+            return True
+
+        return check
 
     # -- keywords (each mirrors jsonschema/_keywords.py) ----------------------------------------------------
 
@@ -214,7 +326,10 @@ class _Compiler:
         def check(x: Any) -> bool:
             if not isinstance(x, dict):
                 return True
-            return all(name in x for name in names)
+            for name in names:  # noqa: SIM110 - a loop beats all() over a generator here
+                if name not in x:
+                    return False
+            return True
 
         def explain(x: Any, path: str) -> Iterator[str]:
             if isinstance(x, dict):
@@ -253,7 +368,10 @@ class _Compiler:
         def check(x: Any) -> bool:
             if not isinstance(x, list):
                 return True
-            return all(sub_check(item) for item in x)
+            for item in x:  # noqa: SIM110 - a loop beats all() over a generator here
+                if not sub_check(item):
+                    return False
+            return True
 
         def explain(x: Any, path: str) -> Iterator[str]:
             if isinstance(x, list):

@@ -166,6 +166,17 @@ def check_vaccination(entry: Vaccination, value_sets: ValueSets | None = None) -
     Raises :class:`IssuanceError` with code ``issue.valueset`` (a code outside its value set, or deprecated)
     or ``issue.bad_combination`` (``mp``/``ma``/``vp`` not allowed by the encoding instructions).
     """
+    if value_sets is None:
+        active, triples = _default_issuable()
+        if (
+            entry.tg in active["disease-agent-targeted"]
+            and entry.vp in active["vaccine-prophylaxis"]
+            and entry.mp in active["vaccine-medicinal-product"]
+            and entry.ma in active["vaccine-mah-manf"]
+            and entry.co in active["country-2-codes"]
+            and (entry.mp, entry.ma, entry.vp) in triples
+        ):
+            return  # fast path (dict hits); any doubt goes through the checks below for the exact error
     vs = value_sets or load_value_sets()
     for field, set_name, code in (
         ("tg", "disease-agent-targeted", entry.tg),
@@ -186,6 +197,20 @@ def check_vaccination(entry: Vaccination, value_sets: ValueSets | None = None) -
         raise IssuanceError(
             f"product {entry.mp!r} must be encoded with {allowed}", code="issue.bad_combination"
         )
+
+
+@functools.cache
+def _default_issuable() -> tuple[dict[str, frozenset[str]], frozenset[tuple[str, str, str]]]:
+    """For the vendored value sets: the active codes of each set, and every allowed (mp, ma, vp)."""
+    vs = load_value_sets()
+    active = {
+        name: frozenset(code for code, entry in value_set.entries.items() if entry.active)
+        for name, value_set in vs.sets.items()
+    }
+    allowed = frozenset(
+        (row.mp, row.ma, vp) for rows in vs.encoding.values() for row in rows for vp in row.vp
+    )
+    return active, allowed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -40,6 +40,30 @@ _SKIP = StepResult.SKIP
 _MAX_INPUT_BYTES = 10 * 1024 * 1024
 
 
+_ORDER = {name: i for i, name in enumerate(STEP_NAMES)}
+#: ``pass`` steps are immutable values: the common ones are built once and shared between results
+_OK_STEPS: dict[tuple[str, str], Step] = {}
+_OK_STEPS_MAX = 4096
+_NOT_REACHED = {
+    name: Step(
+        name=name, result=_SKIP, code="skipped.earlier_failure", message="not checked: an earlier step failed"
+    )
+    for name in STEP_NAMES
+}
+_ALG_NAMES = {int(alg): alg.name for alg in crypto.Algorithm}
+_OK_PREFIX = Step(name="prefix", result=_PASS, code="prefix.ok", message="HC1: context identifier")
+_OK_BASE45 = Step(name="base45", result=_PASS, code="base45.ok", message="valid Base45")
+_OK_ZLIB = Step(name="zlib", result=_PASS, code="zlib.ok", message="zlib stream inflated")
+_OK_COSE = Step(name="cose", result=_PASS, code="cose.ok", message="COSE_Sign1 with CWT claims")
+_OK_TIME = Step(name="time", result=_PASS, code="time.ok", message="within iat/exp and the DSC's validity")
+_CHAIN_NOT_CHECKED = Step(
+    name="chain",
+    result=_SKIP,
+    code="chain.not_checked",
+    message="bare DSC supplied without its CSCA: chain not checked",
+)
+
+
 class _Steps:
     """Collects step outcomes in order; steps never reached are reported as ``skip``."""
 
@@ -50,7 +74,13 @@ class _Steps:
         self.failed = False
 
     def ok(self, name: str, message: str) -> None:
-        self.items.append(Step(name=name, result=_PASS, code=f"{name}.ok", message=message))
+        key = (name, message)
+        step = _OK_STEPS.get(key)
+        if step is None:
+            step = Step(name=name, result=_PASS, code=f"{name}.ok", message=message)
+            if len(_OK_STEPS) < _OK_STEPS_MAX:
+                _OK_STEPS[key] = step
+        self.items.append(step)
 
     def fail(self, name: str, code: str, message: str) -> None:
         self.failed = True
@@ -63,14 +93,20 @@ class _Steps:
         self.fail(name, exc.code, exc.message)
 
     def finish(self, **fields: Any) -> VerificationResult:
-        done = {s.name for s in self.items}
-        for name in STEP_NAMES:
-            if name not in done:
-                self.skip(name, "skipped.earlier_failure", "not checked: an earlier step failed")
-        order = {n: i for i, n in enumerate(STEP_NAMES)}
-        steps = tuple(sorted(self.items, key=lambda s: order.get(s.name, len(order))))
+        items = self.items
+        if len(items) < len(STEP_NAMES):
+            done = {s.name for s in items}
+            items.extend(_NOT_REACHED[name] for name in STEP_NAMES if name not in done)
+        names = [s.name for s in items]
+        if names == _STEP_LIST:  # the usual case: appended in pipeline order
+            steps = tuple(items)
+        else:
+            steps = tuple(sorted(items, key=lambda s: _ORDER.get(s.name, len(_ORDER))))
         status = fields.pop("status", None) or (Status.INVALID if self.failed else Status.VALID)
         return VerificationResult(status=status, steps=steps, **fields)
+
+
+_STEP_LIST = list(STEP_NAMES)
 
 
 def _as_text(data: str | bytes, steps: _Steps) -> str | None:
@@ -103,11 +139,10 @@ def _epoch(seconds: int) -> datetime:
 
 
 def _check_time(
-    claims: cwt.Claims, dsc: TrustedDsc, now: datetime, skew: timedelta
+    iat: datetime, exp: datetime, dsc: TrustedDsc, now: datetime, skew: timedelta
 ) -> tuple[str, str] | None:
     """(8) the shell model: DSC.notBefore <= iat <= now (+skew) <= exp <= DSC.notAfter."""
     info = dsc.info
-    iat, exp = _epoch(claims.iat), _epoch(claims.exp)
     if exp < now:
         return "time.expired", f"expired at {exp.isoformat()}"
     if iat > now + skew:
@@ -143,15 +178,13 @@ def _holder(dcc: Mapping[str, Any]) -> Holder | None:
     if not isinstance(nam, Mapping):
         return None
 
-    def text(key: str) -> str | None:
-        value = nam.get(key)
-        return value if isinstance(value, str) else None
-
+    get = nam.get
+    fn, gn, fnt, gnt = get("fn"), get("gn"), get("fnt"), get("gnt")
     return Holder(
-        fn=text("fn"),
-        gn=text("gn"),
-        fnt=text("fnt"),
-        gnt=text("gnt"),
+        fn=fn if isinstance(fn, str) else None,
+        gn=gn if isinstance(gn, str) else None,
+        fnt=fnt if isinstance(fnt, str) else None,
+        gnt=gnt if isinstance(gnt, str) else None,
         dob=dob if isinstance(dob, str) else "",
     )
 
@@ -191,7 +224,7 @@ def verify(
     except errors.PrefixError as e:
         steps.error("prefix", e)
         return steps.finish(**base)
-    steps.ok("prefix", "HC1: context identifier")
+    steps.items.append(_OK_PREFIX)
 
     # (2) base45
     try:
@@ -199,7 +232,7 @@ def verify(
     except errors.Base45Error as e:
         steps.error("base45", e)
         return steps.finish(**base)
-    steps.ok("base45", "valid Base45")
+    steps.items.append(_OK_BASE45)
 
     # (3) zlib
     try:
@@ -207,7 +240,7 @@ def verify(
     except errors.ZlibError as e:
         steps.error("zlib", e)
         return steps.finish(**base)
-    steps.ok("zlib", "zlib stream inflated")
+    steps.items.append(_OK_ZLIB)
 
     # (4) cose: envelope and CWT claims; only alg and kid are *used* before the signature holds
     try:
@@ -219,7 +252,7 @@ def verify(
     if msg.alg is None:
         steps.fail("cose", "cose.no_alg", "no algorithm in either header")
         return steps.finish(**base)
-    steps.ok("cose", "COSE_Sign1 with CWT claims")
+    steps.items.append(_OK_COSE)
     base["kid"] = msg.kid if isinstance(msg.kid, bytes) else None
 
     # (5) kid: selects candidates only
@@ -252,19 +285,14 @@ def verify(
         assert last is not None
         steps.error("signature", last)
         return steps.finish(**base)
-    steps.ok("signature", f"signature verified ({crypto.Algorithm(msg.alg).name})")
+    steps.ok("signature", f"signature verified ({_ALG_NAMES[msg.alg]})")
     dcc = claims.dcc
-    base.update(
-        holder=_holder(dcc),
-        certificate=dcc,
-        issuer_country=dsc.country,
-        iat=_epoch(claims.iat),
-        exp=_epoch(claims.exp),
-    )
+    iat, exp = _epoch(claims.iat), _epoch(claims.exp)
+    base.update(holder=_holder(dcc), certificate=dcc, issuer_country=dsc.country, iat=iat, exp=exp)
 
     # (7) chain
     if not trust.chain_required:
-        steps.skip("chain", "chain.not_checked", "bare DSC supplied without its CSCA: chain not checked")
+        steps.items.append(_CHAIN_NOT_CHECKED)
     else:
         try:
             check_chain(dsc, trust, now)
@@ -274,11 +302,11 @@ def verify(
             steps.ok("chain", f"DSC chains to the {dsc.country} CSCA")
 
     # (8) time
-    problem = _check_time(claims, dsc, now, skew)
+    problem = _check_time(iat, exp, dsc, now, skew)
     if problem:
         steps.fail("time", *problem)
     else:
-        steps.ok("time", "within iat/exp and the DSC's validity")
+        steps.items.append(_OK_TIME)
 
     # (9) key_usage
     payload_type = _payload_type(dcc)

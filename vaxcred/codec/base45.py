@@ -5,7 +5,7 @@ Rules (RFC 9285 §4, §6; DCC.md §1; SECURITY.md pitfall 10): only the 45 chara
 a length ≡ 1 (mod 3) is rejected, a triplet must be ≤ 65535 and a final pair ≤ 255.  No whitespace is
 trimmed here: that happens once, at the prefix.
 
-Decoding runs entirely in C-level primitives, no Python loop per character: ``bytes.translate``
+Encoding and decoding run entirely in C-level primitives, no Python loop per character: ``bytes.translate``
 maps characters to digit values (0xFF for anything else), strided slices split the
 digits into the c, d and e columns, and each column is spread into 3-byte lanes of one big integer,
 so that ``c + 45·d + 2025·e`` is computed for every triplet at once by three big-integer operations.
@@ -15,7 +15,7 @@ means the triplet exceeded 65535.
 
 from __future__ import annotations
 
-import struct
+from collections.abc import Callable
 
 from vaxcred.errors import Base45Error
 
@@ -28,19 +28,53 @@ _DECODE_TABLE = bytes(ALPHABET.index(chr(i)) if chr(i) in ALPHABET else _INVALID
 _ENCODE_PAIRS: tuple[str, ...] = tuple(ALPHABET[i % 45] + ALPHABET[i // 45] for i in range(45 * 45))
 
 
+def _table(f: Callable[[int], int]) -> bytes:
+    return bytes(f(i) for i in range(256))
+
+
+# Encoding, vectorised like decoding.  A pair n = 256·a + b is split into base-45 digits per byte:
+# 256·a = 2025·ea + 45·da + ca and b = 45·db + cb (translate tables), so n = 2025·ea + 45·(da + db) +
+# (ca + cb).  The digit sums are added lane-wise in big integers (one byte per pair: every sum stays below
+# 256, so lanes never carry into each other) and normalised with two carry steps, again by translate:
+# c = (ca + cb) mod 45, d = (da + db + carry) mod 45, e = ea + carry'.
+_HI_C = _table(lambda a: (256 * a) % 45)
+_HI_D = _table(lambda a: (256 * a) % 2025 // 45)
+_HI_E = _table(lambda a: (256 * a) // 2025)
+_LO_C = _table(lambda b: b % 45)
+_LO_D = _table(lambda b: b // 45)
+_CARRY = _table(lambda i: i // 45 if i < 90 else 0)  # lanes hold at most 88 (c) or 50 (d)
+_MOD45_CHAR = _table(lambda i: ord(ALPHABET[i % 45]))
+
+
 def b45encode(data: bytes | bytearray | memoryview) -> str:
     """Encode ``data`` as Base45 text (RFC 9285 §4)."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"b45encode() expects bytes, not {type(data).__name__}")
     raw = bytes(data)
-    full = len(raw) - len(raw) % 2
-    pairs = _ENCODE_PAIRS
-    alphabet = ALPHABET
-    # n = 256·a + b = c + 45·d + 2025·e; pairs[n % 2025] spells c d, and e = n // 2025 < 33.
-    out = [pairs[n % 2025] + alphabet[n // 2025] for n in struct.unpack(f">{full // 2}H", raw[:full])]
+    pairs = len(raw) // 2
+    full = 2 * pairs
+    out = bytearray(3 * pairs)
+    if pairs:
+        hi = raw[0:full:2]
+        lo = raw[1:full:2]
+        from_bytes = int.from_bytes
+        c = (from_bytes(hi.translate(_HI_C), "big") + from_bytes(lo.translate(_LO_C), "big")).to_bytes(
+            pairs, "big"
+        )
+        d = (
+            from_bytes(hi.translate(_HI_D), "big")
+            + from_bytes(lo.translate(_LO_D), "big")
+            + from_bytes(c.translate(_CARRY), "big")
+        ).to_bytes(pairs, "big")
+        e = (from_bytes(hi.translate(_HI_E), "big") + from_bytes(d.translate(_CARRY), "big")).to_bytes(
+            pairs, "big"
+        )
+        out[0::3] = c.translate(_MOD45_CHAR)
+        out[1::3] = d.translate(_MOD45_CHAR)
+        out[2::3] = e.translate(_MOD45_CHAR)
     if full != len(raw):
-        out.append(pairs[raw[-1]])
-    return "".join(out)
+        out += _ENCODE_PAIRS[raw[-1]].encode("ascii")
+    return out.decode("ascii")
 
 
 def b45decode(text: str) -> bytes:

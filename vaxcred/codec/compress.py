@@ -8,6 +8,7 @@ output: ``zlib.decompress`` would ignore trailing bytes and inflate a bomb witho
 
 from __future__ import annotations
 
+import struct
 import zlib
 
 from vaxcred.errors import ZlibError
@@ -18,9 +19,33 @@ __all__ = ["MAX_INFLATED", "compress", "decompress"]
 MAX_INFLATED = 64 * 1024
 
 
+#: zlib header for a 32 KiB window at level 9 (CMF 0x78, FLG 0xDA: 0x78DA is a multiple of 31).
+_ZLIB_HEADER = b"\x78\xda"
+#: Small inputs are deflated with a 4 KiB window (wbits 12) and memLevel 6: the compressor's state is
+#: ~50 KiB instead of the ~260 KiB of ``zlib.compress(data, 9)``, whose allocation and zeroing can cost
+#: more than compressing a 400-byte COSE message (and, when the allocator trims its heap between calls,
+#: several times more).  Deflate never refers back further than ``window - 262`` bytes, so an input of at
+#: most that length cannot use a longer match; memLevel 6 buffers 4096 symbols, more than such an input
+#: can produce, so blocks split where level 9's default would split them.  Every HC1 payload (a QR code
+#: holds at most ~2.9 KB of compressed data) normally falls under it; larger inputs take ``zlib.compress``.
+_SMALL_WBITS = 12
+_SMALL_MEMLEVEL = 6
+_SMALL_MAX = (1 << _SMALL_WBITS) - 262
+_adler32_trailer = struct.Struct(">I").pack
+
+
 def compress(data: bytes) -> bytes:
-    """Compress ``data`` with zlib at level 9 (the output starts ``78 DA``)."""
-    return zlib.compress(data, 9)
+    """Compress ``data`` with zlib at level 9 (the output starts ``78 DA``).
+
+    A valid RFC 1950 stream: the header says a 32 KiB window, the data is deflated with a window at least
+    as large as the input (see ``_SMALL_WBITS``), and the Adler-32 trailer covers ``data``.
+    """
+    if len(data) > _SMALL_MAX:
+        return zlib.compress(data, 9)
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -_SMALL_WBITS, _SMALL_MEMLEVEL)
+    return b"".join(
+        (_ZLIB_HEADER, deflater.compress(data), deflater.flush(), _adler32_trailer(zlib.adler32(data)))
+    )
 
 
 def decompress(data: bytes | bytearray | memoryview, max_size: int = MAX_INFLATED) -> bytes:

@@ -28,7 +28,7 @@ from enum import IntEnum
 from types import MappingProxyType
 from typing import Final
 
-from vaxcred.codec.cbor import Tagged, dumps, loads
+from vaxcred.codec.cbor import Tagged, dumps, encode_head, loads
 from vaxcred.errors import CborError, CoseError
 
 __all__ = [
@@ -107,7 +107,10 @@ def decode_sign1(data: bytes) -> Sign1Message:
     protected_bytes, unprotected, payload, signature = item
     if not isinstance(protected_bytes, bytes):
         raise CoseError("protected header is not a byte string", code="cose.bad_protected")
-    protected = _decode_protected(protected_bytes)
+    protected = _PROTECTED_SEEN.get(protected_bytes)
+    seen = protected is not None
+    if protected is None:
+        protected = _decode_protected(protected_bytes)
     if not isinstance(unprotected, dict):
         raise CoseError("unprotected header is not a map", code="cose.bad_unprotected")
     if payload is None:
@@ -116,22 +119,30 @@ def decode_sign1(data: bytes) -> Sign1Message:
         raise CoseError("payload is not a byte string", code="cose.bad_payload")
     if not isinstance(signature, bytes):
         raise CoseError("signature is not a byte string", code="cose.bad_signature")
-    if HeaderLabel.CRIT in unprotected:
+    if _CRIT in unprotected:
         raise CoseError("'crit' must not be in the unprotected header", code="cose.crit_unprotected")
-    if HeaderLabel.CRIT in protected:
-        _check_crit(protected)
+    if not seen:
+        if _CRIT in protected:
+            _check_crit(protected)
+        if (
+            protected
+            and len(protected_bytes) <= _PROTECTED_SEEN_BYTES
+            and len(_PROTECTED_SEEN) < _PROTECTED_SEEN_MAX
+            and all(type(v) in _IMMUTABLE for v in protected.values())  # shared: nothing to mutate
+        ):
+            _PROTECTED_SEEN[protected_bytes] = protected
 
-    alg_header = protected if HeaderLabel.ALG in protected else unprotected
+    alg_header = protected if _ALG in protected else unprotected
     alg: int | None = None
-    if HeaderLabel.ALG in alg_header:
-        value = alg_header[HeaderLabel.ALG]
+    if _ALG in alg_header:
+        value = alg_header[_ALG]
         if type(value) is not int:
             raise CoseError("'alg' is not an integer", code="cose.bad_alg")
         alg = value
 
-    kid_in_protected = HeaderLabel.KID in protected
+    kid_in_protected = _KID in protected
     kid_header = protected if kid_in_protected else unprotected
-    raw_kid = kid_header.get(HeaderLabel.KID)
+    raw_kid = kid_header.get(_KID)
     kid = raw_kid if isinstance(raw_kid, bytes) else None
     return Sign1Message(
         protected_bytes=protected_bytes,
@@ -142,8 +153,24 @@ def decode_sign1(data: bytes) -> Sign1Message:
         alg=alg,
         kid=kid,
         kid_in_protected=kid_in_protected,
-        kid_malformed=HeaderLabel.KID in kid_header and kid is None,
+        kid_malformed=_KID in kid_header and kid is None,
     )
+
+
+# plain ints: IntEnum member access and hashing cost more on the verify hot path
+_ALG: Final = int(HeaderLabel.ALG)
+_CRIT: Final = int(HeaderLabel.CRIT)
+_KID: Final = int(HeaderLabel.KID)
+
+
+#: decoded protected headers by their bytes: a verifier sees the same few (one per DSC) over and over.
+#: Only small headers that decoded and passed ``_check_crit`` are kept (decoding is deterministic, so a
+#: hit decides exactly as a fresh decode would); the dicts are never handed out mutable (Sign1Message
+#: wraps them in a MappingProxyType).  Input can fill the cache, never change what it holds.
+_PROTECTED_SEEN: dict[bytes, dict[int | str, object]] = {}
+_PROTECTED_SEEN_MAX: Final = 1024
+_IMMUTABLE: Final = frozenset({int, str, bytes, bool, type(None)})
+_PROTECTED_SEEN_BYTES: Final = 64  # ours are 13-14 bytes; bounds the cache's memory at 64 KiB of keys
 
 
 def _decode_protected(protected_bytes: bytes) -> dict[int | str, object]:
@@ -170,15 +197,7 @@ def _check_crit(protected: Mapping[int | str, object]) -> None:
 
 
 def _bstr_header(length: int) -> bytes:
-    if length < 24:
-        return bytes((0x40 | length,))
-    if length < 0x100:
-        return bytes((0x58, length))
-    if length < 0x10000:
-        return b"\x59" + length.to_bytes(2, "big")
-    if length < 0x100000000:
-        return b"\x5a" + length.to_bytes(4, "big")
-    return b"\x5b" + length.to_bytes(8, "big")
+    return encode_head(2, length)
 
 
 _SIG1_PREFIX: Final = b"\x84\x6aSignature1"
@@ -209,7 +228,23 @@ def encode_protected(alg: int, kid: bytes) -> bytes:
         raise TypeError("alg must be an int")
     if not isinstance(kid, bytes):
         raise TypeError("kid must be bytes")
-    return dumps({int(HeaderLabel.ALG): int(alg), int(HeaderLabel.KID): kid})
+    alg = int(alg)
+    if not -(2**64) <= alg < 2**64:  # a bignum: not a COSE algorithm, but encode it as before
+        return dumps({int(HeaderLabel.ALG): alg, int(HeaderLabel.KID): kid})
+    # by hand, byte-identical to dumps({1: alg, 4: kid}) (keys 01 < 04)
+    return b"".join(
+        (
+            _PROTECTED_HEAD,
+            encode_head(0, alg) if alg >= 0 else encode_head(1, -1 - alg),
+            _KID_KEY,
+            _bstr_header(len(kid)),
+            kid,
+        )
+    )
+
+
+_PROTECTED_HEAD: Final = encode_head(5, 2) + encode_head(0, HeaderLabel.ALG.value)
+_KID_KEY: Final = encode_head(0, HeaderLabel.KID.value)
 
 
 def encode_sign1(protected_bytes: bytes, payload: bytes, signature: bytes) -> bytes:
@@ -217,4 +252,20 @@ def encode_sign1(protected_bytes: bytes, payload: bytes, signature: bytes) -> by
     for name, value in (("protected_bytes", protected_bytes), ("payload", payload), ("signature", signature)):
         if not isinstance(value, bytes):
             raise TypeError(f"{name} must be bytes")
-    return dumps(Tagged(COSE_SIGN1_TAG, [protected_bytes, {}, payload, signature]))
+    # Written by hand (the layout is fixed): byte-identical to
+    # dumps(Tagged(COSE_SIGN1_TAG, [protected_bytes, {}, payload, signature])), a fraction of the cost.
+    return b"".join(
+        (
+            _SIGN1_HEAD,
+            _bstr_header(len(protected_bytes)),
+            protected_bytes,
+            b"\xa0",
+            _bstr_header(len(payload)),
+            payload,
+            _bstr_header(len(signature)),
+            signature,
+        )
+    )
+
+
+_SIGN1_HEAD: Final = encode_head(6, COSE_SIGN1_TAG) + encode_head(4, 4)

@@ -37,6 +37,17 @@ def _json_key(attr: str) -> str:
     return "is" if attr == "is_" else attr
 
 
+_JSON_FIELDS: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+def _json_fields(cls: type) -> tuple[tuple[str, str], ...]:
+    """``(attribute, JSON key)`` of an entry class's fields, in order (``dataclasses.fields`` is slow)."""
+    found = _JSON_FIELDS.get(cls)
+    if found is None:
+        found = _JSON_FIELDS[cls] = tuple((f.name, _json_key(f.name)) for f in fields(cls))
+    return found
+
+
 class _EntryBase:
     """Shared checks and JSON mapping of the three entry types (dataclass fields, ``is_`` ↔ ``"is"``)."""
 
@@ -65,10 +76,10 @@ class _EntryBase:
     def to_json(self) -> dict[str, Any]:
         """The entry as a JSON object (``is_`` becomes ``"is"``; absent optional fields omitted)."""
         out: dict[str, Any] = {}
-        for f in fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
+        for name, key in _json_fields(type(self)):
+            value = getattr(self, name)
             if value is not None:
-                out[_json_key(f.name)] = value
+                out[key] = value
         return out
 
     @classmethod
