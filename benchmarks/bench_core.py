@@ -57,7 +57,7 @@ from vaxcred.codec import cose
 from vaxcred.issue import Issuer, issue
 from vaxcred.model import DCC, DateOfBirth, Name, Vaccination, generate_uvci
 from vaxcred.result import Status
-from vaxcred.trust import TrustStore
+from vaxcred.trust import Environment, TrustedDsc, TrustMode, TrustStore
 from vaxcred.valuesets import VIETNAM_VACCINES
 from vaxcred.verify import verify
 
@@ -174,6 +174,13 @@ def run(*, seconds: float, rounds: int, verbose: bool = True) -> dict[str, Any]:
         [p.certificate.public_bytes(Encoding.DER) for p in (*others[:100], dsc, rsa_dsc, *others[100:])]
     )
     assert sum(len(v) for v in store.dscs.values()) == TRUSTED_DSCS
+    # the deployed case: a signed national trust list, so `chain` (DSC -> CSCA) is checked on every call
+    chain_store = TrustStore.build(
+        environment=Environment.TST,
+        mode=TrustMode.SIGNED_LIST,
+        dscs=[TrustedDsc(info=d.info, country="VN", source="bench") for d in store.all_dscs()],
+        cscas=[("VN", csca.certificate), ("VN", rsa_csca.certificate)],
+    )
     signer, rsa_signer = dsc.signer(), rsa_dsc.signer()
     issuer, rsa_issuer = Issuer(signer), Issuer(rsa_signer)
     dccs = make_dccs(POOL, rng)
@@ -183,6 +190,9 @@ def run(*, seconds: float, rounds: int, verbose: bool = True) -> dict[str, Any]:
     for hc1 in (*passports, *rsa_passports):
         result = verify(hc1, store, now=verify_now)
         assert result.status is Status.VALID, result.failures
+        chained = verify(hc1, chain_store, now=verify_now)
+        assert chained.status is Status.VALID, chained.failures
+        assert chained.step("chain").result.value == "pass"
 
     # the raw floor: a message of exactly the Sig_structure size of a real passport
     sig_structure = cose.sig_structure(cose.decode_sign1(issuer.issue(dccs[0], now=NOW).cose))
@@ -265,6 +275,7 @@ def run(*, seconds: float, rounds: int, verbose: bool = True) -> dict[str, Any]:
         ("vaxcred_issue", lambda: issuer.issue(d_next(), now=NOW), 1.0),
         ("vaxcred_issue_oneshot", lambda: issue(d_next(), signer, now=NOW), 1.0),
         ("vaxcred_verify", lambda: verify(p_next(), store, now=verify_now), 1.0),
+        ("vaxcred_verify_chain", lambda: verify(p_next(), chain_store, now=verify_now), 1.0),
         ("pycose_issue", lambda: pycose_issue(j_next()), 1.0),
         ("pycose_verify", lambda: pycose_verify(pc_next()), 1.0),
         ("cwt_issue", lambda: cwt_issue(j_next()), 1.0),
@@ -294,6 +305,7 @@ def report(ops: dict[str, float]) -> dict[str, Any]:
         "vaxcred_issue_ops": round(ops["vaxcred_issue"]),
         "vaxcred_issue_oneshot_ops": round(ops["vaxcred_issue_oneshot"]),
         "vaxcred_verify_ops": round(ops["vaxcred_verify"]),
+        "vaxcred_verify_chain_ops": round(ops["vaxcred_verify_chain"]),
         "pycose_issue_ops": round(ops["pycose_issue"]),
         "pycose_verify_ops": round(ops["pycose_verify"]),
         "cwt_issue_ops": round(ops["cwt_issue"]),
@@ -307,6 +319,7 @@ def report(ops: dict[str, float]) -> dict[str, Any]:
         "issue_vs_raw_sign": ratio("vaxcred_issue", "raw_sign"),
         "issue_oneshot_vs_raw_sign": ratio("vaxcred_issue_oneshot", "raw_sign"),
         "verify_vs_raw_verify": ratio("vaxcred_verify", "raw_verify"),
+        "verify_chain_vs_raw_verify": ratio("vaxcred_verify_chain", "raw_verify"),
         "issue_vs_pycose": ratio("vaxcred_issue", "pycose_issue"),
         "verify_vs_pycose": ratio("vaxcred_verify", "pycose_verify"),
         "issue_vs_cwt": ratio("vaxcred_issue", "cwt_issue"),
@@ -325,6 +338,7 @@ ROWS = (
     ("ES256", "python-cwt issue", "cwt_issue", "raw_sign"),
     ("ES256", "raw cryptography verify", "raw_verify", "raw_verify"),
     ("ES256", "vaxcred verify (200 DSCs)", "vaxcred_verify", "raw_verify"),
+    ("ES256", "vaxcred verify, chain checked", "vaxcred_verify_chain", "raw_verify"),
     ("ES256", "pycose 1.1.0 verify", "pycose_verify", "raw_verify"),
     ("ES256", "python-cwt verify", "cwt_verify", "raw_verify"),
     ("PS256", "raw cryptography sign", "raw_sign_ps256", "raw_sign_ps256"),

@@ -197,3 +197,34 @@ def test_check_chain_is_pure(csca: Issued, dsc: Issued) -> None:
     store = store_of(cscas=[("VN", csca)])
     check_chain(trusted(dsc), store, NOW)
     assert _code(trusted(dsc), store, NOW + 800 * DAY) == "chain.expired"
+
+
+def test_memoised_chain_still_checks_time_on_every_call() -> None:
+    """The per-pair memo (signature, CA profile, RFC 5280 path) never hides validity at `now`."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from vaxcred import keys
+    from vaxcred.errors import ChainError
+    from vaxcred.trust import Environment, TrustedDsc, TrustMode, TrustStore, check_chain
+    from vaxcred.x509util import parse_dsc
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    csca = keys.make_csca(now=start)
+    dsc = keys.make_dsc(csca, now=start)
+    trusted = TrustedDsc(info=parse_dsc(dsc.certificate.public_bytes(Encoding.DER)), country="VN", source="t")
+    store = TrustStore.build(
+        environment=Environment.TST,
+        mode=TrustMode.SIGNED_LIST,
+        dscs=[trusted],
+        cscas=[("VN", csca.certificate)],
+    )
+    check_chain(trusted, store, start + timedelta(days=1))
+    with pytest.raises(ChainError) as exc:
+        check_chain(trusted, store, start + timedelta(days=3 * 365))
+    assert exc.value.code == "chain.expired"
+    with pytest.raises(ChainError) as exc:
+        check_chain(trusted, store, start - timedelta(days=1))
+    assert exc.value.code == "chain.not_yet_valid"
+    check_chain(trusted, store, start + timedelta(days=2))

@@ -28,6 +28,7 @@ Nothing from ``cryptography`` escapes: every failure is a :class:`~vaxcred.error
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -103,12 +104,46 @@ def check_chain(dsc: TrustedDsc, store: TrustStore, now: datetime) -> None:
     for csca in issuers:
         try:
             _check_dcc_profile(dsc, csca, now)
-            _check_path(cert, csca, now, extensions_readable=_extensions_readable(cert))
+            _raise(_path_problem(cert, csca))
         except ChainError as e:
             failures.append(e)
             continue
         return
     raise failures[0]
+
+
+# --- memoised time-independent parts ----------------------------------------------------------------------
+# A border app verifies thousands of passports against the same few hundred DSCs: the signature of the
+# DSC, the CSCA's CA profile and the RFC 5280 path do not depend on `now` (validity at `now` is checked by
+# hand on every call), so they are computed once per (DSC, CSCA) pair. Certificates are immutable and
+# hash by their DER; the caches are bounded.
+
+
+def _raise(problem: tuple[str, str] | None) -> None:
+    if problem is not None:
+        raise ChainError(problem[1], code=problem[0])
+
+
+@lru_cache(maxsize=4096)
+def _path_problem(cert: x509.Certificate, csca: x509.Certificate) -> tuple[str, str] | None:
+    """RFC 5280 path validation at an instant inside both validity periods (time is checked by hand)."""
+    reference = max(cert.not_valid_before_utc, csca.not_valid_before_utc)
+    if reference > min(cert.not_valid_after_utc, csca.not_valid_after_utc):
+        return "chain.expired", "the DSC and its CSCA are never valid at the same time"
+    try:
+        _check_path(cert, csca, reference, extensions_readable=_extensions_readable(cert))
+    except ChainError as e:
+        return e.code, e.message
+    return None
+
+
+@lru_cache(maxsize=1024)
+def _ca_problem(csca: x509.Certificate) -> tuple[str, str] | None:
+    try:
+        _check_ca(csca)
+    except ChainError as e:
+        return e.code, e.message
+    return None
 
 
 def check_issued_by(cert: x509.Certificate, issuer: x509.Certificate, now: datetime) -> None:
@@ -130,6 +165,7 @@ def check_issued_by(cert: x509.Certificate, issuer: x509.Certificate, now: datet
 # --- the hand checks ---------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)
 def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """Issuer name matches and the issuer's key verifies the certificate's signature."""
     try:
@@ -143,7 +179,7 @@ def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 def _check_dcc_profile(dsc: TrustedDsc, csca: x509.Certificate, now: datetime) -> None:
     info = dsc.info
-    _check_ca(csca)
+    _raise(_ca_problem(csca))
     _check_validity(csca, now, "CSCA")
     if now < info.not_before:
         raise ChainError(f"DSC not valid before {info.not_before.isoformat()}", code="chain.not_yet_valid")
@@ -182,13 +218,17 @@ def _check_ca(csca: x509.Certificate) -> None:
         raise ChainError("the CSCA's keyUsage lacks keyCertSign", code="chain.not_ca")
 
 
+@lru_cache(maxsize=1024)
+def _validity(cert: x509.Certificate) -> tuple[datetime, datetime]:
+    return cert.not_valid_before_utc, cert.not_valid_after_utc
+
+
 def _check_validity(cert: x509.Certificate, now: datetime, what: str) -> None:
-    if now < cert.not_valid_before_utc:
-        raise ChainError(
-            f"{what} not valid before {cert.not_valid_before_utc.isoformat()}", code="chain.not_yet_valid"
-        )
-    if now > cert.not_valid_after_utc:
-        raise ChainError(f"{what} expired at {cert.not_valid_after_utc.isoformat()}", code="chain.expired")
+    not_before, not_after = _validity(cert)
+    if now < not_before:
+        raise ChainError(f"{what} not valid before {not_before.isoformat()}", code="chain.not_yet_valid")
+    if now > not_after:
+        raise ChainError(f"{what} expired at {not_after.isoformat()}", code="chain.expired")
 
 
 def _check_aki(aki: bytes | None, ski: bytes | None) -> None:
@@ -200,6 +240,7 @@ def _check_aki(aki: bytes | None, ski: bytes | None) -> None:
         )
 
 
+@lru_cache(maxsize=1024)
 def _country(cert: x509.Certificate) -> str | None:
     attrs = cert.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)
     if len(attrs) != 1:
@@ -208,6 +249,7 @@ def _country(cert: x509.Certificate) -> str | None:
     return value if isinstance(value, str) else None
 
 
+@lru_cache(maxsize=1024)
 def _ski(cert: x509.Certificate) -> bytes | None:
     try:
         return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
