@@ -115,3 +115,38 @@ def test_vietnamese_production_qr_decodes_through_every_layer() -> None:
     assert claims.iss == "VN"
     assert claims.iat < claims.exp
     assert set(claims.dcc) == {"ver", "nam", "dob", "v"}
+
+
+def test_vietnamese_production_qr_carries_the_documented_fields() -> None:
+    """The real VN passport decodes to the fields DCC.md §10 documents (times, codes, UVCI shape, names)."""
+    import re
+    from datetime import UTC, datetime
+
+    from vaxcred.model import transliterate
+    from vaxcred.schema import validate_dcc
+
+    text = (DATA / "vietnam" / "VAC_VN.qr.txt").read_text(encoding="utf-8")
+    assert len(text) == 825
+    claims = decode_claims(decode_sign1(decompress(b45decode(strip_prefix(text)))).payload)
+    assert datetime.fromtimestamp(claims.iat, UTC) == datetime(2022, 4, 14, 15, 38, 7, tzinfo=UTC)
+    assert datetime.fromtimestamp(claims.exp, UTC) == datetime(2025, 1, 30, tzinfo=UTC)
+    dcc = claims.dcc
+    assert dcc["ver"] == "1.3.0"
+    (entry,) = dcc["v"]
+    assert {k: entry[k] for k in ("tg", "vp", "mp", "ma", "dn", "sd", "co", "is")} == {
+        "tg": "840539006",
+        "vp": "J07BX03",
+        "mp": "EU/1/21/1529",
+        "ma": "ORG-100030215",
+        "dn": 2,
+        "sd": 2,
+        "co": "VN",
+        "is": "Ban Co Yeu",
+    }
+    assert re.fullmatch(r"URN:UVCI:01:VN:[0-9A-F]{32}", entry["ci"])
+    nam = dcc["nam"]
+    assert nam["fnt"] == transliterate(nam["fn"])
+    assert nam["gnt"] == transliterate(nam["gn"])
+    assert nam["gnt"].count("<") == 1
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", dcc["dob"])
+    validate_dcc(dcc)  # J07BX03 and the Vaxzevria/BioNTech pairing are rules findings, not schema failures
