@@ -103,7 +103,17 @@ def generate_uvci(
         raise ValueError("issuer must be a non-empty A–Z0–9 component")
     if not 8 <= length <= 38:
         raise ValueError("length must be within 8–38")
-    opaque = "".join(rng.choice(_RANDOM_ALPHABET) for _ in range(length))
+    if rng is secrets:
+        # one uniform draw below 36**length, written in base 36: same distribution, ~5x faster than
+        # `length` calls of secrets.choice (issuance draws one UVCI per passport)
+        number = secrets.randbelow(len(_RANDOM_ALPHABET) ** length)
+        digits = []
+        for _ in range(length):
+            number, digit = divmod(number, len(_RANDOM_ALPHABET))
+            digits.append(_RANDOM_ALPHABET[digit])
+        opaque = "".join(digits)
+    else:
+        opaque = "".join(rng.choice(_RANDOM_ALPHABET) for _ in range(length))
     body = f"URN:UVCI:01:{country}:{issuer}/{opaque}"
     uvci = f"{body}#{uvci_checksum(body)}"
     if len(uvci) > _MAX_UVCI_LENGTH:
