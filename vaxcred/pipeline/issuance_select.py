@@ -1,0 +1,258 @@
+"""Central issuance, the selection half: who may receive a passport, and the DCC they receive.
+
+A person is **eligible** when, in this order (the first failing rule is the person's :class:`Reason`):
+
+(1) registry:   the newest ``registry_checks`` row (highest id) is ``VERIFIED`` — the check the passport relies on;
+(2) doses:      at least one dose is recorded;
+(3) signed:     EVERY dose has a current site signature (``superseded_at IS NULL``);
+(4) certificate: the signature's site certificate is stored (by fingerprint, else by kid among the site's own);
+(5) chain:      that certificate was issued by ``site_ca``, both valid at the signing time (SECURITY.md §5);
+(6) signature:  :func:`~vaxcred.pipeline.sitesign.verify_dose` accepts the record with that certificate — site
+                certificate purpose, kid, signature, own site, certificate valid at the signing time, signed
+                no later than ``now`` — and the salted citizen hash matches the person's citizen ID;
+(7) record:     the signed record says what the stored dose says (site, dose number, date, lot, mp/ma/vp): the
+                passport is built from stored rows, so they must be the rows the site signed.
+
+(An ACTIVE passport also makes a person ineligible; the work queue in :mod:`vaxcred.pipeline.issuance` leaves
+such persons out before they reach these rules.)
+
+**The DCC** (:func:`build_dcc`): holder ``Name.from_vietnamese(full_name)``, ``dob`` as recorded, and the
+*latest* dose (:func:`latest_dose`): ``dn`` = its dose number, ``sd = max(primary series of its product, dn)``
+(:data:`PRIMARY_SERIES`; a booster is n/n, the EU convention), ``co`` ``VN``, ``is`` the certificate issuer, and a
+fresh random UVCI (:func:`vaxcred.model.generate_uvci`) — never derived from the citizen ID.
+
+Seed 004 (a dose recorded without the paper for an earlier one) means the same dose number can be stored twice,
+by two sites (the natural key includes the site). **Latest-dose rule**: the greatest ``(date, dose_number,
+site_id)`` — the newest date; on the same date the higher dose number; on the same date and number (one dose
+recorded by two sites) the greater site ID, so the choice depends on the stored values only, never on import
+order or row ids. Every stored dose, duplicates included, must be site-signed, and all are linked to the passport.
+
+The stored rows these rules read, and the once-per-certificate chain check: :mod:`vaxcred.pipeline.issuance_rows`.
+Nothing here logs personal data.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Final
+
+from vaxcred.errors import VaxcredError
+from vaxcred.model import DCC, DateOfBirth, Name, Vaccination, generate_uvci
+from vaxcred.pipeline.issuance_rows import Candidate, DoseRow, SignatureRow, SiteCertificates
+from vaxcred.pipeline.records import vaccine_codes
+from vaxcred.pipeline.registry import RegistryStatus
+from vaxcred.pipeline.sitesign import DoseClaims, verify_dose
+
+__all__ = [
+    "COUNTRY",
+    "DEFAULT_PRIMARY_SERIES",
+    "PRIMARY_SERIES",
+    "Eligible",
+    "Reason",
+    "build_dcc",
+    "evaluate",
+    "latest_dose",
+    "primary_series",
+    "registry_reason",
+]
+
+#: the country that vaccinated (``v.co``) and issues
+COUNTRY: Final = "VN"
+#: SNOMED CT "COVID-19" (``v.tg``)
+_COVID_19: Final = "840539006"
+
+#: Doses in the primary series of a product (``sd`` for doses up to it), keyed by the EU ``mp`` code.
+#: Single-dose products: Janssen/Jcovden, Sputnik Light, Convidecia (CanSino); Abdala (CIGB) is given as three
+#: doses (days 0, 14, 28). Every other product: :data:`DEFAULT_PRIMARY_SERIES`. Doses past the primary series
+#: (boosters) are n/n: ``sd = max(primary series, dn)`` (EU eHealth Network guidelines on booster encoding).
+PRIMARY_SERIES: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        "EU/1/20/1525": 1,  # Janssen (Jcovden)
+        "Sputnik-Light": 1,
+        "Convidecia": 1,
+        "Abdala": 3,
+    }
+)
+DEFAULT_PRIMARY_SERIES: Final = 2
+
+
+def primary_series(mp: str) -> int:
+    """Doses in the primary series of the product ``mp`` (:data:`PRIMARY_SERIES`, else 2)."""
+    return PRIMARY_SERIES.get(mp, DEFAULT_PRIMARY_SERIES)
+
+
+class Reason(enum.StrEnum):
+    """Why a person got no passport in a run (the report counts them by this code)."""
+
+    # ineligible: the person's data does not allow a passport (yet)
+    REGISTRY_NOT_CHECKED = "registry.not_checked"
+    REGISTRY_MISMATCH = "registry.mismatch"
+    REGISTRY_NOT_FOUND = "registry.not_found"
+    REGISTRY_INVALID_ID = "registry.invalid_id"
+    NO_DOSES = "dose.none"
+    DOSE_UNSIGNED = "dose.unsigned"
+    UNKNOWN_CERTIFICATE = "signature.unknown_certificate"
+    UNTRUSTED_CERTIFICATE = "signature.untrusted_certificate"
+    CERTIFICATE_NOT_VALID = "signature.certificate_not_valid"
+    SIGNATURE_INVALID = "signature.invalid"
+    CITIZEN_MISMATCH = "signature.citizen_mismatch"
+    RECORD_MISMATCH = "signature.record_mismatch"
+    ALREADY_ACTIVE = "passport.already_active"
+    # failed: eligible, but this run could not store a passport (a re-run retries)
+    DCC_INVALID = "dcc.invalid"
+    ISSUE_REFUSED = "issue.refused"
+    RECORD_CHANGED = "record.changed"
+    CLAIM_LOST = "claim.lost"
+
+    @property
+    def is_failure(self) -> bool:
+        return self in _FAILURES
+
+
+_FAILURES: Final = frozenset(
+    {Reason.DCC_INVALID, Reason.ISSUE_REFUSED, Reason.RECORD_CHANGED, Reason.CLAIM_LOST}
+)
+
+_REGISTRY_REASONS: Final[Mapping[str | None, Reason]] = MappingProxyType(
+    {
+        None: Reason.REGISTRY_NOT_CHECKED,
+        RegistryStatus.MISMATCH.value: Reason.REGISTRY_MISMATCH,
+        RegistryStatus.NOT_FOUND.value: Reason.REGISTRY_NOT_FOUND,
+        RegistryStatus.INVALID_ID.value: Reason.REGISTRY_INVALID_ID,
+    }
+)
+
+
+def registry_reason(status: str | None) -> Reason:
+    """The reason a person whose newest registry status is ``status`` (not VERIFIED) gets no passport."""
+    return _REGISTRY_REASONS.get(status, Reason.REGISTRY_NOT_CHECKED)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Eligible:
+    """A person who may receive a passport: the DCC to sign and what it relied on."""
+
+    person_id: int
+    check_id: int
+    dcc: DCC = field(repr=False)
+    #: (dose id, site signature id) for every dose of the person
+    links: tuple[tuple[int, int], ...]
+
+
+# --- the rules --------------------------------------------------------------------------------------------------
+
+
+def _verify_signature(
+    dose: DoseRow, sig: SignatureRow, citizen_id: str, certificates: SiteCertificates, now: datetime
+) -> Reason | None:
+    # (4) certificate
+    options = certificates.candidates_for(sig)
+    if not options:
+        return Reason.UNKNOWN_CERTIFICATE
+    problem = Reason.SIGNATURE_INVALID
+    for option in options:
+        # (5) chain, the time-independent part (done once per certificate)
+        if option.window is None:
+            problem = Reason.UNTRUSTED_CERTIFICATE
+            continue
+        # (6) signature, purpose, kid, own site, certificate valid at the signing time, citizen
+        try:
+            claims = verify_dose(
+                sig.cose, site_certificate=option.certificate, citizen_id=citizen_id, now=now
+            )
+        except VaxcredError as e:
+            problem = _signature_reason(e.code)
+            continue
+        # (5) chain: the site CA valid at the signing time too
+        start, end = option.window
+        if not start <= claims.signed_at <= end:
+            problem = Reason.UNTRUSTED_CERTIFICATE
+            continue
+        # (7) the signed record is the stored dose
+        return None if _same_record(claims, dose) else Reason.RECORD_MISMATCH
+    return problem
+
+
+def _signature_reason(code: str) -> Reason:
+    if code == "sitesign.citizen_mismatch":
+        return Reason.CITIZEN_MISMATCH
+    if code in ("sitesign.cert_not_valid", "sitesign.signed_in_future"):
+        return Reason.CERTIFICATE_NOT_VALID
+    if code.startswith("chain."):
+        return Reason.UNTRUSTED_CERTIFICATE
+    return Reason.SIGNATURE_INVALID
+
+
+def _same_record(claims: DoseClaims, dose: DoseRow) -> bool:
+    try:
+        codes = vaccine_codes(dose.vaccine)
+    except ValueError:
+        return False
+    return (
+        claims.site_id == dose.site_id
+        and claims.dose_number == dose.dose_number
+        and claims.date == dose.date.isoformat()
+        and claims.lot == dose.lot
+        and (claims.mp, claims.ma, claims.vp) == (codes.mp, codes.ma, codes.vp)
+    )
+
+
+def latest_dose(dose_rows: Sequence[DoseRow]) -> DoseRow:
+    """The dose the passport certifies: the greatest (date, dose number, site ID) — see the module docstring."""
+    if not dose_rows:
+        raise ValueError("no doses")
+    return max(dose_rows, key=lambda d: d.order_key)
+
+
+def build_dcc(candidate: Candidate, latest: DoseRow, *, certificate_issuer: str) -> DCC:
+    """The vaccination DCC for ``candidate`` certifying ``latest`` (module docstring), with a fresh UVCI.
+
+    Raises :class:`~vaxcred.errors.ModelError` / ``ValueError`` for data that cannot make a DCC.
+    """
+    codes = vaccine_codes(latest.vaccine)
+    entry = Vaccination(
+        tg=_COVID_19,
+        vp=codes.vp,
+        mp=codes.mp,
+        ma=codes.ma,
+        dn=latest.dose_number,
+        sd=max(primary_series(codes.mp), latest.dose_number),
+        dt=latest.date.isoformat(),
+        co=COUNTRY,
+        is_=certificate_issuer,
+        ci=generate_uvci(COUNTRY),
+    )
+    return DCC(
+        nam=Name.from_vietnamese(candidate.full_name), dob=DateOfBirth.from_text(candidate.dob), entry=entry
+    )
+
+
+def evaluate(
+    candidate: Candidate, certificates: SiteCertificates, *, now: datetime, certificate_issuer: str
+) -> Eligible | Reason:
+    """Apply rules (1)–(7) to ``candidate``; the DCC for an eligible person, else the first failing rule."""
+    # (1) registry
+    if candidate.check_id is None or candidate.check_status != RegistryStatus.VERIFIED.value:
+        return registry_reason(candidate.check_status)
+    # (2) doses
+    if not candidate.doses:
+        return Reason.NO_DOSES
+    links: list[tuple[int, int]] = []
+    for dose in candidate.doses:
+        # (3) signed
+        if dose.signature is None:
+            return Reason.DOSE_UNSIGNED
+        # (4)–(7)
+        problem = _verify_signature(dose, dose.signature, candidate.citizen_id, certificates, now)
+        if problem is not None:
+            return problem
+        links.append((dose.id, dose.signature.id))
+    try:
+        dcc = build_dcc(candidate, latest_dose(candidate.doses), certificate_issuer=certificate_issuer)
+    except (VaxcredError, ValueError):
+        return Reason.DCC_INVALID
+    return Eligible(person_id=candidate.person_id, check_id=candidate.check_id, dcc=dcc, links=tuple(links))

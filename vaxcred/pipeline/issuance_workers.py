@@ -1,0 +1,277 @@
+"""Central issuance, the workers: one worker's loop, and a pool of worker processes sharing the queue.
+
+A worker claims a batch (:func:`~vaxcred.pipeline.issuance_queue.claim`), evaluates and signs it outside any
+transaction, and stores it (:func:`~vaxcred.pipeline.issuance_queue.commit`), until no batch is left. A pool
+(:func:`run_processes`) starts N spawned processes; each opens the database from its URL and builds its own
+issuer with the (picklable) factory; batches are reported to the parent through a queue, and a failing worker
+stops the others after their current batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import multiprocessing
+import os
+import queue
+import secrets
+import socket
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final
+
+from cryptography import x509
+
+from vaxcred.errors import IssuanceError, VaxcredError
+from vaxcred.issue import IssuedPassport, Issuer
+from vaxcred.pipeline.errors import PipelineError
+from vaxcred.pipeline.issuance_queue import Job, Signed, claim, commit, release
+from vaxcred.pipeline.issuance_rows import Candidate, SiteCertificates
+from vaxcred.pipeline.issuance_select import Eligible, Reason, evaluate
+from vaxcred.storage import Database, open_database
+
+__all__ = ["WORKER_FAILED", "IssuanceReport", "run_processes", "work", "worker_id"]
+
+logger = logging.getLogger(__name__)
+
+#: issuer errors that no person's data can cause: the run stops instead of failing every person
+_ISSUER_CODES: Final = frozenset(
+    {
+        "issue.dsc_not_valid",
+        "issue.outside_key_usage_period",
+        "issue.exp_past_dsc",
+        "issue.bad_validity",
+        "issue.key_usage",
+    }
+)
+#: :class:`PipelineError` code: a worker process failed (its message says how)
+WORKER_FAILED: Final = "pipeline.issuance_worker_failed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IssuanceReport:
+    """What a run did. ``issued + skipped_ineligible + failed`` persons were looked at by this run;
+    ``already_issued`` held an ACTIVE passport when it started. ``reasons`` counts skipped and failed persons by
+    :class:`~vaxcred.pipeline.issuance_select.Reason` code (failed: ``dcc.invalid``, ``issue.refused``,
+    ``record.changed``, ``claim.lost`` — a re-run retries them)."""
+
+    issued: int = 0
+    skipped_ineligible: int = 0
+    failed: int = 0
+    already_issued: int = 0
+    reasons: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reasons", MappingProxyType(dict(self.reasons)))
+
+    @property
+    def evaluated(self) -> int:
+        return self.issued + self.skipped_ineligible + self.failed
+
+    def __add__(self, other: IssuanceReport) -> IssuanceReport:
+        return IssuanceReport(
+            issued=self.issued + other.issued,
+            skipped_ineligible=self.skipped_ineligible + other.skipped_ineligible,
+            failed=self.failed + other.failed,
+            already_issued=self.already_issued + other.already_issued,
+            reasons=Counter(self.reasons) + Counter(other.reasons),
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:  # MappingProxyType does not pickle
+        return (
+            _report,
+            (self.issued, self.skipped_ineligible, self.failed, self.already_issued, dict(self.reasons)),
+        )
+
+
+def _report(issued: int, skipped: int, failed: int, already: int, reasons: dict[str, int]) -> IssuanceReport:
+    return IssuanceReport(
+        issued=issued, skipped_ineligible=skipped, failed=failed, already_issued=already, reasons=reasons
+    )
+
+
+def _outcomes(issued: int, reasons: Sequence[Reason]) -> IssuanceReport:
+    failed = sum(1 for r in reasons if r.is_failure)
+    return IssuanceReport(
+        issued=issued,
+        skipped_ineligible=len(reasons) - failed,
+        failed=failed,
+        reasons=Counter(r.value for r in reasons),
+    )
+
+
+def worker_id(name: str | None) -> str:
+    """Unique per worker process and run: ``<name or host>:<pid>:<random>`` (``issuance_claims.worker``)."""
+    base = (name or socket.gethostname() or "worker")[:40]
+    return f"{base}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _sign(issuer: Issuer, eligible: Eligible, now: dt.datetime) -> IssuedPassport | Reason:
+    try:
+        return issuer.issue(eligible.dcc, now=now)
+    except IssuanceError as e:
+        if e.code in _ISSUER_CODES:
+            raise
+        return Reason.ISSUE_REFUSED
+    except VaxcredError:
+        return Reason.DCC_INVALID
+
+
+def _evaluate_and_sign(
+    issuer: Issuer, job: Job, candidates: Sequence[Candidate], certificates: SiteCertificates
+) -> tuple[dict[int, Reason], list[Signed]]:
+    """Rules (1)–(7) and the DCC for each candidate, then sign the eligible ones (no database access)."""
+    reasons: dict[int, Reason] = {}
+    signed: list[Signed] = []
+    for candidate in candidates:
+        outcome = evaluate(candidate, certificates, now=job.now, certificate_issuer=job.certificate_issuer)
+        if isinstance(outcome, Reason):
+            reasons[candidate.person_id] = outcome
+            continue
+        passport = _sign(issuer, outcome, job.now)
+        if isinstance(passport, Reason):
+            reasons[candidate.person_id] = passport
+        else:
+            signed.append(Signed(outcome, passport))
+    return reasons, signed
+
+
+def work(
+    db: Database,
+    issuer: Issuer,
+    job: Job,
+    worker: str,
+    on_batch: Callable[[IssuanceReport], None],
+    stop: Callable[[], bool] = lambda: False,
+) -> IssuanceReport:
+    """Claim, evaluate, sign and commit batches until the queue is empty (or ``stop()``)."""
+    site_ca = x509.load_der_x509_certificate(job.site_ca_der)
+    certificates = SiteCertificates(site_ca)
+    total = IssuanceReport()
+    cursor = 0
+    while not stop():
+        last, candidates = claim(db, job, worker, cursor, certificates)
+        if last is None:
+            break
+        cursor = last
+        if not candidates:
+            continue
+        claimed = [c.person_id for c in candidates]
+        try:
+            reasons, signed = _evaluate_and_sign(issuer, job, candidates, certificates)
+            issued, stored_reasons = commit(db, job, worker, claimed, signed)
+        except BaseException:
+            release(db, worker, claimed)  # what is still ours and not done; a crash leaves it to the lease
+            raise
+        reasons.update(stored_reasons)
+        batch = _outcomes(issued, list(reasons.values()))
+        logger.debug(
+            "issuance: persons %d–%d: %d issued, %d skipped, %d failed",
+            claimed[0],
+            claimed[-1],
+            batch.issued,
+            batch.skipped_ineligible,
+            batch.failed,
+        )
+        total = total + batch
+        on_batch(batch)
+    return total
+
+
+def _worker_main(
+    url: str,
+    issuer_factory: Callable[[], Issuer],
+    job: Job,
+    worker_name: str | None,
+    messages: Any,
+    stop: Any,
+) -> None:
+    """A worker process: run :func:`work`; report each batch, and the end or the error, on ``messages``."""
+    try:
+        db = open_database(url)
+        try:
+            work(
+                db,
+                issuer_factory(),
+                job,
+                worker_id(worker_name),
+                lambda batch: messages.put(("batch", batch)),
+                stop.is_set,
+            )
+        finally:
+            db.dispose()
+    except BaseException as e:  # report anything, then exit non-zero
+        messages.put(("error", f"{type(e).__name__}: {getattr(e, 'code', '')} {e}".strip()))
+        raise SystemExit(1) from None
+    messages.put(("done", None))
+
+
+def run_processes(
+    db: Database,
+    issuer_factory: Callable[[], Issuer],
+    job: Job,
+    workers: int,
+    worker_name: str | None,
+    on_batch: Callable[[IssuanceReport], None],
+) -> IssuanceReport:
+    """Run :func:`work` in ``workers`` spawned processes on the database at ``db``'s URL; ``on_batch`` runs here,
+    in the caller, for every batch any of them committed. A failed worker makes this raise
+    :class:`PipelineError` (:data:`WORKER_FAILED`) once all have stopped."""
+    context = multiprocessing.get_context("spawn")
+    messages = context.Queue()
+    stop = context.Event()
+    url = db.engine.url.render_as_string(hide_password=False)
+    processes = [
+        context.Process(
+            target=_worker_main,
+            args=(url, issuer_factory, job, worker_name, messages, stop),
+            name=f"vaxcred-issuance-{i}",
+            daemon=True,
+        )
+        for i in range(workers)
+    ]
+    total = IssuanceReport()
+    errors: list[str] = []
+    finished = 0
+    with _terminated_on_exit(processes):
+        for process in processes:
+            process.start()
+        while finished < workers:
+            try:
+                kind, payload = messages.get(timeout=0.5)
+            except queue.Empty:
+                if any(p.exitcode is None for p in processes):
+                    continue
+                try:  # every worker has exited: what it sent last is still on its way
+                    kind, payload = messages.get(timeout=2.0)
+                except queue.Empty:
+                    codes = sorted(p.exitcode for p in processes if p.exitcode)
+                    errors.append(f"{workers - finished} worker process(es) ended without reporting {codes}")
+                    break
+            if kind == "batch":
+                total = total + payload
+                on_batch(payload)
+                continue
+            finished += 1
+            if kind == "error":
+                errors.append(str(payload))
+                stop.set()  # the others stop after their current batch
+        for process in processes:
+            process.join()
+    if errors:
+        raise PipelineError("issuance worker failed: " + "; ".join(errors), code=WORKER_FAILED)
+    return total
+
+
+@contextlib.contextmanager
+def _terminated_on_exit(processes: Sequence[multiprocessing.process.BaseProcess]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()  # crash-safe by design: its claims expire with the lease
+                process.join()
