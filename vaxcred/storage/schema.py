@@ -267,6 +267,14 @@ sa.Index(
     sqlite_where=passports.c.status == PassportStatus.ACTIVE.value,
     postgresql_where=passports.c.status == PassportStatus.ACTIVE.value,
 )
+# a passport is superseded at most once (corrections chain successors: old -> new)
+sa.Index(
+    "uq_passports_supersedes",
+    passports.c.supersedes,
+    unique=True,
+    sqlite_where=passports.c.supersedes.is_not(None),
+    postgresql_where=passports.c.supersedes.is_not(None),
+)
 
 passport_doses = sa.Table(
     "passport_doses",
