@@ -28,7 +28,9 @@ instead, as pyca/cryptography does.
     ├── IssuanceError               the issuing side refuses to sign (value sets, policy)
     │   └── ModelError              model.* (invalid names, dates, UVCI)
     ├── KeyStoreError               keys.* (wrong passphrase, unsupported key, bad certificate)
-    └── TrustStoreError             trust.* (malformed or mis-signed trust list, environment mix)
+    ├── TrustStoreError             trust.* (malformed or mis-signed trust list, environment mix),
+    │                               revocation.malformed (revocation batches)
+    └── PipelineError               pipeline.*, sitesign.* (vaxcred.pipeline.errors: the national pipeline)
 
 Codes are part of the public contract: add new ones, never rename.
 """

@@ -10,6 +10,18 @@
           pipeline.registry_rejected      the HTTP registry refused a request (4xx, redirect): not retried
           pipeline.registry_bad_response  the HTTP registry answered with something that is not a valid answer
           pipeline.registry_unavailable   the HTTP registry could not be reached (5xx, timeouts) after retries
+          pipeline.bad_import             a whole import file refused (unknown format, missing header column)
+          pipeline.unreadable_row         an import row refused before parsing (undecodable bytes, too long)
+          pipeline.bad_correction         a correction with an invalid field or proposed value (``field``)
+          pipeline.unknown_record         a correction naming a dose or person that does not exist
+          pipeline.correction_closed      resolving or rejecting a correction that is no longer open
+          pipeline.correction_conflict    a correction whose change clashes with another record
+          pipeline.bad_passport           a stored passport that cannot be decoded (revocation needs it)
+          pipeline.issuance_worker_failed an issuance worker process died or raised
+          sitesign.*                      site-signed dose records (vaxcred.pipeline.sitesign): wrong_purpose,
+                                          not_own_record, cert_not_valid, unknown_vaccine, bad_record on the
+                                          signing side; the verifying side raises the matching core classes
+                                          (CoseError, KeyUsageError, TimeError, ...) with sitesign.* codes
 
 Messages never contain a citizen ID, name or date of birth unmasked (:mod:`vaxcred.privacy`).  Codes are part of
 the public contract: add new ones, never rename.
