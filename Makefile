@@ -18,9 +18,9 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
-## demo: make a ministry key chain, issue a passport for a sample person, write its QR, verify it
+## demo: key chain, one passport + QR + border check; then the national pipeline on 10,000 synthetic people (PEOPLE=…)
 demo: $(STAMP)
-	$(BIN)/python -m vaxcred.demo --out demo-out
+	$(BIN)/python -m vaxcred.demo --out demo-out --people $(or $(PEOPLE),10000)
 
 sysdeps:
 	bash scripts/ensure_system_deps.sh

@@ -11,8 +11,11 @@ import click
 
 from vaxcred import __version__
 from vaxcred.cli._common import EXIT_USAGE
+from vaxcred.cli.corrections import corrections, revocations
 from vaxcred.cli.issue import issue
 from vaxcred.cli.keys import keys
+from vaxcred.cli.pipeline import db_group, import_, registry_check, report
+from vaxcred.cli.signing import certificate_pdf, issue_batch, sign_sites
 from vaxcred.cli.trustlist import trustlist
 from vaxcred.cli.verify import verify
 
@@ -29,6 +32,18 @@ def cli() -> None:
     vaxcred issue person.json --keys KEYS --png qr.png
     vaxcred verify qr.png --trust-list trust.cbor --anchor KEYS/csca.pem
     vaxcred verify "HC1:..." --dsc dsc.pem --at 2021-06-01T00:00:00Z --json
+
+    \b
+    national pipeline (--db URL or $VAXCRED_DB, default sqlite:///vaxcred.db):
+    vaxcred db init                   create / upgrade the schema
+    vaxcred import doses.csv --rejects rejects.csv
+    vaxcred registry-check --registry registry.csv      (or an http(s):// URL)
+    vaxcred report --chart quality.png
+    vaxcred sign-sites --keys KEYS    each site signs its verified records
+    vaxcred issue-batch --keys KEYS --workers 2
+    vaxcred corrections file|list|resolve|reject|overdue
+    vaxcred revocations export --out revocations.json
+    vaxcred certificate-pdf --citizen-id ID --out certificate.pdf
     """
 
 
@@ -36,6 +51,15 @@ cli.add_command(keys)
 cli.add_command(issue)
 cli.add_command(verify)
 cli.add_command(trustlist)
+cli.add_command(db_group)
+cli.add_command(import_)
+cli.add_command(registry_check)
+cli.add_command(report)
+cli.add_command(sign_sites)
+cli.add_command(issue_batch)
+cli.add_command(corrections)
+cli.add_command(revocations)
+cli.add_command(certificate_pdf)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,297 @@
+"""``vaxcred sign-sites``, ``issue-batch``, ``certificate-pdf``: the two signatures and the citizen's paper."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+
+from vaxcred import errors
+from vaxcred.cli._common import PASSPHRASE_ENV, RefusedError, fail, open_chain, parse_at
+from vaxcred.cli._pipeline import (
+    at_option,
+    db_option,
+    exit_refused_if,
+    keys_option,
+    number,
+    open_db,
+    progress,
+    site_ca_certificate,
+    storage_errors,
+)
+from vaxcred.crypto import Signer
+from vaxcred.issue import Issuer
+from vaxcred.keys import KeyChainDir
+from vaxcred.pipeline.certificate_pdf import CertificateDose, render_certificate_pdf
+from vaxcred.pipeline.issuance import DEFAULT_LEASE, KeyChainIssuerFactory, pending_count, run_issuance
+from vaxcred.pipeline.registry import RegistryStatus
+from vaxcred.pipeline.site_signing import run_site_signing
+from vaxcred.storage import Database
+from vaxcred.storage.schema import (
+    PassportStatus,
+    doses,
+    passport_doses,
+    passports,
+    persons,
+    site_signatures,
+    sites,
+)
+
+
+def site_signers(chain: KeyChainDir, only: tuple[str, ...] = ()) -> dict[str, Signer]:
+    """Every site key pair in the chain's ``sites/`` folder (or the sites in ``only``), by site id."""
+    folder = chain.folder / "sites"
+    found = sorted(p.stem for p in folder.glob("*.pem")) if folder.is_dir() else []
+    wanted = list(dict.fromkeys(only)) or found
+    missing = [s for s in wanted if s not in found]
+    if missing:
+        raise click.UsageError(
+            f"no site key for {', '.join(missing)} in {folder} (run `vaxcred keys site {chain.folder} "
+            "--site-id ID --site-name NAME`)"
+        )
+    return {site_id: chain.load(f"sites/{site_id}").signer() for site_id in wanted}
+
+
+def _unsigned(db: Database, site_ids: list[str]) -> int:
+    """Doses of VERIFIED persons at these sites without a current signature: the progress bar's length."""
+    current = sa.exists().where(
+        site_signatures.c.dose_id == doses.c.id, site_signatures.c.superseded_at.is_(None)
+    )
+    query = (
+        sa.select(sa.func.count())
+        .select_from(doses.join(persons, persons.c.id == doses.c.person_id))
+        .where(
+            persons.c.registry_status == RegistryStatus.VERIFIED.value,
+            doses.c.site_id.in_(site_ids),
+            ~current,
+        )
+    )
+    with db.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+@click.command("sign-sites")
+@keys_option
+@click.option(
+    "--site",
+    "only",
+    multiple=True,
+    metavar="SITE_ID",
+    help="Sign for this site only (repeatable; default: every site key in KEYS/sites/).",
+)
+@db_option
+@at_option("Signing time; each site certificate must be valid then")
+def sign_sites(folder: Path, only: tuple[str, ...], db_url: str, at: str | None) -> None:
+    """Site signing (ký số chứng nhận tiêm): each site signs its own dose records whose person VERIFIED.
+
+    Every site key pair under KEYS/sites/ (made by `vaxcred keys site`) is loaded with the key passphrase
+    ($VAXCRED_PASSPHRASE or a prompt); a site signs only the records it recorded. 500 doses per transaction;
+    re-running signs only what is missing. Exit code: 0 done; 1 a key could not be used or some doses could
+    not be signed (see the log); 3 usage error.
+    """
+    now = parse_at(at)
+    try:
+        signers = site_signers(open_chain(folder), only)
+    except errors.VaxcredError as e:
+        raise fail(e) from e
+    if not signers:
+        raise click.UsageError(f"no site keys in {folder / 'sites'} (run `vaxcred keys site`)")
+    db = open_db(db_url)
+    try:
+        length = _unsigned(db, sorted(signers)) if sys.stderr.isatty() else None
+        with storage_errors(), progress("signing doses", length) as update:
+            report = run_site_signing(db, signers, now=now, on_progress=update)
+    finally:
+        db.dispose()
+    click.echo(f"{len(signers)} site keys: {number(report.signed)} doses signed")
+    click.echo(
+        f"not signed: {number(report.skipped_unverified)} (person not VERIFIED yet), "
+        f"{number(report.skipped_no_key)} (no key here for the site), {number(report.failed)} failed"
+    )
+    exit_refused_if(report.failed > 0)
+
+
+def _format_reasons(reasons: Mapping[str, int]) -> str:
+    return ", ".join(f"{code} {number(n)}" for code, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+
+
+@click.command("issue-batch")
+@keys_option
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Worker processes; more than 1 reads the passphrase from $VAXCRED_PASSPHRASE in each worker. "
+    "Several machines may run issue-batch on one PostgreSQL database at once.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 5000),
+    default=200,
+    show_default=True,
+    help="Persons per transaction.",
+)
+@click.option(
+    "--lease-minutes",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_LEASE.total_seconds() / 60,
+    show_default=True,
+    help="A claim older than this belongs to a dead worker and is taken over. 0 after a crash, when no other "
+    "worker runs: finish the dead run's persons now.",
+)
+@click.option(
+    "--worker-name", metavar="NAME", help="Prefix of this run's claim owner (default: the host name)."
+)
+@db_option
+@at_option("Issuance time (iat); the DSC must be allowed to sign then")
+def issue_batch(
+    folder: Path,
+    workers: int,
+    batch_size: int,
+    lease_minutes: float,
+    worker_name: str | None,
+    db_url: str,
+    at: str | None,
+) -> None:
+    """Central issuance (ký xác nhận tập trung): a passport for every person whose identity is VERIFIED and
+    whose doses are all site-signed (each signature checked against the site CA in KEYS), signed with the
+    newest usable DSC in KEYS.
+
+    Exactly one active passport per person, enforced by the database: re-running, running several workers or
+    machines at once, or re-running after `kill -9` never issues twice. Each passport is stored with its
+    UVCI, HC1, kid and links to the site-signed doses and the registry check it relied on. Exit code: 0 done;
+    1 the DSC cannot sign, or some persons failed (run again to retry them); 3 usage error.
+    """
+    now = parse_at(at)
+    if workers > 1 and not os.environ.get(PASSPHRASE_ENV):
+        raise click.UsageError(f"--workers {workers} needs the key passphrase in ${PASSPHRASE_ENV}")
+    try:
+        signer = open_chain(folder).load_dsc_signer(now=now)  # fails fast: wrong passphrase, no usable DSC
+    except errors.VaxcredError as e:
+        raise fail(e) from e
+    factory: Callable[[], Issuer]
+    if workers > 1:
+        factory = KeyChainIssuerFactory(folder=folder.resolve(), at=now, passphrase_env=PASSPHRASE_ENV)
+    else:
+        factory = functools.partial(Issuer, signer)
+    site_ca = site_ca_certificate(folder)
+    db = open_db(db_url)
+    try:
+        with storage_errors():
+            length = pending_count(db) if sys.stderr.isatty() else None
+            with progress("issuing passports", length) as update:
+                report = run_issuance(
+                    db,
+                    factory,
+                    now=now,
+                    site_ca=site_ca,
+                    workers=workers,
+                    batch_size=batch_size,
+                    worker_name=worker_name,
+                    lease=dt.timedelta(minutes=lease_minutes),
+                    on_progress=update,
+                )
+    finally:
+        db.dispose()
+    click.echo(f"issued:             {number(report.issued)}")
+    click.echo(f"held one already:   {number(report.already_issued)}")
+    click.echo(f"not eligible:       {number(report.skipped_ineligible)}")
+    click.echo(f"failed (retry):     {number(report.failed)}")
+    if report.reasons:
+        click.echo(f"reasons:            {_format_reasons(report.reasons)}")
+    exit_refused_if(report.failed > 0)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Create or truncate ``path`` with mode 0600 (the file holds personal data) and write ``data``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as stream:
+        os.fchmod(stream.fileno(), 0o600)
+        stream.write(data)
+
+
+@click.command("certificate-pdf")
+@click.option(
+    "--citizen-id",
+    required=True,
+    metavar="ID",
+    help="The person's CCCD / CMND / other ID number.",
+)
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The PDF file to write."
+)
+@db_option
+@at_option("The PDF's creation date")
+def certificate_pdf(citizen_id: str, out: Path, db_url: str, at: str | None) -> None:
+    """The printable vaccination certificate (Vietnamese + English, with the passport's QR code) of one
+    person's active passport, written to a PDF file (mode 0600). Personal data goes to the file only.
+
+    Exit code: 0 written; 1 no such person or no active passport; 3 usage error.
+    """
+    created = parse_at(at)
+    db = open_db(db_url)
+    try:
+        with storage_errors(), db.connect() as conn:
+            person = conn.execute(
+                sa.select(persons.c.id, persons.c.full_name, persons.c.dob).where(
+                    persons.c.citizen_id == citizen_id.strip()
+                )
+            ).first()
+            if person is None:
+                raise RefusedError("[pipeline.unknown_record] no such citizen")
+            passport = conn.execute(
+                sa.select(passports.c.id, passports.c.uvci, passports.c.hc1, passports.c.issued_at).where(
+                    passports.c.person_id == person.id, passports.c.status == PassportStatus.ACTIVE.value
+                )
+            ).first()
+            if passport is None:
+                raise RefusedError("[pipeline.no_passport] this person holds no active passport")
+            rows = conn.execute(
+                sa.select(
+                    doses.c.dose_number,
+                    doses.c.date,
+                    doses.c.vaccine,
+                    doses.c.lot,
+                    doses.c.site_id,
+                    sites.c.name,
+                )
+                .select_from(
+                    passport_doses.join(doses, doses.c.id == passport_doses.c.dose_id).join(
+                        sites, sites.c.site_id == doses.c.site_id
+                    )
+                )
+                .where(passport_doses.c.passport_id == passport.id)
+            ).all()
+    finally:
+        db.dispose()
+    certificate_doses = [
+        CertificateDose(
+            dose_number=int(r.dose_number),
+            date=r.date.isoformat(),
+            vaccine=r.vaccine,
+            lot=r.lot,
+            site=r.name or r.site_id,
+        )
+        for r in rows
+    ]
+    try:
+        pdf = render_certificate_pdf(
+            full_name=person.full_name,
+            dob=person.dob,
+            doses=certificate_doses,
+            uvci=passport.uvci,
+            hc1=passport.hc1,
+            issued_at=passport.issued_at,
+            creation_date=created,
+        )
+    except ValueError as e:
+        raise RefusedError(f"[pipeline.bad_certificate] {e}") from e
+    _write_private(out, pdf)
+    click.echo(f"certificate of passport {passport.id} ({len(certificate_doses)} doses) written to {out}")
