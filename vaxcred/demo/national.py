@@ -1,33 +1,20 @@
-"""``make demo``: the main job on the embedded default, no server needed.
-
-Part 1, one passport: creates a ministry key chain in a local folder, issues a passport for a sample
-Vietnamese person, writes its QR code (PNG and SVG), exports the signed national trust list, then verifies
-the PNG the way a border app does (image -> QR -> HC1 -> every check) and prints the result.
-
-Part 2, the national pipeline on generated data, in a SQLite file: synthetic people (10,000 by default) with
-the seeds' error mix, import -> registry check -> site keys and site signing -> central issuance -> the
-data-quality report (text, CSV, JSON, PNG), then a citizen's correction resolved with re-issue and the
-revocation export. Personal data stays in the output folder; the terminal gets counts and codes.
-"""
+"""Demo part 2: the national pipeline on synthetic people in a SQLite file (counts and codes to the terminal)."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 import functools
 import os
-import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 from cryptography import x509
 
-from vaxcred import qr
 from vaxcred.crypto import Signer
-from vaxcred.issue import Issuer, vaccination_dcc
+from vaxcred.issue import Issuer
 from vaxcred.keys import KeyChainDir
 from vaxcred.pipeline.cccd import PROVINCES
 from vaxcred.pipeline.certificate_pdf import CertificateDose, render_certificate_pdf
@@ -49,66 +36,8 @@ from vaxcred.pipeline.site_signing import run_site_signing
 from vaxcred.pipeline.synthetic import default_sites, generate_people
 from vaxcred.storage import Database, open_database
 from vaxcred.storage.schema import PassportStatus, doses, passport_doses, passports, persons
-from vaxcred.trust import Environment, TrustMode, load_signed_trust_list, sign_trust_list
-from vaxcred.verify import verify
 
 #: demo only: real deployments take the passphrase from $VAXCRED_PASSPHRASE or a prompt
-_DEMO_PASSPHRASE = b"vaxcred demo passphrase - not for production"
-
-SAMPLE_PERSON = {
-    "name": "Nguyễn Thị Thu Hương",
-    "dob": "1987-03-21",
-    "vaccine": "Comirnaty",
-    "dose": 3,
-    "doses_total": 3,
-    "date": "2022-03-02",
-}
-
-
-def _key_chain(keys_dir: Path, now: datetime) -> KeyChainDir:
-    passphrase = os.environ.get("VAXCRED_PASSPHRASE", "").encode() or _DEMO_PASSPHRASE
-    if (keys_dir / "csca.pem").exists():
-        print(f"1. key chain: reusing {keys_dir}")
-        return KeyChainDir(folder=keys_dir, passphrase=passphrase)
-    print(f"1. key chain: CSCA, DSC, trust-list key and site CA in {keys_dir} (keys: encrypted PKCS#8)")
-    return KeyChainDir.init(keys_dir, passphrase, now)
-
-
-def run(out: Path, now: datetime, chain: KeyChainDir) -> int:
-    """Part 1 (see the module docstring); returns 0 when the border check says VALID."""
-    from vaxcred.cli.trustlist import chain_store  # the CLI's helper: one way to build the store
-
-    dcc = vaccination_dcc(**SAMPLE_PERSON)  # type: ignore[arg-type]
-    signer = chain.load_dsc_signer(now=now)
-    passport = Issuer(signer).issue(dcc, now=now)
-    (out / "passport.hc1.txt").write_text(passport.hc1 + "\n", encoding="ascii")
-    (out / "passport.png").write_bytes(qr.render_png(passport.hc1))
-    (out / "passport.svg").write_bytes(qr.render_svg(passport.hc1))
-    print(
-        f"2. issued {len(passport.hc1)}-char HC1 (kid {passport.kid.hex()}, valid until {passport.exp:%Y-%m-%d})"
-    )
-    print(f"   QR code: {out / 'passport.png'} and {out / 'passport.svg'} (alphanumeric, ECC Q)")
-
-    store = chain_store(chain, Environment.TST, TrustMode.SIGNED_LIST)
-    signed = sign_trust_list(store, signer=chain.load("trustlist").signer(), issued_at=now, sequence=1)
-    (out / "trustlist.cbor").write_bytes(signed)
-    print(f"3. signed national trust list: {out / 'trustlist.cbor'} ({len(signed)} bytes)")
-
-    anchor: x509.Certificate = chain.load("csca").certificate
-    trust = load_signed_trust_list(signed, anchor=anchor, environment=Environment.TST, now=now)
-    result = verify((out / "passport.png").read_bytes(), trust, now=now)
-    print("4. border check of passport.png:", result.status.value)
-    if result.holder:
-        h = result.holder
-        print(f"   {h.fn} {h.gn} ({h.fnt} / {h.gnt}), born {h.dob}")
-    for step in result.steps:
-        print(f"   {step.result.value:<4}  {step.name:<10} {step.message}")
-    return 0 if result.ok else 1
-
-
-# --- part 2: the national pipeline ------------------------------------------------------------------------
-
-#: the demo's provinces (Hà Nội, Hồ Chí Minh, Đà Nẵng, Hải Phòng, Cần Thơ), two vaccination sites each
 DEMO_PROVINCES = ("001", "079", "048", "031", "092")
 SITES_PER_PROVINCE = 2
 #: rows a site clerk got wrong on paper: they land in rejects.csv, the rest is imported
@@ -418,34 +347,3 @@ def write_certificate(db: Database, person_id: int, path: Path, at: datetime) ->
     )
     path.write_bytes(pdf)
     os.chmod(path, 0o600)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vaxcred.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default demo-out)")
-    parser.add_argument(
-        "--people",
-        type=int,
-        default=10_000,
-        help="synthetic people in the pipeline part (default 10000; 0 skips it)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=min(os.cpu_count() or 1, 2),
-        help="issuance worker processes (default 2)",
-    )
-    args = parser.parse_args(argv)
-    if args.people < 0 or args.workers < 1:
-        parser.error("--people must be >= 0 and --workers >= 1")
-    args.out.mkdir(parents=True, exist_ok=True)
-    now = datetime.now(UTC)
-    chain = _key_chain(args.out / "keys", now)
-    code = run(args.out, now, chain)
-    if args.people:
-        code = max(code, run_pipeline(args.out, now, chain, people=args.people, workers=args.workers))
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())
