@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint typecheck unit bench bench-hostile fuzz vectors clean sysdeps install
+.PHONY: demo test lint typecheck unit bench bench-hostile bench-pipeline fuzz vectors clean sysdeps install
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -46,6 +46,12 @@ bench: $(STAMP)
 ## bench-hostile: worst-case time and memory of hostile inputs (text and images) through verify()
 bench-hostile: $(STAMP)
 	taskset -c 0 $(BIN)/python -m benchmarks.bench_hostile
+
+## bench-pipeline: the national pipeline end to end on generated people (PEOPLE=…, BACKEND=sqlite|postgresql|both)
+bench-pipeline: PEOPLE ?= 10000,100000,1000000
+bench-pipeline: BACKEND ?= sqlite
+bench-pipeline: sysdeps $(STAMP)
+	PEOPLE=$(PEOPLE) BACKEND=$(BACKEND) $(BIN)/python -m benchmarks.bench_pipeline
 
 ## vectors: regenerate test_vectors/ deterministically (fixed keys and clock)
 vectors: $(STAMP)

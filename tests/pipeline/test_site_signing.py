@@ -298,3 +298,18 @@ def test_naive_time_is_refused(checked: Database, signers: dict[str, Signer]) ->
         run_site_signing(checked, signers, now=NOW.replace(tzinfo=None))
     with pytest.raises(ValueError):
         run_site_signing(checked, signers, now=NOW, batch_size=0)
+
+
+def test_parallel_workers_sign_exactly_what_one_process_signs(
+    checked: Database, signers: dict[str, Signer], site_ca: keys.KeyPair
+) -> None:
+    """workers=2 (forked processes, whole sites each) stores the same signatures as one process would:
+    the same count, each dose once, every one verifying; a re-run signs nothing."""
+    report = run_site_signing(checked, signers, now=NOW, batch_size=53, workers=2)
+    assert report == expected_counts()
+    rows = signatures(checked)
+    assert len(rows) == report.signed
+    assert len({row[1] for row in rows}) == len(rows)  # one current signature per dose
+    results = verify_stored_signatures(checked, site_ca=site_ca.certificate, now=NOW)
+    assert all(ok for _, ok, _ in results)
+    assert run_site_signing(checked, signers, now=NOW, workers=2).signed == 0

@@ -145,6 +145,10 @@ def _alias_key(text: str) -> str:
     return "".join(ch for ch in folded if ch.isalnum() or ch == "/")
 
 
+#: the few vaccine spellings of an import repeat on every row: their keys are remembered (a pure function)
+_cached_alias_key = functools.lru_cache(maxsize=4096)(_alias_key)
+
+
 @functools.cache
 def _vaccine_lookup() -> tuple[Mapping[str, str], frozenset[str]]:
     """(alias key → canonical vaccine, the canonical vaccines)."""
@@ -171,7 +175,7 @@ def resolve_vaccine(text: str) -> str:
     if not isinstance(text, str):
         raise TypeError("vaccine must be str")
     lookup, _ = _vaccine_lookup()
-    key = _alias_key(text)
+    key = _cached_alias_key(text)
     if not key or key not in lookup:
         raise ValueError(f"unknown vaccine {_echo(text)}")
     return lookup[key]

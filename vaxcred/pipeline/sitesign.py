@@ -61,6 +61,7 @@ __all__ = [
     "verify_dose",
 ]
 
+import functools
 import hashlib
 import hmac
 import re
@@ -72,6 +73,7 @@ from datetime import date as calendar_date
 from typing import Final
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
@@ -174,7 +176,44 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return True  # unreadable: fail closed
 
 
+@dataclass(frozen=True, slots=True)
+class _CertFacts:
+    """What signing and verification read from a site certificate, worked out once per certificate."""
+
+    problem: str | None  # _purpose_problem
+    site_id: str | None  # _site_id_or_none
+    kid: bytes  # kid_for(DER)
+    not_before: datetime
+    not_after: datetime
+    public_key: CertificatePublicKeyTypes | None  # None: unreadable, see key_error
+    key_error: Exception | None
+
+
+@functools.lru_cache(maxsize=256)
+def _facts(cert: x509.Certificate) -> _CertFacts:
+    """The purpose verdict, site id, kid, validity and public key of ``cert``: a certificate is immutable (pyca
+    objects hash and compare by their DER), so these never change; every check still runs on every record."""
+    try:
+        public_key: CertificatePublicKeyTypes | None = cert.public_key()
+        key_error: Exception | None = None
+    except Exception as e:  # reported as signature.unsupported_key where the key is used
+        public_key, key_error = None, e
+    return _CertFacts(
+        problem=_purpose_problem_uncached(cert),
+        site_id=_site_id_or_none(cert),
+        kid=kid_for(cert.public_bytes(Encoding.DER)),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        public_key=public_key,
+        key_error=key_error,
+    )
+
+
 def _purpose_problem(cert: x509.Certificate) -> str | None:
+    return _facts(cert).problem
+
+
+def _purpose_problem_uncached(cert: x509.Certificate) -> str | None:
     eku = _eku(cert)
     if eku is None or SITE_RECORD_EKU.dotted_string not in eku:
         return "the certificate is not a site certificate (no site-record extended key usage)"
@@ -207,14 +246,15 @@ def site_id_of(cert: x509.Certificate) -> str:
 
     ``ValueError`` when the CN is missing, repeated or not a site id.
     """
-    site_id = _site_id_or_none(cert)
+    site_id = _facts(cert).site_id
     if site_id is None:
         raise ValueError("the certificate's subject has no single CN that is a site id")
     return site_id
 
 
 def _valid_at(cert: x509.Certificate, at: datetime) -> bool:
-    return cert.not_valid_before_utc <= at <= cert.not_valid_after_utc
+    facts = _facts(cert)
+    return facts.not_before <= at <= facts.not_after
 
 
 # --- signing -----------------------------------------------------------------------------------------------
@@ -270,12 +310,14 @@ def sign_dose(dose: DoseRecord, *, signer: Signer, now: datetime) -> SignedDose:
             f"the site certificate of {site_id} is not valid at {signed_at.isoformat()}",
             code="sitesign.cert_not_valid",
         )
-    if signer.algorithm != algorithm_for_key(cert.public_key()):
+    facts = _facts(cert)
+    public_key = facts.public_key if facts.public_key is not None else cert.public_key()
+    if signer.algorithm != algorithm_for_key(public_key):
         raise PipelineError("the signer's algorithm does not match its key", code="sitesign.wrong_purpose")
     day = _dose_date(dose, signed_at)
     codes = _codes(dose.vaccine)
     salt = secrets.token_bytes(SALT_LENGTH)
-    payload = cbor.dumps(
+    payload = _encode_payload(
         {
             "v": RECORD_VERSION,
             "site": site_id,
@@ -291,16 +333,53 @@ def sign_dose(dose: DoseRecord, *, signer: Signer, now: datetime) -> SignedDose:
         }
     )
     kid = signer.kid
-    protected = cbor.dumps(
-        {
-            int(cose.HeaderLabel.ALG): int(signer.algorithm),
-            int(cose.HeaderLabel.CONTENT_TYPE): CONTENT_TYPE,
-            int(cose.HeaderLabel.KID): kid,
-        }
-    )
+    protected = _protected_header(int(signer.algorithm), kid)
     signature = signer.sign(cose.sig_structure_for(protected, payload))
     return SignedDose(
         cose=cose.encode_sign1(protected, payload, signature), kid=kid, signed_at=signed_at, site_id=site_id
+    )
+
+
+#: the payload's keys in canonical order (RFC 8949 §4.2.1 as cbor2 applies it: UTF-8 length, then bytes)
+_PAYLOAD_ORDER: Final = tuple(sorted(_FIELDS, key=lambda k: (len(k.encode()), k.encode())))
+_PAYLOAD_KEYS: Final = {k: cbor.encode_head(3, len(k)) + k.encode() for k in _FIELDS}
+
+
+def _encode_payload(payload: dict[str, object]) -> bytes:
+    """``cbor.dumps(payload)`` for the record's flat map, written by hand (byte-identical; about 10 µs less per
+    record). Any value outside the simple forms (a negative int, a non-UTF-8 string) goes to ``cbor.dumps``."""
+    parts = [cbor.encode_head(5, len(payload))]
+    try:
+        for key in _PAYLOAD_ORDER:
+            value = payload[key]
+            parts.append(_PAYLOAD_KEYS[key])
+            if type(value) is int and 0 <= value < 1 << 64:
+                parts.append(cbor.encode_head(0, value))
+            elif type(value) is str:
+                data = value.encode("utf-8")
+                parts.append(cbor.encode_head(3, len(data)))
+                parts.append(data)
+            elif type(value) is bytes:
+                parts.append(cbor.encode_head(2, len(value)))
+                parts.append(value)
+            else:
+                return cbor.dumps(payload)
+    except (KeyError, UnicodeEncodeError):
+        return cbor.dumps(payload)
+    if len(payload) != len(_PAYLOAD_ORDER):
+        return cbor.dumps(payload)
+    return b"".join(parts)
+
+
+@functools.lru_cache(maxsize=256)
+def _protected_header(alg: int, kid: bytes) -> bytes:
+    """The protected header of a signer's records (the same bytes for every record it signs)."""
+    return cbor.dumps(
+        {
+            int(cose.HeaderLabel.ALG): alg,
+            int(cose.HeaderLabel.CONTENT_TYPE): CONTENT_TYPE,
+            int(cose.HeaderLabel.KID): kid,
+        }
     )
 
 
@@ -417,16 +496,17 @@ def verify_dose(
     if problem is not None:
         raise KeyUsageError(problem, code="sitesign.wrong_purpose")
 
+    facts = _facts(site_certificate)
+
     # (3) kid: the record names the certificate that signed it
-    if not hmac.compare_digest(kid, kid_for(site_certificate.public_bytes(Encoding.DER))):
+    if not hmac.compare_digest(kid, facts.kid):
         raise KidError("the record's kid is not the site certificate's", code="sitesign.kid_mismatch")
 
     # (4) signature: algorithm bound to the key type; the header alg must agree
-    try:
-        public_key = site_certificate.public_key()
-    except Exception as e:
+    if facts.public_key is None:
+        e = facts.key_error
         raise SignatureError(f"unreadable site certificate key: {e}", code="signature.unsupported_key") from e
-    verify_signature(public_key, alg, cose.sig_structure(msg), msg.signature)
+    verify_signature(facts.public_key, alg, cose.sig_structure(msg), msg.signature)
 
     # (5) payload
     claims = _decode_payload(msg.payload, kid)
