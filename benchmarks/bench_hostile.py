@@ -18,7 +18,10 @@ claims); random bit flips of a valid passport (in the COSE bytes and in the HC1 
 of ``vaxcred.qr`` (PNG noise and blank in each pixel format, JPEG noise and blank, progressive and
 multi-scan JPEG, chunk and marker floods, a bomb header); a 12 MP phone-photo-like JPEG of a valid
 passport; the Viet Nam sample (a 252x235 JPEG); and a grid of QR finder patterns, the worst case known for
-zxing-cpp's detector.
+zxing-cpp's detector. The ``isolated_*`` classes feed the Viet Nam sample and the finder grids through
+``verify(..., image_decoder=IsolatedImageDecoder(deadline=ISOLATED_DEADLINE).decode)``: a child process,
+killed at the deadline (its start-up and restarts are paid before each timed call; the child's memory is
+not in the peak RSS column).
 
 The last line of output is one JSON object: ``{"max_ms": ..., "classes": {name: {...}}, ...}``.
 """
@@ -53,6 +56,7 @@ from vaxcred import keys, qr
 from vaxcred.codec import base45, compress, cwt, prefix
 from vaxcred.issue import Issuer
 from vaxcred.model import DCC, DateOfBirth, Name, Vaccination, generate_uvci
+from vaxcred.qr_isolated import IsolatedImageDecoder
 from vaxcred.result import Status, StepResult, VerificationResult
 from vaxcred.trust import TrustStore
 from vaxcred.valuesets import VIETNAM_VACCINES
@@ -60,6 +64,8 @@ from vaxcred.verify import verify
 
 NOW = datetime(2026, 1, 10, 9, 30, tzinfo=UTC)
 BUDGET_MS = 50.0
+#: the isolated decoder's deadline (s): the rest of the budget is for the pipe, the kill and verify's steps
+ISOLATED_DEADLINE = 0.045
 ROOT = Path(__file__).resolve().parent.parent
 VN_IMAGE = ROOT / "tests" / "data" / "vietnam" / "VAC_VN.png"  # a JPEG, as published
 B45_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
@@ -512,6 +518,18 @@ def corpus(hc1: str, cose_bytes: bytes, quick: bool) -> Iterator[tuple[str, list
     )
 
     yield "vac_vn_jpeg", [("VAC_VN.png (JPEG, 252x235)", VN_IMAGE.read_bytes())]
+    yield "isolated_vac_vn", [("VAC_VN.png in a child process", VN_IMAGE.read_bytes())]
+    yield (
+        "isolated_finder_grid",
+        [
+            (
+                f"{module}-px modules, {pixels // 1000} kP, child",
+                png(finder_grid(fit_side(pixels), module, gap)),
+            )
+            for pixels in (60_000, 250_000, 1_000_000)
+            for module, gap in ((1, 1), (2, 1))
+        ],
+    )
 
     yield (
         "rendered_png",
@@ -552,7 +570,11 @@ def outcome(result: VerificationResult) -> str:
 
 
 def measure(
-    inputs: Sequence[tuple[str, Input]], store: TrustStore, repeats: int, verbose: bool
+    inputs: Sequence[tuple[str, Input]],
+    store: TrustStore,
+    repeats: int,
+    verbose: bool,
+    decoder: IsolatedImageDecoder | None = None,
 ) -> dict[str, Any]:
     times: list[tuple[float, str]] = []
     codes: Counter[str] = Counter()
@@ -562,9 +584,13 @@ def measure(
         samples = []
         code = ""
         for _ in range(repeats):
+            if decoder is not None:
+                decoder.start()  # a child killed at the deadline is replaced outside the clock
             start = time.perf_counter()
             try:
-                code = outcome(verify(data, store, now=NOW))
+                code = outcome(
+                    verify(data, store, now=NOW, image_decoder=None if decoder is None else decoder.decode)
+                )
             except Exception as e:  # the promise is broken: report, do not hide
                 code = f"EXCEPTION {type(e).__name__}: {e}"
             samples.append((time.perf_counter() - start) * 1000)
@@ -633,7 +659,14 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if args.verbose:
             print(f"  {name}:")
-        row = measure(inputs, store, args.repeats, args.verbose)
+        decoder = IsolatedImageDecoder(deadline=ISOLATED_DEADLINE) if name.startswith("isolated_") else None
+        if decoder is not None:
+            verify(VN_IMAGE.read_bytes(), store, now=NOW, image_decoder=decoder.decode)  # start-up, warm-up
+        try:
+            row = measure(inputs, store, args.repeats, args.verbose, decoder)
+        finally:
+            if decoder is not None:
+                decoder.close()
         classes[name] = row
         flag = "  OVER" if row["max_ms"] > BUDGET_MS else ""
         rss = row["peak_rss_growth_mib"]

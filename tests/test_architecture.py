@@ -28,6 +28,7 @@ RANK = {
     "revocation": 7,
     "verify": 8,
     "qr": 8,
+    "qr_isolated": 8,
     "conformance": 9,
     "storage": 9,
     "pipeline": 10,

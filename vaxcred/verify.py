@@ -22,7 +22,7 @@ Nothing here reads the clock: ``now`` is a parameter.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -109,8 +109,11 @@ class _Steps:
 _STEP_LIST = list(STEP_NAMES)
 
 
-def _as_text(data: str | bytes, steps: _Steps) -> str | None:
-    """(0) input: images are read for their QR code; other bytes must be ASCII text."""
+def _as_text(
+    data: str | bytes, steps: _Steps, image_decoder: Callable[[bytes], str] | None = None
+) -> str | None:
+    """(0) input: images are read for their QR code (by ``image_decoder``, default
+    :func:`vaxcred.qr.decode_image`); other bytes must be ASCII text."""
     if isinstance(data, str):
         return data
     if not isinstance(data, bytes | bytearray | memoryview):
@@ -123,10 +126,13 @@ def _as_text(data: str | bytes, steps: _Steps) -> str | None:
 
     if qr.is_image(raw):
         try:
-            return qr.decode_image(raw)
+            text: object = (image_decoder or qr.decode_image)(raw)
         except errors.ImageError as e:
             steps.fail("prefix", e.code, f"no readable QR code: {e.message}")
             return None
+        if not isinstance(text, str):
+            raise TypeError(f"image_decoder returned {type(text).__name__}, not str")
+        return text
     try:
         return raw.decode("ascii")
     except UnicodeDecodeError:
@@ -196,12 +202,16 @@ def verify(
     now: datetime,
     skew: timedelta = timedelta(0),
     max_trust_age: timedelta | None = None,
+    image_decoder: Callable[[bytes], str] | None = None,
 ) -> VerificationResult:
     """Verify an HC1 string (or the bytes of one, or a PNG/JPEG image of its QR code) against ``trust``.
 
     ``now`` must be an aware datetime. ``skew`` allows ``iat`` that far in the future (default 0).
     A trust store that is not fresh (older than ``max_trust_age``, else the bound it was loaded with) turns
     a VALID outcome into NEEDS_CHECK.
+    ``image_decoder`` reads the QR code of a PNG/JPEG input (default: :func:`vaxcred.qr.decode_image`, in
+    this process); it must return the text or raise :class:`~vaxcred.errors.ImageError`, as
+    ``vaxcred.qr_isolated.IsolatedImageDecoder(...).decode`` does (a child process under a hard deadline).
     Any input yields a result; only caller mistakes (naive ``now``, wrong types) raise.
     """
     if not isinstance(now, datetime):
@@ -214,7 +224,7 @@ def verify(
     base: dict[str, Any] = {"trust_mode": mode, "environment": trust.environment.value}
 
     # (0) input
-    text = _as_text(data, steps)
+    text = _as_text(data, steps, image_decoder)
     if text is None:
         return steps.finish(**base)
 

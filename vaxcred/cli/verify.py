@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,25 @@ def _read_input(value: str) -> str | bytes:
         raise click.BadParameter("neither an HC1 string nor a readable file", param_hint="INPUT")
     with path.open("rb") as fh:
         return fh.read(_MAX_FILE + 1)
+
+
+def _looks_like_image(data: bytes) -> bool:
+    from vaxcred import qr  # local import: Pillow and zxing-cpp only when needed
+
+    return qr.is_image(data)
+
+
+def _verify_image(data: bytes, trust: TrustStore, now: datetime, deadline: float) -> VerificationResult:
+    """Decode the image in a child process (SECURITY.md #17): a parser crash or a pathological image
+    costs at most ``deadline`` seconds and never this process."""
+    from vaxcred.qr_isolated import IsolatedImageDecoder
+
+    with IsolatedImageDecoder(deadline=deadline) as decoder:
+        # start-up (~0.15 s: Pillow and zxing imported, warmed) is paid here, outside the deadline; if the
+        # child cannot start, decode() tries again and verify() reports image.decoder_crashed
+        with contextlib.suppress(errors.ImageError):
+            decoder.start()
+        return verify_passport(data, trust, now=now, image_decoder=decoder.decode)
 
 
 def _load_trust(
@@ -117,6 +139,14 @@ def _print_human(result: VerificationResult, details: bool) -> None:
 @click.option("--at", "at", metavar="ISO-8601", help="Verify as of this time (default: now).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the stable machine format).")
 @click.option("--details", is_flag=True, help="Also show passing steps and the whole certificate.")
+@click.option(
+    "--image-deadline",
+    type=float,
+    default=0.5,
+    show_default=True,
+    metavar="SECONDS",
+    help="Longest an image's QR code may take to decode (in a separate process, killed after that).",
+)
 def verify(
     input_value: str,
     dscs: tuple[str, ...],
@@ -126,14 +156,21 @@ def verify(
     at: str | None,
     as_json: bool,
     details: bool,
+    image_deadline: float,
 ) -> None:
     """Verify INPUT: an HC1 string, a file holding one, or a PNG/JPEG image of the QR code.
 
     Exit code: 0 VALID, 1 INVALID, 2 NEEDS_CHECK, 3 usage error.
     """
+    if not (math.isfinite(image_deadline) and image_deadline > 0):
+        raise click.BadParameter("must be a positive number of seconds", param_hint="--image-deadline")
     now = parse_at(at)
     trust = _load_trust(dscs, trust_list, anchor, env, now)
-    result = verify_passport(_read_input(input_value), trust, now=now)
+    data = _read_input(input_value)
+    if isinstance(data, bytes) and _looks_like_image(data):
+        result = _verify_image(data, trust, now, image_deadline)
+    else:
+        result = verify_passport(data, trust, now=now)
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False, sort_keys=False))
     else:
