@@ -207,3 +207,11 @@ def test_human_output_strips_terminal_escapes(
     from vaxcred.cli._common import safe
 
     assert safe("A\x1b[31mB\u202eC") == "A\ufffd[31mB\ufffdC"
+
+
+def test_non_hc1_text_is_invalid_not_a_usage_error(chain: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Text that is neither HC1 nor a file (e.g. an HC2: code) is bad QR content: INVALID, exit 1."""
+    dsc = next(chain.glob("dsc-*.pem"))
+    code, doc = _verify_json(["HC2:6BFOXN", "--dsc", str(dsc), "--at", "2026-03-01T00:00:00Z"], capsys)
+    assert code == 1
+    assert doc["steps"]["prefix"]["code"] == "prefix.missing"  # type: ignore[index]

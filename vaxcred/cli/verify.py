@@ -30,10 +30,19 @@ def _read_input(value: str) -> str | bytes:
     if value.lstrip().startswith("HC1:"):
         return value
     path = Path(value)
-    if not path.is_file():
-        raise click.BadParameter("neither an HC1 string nor a readable file", param_hint="INPUT")
-    with path.open("rb") as fh:
-        return fh.read(_MAX_FILE + 1)
+    try:
+        is_file = len(value) < 4096 and path.is_file()
+    except (OSError, ValueError):  # names too long for the file system, NUL bytes, ...
+        is_file = False
+    if not is_file:
+        # not a file: the text itself is the passport; verify reports what is wrong with it (prefix step),
+        # as for any other bad QR content, with exit code 1 rather than a usage error
+        return value
+    try:
+        with path.open("rb") as fh:
+            return fh.read(_MAX_FILE + 1)
+    except OSError as e:
+        raise click.BadParameter(f"cannot read {value}: {e.strerror}", param_hint="INPUT") from e
 
 
 def _looks_like_image(data: bytes) -> bool:
