@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from vaxcred import keys as keys_module
+import vaxcred.keys.chain_dir as keys_chain_dir
+import vaxcred.keys.files as keys_files
 from vaxcred.crypto import Algorithm, LocalSigner, verify_signature
 from vaxcred.errors import KeyStoreError
 from vaxcred.keys import (
@@ -450,12 +451,12 @@ def test_save_private_key_writes_nothing_that_does_not_read_back(
     """If the encrypted PEM would not decrypt to the same key, nothing is written (keys.unreadable)."""
     path = tmp_path / "dsc.key"
     other = encrypt_pkcs8(site.private_key, PASSPHRASE, iterations=FAST)
-    monkeypatch.setattr(keys_module, "encrypt_pkcs8", lambda *_a, **_k: other)
+    monkeypatch.setattr(keys_files, "encrypt_pkcs8", lambda *_a, **_k: other)
     with pytest.raises(KeyStoreError) as info:
         save_private_key(path, dsc.private_key, PASSPHRASE, iterations=FAST)
     assert info.value.code == "keys.unreadable"
     garbage = other.replace(other.splitlines()[1], b"A" * 64)
-    monkeypatch.setattr(keys_module, "encrypt_pkcs8", lambda *_a, **_k: garbage)
+    monkeypatch.setattr(keys_files, "encrypt_pkcs8", lambda *_a, **_k: garbage)
     with pytest.raises(KeyStoreError) as info:
         save_private_key(path, dsc.private_key, PASSPHRASE, iterations=FAST)
     assert info.value.code == "keys.unreadable"
@@ -500,7 +501,9 @@ def test_certificate_round_trips_as_pem(tmp_path: Path, dsc: KeyPair) -> None:
 @pytest.fixture
 def fast_key_files(monkeypatch: pytest.MonkeyPatch) -> None:
     """KeyChainDir writes with FAST iterations (for chain tests that do not test key-file strength)."""
-    monkeypatch.setattr(keys_module, "save_private_key", functools.partial(save_private_key, iterations=FAST))
+    monkeypatch.setattr(
+        keys_chain_dir, "save_private_key", functools.partial(save_private_key, iterations=FAST)
+    )
 
 
 @pytest.fixture(scope="session")

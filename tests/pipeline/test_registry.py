@@ -24,7 +24,6 @@ from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.names import NameDifference
 from vaxcred.pipeline.records import Person
 from vaxcred.pipeline.registry import (
-    HttpRegistry,
     PopulationRegistry,
     RegistryEntry,
     RegistryResult,
@@ -34,6 +33,7 @@ from vaxcred.pipeline.registry import (
     match,
     write_registry_csv,
 )
+from vaxcred.pipeline.registry_http import HttpRegistry
 
 NOW = dt.datetime(2022, 4, 20, 8, 30, tzinfo=dt.UTC)
 ID = "001085012345"

@@ -280,7 +280,7 @@ def test_check_persons_inside_the_callers_transaction(database: Database) -> Non
 
 def test_registry_source_names_the_adapter() -> None:
     """The history's ``source``: a ``source`` attribute, else the class name (and URL of an HTTP registry)."""
-    from vaxcred.pipeline.registry import HttpRegistry
+    from vaxcred.pipeline.registry_http import HttpRegistry
 
     assert registry_source(registry_for()) == "TableRegistry"
     assert (

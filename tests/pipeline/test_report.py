@@ -19,16 +19,14 @@ from vaxcred import keys
 from vaxcred.pipeline.registry import RegistryEntry, TableRegistry
 from vaxcred.pipeline.registry_check import run_registry_check
 from vaxcred.pipeline.report import (
-    CHART_WIDTH,
     COUNT_FIELDS,
     UNKNOWN_PROVINCE,
     QualityCounts,
     QualityReport,
     build_quality_report,
-    chart_size,
     format_text,
-    render_chart_png,
 )
+from vaxcred.pipeline.report_chart import CHART_WIDTH, chart_size, render_chart_png
 from vaxcred.pipeline.site_signing import run_site_signing
 from vaxcred.pipeline.synthetic import generate_people
 from vaxcred.storage import Database

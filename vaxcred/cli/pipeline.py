@@ -31,7 +31,8 @@ from vaxcred.cli._pipeline import (
 )
 from vaxcred.pipeline.importer import import_file
 from vaxcred.pipeline.registry_check import run_registry_check
-from vaxcred.pipeline.report import build_quality_report, format_text, render_chart_png
+from vaxcred.pipeline.report import build_quality_report, format_text
+from vaxcred.pipeline.report_chart import render_chart_png
 from vaxcred.storage.schema import persons
 
 _IMPORT_EPILOG = """\

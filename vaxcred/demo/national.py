@@ -30,7 +30,8 @@ from vaxcred.pipeline.issuance import KeyChainIssuerFactory, run_issuance
 from vaxcred.pipeline.records import OPTIONAL_FIELDS, ROW_FIELDS
 from vaxcred.pipeline.registry import RegistryEntry, TableRegistry, write_registry_csv
 from vaxcred.pipeline.registry_check import run_registry_check
-from vaxcred.pipeline.report import build_quality_report, format_text, render_chart_png
+from vaxcred.pipeline.report import build_quality_report, format_text
+from vaxcred.pipeline.report_chart import render_chart_png
 from vaxcred.pipeline.revocation_export import check_hc1, export_revocations, revocation_list
 from vaxcred.pipeline.site_signing import run_site_signing
 from vaxcred.pipeline.synthetic import default_sites, generate_people

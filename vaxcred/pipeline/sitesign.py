@@ -61,57 +61,62 @@ __all__ = [
     "verify_dose",
 ]
 
-import functools
-import hashlib
 import hmac
-import re
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from datetime import date as calendar_date
-from typing import Final
+from datetime import datetime, timedelta
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 
-from vaxcred.codec import cbor, cose
-from vaxcred.crypto import Signer, algorithm_for_key, kid_for, verify_signature
-from vaxcred.errors import (
-    CborError,
-    CoseError,
-    KeyUsageError,
-    KidError,
-    SignatureError,
-    TimeError,
-    VerificationError,
-)
-from vaxcred.oids import DCC_EKU_OIDS, SITE_RECORD_EKU
+from vaxcred.codec import cose
+from vaxcred.crypto import Signer, algorithm_for_key, verify_signature
+from vaxcred.errors import KeyUsageError, KidError, SignatureError, TimeError, VerificationError
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.records import MAX_DOSE_NUMBER, SITE_ID_PATTERN, DoseRecord, vaccine_codes
+from vaxcred.pipeline.records import DoseRecord, vaccine_codes
+from vaxcred.pipeline.sitesign_certs import _SITE_ID_RE as _SITE_ID_RE
+from vaxcred.pipeline.sitesign_certs import _CertFacts as _CertFacts
+from vaxcred.pipeline.sitesign_certs import _eku as _eku
+from vaxcred.pipeline.sitesign_certs import (
+    _facts,
+    _purpose_problem,
+    _valid_at,
+    is_site_certificate,
+    site_id_of,
+)
+from vaxcred.pipeline.sitesign_certs import _is_ca as _is_ca
+from vaxcred.pipeline.sitesign_certs import _purpose_problem_uncached as _purpose_problem_uncached
+from vaxcred.pipeline.sitesign_certs import _site_id_or_none as _site_id_or_none
+from vaxcred.pipeline.sitesign_codec import _CODE_RE as _CODE_RE
+from vaxcred.pipeline.sitesign_codec import _DATE_RE as _DATE_RE
+from vaxcred.pipeline.sitesign_codec import _FIELDS as _FIELDS
+from vaxcred.pipeline.sitesign_codec import _MAX_RECORD_BYTES as _MAX_RECORD_BYTES
+from vaxcred.pipeline.sitesign_codec import _PAYLOAD_KEYS as _PAYLOAD_KEYS
+from vaxcred.pipeline.sitesign_codec import _PAYLOAD_ORDER as _PAYLOAD_ORDER
+from vaxcred.pipeline.sitesign_codec import _PROTECTED_LABELS as _PROTECTED_LABELS
+from vaxcred.pipeline.sitesign_codec import _TAG_18 as _TAG_18
+from vaxcred.pipeline.sitesign_codec import CITIZEN_HASH_LENGTH as CITIZEN_HASH_LENGTH
+from vaxcred.pipeline.sitesign_codec import (
+    CONTENT_TYPE,
+    RECORD_VERSION,
+    SALT_LENGTH,
+    DoseClaims,
+    _decode_envelope,
+    _decode_payload,
+    _encode_payload,
+    _protected_header,
+    citizen_hash,
+)
+from vaxcred.pipeline.sitesign_codec import _bad_payload as _bad_payload
+from vaxcred.pipeline.sitesign_codec import _bytes as _bytes
+from vaxcred.pipeline.sitesign_codec import _integer as _integer
+from vaxcred.pipeline.sitesign_codec import _text as _text
 from vaxcred.trust.chain import check_issued_by
 from vaxcred.trust.store import require_utc
 from vaxcred.valuesets import VaccineCodes
 
-#: the COSE content type (header 3) of a site-signed dose record
-CONTENT_TYPE: Final = "application/vnd.vaxcred.dose-record+cbor"
-RECORD_VERSION: Final = 1
-SALT_LENGTH: Final = 16
-CITIZEN_HASH_LENGTH: Final = 32
-
-#: the site id a site certificate names in its subject CN (keys.make_site_certificate uses the same pattern)
-_SITE_ID_RE: Final = re.compile(SITE_ID_PATTERN, re.ASCII)
-_DATE_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_CODE_RE: Final = re.compile(r"[^\x00-\x1f\x7f]{1,80}")
-_FIELDS: Final = frozenset({"v", "site", "cid", "salt", "mp", "ma", "vp", "lot", "dt", "dn", "signed"})
-_PROTECTED_LABELS: Final = frozenset(
-    {cose.HeaderLabel.ALG, cose.HeaderLabel.CONTENT_TYPE, cose.HeaderLabel.KID}
-)
-_TAG_18: Final = b"\xd2"
-#: a COSE record is small (~250 bytes; RSA-4096 signatures ~600); anything far larger is refused unread
-_MAX_RECORD_BYTES: Final = 8 * 1024
+# The certificate checks and the wire format live in sitesign_certs and sitesign_codec; the private names
+# imported above as ``name as name`` stay importable from here.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,139 +127,6 @@ class SignedDose:
     kid: bytes
     signed_at: datetime
     site_id: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DoseClaims:
-    """The verified content of a site-signed dose record.  ``repr`` hides the citizen hash and salt."""
-
-    site_id: str
-    citizen_hash: bytes = field(repr=False)
-    salt: bytes = field(repr=False)
-    mp: str
-    ma: str
-    vp: str
-    lot: str
-    date: str
-    dose_number: int
-    signed_at: datetime
-    kid: bytes
-
-    def matches_citizen(self, citizen_id: str) -> bool:
-        """Whether the record was signed for ``citizen_id`` (constant-time comparison)."""
-        return hmac.compare_digest(citizen_hash(citizen_id, self.salt), self.citizen_hash)
-
-
-def citizen_hash(citizen_id: str, salt: bytes) -> bytes:
-    """SHA-256(salt ‖ UTF-8(citizen_id)); the salt is exactly :data:`SALT_LENGTH` bytes."""
-    if not isinstance(citizen_id, str) or not isinstance(salt, bytes):
-        raise TypeError("citizen_id must be str and salt bytes")
-    if len(salt) != SALT_LENGTH:
-        raise ValueError(f"salt must be {SALT_LENGTH} bytes")
-    return hashlib.sha256(salt + citizen_id.encode("utf-8")).digest()
-
-
-# --- site certificates ---------------------------------------------------------------------------------
-
-
-def _eku(cert: x509.Certificate) -> frozenset[str] | None:
-    try:
-        value = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        return None
-    except Exception:  # unreadable extensions: not a certificate we accept for this purpose
-        return None
-    return frozenset(oid.dotted_string for oid in value)
-
-
-def _is_ca(cert: x509.Certificate) -> bool:
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
-        return False
-    except Exception:
-        return True  # unreadable: fail closed
-
-
-@dataclass(frozen=True, slots=True)
-class _CertFacts:
-    """What signing and verification read from a site certificate, worked out once per certificate."""
-
-    problem: str | None  # _purpose_problem
-    site_id: str | None  # _site_id_or_none
-    kid: bytes  # kid_for(DER)
-    not_before: datetime
-    not_after: datetime
-    public_key: CertificatePublicKeyTypes | None  # None: unreadable, see key_error
-    key_error: Exception | None
-
-
-@functools.lru_cache(maxsize=256)
-def _facts(cert: x509.Certificate) -> _CertFacts:
-    """The purpose verdict, site id, kid, validity and public key of ``cert``: a certificate is immutable (pyca
-    objects hash and compare by their DER), so these never change; every check still runs on every record."""
-    try:
-        public_key: CertificatePublicKeyTypes | None = cert.public_key()
-        key_error: Exception | None = None
-    except Exception as e:  # reported as signature.unsupported_key where the key is used
-        public_key, key_error = None, e
-    return _CertFacts(
-        problem=_purpose_problem_uncached(cert),
-        site_id=_site_id_or_none(cert),
-        kid=kid_for(cert.public_bytes(Encoding.DER)),
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
-        public_key=public_key,
-        key_error=key_error,
-    )
-
-
-def _purpose_problem(cert: x509.Certificate) -> str | None:
-    return _facts(cert).problem
-
-
-def _purpose_problem_uncached(cert: x509.Certificate) -> str | None:
-    eku = _eku(cert)
-    if eku is None or SITE_RECORD_EKU.dotted_string not in eku:
-        return "the certificate is not a site certificate (no site-record extended key usage)"
-    if eku & DCC_EKU_OIDS:
-        return "the certificate may also sign passports (DCC extended key usage): not a site certificate"
-    if _is_ca(cert):
-        return "the certificate is a CA, not a site certificate"
-    if _site_id_or_none(cert) is None:
-        return "the certificate's subject CN is not a site id"
-    return None
-
-
-def _site_id_or_none(cert: x509.Certificate) -> str | None:
-    try:
-        attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    except Exception:
-        return None
-    if len(attrs) != 1 or not isinstance(attrs[0].value, str) or not _SITE_ID_RE.fullmatch(attrs[0].value):
-        return None
-    return attrs[0].value
-
-
-def is_site_certificate(cert: x509.Certificate) -> bool:
-    """EKU includes ``SITE_RECORD_EKU`` and no DCC type, not a CA, and the subject CN is a site id."""
-    return _purpose_problem(cert) is None
-
-
-def site_id_of(cert: x509.Certificate) -> str:
-    """The site id a site certificate is for: its single subject CN (``keys.make_site_certificate``).
-
-    ``ValueError`` when the CN is missing, repeated or not a site id.
-    """
-    site_id = _facts(cert).site_id
-    if site_id is None:
-        raise ValueError("the certificate's subject has no single CN that is a site id")
-    return site_id
-
-
-def _valid_at(cert: x509.Certificate, at: datetime) -> bool:
-    facts = _facts(cert)
-    return facts.not_before <= at <= facts.not_after
 
 
 # --- signing -----------------------------------------------------------------------------------------------
@@ -340,133 +212,7 @@ def sign_dose(dose: DoseRecord, *, signer: Signer, now: datetime) -> SignedDose:
     )
 
 
-#: the payload's keys in canonical order (RFC 8949 §4.2.1 as cbor2 applies it: UTF-8 length, then bytes)
-_PAYLOAD_ORDER: Final = tuple(sorted(_FIELDS, key=lambda k: (len(k.encode()), k.encode())))
-_PAYLOAD_KEYS: Final = {k: cbor.encode_head(3, len(k)) + k.encode() for k in _FIELDS}
-
-
-def _encode_payload(payload: dict[str, object]) -> bytes:
-    """``cbor.dumps(payload)`` for the record's flat map, written by hand (byte-identical; about 10 µs less per
-    record). Any value outside the simple forms (a negative int, a non-UTF-8 string) goes to ``cbor.dumps``."""
-    parts = [cbor.encode_head(5, len(payload))]
-    try:
-        for key in _PAYLOAD_ORDER:
-            value = payload[key]
-            parts.append(_PAYLOAD_KEYS[key])
-            if type(value) is int and 0 <= value < 1 << 64:
-                parts.append(cbor.encode_head(0, value))
-            elif type(value) is str:
-                data = value.encode("utf-8")
-                parts.append(cbor.encode_head(3, len(data)))
-                parts.append(data)
-            elif type(value) is bytes:
-                parts.append(cbor.encode_head(2, len(value)))
-                parts.append(value)
-            else:
-                return cbor.dumps(payload)
-    except (KeyError, UnicodeEncodeError):
-        return cbor.dumps(payload)
-    if len(payload) != len(_PAYLOAD_ORDER):
-        return cbor.dumps(payload)
-    return b"".join(parts)
-
-
-@functools.lru_cache(maxsize=256)
-def _protected_header(alg: int, kid: bytes) -> bytes:
-    """The protected header of a signer's records (the same bytes for every record it signs)."""
-    return cbor.dumps(
-        {
-            int(cose.HeaderLabel.ALG): alg,
-            int(cose.HeaderLabel.CONTENT_TYPE): CONTENT_TYPE,
-            int(cose.HeaderLabel.KID): kid,
-        }
-    )
-
-
 # --- verification ------------------------------------------------------------------------------------------
-
-
-def _bad_payload(message: str) -> CoseError:
-    return CoseError(f"dose record payload: {message}", code="sitesign.bad_payload")
-
-
-def _text(payload: Mapping[object, object], key: str, pattern: re.Pattern[str]) -> str:
-    value = payload[key]
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise _bad_payload(f"{key!r} is not a valid text value")
-    return value
-
-
-def _bytes(payload: Mapping[object, object], key: str, length: int) -> bytes:
-    value = payload[key]
-    if not isinstance(value, bytes) or len(value) != length:
-        raise _bad_payload(f"{key!r} is not a {length}-byte string")
-    return value
-
-
-def _integer(payload: Mapping[object, object], key: str, low: int, high: int) -> int:
-    value = payload[key]
-    if type(value) is not int or not low <= value <= high:
-        raise _bad_payload(f"{key!r} is not an integer {low}-{high}")
-    return value
-
-
-def _decode_payload(raw: bytes, kid: bytes) -> DoseClaims:
-    try:
-        payload = cbor.loads(raw, max_depth=1)  # a flat map: nothing nests
-    except CborError as e:
-        raise _bad_payload(f"not valid CBOR ({e.code})") from e
-    if not isinstance(payload, dict):
-        raise _bad_payload("not a map")
-    keys = set(payload)
-    if keys != _FIELDS:
-        raise _bad_payload("the fields are not exactly " + ", ".join(sorted(_FIELDS)))
-    if cbor.dumps(payload) != raw:
-        raise CoseError("dose record payload is not canonical CBOR", code="sitesign.not_canonical")
-    if _integer(payload, "v", 0, 2**32) != RECORD_VERSION:
-        raise _bad_payload(f"version {payload['v']!r} is not {RECORD_VERSION}")
-    day = _text(payload, "dt", _DATE_RE)
-    try:
-        calendar_date.fromisoformat(day)
-    except ValueError as e:
-        raise _bad_payload("'dt' is not a calendar date") from e
-    lot = _text(payload, "lot", _CODE_RE)
-    if not lot.strip():
-        raise _bad_payload("'lot' is blank")
-    signed = _integer(payload, "signed", 0, 253402300799)  # up to 9999-12-31T23:59:59Z
-    return DoseClaims(
-        site_id=_text(payload, "site", _SITE_ID_RE),
-        citizen_hash=_bytes(payload, "cid", CITIZEN_HASH_LENGTH),
-        salt=_bytes(payload, "salt", SALT_LENGTH),
-        mp=_text(payload, "mp", _CODE_RE),
-        ma=_text(payload, "ma", _CODE_RE),
-        vp=_text(payload, "vp", _CODE_RE),
-        lot=lot,
-        date=day,
-        dose_number=_integer(payload, "dn", 1, MAX_DOSE_NUMBER),
-        signed_at=datetime.fromtimestamp(signed, UTC),
-        kid=kid,
-    )
-
-
-def _decode_envelope(data: bytes) -> tuple[cose.Sign1Message, int, bytes]:
-    if not isinstance(data, bytes):
-        raise TypeError(f"a site-signed record is bytes, not {type(data).__name__}")
-    if len(data) > _MAX_RECORD_BYTES:
-        raise CoseError(f"record of {len(data)} bytes exceeds {_MAX_RECORD_BYTES}", code="sitesign.too_large")
-    if not data.startswith(_TAG_18):
-        raise CoseError("a site-signed record is a COSE_Sign1 with tag 18", code="sitesign.bad_tag")
-    msg = cose.decode_sign1(data)
-    if msg.unprotected:
-        raise CoseError("the unprotected header must be empty", code="sitesign.bad_header")
-    alg, kid = msg.alg, msg.kid
-    if set(msg.protected) != _PROTECTED_LABELS or alg is None or kid is None:
-        raise CoseError(
-            "the protected header must hold exactly alg, content type and kid", code="sitesign.bad_header"
-        )
-    if msg.protected[cose.HeaderLabel.CONTENT_TYPE] != CONTENT_TYPE:
-        raise CoseError(f"content type is not {CONTENT_TYPE}", code="sitesign.bad_content_type")
-    return msg, alg, kid
 
 
 def verify_dose(

@@ -1,56 +1,19 @@
-"""The ministry key chain: key generation, certificates, encrypted key files (SECURITY.md §5, DCC.md §5).
+"""Key generation and the certificate builders of the ministry key chain (SECURITY.md §5, DCC.md §5).
 
-::
-
-    CSCA (self-signed, CA pathlen 0, 4 y)          site CA (separate root, never published, 4 y)
-    ├── DSC (2 y, key use 6 months, EKU per type)   └── site certificate (1 y, EKU SITE_RECORD_EKU only)
-    └── trust-list signer (2 y, EKU TRUST_LIST_EKU only)
-
-A DSC without DCC EKU is valid for every payload type (hcert App. A.4), so every certificate vaxcred
-makes carries an EKU, and site certificates live under their own root: were they under the published
-CSCA, a chain-only verifier could accept a passport signed by a vaccination site.
-
-Private keys on disk are always encrypted PKCS#8 (``BEGIN ENCRYPTED PRIVATE KEY``), created with mode
-0600; there is no code path that writes or reads an unencrypted key (SECURITY.md pitfall 21). They are
-written by :func:`vaxcred.pkcs8.encrypt_pkcs8` (PBES2, PBKDF2-HMAC-SHA256 with 600,000 iterations,
-AES-256-CBC) and read back by OpenSSL through cryptography.
-Key generation, the certificate builders and the file helpers take explicit times and paths; nothing
-here reads the clock.
+CSCA and site CA (self-signed, CA pathlen 0), DSC (EKU per payload type, private-key usage period), trust-list
+signer (EKU ``TRUST_LIST_EKU`` only) and site certificates (EKU ``SITE_RECORD_EKU`` only, under the site CA).
+Every builder takes an explicit ``now``; nothing here reads the clock or touches files.
 """
 
 from __future__ import annotations
 
-__all__ = [
-    "CSCA_VALIDITY",
-    "DSC_VALIDITY",
-    "SITE_CA_VALIDITY",
-    "SITE_VALIDITY",
-    "TRUST_LIST_VALIDITY",
-    "KeyChainDir",
-    "KeyPair",
-    "KeyType",
-    "Purpose",
-    "load_certificate",
-    "load_private_key",
-    "make_csca",
-    "make_dsc",
-    "make_site_ca",
-    "make_site_certificate",
-    "make_trust_list_signer",
-    "passphrase_from_env",
-    "save_certificate",
-    "save_private_key",
-]
-
 import calendar
-import os
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from pathlib import Path
 from typing import Literal
 
 from cryptography import x509
@@ -67,8 +30,7 @@ from vaxcred.oids import (
     SITE_RECORD_EKU,
     TRUST_LIST_EKU,
 )
-from vaxcred.pkcs8 import DEFAULT_ITERATIONS, encrypt_pkcs8
-from vaxcred.x509util import PRIVATE_KEY_USAGE_PERIOD, encode_pkup, load_certificate_bytes, parse_dsc
+from vaxcred.x509util import PRIVATE_KEY_USAGE_PERIOD, encode_pkup
 
 KeyType = Literal["ec", "rsa"]
 
@@ -87,7 +49,6 @@ DEFAULT_ORGANIZATION = "Ministry of Health"
 
 _EKU_BY_TYPE: dict[str, ObjectIdentifier] = {"t": EKU_TEST, "v": EKU_VACCINATION, "r": EKU_RECOVERY}
 _SITE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_ENCRYPTED_PEM_HEADER = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
 
 
 class Purpose(Enum):
@@ -119,9 +80,6 @@ class KeyPair:
     def __repr__(self) -> str:
         subject = self.certificate.subject.rfc4514_string()
         return f"KeyPair(subject={subject!r}, kid={self.kid.hex()})"
-
-
-# --- certificates ------------------------------------------------------------------------------------
 
 
 def make_csca(
@@ -370,204 +328,3 @@ def _add_months(when: datetime, months: int) -> datetime:
     year, month0 = divmod(when.year * 12 + (when.month - 1) + months, 12)
     month = month0 + 1
     return when.replace(year=year, month=month, day=min(when.day, calendar.monthrange(year, month)[1]))
-
-
-# --- files ---------------------------------------------------------------------------------------------
-
-
-def save_private_key(
-    path: str | os.PathLike[str],
-    key: SigningKey,
-    passphrase: bytes,
-    *,
-    iterations: int = DEFAULT_ITERATIONS,
-) -> None:
-    """Write ``key`` as encrypted PKCS#8 PEM to a *new* file with mode 0600 (refuses to overwrite).
-
-    PBES2 with PBKDF2-HMAC-SHA256 (``iterations``, default 600,000) and AES-256-CBC. Before anything is
-    written the PEM is decrypted again (one more PBKDF2 run) and must give back ``key``'s public key,
-    so a file is never left that cannot be read (KeyStoreError ``keys.unreadable``).
-    """
-    _check_passphrase(passphrase)
-    pem = encrypt_pkcs8(key, passphrase, iterations=iterations)
-    if not pem.startswith(_ENCRYPTED_PEM_HEADER):  # never write a key in the clear
-        raise KeyStoreError("refusing to write an unencrypted private key", code="keys.unencrypted")
-    _check_reads_back(pem, key, passphrase)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(path, flags, 0o600)
-    except FileExistsError as e:
-        raise KeyStoreError(f"key file exists, not overwriting: {os.fspath(path)}", code="keys.exists") from e
-    except OSError as e:
-        raise KeyStoreError(f"cannot create key file: {e.strerror}", code="keys.io") from e
-    with os.fdopen(fd, "wb") as f:
-        os.fchmod(f.fileno(), 0o600)  # whatever the umask
-        f.write(pem)
-
-
-def load_private_key(path: str | os.PathLike[str], passphrase: bytes) -> SigningKey:
-    """Read an encrypted PKCS#8 PEM key (EC P-256 or RSA); unencrypted keys are refused.
-
-    KeyStoreError codes: ``keys.io``, ``keys.bad_key`` (not a key), ``keys.unencrypted``,
-    ``keys.bad_passphrase``, ``keys.unsupported_key``.
-    """
-    _check_passphrase(passphrase)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise KeyStoreError(f"cannot read key file: {e.strerror}", code="keys.io") from e
-    if _ENCRYPTED_PEM_HEADER not in data:
-        if b"PRIVATE KEY-----" in data:
-            raise KeyStoreError("refusing an unencrypted private key file", code="keys.unencrypted")
-        raise KeyStoreError("not an encrypted PKCS#8 PEM private key", code="keys.bad_key")
-    try:
-        key = serialization.load_pem_private_key(data, password=passphrase)
-    except (ValueError, TypeError) as e:
-        raise KeyStoreError(
-            "cannot decrypt the private key (wrong passphrase or damaged file)", code="keys.bad_passphrase"
-        ) from e
-    except Exception as e:  # e.g. UnsupportedAlgorithm for an exotic PBE scheme
-        raise KeyStoreError("unreadable private key", code="keys.bad_key") from e
-    if isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-        return key
-    raise KeyStoreError(f"unsupported private key type {type(key).__name__}", code="keys.unsupported_key")
-
-
-def passphrase_from_env(var: str = "VAXCRED_PASSPHRASE", environ: Mapping[str, str] | None = None) -> bytes:
-    """The key passphrase from an environment variable (UTF-8); KeyStoreError ``keys.no_passphrase``."""
-    value = (os.environ if environ is None else environ).get(var, "")
-    if not value:
-        raise KeyStoreError(f"environment variable {var} is not set or empty", code="keys.no_passphrase")
-    return value.encode("utf-8")
-
-
-def save_certificate(path: str | os.PathLike[str], certificate: x509.Certificate) -> None:
-    """Write a certificate as PEM."""
-    try:
-        Path(path).write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    except OSError as e:
-        raise KeyStoreError(f"cannot write certificate: {e.strerror}", code="keys.io") from e
-
-
-def load_certificate(path: str | os.PathLike[str]) -> x509.Certificate:
-    """Read a certificate file (PEM, DER or base64 DER); KeyStoreError ``keys.bad_certificate``."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise KeyStoreError(f"cannot read certificate: {e.strerror}", code="keys.io") from e
-    return x509.load_der_x509_certificate(load_certificate_bytes(data))
-
-
-def _check_reads_back(pem: bytes, key: SigningKey, passphrase: bytes) -> None:
-    try:
-        loaded = serialization.load_pem_private_key(pem, password=passphrase)
-    except Exception as e:
-        raise KeyStoreError(
-            "the encrypted private key does not read back; nothing written", code="keys.unreadable"
-        ) from e
-    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    if loaded.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
-        raise KeyStoreError(
-            "the encrypted private key reads back as a different key; nothing written", code="keys.unreadable"
-        )
-
-
-def _check_passphrase(passphrase: bytes) -> None:
-    if not isinstance(passphrase, bytes):
-        raise TypeError("passphrase must be bytes")
-    if not passphrase:
-        raise ValueError("an empty passphrase is not allowed: keys are always stored encrypted")
-
-
-# --- a key-chain folder --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class KeyChainDir:
-    """A ministry key-chain folder; every ``.key`` is encrypted PKCS#8 (mode 0600) under one passphrase.
-
-    Layout: ``csca.pem/.key``, ``dsc-<kid hex>.pem/.key`` (rotation adds files, never removes),
-    ``trustlist.pem/.key``, ``site-ca.pem/.key``, ``sites/<site id>.pem/.key``.
-    """
-
-    folder: Path
-    passphrase: bytes = field(repr=False)
-
-    @classmethod
-    def init(
-        cls,
-        folder: str | os.PathLike[str],
-        passphrase: bytes,
-        now: datetime,
-        *,
-        country: str = "VN",
-        key: KeyType = "ec",
-    ) -> KeyChainDir:
-        """Create a new chain in ``folder``: CSCA, a first DSC, trust-list signer and site CA."""
-        _check_passphrase(passphrase)
-        chain = cls(folder=Path(folder), passphrase=passphrase)
-        if (chain.folder / "csca.pem").exists():
-            raise KeyStoreError(f"a key chain already exists in {chain.folder}", code="keys.exists")
-        (chain.folder / "sites").mkdir(mode=0o700, parents=True, exist_ok=True)
-        csca = make_csca(now=now, country=country, key=key)
-        chain._store("csca", csca)
-        chain._store("trustlist", make_trust_list_signer(csca, now=now, key=key))
-        chain._store("site-ca", make_site_ca(now=now, country=country, key=key))
-        chain.new_dsc(now=now, key=key)
-        return chain
-
-    def load(self, stem: str) -> KeyPair:
-        """The pair stored as ``<stem>.pem`` / ``<stem>.key`` (e.g. ``"csca"``, ``"trustlist"``)."""
-        certificate = load_certificate(self.folder / f"{stem}.pem")
-        private_key = load_private_key(self.folder / f"{stem}.key", self.passphrase)
-        return KeyPair(private_key=private_key, certificate=certificate)
-
-    def new_dsc(
-        self,
-        *,
-        now: datetime,
-        types: Sequence[str] = ("v",),
-        key: KeyType = "ec",
-        validity: timedelta = DSC_VALIDITY,
-        private_key_usage_months: int = DSC_KEY_USAGE_MONTHS,
-    ) -> KeyPair:
-        """Rotate: issue and store a new DSC under the CSCA; older DSCs stay (their passports verify)."""
-        dsc = make_dsc(
-            self.load("csca"),
-            now=now,
-            types=types,
-            key=key,
-            validity=validity,
-            private_key_usage_months=private_key_usage_months,
-        )
-        self._store(f"dsc-{dsc.kid.hex()}", dsc)
-        return dsc
-
-    def dsc_certificates(self) -> tuple[x509.Certificate, ...]:
-        """Every DSC in the folder, oldest first."""
-        certs = [load_certificate(p) for p in self.folder.glob("dsc-*.pem")]
-        return tuple(sorted(certs, key=lambda c: (c.not_valid_before_utc, c.not_valid_after_utc)))
-
-    def load_dsc_signer(self, *, now: datetime, kid: bytes | None = None) -> LocalSigner:
-        """A signer for the newest DSC whose key may sign at ``now`` (validity and key-usage period)."""
-        at = _utc_seconds(now)
-        for cert in reversed(self.dsc_certificates()):
-            info = parse_dsc(cert.public_bytes(serialization.Encoding.DER))
-            if kid is not None and info.kid != kid:
-                continue
-            start, end = info.signing_window
-            if start <= at <= end:
-                return self.load(f"dsc-{info.kid.hex()}").signer()
-        wanted = f"DSC {kid.hex()}" if kid is not None else "DSC"
-        raise KeyStoreError(f"no {wanted} may sign at {at.isoformat()}", code="keys.no_usable_dsc")
-
-    def new_site(self, *, site_id: str, site_name: str, now: datetime) -> KeyPair:
-        """Issue and store a site certificate under the site CA (``sites/<site_id>``)."""
-        _check_site_id(site_id)
-        site = make_site_certificate(self.load("site-ca"), site_id=site_id, site_name=site_name, now=now)
-        self._store(f"sites/{site_id}", site)
-        return site
-
-    def _store(self, stem: str, pair: KeyPair) -> None:
-        save_private_key(self.folder / f"{stem}.key", pair.private_key, self.passphrase)
-        save_certificate(self.folder / f"{stem}.pem", pair.certificate)

@@ -1,0 +1,220 @@
+"""Closing a correction: rejection, or resolution with revocation of the person's active passport."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from vaxcred.pipeline.corrections.listings import get_correction
+from vaxcred.pipeline.corrections.model import (
+    _MAX_TEXT,
+    CORRECTION_CLOSED,
+    PERSON_FIELDS,
+    REVOCATION_HASH_TYPES,
+    Correction,
+    CorrectionField,
+    Resolution,
+    _correction_from_row,
+    _note,
+    _require_utc,
+    _unknown,
+)
+from vaxcred.pipeline.corrections.validation import (
+    _dose_by_id,
+    _missing_dose_proposal,
+    _person_by_id,
+    _validate_change,
+    _validate_missing_dose,
+)
+from vaxcred.pipeline.errors import PipelineError
+from vaxcred.pipeline.registry import PopulationRegistry, RegistryStatus
+from vaxcred.pipeline.registry_check import run_registry_check
+from vaxcred.pipeline.revocation_export import BAD_PASSPORT, decode_passport
+from vaxcred.pipeline.site_signing import supersede_signature
+from vaxcred.revocation import HashType, revocation_hashes
+from vaxcred.storage import Database
+from vaxcred.storage.schema import (
+    CorrectionState,
+    PassportStatus,
+    corrections,
+    doses,
+    passports,
+    persons,
+    revocations,
+    site_signatures,
+)
+
+
+def _close(
+    conn: Connection, correction_id: int, *, state: CorrectionState, now: dt.datetime, note: str | None
+) -> Correction:
+    """Lock the correction, check it is open and not filed after ``now``, and move it to ``state``."""
+    row = conn.execute(
+        sa.select(corrections).where(corrections.c.id == correction_id).with_for_update()
+    ).first()
+    if row is None:
+        raise _unknown("correction")
+    correction = _correction_from_row(row)
+    if correction.state is not CorrectionState.OPEN:
+        raise PipelineError(
+            f"correction {correction_id} is {correction.state.value} already", code=CORRECTION_CLOSED
+        )
+    if now < correction.filed_at:
+        raise ValueError("now is before the correction was filed")
+    updated = conn.execute(
+        corrections.update()
+        .where(corrections.c.id == correction_id, corrections.c.state == CorrectionState.OPEN.value)
+        .values(state=state.value, resolved_at=now, resolution=note)
+    )
+    if updated.rowcount != 1:  # pragma: no cover - the row lock above makes this unreachable
+        raise PipelineError(f"correction {correction_id} was closed meanwhile", code=CORRECTION_CLOSED)
+    return correction
+
+
+def reject_correction(db: Database, correction_id: int, *, now: dt.datetime, note: str) -> Correction:
+    """``OPEN → REJECTED`` with ``note`` (why; required); no record changes. Returns the closed correction."""
+    now = _require_utc(now)
+    text = _note(note, required=True)
+    with db.begin() as conn:
+        _close(conn, correction_id, state=CorrectionState.REJECTED, now=now, note=text)
+    return get_correction(db, correction_id)
+
+
+def revoke_active_passport(
+    conn: Connection,
+    person_id: int,
+    *,
+    now: dt.datetime,
+    reason: str,
+    hash_types: Sequence[HashType] = REVOCATION_HASH_TYPES,
+) -> int | None:
+    """Revoke the person's ``ACTIVE`` passport, if any, inside the caller's transaction; returns its id.
+
+    The passport becomes ``revoked`` at ``now``; one ``revocations`` row per hash type, computed from the
+    stored HC1 (``ci``, ``co``, COSE signature and algorithm) under the passport's kid, expiring with it.
+    """
+    now = _require_utc(now)
+    row = conn.execute(
+        sa.select(passports.c.id, passports.c.hc1, passports.c.kid, passports.c.exp)
+        .where(passports.c.person_id == person_id, passports.c.status == PassportStatus.ACTIVE.value)
+        .with_for_update()
+    ).first()
+    if row is None:
+        return None
+    decoded = decode_passport(row.hc1)
+    kid = bytes(row.kid)
+    if decoded.kid is not None and decoded.kid != kid:
+        raise PipelineError("the stored kid differs from the HC1's", code=BAD_PASSPORT)
+    hashes = revocation_hashes(
+        uvci=decoded.uvci, country=decoded.country, signature=decoded.signature, alg=decoded.alg
+    )
+    updated = conn.execute(
+        passports.update()
+        .where(passports.c.id == row.id, passports.c.status == PassportStatus.ACTIVE.value)
+        .values(status=PassportStatus.REVOKED.value, revoked_at=now)
+    )
+    if updated.rowcount != 1:  # pragma: no cover - locked above
+        return None
+    conn.execute(
+        revocations.insert(),
+        [
+            {
+                "passport_id": row.id,
+                "hash_type": t.value,
+                "hash": hashes[t],
+                "kid": kid,
+                "revoked_at": now,
+                "expires": row.exp,
+                "reason": reason[:_MAX_TEXT],
+            }
+            for t in dict.fromkeys(hash_types)
+        ],
+    )
+    return int(row.id)
+
+
+def _lock_current_signatures(conn: Connection, person_id: int) -> None:
+    """``FOR UPDATE`` on the person's current site signatures (PostgreSQL; SQLite serialises writers)."""
+    conn.execute(
+        sa.select(site_signatures.c.id)
+        .where(
+            site_signatures.c.superseded_at.is_(None),
+            site_signatures.c.dose_id.in_(sa.select(doses.c.id).where(doses.c.person_id == person_id)),
+        )
+        .order_by(site_signatures.c.id)
+        .with_for_update()
+    ).all()
+
+
+def resolve_correction(
+    db: Database,
+    correction_id: int,
+    *,
+    now: dt.datetime,
+    registry: PopulationRegistry,
+    reissue: Callable[[int], object] | None = None,
+    note: str | None = None,
+) -> Resolution:
+    """Apply an open correction: update the record, supersede the dose's site signature, revoke the person's
+    active passport, re-check the person against ``registry``; then ``reissue(person_id)`` if a passport was
+    revoked and ``reissue`` is given. See the package docstring for the steps and what a crash leaves."""
+    now = _require_utc(now)
+    text = _note(note, required=False)
+    with db.begin() as conn:
+        # (1) OPEN -> RESOLVED, under the row lock
+        correction = _close(conn, correction_id, state=CorrectionState.RESOLVED, now=now, note=text)
+        filed_dose = _dose_by_id(conn, correction.dose_id)
+        person = _person_by_id(conn, filed_dose.person_id)
+        kind = correction.field
+        # an issuance commit in flight holds FOR SHARE on these: it finishes first (and its passport is revoked
+        # below) or, once this commits, finds its inputs changed and stores nothing
+        _lock_current_signatures(conn, person.id)
+        # (2) apply the change, validated again on today's data
+        if kind is CorrectionField.MISSING_DOSE:
+            _, new_dose = _validate_missing_dose(
+                conn, person, _missing_dose_proposal(correction), today=now.date()
+            )
+            dose_id = int(conn.execute(doses.insert().values(new_dose).returning(doses.c.id)).scalar_one())
+            superseded = False
+        else:
+            value = _validate_change(
+                conn, person, filed_dose, kind, correction.proposed_value, today=now.date()
+            )
+            if kind in PERSON_FIELDS:
+                conn.execute(
+                    persons.update()
+                    .where(persons.c.id == person.id)
+                    .values({kind.value: value, "registry_status": None, "registry_checked_at": None})
+                )
+            else:
+                new: object = value
+                if kind is CorrectionField.DATE:
+                    new = dt.date.fromisoformat(value)
+                elif kind is CorrectionField.DOSE_NUMBER:
+                    new = int(value)
+                conn.execute(doses.update().where(doses.c.id == filed_dose.id).values({kind.value: new}))
+            dose_id = int(filed_dose.id)
+            # (3) the site signs the corrected record again
+            superseded = bool(supersede_signature(conn, dose_id, now=now))
+        # (4) the passport built on the old record is revoked; its successor will supersede it
+        revoked = revoke_active_passport(conn, person.id, now=now, reason=f"correction {correction_id}")
+    # (5) re-check the person (after the commit: a registry call never holds a transaction open)
+    run_registry_check(db, registry, now=now, person_ids=[int(person.id)])
+    with db.connect() as conn:
+        status = conn.execute(
+            sa.select(persons.c.registry_status).where(persons.c.id == person.id)
+        ).scalar_one()
+    # (6) re-sign and re-issue now, if the caller wants it
+    if revoked is not None and reissue is not None:
+        reissue(int(person.id))
+    return Resolution(
+        correction_id=correction_id,
+        person_id=int(person.id),
+        dose_id=dose_id,
+        superseded_signature=superseded,
+        revoked_passport_id=revoked,
+        registry_status=RegistryStatus(status) if status is not None else None,
+    )

@@ -1,0 +1,171 @@
+"""Parallel site signing: forked processes that each sign whole sites (see :func:`_run_parallel`)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import multiprocessing
+import queue
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from vaxcred.crypto import Signer
+from vaxcred.pipeline.site_signing_batches import (
+    _DOSE_COLUMNS,
+    _VERIFIED,
+    ProgressCallback,
+    _DoseRow,
+    _sign_rows,
+    _Signed,
+    _store_batch,
+    _to_sign,
+    logger,
+)
+from vaxcred.storage import Database, open_database
+from vaxcred.storage.schema import doses, persons
+
+
+@dataclass(frozen=True, slots=True)
+class _ForkState:
+    """What forked signing processes inherit (set only while the pool is being started): no key crosses a pipe."""
+
+    url: str
+    signers: Mapping[str, Signer]
+    certificates: Mapping[str, dict[str, Any]]
+    now: dt.datetime
+    batch_size: int
+    progress: Any  # a multiprocessing queue: (signed, failed) after each committed batch
+
+
+_FORK_STATE: _ForkState | None = None
+_CHILD_DB: Database | None = None
+
+
+def _child_init() -> None:
+    global _CHILD_DB
+    assert _FORK_STATE is not None, "a signing process must be forked by _run_parallel"
+    _CHILD_DB = open_database(_FORK_STATE.url)  # its own connections, never the parent's
+
+
+def _sign_site_in_child(site_id: str) -> tuple[int, int]:
+    """A worker process: sign every pending dose of ``site_id``, batch by batch (see :func:`_run_parallel`).
+
+    Returns the site's (signed, failed) totals; the queue carries per-batch progress only (a queue's last items
+    may still be in flight when the future completes, so totals never depend on it)."""
+    state, db = _FORK_STATE, _CHILD_DB
+    assert state is not None
+    assert db is not None
+    last_id = 0
+    signed = failed = 0
+    while True:
+        with db.connect() as conn:
+            rows = [_DoseRow(*row) for row in conn.execute(_to_sign(site_id, last_id, state.batch_size))]
+        if not rows:
+            return signed, failed
+        last_id = rows[-1].id
+        outcomes = _sign_rows(rows, state.signers, state.now)
+        with db.begin() as conn:
+            rows, outcomes = _recheck(conn, rows, outcomes, state.signers, state.now)
+            added, bad = _store_batch(db, conn, rows, outcomes, state.certificates)
+        signed += added
+        failed += bad
+        state.progress.put((added, bad))
+
+
+def _run_parallel(
+    db: Database,
+    signers: Mapping[str, Signer],
+    certificates: Mapping[str, dict[str, Any]],
+    now: dt.datetime,
+    batch_size: int,
+    on_progress: ProgressCallback | None,
+    workers: int,
+) -> tuple[int, int]:
+    """``workers`` forked processes take the sites one at a time; each reads, signs and stores its site's batches.
+
+    A batch is read in a short read transaction and signed outside any transaction, so the processes sign at the
+    same time (SQLite has one writer: only the stores take turns). Its store transaction first re-reads the
+    batch's doses and persons (PostgreSQL: ``FOR SHARE``) and keeps a signature only for a dose whose stored
+    content and person (still ``VERIFIED``) are exactly what was signed; a dose changed meanwhile is signed again
+    there, from its current content, inside the transaction; a dose whose person is no longer verified is left.
+    So a stored signature always signs the dose as it is when the signature commits — as in the serial path —
+    and a crash loses at most the batches not yet committed (a re-run signs them).
+    """
+    global _FORK_STATE
+    context = multiprocessing.get_context("fork")
+    progress = context.Queue()
+    url = db.engine.url.render_as_string(hide_password=False)
+    db.engine.dispose()  # no open connection is carried across the fork
+    signed = failed = 0
+
+    def drain(timeout: float) -> None:
+        nonlocal signed, failed
+        try:
+            added, bad = progress.get(timeout=timeout)
+        except queue.Empty:
+            return
+        signed += added
+        failed += bad
+        if on_progress is not None:
+            on_progress(signed)
+
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_child_init) as pool:
+        # the processes are forked at the first submit: the state is there for them, and only then
+        _FORK_STATE = _ForkState(url, signers, certificates, now, batch_size, progress)
+        try:
+            futures = [pool.submit(_sign_site_in_child, site_id) for site_id in sorted(signers)]
+        finally:
+            _FORK_STATE = None
+        try:
+            while not all(f.done() for f in futures):
+                drain(0.2)
+            # the totals come from the results (a worker's exception, or BrokenProcessPool, propagates)
+            totals = [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+    signed = sum(added for added, _ in totals)
+    failed = sum(bad for _, bad in totals)
+    if on_progress is not None:
+        on_progress(signed)
+    return signed, failed
+
+
+def _recheck(
+    conn: Connection,
+    rows: Sequence[_DoseRow],
+    outcomes: Sequence[_Signed | str],
+    signers: Mapping[str, Signer],
+    now: dt.datetime,
+) -> tuple[list[_DoseRow], list[_Signed | str]]:
+    """The batch's rows as stored now (locked on PostgreSQL) with their signatures: a worker's where the row is
+    unchanged, a fresh one for a changed row; rows of persons no longer verified are dropped."""
+    current = {
+        row.id: _DoseRow(*row)
+        for row in conn.execute(
+            sa.select(*_DOSE_COLUMNS)
+            .join(persons, persons.c.id == doses.c.person_id)
+            .where(doses.c.id.in_([row.id for row in rows]), persons.c.registry_status == _VERIFIED)
+            .order_by(doses.c.id)
+            .with_for_update(read=True, of=[doses, persons])
+        )
+    }
+    kept_rows: list[_DoseRow] = []
+    kept: list[_Signed | str] = []
+    for row, outcome in zip(rows, outcomes, strict=True):
+        now_row = current.get(row.id)
+        if now_row is None:
+            continue
+        if now_row != row:
+            if now_row.site_id not in signers:
+                continue
+            logger.info("site signing: dose row %d changed while being signed; signed again", row.id)
+            outcome = _sign_rows([now_row], signers, now)[0]
+        kept_rows.append(now_row)
+        kept.append(outcome)
+    return kept_rows, kept

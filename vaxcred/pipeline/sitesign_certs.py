@@ -1,0 +1,129 @@
+"""Site certificates for dose-record signing: what :mod:`vaxcred.pipeline.sitesign` checks about the signer.
+
+A site certificate (keys.make_site_certificate) has extended key usage ``SITE_RECORD_EKU`` and no DCC EKU, is not
+a CA, and names its site id in its single subject CN (:func:`site_id_of`).  What signing and verification read
+from a certificate is worked out once per certificate and cached (:func:`_facts`); every check still runs on
+every record.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from vaxcred.crypto import kid_for
+from vaxcred.oids import DCC_EKU_OIDS, SITE_RECORD_EKU
+from vaxcred.pipeline.records import SITE_ID_PATTERN
+
+__all__ = ["is_site_certificate", "site_id_of"]
+
+#: the site id a site certificate names in its subject CN (keys.make_site_certificate uses the same pattern)
+_SITE_ID_RE: Final = re.compile(SITE_ID_PATTERN, re.ASCII)
+
+
+def _eku(cert: x509.Certificate) -> frozenset[str] | None:
+    try:
+        value = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+    except Exception:  # unreadable extensions: not a certificate we accept for this purpose
+        return None
+    return frozenset(oid.dotted_string for oid in value)
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+    except Exception:
+        return True  # unreadable: fail closed
+
+
+@dataclass(frozen=True, slots=True)
+class _CertFacts:
+    """What signing and verification read from a site certificate, worked out once per certificate."""
+
+    problem: str | None  # _purpose_problem
+    site_id: str | None  # _site_id_or_none
+    kid: bytes  # kid_for(DER)
+    not_before: datetime
+    not_after: datetime
+    public_key: CertificatePublicKeyTypes | None  # None: unreadable, see key_error
+    key_error: Exception | None
+
+
+@functools.lru_cache(maxsize=256)
+def _facts(cert: x509.Certificate) -> _CertFacts:
+    """The purpose verdict, site id, kid, validity and public key of ``cert``: a certificate is immutable (pyca
+    objects hash and compare by their DER), so these never change; every check still runs on every record."""
+    try:
+        public_key: CertificatePublicKeyTypes | None = cert.public_key()
+        key_error: Exception | None = None
+    except Exception as e:  # reported as signature.unsupported_key where the key is used
+        public_key, key_error = None, e
+    return _CertFacts(
+        problem=_purpose_problem_uncached(cert),
+        site_id=_site_id_or_none(cert),
+        kid=kid_for(cert.public_bytes(Encoding.DER)),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        public_key=public_key,
+        key_error=key_error,
+    )
+
+
+def _purpose_problem(cert: x509.Certificate) -> str | None:
+    return _facts(cert).problem
+
+
+def _purpose_problem_uncached(cert: x509.Certificate) -> str | None:
+    eku = _eku(cert)
+    if eku is None or SITE_RECORD_EKU.dotted_string not in eku:
+        return "the certificate is not a site certificate (no site-record extended key usage)"
+    if eku & DCC_EKU_OIDS:
+        return "the certificate may also sign passports (DCC extended key usage): not a site certificate"
+    if _is_ca(cert):
+        return "the certificate is a CA, not a site certificate"
+    if _site_id_or_none(cert) is None:
+        return "the certificate's subject CN is not a site id"
+    return None
+
+
+def _site_id_or_none(cert: x509.Certificate) -> str | None:
+    try:
+        attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    except Exception:
+        return None
+    if len(attrs) != 1 or not isinstance(attrs[0].value, str) or not _SITE_ID_RE.fullmatch(attrs[0].value):
+        return None
+    return attrs[0].value
+
+
+def is_site_certificate(cert: x509.Certificate) -> bool:
+    """EKU includes ``SITE_RECORD_EKU`` and no DCC type, not a CA, and the subject CN is a site id."""
+    return _purpose_problem(cert) is None
+
+
+def site_id_of(cert: x509.Certificate) -> str:
+    """The site id a site certificate is for: its single subject CN (``keys.make_site_certificate``).
+
+    ``ValueError`` when the CN is missing, repeated or not a site id.
+    """
+    site_id = _facts(cert).site_id
+    if site_id is None:
+        raise ValueError("the certificate's subject has no single CN that is a site id")
+    return site_id
+
+
+def _valid_at(cert: x509.Certificate, at: datetime) -> bool:
+    facts = _facts(cert)
+    return facts.not_before <= at <= facts.not_after
