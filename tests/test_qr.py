@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageChops, ImageFile, ImageFilter, JpegImagePlugin
 
-from vaxcred import qr
+from vaxcred import qr, qr_decode
 from vaxcred.errors import ImageError
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -628,7 +628,7 @@ def test_decoder_passes_after_the_first_stop_once_the_time_budget_is_spent(
     assert _code(blank) == "image.no_qr"
     assert len(calls) == 6  # three binarizers, then again on a 2x copy (cheap: a blank 200x200 page)
     calls.clear()
-    monkeypatch.setattr(qr, "_TIME_BUDGET", -1.0)
+    monkeypatch.setattr(qr_decode, "_TIME_BUDGET", -1.0)
     with pytest.raises(ImageError, match="5 decoder passes left out") as info:
         qr.decode_image(blank)
     assert info.value.code == "image.no_qr"

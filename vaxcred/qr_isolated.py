@@ -61,7 +61,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
-from vaxcred import qr
+from vaxcred import qr, qr_decode
 from vaxcred.errors import ImageError
 
 __all__ = ["DEFAULT_DEADLINE", "DEFAULT_MEMORY_LIMIT", "IsolatedImageDecoder"]
@@ -116,9 +116,9 @@ def _precheck(data: bytes, max_bytes: int) -> None:
     """:func:`vaxcred.qr.decode_image`'s steps (1) and (2), in the parent: nothing over a cap is sent."""
     if len(data) > max_bytes:
         raise ImageError(f"image has {len(data)} bytes, more than {max_bytes}", code="image.too_large")
-    if not qr.is_image(data):
+    if not qr_decode.is_image(data):
         raise ImageError("not a PNG or JPEG image", code="image.unsupported")
-    fmt, cap = ("PNG", qr.MAX_PNG_BYTES) if data[:1] == b"\x89" else ("JPEG", qr.MAX_JPEG_BYTES)
+    fmt, cap = ("PNG", qr_decode.MAX_PNG_BYTES) if data[:1] == b"\x89" else ("JPEG", qr_decode.MAX_JPEG_BYTES)
     if len(data) > cap:
         raise ImageError(f"{fmt} image has {len(data)} bytes, more than {cap}", code="image.too_large")
 
@@ -263,7 +263,7 @@ class IsolatedImageDecoder:
         self,
         *,
         deadline: float = DEFAULT_DEADLINE,
-        max_bytes: int = qr.MAX_IMAGE_BYTES,
+        max_bytes: int = qr_decode.MAX_IMAGE_BYTES,
         memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
         start_timeout: float = DEFAULT_START_TIMEOUT,
     ) -> None:
@@ -473,12 +473,12 @@ def _warm_up() -> None:
     Image.new("L", (64, 64), 255).save(jpeg, format="JPEG")
     for sample in (qr.render_png("HC1:WARMUP"), jpeg.getvalue()):
         with contextlib.suppress(ImageError):
-            qr.decode_image(sample)
+            qr_decode.decode_image(sample)
 
 
 def _decode_one(data: bytes) -> dict[str, Any]:
     try:
-        return {"text": qr.decode_image(data)}
+        return {"text": qr_decode.decode_image(data)}
     except ImageError as e:
         return {"code": e.code, "message": e.message}
     except MemoryError:
@@ -505,7 +505,7 @@ def _child_main(argv: list[str]) -> int:
             if header is None:
                 return 0  # the parent closed the pipe (or died)
             (length,) = _HEADER.unpack(header)
-            if length > qr.MAX_IMAGE_BYTES:
+            if length > qr_decode.MAX_IMAGE_BYTES:
                 return 2  # the parent checks the caps: this is not our parent speaking
             data = _read_exactly(reader, length)
             if data is None:
