@@ -21,23 +21,11 @@ from qrcode.image.pil import PilImage
 from qrcode.image.svg import SvgPathFillImage
 
 from vaxcred.codec.prefix import MAX_HC1_CHARS
-from vaxcred.errors import ImageError  # noqa: F401 - decode_image's error type, importable here as before
 
 # The decoding API (public names in __all__) and its private helpers, re-exported unchanged. Note: these are
 # bindings of the same objects; decode_image reads its settings (e.g. _TIME_BUDGET) from vaxcred.qr_decode,
 # so patch them there.
-from vaxcred.qr_decode import (  # noqa: F401
-    _JPEG_MAGIC,
-    _JPEG_MARKER,
-    _JPEG_SOF,
-    _JPEG_SOF_SUPPORTED,
-    _PASSES,
-    _PNG_CHANNELS,
-    _PNG_MAGIC,
-    _QR_ONLY,
-    _TIME_BUDGET,
-    _UPSCALE_MAX_PIXELS,
-    _WORK_PIXELS,
+from vaxcred.qr_decode import (
     MAX_IMAGE_BYTES,
     MAX_IMAGE_PIXELS,
     MAX_IMAGE_SIDE,
@@ -52,18 +40,6 @@ from vaxcred.qr_decode import (  # noqa: F401
     MAX_PNG_COLOUR_PIXELS,
     MAX_PNG_PIXELS,
     MAX_PNG_RAW_BYTES,
-    _corrupt,
-    _draft_scale,
-    _find_qr_codes,
-    _jpeg_structure,
-    _load_gray,
-    _open_checked,
-    _palette_over_white,
-    _png_header,
-    _shrink,
-    _sniff,
-    _to_gray,
-    _too_large,
     decode_image,
     is_image,
 )

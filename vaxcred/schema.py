@@ -31,18 +31,9 @@ from typing import Any
 from vaxcred.errors import SchemaError
 
 # The compiler, re-exported unchanged (tests use schema._Compiler; _compiled below uses _Compiler, _Node).
-from vaxcred.schema_compiler import (  # noqa: F401
-    _ANNOTATIONS,
-    _TYPES,
-    Check,
-    Explain,
-    _all,
+from vaxcred.schema_compiler import (
     _Compiler,
-    _is_integer,
-    _is_number,
     _Node,
-    _ok,
-    _predicate,
 )
 
 __all__ = ["NEWEST_SCHEMA_VERSION", "SCHEMA_VERSIONS", "schema_version_for", "validate_dcc"]

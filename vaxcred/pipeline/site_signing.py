@@ -51,11 +51,6 @@ from vaxcred.pipeline.site_signing_audit import (
     check_stored_signatures,
     verify_stored_signatures,
 )
-from vaxcred.pipeline.site_signing_audit import _check_one as _check_one
-from vaxcred.pipeline.site_signing_audit import _claims_match as _claims_match
-from vaxcred.pipeline.site_signing_audit import _load_certificate as _load_certificate
-from vaxcred.pipeline.site_signing_audit import _Row as _Row
-from vaxcred.pipeline.site_signing_batches import _DOSE_COLUMNS as _DOSE_COLUMNS
 from vaxcred.pipeline.site_signing_batches import (
     _VERIFIED,
     ProgressCallback,
@@ -67,21 +62,14 @@ from vaxcred.pipeline.site_signing_batches import (
     _store_batch,
     _to_sign,
 )
-from vaxcred.pipeline.site_signing_batches import _dose_record as _dose_record
-from vaxcred.pipeline.site_signing_batches import _fingerprint as _fingerprint
-from vaxcred.pipeline.site_signing_batches import _Signed as _Signed
-from vaxcred.pipeline.site_signing_workers import _child_init as _child_init
-from vaxcred.pipeline.site_signing_workers import _ForkState as _ForkState
-from vaxcred.pipeline.site_signing_workers import _recheck as _recheck
 from vaxcred.pipeline.site_signing_workers import _run_parallel
-from vaxcred.pipeline.site_signing_workers import _sign_site_in_child as _sign_site_in_child
 from vaxcred.pipeline.sitesign import is_site_certificate, site_id_of
 from vaxcred.storage import Database
 from vaxcred.storage.schema import doses, persons, site_signatures
 from vaxcred.trust.store import require_utc
 
 # The batch, worker and audit code lives in site_signing_batches, site_signing_workers and site_signing_audit;
-# the private names imported above as ``name as name`` stay importable from here.
+# the private names imported above as ``name`` stay importable from here.
 __all__ = [
     "BATCH_SIZE",
     "NO_CERTIFICATE",

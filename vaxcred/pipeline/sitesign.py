@@ -74,9 +74,6 @@ from vaxcred.crypto import Signer, algorithm_for_key, verify_signature
 from vaxcred.errors import KeyUsageError, KidError, SignatureError, TimeError, VerificationError
 from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.records import DoseRecord, vaccine_codes
-from vaxcred.pipeline.sitesign_certs import _SITE_ID_RE as _SITE_ID_RE
-from vaxcred.pipeline.sitesign_certs import _CertFacts as _CertFacts
-from vaxcred.pipeline.sitesign_certs import _eku as _eku
 from vaxcred.pipeline.sitesign_certs import (
     _facts,
     _purpose_problem,
@@ -84,18 +81,6 @@ from vaxcred.pipeline.sitesign_certs import (
     is_site_certificate,
     site_id_of,
 )
-from vaxcred.pipeline.sitesign_certs import _is_ca as _is_ca
-from vaxcred.pipeline.sitesign_certs import _purpose_problem_uncached as _purpose_problem_uncached
-from vaxcred.pipeline.sitesign_certs import _site_id_or_none as _site_id_or_none
-from vaxcred.pipeline.sitesign_codec import _CODE_RE as _CODE_RE
-from vaxcred.pipeline.sitesign_codec import _DATE_RE as _DATE_RE
-from vaxcred.pipeline.sitesign_codec import _FIELDS as _FIELDS
-from vaxcred.pipeline.sitesign_codec import _MAX_RECORD_BYTES as _MAX_RECORD_BYTES
-from vaxcred.pipeline.sitesign_codec import _PAYLOAD_KEYS as _PAYLOAD_KEYS
-from vaxcred.pipeline.sitesign_codec import _PAYLOAD_ORDER as _PAYLOAD_ORDER
-from vaxcred.pipeline.sitesign_codec import _PROTECTED_LABELS as _PROTECTED_LABELS
-from vaxcred.pipeline.sitesign_codec import _TAG_18 as _TAG_18
-from vaxcred.pipeline.sitesign_codec import CITIZEN_HASH_LENGTH as CITIZEN_HASH_LENGTH
 from vaxcred.pipeline.sitesign_codec import (
     CONTENT_TYPE,
     RECORD_VERSION,
@@ -107,16 +92,12 @@ from vaxcred.pipeline.sitesign_codec import (
     _protected_header,
     citizen_hash,
 )
-from vaxcred.pipeline.sitesign_codec import _bad_payload as _bad_payload
-from vaxcred.pipeline.sitesign_codec import _bytes as _bytes
-from vaxcred.pipeline.sitesign_codec import _integer as _integer
-from vaxcred.pipeline.sitesign_codec import _text as _text
 from vaxcred.trust.chain import check_issued_by
 from vaxcred.trust.store import require_utc
 from vaxcred.valuesets import VaccineCodes
 
 # The certificate checks and the wire format live in sitesign_certs and sitesign_codec; the private names
-# imported above as ``name as name`` stay importable from here.
+# imported above as ``name`` stay importable from here.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
