@@ -23,22 +23,6 @@ UTC7 = timezone(timedelta(hours=7))  # Indochina Time, no DST
 
 
 @pytest.fixture(scope="session")
-def csca() -> keys.KeyPair:
-    return keys.make_csca(now=NOW - 60 * DAY)
-
-
-@pytest.fixture(scope="session")
-def dsc(csca: keys.KeyPair) -> keys.KeyPair:
-    """An ES256 DSC (2 years, key usable 6 months) made a day before NOW."""
-    return keys.make_dsc(csca, now=NOW - DAY)
-
-
-@pytest.fixture(scope="session")
-def rsa_dsc(csca: keys.KeyPair) -> keys.KeyPair:
-    return keys.make_dsc(csca, now=NOW - DAY, key="rsa")
-
-
-@pytest.fixture(scope="session")
 def short_dsc(csca: keys.KeyPair) -> keys.KeyPair:
     """A DSC valid 200 days: a 12-month passport issued under it would outlive it."""
     return keys.make_dsc(csca, now=NOW - DAY, validity=timedelta(days=200))

@@ -75,21 +75,6 @@ def _gateway_store(dsc: keys.KeyPair, csca: keys.KeyPair) -> TrustStore:
 
 
 @pytest.fixture(scope="session")
-def csca() -> keys.KeyPair:
-    return keys.make_csca(now=NOW - 60 * DAY)
-
-
-@pytest.fixture(scope="session")
-def dsc(csca: keys.KeyPair) -> keys.KeyPair:
-    return keys.make_dsc(csca, now=NOW - DAY)
-
-
-@pytest.fixture(scope="session")
-def rsa_dsc(csca: keys.KeyPair) -> keys.KeyPair:
-    return keys.make_dsc(csca, now=NOW - DAY, key="rsa")
-
-
-@pytest.fixture(scope="session")
 def test_only_dsc(csca: keys.KeyPair) -> keys.KeyPair:
     """A DSC whose EKU permits test certificates only."""
     return keys.make_dsc(csca, now=NOW - DAY, types=("t",))

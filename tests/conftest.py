@@ -1,0 +1,26 @@
+"""Key-chain fixtures shared by the issue and verify tests (session-scoped: key generation is the slow part)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.interop.payloads import DAY, NOW
+from vaxcred import keys
+
+
+@pytest.fixture(scope="session")
+def csca() -> keys.KeyPair:
+    """A CSCA made 60 days before NOW."""
+    return keys.make_csca(now=NOW - 60 * DAY)
+
+
+@pytest.fixture(scope="session")
+def dsc(csca: keys.KeyPair) -> keys.KeyPair:
+    """An ES256 DSC (2 years, key usable 6 months) made a day before NOW."""
+    return keys.make_dsc(csca, now=NOW - DAY)
+
+
+@pytest.fixture(scope="session")
+def rsa_dsc(csca: keys.KeyPair) -> keys.KeyPair:
+    """A PS256 (RSA-2048) DSC made a day before NOW."""
+    return keys.make_dsc(csca, now=NOW - DAY, key="rsa")
