@@ -2,17 +2,24 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+# uv itself lives in its own small environment, installed from a hash-pinned requirement file
+TOOLS ?= .tools
+UV := $(TOOLS)/bin/uv
+STAMP := $(VENV)/.installed-$(shell cat uv.lock pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_WORKERS ?= 2
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test lint typecheck unit bench bench-hostile bench-pipeline fuzz vectors clean sysdeps install
+.PHONY: demo test test-latest lock lint typecheck unit bench bench-hostile bench-pipeline fuzz vectors clean sysdeps install
 
-$(BIN)/python:
-	$(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+$(UV): requirements/uv-bootstrap.txt
+	$(PY) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --require-hashes -r requirements/uv-bootstrap.txt
+	touch $(UV)
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+# exactly the locked set (every transitive dependency pinned with hashes in uv.lock); fails if the lock is stale
+$(STAMP): $(UV) uv.lock pyproject.toml
+	$(UV) sync --locked --all-extras --python $(PY)
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -61,5 +68,16 @@ vectors: $(STAMP)
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q -m slow tests
 
+## lock: re-resolve uv.lock against the newest releases allowed by pyproject.toml (then run make test)
+lock: $(UV)
+	$(UV) lock --upgrade
+
+## test-latest: the suite against the newest releases (not the lock), in a separate environment; not part of CI
+test-latest: sysdeps $(UV)
+	rm -rf .venv-latest
+	$(UV) venv --python $(PY) .venv-latest
+	VIRTUAL_ENV=.venv-latest $(UV) pip install --upgrade -e '.[test]'
+	.venv-latest/bin/python -m pytest -n $(PYTEST_WORKERS) -q
+
 clean:
-	rm -rf $(VENV) demo-out .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-latest $(TOOLS) demo-out .mypy_cache .pytest_cache .ruff_cache .hypothesis

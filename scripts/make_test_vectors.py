@@ -49,7 +49,7 @@ from vaxcred.model import DCC, DateOfBirth, Name, Vaccination
 from vaxcred.model.uvci import uvci_checksum
 from vaxcred.oids import EKU_TEST, EKU_VACCINATION
 from vaxcred.valuesets import VIETNAM_VACCINES
-from vaxcred.x509util import PRIVATE_KEY_USAGE_PERIOD, encode_pkup
+from vaxcred.x509util import PRIVATE_KEY_USAGE_PERIOD, eku_extension, encode_pkup
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "test_vectors"
@@ -336,7 +336,7 @@ def make_dsc(
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(ca=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage(list(ekus)), critical=False)
+        .add_extension(eku_extension(ekus), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(csca_ski), critical=False

@@ -27,7 +27,7 @@ __all__ = [
 import base64
 import binascii
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -425,3 +425,16 @@ def encode_pkup(not_before: datetime | None, not_after: datetime | None) -> byte
     if not parts:
         raise ValueError("privateKeyUsagePeriod needs at least one bound")
     return bytes((_SEQUENCE, len(parts))) + parts
+
+
+def eku_extension(oids: Iterable[ObjectIdentifier]) -> x509.ExtensionType:
+    """An ExtendedKeyUsage extension for ``oids``; an empty one as raw DER (``30 00``).
+
+    Real DSCs carry an empty EKU (dgc-testdata CO15, which permits every type); cryptography >= 51 refuses to
+    build one (``usages must be a non-empty list``), so the empty case is written as an unrecognised extension
+    with the EKU OID, byte-identical to what older releases produced.
+    """
+    usages = list(oids)
+    if usages:
+        return x509.ExtendedKeyUsage(usages)
+    return x509.UnrecognizedExtension(ExtensionOID.EXTENDED_KEY_USAGE, bytes((_SEQUENCE, 0)))

@@ -175,3 +175,13 @@ def test_certificate_dose_is_validated(fields: dict[str, Any]) -> None:
     values.update(fields)
     with pytest.raises(ValueError):
         CertificateDose(**values)
+
+
+@pytest.mark.skipif(PDFTOTEXT is None, reason="pdftotext (poppler-utils) is not installed")
+def test_widest_uvci_is_printed_on_one_line(passport: IssuedPassport, tmp_path: Path) -> None:
+    """A UVCI of the widest letters (W, M) is shrunk to fit, never wrapped (a random UVCI once broke the line)."""
+    uvci = "URN:UVCI:01:VN:BYT/WMWMWMWMWMWMWMWM#W"
+    path = tmp_path / "certificate.pdf"
+    path.write_bytes(_render(passport, uvci=uvci))
+    text = subprocess.run([PDFTOTEXT, str(path), "-"], check=True, capture_output=True).stdout.decode("utf-8")
+    assert uvci in text

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from vaxcred.crypto import LocalSigner, SigningKey
+from vaxcred.x509util import eku_extension
 from vaxcred.oids import EKU_VACCINATION, TRUST_LIST_EKU
 from vaxcred.trust import Environment, TrustedDsc, TrustMode, TrustStore
 from vaxcred.x509util import parse_dsc
@@ -104,7 +105,7 @@ def make_leaf(
         .not_valid_after(not_after)
     )
     if eku is not None:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
+        builder = builder.add_extension(eku_extension(eku), critical=False)
     if digital_signature is not None:
         builder = builder.add_extension(
             x509.KeyUsage(digital_signature, False, False, False, False, False, False, False, False),

@@ -205,7 +205,13 @@ def _draw(
         pdf.set_text_color(90)
         pdf.cell(text_width, 4.5, f"{label_vi} / {label_en}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.set_text_color(0)
-        pdf.set_font(_FONT_FAMILY, "B", 13 if value is name else 11)
+        size = 13.0 if value is name else 11.0
+        pdf.set_font(_FONT_FAMILY, "B", size)
+        if value is uvci:
+            # an identifier must never wrap (a reader copies it whole): shrink wide ones (W, M) to fit
+            while pdf.get_string_width(value) > text_width - 2 and size > 6:
+                size -= 0.5
+                pdf.set_font(_FONT_FAMILY, "B", size)
         pdf.multi_cell(text_width, 6.5, value, align=Align.L, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.ln(3)
     pdf.image(io.BytesIO(qr_png), x=pdf.l_margin + width - _QR_SIZE_MM, y=block_top - 2, w=_QR_SIZE_MM)
