@@ -57,6 +57,7 @@ from vaxcred.codec import cose
 from vaxcred.issue import Issuer, issue
 from vaxcred.model import DCC, DateOfBirth, Name, Vaccination, generate_uvci
 from vaxcred.result import Status
+from vaxcred.schema import validation as schema_validation
 from vaxcred.trust import Environment, TrustedDsc, TrustMode, TrustStore
 from vaxcred.valuesets import VIETNAM_VACCINES
 from vaxcred.verify import verify
@@ -254,7 +255,7 @@ def run(*, seconds: float, rounds: int, verbose: bool = True) -> dict[str, Any]:
     import referencing
     from referencing.jsonschema import DRAFT202012
 
-    documents = schema.load_schema_documents("1.3.0")
+    documents = schema_validation.load_schema_documents("1.3.0")
     root = documents.pop("")
     registry: referencing.Registry[Any] = referencing.Registry().with_resources(
         (uri, DRAFT202012.create_resource(doc)) for uri, doc in documents.items()

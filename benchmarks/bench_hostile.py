@@ -56,7 +56,7 @@ from vaxcred import keys, qr
 from vaxcred.codec import base45, compress, cwt, prefix
 from vaxcred.issue import Issuer
 from vaxcred.model import DCC, DateOfBirth, Name, Vaccination, generate_uvci
-from vaxcred.qr_isolated import IsolatedImageDecoder
+from vaxcred.qr.isolated import IsolatedImageDecoder
 from vaxcred.result import Status, StepResult, VerificationResult
 from vaxcred.trust import TrustStore
 from vaxcred.valuesets import VIETNAM_VACCINES

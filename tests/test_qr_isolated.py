@@ -1,4 +1,4 @@
-"""Tests for vaxcred.qr_isolated: image decoding in a child process under a hard deadline."""
+"""Tests for vaxcred.qr.isolated: image decoding in a child process under a hard deadline."""
 
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from PIL import Image, ImageDraw
 
 from tests.interop.payloads import DAY, NOW, sample_dcc
-from vaxcred import keys, qr, qr_isolated
+from vaxcred import keys, qr
 from vaxcred.cli import main
 from vaxcred.errors import ImageError
 from vaxcred.issue import IssuedPassport, issue
-from vaxcred.qr_isolated import DEFAULT_MEMORY_LIMIT, IsolatedImageDecoder
+from vaxcred.qr import isolated as qr_isolated
+from vaxcred.qr.isolated import DEFAULT_MEMORY_LIMIT, IsolatedImageDecoder
 from vaxcred.result import Status, StepResult
 from vaxcred.trust import TrustStore
 from vaxcred.verify import verify

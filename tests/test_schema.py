@@ -18,9 +18,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from referencing.jsonschema import DRAFT202012
 
-from vaxcred import schema
 from vaxcred.errors import SchemaError
-from vaxcred.schema import NEWEST_SCHEMA_VERSION, SCHEMA_VERSIONS, schema_version_for, validate_dcc
+from vaxcred.schema import (
+    NEWEST_SCHEMA_VERSION,
+    SCHEMA_VERSIONS,
+    schema_version_for,
+    validate_dcc,
+    validation,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 VENDORED = ROOT / "schemas"
@@ -52,7 +57,7 @@ def oracle(version: str) -> jsonschema.Draft202012Validator:
 
 
 def compiled(version: str) -> Any:
-    return schema._compiled(version).check
+    return validation._compiled(version).check
 
 
 def expected_validate_dcc(data: Any) -> bool:
@@ -126,7 +131,7 @@ def test_every_vendored_version_compiles(version: str) -> None:
     """Each published version compiles (no unsupported keyword) and accepts its own examples."""
     check = compiled(version)
     assert callable(check)
-    assert schema.load_schema_documents(version)[""]["$id"].endswith(".schema.json")
+    assert validation.load_schema_documents(version)[""]["$id"].endswith(".schema.json")
 
 
 # -- oracle agreement ---------------------------------------------------------------------------------------
@@ -457,7 +462,7 @@ def test_non_dcc_inputs_raise_schema_error(data: Any) -> None:
 def test_compiler_rejects_unsupported_schemas(bad: dict[str, Any]) -> None:
     """Unknown keywords, boolean schemas, recursive or foreign refs fail at compile time, never silently."""
     with pytest.raises(ValueError):
-        schema._Compiler({"u:a": bad}).compile_root("u:a")
+        validation._Compiler({"u:a": bad}).compile_root("u:a")
 
 
 # -- performance --------------------------------------------------------------------------------------------

@@ -211,7 +211,7 @@ def verify(
     a VALID outcome into NEEDS_CHECK.
     ``image_decoder`` reads the QR code of a PNG/JPEG input (default: :func:`vaxcred.qr.decode_image`, in
     this process); it must return the text or raise :class:`~vaxcred.errors.ImageError`, as
-    ``vaxcred.qr_isolated.IsolatedImageDecoder(...).decode`` does (a child process under a hard deadline).
+    ``vaxcred.qr.isolated.IsolatedImageDecoder(...).decode`` does (a child process under a hard deadline).
     Any input yields a result; only caller mistakes (naive ``now``, wrong types) raise.
     """
     if not isinstance(now, datetime):

@@ -13,10 +13,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from vaxcred.crypto import LocalSigner, SigningKey
-from vaxcred.x509util import eku_extension
 from vaxcred.oids import EKU_VACCINATION, TRUST_LIST_EKU
 from vaxcred.trust import Environment, TrustedDsc, TrustMode, TrustStore
-from vaxcred.x509util import parse_dsc
+from vaxcred.x509util import eku_extension, parse_dsc
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -54,7 +54,7 @@ def _looks_like_image(data: bytes) -> bool:
 def _verify_image(data: bytes, trust: TrustStore, now: datetime, deadline: float) -> VerificationResult:
     """Decode the image in a child process (SECURITY.md #17): a parser crash or a pathological image
     costs at most ``deadline`` seconds and never this process."""
-    from vaxcred.qr_isolated import IsolatedImageDecoder
+    from vaxcred.qr.isolated import IsolatedImageDecoder
 
     with IsolatedImageDecoder(deadline=deadline) as decoder:
         # start-up (~0.15 s: Pillow and zxing imported, warmed) is paid here, outside the deadline; if the

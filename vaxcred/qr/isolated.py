@@ -12,7 +12,7 @@ parser bug in Pillow, libjpeg, libpng or zxing would crash or corrupt the verify
 
 The design:
 
-* the child is ``python -P -m vaxcred.qr_isolated`` (``subprocess``, not ``multiprocessing``: no pickling,
+* the child is ``python -P -m vaxcred.qr.isolated`` (``subprocess``, not ``multiprocessing``: no pickling,
   no re-import of the caller's ``__main__``, nothing inherited but the pipes). It imports Pillow and zxing
   once, decodes a small PNG and JPEG to warm up, says ``ready`` and then loops, one request at a time;
 * frames on its stdin/stdout are a 4-byte big-endian length and a body: the image bytes one way, a small
@@ -61,8 +61,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
-from vaxcred import qr, qr_decode
 from vaxcred.errors import ImageError
+from vaxcred.qr import decode as qr_decode
+from vaxcred.qr import render
 
 __all__ = ["DEFAULT_DEADLINE", "DEFAULT_MEMORY_LIMIT", "IsolatedImageDecoder"]
 
@@ -246,7 +247,7 @@ def _child_command(memory_limit: int | None) -> tuple[list[str], dict[str, str]]
     root = str(Path(__file__).resolve().parent.parent)
     env = {name: os.environ[name] for name in _CHILD_ENV if name in os.environ}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    command = [sys.executable, "-P", "-m", "vaxcred.qr_isolated", "--memory-limit", str(memory_limit or 0)]
+    command = [sys.executable, "-P", "-m", "vaxcred.qr.isolated", "--memory-limit", str(memory_limit or 0)]
     return command, env
 
 
@@ -431,7 +432,7 @@ def _parse_reply(body: bytes) -> tuple[str | None, ImageError | None, bool] | No
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Child side: python -m vaxcred.qr_isolated
+# Child side: python -m vaxcred.qr.isolated
 
 
 def _read_exactly(fd: int, size: int) -> bytes | None:
@@ -471,7 +472,7 @@ def _warm_up() -> None:
 
     jpeg = io.BytesIO()
     Image.new("L", (64, 64), 255).save(jpeg, format="JPEG")
-    for sample in (qr.render_png("HC1:WARMUP"), jpeg.getvalue()):
+    for sample in (render.render_png("HC1:WARMUP"), jpeg.getvalue()):
         with contextlib.suppress(ImageError):
             qr_decode.decode_image(sample)
 

@@ -4,8 +4,7 @@ Render: the *whole* ``HC1:…`` string goes into one alphanumeric-mode segment (
 is exactly the QR alphanumeric set), ECC level Q by default, square modules, the smallest version that fits.
 qrcode's optimiser would split the text into modes itself, so the segment is built by hand.
 
-Decode: :func:`decode_image`, :func:`is_image` and the ``MAX_*`` caps live in :mod:`vaxcred.qr_decode` (every
-image treated as hostile, bounded by caps and a time budget) and are re-exported here unchanged.
+Decoding lives in :mod:`vaxcred.qr.decode` (in-process, bounded) and :mod:`vaxcred.qr.isolated` (a child process).
 """
 
 from __future__ import annotations
@@ -22,52 +21,7 @@ from qrcode.image.svg import SvgPathFillImage
 
 from vaxcred.codec.prefix import MAX_HC1_CHARS
 
-# The decoding API (public names in __all__) and its private helpers, re-exported unchanged. Note: these are
-# bindings of the same objects; decode_image reads its settings (e.g. _TIME_BUDGET) from vaxcred.qr_decode,
-# so patch them there.
-from vaxcred.qr_decode import (
-    MAX_IMAGE_BYTES,
-    MAX_IMAGE_PIXELS,
-    MAX_IMAGE_SIDE,
-    MAX_JPEG_BYTES,
-    MAX_JPEG_MARKERS,
-    MAX_JPEG_MULTISCAN_BYTES,
-    MAX_JPEG_MULTISCAN_PIXELS,
-    MAX_JPEG_PIXELS,
-    MAX_JPEG_SCANS,
-    MAX_PNG_BYTES,
-    MAX_PNG_CHUNKS,
-    MAX_PNG_COLOUR_PIXELS,
-    MAX_PNG_PIXELS,
-    MAX_PNG_RAW_BYTES,
-    decode_image,
-    is_image,
-)
-
-__all__ = [
-    "MAX_IMAGE_BYTES",
-    "MAX_IMAGE_PIXELS",
-    "MAX_IMAGE_SIDE",
-    "MAX_JPEG_BYTES",
-    "MAX_JPEG_MARKERS",
-    "MAX_JPEG_MULTISCAN_BYTES",
-    "MAX_JPEG_MULTISCAN_PIXELS",
-    "MAX_JPEG_PIXELS",
-    "MAX_JPEG_SCANS",
-    "MAX_PNG_BYTES",
-    "MAX_PNG_CHUNKS",
-    "MAX_PNG_COLOUR_PIXELS",
-    "MAX_PNG_PIXELS",
-    "MAX_PNG_RAW_BYTES",
-    "QR_ALPHANUMERIC",
-    "EccLevel",
-    "decode_image",
-    "is_image",
-    "render_png",
-    "render_svg",
-    "write_png",
-    "write_svg",
-]
+__all__ = ["QR_ALPHANUMERIC", "EccLevel", "render_png", "render_svg", "write_png", "write_svg"]
 
 EccLevel = Literal["L", "M", "Q", "H"]
 

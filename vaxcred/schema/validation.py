@@ -10,7 +10,7 @@ three, ``RO/2DCode/raw/2.json`` and ``SK/2DCode/raw/3.json`` two vaccinations, b
 issues).  Value-set membership is not a schema matter (``rules``).
 
 The compiler (schema -> nested Python closures; why not :mod:`jsonschema` at run time) is
-:mod:`vaxcred.schema_compiler`; its names are re-exported here.
+:mod:`vaxcred.schema.compiler`.
 
 Error messages name the failing location and rule, never the value (personal data).
 
@@ -29,9 +29,7 @@ from importlib import resources
 from typing import Any
 
 from vaxcred.errors import SchemaError
-
-# The compiler, re-exported unchanged (tests use schema._Compiler; _compiled below uses _Compiler, _Node).
-from vaxcred.schema_compiler import (
+from vaxcred.schema.compiler import (
     _Compiler,
     _Node,
 )
