@@ -15,10 +15,10 @@ Stages, each timed on the wall clock (``time.perf_counter``), in this order:
 - generate (not part of the pipeline's total): :func:`vaxcred.pipeline.synthetic.generate_people` streamed into
   the import CSV and into the stand-in population registry (a separate SQLite file, see :class:`FileRegistry`);
   cached under ``--data-dir`` per size and seed, so a second run starts at the import;
-- import: :func:`vaxcred.pipeline.importer.import_file` of the CSV (~2.5 rows per person);
-- registry check: :func:`vaxcred.pipeline.registry_check.run_registry_check` against that registry;
-- site signing: :func:`vaxcred.pipeline.site_signing.run_site_signing`, every site with its own certificate;
-- issuance: :func:`vaxcred.pipeline.issuance.run_issuance`, ``WORKERS`` processes, passports stored.
+- import: :func:`vaxcred.pipeline.records.importer.import_file` of the CSV (~2.5 rows per person);
+- registry check: :func:`vaxcred.pipeline.registry.check.run_registry_check` against that registry;
+- site signing: :func:`vaxcred.pipeline.site_signing.stage.run_site_signing`, every site with its own certificate;
+- issuance: :func:`vaxcred.pipeline.issuance.stage.run_issuance`, ``WORKERS`` processes, passports stored.
 
 After the run the stored counts are checked (every verified person holds exactly one ACTIVE passport, every dose
 of a verified person holds a current site signature) — a fast run that stored the wrong thing is no result.
@@ -59,13 +59,13 @@ import sqlalchemy as sa
 from cryptography import x509
 
 from vaxcred import keys
-from vaxcred.pipeline.cccd import Gender
-from vaxcred.pipeline.importer import import_file
-from vaxcred.pipeline.issuance import KeyChainIssuerFactory, run_issuance
-from vaxcred.pipeline.records import OPTIONAL_FIELDS, ROW_FIELDS
-from vaxcred.pipeline.registry import RegistryEntry
-from vaxcred.pipeline.registry_check import run_registry_check
-from vaxcred.pipeline.site_signing import run_site_signing
+from vaxcred.pipeline.issuance.stage import KeyChainIssuerFactory, run_issuance
+from vaxcred.pipeline.records.cccd import Gender
+from vaxcred.pipeline.records.importer import import_file
+from vaxcred.pipeline.records.model import OPTIONAL_FIELDS, ROW_FIELDS
+from vaxcred.pipeline.registry.check import run_registry_check
+from vaxcred.pipeline.registry.lookup import RegistryEntry
+from vaxcred.pipeline.site_signing.stage import run_site_signing
 from vaxcred.pipeline.synthetic import default_sites, generate_people
 from vaxcred.storage import Database, open_database
 from vaxcred.storage.schema import doses, passports, persons, site_signatures
@@ -94,7 +94,7 @@ T = TypeVar("T")
 
 
 class FileRegistry:
-    """A :class:`~vaxcred.pipeline.registry.PopulationRegistry` over a SQLite file of registry entries.
+    """A :class:`~vaxcred.pipeline.registry.lookup.PopulationRegistry` over a SQLite file of registry entries.
 
     It stands in for the national registry service (which the pipeline reaches through ``HttpRegistry``): batched
     lookups by citizen ID, constant memory on our side at any size (an in-memory ``TableRegistry`` of 1 M people

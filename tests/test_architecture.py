@@ -92,3 +92,41 @@ def test_pure_modules_do_no_io_and_read_no_clock() -> None:
                 if needle in text:
                     bad.append(f"{path.relative_to(ROOT)}: {needle}")
     assert not bad, bad
+
+
+#: layer rank of each pipeline stage package; a stage may import only stages of a rank <= its own
+PIPELINE_RANK = {
+    "errors": 0,
+    "records": 1,
+    "registry": 2,
+    "reports": 3,
+    "site_signing": 4,
+    "corrections": 5,
+    "issuance": 6,
+    "synthetic": 7,
+}
+
+
+def test_pipeline_stages_import_one_way() -> None:
+    """Pipeline stages import only lower stages (records <- registry <- ... <- issuance), never in a circle."""
+    pipeline = ROOT / "pipeline"
+    stages = {p.relative_to(pipeline).parts[0].removesuffix(".py") for p in pipeline.rglob("*.py")} - {
+        "__init__"
+    }
+    assert stages <= set(PIPELINE_RANK), stages - set(PIPELINE_RANK)
+    bad = []
+    for path in pipeline.rglob("*.py"):
+        me = path.relative_to(pipeline).parts[0].removesuffix(".py")
+        if me == "__init__":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.module.startswith("vaxcred.pipeline.")
+            ):
+                other = node.module.split(".")[2]
+                if PIPELINE_RANK[other] > PIPELINE_RANK[me]:
+                    bad.append(f"pipeline/{path.relative_to(pipeline)} imports {other}")
+    assert not bad, bad

@@ -18,9 +18,9 @@ from PIL import Image
 
 from vaxcred import demo
 from vaxcred.cli import main
-from vaxcred.pipeline.records import OPTIONAL_FIELDS, ROW_FIELDS
-from vaxcred.pipeline.registry import RegistryEntry, write_registry_csv
-from vaxcred.pipeline.report_chart import chart_size
+from vaxcred.pipeline.records.model import OPTIONAL_FIELDS, ROW_FIELDS
+from vaxcred.pipeline.registry.lookup import RegistryEntry, write_registry_csv
+from vaxcred.pipeline.reports.chart import chart_size
 from vaxcred.pipeline.synthetic import default_sites, generate_people
 from vaxcred.revocation import RevocationBatch
 

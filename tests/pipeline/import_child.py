@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from vaxcred.pipeline.importer import import_file, import_lines
+from vaxcred.pipeline.records.importer import import_file, import_lines
 from vaxcred.storage import open_database
 
 HEADER = "citizen_id,full_name,dob,gender,vaccine,lot,date,dose_number,site_id\n"

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from vaxcred.keys import KeyPair, load_certificate, save_certificate, save_private_key
-from vaxcred.pipeline.issuance import KeyChainIssuerFactory, run_issuance
+from vaxcred.pipeline.issuance.stage import KeyChainIssuerFactory, run_issuance
 from vaxcred.storage import open_database
 
 #: the issuance time of every test run

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from vaxcred.errors import VaxcredError
 from vaxcred.model import DateOfBirth
-from vaxcred.pipeline.cccd import (
+from vaxcred.pipeline.errors import PipelineError
+from vaxcred.pipeline.records.cccd import (
     PROVINCES,
     CitizenId,
     Gender,
@@ -22,7 +23,6 @@ from vaxcred.pipeline.cccd import (
     check_consistency,
     parse_citizen_id,
 )
-from vaxcred.pipeline.errors import PipelineError
 
 SHARED_CSV = Path("/work/shared/data/vietnam/cccd_province_codes.csv")
 

@@ -1,4 +1,4 @@
-"""vaxcred.pipeline.certificate_pdf: the printable Vietnamese + English vaccination certificate."""
+"""vaxcred.pipeline.reports.certificate_pdf: the printable Vietnamese + English vaccination certificate."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from vaxcred import keys, qr
 from vaxcred.issue import IssuedPassport, issue, vaccination_dcc
-from vaxcred.pipeline.certificate_pdf import CertificateDose, render_certificate_pdf
+from vaxcred.pipeline.reports.certificate_pdf import CertificateDose, render_certificate_pdf
 
 NOW = datetime(2021, 10, 1, 9, 0, tzinfo=UTC)
 NAME = "Nguyễn Thị Thu Hương"

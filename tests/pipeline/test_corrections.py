@@ -18,7 +18,6 @@ from vaxcred import keys
 from vaxcred.codec import base45, compress, cose, cwt, prefix
 from vaxcred.issue import Issuer
 from vaxcred.pipeline import corrections as corr
-from vaxcred.pipeline.cccd import Gender
 from vaxcred.pipeline.corrections import (
     BAD_CORRECTION,
     CORRECTION_CLOSED,
@@ -36,11 +35,12 @@ from vaxcred.pipeline.corrections import (
     resolve_correction,
 )
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.importer import import_lines
-from vaxcred.pipeline.issuance import run_issuance
-from vaxcred.pipeline.registry import RegistryEntry, RegistryStatus, TableRegistry
-from vaxcred.pipeline.registry_check import run_registry_check
-from vaxcred.pipeline.revocation_export import (
+from vaxcred.pipeline.issuance.stage import run_issuance
+from vaxcred.pipeline.records.cccd import Gender
+from vaxcred.pipeline.records.importer import import_lines
+from vaxcred.pipeline.registry.check import run_registry_check
+from vaxcred.pipeline.registry.lookup import RegistryEntry, RegistryStatus, TableRegistry
+from vaxcred.pipeline.reports.revocation_export import (
     BAD_PASSPORT,
     check_hc1,
     decode_passport,
@@ -48,7 +48,7 @@ from vaxcred.pipeline.revocation_export import (
     export_revocations,
     revocation_list,
 )
-from vaxcred.pipeline.site_signing import run_site_signing
+from vaxcred.pipeline.site_signing.stage import run_site_signing
 from vaxcred.revocation import HashType, RevocationBatch, RevocationList, revocation_hashes
 from vaxcred.storage import Database
 from vaxcred.storage.schema import (

@@ -19,9 +19,9 @@ import pytest
 import sqlalchemy as sa
 
 from tests.pipeline.import_child import CHILD_BATCH, HEADER, generated_rows
-from vaxcred.pipeline import importer
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.importer import ImportReport, import_file, import_lines
+from vaxcred.pipeline.records import importer
+from vaxcred.pipeline.records.importer import ImportReport, import_file, import_lines
 from vaxcred.storage import Database
 from vaxcred.storage.schema import doses, persons, sites
 

@@ -27,18 +27,18 @@ from vaxcred import keys
 from vaxcred.errors import IssuanceError
 from vaxcred.issue import IssuedPassport, Issuer
 from vaxcred.model import DCC, generate_uvci
-from vaxcred.pipeline import issuance_select
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.importer import import_lines
-from vaxcred.pipeline.issuance import IssuanceReport, pending_count, run_issuance
-from vaxcred.pipeline.issuance_queue import Job, take_claims
-from vaxcred.pipeline.issuance_rows import DoseRow
-from vaxcred.pipeline.issuance_select import Reason, latest_dose, primary_series
-from vaxcred.pipeline.records import DoseRecord
-from vaxcred.pipeline.registry import RegistryEntry, TableRegistry
-from vaxcred.pipeline.registry_check import run_registry_check
-from vaxcred.pipeline.site_signing import run_site_signing
-from vaxcred.pipeline.sitesign import sign_dose
+from vaxcred.pipeline.issuance import select as issuance_select
+from vaxcred.pipeline.issuance.queue import Job, take_claims
+from vaxcred.pipeline.issuance.rows import DoseRow
+from vaxcred.pipeline.issuance.select import Reason, latest_dose, primary_series
+from vaxcred.pipeline.issuance.stage import IssuanceReport, pending_count, run_issuance
+from vaxcred.pipeline.records.importer import import_lines
+from vaxcred.pipeline.records.model import DoseRecord
+from vaxcred.pipeline.registry.check import run_registry_check
+from vaxcred.pipeline.registry.lookup import RegistryEntry, TableRegistry
+from vaxcred.pipeline.site_signing.record import sign_dose
+from vaxcred.pipeline.site_signing.stage import run_site_signing
 from vaxcred.result import Status
 from vaxcred.storage import Database, open_database
 from vaxcred.storage.schema import (

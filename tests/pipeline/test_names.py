@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vaxcred.pipeline.names import (
+from vaxcred.pipeline.records.names import (
     MATCHING_DIFFERENCES,
     NameDifference,
     compare_names,

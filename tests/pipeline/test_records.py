@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vaxcred.model import DatePrecision
-from vaxcred.pipeline.cccd import Gender, IdType
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.records import (
+from vaxcred.pipeline.records.cccd import Gender, IdType
+from vaxcred.pipeline.records.model import (
     MAX_DOSE_NUMBER,
     ROW_FIELDS,
     VACCINE_ALIASES,

@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 
 from vaxcred.model import DateOfBirth
-from vaxcred.pipeline.cccd import Gender, IdType
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.names import NameDifference
-from vaxcred.pipeline.records import Person
-from vaxcred.pipeline.registry import (
+from vaxcred.pipeline.records.cccd import Gender, IdType
+from vaxcred.pipeline.records.model import Person
+from vaxcred.pipeline.records.names import NameDifference
+from vaxcred.pipeline.registry.http import HttpRegistry
+from vaxcred.pipeline.registry.lookup import (
     PopulationRegistry,
     RegistryEntry,
     RegistryResult,
@@ -33,7 +34,6 @@ from vaxcred.pipeline.registry import (
     match,
     write_registry_csv,
 )
-from vaxcred.pipeline.registry_http import HttpRegistry
 
 NOW = dt.datetime(2022, 4, 20, 8, 30, tzinfo=dt.UTC)
 ID = "001085012345"
@@ -458,7 +458,7 @@ def test_http_registry_retries_503_twice_then_succeeds(
     fake = serve(flaky)
     sleeps = Sleeps()
     ids = list(TABLE)[:4]
-    with caplog.at_level(logging.DEBUG, logger="vaxcred.pipeline.registry"):
+    with caplog.at_level(logging.DEBUG, logger="vaxcred.pipeline.registry.lookup"):
         answer = _http(fake.url, retries=3, backoff=0.2, sleep=sleeps).lookup(ids)
     assert set(answer) == set(ids)
     assert len(fake.requests) == 3

@@ -11,14 +11,14 @@ import pytest
 import sqlalchemy as sa
 
 from vaxcred.pipeline.errors import REGISTRY_UNAVAILABLE, PipelineError
-from vaxcred.pipeline.importer import import_lines
-from vaxcred.pipeline.registry import RegistryEntry, TableRegistry
-from vaxcred.pipeline.registry_check import (
+from vaxcred.pipeline.records.importer import import_lines
+from vaxcred.pipeline.registry.check import (
     RegistryCheckReport,
     check_persons,
     registry_source,
     run_registry_check,
 )
+from vaxcred.pipeline.registry.lookup import RegistryEntry, TableRegistry
 from vaxcred.pipeline.synthetic import SyntheticPerson, generate_people
 from vaxcred.storage import Database
 from vaxcred.storage.schema import doses, persons, registry_checks
@@ -280,7 +280,7 @@ def test_check_persons_inside_the_callers_transaction(database: Database) -> Non
 
 def test_registry_source_names_the_adapter() -> None:
     """The history's ``source``: a ``source`` attribute, else the class name (and URL of an HTTP registry)."""
-    from vaxcred.pipeline.registry_http import HttpRegistry
+    from vaxcred.pipeline.registry.http import HttpRegistry
 
     assert registry_source(registry_for()) == "TableRegistry"
     assert (

@@ -16,9 +16,10 @@ from PIL import Image
 
 from tests.pipeline.test_registry_check import SITES, load_people, registry_for
 from vaxcred import keys
-from vaxcred.pipeline.registry import RegistryEntry, TableRegistry
-from vaxcred.pipeline.registry_check import run_registry_check
-from vaxcred.pipeline.report import (
+from vaxcred.pipeline.registry.check import run_registry_check
+from vaxcred.pipeline.registry.lookup import RegistryEntry, TableRegistry
+from vaxcred.pipeline.reports.chart import CHART_WIDTH, chart_size, render_chart_png
+from vaxcred.pipeline.reports.quality import (
     COUNT_FIELDS,
     UNKNOWN_PROVINCE,
     QualityCounts,
@@ -26,8 +27,7 @@ from vaxcred.pipeline.report import (
     build_quality_report,
     format_text,
 )
-from vaxcred.pipeline.report_chart import CHART_WIDTH, chart_size, render_chart_png
-from vaxcred.pipeline.site_signing import run_site_signing
+from vaxcred.pipeline.site_signing.stage import run_site_signing
 from vaxcred.pipeline.synthetic import generate_people
 from vaxcred.storage import Database
 from vaxcred.storage.schema import doses, persons, registry_checks, site_signatures

@@ -21,8 +21,8 @@ from tests.pipeline.test_registry_check import (
 from vaxcred import keys
 from vaxcred.crypto import Signer
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.registry_check import run_registry_check
-from vaxcred.pipeline.site_signing import (
+from vaxcred.pipeline.registry.check import run_registry_check
+from vaxcred.pipeline.site_signing.stage import (
     NO_CERTIFICATE,
     RECORD_MISMATCH,
     SignatureCheck,

@@ -1,4 +1,4 @@
-"""vaxcred.pipeline.sitesign: site-signed dose records (COSE_Sign1, own content type, never a passport)."""
+"""vaxcred.pipeline.site_signing.record: site-signed dose records (COSE_Sign1, own content type, never a passport)."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from vaxcred.errors import (
     VerificationError,
 )
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.records import DoseRecord
-from vaxcred.pipeline.sitesign import (
+from vaxcred.pipeline.records.model import DoseRecord
+from vaxcred.pipeline.site_signing.record import (
     CONTENT_TYPE,
     DoseClaims,
     citizen_hash,

@@ -9,10 +9,10 @@ import unicodedata
 
 import pytest
 
-from vaxcred.pipeline.cccd import Gender, IdType, check_consistency, parse_citizen_id
-from vaxcred.pipeline.names import NameDifference
-from vaxcred.pipeline.records import parse_row
-from vaxcred.pipeline.registry import RegistryStatus, TableRegistry, match
+from vaxcred.pipeline.records.cccd import Gender, IdType, check_consistency, parse_citizen_id
+from vaxcred.pipeline.records.model import parse_row
+from vaxcred.pipeline.records.names import NameDifference
+from vaxcred.pipeline.registry.lookup import RegistryStatus, TableRegistry, match
 from vaxcred.pipeline.synthetic import (
     DEFAULT_PROVINCES,
     SURNAMES,

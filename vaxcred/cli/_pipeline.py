@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from vaxcred import errors
 from vaxcred.cli._common import EXIT_INVALID, RefusedError, fail, safe
 from vaxcred.keys import load_certificate
-from vaxcred.pipeline.registry import PopulationRegistry, TableRegistry
-from vaxcred.pipeline.registry_http import HttpRegistry
+from vaxcred.pipeline.registry.http import HttpRegistry
+from vaxcred.pipeline.registry.lookup import PopulationRegistry, TableRegistry
 from vaxcred.storage import Database, open_database
 
 DB_ENV = "VAXCRED_DB"

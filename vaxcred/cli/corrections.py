@@ -37,9 +37,9 @@ from vaxcred.pipeline.corrections import (
     reject_correction,
     resolve_correction,
 )
-from vaxcred.pipeline.issuance import run_issuance
-from vaxcred.pipeline.revocation_export import export_revocations
-from vaxcred.pipeline.site_signing import run_site_signing
+from vaxcred.pipeline.issuance.stage import run_issuance
+from vaxcred.pipeline.reports.revocation_export import export_revocations
+from vaxcred.pipeline.site_signing.stage import run_site_signing
 from vaxcred.privacy import mask_dob, mask_name
 from vaxcred.storage import Database
 

@@ -29,10 +29,10 @@ from vaxcred.cli._pipeline import (
     shown_url,
     storage_errors,
 )
-from vaxcred.pipeline.importer import import_file
-from vaxcred.pipeline.registry_check import run_registry_check
-from vaxcred.pipeline.report import build_quality_report, format_text
-from vaxcred.pipeline.report_chart import render_chart_png
+from vaxcred.pipeline.records.importer import import_file
+from vaxcred.pipeline.registry.check import run_registry_check
+from vaxcred.pipeline.reports.chart import render_chart_png
+from vaxcred.pipeline.reports.quality import build_quality_report, format_text
 from vaxcred.storage.schema import persons
 
 _IMPORT_EPILOG = """\

@@ -28,10 +28,10 @@ from vaxcred.cli._pipeline import (
 from vaxcred.crypto import Signer
 from vaxcred.issue import Issuer
 from vaxcred.keys import KeyChainDir
-from vaxcred.pipeline.certificate_pdf import CertificateDose, render_certificate_pdf
-from vaxcred.pipeline.issuance import DEFAULT_LEASE, KeyChainIssuerFactory, pending_count, run_issuance
-from vaxcred.pipeline.registry import RegistryStatus
-from vaxcred.pipeline.site_signing import run_site_signing
+from vaxcred.pipeline.issuance.stage import DEFAULT_LEASE, KeyChainIssuerFactory, pending_count, run_issuance
+from vaxcred.pipeline.registry.lookup import RegistryStatus
+from vaxcred.pipeline.reports.certificate_pdf import CertificateDose, render_certificate_pdf
+from vaxcred.pipeline.site_signing.stage import run_site_signing
 from vaxcred.storage import Database
 from vaxcred.storage.schema import (
     PassportStatus,

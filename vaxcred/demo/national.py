@@ -16,8 +16,6 @@ from cryptography import x509
 from vaxcred.crypto import Signer
 from vaxcred.issue import Issuer
 from vaxcred.keys import KeyChainDir
-from vaxcred.pipeline.cccd import PROVINCES
-from vaxcred.pipeline.certificate_pdf import CertificateDose, render_certificate_pdf
 from vaxcred.pipeline.corrections import (
     CorrectionField,
     file_correction,
@@ -25,15 +23,17 @@ from vaxcred.pipeline.corrections import (
     overdue_report,
     resolve_correction,
 )
-from vaxcred.pipeline.importer import import_file
-from vaxcred.pipeline.issuance import KeyChainIssuerFactory, run_issuance
-from vaxcred.pipeline.records import OPTIONAL_FIELDS, ROW_FIELDS
-from vaxcred.pipeline.registry import RegistryEntry, TableRegistry, write_registry_csv
-from vaxcred.pipeline.registry_check import run_registry_check
-from vaxcred.pipeline.report import build_quality_report, format_text
-from vaxcred.pipeline.report_chart import render_chart_png
-from vaxcred.pipeline.revocation_export import check_hc1, export_revocations, revocation_list
-from vaxcred.pipeline.site_signing import run_site_signing
+from vaxcred.pipeline.issuance.stage import KeyChainIssuerFactory, run_issuance
+from vaxcred.pipeline.records.cccd import PROVINCES
+from vaxcred.pipeline.records.importer import import_file
+from vaxcred.pipeline.records.model import OPTIONAL_FIELDS, ROW_FIELDS
+from vaxcred.pipeline.registry.check import run_registry_check
+from vaxcred.pipeline.registry.lookup import RegistryEntry, TableRegistry, write_registry_csv
+from vaxcred.pipeline.reports.certificate_pdf import CertificateDose, render_certificate_pdf
+from vaxcred.pipeline.reports.chart import render_chart_png
+from vaxcred.pipeline.reports.quality import build_quality_report, format_text
+from vaxcred.pipeline.reports.revocation_export import check_hc1, export_revocations, revocation_list
+from vaxcred.pipeline.site_signing.stage import run_site_signing
 from vaxcred.pipeline.synthetic import default_sites, generate_people
 from vaxcred.storage import Database, open_database
 from vaxcred.storage.schema import PassportStatus, doses, passport_doses, passports, persons

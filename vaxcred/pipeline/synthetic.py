@@ -13,7 +13,7 @@ found) as realistic data-entry errors:
 - ``gender`` — the wrong gender, for CMND holders only (a CCCD's digit 4 would make the row fail on import).
 
 Verified people also get harmless variation (an upper-case name, a double space, a year-only date of birth) that
-the matching rules accept.  Every row passes :func:`~vaxcred.pipeline.records.parse_row`; CCCDs are consistent
+the matching rules accept.  Every row passes :func:`~vaxcred.pipeline.records.model.parse_row`; CCCDs are consistent
 with the date of birth and gender and unique within one run.
 
 Deterministic for a ``seed`` (:class:`random.Random`; this is test data, not security) and lazy: memory does not
@@ -32,9 +32,9 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from vaxcred.model import DateOfBirth
-from vaxcred.pipeline.cccd import PROVINCES, Gender, IdType, build_cccd
-from vaxcred.pipeline.records import SITE_ID_PATTERN, DoseRecord, ImportRow, Person
-from vaxcred.pipeline.registry import RegistryEntry
+from vaxcred.pipeline.records.cccd import PROVINCES, Gender, IdType, build_cccd
+from vaxcred.pipeline.records.model import SITE_ID_PATTERN, DoseRecord, ImportRow, Person
+from vaxcred.pipeline.registry.lookup import RegistryEntry
 
 __all__ = [
     "DEFAULT_ERROR_MIX",

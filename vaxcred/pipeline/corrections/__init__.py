@@ -11,7 +11,7 @@ States (``corrections.state``; nothing else, and never back)::
 **What can be corrected.** :class:`CorrectionField`: the person's ``full_name``, ``dob``, ``gender``; a dose's
 ``vaccine``, ``lot``, ``date``, ``dose_number``; and ``missing_dose``, a dose the site gave but never recorded
 (seed 004), whose proposed value is the new dose: ``{"vaccine", "lot", "date", "dose_number", "site_id"}``.
-A proposed value is checked with the import parser (:func:`vaxcred.pipeline.records.parse_row`) on the stored
+A proposed value is checked with the import parser (:func:`vaxcred.pipeline.records.model.parse_row`) on the stored
 record with that one field replaced — a date of birth must still agree with the CCCD, a dose date must not be
 before the birth, a vaccine must be known — and stored in its canonical form (NFC name, ``M``/``F``, the
 canonical vaccine). A value equal to the stored one, an empty value, or a change that would give a dose the
@@ -45,7 +45,7 @@ open correction (dose, field, canonical value) filed again returns the existing 
    so nothing is signed or issued on the stale result), the dose row, or a new dose row (dose fields leave the
    registry status as it is: the registry compares person fields only);
 3. the current site signature of the dose the correction names is superseded
-   (:func:`vaxcred.pipeline.site_signing.supersede_signature`): the site signs the corrected record again in
+   (:func:`vaxcred.pipeline.site_signing.stage.supersede_signature`): the site signs the corrected record again in
    the next site-signing run, and issuance waits for that (a new missing dose has no signature yet either);
 4. if the person holds an ``ACTIVE`` passport it is revoked (:func:`revoke_active_passport`): status
    ``revoked``, ``revoked_at``, and ``revocations`` rows by ``UCI`` and ``SIGNATURE`` hash (from the stored
@@ -54,7 +54,7 @@ open correction (dose, field, canonical value) filed again returns the existing 
 
    — commit —
 
-5. the registry check runs again for that person (:func:`vaxcred.pipeline.registry_check.run_registry_check`
+5. the registry check runs again for that person (:func:`vaxcred.pipeline.registry.check.run_registry_check`
    with ``person_ids=[…]``); a registry failure propagates but loses nothing (see 2);
 6. ``reissue(person_id)``, when given and a passport was revoked, may re-sign and re-issue at once; without it
    the next site-signing and issuance runs do it.
@@ -101,7 +101,7 @@ from vaxcred.pipeline.corrections.successors import (
     predecessor_of,
     predecessors_of,
 )
-from vaxcred.pipeline.revocation_export import BAD_PASSPORT
+from vaxcred.pipeline.reports.revocation_export import BAD_PASSPORT
 
 __all__ = [
     "BAD_CORRECTION",

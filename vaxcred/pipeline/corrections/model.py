@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 from sqlalchemy.engine import Row
 
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.registry import RegistryStatus
+from vaxcred.pipeline.registry.lookup import RegistryStatus
 from vaxcred.revocation import HashType
 from vaxcred.storage.schema import CorrectionState
 

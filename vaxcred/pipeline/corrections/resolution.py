@@ -30,10 +30,10 @@ from vaxcred.pipeline.corrections.validation import (
     _validate_missing_dose,
 )
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.registry import PopulationRegistry, RegistryStatus
-from vaxcred.pipeline.registry_check import run_registry_check
-from vaxcred.pipeline.revocation_export import BAD_PASSPORT, decode_passport
-from vaxcred.pipeline.site_signing import supersede_signature
+from vaxcred.pipeline.registry.check import run_registry_check
+from vaxcred.pipeline.registry.lookup import PopulationRegistry, RegistryStatus
+from vaxcred.pipeline.reports.revocation_export import BAD_PASSPORT, decode_passport
+from vaxcred.pipeline.site_signing.stage import supersede_signature
 from vaxcred.revocation import HashType, revocation_hashes
 from vaxcred.storage import Database
 from vaxcred.storage.schema import (

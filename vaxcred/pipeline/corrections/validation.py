@@ -23,7 +23,7 @@ from vaxcred.pipeline.corrections.model import (
     _unknown,
 )
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.records import ImportRow, parse_row
+from vaxcred.pipeline.records.model import ImportRow, parse_row
 from vaxcred.storage.schema import doses, persons, sites
 
 

@@ -1,6 +1,6 @@
 """Central issuance, the database half: claiming a batch, and storing its passports (one transaction each).
 
-See :mod:`vaxcred.pipeline.issuance` for the guarantees these transactions give and how; this module holds the
+See :mod:`vaxcred.pipeline.issuance.stage` for the guarantees these transactions give and how; this module holds the
 statements. Nothing here signs or verifies anything, and nothing here logs personal data.
 """
 
@@ -19,9 +19,9 @@ from sqlalchemy.engine import Connection
 
 from vaxcred.issue import IssuedPassport
 from vaxcred.pipeline.corrections import predecessors_of
-from vaxcred.pipeline.issuance_rows import Candidate, SiteCertificates, load_candidates
-from vaxcred.pipeline.issuance_select import Eligible, Reason
-from vaxcred.pipeline.registry import RegistryStatus
+from vaxcred.pipeline.issuance.rows import Candidate, SiteCertificates, load_candidates
+from vaxcred.pipeline.issuance.select import Eligible, Reason
+from vaxcred.pipeline.registry.lookup import RegistryStatus
 from vaxcred.storage import Database
 from vaxcred.storage.schema import (
     ClaimState,

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from vaxcred.crypto import Signer
-from vaxcred.pipeline.site_signing_batches import (
+from vaxcred.pipeline.site_signing.batches import (
     _DOSE_COLUMNS,
     _VERIFIED,
     ProgressCallback,

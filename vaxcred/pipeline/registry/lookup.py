@@ -6,7 +6,7 @@
   1. ``INVALID_ID`` — the recorded ID is not a well-formed CCCD / CMND / other number, or its digits 4–6
      disagree with the recorded date of birth / gender (``mismatch_fields`` then names ``dob`` / ``gender``);
   2. ``NOT_FOUND`` — the registry has no entry for the ID;
-  3. ``MISMATCH`` — one or more of ``name`` (:func:`~vaxcred.pipeline.names.names_match`; the kind of
+  3. ``MISMATCH`` — one or more of ``name`` (:func:`~vaxcred.pipeline.records.names.names_match`; the kind of
      difference is kept in ``name_difference``), ``dob`` (:func:`dates_of_birth_match`), ``gender`` (compared
      only when both sides know it) differ;
   4. ``VERIFIED`` — otherwise.
@@ -14,9 +14,9 @@
   ``name_difference`` is ``NONE`` when no name was compared (``INVALID_ID``, ``NOT_FOUND``).
 
 - Adapters: :class:`TableRegistry` (in memory; :meth:`TableRegistry.from_csv` is the file edge) and
-  :class:`~vaxcred.pipeline.registry_http.HttpRegistry` (JSON over HTTP with :mod:`urllib.request` only: batches, timeout, retries with
+  :class:`~vaxcred.pipeline.registry.http.HttpRegistry` (JSON over HTTP with :mod:`urllib.request` only: batches, timeout, retries with
   exponential backoff, a response-size cap and strict validation of the answer), defined in
-  :mod:`vaxcred.pipeline.registry_http` and re-exported here.
+  :mod:`vaxcred.pipeline.registry.http` and re-exported here.
 
 Personal data never reaches a log line or an error message: IDs, names and dates are not logged at all.
 """
@@ -36,10 +36,10 @@ from typing import Protocol, runtime_checkable
 
 from vaxcred.errors import ModelError
 from vaxcred.model import DateOfBirth
-from vaxcred.pipeline.cccd import Gender, check_consistency, parse_citizen_id
 from vaxcred.pipeline.errors import BAD_REGISTRY_DATA, PipelineError
-from vaxcred.pipeline.names import NameDifference, compare_names, names_match
-from vaxcred.pipeline.records import Person
+from vaxcred.pipeline.records.cccd import Gender, check_consistency, parse_citizen_id
+from vaxcred.pipeline.records.model import Person
+from vaxcred.pipeline.records.names import NameDifference, compare_names, names_match
 from vaxcred.privacy import mask_dob, mask_id, mask_name
 
 __all__ = [

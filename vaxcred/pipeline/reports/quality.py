@@ -24,7 +24,7 @@ site (the site that recorded the dose), per province (the person's: the CCCD's f
 fields, signed) — the database does the counting, Python folds the few hundred groups — so it runs unchanged on
 hundreds of millions of doses. Outputs: :meth:`QualityReport.to_csv`, :meth:`QualityReport.to_json`,
 :func:`format_text` (the console summary) and :func:`render_chart_png` (a stacked bar chart; the vendored DejaVu
-Sans has the Vietnamese glyphs; drawn in :mod:`vaxcred.pipeline.report_chart`, re-exported here). Counts only:
+Sans has the Vietnamese glyphs; drawn in :mod:`vaxcred.pipeline.reports.chart`, re-exported here). Counts only:
 no personal data.
 """
 
@@ -41,8 +41,8 @@ from typing import Final, Literal
 
 import sqlalchemy as sa
 
-from vaxcred.pipeline.cccd import PROVINCES
-from vaxcred.pipeline.registry import MISMATCH_FIELDS, RegistryStatus
+from vaxcred.pipeline.records.cccd import PROVINCES
+from vaxcred.pipeline.registry.lookup import MISMATCH_FIELDS, RegistryStatus
 from vaxcred.storage import Database
 from vaxcred.storage.schema import doses, persons, registry_checks, site_signatures, sites
 from vaxcred.trust.store import require_utc

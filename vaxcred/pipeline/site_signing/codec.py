@@ -1,7 +1,7 @@
-"""The dose-record wire format of :mod:`vaxcred.pipeline.sitesign`: the COSE envelope and the payload map.
+"""The dose-record wire format of :mod:`vaxcred.pipeline.site_signing.record`: the COSE envelope and the payload map.
 
 Encoding (the payload as canonical CBOR, the protected header) and strict decoding (envelope: step (1); payload:
-step (5) of :func:`~vaxcred.pipeline.sitesign.verify_dose`), the claims a verified record yields
+step (5) of :func:`~vaxcred.pipeline.site_signing.record.verify_dose`), the claims a verified record yields
 (:class:`DoseClaims`) and the salted citizen hash.  Pure: no keys, no clock, no I/O.
 """
 
@@ -19,8 +19,8 @@ from typing import Final
 
 from vaxcred.codec import cbor, cose
 from vaxcred.errors import CborError, CoseError
-from vaxcred.pipeline.records import MAX_DOSE_NUMBER
-from vaxcred.pipeline.sitesign_certs import _SITE_ID_RE
+from vaxcred.pipeline.records.model import MAX_DOSE_NUMBER
+from vaxcred.pipeline.site_signing.certs import _SITE_ID_RE
 
 __all__ = [
     "CITIZEN_HASH_LENGTH",

@@ -1,7 +1,7 @@
 """Central issuance, the workers: one worker's loop, and a pool of worker processes sharing the queue.
 
-A worker claims a batch (:func:`~vaxcred.pipeline.issuance_queue.claim`), evaluates and signs it outside any
-transaction, and stores it (:func:`~vaxcred.pipeline.issuance_queue.commit`), until no batch is left. A pool
+A worker claims a batch (:func:`~vaxcred.pipeline.issuance.queue.claim`), evaluates and signs it outside any
+transaction, and stores it (:func:`~vaxcred.pipeline.issuance.queue.commit`), until no batch is left. A pool
 (:func:`run_processes`) starts N spawned processes; each opens the database from its URL and builds its own
 issuer with the (picklable) factory; batches are reported to the parent through a queue, and a failing worker
 stops the others after their current batch.
@@ -28,9 +28,9 @@ from cryptography import x509
 from vaxcred.errors import IssuanceError, VaxcredError
 from vaxcred.issue import IssuedPassport, Issuer
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.issuance_queue import Job, Signed, claim, commit, release
-from vaxcred.pipeline.issuance_rows import Candidate, SiteCertificates
-from vaxcred.pipeline.issuance_select import Eligible, Reason, evaluate
+from vaxcred.pipeline.issuance.queue import Job, Signed, claim, commit, release
+from vaxcred.pipeline.issuance.rows import Candidate, SiteCertificates
+from vaxcred.pipeline.issuance.select import Eligible, Reason, evaluate
 from vaxcred.storage import Database, open_database
 
 __all__ = ["WORKER_FAILED", "IssuanceReport", "run_processes", "work", "worker_id"]
@@ -55,7 +55,7 @@ WORKER_FAILED: Final = "pipeline.issuance_worker_failed"
 class IssuanceReport:
     """What a run did. ``issued + skipped_ineligible + failed`` persons were looked at by this run;
     ``already_issued`` held an ACTIVE passport when it started. ``reasons`` counts skipped and failed persons by
-    :class:`~vaxcred.pipeline.issuance_select.Reason` code (failed: ``dcc.invalid``, ``issue.refused``,
+    :class:`~vaxcred.pipeline.issuance.select.Reason` code (failed: ``dcc.invalid``, ``issue.refused``,
     ``record.changed``, ``claim.lost`` — a re-run retries them)."""
 
     issued: int = 0

@@ -15,9 +15,9 @@ from cryptography import x509
 from sqlalchemy.engine import Row
 
 from vaxcred.errors import VaxcredError
-from vaxcred.pipeline.records import vaccine_codes
-from vaxcred.pipeline.site_signing_batches import _current, _fingerprint
-from vaxcred.pipeline.sitesign import DoseClaims, verify_dose
+from vaxcred.pipeline.records.model import vaccine_codes
+from vaxcred.pipeline.site_signing.batches import _current, _fingerprint
+from vaxcred.pipeline.site_signing.record import DoseClaims, verify_dose
 from vaxcred.storage import Database
 from vaxcred.storage.schema import doses, persons, site_certificates, site_signatures
 from vaxcred.trust.store import require_utc
@@ -71,7 +71,7 @@ def check_stored_signatures(
     """Re-verify current signatures one by one (streaming, ``batch_size`` rows per read), in signature order.
 
     Each is verified from its stored bytes and its stored site certificate only
-    (:func:`~vaxcred.pipeline.sitesign.verify_dose` with ``site_ca``, the citizen ID stored now, and ``now`` as
+    (:func:`~vaxcred.pipeline.site_signing.record.verify_dose` with ``site_ca``, the citizen ID stored now, and ``now`` as
     the upper bound of the signing time when given), then its content is compared with the dose as stored now.
     Codes: :data:`NO_CERTIFICATE`, the ``sitesign.*`` / ``cose.*`` / ``signature.*`` / ``chain.*`` codes of
     ``verify_dose``, :data:`RECORD_MISMATCH`.

@@ -73,15 +73,15 @@ from vaxcred.codec import cose
 from vaxcred.crypto import Signer, algorithm_for_key, verify_signature
 from vaxcred.errors import KeyUsageError, KidError, SignatureError, TimeError, VerificationError
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.records import DoseRecord, vaccine_codes
-from vaxcred.pipeline.sitesign_certs import (
+from vaxcred.pipeline.records.model import DoseRecord, vaccine_codes
+from vaxcred.pipeline.site_signing.certs import (
     _facts,
     _purpose_problem,
     _valid_at,
     is_site_certificate,
     site_id_of,
 )
-from vaxcred.pipeline.sitesign_codec import (
+from vaxcred.pipeline.site_signing.codec import (
     CONTENT_TYPE,
     RECORD_VERSION,
     SALT_LENGTH,

@@ -11,10 +11,10 @@
     UPSERT issuance_claims → 'claimed' by this worker                                        (one ACTIVE per person) DO NOTHING
     read the claimed persons' checks, doses, signatures                                     INSERT passport_doses
 
-Modules: who is eligible and what the DCC holds — :mod:`~vaxcred.pipeline.issuance_select`; the stored rows a
-batch reads and the site-certificate cache — :mod:`~vaxcred.pipeline.issuance_rows`; the claim and commit
-transactions — :mod:`~vaxcred.pipeline.issuance_queue`; a worker's loop and the process pool —
-:mod:`~vaxcred.pipeline.issuance_workers`; this module: :func:`run_issuance` and :class:`KeyChainIssuerFactory`.
+Modules: who is eligible and what the DCC holds — :mod:`~vaxcred.pipeline.issuance.select`; the stored rows a
+batch reads and the site-certificate cache — :mod:`~vaxcred.pipeline.issuance.rows`; the claim and commit
+transactions — :mod:`~vaxcred.pipeline.issuance.queue`; a worker's loop and the process pool —
+:mod:`~vaxcred.pipeline.issuance.workers`; this module: :func:`run_issuance` and :class:`KeyChainIssuerFactory`.
 
 **Guarantees.**
 
@@ -72,10 +72,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from vaxcred.issue import DEFAULT_CERTIFICATE_ISSUER, IssuancePolicy, Issuer
 from vaxcred.keys import KeyChainDir, passphrase_from_env
-from vaxcred.pipeline.issuance_queue import Clock, Job, active_passport, utc
-from vaxcred.pipeline.issuance_select import registry_reason
-from vaxcred.pipeline.issuance_workers import WORKER_FAILED, IssuanceReport, run_processes, work, worker_id
-from vaxcred.pipeline.registry import RegistryStatus
+from vaxcred.pipeline.issuance.queue import Clock, Job, active_passport, utc
+from vaxcred.pipeline.issuance.select import registry_reason
+from vaxcred.pipeline.issuance.workers import WORKER_FAILED, IssuanceReport, run_processes, work, worker_id
+from vaxcred.pipeline.registry.lookup import RegistryStatus
 from vaxcred.storage import Database
 from vaxcred.storage.schema import PassportStatus, passports, persons
 

@@ -41,9 +41,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from vaxcred.errors import VaxcredError
-from vaxcred.pipeline.cccd import IdType
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.records import ROW_FIELDS, ImportRow, parse_row
+from vaxcred.pipeline.records.cccd import IdType
+from vaxcred.pipeline.records.model import ROW_FIELDS, ImportRow, parse_row
 from vaxcred.storage import Database
 from vaxcred.storage.schema import doses, persons, sites
 

@@ -7,7 +7,7 @@ says why — without the personal value itself (citizen ID, name, date of birth)
 
 Field rules (cells are trimmed of surrounding whitespace first):
 
-- ``citizen_id``: a CCCD, CMND or other number (:func:`vaxcred.pipeline.cccd.parse_citizen_id`); an optional
+- ``citizen_id``: a CCCD, CMND or other number (:func:`vaxcred.pipeline.records.cccd.parse_citizen_id`); an optional
   ``id_type`` column (``CCCD`` / ``CMND`` / ``OTHER``, case-insensitive) overrides the shape-based guess.
 - ``full_name``: NFC; must give a Vietnamese-style ``Name`` (surname + rest) that transliterates (ICAO 9303).
   Inner spacing is kept as recorded (the registry check reports it as ``SPACING``).
@@ -15,7 +15,7 @@ Field rules (cells are trimmed of surrounding whitespace first):
 - ``gender``: ``M`` / ``F`` / empty, or the Vietnamese ``Nam`` / ``Nữ`` (also ``Nu``), ``Male`` / ``Female``;
   case-insensitive.
 - For a CCCD, digits 4–6 must agree with ``dob`` and ``gender``
-  (:func:`~vaxcred.pipeline.cccd.check_consistency`): a year / century disagreement names ``dob``, a gender
+  (:func:`~vaxcred.pipeline.records.cccd.check_consistency`): a year / century disagreement names ``dob``, a gender
   disagreement ``gender``.
 - ``vaccine``: a :data:`~vaxcred.valuesets.VIETNAM_VACCINES` key, an active ``mp`` code of the EU value set, or
   a friendly name from :data:`VACCINE_ALIASES`; matched case-insensitively ignoring spaces and punctuation
@@ -44,8 +44,8 @@ from types import MappingProxyType
 
 from vaxcred.errors import ModelError
 from vaxcred.model import DateOfBirth, Name
-from vaxcred.pipeline.cccd import Gender, IdType, check_consistency, parse_citizen_id
 from vaxcred.pipeline.errors import BAD_ROW, PipelineError
+from vaxcred.pipeline.records.cccd import Gender, IdType, check_consistency, parse_citizen_id
 from vaxcred.privacy import mask_id, mask_name
 from vaxcred.valuesets import VIETNAM_VACCINES, VaccineCodes, load_value_sets
 

@@ -1,6 +1,6 @@
 """The data-quality chart: :func:`render_chart_png`, a stacked bar chart of a :class:`QualityReport` (PNG).
 
-Re-exported by :mod:`vaxcred.pipeline.report`. The vendored DejaVu Sans has the Vietnamese glyphs. Counts only:
+Re-exported by :mod:`vaxcred.pipeline.reports.quality`. The vendored DejaVu Sans has the Vietnamese glyphs. Counts only:
 no personal data.
 """
 
@@ -14,7 +14,7 @@ from typing import Final, Literal
 
 from PIL import Image, ImageDraw, ImageFont
 
-from vaxcred.pipeline.report import QualityCounts, QualityGroup, QualityReport, _n, _pct
+from vaxcred.pipeline.reports.quality import QualityCounts, QualityGroup, QualityReport, _n, _pct
 
 __all__ = ["CHART_WIDTH", "chart_size", "render_chart_png"]
 

@@ -4,7 +4,7 @@ and current site signatures (:func:`load_candidates`), and the site certificates
 
 A site certificate and the site CA are valid together over one window, and inside it the issued-by check does not
 depend on the time, so :class:`SiteCertificates` runs it once per certificate at the window's start; each record
-then only needs its signing time inside the window (:mod:`vaxcred.pipeline.issuance_select`, rule (5)).
+then only needs its signing time inside the window (:mod:`vaxcred.pipeline.issuance.select`, rule (5)).
 A stored certificate whose fingerprint is not the SHA-256 of its DER, or that does not parse, is unknown.
 """
 
@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.engine import Connection
 
 from vaxcred.errors import ChainError
-from vaxcred.pipeline.sitesign import site_id_of
+from vaxcred.pipeline.site_signing.record import site_id_of
 from vaxcred.storage.schema import doses, persons, registry_checks, site_certificates, site_signatures
 from vaxcred.trust.chain import check_issued_by
 

@@ -7,13 +7,13 @@ A person is **eligible** when, in this order (the first failing rule is the pers
 (3) signed:     EVERY dose has a current site signature (``superseded_at IS NULL``);
 (4) certificate: the signature's site certificate is stored (by fingerprint, else by kid among the site's own);
 (5) chain:      that certificate was issued by ``site_ca``, both valid at the signing time (SECURITY.md §5);
-(6) signature:  :func:`~vaxcred.pipeline.sitesign.verify_dose` accepts the record with that certificate — site
+(6) signature:  :func:`~vaxcred.pipeline.site_signing.record.verify_dose` accepts the record with that certificate — site
                 certificate purpose, kid, signature, own site, certificate valid at the signing time, signed
                 no later than ``now`` — and the salted citizen hash matches the person's citizen ID;
 (7) record:     the signed record says what the stored dose says (site, dose number, date, lot, mp/ma/vp): the
                 passport is built from stored rows, so they must be the rows the site signed.
 
-(An ACTIVE passport also makes a person ineligible; the work queue in :mod:`vaxcred.pipeline.issuance` leaves
+(An ACTIVE passport also makes a person ineligible; the work queue in :mod:`vaxcred.pipeline.issuance.stage` leaves
 such persons out before they reach these rules.)
 
 **The DCC** (:func:`build_dcc`): holder ``Name.from_vietnamese(full_name)``, ``dob`` as recorded, and the
@@ -27,7 +27,7 @@ site_id)`` — the newest date; on the same date the higher dose number; on the 
 recorded by two sites) the greater site ID, so the choice depends on the stored values only, never on import
 order or row ids. Every stored dose, duplicates included, must be site-signed, and all are linked to the passport.
 
-The stored rows these rules read, and the once-per-certificate chain check: :mod:`vaxcred.pipeline.issuance_rows`.
+The stored rows these rules read, and the once-per-certificate chain check: :mod:`vaxcred.pipeline.issuance.rows`.
 Nothing here logs personal data.
 """
 
@@ -42,10 +42,10 @@ from typing import Final
 
 from vaxcred.errors import VaxcredError
 from vaxcred.model import DCC, DateOfBirth, Name, Vaccination, generate_uvci
-from vaxcred.pipeline.issuance_rows import Candidate, DoseRow, SignatureRow, SiteCertificates
-from vaxcred.pipeline.records import vaccine_codes
-from vaxcred.pipeline.registry import RegistryStatus
-from vaxcred.pipeline.sitesign import DoseClaims, verify_dose
+from vaxcred.pipeline.issuance.rows import Candidate, DoseRow, SignatureRow, SiteCertificates
+from vaxcred.pipeline.records.model import vaccine_codes
+from vaxcred.pipeline.registry.lookup import RegistryStatus
+from vaxcred.pipeline.site_signing.record import DoseClaims, verify_dose
 
 __all__ = [
     "COUNTRY",

@@ -38,9 +38,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from vaxcred.model import DateOfBirth
-from vaxcred.pipeline.cccd import Gender, IdType
-from vaxcred.pipeline.records import Person
-from vaxcred.pipeline.registry import PopulationRegistry, RegistryResult, RegistryStatus, match
+from vaxcred.pipeline.records.cccd import Gender, IdType
+from vaxcred.pipeline.records.model import Person
+from vaxcred.pipeline.registry.lookup import PopulationRegistry, RegistryResult, RegistryStatus, match
 from vaxcred.storage import Database
 from vaxcred.storage.schema import persons, registry_checks
 

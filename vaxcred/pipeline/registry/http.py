@@ -1,6 +1,6 @@
 """The population registry over HTTP: :class:`HttpRegistry` (JSON with :mod:`urllib.request` only).
 
-Re-exported by :mod:`vaxcred.pipeline.registry` (the model, the matching rule and the protocol this adapter
+Re-exported by :mod:`vaxcred.pipeline.registry.lookup` (the model, the matching rule and the protocol this adapter
 implements). IDs, names and dates are never logged: log lines give batch numbers and sizes only.
 """
 
@@ -22,7 +22,7 @@ from vaxcred.pipeline.errors import (
     REGISTRY_UNAVAILABLE,
     PipelineError,
 )
-from vaxcred.pipeline.registry import RegistryEntry, _check_ids, logger
+from vaxcred.pipeline.registry.lookup import RegistryEntry, _check_ids, logger
 
 __all__ = ["HttpRegistry"]
 

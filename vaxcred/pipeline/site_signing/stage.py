@@ -20,7 +20,7 @@
 * **A site signs only its own records.** ``signers`` maps a site id to that site's signer; a signer whose
   certificate is not a site certificate, names another site or is not valid at ``now`` is refused before
   anything is signed (:class:`PipelineError` ``sitesign.wrong_purpose`` / ``sitesign.not_own_record`` /
-  ``sitesign.cert_not_valid``), and :func:`~vaxcred.pipeline.sitesign.sign_dose` checks each record again.
+  ``sitesign.cert_not_valid``), and :func:`~vaxcred.pipeline.site_signing.record.sign_dose` checks each record again.
 * **Corrections.** :func:`supersede_signature` marks a dose's current signature superseded (the correction's
   transaction does it when it changes the dose); the next run signs the dose again.
 * **Independent verification.** :func:`verify_stored_signatures` re-verifies current signatures from the stored
@@ -44,14 +44,14 @@ from sqlalchemy.engine import Connection
 
 from vaxcred.crypto import Signer
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.site_signing_audit import (
+from vaxcred.pipeline.site_signing.audit import (
     NO_CERTIFICATE,
     RECORD_MISMATCH,
     SignatureCheck,
     check_stored_signatures,
     verify_stored_signatures,
 )
-from vaxcred.pipeline.site_signing_batches import (
+from vaxcred.pipeline.site_signing.batches import (
     _VERIFIED,
     ProgressCallback,
     _certificate_row,
@@ -62,8 +62,8 @@ from vaxcred.pipeline.site_signing_batches import (
     _store_batch,
     _to_sign,
 )
-from vaxcred.pipeline.site_signing_workers import _run_parallel
-from vaxcred.pipeline.sitesign import is_site_certificate, site_id_of
+from vaxcred.pipeline.site_signing.record import is_site_certificate, site_id_of
+from vaxcred.pipeline.site_signing.workers import _run_parallel
 from vaxcred.storage import Database
 from vaxcred.storage.schema import doses, persons, site_signatures
 from vaxcred.trust.store import require_utc

@@ -1,4 +1,4 @@
-"""Site certificates for dose-record signing: what :mod:`vaxcred.pipeline.sitesign` checks about the signer.
+"""Site certificates for dose-record signing: what :mod:`vaxcred.pipeline.site_signing.record` checks about the signer.
 
 A site certificate (keys.make_site_certificate) has extended key usage ``SITE_RECORD_EKU`` and no DCC EKU, is not
 a CA, and names its site id in its single subject CN (:func:`site_id_of`).  What signing and verification read
@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from vaxcred.crypto import kid_for
 from vaxcred.oids import DCC_EKU_OIDS, SITE_RECORD_EKU
-from vaxcred.pipeline.records import SITE_ID_PATTERN
+from vaxcred.pipeline.records.model import SITE_ID_PATTERN
 
 __all__ = ["is_site_certificate", "site_id_of"]
 

@@ -1,7 +1,7 @@
-"""One signing batch of :mod:`vaxcred.pipeline.site_signing`: the work queue query, signing rows, storing them.
+"""One signing batch of :mod:`vaxcred.pipeline.site_signing.stage`: the work queue query, signing rows, storing them.
 
-Shared by the serial path (:func:`~vaxcred.pipeline.site_signing.run_site_signing`) and the forked workers
-(:mod:`vaxcred.pipeline.site_signing_workers`). Nothing here logs personal data: log lines carry dose row ids,
+Shared by the serial path (:func:`~vaxcred.pipeline.site_signing.stage.run_site_signing`) and the forked workers
+(:mod:`vaxcred.pipeline.site_signing.workers`). Nothing here logs personal data: log lines carry dose row ids,
 site ids and error codes.
 """
 
@@ -19,14 +19,14 @@ from sqlalchemy.engine import Connection
 
 from vaxcred.crypto import Signer
 from vaxcred.errors import VaxcredError
-from vaxcred.pipeline.records import DoseRecord
-from vaxcred.pipeline.registry import RegistryStatus
-from vaxcred.pipeline.sitesign import sign_dose, site_id_of
+from vaxcred.pipeline.records.model import DoseRecord
+from vaxcred.pipeline.registry.lookup import RegistryStatus
+from vaxcred.pipeline.site_signing.record import sign_dose, site_id_of
 from vaxcred.storage import Database
 from vaxcred.storage.schema import doses, persons, site_certificates, site_signatures
 
 #: the signing stage's logger (the name it had before the stage was split into modules)
-logger = logging.getLogger("vaxcred.pipeline.site_signing")
+logger = logging.getLogger("vaxcred.pipeline.site_signing.stage")
 
 ProgressCallback = Callable[[int], None]
 
