@@ -5,24 +5,70 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from vaxcred import __version__
 from vaxcred.cli._common import EXIT_USAGE
-from vaxcred.cli.corrections import corrections, revocations
-from vaxcred.cli.issue import issue
-from vaxcred.cli.keys import keys
-from vaxcred.cli.pipeline import db_group, import_, registry_check, report
-from vaxcred.cli.signing import certificate_pdf, issue_batch, sign_sites
-from vaxcred.cli.trustlist import trustlist
-from vaxcred.cli.verify import verify
 
 __all__ = ["cli", "main", "run"]
 
+#: command name -> ("module:attribute", one-line help); a command's module (and its dependencies: SQLAlchemy,
+#: Pillow, ...) is imported only when that command runs or its own help is shown, so ``vaxcred verify``
+#: starts quickly. A new command adds one line here (tests check the line against the command's docstring).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "keys": ("vaxcred.cli.keys:keys", "Create and rotate the signing key chain"),
+    "issue": ("vaxcred.cli.issue:issue", "Sign a vaccination certificate and print its HC1 text"),
+    "verify": ("vaxcred.cli.verify:verify", "Verify an HC1 string, a file holding one, or a QR image"),
+    "trustlist": (
+        "vaxcred.cli.trustlist:trustlist",
+        "Trust lists: EU gateway JSON or a signed national list",
+    ),
+    "db": ("vaxcred.cli.pipeline:db_group", "The pipeline database (SQLite file or PostgreSQL server)"),
+    "import": ("vaxcred.cli.pipeline:import_", "Import dose records (CSV or JSON Lines)"),
+    "registry-check": (
+        "vaxcred.cli.pipeline:registry_check",
+        "Check recorded persons against the population registry",
+    ),
+    "report": ("vaxcred.cli.pipeline:report", "The data-quality report"),
+    "sign-sites": ("vaxcred.cli.signing:sign_sites", "Each site signs its verified dose records"),
+    "issue-batch": ("vaxcred.cli.signing:issue_batch", "Central issuance of passports"),
+    "corrections": ("vaxcred.cli.corrections:corrections", "Citizens' correction requests"),
+    "revocations": (
+        "vaxcred.cli.corrections:revocations",
+        "Revoked passports: EU gateway revocation batches",
+    ),
+    "certificate-pdf": ("vaxcred.cli.signing:certificate_pdf", "The printable vaccination certificate (PDF)"),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use (from :data:`COMMANDS`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        target = entry[0]
+        module_name, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from :data:`COMMANDS` alone: ``vaxcred --help`` imports no command module."""
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vaxcred")
 def cli() -> None:
     """vaxcred: issue and verify EU-DCC compatible vaccine passports (HC1 QR codes).
@@ -45,21 +91,6 @@ def cli() -> None:
     vaxcred revocations export --out revocations.json
     vaxcred certificate-pdf --citizen-id ID --out certificate.pdf
     """
-
-
-cli.add_command(keys)
-cli.add_command(issue)
-cli.add_command(verify)
-cli.add_command(trustlist)
-cli.add_command(db_group)
-cli.add_command(import_)
-cli.add_command(registry_check)
-cli.add_command(report)
-cli.add_command(sign_sites)
-cli.add_command(issue_batch)
-cli.add_command(corrections)
-cli.add_command(revocations)
-cli.add_command(certificate_pdf)
 
 
 def main(argv: list[str] | None = None) -> int:
