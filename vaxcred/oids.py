@@ -14,6 +14,7 @@ __all__ = [
     "EKU_TEST_LEGACY",
     "EKU_VACCINATION",
     "EKU_VACCINATION_LEGACY",
+    "LOG_SIGNING_EKU",
     "SITE_RECORD_EKU",
     "TRUST_LIST_EKU",
 ]
@@ -42,6 +43,8 @@ _VAXCRED_ARC = "2.25.173892029485541361007484781440529278694"
 SITE_RECORD_EKU = ObjectIdentifier(_VAXCRED_ARC + ".1")
 #: the ministry's trust-list signing key
 TRUST_LIST_EKU = ObjectIdentifier(_VAXCRED_ARC + ".2")
+#: the issuance log's tree-head signing key (signs signed tree heads, nothing else)
+LOG_SIGNING_EKU = ObjectIdentifier(_VAXCRED_ARC + ".3")
 
 #: id-kp-documentSigning (RFC 9336): the ministry's document-signing certificate (signed PDF certificates) carries
 #: this EKU only, so it can sign neither a passport (no DCC EKU, and never on a trust list) nor a dose record.

@@ -14,7 +14,7 @@ import pytest
 from vaxcred import keys
 from vaxcred.errors import IssuanceError
 from vaxcred.issue import issue, vaccination_dcc
-from vaxcred.keys.document import make_document_signer
+from vaxcred.keys.purpose_signers import make_document_signer
 from vaxcred.pipeline.reports import CertificateDose, render_certificate_pdf
 from vaxcred.pipeline.reports.pdf_signature import sign_certificate_pdf, verify_certificate_pdf
 
