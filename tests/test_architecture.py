@@ -99,6 +99,7 @@ def test_pure_modules_do_no_io_and_read_no_clock() -> None:
 PIPELINE_RANK = {
     "errors": 0,
     "records": 1,
+    "log": 1,
     "registry": 2,
     "reports": 3,
     "site_signing": 4,

@@ -20,6 +20,7 @@ __all__ = ["cli", "main", "run"]
 #: starts quickly. A new command adds one line here (tests check the line against the command's docstring).
 COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("vaxcred.cli.keys:keys", "Create and rotate the signing key chain"),
+    "log": ("vaxcred.cli.log:log_group", "The tamper-evident issuance log: heads, audit, proofs"),
     "issue": ("vaxcred.cli.issue:issue", "Sign a vaccination certificate and print its HC1 text"),
     "verify": ("vaxcred.cli.verify:verify", "Verify an HC1 string, a file holding one, or a QR image"),
     "trustlist": (
