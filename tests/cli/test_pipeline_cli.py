@@ -512,3 +512,7 @@ def test_log_key_head_audit_and_proof_through_the_cli(
     code, out = run(["log", "audit", "--db", db_copy, "--log-cert", cert])
     assert code == 1
     assert "[log.object_altered] passport 1" in out
+    code, out = run(["log", "anomalies", "--db", db_copy, "--json"])
+    assert code == 0, out
+    assert json.loads(out)["passports_without_verified_registry"] == 0
+    assert run(["log", "anomalies", "--db", db_copy, "--opening", "19-7"])[0] == 3

@@ -251,3 +251,40 @@ def test_entries_after_the_newest_head_are_reported_as_uncovered(
         report = log.audit_log(conn, log_certificate=log_signer.certificate)
     assert report.intact, report.findings
     assert report.uncovered >= 2
+
+
+def test_anomaly_report_finds_night_signing_oversigning_and_unverified_passports(history: Pipeline) -> None:
+    """A site signature at 05:00 local time, a site with far more signatures than doses, and a passport whose
+    registry check is not VERIFIED each show in the report; the clean history shows none."""
+    with history.db.connect() as conn:
+        clean = log.anomaly_report(conn)
+    assert clean.passports_without_verified_registry == 0
+    before = {s.site_id: s.signatures for s in clean.outside_hours}  # the re-signing at 20:01 local is one
+    assert sum(before.values()) == 1
+    assert clean.oversigning == ()
+    assert clean.busiest_hours[0].signatures >= 1
+
+    def abuse(conn: sa.Connection) -> None:
+        row = conn.execute(sa.select(site_signatures).order_by(site_signatures.c.id).limit(1)).one()._asdict()
+        del row["id"]
+        for minute in range(4):  # four more signatures of one dose, at 05:0x local (22:0x UTC)
+            row.update(signed_at=dt.datetime(2022, 4, 20, 22, minute, tzinfo=dt.UTC), superseded_at=NOW)
+            conn.execute(sa.insert(site_signatures).values(**row))
+        check_id = conn.execute(
+            sa.select(passports.c.registry_check_id).where(passports.c.id == 1)
+        ).scalar_one()
+        from vaxcred.storage.schema import registry_checks
+
+        conn.execute(
+            sa.update(registry_checks).where(registry_checks.c.id == check_id).values(status="MISMATCH")
+        )
+
+    _tamper(history, abuse)
+    with history.db.connect() as conn:
+        report = log.anomaly_report(conn)
+    night = report.outside_hours[0]  # worst first
+    assert night.signatures == before.get(night.site_id, 0) + 4
+    assert [s.site_id for s in report.oversigning] == [night.site_id]
+    assert report.passports_without_verified_registry == 1
+    assert report.busiest_hours[0].signatures == 4
+    assert report.busiest_hours[0].hour.hour == 5

@@ -138,3 +138,65 @@ def prove(db_url: str, uvci: str) -> None:
             "no such passport in the log, or no signed tree head covers it yet (run `vaxcred log sign-head`)"
         )
     click.echo(json.dumps(proof.to_json()))
+
+
+@log_group.command("anomalies")
+@db_option
+@click.option(
+    "--opening", default="7-19", show_default=True, metavar="START-END", help="Local opening hours (UTC+7)."
+)
+@click.option(
+    "--top", type=click.IntRange(1, 1000), default=10, show_default=True, help="Busiest site-hours shown."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+@click.pass_context
+def anomalies(ctx: click.Context, db_url: str, opening: str, top: int, as_json: bool) -> None:
+    """Signs of insider abuse: busiest site-hours, signing outside opening hours, sites signing far more records
+    than they recorded, passports without a verified registry result (must be 0; exit 1 otherwise)."""
+    try:
+        start, end = (int(part) for part in opening.split("-", 1))
+    except ValueError as e:
+        raise click.BadParameter("START-END in whole hours, e.g. 7-19", param_hint="--opening") from e
+    db = open_db(db_url)
+    try:
+        with storage_errors(), db.connect() as conn:
+            report = issuance_log.anomaly_report(conn, opening=(start, end), top=top)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--opening") from e
+    finally:
+        db.dispose()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "busiest_hours": [
+                        {"site_id": h.site_id, "hour": h.hour.isoformat(), "signatures": h.signatures}
+                        for h in report.busiest_hours
+                    ],
+                    "outside_hours": [
+                        {"site_id": s.site_id, "signatures": s.signatures, "of": s.recorded}
+                        for s in report.outside_hours
+                    ],
+                    "oversigning": [
+                        {"site_id": s.site_id, "signatures": s.signatures, "recorded": s.recorded}
+                        for s in report.oversigning
+                    ],
+                    "passports_without_verified_registry": report.passports_without_verified_registry,
+                },
+                ensure_ascii=False,
+            )
+        )
+    else:
+        click.echo("busiest site-hours (local time):")
+        for h in report.busiest_hours:
+            click.echo(f"  {safe(h.site_id):<24} {h.hour:%Y-%m-%d %H:00}  {h.signatures:>8}")
+        click.echo(f"signing outside {start:02d}:00-{end:02d}:00:")
+        for s in report.outside_hours:
+            click.echo(f"  {safe(s.site_id):<24} {s.signatures:>8} of {s.recorded}")
+        click.echo("sites signing far more records than they recorded:")
+        for s in report.oversigning:
+            click.echo(f"  {safe(s.site_id):<24} {s.signatures:>8} signatures, {s.recorded} doses recorded")
+        click.echo(
+            f"passports without a verified registry result: {report.passports_without_verified_registry}"
+        )
+    ctx.exit(0 if report.passports_without_verified_registry == 0 else EXIT_INVALID)
