@@ -84,7 +84,7 @@ def verify_document(
         raise SyncError("alg, kid and x5chain must be in the protected header", code="sync.malformed")
     try:
         signer = x509.load_der_x509_certificate(chain)
-    except ValueError as e:
+    except (ValueError, x509.InvalidVersion) as e:  # InvalidVersion is no ValueError (found by the bit flips)
         raise SyncError("x5chain is not a certificate", code="sync.malformed") from e
     if msg.kid != kid_for(chain):
         raise SyncError("the kid is not the signing certificate's", code="sync.kid_mismatch")
