@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test test-latest lock lint typecheck unit bench bench-hostile bench-pipeline fuzz vectors clean sysdeps install
+.PHONY: demo test test-latest lock lint typecheck unit bench bench-hostile bench-pipeline bench-revocation fuzz vectors clean sysdeps install
 
 $(UV): requirements/uv-bootstrap.txt
 	$(PY) -m venv $(TOOLS)
@@ -59,6 +59,11 @@ bench-pipeline: PEOPLE ?= 10000,100000,1000000
 bench-pipeline: BACKEND ?= sqlite
 bench-pipeline: sysdeps $(STAMP)
 	PEOPLE=$(PEOPLE) BACKEND=$(BACKEND) $(BIN)/python -m benchmarks.bench_pipeline
+
+## bench-revocation: memory per entry, build and lookup time of ENTRIES revocation hashes (issue 8: 10 M <= 300 MB)
+bench-revocation: ENTRIES ?= 10000000
+bench-revocation: $(STAMP)
+	taskset -c 0 $(BIN)/python -m benchmarks.bench_revocation --entries $(ENTRIES)
 
 ## vectors: regenerate test_vectors/ deterministically (fixed keys and clock)
 vectors: $(STAMP)

@@ -31,6 +31,7 @@ RANK = {
     "qr": 8,
     "conformance": 9,
     "storage": 9,
+    "sync": 9,
     "pipeline": 10,
     "cli": 11,
     "demo": 12,

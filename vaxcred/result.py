@@ -35,6 +35,7 @@ STEP_NAMES: tuple[str, ...] = (
     "time",
     "key_usage",
     "schema",
+    "revocation",
 )
 
 

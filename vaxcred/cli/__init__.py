@@ -41,6 +41,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "vaxcred.cli.corrections:revocations",
         "Revoked passports: EU gateway revocation batches",
     ),
+    "sync": (
+        "vaxcred.cli.sync:sync",
+        "Download trust list, rules, value sets and revocations (or publish them)",
+    ),
     "certificate-pdf": ("vaxcred.cli.signing:certificate_pdf", "The printable vaccination certificate (PDF)"),
 }
 
@@ -79,6 +83,8 @@ def cli() -> None:
     vaxcred issue person.json --keys KEYS --png qr.png
     vaxcred verify qr.png --trust-list trust.cbor --anchor KEYS/csca.pem
     vaxcred verify "HC1:..." --dsc dsc.pem --at 2021-06-01T00:00:00Z --json
+    vaxcred sync https://ministry.example/vaxcred --into data --anchor csca.pem
+    vaxcred verify qr.png --data data --anchor csca.pem
 
     \b
     national pipeline (--db URL or $VAXCRED_DB, default sqlite:///vaxcred.db):

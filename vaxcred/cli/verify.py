@@ -15,6 +15,7 @@ import click
 from vaxcred import errors
 from vaxcred.cli._common import EXIT_INVALID, EXIT_NEEDS_CHECK, EXIT_VALID, parse_at, safe
 from vaxcred.result import Status, VerificationResult
+from vaxcred.revocation import RevocationList
 from vaxcred.trust import Environment, TrustStore, load_gateway_trust_list, load_signed_trust_list
 from vaxcred.verify import verify as verify_passport
 from vaxcred.x509util import load_certificate_bytes
@@ -51,7 +52,9 @@ def _looks_like_image(data: bytes) -> bool:
     return qr.is_image(data)
 
 
-def _verify_image(data: bytes, trust: TrustStore, now: datetime, deadline: float) -> VerificationResult:
+def _verify_image(
+    data: bytes, trust: TrustStore, now: datetime, deadline: float, revocation: RevocationList | None
+) -> VerificationResult:
     """Decode the image in a child process (SECURITY.md #17): a parser crash or a pathological image
     costs at most ``deadline`` seconds and never this process."""
     from vaxcred.qr.isolated import IsolatedImageDecoder
@@ -61,7 +64,7 @@ def _verify_image(data: bytes, trust: TrustStore, now: datetime, deadline: float
         # child cannot start, decode() tries again and verify() reports image.decoder_crashed
         with contextlib.suppress(errors.ImageError):
             decoder.start()
-        return verify_passport(data, trust, now=now, image_decoder=decoder.decode)
+        return verify_passport(data, trust, now=now, image_decoder=decoder.decode, revocation=revocation)
 
 
 def _load_trust(
@@ -95,6 +98,35 @@ def _load_trust(
         return TrustStore.from_dsc_certificates(ders, environment=environment)
     except errors.VaxcredError as e:
         raise click.BadParameter(e.message, param_hint="--dsc") from e
+
+
+def _load_synced(
+    folder: Path, anchor: Path | None, env: str, at: datetime
+) -> tuple[TrustStore, RevocationList]:
+    """--data: the trust list and revocations of a folder kept by `vaxcred sync`, re-verified."""
+    from vaxcred.cli.sync import load_anchor
+    from vaxcred.sync import load_folder
+
+    if anchor is None:
+        raise click.UsageError("--data needs --anchor (the pinned CSCA certificate)")
+    data = load_folder(folder, anchor=load_anchor(anchor), environment=Environment[env], now=at)
+    for problem in data.problems:
+        click.echo(
+            f"{folder}: left out {safe(problem.path)} [{problem.code}] {safe(problem.message)}", err=True
+        )
+    if data.trust is None or data.revocation is None:
+        raise click.UsageError(f"no usable trust list and index in {folder} (run `vaxcred sync`)")
+    return data.trust, data.revocation
+
+
+def _load_revocations(paths: tuple[Path, ...], at: datetime) -> RevocationList:
+    """--revocations: batch files or folders as published (a bad file is reported and skipped)."""
+    from vaxcred.sync import load_revocation_files
+
+    revocation, problems = load_revocation_files(paths, now=at)
+    for problem in problems:
+        click.echo(f"left out {safe(problem.path)} [{problem.code}] {safe(problem.message)}", err=True)
+    return revocation
 
 
 def _print_human(result: VerificationResult, details: bool) -> None:
@@ -145,6 +177,17 @@ def _print_human(result: VerificationResult, details: bool) -> None:
     show_default=True,
     help="Trust environment; test and production never mix.",
 )
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A folder kept by `vaxcred sync`: its trust list and revocations (needs --anchor).",
+)
+@click.option(
+    "--revocations",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Revocation batches: a file (`vaxcred revocations export`) or a folder of *.json; repeatable.",
+)
 @click.option("--at", "at", metavar="ISO-8601", help="Verify as of this time (default: now).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the stable machine format).")
 @click.option("--details", is_flag=True, help="Also show passing steps and the whole certificate.")
@@ -162,6 +205,8 @@ def verify(
     trust_list: Path | None,
     anchor: Path | None,
     env: str,
+    data: Path | None,
+    revocations: tuple[Path, ...],
     at: str | None,
     as_json: bool,
     details: bool,
@@ -174,12 +219,20 @@ def verify(
     if not (math.isfinite(image_deadline) and image_deadline > 0):
         raise click.BadParameter("must be a positive number of seconds", param_hint="--image-deadline")
     now = parse_at(at)
-    trust = _load_trust(dscs, trust_list, anchor, env, now)
-    data = _read_input(input_value)
-    if isinstance(data, bytes) and _looks_like_image(data):
-        result = _verify_image(data, trust, now, image_deadline)
+    revocation: RevocationList | None = None
+    if data is not None:
+        if trust_list is not None or dscs:
+            raise click.UsageError("--data brings its own trust list: leave out --trust-list and --dsc")
+        trust, revocation = _load_synced(data, anchor, env, now)
     else:
-        result = verify_passport(data, trust, now=now)
+        trust = _load_trust(dscs, trust_list, anchor, env, now)
+    if revocations:
+        revocation = _load_revocations(revocations, now)
+    passport = _read_input(input_value)
+    if isinstance(passport, bytes) and _looks_like_image(passport):
+        result = _verify_image(passport, trust, now, image_deadline, revocation)
+    else:
+        result = verify_passport(passport, trust, now=now, revocation=revocation)
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False, sort_keys=False))
     else:
