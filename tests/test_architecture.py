@@ -31,6 +31,7 @@ RANK = {
     "conformance": 9,
     "storage": 9,
     "pipeline": 10,
+    "service": 10,
     "cli": 11,
     "demo": 12,
     "__main__": 12,

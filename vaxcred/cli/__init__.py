@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Revoked passports: EU gateway revocation batches",
     ),
     "certificate-pdf": ("vaxcred.cli.signing:certificate_pdf", "The printable vaccination certificate (PDF)"),
+    "serve": ("vaxcred.cli.serve:serve", "Serve the verify API and the border officer's page"),
 }
 
 
@@ -78,6 +79,7 @@ def cli() -> None:
     vaxcred issue person.json --keys KEYS --png qr.png
     vaxcred verify qr.png --trust-list trust.cbor --anchor KEYS/csca.pem
     vaxcred verify "HC1:..." --dsc dsc.pem --at 2021-06-01T00:00:00Z --json
+    vaxcred serve --trust-list trust.cbor --anchor KEYS/csca.pem --workers 2
 
     \b
     national pipeline (--db URL or $VAXCRED_DB, default sqlite:///vaxcred.db):
