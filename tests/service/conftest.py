@@ -40,3 +40,12 @@ def minimal_server(
         "--environment", "TST", "--minimal",
     ]  # fmt: skip
     yield from serving(args, tmp_path_factory.mktemp("minimal") / "stderr.log")
+
+
+@pytest.fixture(scope="session")
+def stale_server(
+    trust_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """Bare DSCs under --max-trust-age: no signed issue time, so trust never counts as fresh."""
+    args = ["--dsc", str(trust_files["dsc"]), "--environment", "TST", "--max-trust-age", "24"]
+    yield from serving(args, tmp_path_factory.mktemp("stale") / "stderr.log")

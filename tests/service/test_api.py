@@ -319,3 +319,14 @@ def test_access_log_is_json_without_personal_data(server: LiveServer, chain: Cha
     assert verifies[-1]["verify"] == {"status": "VALID", "codes": []}
     assert all(len(r["client"]) == 16 for r in verifies)
     assert any(r.get("route") == "other" for r in records)  # the raw path with HC1 text never logged
+
+
+def test_stale_trust_turns_valid_into_needs_check(stale_server: LiveServer, chain: Chain) -> None:
+    """Trust of unknown age under --max-trust-age: a genuine passport is NEEDS_CHECK, reason trust.stale."""
+    result = _ok(_verify(stale_server, {"qr": chain.valid()}))
+    assert result.status == "NEEDS_CHECK"
+    assert [r.code for r in result.reasons] == ["trust.stale"]
+    assert result.trust.fresh is False
+    assert result.holder is not None  # the signature holds: the officer may compare and check by hand
+    trust = TrustOut.model_validate_json(httpx.get(f"{stale_server.url}/trust", timeout=10).content)
+    assert trust.fresh is False

@@ -142,6 +142,27 @@ def test_expired_is_red_with_reason_and_language_switch(page: Any, chain: Chain,
     _keep(page, tmp_path, "service-page-invalid.png")
 
 
+def test_stale_trust_is_amber(browser: Any, stale_server: LiveServer, chain: Chain, tmp_path: Path) -> None:
+    """NEEDS_CHECK is amber with its reason, and the footer flags the trust list as out of date."""
+    context = browser.new_context(locale="en-GB")
+    try:
+        page = context.new_page()
+        page.goto(stale_server.url + "/")
+        page.wait_for_selector("body[data-ready='true']")
+        assert page.get_attribute("html", "lang") == "en"
+        page.fill("#qr-text", chain.valid())
+        page.click("#verify-button")
+        assert _verdict(page) == "NEEDS_CHECK"
+        assert page.text_content("#verdict-status") == "CHECK BY HAND"
+        assert page.is_visible("#reasons li[data-code='trust.stale']")
+        assert page.is_visible("#trust-stale")
+        colour = page.eval_on_selector("#verdict", "el => getComputedStyle(el).backgroundColor")
+        assert colour == "rgb(184, 110, 0)"
+        _keep(page, tmp_path, "service-page-needs-check.png")
+    finally:
+        context.close()
+
+
 def test_upload_photo_of_qr(page: Any, chain: Chain, tmp_path: Path) -> None:
     """A photo of the QR code (file input): decoded by the service, verdict shown."""
     photo = tmp_path / "qr.png"
@@ -149,6 +170,21 @@ def test_upload_photo_of_qr(page: Any, chain: Chain, tmp_path: Path) -> None:
     page.set_input_files("#image-input", str(photo))
     assert _verdict(page) == "VALID"
     assert page.text_content("#holder-dob") == HOLDER_DOB
+
+
+def test_large_photo_is_scaled_down_before_upload(page: Any, chain: Chain, tmp_path: Path) -> None:
+    """A photo over the service's 2 MiB limit (a noisy 2400 px PNG) is shrunk in the browser, then read."""
+    import random
+
+    code = Image.open(BytesIO(qr.render_png(chain.valid(), box_size=6))).convert("RGB")
+    rng = random.Random(1)
+    photo = Image.frombytes("RGB", (2400, 2400), rng.randbytes(2400 * 2400 * 3))
+    photo.paste(code, ((2400 - code.width) // 2, (2400 - code.height) // 2))
+    path = tmp_path / "photo.png"
+    photo.save(path, format="PNG")
+    assert path.stat().st_size > 3 * 1024 * 1024
+    page.set_input_files("#image-input", str(path))
+    assert _verdict(page) == "VALID"
 
 
 def test_camera_scan(page: Any) -> None:

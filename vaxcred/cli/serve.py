@@ -6,7 +6,7 @@ import importlib
 import importlib.util
 import logging
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,14 @@ def _load_data(directory: Path, now: datetime) -> tuple[dict[str, Any], tuple[An
     help="Trust environment; anything but PROD is flagged on every response and on the page.",
 )
 @click.option(
+    "--max-trust-age",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="HOURS",
+    help="Answer NEEDS_CHECK instead of VALID once the trust list is older than this (a list without a "
+    "signed issue time then never counts as fresh).",
+)
+@click.option(
     "--data",
     "data_dir",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
@@ -100,6 +108,7 @@ def serve(
     trust_list: Path | None,
     anchor: Path | None,
     env: str,
+    max_trust_age: float | None,
     data_dir: Path | None,
     host: str,
     port: int,
@@ -135,6 +144,8 @@ def serve(
     datasets: tuple[Any, ...] = ()
     if data_dir is not None:
         options, datasets = _load_data(data_dir, now)
+    if max_trust_age is not None:
+        options["max_trust_age"] = timedelta(hours=max_trust_age)
     try:
         context = VerifierContext(trust=trust, loaded_at=now, verify_options=options, datasets=datasets)
     except ValueError as e:

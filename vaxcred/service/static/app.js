@@ -156,9 +156,32 @@
     send(JSON.stringify({ qr: qr }), { "Content-Type": "application/json" });
   }
 
-  function verifyFile(file) {
+  // Phone photos are often larger than the service accepts (2 MiB): those are scaled down in the browser
+  // (longest side 1600 px, JPEG) before upload. Smaller files go as they are.
+  const MAX_UPLOAD_BYTES = 1500000;
+  const MAX_SIDE = 1600;
+
+  async function shrink(file) {
+    if (file.size <= MAX_UPLOAD_BYTES || typeof createImageBitmap !== "function") return file;
+    try {
+      const bitmap = await createImageBitmap(file);
+      const scale = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
+      const canvas = document.createElement("canvas");
+      canvas.width = Math.round(bitmap.width * scale);
+      canvas.height = Math.round(bitmap.height * scale);
+      canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+      bitmap.close();
+      const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
+      return blob || file;
+    } catch (e) {
+      return file; // not an image the browser can read: the service says what is wrong with it
+    }
+  }
+
+  async function verifyFile(file) {
+    const upload = await shrink(file);
     const form = new FormData();
-    form.append("image", file, file.name || "qr");
+    form.append("image", upload, upload === file ? file.name || "qr" : "photo.jpg");
     send(form, {});
   }
 
