@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -143,6 +144,27 @@ def test_uploaded_photo_is_decoded_and_verified(server: LiveServer, chain: Chain
     png = qr.render_png(chain.valid())
     response = httpx.post(f"{server.url}/verify", files={"image": ("qr.png", png, "image/png")}, timeout=10)
     assert _ok(response).status == "VALID"
+
+
+def _children(pid: int) -> list[str]:
+    """Command lines of the processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(cmdline)
+    return found
+
+
+def test_images_are_decoded_in_a_child_process(server: LiveServer) -> None:
+    """The worker runs an isolated decoder child (python -m vaxcred.qr.isolated): images never reach it."""
+    assert any("vaxcred.qr.isolated" in line for line in _children(server.process.pid))
 
 
 def test_raw_image_body_is_decoded_and_verified(server: LiveServer, chain: Chain) -> None:

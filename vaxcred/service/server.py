@@ -28,9 +28,11 @@ import uvicorn
 
 from vaxcred.service.logs import LOGGER
 
-__all__ = ["MAX_RESTARTS", "bind", "serve"]
+__all__ = ["MAX_CONNECTIONS", "MAX_RESTARTS", "bind", "serve"]
 
 MAX_RESTARTS = 5
+#: open connections per worker before uvicorn answers 503 (memory stays bounded under a flood)
+MAX_CONNECTIONS = 1024
 _log = logging.getLogger(LOGGER)
 
 
@@ -57,6 +59,8 @@ def _run_worker(app: Any, sock: socket.socket) -> None:
         loop="asyncio",
         http="h11",
         timeout_keep_alive=5,
+        # bounded: beyond this many open connections and requests a worker answers 503 at once
+        limit_concurrency=MAX_CONNECTIONS,
         server_header=False,
         h11_max_incomplete_event_size=16 * 1024,
     )
