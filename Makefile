@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test test-latest lock lint typecheck unit bench bench-hostile bench-pipeline bench-revocation fuzz vectors clean sysdeps install
+.PHONY: demo test test-latest lock lint typecheck unit bench bench-hostile bench-pipeline bench-revocation fuzz vectors clean sysdeps install bench-server
 
 $(UV): requirements/uv-bootstrap.txt
 	$(PY) -m venv $(TOOLS)
@@ -64,6 +64,11 @@ bench-pipeline: sysdeps $(STAMP)
 bench-revocation: ENTRIES ?= 10000000
 bench-revocation: $(STAMP)
 	taskset -c 0 $(BIN)/python -m benchmarks.bench_revocation --entries $(ENTRIES)
+
+## bench-server: vaxcred serve (2 workers) under a loopback load generator, a mix of real passports; capacity,
+## then latency at 80 % of it (DURATION seconds per phase); last line {"rps": …, "p50_ms": …, "p99_ms": …}
+bench-server: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_server --duration $(or $(DURATION),15) --workers 2
 
 ## vectors: regenerate test_vectors/ deterministically (fixed keys and clock)
 vectors: $(STAMP)

@@ -33,6 +33,7 @@ RANK = {
     "storage": 9,
     "sync": 9,
     "pipeline": 10,
+    "service": 10,
     "cli": 11,
     "demo": 12,
     "__main__": 12,

@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Download trust list, rules, value sets and revocations (or publish them)",
     ),
     "certificate-pdf": ("vaxcred.cli.signing:certificate_pdf", "The printable vaccination certificate (PDF)"),
+    "serve": ("vaxcred.cli.serve:serve", "Serve the verify API and the border officer's page"),
 }
 
 
@@ -85,6 +86,7 @@ def cli() -> None:
     vaxcred verify "HC1:..." --dsc dsc.pem --at 2021-06-01T00:00:00Z --json
     vaxcred sync https://ministry.example/vaxcred --into data --anchor csca.pem
     vaxcred verify qr.png --data data --anchor csca.pem
+    vaxcred serve --trust-list trust.cbor --anchor KEYS/csca.pem --workers 2
 
     \b
     national pipeline (--db URL or $VAXCRED_DB, default sqlite:///vaxcred.db):
