@@ -16,6 +16,8 @@ names in :class:`~vaxcred.result.VerificationResult`):
 (8) time:      DSC.notBefore <= iat <= now (+skew) <= exp <= DSC.notAfter
 (9) key_usage: exactly one of v/t/r, allowed by the DSC's extended key usage (either OID family)
 (10) schema:   the official JSON schema of the payload's own ``ver`` (compiled once)
+(11) rules:    the business rules of the arrival ``country`` (+ the issuer's invalidation rules), when a rule
+               set is given; a rule vaxcred cannot run makes the status NEEDS_CHECK, never VALID
 
 Nothing here reads the clock: ``now`` is a parameter.
 """
@@ -30,6 +32,7 @@ from typing import Any
 from vaxcred import crypto, errors, schema
 from vaxcred.codec import base45, compress, cose, cwt, prefix
 from vaxcred.result import STEP_NAMES, Holder, Status, Step, StepResult, VerificationResult
+from vaxcred.rules import RuleSet, judge
 from vaxcred.trust import TrustedDsc, TrustStore, check_chain
 from vaxcred.x509util import eku_allows
 
@@ -203,6 +206,9 @@ def verify(
     skew: timedelta = timedelta(0),
     max_trust_age: timedelta | None = None,
     image_decoder: Callable[[bytes], str] | None = None,
+    rules: RuleSet | None = None,
+    country: str | None = None,
+    region: str | None = None,
 ) -> VerificationResult:
     """Verify an HC1 string (or the bytes of one, or a PNG/JPEG image of its QR code) against ``trust``.
 
@@ -212,6 +218,7 @@ def verify(
     ``image_decoder`` reads the QR code of a PNG/JPEG input (default: :func:`vaxcred.qr.decode_image`, in
     this process); it must return the text or raise :class:`~vaxcred.errors.ImageError`, as
     ``vaxcred.qr.isolated.IsolatedImageDecoder(...).decode`` does (a child process under a hard deadline).
+    ``rules`` are the business rules to apply for arrival ``country`` (and ``region``): CERTLOGIC.md §7.
     Any input yields a result; only caller mistakes (naive ``now``, wrong types) raise.
     """
     if not isinstance(now, datetime):
@@ -337,7 +344,34 @@ def verify(
     else:
         steps.ok("schema", f"valid against DCC schema {dcc.get('ver')}")
 
+    # (11) rules: a rule that cannot be run fails the step but only asks for a check (NEEDS_CHECK)
+    rules_open = False
+    if rules is None:
+        steps.skip("rules", "rules.not_configured", "no business rules given")
+    else:
+        verdict = judge(
+            rules,
+            dcc,
+            at=now,
+            country=country,
+            region=region,
+            issuer_country=dsc.country,
+            iat=iat,
+            exp=exp,
+            kid=msg.kid,
+        )
+        base["rules"] = verdict.outcomes
+        if verdict.result == "pass":
+            steps.ok("rules", verdict.message)
+        elif verdict.result == "skip":
+            steps.skip("rules", verdict.code, verdict.message)
+        elif verdict.needs_check:
+            rules_open = True
+            steps.items.append(Step(name="rules", result=_FAIL, code=verdict.code, message=verdict.message))
+        else:
+            steps.fail("rules", verdict.code, verdict.message)
+
     status = None
-    if not steps.failed and not trust.is_fresh(now, max_trust_age):
+    if not steps.failed and (rules_open or not trust.is_fresh(now, max_trust_age)):
         status = Status.NEEDS_CHECK
     return steps.finish(status=status, **base)

@@ -13,7 +13,19 @@ import pytest
 from vaxcred.cli import main
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-STEPS = ["prefix", "base45", "zlib", "cose", "kid", "signature", "chain", "time", "key_usage", "schema"]
+STEPS = [
+    "prefix",
+    "base45",
+    "zlib",
+    "cose",
+    "kid",
+    "signature",
+    "chain",
+    "time",
+    "key_usage",
+    "schema",
+    "rules",
+]
 PERSON = {
     "name": "Trần Thị Thu Hương",
     "dob": "1985-11",

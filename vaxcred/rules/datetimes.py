@@ -88,15 +88,15 @@ def _days_in_month(year: int, month: int) -> int:
     return _days_from_civil(year + (month == 12), month % 12 + 1, 1) - _days_from_civil(year, month, 1)
 
 
-def _checked(ms: int, text: str) -> DateTime:
+def _checked(ms: int) -> DateTime:
     if not _MIN_MS <= ms <= _MAX_MS:
-        raise EvaluationError(f"date-time out of the years 0000-9999: {text[:40]!r}")
+        raise EvaluationError("date-time out of the years 0000-9999")
     return DateTime(ms)
 
 
-def _date(year: int, month: int, day: int, text: str) -> int:
+def _date(year: int, month: int, day: int) -> int:
     if not 1 <= month <= 12 or not 1 <= day <= _days_in_month(year, month):
-        raise EvaluationError(f"not a calendar date: {text[:40]!r}")
+        raise EvaluationError("not a calendar date")
     return _days_from_civil(year, month, day) * _MS_PER_DAY
 
 
@@ -109,7 +109,7 @@ def _partial(text: str) -> DateTime | None:
     if m:
         year, month = int(m[1]), int(m[2])
         if not 1 <= month <= 12:
-            raise EvaluationError(f"not a calendar month: {text[:40]!r}")
+            raise EvaluationError("not a calendar month")
         return DateTime(_days_from_civil(year, month, _days_in_month(year, month)) * _MS_PER_DAY)
     return None
 
@@ -124,22 +124,22 @@ def parse_date_time(text: str) -> DateTime:
         return partial
     m = _DATE.match(text)
     if m:
-        return DateTime(_date(int(m[1]), int(m[2]), int(m[3]), text))
+        return DateTime(_date(int(m[1]), int(m[2]), int(m[3])))
     m = _DATE_TIME.match(text)
     if not m:
-        raise EvaluationError(f"not a date or date-time in an accepted format: {text[:40]!r}")
+        raise EvaluationError("not a date or date-time in an accepted format")
     hour, minute, second = int(m[4]), int(m[5]), int(m[6])
     if hour > 23 or minute > 59 or second > 59:
-        raise EvaluationError(f"not a time of day: {text[:40]!r}")
-    ms = _date(int(m[1]), int(m[2]), int(m[3]), text)
+        raise EvaluationError("not a time of day")
+    ms = _date(int(m[1]), int(m[2]), int(m[3]))
     ms += ((hour * 60 + minute) * 60 + second) * 1000 + int((m[7] or "0")[:3].ljust(3, "0"))
     if m[9]:
         offset_hours, offset_minutes = int(m[10]), int(m[11] or "0")
         if offset_hours > 23 or offset_minutes > 59:
-            raise EvaluationError(f"not a time-zone offset: {text[:40]!r}")
+            raise EvaluationError("not a time-zone offset")
         offset = (offset_hours * 60 + offset_minutes) * 60_000
         ms += -offset if m[9] == "+" else offset
-    return _checked(ms, text)
+    return _checked(ms)
 
 
 def dcc_date_of_birth(text: str) -> DateTime:
@@ -149,8 +149,8 @@ def dcc_date_of_birth(text: str) -> DateTime:
         return partial
     m = _DATE.match(text)
     if not m:
-        raise EvaluationError(f"not a DCC date of birth (YYYY[-MM[-DD]]): {text[:40]!r}")
-    return DateTime(_date(int(m[1]), int(m[2]), int(m[3]), text))
+        raise EvaluationError("not a DCC date of birth (YYYY[-MM[-DD]])")
+    return DateTime(_date(int(m[1]), int(m[2]), int(m[3])))
 
 
 def plus_time(value: DateTime, amount: int, unit: str) -> DateTime:
@@ -158,9 +158,9 @@ def plus_time(value: DateTime, amount: int, unit: str) -> DateTime:
     if amount == 0:
         return value
     if unit == "hour":
-        return _checked(value.ms + amount * _MS_PER_HOUR, unit)
+        return _checked(value.ms + amount * _MS_PER_HOUR)
     if unit == "day":
-        return _checked(value.ms + amount * _MS_PER_DAY, unit)
+        return _checked(value.ms + amount * _MS_PER_DAY)
     days, rest = divmod(value.ms, _MS_PER_DAY)
     year, month, day = _civil_from_days(days)
     if unit == "month":
@@ -172,4 +172,4 @@ def plus_time(value: DateTime, amount: int, unit: str) -> DateTime:
         raise ValueError(f"unknown time unit {unit!r}")
     if not 0 <= year <= 9999:
         raise EvaluationError("date-time out of the years 0000-9999")
-    return _checked(_days_from_civil(year, month, day) * _MS_PER_DAY + rest, unit)
+    return _checked(_days_from_civil(year, month, day) * _MS_PER_DAY + rest)
