@@ -29,7 +29,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import MappingProxyType
 from typing import Any
 
 from vaxcred.errors import EvaluationError
@@ -103,9 +102,10 @@ _CERTIFICATE_TYPES = (("r", "Recovery"), ("v", "Vaccination"), ("t", "Test"))
 
 @functools.cache
 def value_set_codes() -> Mapping[str, list[str]]:
-    """``external.valueSets``: value-set id → the codes of each vendored EU value set (built once)."""
+    """``external.valueSets``: value-set id → the codes of each vendored EU value set (built once and shared:
+    a plain ``dict``, as the evaluator indexes only ``dict``/``list``; nothing may mutate it)."""
     sets = load_value_sets().sets.values()
-    return MappingProxyType({vs.id: list(vs.entries) for vs in sets})
+    return {vs.id: list(vs.entries) for vs in sets}
 
 
 def _instant(moment: datetime) -> str:
