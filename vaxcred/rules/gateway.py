@@ -45,6 +45,7 @@ __all__ = [
     "parse_rule",
     "parse_version",
     "rule_problems",
+    "schema_problems",
 ]
 
 ENGINE = "CERTLOGIC"
@@ -352,6 +353,16 @@ def _layers(rule: Any, lint: bool) -> Iterator[list[Problem]]:
     if lint:
         checker.lint(rule)
         yield checker.problems
+
+
+def schema_problems(rule: Any) -> tuple[Problem, ...]:
+    """Layer 1 alone: the problems the gateway's JSON schema finds (jsonschema's verdict, in vaxcred's code)."""
+    checker = _Checker()
+    if not isinstance(rule, dict):
+        checker.add("", "a rule must be a JSON object")
+    else:
+        checker.schema(rule)
+    return tuple(checker.problems)
 
 
 def rule_problems(rule: Any, *, lint: bool = True) -> tuple[Problem, ...]:
