@@ -24,6 +24,7 @@ RANK = {
     "x509util": 5,
     "keys": 6,
     "trust": 6,
+    "rules": 6,
     "result": 7,
     "issue": 7,
     "revocation": 7,

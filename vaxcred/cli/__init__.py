@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "log": ("vaxcred.cli.log:log_group", "The tamper-evident issuance log: heads, audit, proofs"),
     "issue": ("vaxcred.cli.issue:issue", "Sign a vaccination certificate and print its HC1 text"),
     "verify": ("vaxcred.cli.verify:verify", "Verify an HC1 string, a file holding one, or a QR image"),
+    "rules": (
+        "vaxcred.cli.rules:rules",
+        "Evaluate and validate CertLogic expressions and EU gateway business rules",
+    ),
     "trustlist": (
         "vaxcred.cli.trustlist:trustlist",
         "Trust lists: EU gateway JSON or a signed national list",
