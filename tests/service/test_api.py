@@ -128,8 +128,12 @@ def test_minimal_mode_discloses_status_reasons_name_and_dob_only(
     assert result.status == "VALID"
     assert result.holder is not None
     assert result.holder.dob == HOLDER_DOB
-    # bare DSCs: the officer's screen says the chain was not checked
-    assert [n.code for n in result.notes] == ["chain.not_checked"]
+    # bare DSCs and no data folder: the officer's screen says what was not checked
+    assert [n.code for n in result.notes] == [
+        "chain.not_checked",
+        "revocation.not_configured",
+        "rules.not_configured",
+    ]
     assert "kid" not in response.text
 
 
