@@ -65,7 +65,7 @@ def test_dsc_from_another_csca(csca: Issued) -> None:
 
 def test_self_signed_dsc_refused(csca: Issued) -> None:
     """A home-made "DSC" signing itself fails chain.bad_signature (SECURITY.md pitfall 15)."""
-    fake = make_ca("VN", cn="DSC", ca=None)  # a CA flag would already be refused by TrustedDsc
+    fake = make_ca("VN", cn="DSC")
     assert _code(trusted(fake), store_of(cscas=[("VN", csca)])) == "chain.bad_signature"
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "TrustStore",
     "TrustedDsc",
     "dsc_problem",
+    "dual_purpose_problem",
     "require_environment",
 ]
 
@@ -91,21 +92,30 @@ def is_country(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and _COUNTRY.fullmatch(value) is not None
 
 
-def dsc_problem(info: DscInfo) -> tuple[str, str] | None:
-    """``(code, message)`` if ``info`` may not serve as a DSC at all, else ``None`` (one key, one purpose).
-
-    - ``trust.dsc_is_ca``: basicConstraints cA is set: a CA key signs certificates, not passports;
-    - ``trust.dsc_dual_purpose``: the EKU holds the trust-list purpose (``TRUST_LIST_EKU``): a key that
-      may sign trust lists must not sign passports, and a trust-list key is no DSC.
-    """
-    if info.is_ca:
-        return "trust.dsc_is_ca", "the certificate is a CA (basicConstraints cA): not a document signer"
+def dual_purpose_problem(info: DscInfo) -> tuple[str, str] | None:
+    """``("trust.dsc_dual_purpose", message)`` if the EKU holds the trust-list purpose: a key that may sign
+    trust lists must not sign passports (one key, one purpose).  No :class:`TrustedDsc` carries one."""
     if info.eku is not None and TRUST_LIST_EKU.dotted_string in info.eku:
         return (
             "trust.dsc_dual_purpose",
             "the certificate carries the trust-list purpose: one key, one purpose, it cannot be a DSC",
         )
     return None
+
+
+def dsc_problem(info: DscInfo) -> tuple[str, str] | None:
+    """``(code, message)`` if ``info`` may not be a DSC in a trust list, else ``None``.
+
+    - ``trust.dsc_is_ca``: basicConstraints cA is set: a CA key signs certificates, not passports;
+    - ``trust.dsc_dual_purpose``: see :func:`dual_purpose_problem`.
+
+    The list loaders reject such entries and :func:`~vaxcred.trust.check_chain` fails them
+    (``chain.dsc_is_ca``).  Bare ``--dsc`` certificates are trusted as handed over, CA flag included
+    (a real Latvian DSC is a self-signed CA, DCC.md §9): that mode is shown as unchained.
+    """
+    if info.is_ca:
+        return "trust.dsc_is_ca", "the certificate is a CA (basicConstraints cA): not a document signer"
+    return dual_purpose_problem(info)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,7 +134,7 @@ class TrustedDsc:
             raise ValueError(f"country must be ISO 3166-1 alpha-2 (or empty), got {self.country!r}")
         if not isinstance(self.source, str) or not self.source:
             raise ValueError("source must be a non-empty string")
-        problem = dsc_problem(self.info)
+        problem = dual_purpose_problem(self.info)
         if problem is not None:
             raise ValueError(f"{problem[0]}: {problem[1]}")
 
@@ -278,7 +288,7 @@ class TrustStore:
                 raise TrustStoreError(
                     f"certificate #{index} is not a usable DSC: {e}", code="trust.bad_certificate"
                 ) from e
-            problem = dsc_problem(info)
+            problem = dual_purpose_problem(info)
             if problem is not None:
                 raise TrustStoreError(f"certificate #{index}: {problem[1]}", code=problem[0])
             country = info.country if is_country(info.country) else ""
