@@ -64,13 +64,22 @@ def test_properly_signed_list_loads_authenticated(world: GatewayWorld) -> None:
     assert loaded.ignored == 1  # the UPLOAD entry authenticates, it is never trusted for passports
 
 
-def test_unsigned_entries_are_rejected_when_authenticating(world: GatewayWorld) -> None:
-    """An entry without a signature is never authenticated trust (regression: the list was taken as is)."""
+def test_unsigned_list_is_refused_when_authenticating(world: GatewayWorld) -> None:
+    """A list none of whose entries carries a valid signature is refused as a whole (trust.unauthenticated;
+    regression: it was taken as production trust)."""
     entries = [gateway_entry(world.csca, "CSCA"), gateway_entry(world.dsc)]  # signature ""
-    loaded = _load(entries, world)
-    assert loaded.store.all_dscs() == ()
-    assert loaded.store.all_cscas() == ()
-    assert all("no CMS signature" in reason for reason in _reasons(loaded).values())
+    with pytest.raises(TrustStoreError) as info:
+        _load(entries, world)
+    assert info.value.code == "trust.unauthenticated"
+    assert "no CMS signature" in info.value.message
+
+
+def test_unsigned_entries_beside_signed_ones_are_rejected(world: GatewayWorld) -> None:
+    """In a partly signed list only the signed entries load; each unsigned one is reported."""
+    extra = make_leaf(world.csca)
+    loaded = _load([*world.entries(), gateway_entry(extra)], world)
+    assert [d.info.der for d in loaded.store.all_dscs()] == [world.dsc.der]
+    assert "no CMS signature" in _reasons(loaded)[3]
 
 
 def test_rogue_chain_is_not_trusted(world: GatewayWorld) -> None:
@@ -134,16 +143,17 @@ def test_upload_certificate_not_signed_by_the_anchor_cannot_vouch(world: Gateway
 
 def test_csca_signed_by_an_upload_key_rejected(world: GatewayWorld) -> None:
     """CSCA entries need the trust anchor's signature; a country's upload key cannot add CSCAs."""
-    entries = [*world.entries()[:1], gateway_entry(world.csca, "CSCA", signed_by=world.upload)]
-    assert list(_reasons(_load(entries, world))) == [1]
+    entries = [*world.entries(), gateway_entry(make_ca("VN"), "CSCA", signed_by=world.upload)]
+    assert list(_reasons(_load(entries, world))) == [3]
 
 
 def test_garbage_signature_rejected_not_raised(world: GatewayWorld) -> None:
     """A signature that is not Base64, or Base64 of junk, is a rejected entry, never an exception."""
     entries = world.entries()
     entries[1]["signature"] = "not base64!"
-    entries[2]["signature"] = base64.b64encode(b"\x30\x80junk").decode()
-    assert set(_reasons(_load(entries, world))) == {1, 2}
+    junk = base64.b64encode(b"\x30\x80junk").decode()
+    entries.append(gateway_entry(make_leaf(world.csca), signature=junk))
+    assert set(_reasons(_load(entries, world))) == {1, 3}
 
 
 def test_expired_anchor_refuses_the_list(world: GatewayWorld) -> None:

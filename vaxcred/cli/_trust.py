@@ -151,12 +151,6 @@ def load_trust_list(
                     retrieved_at=retrieved_at,
                 )
                 store = loaded.store
-                if not store.all_dscs() and not store.all_cscas() and loaded.rejected:
-                    raise click.UsageError(
-                        f"[trust.unauthenticated] no entry of {path} is signed by the anchor "
-                        f"({len(loaded.rejected)} rejected, e.g. {safe(loaded.rejected[0].reason)}): "
-                        "an unsigned list is never authenticated trust"
-                    )
                 return LoadedTrust(store=store, rejected=loaded.rejected)
             if not unsafe_unauthenticated:
                 raise click.UsageError(

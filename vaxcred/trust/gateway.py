@@ -330,10 +330,12 @@ def _load(
     dscs: list[TrustedDsc] = []
     cscas: list[tuple[str, x509.Certificate]] = []
     per_kid: dict[bytes, int] = {}
+    authenticated = attempted = 0
     for entry in entries:
         if entry.cert_type == "UPLOAD":
             continue
         digest = hashlib.sha256(entry.der).digest()
+        attempted += 1
         try:
             if digest.hex() in withdrawn_thumbprints or (
                 entry.cert_type == "DSC" and digest[:KID_LENGTH] in withdrawn_kids
@@ -346,6 +348,7 @@ def _load(
                     _authenticate(
                         entry, uploads.get(entry.country, []), f"{entry.country} upload certificate"
                     )
+                authenticated += 1
             if entry.cert_type == "DSC":
                 dsc = _dsc(entry)
                 count = per_kid.get(dsc.kid, 0)
@@ -357,6 +360,13 @@ def _load(
                 cscas.append((entry.country, _certificate(entry.der)))
         except _Reject as e:
             rejected.append(RejectedEntry(index=entry.index, reason=str(e)))
+    if anchors is not None and attempted and not authenticated:
+        first = next((r.reason for r in rejected), "")
+        raise TrustStoreError(
+            f"none of the {attempted} CSCA/DSC entries is signed by the gateway trust anchor or an upload "
+            f"certificate it vouches for (e.g. {first}): an unsigned list is never authenticated trust",
+            code="trust.unauthenticated",
+        )
     mode = TrustMode.GATEWAY if anchors is not None else TrustMode.UNAUTHENTICATED
     store = TrustStore.build(
         environment=environment, mode=mode, dscs=dscs, cscas=cscas, issued_at=retrieved_at
@@ -400,7 +410,8 @@ def load_gateway_trust_list(
     ``anchors`` are the pinned gateway trust-anchor certificates (at least one valid at ``now``, else
     TrustStoreError ``trust.anchor_not_valid``).  CSCA and UPLOAD entries must carry a CMS signature by an
     anchor, DSC entries one by an authenticated UPLOAD certificate of their country; entries that do not
-    are reported in ``rejected``, never loaded.  ``retrieved_at`` is when the caller fetched the document
+    are reported in ``rejected``, never loaded; if no CSCA or DSC entry authenticates at all the list is
+    refused (TrustStoreError ``trust.unauthenticated``).  ``retrieved_at`` is when the caller fetched the document
     from the gateway (over an authenticated channel): the gateway JSON carries no signed issue time, so
     without it the list's age is unknown and a verifier answers NEEDS_CHECK.
     """
