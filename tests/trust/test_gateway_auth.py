@@ -9,6 +9,8 @@ import logging
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.trust.certs import (
     DAY,
@@ -34,6 +36,13 @@ from vaxcred.trust import (
 @pytest.fixture(scope="module")
 def world() -> GatewayWorld:
     return make_gateway_world()
+
+
+_WORLD = make_gateway_world()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 def _load(entries: list[Any], world: GatewayWorld, **kwargs: Any) -> GatewayTrustList:
@@ -239,3 +248,41 @@ def test_dsc_with_trust_list_purpose_rejected(world: GatewayWorld) -> None:
     reasons = _reasons(_load(entries, world))
     assert list(reasons) == [3]
     assert "trust.dsc_dual_purpose" in reasons[3]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "certificateType": st.sampled_from(["CSCA", "DSC", "UPLOAD", "AUTHENTICATION"]),
+                "country": st.sampled_from(["VN", "DE", "vn", ""]),
+                "kid": st.text(max_size=16),
+                "thumbprint": st.one_of(st.none(), st.text(max_size=70)),
+                "signature": st.one_of(st.none(), st.text(max_size=40), st.binary(max_size=60).map(_b64)),
+                "rawData": st.one_of(st.none(), st.binary(max_size=60).map(_b64)),
+            }
+        ),
+        max_size=6,
+    )
+)
+def test_random_entries_never_escape_the_authenticated_loader(entries: list[dict[str, Any]]) -> None:
+    """Hostile entries under authentication: loaded, reported, or TrustStoreError; nothing else."""
+    try:
+        loaded = _load(entries, _WORLD)
+    except TrustStoreError as e:
+        assert e.code == "trust.unauthenticated"  # noqa: PT017 - the only document-level refusal here
+        return
+    assert loaded.store.all_dscs() == ()
+    assert loaded.store.all_cscas() == ()
+
+
+@pytest.mark.parametrize("field", ["rawData", "kid", "signature"])
+def test_non_ascii_base64_fields_are_rejected_not_raised(world: GatewayWorld, field: str) -> None:
+    """Non-ASCII text in a Base64 field is a rejected entry (regression: b64decode's ValueError escaped)."""
+    entries = world.entries()
+    entries.append(gateway_entry(make_leaf(world.csca), signed_by=world.upload, **{field: "é" * 8}))
+    assert 3 in _reasons(_load(entries, world))
+    document = json.dumps([gateway_entry(world.dsc, **{field: "é" * 8})]).encode()
+    loaded = load_gateway_trust_list_unsafe_unauthenticated(document, environment=Environment.TST)
+    assert len(loaded.rejected) + len(loaded.withdrawn) >= 1 or field == "signature"

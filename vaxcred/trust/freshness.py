@@ -235,12 +235,10 @@ class RollbackState:
             if not isinstance(entry, dict) or set(entry) != {"sequence", "issued_at"}:
                 raise _state_error(f"entry {env!r} must hold exactly sequence and issued_at")
             issued = entry["issued_at"]
+            if not isinstance(issued, str):
+                raise _state_error(f"entry {env!r}: issued_at is not a string")
             try:
-                when = datetime.fromisoformat(issued) if isinstance(issued, str) else None
-                if when is None:
-                    raise ValueError("issued_at is not a string")
-                parsed[env] = (entry["sequence"], when)
-                continue
+                parsed[env] = (entry["sequence"], datetime.fromisoformat(issued))
             except ValueError as e:
                 raise _state_error(f"entry {env!r}: {e}") from e
         try:

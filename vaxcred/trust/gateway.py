@@ -31,7 +31,6 @@ TrustStoreError(``trust.malformed``).  Pure: bytes in, bytes out.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import logging
@@ -160,7 +159,7 @@ def _check_entry(entry: Mapping[str, Any], der: bytes) -> None:
     """kid, thumbprint, timestamp, signature type: the parts that do not depend on certificateType."""
     try:
         kid = base64.b64decode(_text(entry, "kid"), validate=True)
-    except binascii.Error as e:
+    except ValueError as e:  # binascii.Error, or non-ASCII text
         raise _Reject(f"kid is not Base64: {e}") from e
     digest = hashlib.sha256(der).digest()
     if len(kid) != KID_LENGTH or kid != digest[:KID_LENGTH]:
@@ -185,7 +184,7 @@ def _decode_raw(value: str) -> bytes:
         raise _Reject("rawData too large")
     try:
         der = base64.b64decode(value, validate=True)
-    except binascii.Error as e:
+    except ValueError as e:  # binascii.Error, or non-ASCII text
         raise _Reject(f"rawData is not Base64: {e}") from e
     if not der:
         raise _Reject("rawData is empty")
@@ -253,7 +252,7 @@ def _parse_entries(
 def _kid_bytes(kid: str) -> bytes | None:
     try:
         return base64.b64decode(kid, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or non-ASCII text
         return None
 
 
@@ -265,7 +264,7 @@ def _authenticate(entry: _Entry, signers: Sequence[x509.Certificate], who: str) 
         raise _Reject("signature too large")
     try:
         cms = base64.b64decode(entry.signature, validate=True)
-    except binascii.Error as e:
+    except ValueError as e:  # binascii.Error, or non-ASCII text
         raise _Reject(f"signature is not Base64: {e}") from e
     try:
         verify_signed_data(cms, entry.der, signers)
