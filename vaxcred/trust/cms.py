@@ -200,6 +200,12 @@ def _algorithm(node: _Node) -> tuple[str, _Node | None]:
     return _oid(parts[0]), parts[1] if len(parts) == 2 else None
 
 
+def _version(node: _Node, allowed: tuple[int, ...]) -> None:
+    content = node.expect(_INTEGER).content
+    if len(content) != 1 or content[0] not in allowed:
+        raise CmsError(f"CMS version must be one of {allowed}")
+
+
 def _digest(oid: str) -> hashes.HashAlgorithm:
     algorithm = _DIGESTS.get(oid)
     if algorithm is None:
@@ -227,7 +233,7 @@ def _signed_data(data: bytes) -> tuple[bytes | None, list[_SignerInfo]]:
     parts = outer[1].expect(_CTX0).single().expect(_SEQUENCE).children()
     if len(parts) < 4:
         raise CmsError("SignedData has too few fields")
-    parts[0].expect(_INTEGER)
+    _version(parts[0], (1, 3, 4, 5))
     parts[1].expect(_SET)
     encap = parts[2].expect(_SEQUENCE).children()
     if not encap or _oid(encap[0]) != _ID_DATA:
@@ -250,7 +256,7 @@ def _signer_info(node: _Node) -> _SignerInfo:
     parts = node.expect(_SEQUENCE).children()
     if len(parts) < 5:
         raise CmsError("SignerInfo has too few fields")
-    parts[0].expect(_INTEGER)  # version; parts[1] is the sid, a hint only
+    _version(parts[0], (1, 3))  # parts[1] is the sid, a hint only
     digest_oid, _ = _algorithm(parts[2])
     rest = parts[3:]
     signed_attrs = None
