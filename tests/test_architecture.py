@@ -14,6 +14,7 @@ RANK = {
     "errors": 0,
     "oids": 0,
     "privacy": 0,
+    "text": 0,
     "model": 1,
     "valuesets": 2,
     "schema": 2,
@@ -36,7 +37,7 @@ RANK = {
     "__main__": 12,
 }
 #: modules that must stay pure: they never open files, sockets or read the clock
-PURE = ["codec", "crypto", "model", "schema", "trust", "verify", "issue", "x509util", "result"]
+PURE = ["codec", "text", "crypto", "model", "schema", "trust", "verify", "issue", "x509util", "result"]
 
 
 def _module_of(path: Path) -> str:
