@@ -11,6 +11,8 @@ fi
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # poppler: the PDF certificate tests extract its text and render page 1 back to a QR
 command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
+# Node.js: the ECMA-262 oracle for JSON Schema patterns (tests/adversarial/test_schema_semantics.py)
+command -v node >/dev/null 2>&1 || command -v nodejs >/dev/null 2>&1 || missing+=(nodejs)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

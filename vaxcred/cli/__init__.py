@@ -1,6 +1,7 @@
 """The ``vaxcred`` command line: thin click commands over the library.
 
 ``main()`` maps outcomes to exit codes: 0 VALID / success, 1 INVALID / refused, 2 NEEDS_CHECK, 3 usage error.
+An unexpected exception (a defect) prints one line, never a traceback, and exits 1: fail closed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 import click
 
 from vaxcred import __version__
-from vaxcred.cli._common import EXIT_USAGE
+from vaxcred.cli._common import EXIT_INVALID, EXIT_USAGE, safe
 
 __all__ = ["cli", "main", "run"]
 
@@ -101,14 +102,18 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as e:
         return int(e.exit_code)
     except click.UsageError as e:
-        e.show()
+        # messages may quote arguments, file names and library errors: shown without raw controls
+        click.UsageError(safe(e.format_message()), ctx=e.ctx).show()
         return EXIT_USAGE
     except click.ClickException as e:
-        e.show()
+        click.ClickException(safe(e.format_message())).show()
         return e.exit_code
     except click.Abort:
         click.echo("aborted", err=True)
         return EXIT_USAGE
+    except Exception as e:  # a defect of ours, never the user's: no traceback on their screen, fail closed
+        click.echo(f"vaxcred: internal error ({type(e).__name__}); please report it", err=True)
+        return EXIT_INVALID
     return code if isinstance(code, int) else 0
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import sys
 from datetime import datetime
@@ -15,6 +14,7 @@ import click
 from vaxcred import errors
 from vaxcred.cli._common import EXIT_INVALID, EXIT_NEEDS_CHECK, EXIT_VALID, parse_at, safe
 from vaxcred.result import Status, VerificationResult
+from vaxcred.text import clip, json_dumps_safe
 from vaxcred.trust import Environment, TrustStore, load_gateway_trust_list, load_signed_trust_list
 from vaxcred.verify import verify as verify_passport
 from vaxcred.x509util import load_certificate_bytes
@@ -42,7 +42,7 @@ def _read_input(value: str) -> str | bytes:
         with path.open("rb") as fh:
             return fh.read(_MAX_FILE + 1)
     except OSError as e:
-        raise click.BadParameter(f"cannot read {value}: {e.strerror}", param_hint="INPUT") from e
+        raise click.BadParameter(f"cannot read {safe(clip(value))}: {e.strerror}", param_hint="INPUT") from e
 
 
 def _looks_like_image(data: bytes) -> bool:
@@ -115,7 +115,7 @@ def _print_human(result: VerificationResult, details: bool) -> None:
         if details or step.result.value != "pass":
             click.echo(f"  {mark} {step.name:<10} {step.code}: {safe(step.message)}")
     if details and result.certificate:
-        click.echo(json.dumps(result.certificate, ensure_ascii=False, indent=2))
+        click.echo(json_dumps_safe(result.certificate, indent=2))
 
 
 @click.command()
@@ -181,7 +181,7 @@ def verify(
     else:
         result = verify_passport(data, trust, now=now)
     if as_json:
-        click.echo(json.dumps(result.to_json(), ensure_ascii=False, sort_keys=False))
+        click.echo(json_dumps_safe(result.to_json()))
     else:
         _print_human(result, details)
     click.get_current_context().exit(_EXIT[result.status])
