@@ -62,6 +62,20 @@ def open_chain(folder: Path) -> KeyChainDir:
     return KeyChainDir(folder=folder, passphrase=passphrase())
 
 
+def write_private(path: Path, data: bytes, *, option: str) -> None:
+    """Write a bearer credential (passport text, its QR code) readable by its owner only: mode 0600 whatever
+    the umask, an existing file truncated and narrowed to 0600, never through a symbolic link."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o600)
+            fh.write(data)
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise click.BadParameter(f"cannot write {safe(clip(str(path)))}: {reason}", param_hint=option) from e
+
+
 class RefusedError(click.ClickException):
     """A typed library error shown with its stable code; exit 1."""
 
