@@ -7,12 +7,14 @@ An unexpected exception (a defect) prints one line, never a traceback, and exits
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
 
 from vaxcred import __version__
 from vaxcred.cli._common import EXIT_INVALID, EXIT_USAGE, safe
+from vaxcred.text import clip
 
 __all__ = ["cli", "main", "run"]
 
@@ -96,9 +98,15 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; usage errors exit 3 (click's own default, 2, means NEEDS_CHECK here)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    for index, arg in enumerate(args, start=1):
+        problem = _argument_problem(arg)
+        if problem:
+            click.echo(f"Error: argument {index} {problem}", err=True)
+            return EXIT_USAGE
     try:
         # standalone_mode=False: click returns ctx.exit()'s code instead of calling sys.exit
-        code = cli.main(args=argv, prog_name="vaxcred", standalone_mode=False)
+        code = cli.main(args=args, prog_name="vaxcred", standalone_mode=False)
     except click.exceptions.Exit as e:
         return int(e.exit_code)
     except click.UsageError as e:
@@ -111,10 +119,27 @@ def main(argv: list[str] | None = None) -> int:
     except click.Abort:
         click.echo("aborted", err=True)
         return EXIT_USAGE
+    except OSError as e:  # the file system refused a path the user named (missing, a folder, too long, ...)
+        name = e.filename
+        shown = os.fsdecode(name) if isinstance(name, str | bytes) else str(name)
+        where = f": {safe(clip(shown))}" if name is not None else ""
+        click.echo(f"Error: {safe(e.strerror or type(e).__name__)}{where}", err=True)
+        return EXIT_USAGE
     except Exception as e:  # a defect of ours, never the user's: no traceback on their screen, fail closed
         click.echo(f"vaxcred: internal error ({type(e).__name__}); please report it", err=True)
         return EXIT_INVALID
     return code if isinstance(code, int) else 0
+
+
+def _argument_problem(arg: str) -> str | None:
+    """Why a command-line argument cannot be used as text at all (``None`` if it can)."""
+    if "\x00" in arg:
+        return "holds a NUL byte"
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, carried as lone surrogates (PEP 383)
+        return "is not valid UTF-8"
+    return None
 
 
 def run() -> None:
