@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.adversarial.signing import sign_claims
-from tests.adversarial.strategies import UNSAFE_CHARS
+from tests.adversarial.strategies import UNSAFE_CHARS, hostile_claims
 from tests.interop.payloads import DAY, NOW, sample_dcc
 from vaxcred import keys
 from vaxcred.cli import main
@@ -152,3 +153,21 @@ def test_json_dumps_safe_never_writes_nan() -> None:
         "dn": "NaN",
         "sd": ["Infinity", "-Infinity"],
     }
+
+
+@settings(max_examples=40, deadline=None)
+@given(claims=hostile_claims())
+def test_human_output_of_any_signed_payload_is_safe(dsc: keys.KeyPair, claims: Any) -> None:
+    """Whatever a trusted key signed, `verify --details` prints no raw unsafe character and --json parses."""
+    from vaxcred.cli.verify import _print_human
+    from vaxcred.trust import TrustStore
+    from vaxcred.verify import verify
+
+    store = TrustStore.from_dsc_certificates([dsc.certificate.public_bytes(Encoding.DER)])
+    result = verify(sign_claims(dsc, claims), store, now=NOW + DAY)
+    runner = CliRunner()
+    with runner.isolation() as (stdout, _, _):
+        _print_human(result, details=True)
+    shown = stdout.getvalue().decode("utf-8")
+    assert _raw_unsafe(shown) == []
+    assert json.loads(json_dumps_safe(result.to_json()))["status"] == result.status.value
