@@ -15,7 +15,8 @@ names in :class:`~vaxcred.result.VerificationResult`):
 (7) chain:     DSC -> CSCA of its country at ``now`` (``skip`` when only bare DSCs were handed over)
 (8) time:      DSC.notBefore <= iat <= now (+skew) <= exp <= DSC.notAfter
 (9) key_usage: exactly one of v/t/r, allowed by the DSC's extended key usage (either OID family)
-(10) schema:   the official JSON schema of the payload's own ``ver`` (compiled once)
+(10) schema:   the official JSON schema of the payload's own ``ver`` (compiled once, ECMA-262 patterns), plus
+               the DCC profile: exactly one v/t/r entry, whole-value country and date of birth
 
 Nothing here reads the clock: ``now`` is a parameter.
 """
