@@ -12,6 +12,7 @@ so the officer sees that the field holds something odd.
 * :func:`json_dumps_safe` — JSON whose text holds none of these characters raw (they become JSON ``\\u``
   escapes, so the document still parses to the same value); non-finite floats become strings, so the
   output is always valid JSON;
+* :func:`json_compatible` — a JSON-like value with non-finite floats as strings (strict JSON);
 * :func:`clip` — a bounded ``repr`` of an untrusted value for an error message.
 
 Pure: no I/O.
@@ -23,7 +24,7 @@ import json
 import math
 from typing import Any, Final
 
-__all__ = ["clip", "is_terminal_safe", "json_dumps_safe", "terminal_safe"]
+__all__ = ["clip", "is_terminal_safe", "json_compatible", "json_dumps_safe", "terminal_safe"]
 
 #: Printable by :meth:`str.isprintable` yet invisible or joining: shown escaped as well.
 _INVISIBLE: Final = frozenset(
@@ -70,14 +71,15 @@ def _json_escape(ch: str) -> str:
     return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with non-finite floats as strings (``"NaN"``, ``"Infinity"``): JSON has no such numbers."""
+def json_compatible(value: Any) -> Any:
+    """``value`` with non-finite floats as strings (``"NaN"``, ``"Infinity"``, ``"-Infinity"``): strict JSON
+    has no such numbers, and a signed DCC may carry them (CBOR floats)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value).replace("inf", "Infinity").replace("nan", "NaN")
     if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
+        return {key: json_compatible(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
+        return [json_compatible(item) for item in value]
     return value
 
 
@@ -87,7 +89,7 @@ def json_dumps_safe(value: Any, *, indent: int | None = None) -> str:
     ``json.dumps`` escapes C0 controls itself; every other unsafe character can only stand inside a JSON
     string, where its ``\\uXXXX`` escape denotes the same character.  The layout's own newlines stay.
     """
-    text = json.dumps(_finite(value), ensure_ascii=False, indent=indent, allow_nan=False)
+    text = json.dumps(json_compatible(value), ensure_ascii=False, indent=indent, allow_nan=False)
     if is_terminal_safe(text.replace("\n", "")):
         return text
     return "".join(_json_escape(ch) if ch != "\n" and _unsafe(ch) else ch for ch in text)

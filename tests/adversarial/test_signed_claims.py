@@ -61,6 +61,7 @@ def check_result(result: VerificationResult) -> None:
         assert result.status is Status.INVALID
         assert result.certificate is None
     assert result.kid is None or len(result.kid) <= 8
+    json.dumps(result.to_json(), allow_nan=False)  # strict JSON as it is (an HTTP service sends it so)
     document = json.loads(json_dumps_safe(result.to_json()))
     assert document["status"] == result.status.value
 
@@ -115,6 +116,20 @@ def test_any_signed_claims_give_a_result_long(
 
 
 # --- regressions -------------------------------------------------------------------------------------------
+
+
+def test_non_finite_floats_in_a_signed_dcc_give_strict_json(dsc: keys.KeyPair, dsc_store: TrustStore) -> None:
+    """A signed DCC holding NaN and infinities: to_json() is strict JSON (it held bare NaN before)."""
+    iat = int(NOW.timestamp())
+    dcc = {**sample_dcc().to_json(), "x": [float("nan"), float("inf"), float("-inf"), 1.5]}
+    result = verify(sign_claims(dsc, _claims(dcc, iat, iat + 86400)), dsc_store, now=AFTER)
+    check_result(result)
+    assert json.loads(json.dumps(result.to_json(), allow_nan=False))["certificate"]["x"] == [
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        1.5,
+    ]
 
 
 @pytest.mark.parametrize("field", ["iat", "exp"])
