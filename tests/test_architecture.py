@@ -15,6 +15,7 @@ RANK = {
     "oids": 0,
     "privacy": 0,
     "merkle": 0,
+    "text": 0,
     "model": 1,
     "valuesets": 2,
     "schema": 2,
@@ -40,7 +41,19 @@ RANK = {
     "__main__": 12,
 }
 #: modules that must stay pure: they never open files, sockets or read the clock
-PURE = ["codec", "crypto", "model", "schema", "trust", "verify", "issue", "x509util", "result", "merkle"]
+PURE = [
+    "codec",
+    "text",
+    "crypto",
+    "model",
+    "schema",
+    "trust",
+    "verify",
+    "issue",
+    "x509util",
+    "result",
+    "merkle",
+]
 
 
 def _module_of(path: Path) -> str:

@@ -1,17 +1,20 @@
 """The ``vaxcred`` command line: thin click commands over the library.
 
 ``main()`` maps outcomes to exit codes: 0 VALID / success, 1 INVALID / refused, 2 NEEDS_CHECK, 3 usage error.
+An unexpected exception (a defect) prints one line, never a traceback, and exits 1: fail closed.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
 
 from vaxcred import __version__
-from vaxcred.cli._common import EXIT_USAGE
+from vaxcred.cli._common import EXIT_INVALID, EXIT_USAGE, safe
+from vaxcred.text import clip
 
 __all__ = ["cli", "main", "run"]
 
@@ -108,21 +111,48 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; usage errors exit 3 (click's own default, 2, means NEEDS_CHECK here)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    for index, arg in enumerate(args, start=1):
+        problem = _argument_problem(arg)
+        if problem:
+            click.echo(f"Error: argument {index} {problem}", err=True)
+            return EXIT_USAGE
     try:
         # standalone_mode=False: click returns ctx.exit()'s code instead of calling sys.exit
-        code = cli.main(args=argv, prog_name="vaxcred", standalone_mode=False)
+        code = cli.main(args=args, prog_name="vaxcred", standalone_mode=False)
     except click.exceptions.Exit as e:
         return int(e.exit_code)
     except click.UsageError as e:
-        e.show()
+        # messages may quote arguments, file names and library errors: shown without raw controls
+        click.UsageError(safe(e.format_message()), ctx=e.ctx).show()
         return EXIT_USAGE
     except click.ClickException as e:
-        e.show()
+        click.ClickException(safe(e.format_message())).show()
         return e.exit_code
     except click.Abort:
         click.echo("aborted", err=True)
         return EXIT_USAGE
+    except OSError as e:  # the file system refused a path the user named (missing, a folder, too long, ...)
+        name = e.filename
+        shown = os.fsdecode(name) if isinstance(name, str | bytes) else str(name)
+        where = f": {safe(clip(shown))}" if name is not None else ""
+        click.echo(f"Error: {safe(e.strerror or type(e).__name__)}{where}", err=True)
+        return EXIT_USAGE
+    except Exception as e:  # a defect of ours, never the user's: no traceback on their screen, fail closed
+        click.echo(f"vaxcred: internal error ({type(e).__name__}); please report it", err=True)
+        return EXIT_INVALID
     return code if isinstance(code, int) else 0
+
+
+def _argument_problem(arg: str) -> str | None:
+    """Why a command-line argument cannot be used as text at all (``None`` if it can)."""
+    if "\x00" in arg:
+        return "holds a NUL byte"
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, carried as lone surrogates (PEP 383)
+        return "is not valid UTF-8"
+    return None
 
 
 def run() -> None:

@@ -163,7 +163,9 @@ def serve(
         trust, options, datasets = _load_data(data_dir, anchor, env, now)
     else:
         # a border service never runs on unauthenticated trust: no opt-in here
-        trust = _load_trust(dscs, trust_list, anchor, False, env, now, trust_state or default_state_path(), None)
+        trust = _load_trust(
+            dscs, trust_list, anchor, False, env, now, trust_state or default_state_path(), None
+        )
     if max_trust_age is not None:
         options["max_trust_age"] = timedelta(hours=max_trust_age)
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import sys
 from datetime import datetime
@@ -23,6 +22,7 @@ from vaxcred.cli._trust import (
 )
 from vaxcred.result import Status, VerificationResult
 from vaxcred.revocation import RevocationList
+from vaxcred.text import clip, json_dumps_safe
 from vaxcred.trust import Environment, TrustStore, format_age
 from vaxcred.verify import verify as verify_passport
 from vaxcred.x509util import load_certificate_bytes
@@ -50,7 +50,7 @@ def _read_input(value: str) -> str | bytes:
         with path.open("rb") as fh:
             return fh.read(_MAX_FILE + 1)
     except OSError as e:
-        raise click.BadParameter(f"cannot read {value}: {e.strerror}", param_hint="INPUT") from e
+        raise click.BadParameter(f"cannot read {safe(clip(value))}: {e.strerror}", param_hint="INPUT") from e
 
 
 def _looks_like_image(data: bytes) -> bool:
@@ -226,7 +226,7 @@ def _print_human(result: VerificationResult, details: bool, lang: str = "en") ->
         if step.name == "rules" and (details or step.result.value != "pass"):
             _print_rules(result, lang)
     if details and result.certificate:
-        click.echo(json.dumps(result.certificate, ensure_ascii=False, indent=2))
+        click.echo(json_dumps_safe(result.certificate, indent=2))
 
 
 @click.command()
@@ -376,7 +376,7 @@ def verify(
     else:
         result = verify_passport(passport, trust, now=now, **options)
     if as_json:
-        click.echo(json.dumps(result.to_json(), ensure_ascii=False, sort_keys=False))
+        click.echo(json_dumps_safe(result.to_json()))
     else:
         _print_human(result, details, lang)
     click.get_current_context().exit(_EXIT[result.status])
