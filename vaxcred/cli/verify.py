@@ -13,7 +13,9 @@ from typing import Any
 import click
 
 from vaxcred import errors
+from vaxcred._extras import MissingExtraError
 from vaxcred.cli._common import EXIT_INVALID, EXIT_NEEDS_CHECK, EXIT_VALID, parse_at, safe
+from vaxcred.codec.image import is_image
 from vaxcred.result import Status, VerificationResult
 from vaxcred.trust import Environment, TrustStore, load_gateway_trust_list, load_signed_trust_list
 from vaxcred.verify import verify as verify_passport
@@ -45,16 +47,14 @@ def _read_input(value: str) -> str | bytes:
         raise click.BadParameter(f"cannot read {value}: {e.strerror}", param_hint="INPUT") from e
 
 
-def _looks_like_image(data: bytes) -> bool:
-    from vaxcred import qr  # local import: Pillow and zxing-cpp only when needed
-
-    return qr.is_image(data)
-
-
 def _verify_image(data: bytes, trust: TrustStore, now: datetime, deadline: float) -> VerificationResult:
     """Decode the image in a child process (SECURITY.md #17): a parser crash or a pathological image
-    costs at most ``deadline`` seconds and never this process."""
-    from vaxcred.qr.isolated import IsolatedImageDecoder
+    costs at most ``deadline`` seconds and never this process. Without the ``qr`` extra, verify() reports
+    the failed step ``image.extra_missing``."""
+    try:
+        from vaxcred.qr.isolated import IsolatedImageDecoder  # local import: Pillow and zxing-cpp
+    except MissingExtraError:
+        return verify_passport(data, trust, now=now)
 
     with IsolatedImageDecoder(deadline=deadline) as decoder:
         # start-up (~0.15 s: Pillow and zxing imported, warmed) is paid here, outside the deadline; if the
@@ -176,7 +176,7 @@ def verify(
     now = parse_at(at)
     trust = _load_trust(dscs, trust_list, anchor, env, now)
     data = _read_input(input_value)
-    if isinstance(data, bytes) and _looks_like_image(data):
+    if isinstance(data, bytes) and is_image(data):
         result = _verify_image(data, trust, now, image_deadline)
     else:
         result = verify_passport(data, trust, now=now)
