@@ -46,9 +46,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## bench: one process, one core: raw cryptography vs vaxcred vs pycose vs python-cwt
+## bench: one process, one core: raw cryptography vs vaxcred vs pycose vs python-cwt; then bench-cli
 bench: $(STAMP)
 	taskset -c 0 $(BIN)/python -m benchmarks.bench_core
+	$(MAKE) --no-print-directory bench-cli
 
 ## bench-hostile: worst-case time and memory of hostile inputs (text and images) through verify()
 bench-hostile: $(STAMP)
@@ -81,3 +82,10 @@ test-latest: sysdeps $(UV)
 
 clean:
 	rm -rf $(VENV) .venv-latest $(TOOLS) demo-out .mypy_cache .pytest_cache .ruff_cache .hypothesis
+
+# --- lean: CLI start-up benchmark and atheris fuzzing (issue 7 §3) -------------------------------------------
+.PHONY: bench-cli fuzz-long
+
+## bench-cli: median wall time of `vaxcred verify HC1 --dsc PEM` against `python -c "import vaxcred.verify"` (target <= 1.5x)
+bench-cli: $(STAMP)
+	taskset -c 0 $(BIN)/python -m benchmarks.bench_cli --importtime

@@ -7,11 +7,14 @@ import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from vaxcred import errors
-from vaxcred.keys import KeyChainDir
+
+if TYPE_CHECKING:
+    from vaxcred.keys import KeyChainDir
 
 EXIT_VALID = 0
 EXIT_INVALID = 1
@@ -54,6 +57,8 @@ def passphrase(*, confirm: bool = False) -> bytes:
 
 
 def open_chain(folder: Path) -> KeyChainDir:
+    from vaxcred.keys import KeyChainDir  # local import: `vaxcred verify` starts without the key-chain code
+
     if not (folder / "csca.pem").exists():
         raise click.UsageError(f"no key chain in {folder} (run `vaxcred keys init {folder}`)")
     return KeyChainDir(folder=folder, passphrase=passphrase())
