@@ -1,0 +1,136 @@
+"""Seed corpora for the fuzz targets, from the suites in the repository (SECURITY.md §6: "suites as seeds").
+
+* HC1 layers (``verify``, ``base45``, ``zlib``, ``cose``, ``hc1_cose``, ``cbor``, ``cwt``, ``hc1_claims``): every
+  vector of test_vectors/VN (ours) and tests/data/dgc-testdata (EU), one seed per layer field;
+* ``cbor`` also: RFC 8949 Appendix A (tests/data/cbor-test-vectors) and the not-well-formed items of
+  tests/data/rfc8949; ``base45`` also: tests/data/rfc9285;
+* trust lists: a gateway JSON and a signed national list made from the test keys (targets.fixture());
+* every target also: its past findings, tests/fuzz/regressions/<target>/ (replayed by test_fuzz.py too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tests.fuzz import targets
+from vaxcred.codec import cose
+from vaxcred.errors import VaxcredError
+from vaxcred.trust import export_gateway_trust_list
+
+DATA = targets.REPO / "tests" / "data"
+REGRESSIONS = Path(__file__).resolve().parent / "regressions"
+VECTOR_DIRS = (targets.REPO / "test_vectors" / "VN", DATA / "dgc-testdata")
+
+
+def _vectors() -> Iterator[dict[str, Any]]:
+    for root in VECTOR_DIRS:
+        for path in sorted(root.rglob("*.json")):
+            try:
+                vector = json.loads(path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                continue
+            if isinstance(vector, dict):
+                yield vector
+
+
+def _hex_field(vector: dict[str, Any], name: str) -> bytes | None:
+    value = vector.get(name)
+    if not isinstance(value, str):
+        return None
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        return None
+
+
+def _text_field(vector: dict[str, Any], name: str) -> bytes | None:
+    value = vector.get(name)
+    return value.encode("utf-8") if isinstance(value, str) and value else None
+
+
+def _payload(message: bytes | None) -> bytes | None:
+    if message is None:
+        return None
+    try:
+        return cose.decode_sign1(message).payload
+    except VaxcredError:
+        return None
+
+
+def _hc1_seeds(target: str) -> Iterator[bytes | None]:
+    for vector in _vectors():
+        message = _hex_field(vector, "COSE")
+        if target == "verify":
+            yield _text_field(vector, "PREFIX")
+        elif target == "base45":
+            yield _text_field(vector, "BASE45")
+        elif target == "zlib":
+            yield _hex_field(vector, "COMPRESSED")
+        elif target in ("cose", "hc1_cose"):
+            yield message
+        elif target in ("cwt", "hc1_claims"):
+            yield _payload(message)
+        elif target == "cbor":
+            yield _hex_field(vector, "CBOR")
+            yield message
+            yield _payload(message)
+
+
+def _suite_seeds(target: str) -> Iterator[bytes | None]:
+    if target == "cbor":
+        for item in json.loads((DATA / "cbor-test-vectors" / "appendix_a.json").read_text(encoding="utf-8")):
+            yield bytes.fromhex(item["hex"])
+        groups = json.loads((DATA / "rfc8949" / "not_well_formed.json").read_text(encoding="utf-8"))["groups"]
+        for items in groups.values():
+            yield from (bytes.fromhex(h) for h in items)
+    elif target == "base45":
+        suite = json.loads((DATA / "rfc9285" / "base45_vectors.json").read_text(encoding="utf-8"))
+        for items in suite.values():
+            if isinstance(items, list):
+                yield from (i["text"].encode("utf-8") for i in items if isinstance(i, dict) and "text" in i)
+
+
+def _trust_seeds(target: str) -> Iterator[bytes | None]:
+    if target == "trust_gateway":
+        yield export_gateway_trust_list(targets.national_store(), now=targets.NOW)
+        yield b"[]"
+    elif target == "trust_signed":
+        yield targets.fixture().trust_list
+    elif target == "trust_signed_payload":
+        yield cose.decode_sign1(targets.fixture().trust_list).payload
+
+
+def regressions(target: str) -> list[Path]:
+    """The inputs that once found a bug in ``target`` (each must now end in a typed outcome)."""
+    folder = REGRESSIONS / target
+    return sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+
+
+def _regression_seeds(target: str) -> Iterator[bytes | None]:
+    for path in regressions(target):
+        yield path.read_bytes()
+
+
+def seeds(target: str) -> list[bytes]:
+    """The distinct seeds of ``target``, in a stable order."""
+    if target not in targets.TARGETS:
+        raise ValueError(f"unknown fuzz target {target!r}")
+    found: dict[bytes, None] = {}
+    for source in (_hc1_seeds, _suite_seeds, _trust_seeds, _regression_seeds):
+        for seed in source(target):
+            if seed is not None:
+                found.setdefault(seed, None)
+    return list(found)
+
+
+def write_seeds(target: str, folder: Path) -> int:
+    """Write the seeds of ``target`` into ``folder`` (named by content hash, as libFuzzer does)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    items = seeds(target)
+    for seed in items:
+        (folder / hashlib.sha1(seed, usedforsecurity=False).hexdigest()).write_bytes(seed)
+    return len(items)
