@@ -10,15 +10,20 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
 from tests.fuzz import targets
 from vaxcred.codec import cose
 from vaxcred.errors import VaxcredError
+from vaxcred.revocation import HashType, RevocationBatch
 from vaxcred.trust import export_gateway_trust_list
 
 DATA = targets.REPO / "tests" / "data"
@@ -94,8 +99,33 @@ def _suite_seeds(target: str) -> Iterator[bytes | None]:
                 yield from (i["text"].encode("utf-8") for i in items if isinstance(i, dict) and "text" in i)
 
 
+def _certificates() -> Iterator[bytes | None]:
+    """Our test certificates and every DSC of the vector suites (TESTCTX.CERTIFICATE, Base64 DER)."""
+    for path in sorted(targets.KEYS.glob("*.pem")):
+        if "TEST-ONLY" not in path.name:
+            yield x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(Encoding.DER)
+    for vector in _vectors():
+        context = vector.get("TESTCTX")
+        certificate = context.get("CERTIFICATE") if isinstance(context, dict) else None
+        if isinstance(certificate, str):
+            try:
+                yield base64.b64decode(certificate, validate=True)
+            except ValueError:
+                continue
+
+
 def _trust_seeds(target: str) -> Iterator[bytes | None]:
-    if target == "trust_gateway":
+    if target == "x509_dsc":
+        yield from _certificates()
+    elif target == "revocation_batch":
+        kid = cose.decode_sign1(targets.fixture().trust_list).kid
+        for kid_value, hash_type in ((kid, HashType.UCI), (None, HashType.SIGNATURE)):
+            entries = tuple(hashlib.sha256(bytes([i])).digest()[:16] for i in range(3))
+            batch = RevocationBatch(
+                country="VN", expires=targets.NOW, kid=kid_value, hash_type=hash_type, entries=entries
+            )
+            yield batch.to_json()
+    elif target == "trust_gateway":
         yield export_gateway_trust_list(targets.national_store(), now=targets.NOW)
         yield b"[]"
     elif target == "trust_signed":

@@ -14,6 +14,8 @@ writes the input to a ``crash-*`` / ``timeout-*`` file.
 | ``trust_gateway`` | :func:`~vaxcred.trust.load_gateway_trust_list` | the EU gateway trust-list JSON |
 | ``trust_signed`` | :func:`~vaxcred.trust.load_signed_trust_list` | the whole signed national list |
 | ``trust_signed_payload`` | :func:`~vaxcred.trust.load_signed_trust_list` | its payload, signed here by the trust-list key |
+| ``x509_dsc`` | :func:`~vaxcred.x509util.parse_dsc` (tolerant, own DER walker) | a certificate's DER |
+| ``revocation_batch`` | :meth:`~vaxcred.revocation.RevocationBatch.from_json` | an EU gateway revocation batch |
 
 The keys: test_vectors/keys (public TEST-ONLY keys) for passports; a trust-list chain made at start-up.
 This module imports only vaxcred and cryptography, so that ``tests/fuzz/run.py`` can instrument vaxcred.
@@ -36,6 +38,7 @@ from vaxcred.codec import base45, cbor, compress, cose, cwt, prefix
 from vaxcred.crypto import LocalSigner, SigningKey
 from vaxcred.errors import VaxcredError
 from vaxcred.result import VerificationResult
+from vaxcred.revocation import RevocationBatch
 from vaxcred.trust import (
     Environment,
     TrustedDsc,
@@ -203,6 +206,14 @@ def target_trust_signed_payload(data: bytes) -> None:
     _typed(lambda: _load_national(signed_trust_list(data)))
 
 
+def target_x509_dsc(data: bytes) -> None:
+    _typed(lambda: parse_dsc(data))
+
+
+def target_revocation_batch(data: bytes) -> None:
+    _typed(lambda: RevocationBatch.from_json(data))
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "verify": target_verify,
     "hc1_cose": target_hc1_cose,
@@ -215,4 +226,6 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "trust_gateway": target_trust_gateway,
     "trust_signed": target_trust_signed,
     "trust_signed_payload": target_trust_signed_payload,
+    "x509_dsc": target_x509_dsc,
+    "revocation_batch": target_revocation_batch,
 }
