@@ -250,3 +250,32 @@ def test_console_script_without_click_names_the_cli_extra(bare_venv: Path) -> No
     assert out.returncode == 3
     assert "pip install 'vaxcred[cli]'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+#: top-level modules that are features (each needs an extra); every other top-level module is core
+FEATURE_MODULES = {"qr", "pipeline", "storage", "cli", "demo", "__main__", "service"}
+
+
+def _core_modules() -> list[str]:
+    package = REPO / "vaxcred"
+    names = {p.stem for p in package.glob("*.py")} | {p.parent.name for p in package.glob("*/__init__.py")}
+    return sorted(f"vaxcred.{n}" for n in names - FEATURE_MODULES - {"__init__"})
+
+
+def test_every_core_module_imports_in_the_bare_venv(bare_venv: Path) -> None:
+    """Every top-level module but the features imports with the core alone (a new one is core by default)."""
+    code = (
+        "import importlib, sys\n"
+        "failed = []\n"
+        "for name in sys.argv[1:]:\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ImportError as e:\n"
+        "        failed.append(f'{name}: {e}')\n"
+        "print(failed)\n"
+    )
+    modules = _core_modules()
+    assert "vaxcred.verify" in modules
+    out = _run_bare(bare_venv, code, *modules)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

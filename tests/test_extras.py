@@ -114,3 +114,17 @@ def test_guard_without_extra_leaves_unknown_modules_alone() -> None:
     with pytest.raises(ModuleNotFoundError) as info, requires_extra(None, feature="x"):
         import vaxcred_no_such_library  # type: ignore[import-not-found]  # noqa: F401
     assert not isinstance(info.value, MissingExtraError)
+
+
+def test_cli_verify_of_an_image_without_qr_extra_reports_the_step(tmp_path: Path) -> None:
+    """`vaxcred verify photo.png` without zxing-cpp exits 1 (INVALID) naming image.extra_missing, no traceback."""
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(32))
+    dsc = REPO / "test_vectors" / "keys" / "dsc-ec.pem"
+    out = _run_blocked(
+        ["zxingcpp"],
+        f"from vaxcred.cli import main\nraise SystemExit(main(['verify', {str(photo)!r}, '--dsc', {str(dsc)!r}]))\n",
+    )
+    assert out.returncode == 1, out.stderr
+    assert "image.extra_missing" in out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
