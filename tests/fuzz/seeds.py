@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.fuzz import targets
 from vaxcred.codec import cose
+from vaxcred.conformance import _hex
 from vaxcred.errors import VaxcredError
 from vaxcred.revocation import HashType, RevocationBatch
 from vaxcred.trust import export_gateway_trust_list
@@ -43,13 +44,7 @@ def _vectors() -> Iterator[dict[str, Any]]:
 
 
 def _hex_field(vector: dict[str, Any], name: str) -> bytes | None:
-    value = vector.get(name)
-    if not isinstance(value, str):
-        return None
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        return None
+    return _hex(vector.get(name))
 
 
 def _text_field(vector: dict[str, Any], name: str) -> bytes | None:
