@@ -26,8 +26,13 @@ _EXIT_USAGE = 3
 #: starts quickly. A new command adds one line here (tests check the line against the command's docstring).
 COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("vaxcred.cli.keys:keys", "Create and rotate the signing key chain"),
+    "log": ("vaxcred.cli.log:log_group", "The tamper-evident issuance log: heads, audit, proofs"),
     "issue": ("vaxcred.cli.issue:issue", "Sign a vaccination certificate and print its HC1 text"),
     "verify": ("vaxcred.cli.verify:verify", "Verify an HC1 string, a file holding one, or a QR image"),
+    "rules": (
+        "vaxcred.cli.rules:rules",
+        "Evaluate and validate CertLogic expressions and EU gateway business rules",
+    ),
     "trustlist": (
         "vaxcred.cli.trustlist:trustlist",
         "Trust lists: EU gateway JSON or a signed national list",
@@ -46,7 +51,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "vaxcred.cli.corrections:revocations",
         "Revoked passports: EU gateway revocation batches",
     ),
+    "sync": (
+        "vaxcred.cli.sync:sync",
+        "Download trust list, rules, value sets and revocations (or publish them)",
+    ),
     "certificate-pdf": ("vaxcred.cli.signing:certificate_pdf", "The printable vaccination certificate (PDF)"),
+    "serve": ("vaxcred.cli.serve:serve", "Serve the verify API and the border officer's page"),
 }
 
 

@@ -52,6 +52,9 @@ def cli() -> None:
     vaxcred issue person.json --keys KEYS --png qr.png
     vaxcred verify qr.png --trust-list trust.cbor --anchor KEYS/csca.pem
     vaxcred verify "HC1:..." --dsc dsc.pem --at 2021-06-01T00:00:00Z --json
+    vaxcred sync https://ministry.example/vaxcred --into data --anchor csca.pem
+    vaxcred verify qr.png --data data --anchor csca.pem
+    vaxcred serve --trust-list trust.cbor --anchor KEYS/csca.pem --workers 2
 
     \b
     national pipeline (--db URL or $VAXCRED_DB, default sqlite:///vaxcred.db):

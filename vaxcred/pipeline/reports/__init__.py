@@ -1,6 +1,6 @@
 """Reports and exports: the data-quality report and chart, the printable certificate PDF, revocation batches.
 
-Public names of the modules below; import private helpers from their module. The certificate PDF (extra
+Public names of the modules below; import private helpers from their module. The certificate PDF and its signature (extra
 ``pdf``) and the chart (Pillow, extra ``qr``) load on first use of their names, so the pipeline runs with the
 ``pipeline`` extra alone.
 """
@@ -40,6 +40,11 @@ if TYPE_CHECKING:
         chart_size,
         render_chart_png,
     )
+    from vaxcred.pipeline.reports.pdf_signature import (
+        PdfSignatureReport,
+        sign_certificate_pdf,
+        verify_certificate_pdf,
+    )
 
 #: names whose module needs an extra beyond ``pipeline``: imported on first access (PEP 562)
 _LAZY = {
@@ -49,6 +54,9 @@ _LAZY = {
     "CHART_WIDTH": "chart",
     "chart_size": "chart",
     "render_chart_png": "chart",
+    "PdfSignatureReport": "pdf_signature",
+    "sign_certificate_pdf": "pdf_signature",
+    "verify_certificate_pdf": "pdf_signature",
 }
 
 
@@ -67,6 +75,7 @@ __all__ = [
     "UNKNOWN_PROVINCE",
     "CertificateDose",
     "PassportHashInput",
+    "PdfSignatureReport",
     "QualityCounts",
     "QualityGroup",
     "QualityReport",
@@ -80,4 +89,6 @@ __all__ = [
     "render_certificate_pdf",
     "render_chart_png",
     "revocation_list",
+    "sign_certificate_pdf",
+    "verify_certificate_pdf",
 ]
