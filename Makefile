@@ -109,7 +109,7 @@ bench-cli: $(STAMP)
 ## fuzz-long: every atheris target for FUZZ_SECONDS each (default 600), corpus kept in .fuzz/corpus/<target>,
 ## findings in .fuzz/artifacts/ (replay: .venv/bin/python -m tests.fuzz.run TARGET FILE); see docs/security.md
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS ?= verify hc1_cose hc1_claims base45 zlib cbor cose cwt trust_gateway trust_signed trust_signed_payload x509_dsc revocation_batch
+FUZZ_TARGETS ?= verify hc1_cose hc1_claims base45 zlib cbor cose cwt trust_gateway trust_signed trust_signed_payload x509_dsc revocation_batch certlogic rules_gateway
 fuzz-long: $(STAMP)
 	mkdir -p .fuzz/artifacts
 	set -e; for t in $(FUZZ_TARGETS); do \

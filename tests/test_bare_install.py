@@ -202,6 +202,7 @@ def test_bare_core_verifies_a_passport_with_a_bare_dsc(bare_venv: Path, tmp_path
         ("vaxcred.pipeline.issuance", "pipeline"),
         ("vaxcred.storage", "pipeline"),
         ("vaxcred.cli._group", "cli"),
+        ("vaxcred.service", "server"),
     ],
 )
 def test_importing_a_feature_names_its_extra(bare_venv: Path, module: str, extra: str) -> None:

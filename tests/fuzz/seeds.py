@@ -4,6 +4,8 @@
   vector of test_vectors/VN (ours) and tests/data/dgc-testdata (EU), one seed per layer field;
 * ``cbor`` also: RFC 8949 Appendix A (tests/data/cbor-test-vectors) and the not-well-formed items of
   tests/data/rfc8949; ``base45`` also: tests/data/rfc9285;
+* ``certlogic``: every case of the CertLogic test suite (tests/data/certlogic); ``rules_gateway``: the rules
+  vaxcred ships for Viet Nam (vaxcred/data/rules/VN);
 * trust lists: a gateway JSON and a signed national list made from the test keys (targets.fixture());
 * every target also: its past findings, tests/fuzz/regressions/<target>/ (replayed by test_fuzz.py too).
 """
@@ -109,6 +111,20 @@ def _certificates() -> Iterator[bytes | None]:
                 continue
 
 
+def _rules_seeds(target: str) -> Iterator[bytes | None]:
+    """CertLogic: every case of the CertLogic test suite as ``[expression, data]``; rules: ours for VN."""
+    if target == "certlogic":
+        for path in sorted((DATA / "certlogic" / "testSuite").glob("*.json")):
+            suite = json.loads(path.read_text(encoding="utf-8"))
+            for case in suite.get("cases", ()):
+                for assertion in case.get("assertions", ()):
+                    pair = [case.get("certLogicExpression"), assertion.get("data")]
+                    yield json.dumps(pair, separators=(",", ":")).encode("utf-8")
+    elif target == "rules_gateway":
+        for path in sorted((targets.REPO / "vaxcred" / "data" / "rules" / "VN").glob("*.json")):
+            yield path.read_bytes()
+
+
 def _trust_seeds(target: str) -> Iterator[bytes | None]:
     if target == "x509_dsc":
         yield from _certificates()
@@ -145,7 +161,7 @@ def seeds(target: str) -> list[bytes]:
     if target not in targets.TARGETS:
         raise ValueError(f"unknown fuzz target {target!r}")
     found: dict[bytes, None] = {}
-    for source in (_hc1_seeds, _suite_seeds, _trust_seeds, _regression_seeds):
+    for source in (_hc1_seeds, _suite_seeds, _rules_seeds, _trust_seeds, _regression_seeds):
         for seed in source(target):
             if seed is not None:
                 found.setdefault(seed, None)

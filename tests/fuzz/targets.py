@@ -16,6 +16,8 @@ writes the input to a ``crash-*`` / ``timeout-*`` file.
 | ``trust_signed_payload`` | :func:`~vaxcred.trust.load_signed_trust_list` | its payload, signed here by the trust-list key |
 | ``x509_dsc`` | :func:`~vaxcred.x509util.parse_dsc` (tolerant, own DER walker) | a certificate's DER |
 | ``revocation_batch`` | :meth:`~vaxcred.revocation.RevocationBatch.from_json` | an EU gateway revocation batch |
+| ``certlogic`` | :func:`~vaxcred.rules.evaluate` (+ ``to_json_value``) | JSON ``[expression, data]`` |
+| ``rules_gateway`` | :meth:`~vaxcred.rules.RuleSet.from_json` | an EU gateway business rule (or an array) |
 
 The keys: test_vectors/keys (public TEST-ONLY keys) for passports; a trust-list chain made at start-up.
 This module imports only vaxcred and cryptography, so that ``tests/fuzz/run.py`` can instrument vaxcred.
@@ -39,6 +41,7 @@ from vaxcred.crypto import LocalSigner, SigningKey
 from vaxcred.errors import VaxcredError
 from vaxcred.result import VerificationResult
 from vaxcred.revocation import RevocationBatch
+from vaxcred.rules import RuleSet, evaluate, parse_json, to_json_value
 from vaxcred.trust import (
     Environment,
     TrustedDsc,
@@ -214,6 +217,20 @@ def target_revocation_batch(data: bytes) -> None:
     _typed(lambda: RevocationBatch.from_json(data))
 
 
+def _certlogic(data: bytes) -> None:
+    document = parse_json(data)
+    if isinstance(document, list) and len(document) == 2:
+        to_json_value(evaluate(document[0], document[1]))
+
+
+def target_certlogic(data: bytes) -> None:
+    _typed(lambda: _certlogic(data))
+
+
+def target_rules_gateway(data: bytes) -> None:
+    _typed(lambda: RuleSet.from_json(data))
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "verify": target_verify,
     "hc1_cose": target_hc1_cose,
@@ -228,4 +245,6 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "trust_signed_payload": target_trust_signed_payload,
     "x509_dsc": target_x509_dsc,
     "revocation_batch": target_revocation_batch,
+    "certlogic": target_certlogic,
+    "rules_gateway": target_rules_gateway,
 }
