@@ -12,6 +12,7 @@ ROOT = Path(vaxcred.__file__).resolve().parent
 #: layer rank of each top-level module or package; a module may import only ranks <= its own
 RANK = {
     "errors": 0,
+    "_extras": 0,
     "oids": 0,
     "privacy": 0,
     "merkle": 0,

@@ -39,7 +39,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from vaxcred import crypto, errors, schema
+from vaxcred._extras import MissingExtraError
 from vaxcred.codec import base45, compress, cose, cwt, prefix
+from vaxcred.codec.image import is_image
 from vaxcred.result import STEP_NAMES, Holder, Notice, Status, Step, StepResult, VerificationResult
 from vaxcred.revocation import RevocationList
 from vaxcred.rules import RuleSet, judge
@@ -140,11 +142,16 @@ def _as_text(
     if len(raw) > _MAX_INPUT_BYTES:
         steps.fail("prefix", "prefix.too_long", "input larger than 10 MiB")
         return None
-    from vaxcred import qr  # local import: image support pulls in Pillow and zxing-cpp
-
-    if qr.is_image(raw):
+    if is_image(raw):
+        if image_decoder is None:
+            try:  # local import: image support pulls in Pillow and zxing-cpp (extra ``qr``)
+                from vaxcred import qr
+            except MissingExtraError as e:
+                steps.fail("prefix", "image.extra_missing", f"cannot read a QR image here: {e}")
+                return None
+            image_decoder = qr.decode_image
         try:
-            text: object = (image_decoder or qr.decode_image)(raw)
+            text: object = image_decoder(raw)
         except errors.ImageError as e:
             steps.fail("prefix", e.code, f"no readable QR code: {e.message}")
             return None

@@ -6,12 +6,15 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from vaxcred import errors
-from vaxcred.keys import KeyChainDir
 from vaxcred.text import clip, terminal_safe
+
+if TYPE_CHECKING:
+    from vaxcred.keys import KeyChainDir
 
 EXIT_VALID = 0
 EXIT_INVALID = 1
@@ -57,6 +60,8 @@ def passphrase(*, confirm: bool = False) -> bytes:
 
 
 def open_chain(folder: Path) -> KeyChainDir:
+    from vaxcred.keys import KeyChainDir  # local import: `vaxcred verify` starts without the key-chain code
+
     if not (folder / "csca.pem").exists():
         raise click.UsageError(f"no key chain in {folder} (run `vaxcred keys init {folder}`)")
     return KeyChainDir(folder=folder, passphrase=passphrase())

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from vaxcred import errors
+from vaxcred._extras import MissingExtraError
 from vaxcred.cli._common import EXIT_INVALID, EXIT_NEEDS_CHECK, EXIT_VALID, parse_at, safe
 from vaxcred.cli._trust import (
     UNSAFE_FLAG,
@@ -20,6 +21,7 @@ from vaxcred.cli._trust import (
     parse_duration,
     read_capped,
 )
+from vaxcred.codec.image import is_image
 from vaxcred.result import Status, VerificationResult
 from vaxcred.revocation import RevocationList
 from vaxcred.text import clip, json_dumps_safe
@@ -53,18 +55,16 @@ def _read_input(value: str) -> str | bytes:
         raise click.BadParameter(f"cannot read {safe(clip(value))}: {e.strerror}", param_hint="INPUT") from e
 
 
-def _looks_like_image(data: bytes) -> bool:
-    from vaxcred import qr  # local import: Pillow and zxing-cpp only when needed
-
-    return qr.is_image(data)
-
-
 def _verify_image(
     data: bytes, trust: TrustStore, now: datetime, deadline: float, **options: Any
 ) -> VerificationResult:
     """Decode the image in a child process (SECURITY.md #17): a parser crash or a pathological image
-    costs at most ``deadline`` seconds and never this process."""
-    from vaxcred.qr.isolated import IsolatedImageDecoder
+    costs at most ``deadline`` seconds and never this process. Without the ``qr`` extra, verify() reports
+    the failed step ``image.extra_missing``."""
+    try:
+        from vaxcred.qr.isolated import IsolatedImageDecoder  # local import: Pillow and zxing-cpp
+    except MissingExtraError:
+        return verify_passport(data, trust, now=now, **options)
 
     with IsolatedImageDecoder(deadline=deadline) as decoder:
         # start-up (~0.15 s: Pillow and zxing imported, warmed) is paid here, outside the deadline; if the
@@ -371,7 +371,7 @@ def verify(
             options.update(_load_rules(rules_path, country))
     options["max_trust_age"] = max_age
     passport = _read_input(input_value)
-    if isinstance(passport, bytes) and _looks_like_image(passport):
+    if isinstance(passport, bytes) and is_image(passport):
         result = _verify_image(passport, trust, now, image_deadline, **options)
     else:
         result = verify_passport(passport, trust, now=now, **options)
