@@ -74,10 +74,36 @@ class TrustFreshness:
     #: ``now - updated_at``; ``None`` when the update time is unknown
     age: timedelta | None
     max_age: timedelta
-    fresh: bool
-    #: stable code: ``trust.fresh``, ``trust.stale``, ``trust.age_unknown`` or ``trust.not_applicable``
-    code: str
-    message: str
+    #: ``False`` only for bare ``--dsc`` certificates without an issue time (no list, no age)
+    applicable: bool = True
+
+    @property
+    def fresh(self) -> bool:
+        if not self.applicable:
+            return True
+        return self.age is not None and self.age <= self.max_age
+
+    @property
+    def code(self) -> str:
+        """``trust.fresh``, ``trust.stale``, ``trust.age_unknown`` or ``trust.not_applicable``."""
+        if not self.applicable:
+            return "trust.not_applicable"
+        if self.age is None:
+            return "trust.age_unknown"
+        return "trust.fresh" if self.fresh else "trust.stale"
+
+    @property
+    def message(self) -> str:
+        """Human text with the age and the bound (built on demand: verify reads it only when stale)."""
+        if not self.applicable:
+            return "bare DSCs: no trust list, no age"
+        if self.updated_at is None or self.age is None:
+            return "the trust list's age is unknown (no signed issue time or retrieval time)"
+        verdict = "within" if self.fresh else "older than"
+        return (
+            f"trust list updated {self.updated_at.isoformat()}, {format_age(self.age)} old: "
+            f"{verdict} the maximum of {format_age(self.max_age)}"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,7 +119,8 @@ class TrustFreshnessPolicy:
     @classmethod
     def for_store(cls, store: TrustStore, max_age: timedelta | None = None) -> TrustFreshnessPolicy:
         """``max_age`` if given, else the bound the store was loaded with, else the default."""
-        return cls(max_age=max_age or store.max_age or DEFAULT_MAX_TRUST_AGE)
+        bound = max_age or store.max_age
+        return _DEFAULT_POLICY if bound is None or bound == DEFAULT_MAX_TRUST_AGE else cls(max_age=bound)
 
     def assess(self, store: TrustStore, now: datetime) -> TrustFreshness:
         """The store's freshness at ``now`` (aware).
@@ -105,37 +132,13 @@ class TrustFreshnessPolicy:
         now = require_utc(now)
         updated_at = store.issued_at
         if updated_at is None:
-            if store.mode is TrustMode.DSC:
-                return TrustFreshness(
-                    updated_at=None,
-                    age=None,
-                    max_age=self.max_age,
-                    fresh=True,
-                    code="trust.not_applicable",
-                    message="bare DSCs: no trust list, no age",
-                )
             return TrustFreshness(
-                updated_at=None,
-                age=None,
-                max_age=self.max_age,
-                fresh=False,
-                code="trust.age_unknown",
-                message="the trust list's age is unknown (no signed issue time or retrieval time)",
+                updated_at=None, age=None, max_age=self.max_age, applicable=store.mode is not TrustMode.DSC
             )
-        age = now - updated_at
-        fresh = age <= self.max_age
-        verdict = "within" if fresh else "older than"
-        return TrustFreshness(
-            updated_at=updated_at,
-            age=age,
-            max_age=self.max_age,
-            fresh=fresh,
-            code="trust.fresh" if fresh else "trust.stale",
-            message=(
-                f"trust list updated {updated_at.isoformat()}, {format_age(age)} old: "
-                f"{verdict} the maximum of {format_age(self.max_age)}"
-            ),
-        )
+        return TrustFreshness(updated_at=updated_at, age=now - updated_at, max_age=self.max_age)
+
+
+_DEFAULT_POLICY: Final = TrustFreshnessPolicy()
 
 
 def _empty_lists() -> Mapping[str, tuple[int, datetime]]:
