@@ -221,6 +221,14 @@ def test_withdrawal_by_kid_only(world: GatewayWorld) -> None:
     assert loaded.store.all_dscs() == ()
 
 
+def test_withdrawn_csca_by_kid_is_not_trusted(world: GatewayWorld) -> None:
+    """A CSCA withdrawn by kid alone in the same document is dropped too: its DSCs can no longer chain."""
+    csca = gateway_entry(world.csca, "CSCA", signed_by=world.anchor)
+    withdrawn = {"kid": csca["kid"], "country": "VN", "certificateType": "CSCA", "rawData": None}
+    loaded = _load([*world.entries(), withdrawn], world)
+    assert loaded.store.all_cscas() == ()
+
+
 def test_withdrawal_in_unauthenticated_mode_too(world: GatewayWorld) -> None:
     """Withdrawal wins whatever the mode."""
     active = gateway_entry(world.dsc)

@@ -4,8 +4,8 @@ Input is an array of ``{kid, timestamp, country, certificateType, thumbprint, si
 Each entry is checked on its own; a bad one is *reported* (:class:`RejectedEntry`) and the rest kept:
 
 - ``rawData`` ``null``: a withdrawn certificate (its kid listed in ``withdrawn``).  **Withdrawal wins**:
-  an active DSC entry whose kid (or any entry whose thumbprint) is withdrawn in the same document is not
-  loaded, whatever the order of the two entries;
+  an active entry whose kid or thumbprint is withdrawn in the same document is not loaded, whatever the
+  order of the two entries;
 - ``certificateType`` ``AUTHENTICATION`` or unknown: ignored; ``UPLOAD``: used only to authenticate
   DSC entries (below), never trusted for passports;
 - ``rawData`` must be strict Base64 DER that loads; ``kid`` must be Base64 of SHA-256(DER)[:8] and
@@ -310,8 +310,8 @@ def _load(
     rejected: list[RejectedEntry] = []
     entries, withdrawn, ignored = _parse_entries(document, rejected)
 
-    # withdrawal wins: an active entry for a certificate withdrawn in the same document is dropped; for a
-    # DSC the kid decides (fail safe: a colliding DSC is withdrawn too), for others the thumbprint
+    # withdrawal wins: an active entry for a certificate withdrawn in the same document is dropped, matched
+    # by thumbprint or by kid (fail safe: a certificate whose kid collides is withdrawn too)
     withdrawn_thumbprints = {t for _, _, _, t in withdrawn if t is not None}
     withdrawn_kids = {k for _, _, k, _ in withdrawn if k is not None}
 
@@ -336,9 +336,7 @@ def _load(
         digest = hashlib.sha256(entry.der).digest()
         attempted += 1
         try:
-            if digest.hex() in withdrawn_thumbprints or (
-                entry.cert_type == "DSC" and digest[:KID_LENGTH] in withdrawn_kids
-            ):
+            if digest.hex() in withdrawn_thumbprints or digest[:KID_LENGTH] in withdrawn_kids:
                 raise _Reject("withdrawn in the same document (withdrawal wins)")
             if anchors is not None:
                 if entry.cert_type == "CSCA":
