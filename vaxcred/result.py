@@ -10,9 +10,12 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vaxcred import errors
+
+if TYPE_CHECKING:
+    from vaxcred.rules import RuleOutcome
 
 __all__ = [
     "STEP_NAMES",
@@ -36,6 +39,8 @@ STEP_NAMES: tuple[str, ...] = (
     "time",
     "key_usage",
     "schema",
+    "revocation",
+    "rules",
 )
 
 
@@ -125,6 +130,8 @@ class VerificationResult:
     #: opt-in: never VALID) or ``"dsc"`` (bare certificates handed over, chain not checked)
     trust_mode: str = "signed_list"
     environment: str | None = None
+    #: each business rule's outcome (the ``rules`` step), in identifier order
+    rules: tuple[RuleOutcome, ...] = ()
     #: the last trust update (signed issue time, or vouched retrieval time); ``None`` = unknown / bare DSCs
     trust_updated_at: datetime | None = None
     #: the trust list's age at ``now`` and the bound it was held to (``None`` for bare DSCs)
@@ -173,6 +180,7 @@ class VerificationResult:
             "kid": self.kid.hex() if self.kid else None,
             "trust_mode": self.trust_mode,
             "environment": self.environment,
+            "rules": [outcome.to_json() for outcome in self.rules],
             "trust_updated_at": self.trust_updated_at.isoformat() if self.trust_updated_at else None,
             "trust_age_seconds": _seconds(self.trust_age),
             "trust_max_age_seconds": _seconds(self.trust_max_age),

@@ -6,8 +6,9 @@ import contextlib
 import json
 import math
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -21,6 +22,7 @@ from vaxcred.cli._trust import (
     read_capped,
 )
 from vaxcred.result import Status, VerificationResult
+from vaxcred.revocation import RevocationList
 from vaxcred.trust import Environment, TrustStore, format_age
 from vaxcred.verify import verify as verify_passport
 from vaxcred.x509util import load_certificate_bytes
@@ -58,7 +60,7 @@ def _looks_like_image(data: bytes) -> bool:
 
 
 def _verify_image(
-    data: bytes, trust: TrustStore, now: datetime, deadline: float, max_age: timedelta
+    data: bytes, trust: TrustStore, now: datetime, deadline: float, **options: Any
 ) -> VerificationResult:
     """Decode the image in a child process (SECURITY.md #17): a parser crash or a pathological image
     costs at most ``deadline`` seconds and never this process."""
@@ -69,7 +71,7 @@ def _verify_image(
         # child cannot start, decode() tries again and verify() reports image.decoder_crashed
         with contextlib.suppress(errors.ImageError):
             decoder.start()
-        return verify_passport(data, trust, now=now, max_trust_age=max_age, image_decoder=decoder.decode)
+        return verify_passport(data, trust, now=now, image_decoder=decoder.decode, **options)
 
 
 def _load_trust(
@@ -134,7 +136,75 @@ def _trust_lines(result: VerificationResult) -> list[str]:
     return lines
 
 
-def _print_human(result: VerificationResult, details: bool) -> None:
+def _load_synced(
+    folder: Path, anchor: Path | None, env: str, at: datetime
+) -> tuple[TrustStore, dict[str, Any]]:
+    """--data: the trust list, revocations and rules of a folder kept by `vaxcred sync`, re-verified; the
+    second item holds the ``verify()`` options (``revocation``, ``rules``) the folder provides."""
+    from vaxcred.cli.sync import load_anchor
+    from vaxcred.sync import load_folder
+
+    if anchor is None:
+        raise click.UsageError("--data needs --anchor (the pinned CSCA certificate)")
+    data = load_folder(folder, anchor=load_anchor(anchor), environment=Environment[env], now=at)
+    for problem in data.problems:
+        click.echo(
+            f"{folder}: left out {safe(problem.path)} [{problem.code}] {safe(problem.message)}", err=True
+        )
+    if data.trust is None or data.revocation is None:
+        raise click.UsageError(f"no usable trust list and index in {folder} (run `vaxcred sync`)")
+    options: dict[str, Any] = {"revocation": data.revocation}
+    try:
+        rules = data.rule_set()
+    except errors.VaxcredError as e:
+        raise click.UsageError(f"{folder}: cannot load the rules: [{e.code}] {safe(e.message)}") from e
+    if rules is not None:
+        options["rules"] = rules
+    return data.trust, options
+
+
+def _load_revocations(paths: tuple[Path, ...], at: datetime) -> RevocationList:
+    """--revocations: batch files or folders as published (a bad file is reported and skipped)."""
+    from vaxcred.sync import load_revocation_files
+
+    revocation, problems = load_revocation_files(paths, now=at)
+    for problem in problems:
+        click.echo(f"left out {safe(problem.path)} [{problem.code}] {safe(problem.message)}", err=True)
+    return revocation
+
+
+def _load_rules(path: Path | None, country: str | None) -> dict[str, Any]:
+    """``verify()`` keyword arguments for ``--rules`` / ``--country`` (a rule file, array or folder)."""
+    if path is None and country is None:
+        return {}
+    if path is None or country is None:
+        raise click.UsageError("--rules and --country go together")
+    from vaxcred.rules import RuleSet
+
+    try:
+        return {"rules": RuleSet.from_path(path), "country": _country(country)}
+    except errors.VaxcredError as e:
+        raise click.UsageError(f"cannot load the rules: [{e.code}] {e.message}") from e
+    except OSError as e:
+        raise click.BadParameter(f"cannot read {path}: {e.strerror}", param_hint="--rules") from e
+
+
+def _country(value: str) -> str:
+    if len(value) != 2 or not value.isascii() or not value.isalpha():
+        raise click.BadParameter("a two-letter country code", param_hint="--country")
+    return value.upper()
+
+
+def _print_rules(result: VerificationResult, lang: str) -> None:
+    marks = {"passed": "✓", "failed": "✗", "open": "?"}
+    for outcome in result.rules:
+        click.echo(
+            f"    {marks[outcome.outcome.value]} {outcome.identifier} {outcome.version} {outcome.outcome.value}:"
+            f" {safe(outcome.description(lang))}"
+        )
+
+
+def _print_human(result: VerificationResult, details: bool, lang: str = "en") -> None:
     colour = {"VALID": "green", "INVALID": "red", "NEEDS_CHECK": "yellow"}[result.status.value]
     click.secho(result.status.value, fg=colour, bold=True)
     if result.holder:
@@ -153,6 +223,8 @@ def _print_human(result: VerificationResult, details: bool) -> None:
         mark = {"pass": "✓", "fail": "✗", "skip": "-"}[step.result.value]
         if details or step.result.value != "pass":
             click.echo(f"  {mark} {step.name:<10} {step.code}: {safe(step.message)}")
+        if step.name == "rules" and (details or step.result.value != "pass"):
+            _print_rules(result, lang)
     if details and result.certificate:
         click.echo(json.dumps(result.certificate, ensure_ascii=False, indent=2))
 
@@ -214,6 +286,17 @@ def _print_human(result: VerificationResult, details: bool) -> None:
     show_default=True,
     help="Trust environment; test and production never mix.",
 )
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A folder kept by `vaxcred sync`: its trust list and revocations (needs --anchor).",
+)
+@click.option(
+    "--revocations",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Revocation batches: a file (`vaxcred revocations export`) or a folder of *.json; repeatable.",
+)
 @click.option("--at", "at", metavar="ISO-8601", help="Verify as of this time (default: now).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the stable machine format).")
 @click.option("--details", is_flag=True, help="Also show passing steps and the whole certificate.")
@@ -225,6 +308,20 @@ def _print_human(result: VerificationResult, details: bool) -> None:
     metavar="SECONDS",
     help="Longest an image's QR code may take to decode (in a separate process, killed after that).",
 )
+@click.option("--country", metavar="CC", help="Arrival country whose business rules apply (with --rules).")
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(exists=True, path_type=Path),
+    help="Business rules: a rule file, a JSON array of rules, or a folder of *.json rule files.",
+)
+@click.option(
+    "--lang",
+    type=click.Choice(["en", "vi"]),
+    default="en",
+    show_default=True,
+    help="Language of the rule descriptions shown to the officer.",
+)
 def verify(
     input_value: str,
     dscs: tuple[str, ...],
@@ -235,10 +332,15 @@ def verify(
     trust_state: Path | None,
     retrieved_at: str | None,
     env: str,
+    data: Path | None,
+    revocations: tuple[Path, ...],
     at: str | None,
     as_json: bool,
     details: bool,
     image_deadline: float,
+    country: str | None,
+    rules_path: Path | None,
+    lang: str,
 ) -> None:
     """Verify INPUT: an HC1 string, a file holding one, or a PNG/JPEG image of the QR code.
 
@@ -253,14 +355,28 @@ def verify(
     max_age = parse_duration(max_trust_age)
     fetched = parse_at(retrieved_at) if retrieved_at is not None else None
     state_path = trust_state or default_state_path()
-    trust = _load_trust(dscs, trust_list, anchor, unsafe_unauthenticated, env, now, state_path, fetched)
-    data = _read_input(input_value)
-    if isinstance(data, bytes) and _looks_like_image(data):
-        result = _verify_image(data, trust, now, image_deadline, max_age)
+    options: dict[str, Any] = {}
+    if data is not None:
+        if trust_list is not None or dscs:
+            raise click.UsageError("--data brings its own trust list: leave out --trust-list and --dsc")
+        trust, options = _load_synced(data, anchor, env, now)
     else:
-        result = verify_passport(data, trust, now=now, max_trust_age=max_age)
+        trust = _load_trust(dscs, trust_list, anchor, unsafe_unauthenticated, env, now, state_path, fetched)
+    if revocations:
+        options["revocation"] = _load_revocations(revocations, now)
+    if rules_path is not None or country is not None:
+        if rules_path is None and "rules" in options and country is not None:  # --data's rules for --country
+            options["country"] = _country(country)
+        else:
+            options.update(_load_rules(rules_path, country))
+    options["max_trust_age"] = max_age
+    passport = _read_input(input_value)
+    if isinstance(passport, bytes) and _looks_like_image(passport):
+        result = _verify_image(passport, trust, now, image_deadline, **options)
+    else:
+        result = verify_passport(passport, trust, now=now, **options)
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False, sort_keys=False))
     else:
-        _print_human(result, details)
+        _print_human(result, details, lang)
     click.get_current_context().exit(_EXIT[result.status])
