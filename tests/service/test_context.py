@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -29,12 +30,13 @@ def test_per_request_arguments_cannot_be_fixed_by_the_context(chain: Chain, name
 
 def test_options_reach_verify(chain: Chain) -> None:
     """A max_trust_age option turns VALID into NEEDS_CHECK once the trust is older than it."""
-    store = chain.store()
+    # two hours old: fresh under the default bound (72 h), stale under max_trust_age=1h (a store without
+    # an issue time would be NEEDS_CHECK under any bound, the default included: its age is unknown)
+    store = dataclasses.replace(chain.store(), issued_at=chain.now - timedelta(hours=2))
     plain = VerifierContext(trust=store, loaded_at=NOW)
     strict = VerifierContext(trust=store, loaded_at=NOW, verify_options={"max_trust_age": timedelta(hours=1)})
     hc1 = chain.valid()
     assert plain.verify(hc1, now=chain.now).status is Status.VALID
-    # the hand-built store has no signed issue time: under a bound its age is unknown, so not fresh
     assert strict.verify(hc1, now=chain.now).status is Status.NEEDS_CHECK
     assert strict.trust_is_fresh(chain.now) is False
 

@@ -111,6 +111,9 @@ class TrustFreshnessPolicy:
     """How old trust may be: ``max_age`` (positive; default 72 hours).  Immutable, pure."""
 
     max_age: timedelta = DEFAULT_MAX_TRUST_AGE
+    #: also hold bare ``--dsc`` certificates (no issue time) to the bound: set when the caller gave the
+    #: bound explicitly (they asked for trust of a known age); the default exempts them (no list)
+    bare_dscs: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_age, timedelta) or self.max_age <= timedelta(0):
@@ -118,22 +121,27 @@ class TrustFreshnessPolicy:
 
     @classmethod
     def for_store(cls, store: TrustStore, max_age: timedelta | None = None) -> TrustFreshnessPolicy:
-        """``max_age`` if given, else the bound the store was loaded with, else the default."""
+        """``max_age`` if given, else the bound the store was loaded with (either is explicit: it applies
+        to bare DSCs too), else the default."""
         bound = max_age or store.max_age
-        return _DEFAULT_POLICY if bound is None or bound == DEFAULT_MAX_TRUST_AGE else cls(max_age=bound)
+        return _DEFAULT_POLICY if bound is None else cls(max_age=bound, bare_dscs=True)
 
     def assess(self, store: TrustStore, now: datetime) -> TrustFreshness:
         """The store's freshness at ``now`` (aware).
 
         Bare ``--dsc`` certificates without an issue time are ``trust.not_applicable`` (fresh: no list is
-        involved); a list without an update time is ``trust.age_unknown`` (not fresh); a list updated
-        after ``now`` is fresh only if the loader accepted it (it refuses future issue times).
+        involved) unless :attr:`bare_dscs`; a list without an update time is ``trust.age_unknown`` (not
+        fresh); a list updated after ``now`` is fresh only if the loader accepted it (it refuses future
+        issue times).
         """
         now = require_utc(now)
         updated_at = store.issued_at
         if updated_at is None:
             return TrustFreshness(
-                updated_at=None, age=None, max_age=self.max_age, applicable=store.mode is not TrustMode.DSC
+                updated_at=None,
+                age=None,
+                max_age=self.max_age,
+                applicable=self.bare_dscs or store.mode is not TrustMode.DSC,
             )
         return TrustFreshness(updated_at=updated_at, age=now - updated_at, max_age=self.max_age)
 
@@ -182,9 +190,10 @@ class RollbackState:
     def accept(self, store: TrustStore) -> RollbackState:
         """The state after accepting ``store``; TrustStoreError(``trust.rollback``) for an older list.
 
-        Refused: a lower sequence than the last accepted; the same sequence with another issue time
-        (a reused sequence); a higher sequence issued before the last accepted list.  Stores without a
-        sequence (gateway JSON, bare DSCs) leave the state as it is: they carry nothing to compare.
+        ``(sequence, issued_at)`` may only grow, both parts: refused are a lower sequence than the last
+        accepted, and any list issued before the last accepted one (so the same sequence re-issued later
+        is accepted, the earlier issue of it no longer).  Stores without a sequence (gateway JSON, bare
+        DSCs) leave the state as it is: they carry nothing to compare.
         """
         if store.sequence is None or store.issued_at is None:
             return self
@@ -196,10 +205,6 @@ class RollbackState:
                 raise TrustStoreError(
                     f"trust list sequence {store.sequence} is older than the last accepted {sequence}",
                     code="trust.rollback",
-                )
-            if store.sequence == sequence and store.issued_at != issued_at:
-                raise TrustStoreError(
-                    f"trust list sequence {sequence} reused with another issue time", code="trust.rollback"
                 )
             if store.issued_at < issued_at:
                 raise TrustStoreError(
