@@ -150,6 +150,15 @@ def test_upload_certificate_not_signed_by_the_anchor_cannot_vouch(world: Gateway
     assert loaded.store.all_dscs() == ()
 
 
+def test_dsc_signed_by_the_anchor_itself_is_authenticated(world: GatewayWorld) -> None:
+    """The anchor vouches for the upload keys, so a DSC entry it signs directly is authenticated too."""
+    entries = [
+        gateway_entry(world.csca, "CSCA", signed_by=world.anchor),
+        gateway_entry(world.dsc, signed_by=world.anchor),
+    ]
+    assert [d.info.der for d in _load(entries, world).store.all_dscs()] == [world.dsc.der]
+
+
 def test_csca_signed_by_an_upload_key_rejected(world: GatewayWorld) -> None:
     """CSCA entries need the trust anchor's signature; a country's upload key cannot add CSCAs."""
     entries = [*world.entries(), gateway_entry(make_ca("VN"), "CSCA", signed_by=world.upload)]

@@ -16,8 +16,8 @@ Each entry is checked on its own; a bad one is *reported* (:class:`RejectedEntry
 
 Authentication (:func:`load_gateway_trust_list`): each entry's ``signature`` is a CMS SignedData over
 its certificate DER (:mod:`vaxcred.trust.cms`).  CSCA and UPLOAD entries must be signed by a pinned
-gateway trust anchor, DSC entries by an authenticated UPLOAD certificate of the same country; an entry
-without a signature that holds is rejected.  The store's mode is :attr:`TrustMode.GATEWAY`.  Without
+gateway trust anchor, DSC entries by an authenticated UPLOAD certificate of the same country (or by the
+anchor itself, which vouches for those); an entry without a signature that holds is rejected.  The store's mode is :attr:`TrustMode.GATEWAY`.  Without
 anchors only :func:`load_gateway_trust_list_unsafe_unauthenticated` loads a list (mode
 ``UNAUTHENTICATED``, a logged warning; verify never answers VALID on it).  The gateway JSON carries no
 signed issue time: the caller may vouch for the retrieval time (``retrieved_at``), else its age is
@@ -342,9 +342,10 @@ def _load(
                 if entry.cert_type == "CSCA":
                     _authenticate(entry, valid_anchors, "gateway trust anchor")
                 else:
-                    _authenticate(
-                        entry, uploads.get(entry.country, []), f"{entry.country} upload certificate"
-                    )
+                    # the country's authenticated upload certificates; the anchor itself, which vouches
+                    # for those, is at least as trusted
+                    signers = [*uploads.get(entry.country, []), *valid_anchors]
+                    _authenticate(entry, signers, f"{entry.country} upload certificate")
                 authenticated += 1
             if entry.cert_type == "DSC":
                 dsc = _dsc(entry)
