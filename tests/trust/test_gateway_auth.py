@@ -174,6 +174,14 @@ def test_garbage_signature_rejected_not_raised(world: GatewayWorld) -> None:
     assert set(_reasons(_load(entries, world))) == {1, 3}
 
 
+def test_no_anchor_refuses_the_list(world: GatewayWorld) -> None:
+    """Without a pinned anchor the authenticated loader refuses (trust.unauthenticated), it never falls
+    back to taking the list as is."""
+    with pytest.raises(TrustStoreError) as info:
+        load_gateway_trust_list(json.dumps(world.entries()).encode(), environment=Environment.PROD)
+    assert info.value.code == "trust.unauthenticated"
+
+
 def test_expired_anchor_refuses_the_list(world: GatewayWorld) -> None:
     """No trust anchor valid at now: the whole list is refused (trust.anchor_not_valid)."""
     old = make_ca("EU", not_before=NOW - 800 * DAY, not_after=NOW - DAY)

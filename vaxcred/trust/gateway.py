@@ -399,20 +399,28 @@ def load_gateway_trust_list(
     data: bytes,
     *,
     environment: Environment,
-    anchors: Sequence[x509.Certificate],
-    now: datetime,
+    anchors: Sequence[x509.Certificate] | None = None,
+    now: datetime | None = None,
     retrieved_at: datetime | None = None,
 ) -> GatewayTrustList:
     """Load a gateway trust-list JSON document, authenticating every entry (mode :attr:`TrustMode.GATEWAY`).
 
     ``anchors`` are the pinned gateway trust-anchor certificates (at least one valid at ``now``, else
-    TrustStoreError ``trust.anchor_not_valid``).  CSCA and UPLOAD entries must carry a CMS signature by an
+    TrustStoreError ``trust.anchor_not_valid``); without any the list is refused (TrustStoreError
+    ``trust.unauthenticated``: an unsigned list is never authenticated trust; the unsafe opt-in is
+    :func:`load_gateway_trust_list_unsafe_unauthenticated`).  ``now`` is required with anchors.  CSCA and UPLOAD entries must carry a CMS signature by an
     anchor, DSC entries one by an authenticated UPLOAD certificate of their country; entries that do not
     are reported in ``rejected``, never loaded; if no CSCA or DSC entry authenticates at all the list is
     refused (TrustStoreError ``trust.unauthenticated``).  ``retrieved_at`` is when the caller fetched the document
     from the gateway (over an authenticated channel): the gateway JSON carries no signed issue time, so
     without it the list's age is unknown and a verifier answers NEEDS_CHECK.
     """
+    if anchors is None or (not isinstance(anchors, x509.Certificate) and len(anchors) == 0):
+        raise TrustStoreError(
+            "a gateway trust list is authenticated only against a pinned gateway trust anchor: none given "
+            "(load_gateway_trust_list_unsafe_unauthenticated reads it unchecked, and is never VALID)",
+            code="trust.unauthenticated",
+        )
     return _load(data, environment=environment, anchors=anchors, now=now, retrieved_at=retrieved_at)
 
 
