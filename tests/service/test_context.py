@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.service.support import Chain
 from vaxcred.result import Status
 from vaxcred.service import DataSet, VerifierContext
 from vaxcred.service import context as context_module
+from vaxcred.trust import TrustStore
 
 NOW = datetime(2026, 1, 10, tzinfo=UTC)
 
@@ -30,13 +31,14 @@ def test_per_request_arguments_cannot_be_fixed_by_the_context(chain: Chain, name
 
 def test_options_reach_verify(chain: Chain) -> None:
     """A max_trust_age option turns VALID into NEEDS_CHECK once the trust is older than it."""
-    # two hours old: fresh under the default bound (72 h), stale under max_trust_age=1h (a store without
-    # an issue time would be NEEDS_CHECK under any bound, the default included: its age is unknown)
-    store = dataclasses.replace(chain.store(), issued_at=chain.now - timedelta(hours=2))
+    store = chain.store()
     plain = VerifierContext(trust=store, loaded_at=NOW)
-    strict = VerifierContext(trust=store, loaded_at=NOW, verify_options={"max_trust_age": timedelta(hours=1)})
+    strict = VerifierContext(
+        trust=store, loaded_at=NOW, verify_options={"max_trust_age": timedelta(minutes=30)}
+    )
     hc1 = chain.valid()
     assert plain.verify(hc1, now=chain.now).status is Status.VALID
+    # the store was issued an hour before: fresh under the default 72 hours, stale under 30 minutes
     assert strict.verify(hc1, now=chain.now).status is Status.NEEDS_CHECK
     assert strict.trust_is_fresh(chain.now) is False
 
@@ -70,8 +72,11 @@ def test_country_passed_only_where_verify_takes_it(chain: Chain, monkeypatch: py
 
 
 def test_trust_updated_at_prefers_the_signed_issue_time(chain: Chain) -> None:
-    context = VerifierContext(trust=chain.store(), loaded_at=NOW)
-    assert context.trust_updated_at == NOW  # no signed time: when it was loaded
+    """The signed issue time when the store has one, else when it was loaded."""
+    store = chain.store()
+    assert VerifierContext(trust=store, loaded_at=NOW).trust_updated_at == store.issued_at
+    bare = TrustStore.from_dsc_certificates([chain.dsc.certificate.public_bytes(Encoding.DER)])
+    assert VerifierContext(trust=bare, loaded_at=NOW).trust_updated_at == NOW
 
 
 def test_dataset_freshness() -> None:
