@@ -26,6 +26,7 @@ from __future__ import annotations
 __all__ = ["PIN_ENV", "Pkcs11Token", "TokenConfig", "TokenKey", "pin_from_env"]
 
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -144,52 +145,88 @@ class TokenKey:
         return f"TokenKey(label={self.label!r})"
 
 
-@dataclass(slots=True, kw_only=True, eq=False)
-class Pkcs11Token:
-    """One logged-in read/write session on the token ``config.token_label``; close it when done."""
+@dataclass(slots=True, eq=False)
+class _Login:
+    """The one logged-in session of this process on one token (PKCS#11 logins are per application)."""
 
-    config: TokenConfig
-    _session: Any = field(repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _found: dict[bytes, TokenKey] = field(default_factory=dict, repr=False)
+    session: Any
+    pin_digest: bytes
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    found: dict[bytes, TokenKey] = field(default_factory=dict)
+    users: int = 0
+
+
+#: (module, token label) -> the process's login. PKCS#11 keeps the login state per application and token
+#: (v2.40 §5.6: a second C_Login fails with USER_ALREADY_LOGGED_IN, one C_Logout ends every session's
+#: login), so the process holds one login per token, shared by every Pkcs11Token and counted.
+_LOGINS: dict[tuple[str, str], _Login] = {}
+_LOGINS_LOCK = threading.Lock()
+
+
+class Pkcs11Token:
+    """A handle on this process's logged-in session on the token ``config.token_label``; close it when done.
+
+    Handles on one token share one session and one login ("one token login per worker", SECURITY.md §5);
+    the last :meth:`close` logs out. A second :meth:`open` must present the same PIN.
+    """
+
+    __slots__ = ("_closed", "_login", "config")
+
+    def __init__(self, config: TokenConfig, login: _Login) -> None:
+        self.config = config
+        self._login = login
+        self._closed = False
+
+    @property
+    def _session(self) -> Any:
+        if self._closed:
+            raise KeyStoreError("the token session is closed", code="keys.device")
+        return self._login.session
+
+    @property
+    def _lock(self) -> threading.Lock:
+        return self._login.lock
+
+    @property
+    def _found(self) -> dict[bytes, TokenKey]:
+        return self._login.found
 
     @classmethod
     def open(cls, config: TokenConfig, pin: bytes) -> Pkcs11Token:
-        """Load the module, find the token by label, open a R/W session and log in with ``pin``.
+        """Load the module, find the token by label, open a R/W session and log in with ``pin`` (once per process).
 
         KeyStoreError codes: ``keys.no_pkcs11`` (python-pkcs11 missing), ``keys.device`` (module unloadable),
         ``keys.no_token``, ``keys.bad_pin``.
         """
         if not isinstance(pin, bytes) or not pin:
             raise ValueError("pin must be non-empty bytes")
-        try:
-            import pkcs11
-            from pkcs11 import exceptions as pkcs11_errors
-        except ImportError as e:  # pragma: no cover - the hsm extra is installed in tests
-            raise KeyStoreError(
-                "PKCS#11 needs python-pkcs11: pip install 'vaxcred[hsm]'", code="keys.no_pkcs11"
-            ) from e
-        try:
-            lib = pkcs11.lib(config.module)
-        except Exception as e:
-            raise KeyStoreError(f"cannot load the PKCS#11 module {config.module}", code="keys.device") from e
-        try:
-            token = lib.get_token(token_label=config.token_label)
-        except (pkcs11_errors.NoSuchToken, pkcs11_errors.MultipleTokensReturned) as e:
-            raise KeyStoreError(
-                f"no single token labelled {config.token_label!r}", code="keys.no_token"
-            ) from e
-        try:
-            session = token.open(rw=True, user_pin=pin.decode("utf-8"))
-        except (pkcs11_errors.PinIncorrect, pkcs11_errors.PinInvalid, pkcs11_errors.PinLenRange) as e:
-            raise KeyStoreError("the token refused the PIN", code="keys.bad_pin") from e
-        except pkcs11_errors.PKCS11Error as e:
-            raise KeyStoreError(f"cannot log in to the token: {type(e).__name__}", code="keys.device") from e
-        return cls(config=config, _session=session)
+        digest = hashlib.sha256(pin).digest()
+        key = (config.module, config.token_label)
+        with _LOGINS_LOCK:
+            login = _LOGINS.get(key)
+            if login is None:
+                login = _Login(session=_login(config, pin), pin_digest=digest)
+                _LOGINS[key] = login
+            elif not hmac.compare_digest(login.pin_digest, digest):
+                raise KeyStoreError("the token refused the PIN", code="keys.bad_pin")
+            login.users += 1
+        return cls(config, login)
 
     def close(self) -> None:
-        """Log out and close the session."""
-        self._session.close()
+        """Release this handle; the last one logs out and closes the session."""
+        if self._closed:
+            return
+        self._closed = True
+        with _LOGINS_LOCK:
+            login = self._login
+            login.users -= 1
+            if login.users == 0:
+                _LOGINS.pop((self.config.module, self.config.token_label), None)
+                with login.lock:
+                    login.session.close()
+
+    def __repr__(self) -> str:
+        return f"Pkcs11Token(config={self.config!r})"
 
     def __enter__(self) -> Pkcs11Token:
         return self
@@ -273,6 +310,30 @@ class Pkcs11Token:
         with self._lock:
             objects = self._session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY})
             return tuple(sorted(str(o.label) for o in objects))
+
+
+def _login(config: TokenConfig, pin: bytes) -> Any:
+    try:
+        import pkcs11
+        from pkcs11 import exceptions as pkcs11_errors
+    except ImportError as e:  # pragma: no cover - the hsm extra is installed in tests
+        raise KeyStoreError(
+            "PKCS#11 needs python-pkcs11: pip install 'vaxcred[hsm]'", code="keys.no_pkcs11"
+        ) from e
+    try:
+        lib = pkcs11.lib(config.module)
+    except Exception as e:
+        raise KeyStoreError(f"cannot load the PKCS#11 module {config.module}", code="keys.device") from e
+    try:
+        token = lib.get_token(token_label=config.token_label)
+    except (pkcs11_errors.NoSuchToken, pkcs11_errors.MultipleTokensReturned) as e:
+        raise KeyStoreError(f"no single token labelled {config.token_label!r}", code="keys.no_token") from e
+    try:
+        return token.open(rw=True, user_pin=pin.decode("utf-8"))
+    except (pkcs11_errors.PinIncorrect, pkcs11_errors.PinInvalid, pkcs11_errors.PinLenRange) as e:
+        raise KeyStoreError("the token refused the PIN", code="keys.bad_pin") from e
+    except (pkcs11_errors.PKCS11Error, UnicodeDecodeError) as e:
+        raise KeyStoreError(f"cannot log in to the token: {type(e).__name__}", code="keys.device") from e
 
 
 def _public_key(public: Any) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey:

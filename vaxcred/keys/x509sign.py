@@ -64,7 +64,17 @@ def sign_csr(builder: x509.CertificateSigningRequestBuilder, key: AnyKey) -> x50
     if not isinstance(key, ExternalKey):
         return builder.sign(key, hashes.SHA256())
     draft = builder.sign(_throwaway(key), hashes.SHA256())
-    csr = x509.load_der_x509_csr(_resign(_der(draft), draft.tbs_certrequest_bytes, key))
+    # unlike a certificate's, a request's TBS names the signing key itself: put the token key's SPKI in
+    tbs = draft.tbs_certrequest_bytes
+    body, end = _read_tlv(tbs, 0, 0x30)
+    _, version_end = _read_tlv(tbs, body, 0x02)
+    _, subject_end = _read_tlv(tbs, version_end, 0x30)
+    _, spki_end = _read_tlv(tbs, subject_end, 0x30)
+    spki = public_key_of(key).public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    real_tbs = _tlv(0x30, tbs[body:subject_end] + spki + tbs[spki_end:end])
+    csr = x509.load_der_x509_csr(_resign(_der(draft), tbs, key, real_tbs=real_tbs))
     if not csr.is_signature_valid:
         raise KeyStoreError("the token's certification request does not verify", code="keys.device")
     return csr
@@ -95,13 +105,14 @@ def _scheme(key: ExternalKey) -> SignatureScheme:
     return SignatureScheme.ECDSA_SHA256
 
 
-def _resign(draft_der: bytes, tbs: bytes, key: ExternalKey) -> bytes:
-    """``draft_der`` with its signature replaced by ``key``'s signature over ``tbs``."""
+def _resign(draft_der: bytes, tbs: bytes, key: ExternalKey, *, real_tbs: bytes | None = None) -> bytes:
+    """``draft_der`` with its signature replaced by ``key``'s signature over ``tbs`` (or ``real_tbs``, put in)."""
     body, _ = _read_tlv(draft_der, 0, 0x30)
     if not draft_der[body:].startswith(tbs):  # pragma: no cover - cryptography's own output
         raise KeyStoreError("unexpected X.509 layout", code="keys.device")
     alg_start = body + len(tbs)
     _, alg_end = _read_tlv(draft_der, alg_start, 0x30)
+    tbs = tbs if real_tbs is None else real_tbs
     signature = key.sign_with(tbs, _scheme(key))
     if _scheme(key) is SignatureScheme.ECDSA_SHA256:
         signature = raw_to_der(signature)
