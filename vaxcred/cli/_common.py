@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from vaxcred import errors
-from vaxcred.keys import KeyChainDir
+from vaxcred.keys import PIN_ENV, KeyChainDir
 
 EXIT_VALID = 0
 EXIT_INVALID = 1
@@ -53,9 +53,22 @@ def passphrase(*, confirm: bool = False) -> bytes:
     return typed.encode("utf-8")
 
 
+def token_pin() -> bytes:
+    """The PKCS#11 token PIN: from $VAXCRED_PKCS11_PIN, else a hidden prompt (never an argument)."""
+    value = os.environ.get(PIN_ENV)
+    if value:
+        return value.encode("utf-8")
+    if not sys.stdin.isatty():
+        raise click.UsageError(f"set {PIN_ENV} or run interactively to type the token PIN")
+    typed: str = click.prompt("Token PIN", hide_input=True)
+    return typed.encode("utf-8")
+
+
 def open_chain(folder: Path) -> KeyChainDir:
     if not (folder / "csca.pem").exists():
         raise click.UsageError(f"no key chain in {folder} (run `vaxcred keys init {folder}`)")
+    if (folder / "token.json").exists():  # keys on a PKCS#11 token: the PIN, not a passphrase
+        return KeyChainDir(folder=folder, pin=token_pin())
     return KeyChainDir(folder=folder, passphrase=passphrase())
 
 

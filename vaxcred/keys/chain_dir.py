@@ -58,10 +58,11 @@ from vaxcred.keys.files import (
     load_certificate,
     load_private_key,
     normalize_passphrase,
+    passphrase_from_env,
     save_certificate,
     save_private_key,
 )
-from vaxcred.keys.token import Pkcs11Token, TokenConfig, pin_from_env
+from vaxcred.keys.token import PIN_ENV, Pkcs11Token, TokenConfig, pin_from_env
 from vaxcred.keys.x509sign import AnyKey, public_key_of, sign_crl, sign_csr
 from vaxcred.x509util import parse_dsc
 
@@ -129,6 +130,21 @@ class KeyChainDir:
         chain._store("site-ca", site_ca, now, purpose="site_ca")
         chain.new_dsc(now=now, key=key)
         return chain
+
+    @classmethod
+    def from_env(
+        cls,
+        folder: str | os.PathLike[str],
+        *,
+        passphrase_env: str = "VAXCRED_PASSPHRASE",  # noqa: S107 - a variable's name, not a secret
+        pin_env: str = PIN_ENV,
+    ) -> KeyChainDir:
+        """The chain in ``folder`` opened with its secret from the environment: the token PIN (``pin_env``) for a
+        token chain, else the key passphrase (``passphrase_env``). For worker processes, which cannot prompt."""
+        path = Path(folder)
+        if TokenConfig.load(path) is not None:
+            return cls(folder=path, pin=pin_from_env(pin_env))
+        return cls(folder=path, passphrase=passphrase_from_env(passphrase_env))
 
     # --- keys: files or token ----------------------------------------------------------------------------
 

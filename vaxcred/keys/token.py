@@ -286,7 +286,9 @@ class Pkcs11Token:
 
         try:
             with self._lock:
-                for public in self._session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY}):
+                # finish the search before the next one: a session runs one find operation at a time
+                publics = list(self._session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY}))
+                for public in publics:
                     try:
                         candidate = _public_key(public)
                     except KeyStoreError:
@@ -302,14 +304,6 @@ class Pkcs11Token:
         except PKCS11Error as e:
             raise KeyStoreError(f"cannot search the token: {type(e).__name__}", code="keys.device") from e
         raise KeyStoreError("the key is not on the token", code="keys.not_on_token")
-
-    def labels(self) -> tuple[str, ...]:
-        """The labels of the token's private keys (for ``vaxcred keys`` listings; no key material)."""
-        from pkcs11 import Attribute, ObjectClass
-
-        with self._lock:
-            objects = self._session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY})
-            return tuple(sorted(str(o.label) for o in objects))
 
 
 def _login(config: TokenConfig, pin: bytes) -> Any:

@@ -71,7 +71,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from vaxcred.issue import DEFAULT_CERTIFICATE_ISSUER, IssuancePolicy, Issuer
-from vaxcred.keys import KeyChainDir, passphrase_from_env
+from vaxcred.keys import KeyChainDir
 from vaxcred.pipeline.issuance.queue import Clock, Job, active_passport, utc
 from vaxcred.pipeline.issuance.select import registry_reason
 from vaxcred.pipeline.issuance.workers import WORKER_FAILED, IssuanceReport, run_processes, work, worker_id
@@ -105,7 +105,8 @@ def _wall_clock() -> dt.datetime:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeyChainIssuerFactory:
     """A picklable ``issuer_factory``: the newest DSC of a :class:`~vaxcred.keys.KeyChainDir` that may sign at
-    ``at``. The passphrase is read from the environment variable ``passphrase_env`` in the worker."""
+    ``at``. The passphrase (or, for keys on a PKCS#11 token, the PIN from ``VAXCRED_PKCS11_PIN``) is read from the
+    environment in the worker, so every worker process opens its own token session."""
 
     folder: Path
     at: dt.datetime
@@ -113,7 +114,7 @@ class KeyChainIssuerFactory:
     policy: IssuancePolicy | None = None
 
     def __call__(self) -> Issuer:
-        chain = KeyChainDir(folder=Path(self.folder), passphrase=passphrase_from_env(self.passphrase_env))
+        chain = KeyChainDir.from_env(Path(self.folder), passphrase_env=self.passphrase_env)
         return Issuer(chain.load_dsc_signer(now=self.at), policy=self.policy)
 
 
