@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test test-latest lock lint typecheck unit bench bench-hostile bench-pipeline fuzz vectors clean sysdeps install
+.PHONY: demo test test-latest lock lint typecheck unit bench bench-hostile bench-hsm bench-pipeline fuzz vectors clean sysdeps install
 
 $(UV): requirements/uv-bootstrap.txt
 	$(PY) -m venv $(TOOLS)
@@ -53,6 +53,10 @@ bench: $(STAMP)
 ## bench-hostile: worst-case time and memory of hostile inputs (text and images) through verify()
 bench-hostile: $(STAMP)
 	taskset -c 0 $(BIN)/python -m benchmarks.bench_hostile
+
+## bench-hsm: ES256/PS256 signing and issuing with a key on a PKCS#11 token (throwaway SoftHSM2) vs in memory
+bench-hsm: sysdeps $(STAMP)
+	taskset -c 0 $(BIN)/python -m benchmarks.bench_hsm
 
 ## bench-pipeline: the national pipeline end to end on generated people (PEOPLE=…, BACKEND=sqlite|postgresql|both)
 bench-pipeline: PEOPLE ?= 10000,100000,1000000
