@@ -5,7 +5,7 @@ run. By default a throwaway SoftHSM2 token is initialised in a temporary folder 
 ``softhsm2``); for a real HSM set ``PKCS11_MODULE``, ``PKCS11_TOKEN`` and ``VAXCRED_PKCS11_PIN`` (the benchmark
 then generates four keys labelled ``vaxcred bench …`` on that token and leaves them there).
 
-Rows, each in operations per second (best of several rounds of a ``time.perf_counter`` loop after a warm-up):
+Rows, each in operations per second (``benchmarks.bench_core.ops_per_second``: best of several rounds after a warm-up):
 
 - ``sign``: ``Signer.sign`` over a 300-byte message (an HC1 Sig_structure's size) — ``LocalSigner`` (OpenSSL
   through pyca/cryptography) vs ``ExternalSigner`` over the token (one session, one login; ES256 hashes here
@@ -23,35 +23,22 @@ import argparse
 import json
 import os
 import platform
+import random
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.interop.payloads import NOW, sample_dcc
+from benchmarks.bench_core import NOW, cycle, make_dccs, ops_per_second
 from vaxcred import keys
 from vaxcred.crypto import Signer
 from vaxcred.issue import Issuer
 
 _MESSAGE = bytes(range(256)) + bytes(44)
 _BENCH_PIN = "bench-pin-1234"
-
-
-def _rate(op: Callable[[], object], *, rounds: int, seconds: float) -> float:
-    op()
-    best = 0.0
-    for _ in range(rounds):
-        count, start = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - start) < seconds:
-            op()
-            count += 1
-        best = max(best, count / elapsed)
-    return best
 
 
 def _softhsm(folder: Path) -> keys.TokenConfig:
@@ -110,19 +97,23 @@ def main() -> None:
         else:
             config, pin = _softhsm(Path(tmp)), _BENCH_PIN.encode()
         results: dict[str, Any] = {}
-        dccs = [sample_dcc() for _ in range(64)]
+        next_dcc = cycle(make_dccs(256, random.Random(2021)))
         with keys.Pkcs11Token.open(config, pin) as token:
             for alg, key_type in (("ES256", "ec"), ("PS256", "rsa")):
                 for where, signer in _signers(token, key_type).items():
                     issuer = Issuer(signer)
-                    pool = iter(dccs * 10_000)
-                    sign = _rate(lambda s=signer: s.sign(_MESSAGE), rounds=rounds, seconds=seconds)
-                    issued = _rate(
-                        lambda i=issuer, p=pool: i.issue(next(p), now=NOW), rounds=rounds, seconds=seconds
-                    )
-                    results[f"{alg} sign {where}"] = round(sign)
+
+                    def sign(s: Signer = signer) -> bytes:
+                        return s.sign(_MESSAGE)
+
+                    def issue(i: Issuer = issuer) -> object:
+                        return i.issue(next_dcc(), now=NOW)
+
+                    signed = ops_per_second(sign, seconds=seconds, rounds=rounds)
+                    issued = ops_per_second(issue, seconds=seconds, rounds=rounds)
+                    results[f"{alg} sign {where}"] = round(signed)
                     results[f"{alg} issue {where}"] = round(issued)
-                    print(f"{alg} {where:<5}  sign {sign:>10,.0f}/s   issue {issued:>9,.0f}/s")
+                    print(f"{alg} {where:<5}  sign {signed:>10,.0f}/s   issue {issued:>9,.0f}/s")
         for alg in ("ES256", "PS256"):
             results[f"{alg} sign token/file"] = round(
                 results[f"{alg} sign token"] / results[f"{alg} sign file"], 3
