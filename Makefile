@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test test-latest lock lint typecheck unit bench bench-hostile bench-hsm bench-pipeline fuzz vectors clean sysdeps install
+.PHONY: demo demo-hsm test test-latest lock lint typecheck unit bench bench-hostile bench-hsm bench-pipeline fuzz vectors clean sysdeps install
 
 $(UV): requirements/uv-bootstrap.txt
 	$(PY) -m venv $(TOOLS)
@@ -31,6 +31,14 @@ demo: $(STAMP)
 
 sysdeps:
 	bash scripts/ensure_system_deps.sh
+
+## demo-hsm: the demo with every key inside a throwaway SoftHSM2 token (demo-out-hsm/softhsm; PIN in the recipe)
+demo-hsm: sysdeps $(STAMP)
+	rm -rf demo-out-hsm && mkdir -p demo-out-hsm/softhsm/tokens
+	printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$(CURDIR)/demo-out-hsm/softhsm/tokens" > demo-out-hsm/softhsm/softhsm2.conf
+	SOFTHSM2_CONF=demo-out-hsm/softhsm/softhsm2.conf softhsm2-util --init-token --free --label demo --pin 2468-1357 --so-pin 97531 >/dev/null
+	SOFTHSM2_CONF=$(CURDIR)/demo-out-hsm/softhsm/softhsm2.conf VAXCRED_PKCS11_PIN=2468-1357 $(BIN)/python -m vaxcred.demo --out demo-out-hsm --people $(or $(PEOPLE),1000) \
+	  --pkcs11 $$(ls /usr/lib/softhsm/libsofthsm2.so /usr/lib/*/softhsm/libsofthsm2.so 2>/dev/null | head -n 1) --token demo
 
 ## test: install everything the tests need (Debian packages too, when missing) and run the whole suite
 test: sysdeps $(STAMP)
@@ -84,4 +92,4 @@ test-latest: sysdeps $(UV)
 	.venv-latest/bin/python -m pytest -n $(PYTEST_WORKERS) -q
 
 clean:
-	rm -rf $(VENV) .venv-latest $(TOOLS) demo-out .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-latest $(TOOLS) demo-out demo-out-hsm .mypy_cache .pytest_cache .ruff_cache .hypothesis
