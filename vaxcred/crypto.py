@@ -47,7 +47,6 @@ __all__ = [
 ]
 
 import hashlib
-import threading
 from enum import Enum, IntEnum
 from typing import Protocol, runtime_checkable
 
@@ -312,11 +311,11 @@ class ExternalSigner:
     """A :class:`Signer` over an :class:`ExternalKey` and its certificate (the DSC).
 
     The same checks as :class:`LocalSigner`: the algorithm follows the key type, the certificate's public key
-    must be the key's. Signing is serialised by a lock: one device session must not run two operations at once
-    (PKCS#11 v2.40 §5.6); a batch worker holds its own signer, hence its own session.
+    must be the key's. The key serialises its own device calls (a PKCS#11 session runs one operation at a
+    time, :class:`vaxcred.keys.token.TokenKey`); a batch worker process holds its own signer and session.
     """
 
-    __slots__ = ("_algorithm", "_certificate", "_key", "_kid", "_lock", "_scheme")
+    __slots__ = ("_algorithm", "_certificate", "_key", "_kid", "_scheme")
 
     def __init__(self, key: ExternalKey, certificate: x509.Certificate) -> None:
         if not isinstance(key, ExternalKey):
@@ -341,7 +340,6 @@ class ExternalSigner:
             SignatureScheme.ECDSA_SHA256 if algorithm is Algorithm.ES256 else SignatureScheme.RSA_PSS_SHA256
         )
         self._kid = kid_for(certificate.public_bytes(Encoding.DER))
-        self._lock = threading.Lock()
 
     @property
     def algorithm(self) -> Algorithm:
@@ -360,8 +358,7 @@ class ExternalSigner:
 
     def sign(self, data: bytes) -> bytes:
         """Sign ``data`` on the device; raw 64-byte ``r‖s`` for ES256, modulus-length PSS for PS256."""
-        with self._lock:
-            signature = self._key.sign_with(data, self._scheme)
+        signature = self._key.sign_with(data, self._scheme)
         if self._algorithm is Algorithm.ES256 and len(signature) != ES256_SIGNATURE_LENGTH:
             raise KeyStoreError(
                 f"the device returned a {len(signature)}-byte ECDSA signature, not 64", code="keys.device"

@@ -87,7 +87,7 @@ class KeyChainDir:
     passphrase: bytes = field(default=b"", repr=False)
     pin: bytes | None = field(default=None, repr=False)
     operator: str | None = None
-    _sessions: list[Pkcs11Token] = field(default_factory=list, repr=False, compare=False)
+    _sessions: list[Pkcs11Token] = field(default_factory=list, init=False, repr=False, compare=False)
 
     @classmethod
     def init(

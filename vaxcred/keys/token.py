@@ -8,17 +8,16 @@ A key is found again by its public key (the certificate is the source of truth),
 Mechanisms are always named (python-pkcs11 defaults to ECDSA_SHA512 and RSA_SHA512_PKCS — SECURITY.md §2
 "Library traps"):
 
-==================================  =======================================================================
-:attr:`SignatureScheme.ECDSA_SHA256`  ``CKM_ECDSA`` over a SHA-256 digest computed here (SoftHSM2 and many
-                                      HSMs lack ``CKM_ECDSA_SHA256``); the token returns raw ``r‖s``
-:attr:`SignatureScheme.RSA_PSS_SHA256` ``CKM_SHA256_RSA_PKCS_PSS`` (``CKM_SHA256``, ``CKG_MGF1_SHA256``, salt 32)
-:attr:`SignatureScheme.RSA_PKCS1V15_SHA256` ``CKM_SHA256_RSA_PKCS`` (X.509 certificates and CRLs)
-==================================  =======================================================================
+- ``ECDSA_SHA256``: ``CKM_ECDSA`` over a SHA-256 digest computed here (SoftHSM2 and many HSMs lack
+  ``CKM_ECDSA_SHA256``); the token returns raw ``r‖s``, COSE's form;
+- ``RSA_PSS_SHA256``: ``CKM_SHA256_RSA_PKCS_PSS`` with ``CKM_SHA256``, ``CKG_MGF1_SHA256``, salt 32 (PS256);
+- ``RSA_PKCS1V15_SHA256``: ``CKM_SHA256_RSA_PKCS`` (certificates and CRLs of an RSA CA).
 
-One :class:`Pkcs11Token` is one logged-in read/write session. Sessions are not shared between processes:
-each batch worker opens its own (the issuer factory runs in the worker), and a session is used by one
-operation at a time (:class:`~vaxcred.crypto.ExternalSigner` holds a lock). The PIN is passed in;
-:func:`pin_from_env` reads ``VAXCRED_PKCS11_PIN`` for the CLI and the pipeline's worker processes.
+PKCS#11 keeps the login per application and token, so a process holds one login per token, shared by every
+:class:`Pkcs11Token` handle and counted (the last :meth:`Pkcs11Token.close` logs out); one session, used by one
+operation at a time (a lock). Batch workers are spawned processes, each with its own login and session (the
+issuer factory runs in the worker); never fork with an open session (a forked child must C_Initialize again).
+The PIN is passed in; :func:`pin_from_env` reads ``VAXCRED_PKCS11_PIN`` for the CLI and the worker processes.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ refuses anything else), so a token-held key signs this way::
     signature = key.sign_with(tbs, scheme)          -> on the token (ECDSA raw r‖s -> DER Ecdsa-Sig-Value)
     SEQUENCE { tbs, signatureAlgorithm, BIT STRING signature }      -> re-assembled here, then parsed back
 
-The throwaway key only decides the ``signatureAlgorithm`` (ecdsa-with-SHA256 for every P-256 key,
+A CSR's TBS names the key that signs it, so for a CSR the token key's SubjectPublicKeyInfo is spliced into the TBS
+before the token signs it. The throwaway key otherwise only decides the ``signatureAlgorithm`` (ecdsa-with-SHA256 for every P-256 key,
 sha256WithRSAEncryption for every RSA key) that both the TBS and the outer structure carry; the TBS names
 the real subject key and issuer. The result is checked with the issuer's public key before it is returned,
 so a device that signs wrongly cannot produce a certificate. No private key leaves the token.
