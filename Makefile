@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo demo-hsm test test-latest lock lint typecheck unit bench bench-hostile bench-hsm bench-pipeline fuzz vectors clean sysdeps install
+.PHONY: demo demo-hsm test test-latest lock lint typecheck unit bench bench-hostile bench-hsm bench-pipeline fuzz vectors clean sysdeps install bench-revocation bench-server oracles
 
 $(UV): requirements/uv-bootstrap.txt
 	$(PY) -m venv $(TOOLS)
@@ -40,8 +40,14 @@ demo-hsm: sysdeps $(STAMP)
 	SOFTHSM2_CONF=$(CURDIR)/demo-out-hsm/softhsm/softhsm2.conf VAXCRED_PKCS11_PIN=2468-1357 $(BIN)/python -m vaxcred.demo --out demo-out-hsm --people $(or $(PEOPLE),1000) \
 	  --pkcs11 $$(ls /usr/lib/softhsm/libsofthsm2.so /usr/lib/*/softhsm/libsofthsm2.so 2>/dev/null | head -n 1) --token demo
 
+## oracles: test oracles from npm, pinned by package-lock.json (certlogic-js, the CertLogic reference)
+oracles: sysdeps
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --ignore-scripts --no-audit --no-fund --prefix tests/oracles/certlogic >/dev/null; \
+	else echo "npm missing: the certlogic-js differential test is skipped"; fi
+
 ## test: install everything the tests need (Debian packages too, when missing) and run the whole suite
-test: sysdeps $(STAMP)
+test: sysdeps $(STAMP) oracles
 	$(BIN)/ruff check vaxcred tests scripts benchmarks
 	$(BIN)/ruff format --check vaxcred tests scripts benchmarks
 	$(BIN)/mypy
@@ -71,6 +77,16 @@ bench-pipeline: PEOPLE ?= 10000,100000,1000000
 bench-pipeline: BACKEND ?= sqlite
 bench-pipeline: sysdeps $(STAMP)
 	PEOPLE=$(PEOPLE) BACKEND=$(BACKEND) $(BIN)/python -m benchmarks.bench_pipeline
+
+## bench-revocation: memory per entry, build and lookup time of ENTRIES revocation hashes (issue 8: 10 M <= 300 MB)
+bench-revocation: ENTRIES ?= 10000000
+bench-revocation: $(STAMP)
+	taskset -c 0 $(BIN)/python -m benchmarks.bench_revocation --entries $(ENTRIES)
+
+## bench-server: vaxcred serve (2 workers) under a loopback load generator, a mix of real passports; capacity,
+## then latency at 80 % of it (DURATION seconds per phase); last line {"rps": …, "p50_ms": …, "p99_ms": …}
+bench-server: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_server --duration $(or $(DURATION),15) --workers 2
 
 ## vectors: regenerate test_vectors/ deterministically (fixed keys and clock)
 vectors: $(STAMP)

@@ -16,6 +16,12 @@ softhsm_module=$(ls /usr/lib/softhsm/libsofthsm2.so /usr/lib/*/softhsm/libsofths
 if ! command -v softhsm2-util >/dev/null 2>&1 || [ -z "$softhsm_module" ]; then
   missing+=(softhsm2)
 fi
+# chromium: the officer page is tested end to end in Debian's headless Chromium (Playwright drives it;
+# no browser is downloaded by Playwright itself)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+# node + npm: certlogic-js (npm, pinned by tests/oracles/certlogic/package-lock.json) is the CertLogic oracle
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

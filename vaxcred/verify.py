@@ -16,6 +16,10 @@ names in :class:`~vaxcred.result.VerificationResult`):
 (8) time:      DSC.notBefore <= iat <= now (+skew) <= exp <= DSC.notAfter
 (9) key_usage: exactly one of v/t/r, allowed by the DSC's extended key usage (either OID family)
 (10) schema:   the official JSON schema of the payload's own ``ver`` (compiled once)
+(11) revocation: UCI, COUNTRYCODEUCI (``co`` and ``iss``) and SIGNATURE (ES256: ``r``) hashes looked up under
+               the kid and ``UNKNOWN_KID``; listed -> fail; data past its maximum age -> NEEDS_CHECK
+(12) rules:    the business rules of the arrival ``country`` (+ the issuer's invalidation rules), when a rule
+               set is given; a rule vaxcred cannot run makes the status NEEDS_CHECK, never VALID
 
 Nothing here reads the clock: ``now`` is a parameter.
 """
@@ -30,6 +34,8 @@ from typing import Any
 from vaxcred import crypto, errors, schema
 from vaxcred.codec import base45, compress, cose, cwt, prefix
 from vaxcred.result import STEP_NAMES, Holder, Status, Step, StepResult, VerificationResult
+from vaxcred.revocation import RevocationList
+from vaxcred.rules import RuleSet, judge
 from vaxcred.trust import TrustedDsc, TrustStore, check_chain
 from vaxcred.x509util import eku_allows
 
@@ -195,6 +201,46 @@ def _holder(dcc: Mapping[str, Any]) -> Holder | None:
     )
 
 
+def _revocation_inputs(dcc: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The ``ci`` and ``co`` of the certificate entry (``None`` where the payload lacks them)."""
+    for kind in ("v", "t", "r"):
+        entries = dcc.get(kind)
+        if isinstance(entries, list) and entries and isinstance(entries[0], Mapping):
+            ci, co = entries[0].get("ci"), entries[0].get("co")
+            return (ci if isinstance(ci, str) and ci else None), (co if isinstance(co, str) else None)
+    return None, None
+
+
+def _check_revocation(
+    revocation: RevocationList | None,
+    msg: cose.Sign1Message,
+    dcc: Mapping[str, Any],
+    iss: str | None,
+    now: datetime,
+) -> tuple[StepResult, str, str]:
+    """(11) revocation: the step's result, code and message."""
+    if revocation is None:
+        return _SKIP, "revocation.not_configured", "no revocation list given: not checked"
+    uvci, country = _revocation_inputs(dcc)
+    assert msg.alg is not None  # the signature step held
+    try:
+        listed = revocation.check(
+            kid=msg.kid, uvci=uvci, country=country, signature=msg.signature, alg=msg.alg, iss=iss
+        )
+    except (ValueError, TypeError):  # unreachable once the signature held; fail closed all the same
+        return _SKIP, "revocation.not_checked", "the passport's revocation hashes cannot be computed"
+    if listed is not None:
+        return _FAIL, "revocation.revoked", f"revoked: listed by its {listed.value} hash"
+    if not revocation.is_fresh(now):
+        since = revocation.stale_after.isoformat() if revocation.stale_after else "?"
+        return (
+            _SKIP,
+            "revocation.stale",
+            f"revocation data past its maximum age since {since}: not listed there",
+        )
+    return _PASS, "revocation.ok", "not on the revocation list"
+
+
 def verify(
     data: str | bytes,
     trust: TrustStore,
@@ -203,6 +249,10 @@ def verify(
     skew: timedelta = timedelta(0),
     max_trust_age: timedelta | None = None,
     image_decoder: Callable[[bytes], str] | None = None,
+    revocation: RevocationList | None = None,
+    rules: RuleSet | None = None,
+    country: str | None = None,
+    region: str | None = None,
 ) -> VerificationResult:
     """Verify an HC1 string (or the bytes of one, or a PNG/JPEG image of its QR code) against ``trust``.
 
@@ -212,8 +262,14 @@ def verify(
     ``image_decoder`` reads the QR code of a PNG/JPEG input (default: :func:`vaxcred.qr.decode_image`, in
     this process); it must return the text or raise :class:`~vaxcred.errors.ImageError`, as
     ``vaxcred.qr.isolated.IsolatedImageDecoder(...).decode`` does (a child process under a hard deadline).
+    ``revocation`` is the list the passport is looked up in (none: the step is skipped,
+    ``revocation.not_configured``); a listed passport is INVALID (``revocation.revoked``, naming the hash
+    type), a list past its maximum age turns VALID into NEEDS_CHECK (``revocation.stale``).
+    ``rules`` are the business rules to apply for arrival ``country`` (and ``region``): CERTLOGIC.md §7.
     Any input yields a result; only caller mistakes (naive ``now``, wrong types) raise.
     """
+    if revocation is not None and not isinstance(revocation, RevocationList):
+        raise TypeError("revocation must be a RevocationList or None")
     if not isinstance(now, datetime):
         raise TypeError("now must be a datetime")
     if now.tzinfo is None or now.utcoffset() is None:
@@ -337,7 +393,44 @@ def verify(
     else:
         steps.ok("schema", f"valid against DCC schema {dcc.get('ver')}")
 
+    # (11) revocation
+    outcome, code, message = _check_revocation(revocation, msg, dcc, claims.iss, now)
+    if outcome is _PASS:
+        steps.ok("revocation", message)
+    elif outcome is _FAIL:
+        steps.fail("revocation", code, message)
+    else:
+        steps.skip("revocation", code, message)
+    unchecked = code in ("revocation.stale", "revocation.not_checked")
+
+    # (12) rules: a rule that cannot be run fails the step but only asks for a check (NEEDS_CHECK)
+    rules_open = False
+    if rules is None:
+        steps.skip("rules", "rules.not_configured", "no business rules given")
+    else:
+        verdict = judge(
+            rules,
+            dcc,
+            at=now,
+            country=country,
+            region=region,
+            issuer_country=dsc.country,
+            iat=iat,
+            exp=exp,
+            kid=msg.kid,
+        )
+        base["rules"] = verdict.outcomes
+        if verdict.result == "pass":
+            steps.ok("rules", verdict.message)
+        elif verdict.result == "skip":
+            steps.skip("rules", verdict.code, verdict.message)
+        elif verdict.needs_check:
+            rules_open = True
+            steps.items.append(Step(name="rules", result=_FAIL, code=verdict.code, message=verdict.message))
+        else:
+            steps.fail("rules", verdict.code, verdict.message)
+
     status = None
-    if not steps.failed and not trust.is_fresh(now, max_trust_age):
+    if not steps.failed and (unchecked or rules_open or not trust.is_fresh(now, max_trust_age)):
         status = Status.NEEDS_CHECK
     return steps.finish(status=status, **base)

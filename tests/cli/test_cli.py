@@ -13,7 +13,20 @@ import pytest
 from vaxcred.cli import main
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-STEPS = ["prefix", "base45", "zlib", "cose", "kid", "signature", "chain", "time", "key_usage", "schema"]
+STEPS = [
+    "prefix",
+    "base45",
+    "zlib",
+    "cose",
+    "kid",
+    "signature",
+    "chain",
+    "time",
+    "key_usage",
+    "schema",
+    "revocation",
+    "rules",
+]
 PERSON = {
     "name": "Trần Thị Thu Hương",
     "dob": "1985-11",
@@ -84,6 +97,7 @@ def test_verify_json_has_the_contract_shape(
     assert isinstance(steps, dict)
     assert list(steps) == STEPS
     assert steps["chain"]["result"] == "skip"
+    assert steps["revocation"]["code"] == "revocation.not_configured"
     assert all(set(s) == {"result", "code", "message"} for s in steps.values())
     assert doc["holder"] == {
         "fn": "Trần",

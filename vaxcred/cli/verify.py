@@ -15,6 +15,7 @@ import click
 from vaxcred import errors
 from vaxcred.cli._common import EXIT_INVALID, EXIT_NEEDS_CHECK, EXIT_VALID, parse_at, safe
 from vaxcred.result import Status, VerificationResult
+from vaxcred.revocation import RevocationList
 from vaxcred.trust import Environment, TrustStore, load_gateway_trust_list, load_signed_trust_list
 from vaxcred.verify import verify as verify_passport
 from vaxcred.x509util import load_certificate_bytes
@@ -51,7 +52,9 @@ def _looks_like_image(data: bytes) -> bool:
     return qr.is_image(data)
 
 
-def _verify_image(data: bytes, trust: TrustStore, now: datetime, deadline: float) -> VerificationResult:
+def _verify_image(
+    data: bytes, trust: TrustStore, now: datetime, deadline: float, **options: Any
+) -> VerificationResult:
     """Decode the image in a child process (SECURITY.md #17): a parser crash or a pathological image
     costs at most ``deadline`` seconds and never this process."""
     from vaxcred.qr.isolated import IsolatedImageDecoder
@@ -61,7 +64,7 @@ def _verify_image(data: bytes, trust: TrustStore, now: datetime, deadline: float
         # child cannot start, decode() tries again and verify() reports image.decoder_crashed
         with contextlib.suppress(errors.ImageError):
             decoder.start()
-        return verify_passport(data, trust, now=now, image_decoder=decoder.decode)
+        return verify_passport(data, trust, now=now, image_decoder=decoder.decode, **options)
 
 
 def _load_trust(
@@ -97,7 +100,63 @@ def _load_trust(
         raise click.BadParameter(e.message, param_hint="--dsc") from e
 
 
-def _print_human(result: VerificationResult, details: bool) -> None:
+def _load_synced(
+    folder: Path, anchor: Path | None, env: str, at: datetime
+) -> tuple[TrustStore, RevocationList]:
+    """--data: the trust list and revocations of a folder kept by `vaxcred sync`, re-verified."""
+    from vaxcred.cli.sync import load_anchor
+    from vaxcred.sync import load_folder
+
+    if anchor is None:
+        raise click.UsageError("--data needs --anchor (the pinned CSCA certificate)")
+    data = load_folder(folder, anchor=load_anchor(anchor), environment=Environment[env], now=at)
+    for problem in data.problems:
+        click.echo(
+            f"{folder}: left out {safe(problem.path)} [{problem.code}] {safe(problem.message)}", err=True
+        )
+    if data.trust is None or data.revocation is None:
+        raise click.UsageError(f"no usable trust list and index in {folder} (run `vaxcred sync`)")
+    return data.trust, data.revocation
+
+
+def _load_revocations(paths: tuple[Path, ...], at: datetime) -> RevocationList:
+    """--revocations: batch files or folders as published (a bad file is reported and skipped)."""
+    from vaxcred.sync import load_revocation_files
+
+    revocation, problems = load_revocation_files(paths, now=at)
+    for problem in problems:
+        click.echo(f"left out {safe(problem.path)} [{problem.code}] {safe(problem.message)}", err=True)
+    return revocation
+
+
+def _load_rules(path: Path | None, country: str | None) -> dict[str, Any]:
+    """``verify()`` keyword arguments for ``--rules`` / ``--country`` (a rule file, array or folder)."""
+    if path is None and country is None:
+        return {}
+    if path is None or country is None:
+        raise click.UsageError("--rules and --country go together")
+    if len(country) != 2 or not country.isascii() or not country.isalpha():
+        raise click.BadParameter("a two-letter country code", param_hint="--country")
+    from vaxcred.rules import RuleSet
+
+    try:
+        return {"rules": RuleSet.from_path(path), "country": country.upper()}
+    except errors.VaxcredError as e:
+        raise click.UsageError(f"cannot load the rules: [{e.code}] {e.message}") from e
+    except OSError as e:
+        raise click.BadParameter(f"cannot read {path}: {e.strerror}", param_hint="--rules") from e
+
+
+def _print_rules(result: VerificationResult, lang: str) -> None:
+    marks = {"passed": "✓", "failed": "✗", "open": "?"}
+    for outcome in result.rules:
+        click.echo(
+            f"    {marks[outcome.outcome.value]} {outcome.identifier} {outcome.version} {outcome.outcome.value}:"
+            f" {safe(outcome.description(lang))}"
+        )
+
+
+def _print_human(result: VerificationResult, details: bool, lang: str = "en") -> None:
     colour = {"VALID": "green", "INVALID": "red", "NEEDS_CHECK": "yellow"}[result.status.value]
     click.secho(result.status.value, fg=colour, bold=True)
     if result.holder:
@@ -114,6 +173,8 @@ def _print_human(result: VerificationResult, details: bool) -> None:
         mark = {"pass": "✓", "fail": "✗", "skip": "-"}[step.result.value]
         if details or step.result.value != "pass":
             click.echo(f"  {mark} {step.name:<10} {step.code}: {safe(step.message)}")
+        if step.name == "rules" and (details or step.result.value != "pass"):
+            _print_rules(result, lang)
     if details and result.certificate:
         click.echo(json.dumps(result.certificate, ensure_ascii=False, indent=2))
 
@@ -145,6 +206,17 @@ def _print_human(result: VerificationResult, details: bool) -> None:
     show_default=True,
     help="Trust environment; test and production never mix.",
 )
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A folder kept by `vaxcred sync`: its trust list and revocations (needs --anchor).",
+)
+@click.option(
+    "--revocations",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Revocation batches: a file (`vaxcred revocations export`) or a folder of *.json; repeatable.",
+)
 @click.option("--at", "at", metavar="ISO-8601", help="Verify as of this time (default: now).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the stable machine format).")
 @click.option("--details", is_flag=True, help="Also show passing steps and the whole certificate.")
@@ -156,16 +228,35 @@ def _print_human(result: VerificationResult, details: bool) -> None:
     metavar="SECONDS",
     help="Longest an image's QR code may take to decode (in a separate process, killed after that).",
 )
+@click.option("--country", metavar="CC", help="Arrival country whose business rules apply (with --rules).")
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(exists=True, path_type=Path),
+    help="Business rules: a rule file, a JSON array of rules, or a folder of *.json rule files.",
+)
+@click.option(
+    "--lang",
+    type=click.Choice(["en", "vi"]),
+    default="en",
+    show_default=True,
+    help="Language of the rule descriptions shown to the officer.",
+)
 def verify(
     input_value: str,
     dscs: tuple[str, ...],
     trust_list: Path | None,
     anchor: Path | None,
     env: str,
+    data: Path | None,
+    revocations: tuple[Path, ...],
     at: str | None,
     as_json: bool,
     details: bool,
     image_deadline: float,
+    country: str | None,
+    rules_path: Path | None,
+    lang: str,
 ) -> None:
     """Verify INPUT: an HC1 string, a file holding one, or a PNG/JPEG image of the QR code.
 
@@ -174,14 +265,25 @@ def verify(
     if not (math.isfinite(image_deadline) and image_deadline > 0):
         raise click.BadParameter("must be a positive number of seconds", param_hint="--image-deadline")
     now = parse_at(at)
-    trust = _load_trust(dscs, trust_list, anchor, env, now)
-    data = _read_input(input_value)
-    if isinstance(data, bytes) and _looks_like_image(data):
-        result = _verify_image(data, trust, now, image_deadline)
+    revocation: RevocationList | None = None
+    if data is not None:
+        if trust_list is not None or dscs:
+            raise click.UsageError("--data brings its own trust list: leave out --trust-list and --dsc")
+        trust, revocation = _load_synced(data, anchor, env, now)
     else:
-        result = verify_passport(data, trust, now=now)
+        trust = _load_trust(dscs, trust_list, anchor, env, now)
+    if revocations:
+        revocation = _load_revocations(revocations, now)
+    options = _load_rules(rules_path, country)
+    if revocation is not None:
+        options["revocation"] = revocation
+    passport = _read_input(input_value)
+    if isinstance(passport, bytes) and _looks_like_image(passport):
+        result = _verify_image(passport, trust, now, image_deadline, **options)
+    else:
+        result = verify_passport(passport, trust, now=now, **options)
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False, sort_keys=False))
     else:
-        _print_human(result, details)
+        _print_human(result, details, lang)
     click.get_current_context().exit(_EXIT[result.status])

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -62,6 +62,7 @@ from vaxcred.keys.files import (
     save_certificate,
     save_private_key,
 )
+from vaxcred.keys.purpose_signers import make_document_signer, make_log_signer
 from vaxcred.keys.token import PIN_ENV, Pkcs11Token, TokenConfig, pin_from_env
 from vaxcred.keys.x509sign import AnyKey, public_key_of, sign_crl, sign_csr
 from vaxcred.x509util import parse_dsc
@@ -208,6 +209,25 @@ class KeyChainDir:
             save_private_key(self.folder / f"{stem}.key", pair.private_key, self.passphrase)  # type: ignore[arg-type]
         save_certificate(self.folder / f"{stem}.pem", pair.certificate)
         self._log("generate", purpose, pair.certificate, now)
+
+    # --- single-purpose signers under the CSCA ------------------------------------------------------------
+
+    def new_log_signer(self, *, now: datetime, stem: str = "log-signer") -> KeyPair:
+        """Issue and store the issuance log's tree-head signer (EKU ``LOG_SIGNING_EKU`` only) as ``<stem>``."""
+        return self._new_purpose_signer(make_log_signer, "log", stem, now)
+
+    def new_document_signer(self, *, now: datetime, stem: str = "document-signer") -> KeyPair:
+        """Issue and store the PDF document signer (EKU ``id-kp-documentSigning`` only) as ``<stem>``."""
+        return self._new_purpose_signer(make_document_signer, "document", stem, now)
+
+    def _new_purpose_signer(
+        self, make: Callable[..., KeyPair], purpose: str, stem: str, now: datetime
+    ) -> KeyPair:
+        if (self.folder / f"{stem}.pem").exists():
+            raise KeyStoreError(f"{stem} already exists in {self.folder}", code="keys.exists")
+        pair = make(self.load("csca"), now=now, private_key=self._new_key("ec", purpose, LEAF_RSA_BITS))
+        self._store(stem, pair, now, purpose=purpose)
+        return pair
 
     # --- DSCs: rotate, retire, withdraw --------------------------------------------------------------------
 
