@@ -397,3 +397,25 @@ def test_a_device_that_signs_wrongly_cannot_produce_a_certificate() -> None:
     with pytest.raises(errors.KeyStoreError) as e:
         sign_certificate(builder, _Device(lie=True))
     assert e.value.code == "keys.device"
+
+
+# --- single-purpose signers under the CSCA ------------------------------------------------------------------
+
+
+def test_log_and_document_signers_are_issued_by_the_chain_and_logged(chain: KeyChainDir) -> None:
+    """The log and document signers get their own keys (on the token for a token chain), chain to the CSCA, carry
+    one EKU each and appear in the key-operations log with their purpose."""
+    from vaxcred.oids import DOCUMENT_SIGNING_EKU, LOG_SIGNING_EKU
+
+    log_signer = chain.new_log_signer(now=START)
+    document_signer = chain.new_document_signer(now=START)
+    csca = chain.load("csca").certificate
+    for pair, eku in ((log_signer, LOG_SIGNING_EKU), (document_signer, DOCUMENT_SIGNING_EKU)):
+        pair.certificate.verify_directly_issued_by(csca)
+        assert list(pair.certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [eku]
+        assert pair.on_token == (chain.token is not None)
+    assert [o.purpose for o in chain.operations()][-2:] == ["log", "document"]
+    assert chain.load("log-signer").certificate == log_signer.certificate
+    with pytest.raises(errors.KeyStoreError) as e:
+        chain.new_log_signer(now=START)
+    assert e.value.code == "keys.exists"
