@@ -442,7 +442,9 @@ def format_timestamp(when: datetime) -> str:
     return require_utc(when, "timestamp").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _entry(cert_type: str, country: str, der: bytes, timestamp: str) -> dict[str, str]:
+def _entry(
+    cert_type: str, country: str, der: bytes, timestamp: str, *, withdrawn: bool = False
+) -> dict[str, str | None]:
     digest = hashlib.sha256(der).digest()
     values = {
         "kid": base64.b64encode(digest[:KID_LENGTH]).decode("ascii"),
@@ -453,17 +455,21 @@ def _entry(cert_type: str, country: str, der: bytes, timestamp: str) -> dict[str
         # vaxcred cannot produce the gateway's CMS signature (made with the trust anchor / upload key):
         # the field is present, as the gateway format requires, but empty.
         "signature": "",
-        "rawData": base64.b64encode(der).decode("ascii"),
+        # a withdrawn certificate keeps its kid and thumbprint, without the certificate (the gateway's form)
+        "rawData": None if withdrawn else base64.b64encode(der).decode("ascii"),
     }
     return {key: values[key] for key in _FIELDS}
 
 
-def export_gateway_trust_list(store: TrustStore, *, now: datetime) -> bytes:
+def export_gateway_trust_list(
+    store: TrustStore, *, now: datetime, withdrawn: Sequence[tuple[str, bytes]] = ()
+) -> bytes:
     """The store as gateway trust-list JSON: deterministic (sorted entries, fixed field order, compact).
 
     Every entry's ``timestamp`` is ``now`` (the store keeps no per-entry times) and ``signature`` is the
     empty string (see :func:`_entry`).  DSCs filed under no country (``--dsc`` mode without ``C=``) are
-    left out: the format requires a country.
+    left out: the format requires a country. ``withdrawn`` (country, DSC DER) pairs are listed with
+    ``rawData: null`` so gateway consumers drop them (e.g. the key chain's withdrawn DSCs).
     """
     timestamp = format_timestamp(now)
     entries = [
@@ -473,5 +479,6 @@ def export_gateway_trust_list(store: TrustStore, *, now: datetime) -> bytes:
     entries += [
         _entry("DSC", dsc.country, dsc.info.der, timestamp) for dsc in store.all_dscs() if dsc.country
     ]
-    entries.sort(key=lambda e: (e["certificateType"], e["country"], e["thumbprint"]))
+    entries += [_entry("DSC", country, der, timestamp, withdrawn=True) for country, der in withdrawn]
+    entries.sort(key=lambda e: (str(e["certificateType"]), str(e["country"]), str(e["thumbprint"])))
     return json.dumps(entries, ensure_ascii=True, separators=(",", ":")).encode("ascii")
