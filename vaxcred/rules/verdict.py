@@ -33,7 +33,6 @@ from typing import Any
 
 from vaxcred.errors import EvaluationError
 from vaxcred.privacy import mask_dob, mask_id, mask_name
-from vaxcred.rules.evaluator import MAX_REDUCE_ITEMS
 from vaxcred.rules.gateway import Rule, parse_version
 from vaxcred.rules.ruleset import RuleSet
 from vaxcred.valuesets import load_value_sets
@@ -52,7 +51,7 @@ class RuleOutcome:
     """One rule's outcome: ``code`` says why (``rules.passed``, ``rules.failed``, ``rules.error``,
     ``rules.not_boolean``, ``rules.invalid_logic``, ``rules.incompatible_engine``,
     ``rules.incompatible_schema``); ``affected`` pairs each affected field with its value, masked where
-    it is personal data."""
+    it is personal data (only for rules that did not pass: what the officer has to look at)."""
 
     identifier: str
     version: str
@@ -96,6 +95,7 @@ class RulesVerdict:
     outcomes: tuple[RuleOutcome, ...]
 
 
+_MAX_AFFECTED = 50
 _VERSION_OPEN = frozenset({"rules.incompatible_engine", "rules.incompatible_schema"})
 _CERTIFICATE_TYPES = (("r", "Recovery"), ("v", "Vaccination"), ("t", "Test"))
 
@@ -169,22 +169,44 @@ def _masked(path: str, value: Any) -> str:
     return text[:40]
 
 
-def _schema_compatible(rule: Rule, ver: Any) -> bool:
-    payload_version = parse_version(ver) if isinstance(ver, str) else None
+@functools.lru_cache(maxsize=4096)
+def _passed(rule: Rule) -> RuleOutcome:
+    """A passed outcome holds no per-passport data: one immutable value per rule, shared between results."""
+    return RuleOutcome(
+        identifier=rule.identifier,
+        version=rule.version_text,
+        type=rule.type,
+        certificate_type=rule.certificate_type,
+        country=rule.country,
+        outcome=Outcome.PASSED,
+        code="rules.passed",
+        detail="",
+        descriptions=rule.descriptions,
+        affected=(),
+    )
+
+
+def _affected(rule: Rule, payload: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The affected fields and their masked values, for the rules the officer must look at (not passed)."""
+    return tuple((f, _masked(f, _lookup(payload, f))) for f in rule.affected_fields[:_MAX_AFFECTED])
+
+
+def _schema_compatible(rule: Rule, payload_version: tuple[int, int, int] | None) -> bool:
     if payload_version is None:
         return False
     return rule.schema_version[0] == payload_version[0] and rule.schema_version <= payload_version
 
 
-def _run(rule: Rule, data: Mapping[str, Any]) -> tuple[Outcome, str, str]:
-    payload = data["payload"]
+def _run(
+    rule: Rule, data: Mapping[str, Any], payload_version: tuple[int, int, int] | None
+) -> tuple[Outcome, str, str]:
     if not rule.engine_supported:
         return (
             Outcome.OPEN,
             "rules.incompatible_engine",
             f"engine {rule.engine} {rule.engine_version} not supported",
         )
-    if not _schema_compatible(rule, payload.get("ver")):
+    if not _schema_compatible(rule, payload_version):
         return Outcome.OPEN, "rules.incompatible_schema", "written for another DCC schema version"
     if rule.logic is None:
         return Outcome.OPEN, "rules.invalid_logic", str(rule.logic_problems[0]) if rule.logic_problems else ""
@@ -234,9 +256,14 @@ def judge(
         at=at, country=country, issuer_country=issuer_country, iat=iat, exp=exp, kid=kid, region=region
     )
     data = {"payload": payload, "external": external}
+    ver = payload.get("ver")
+    payload_version = parse_version(ver) if isinstance(ver, str) else None
     outcomes = []
     for rule in selected:
-        outcome, code, detail = _run(rule, data)
+        outcome, code, detail = _run(rule, data, payload_version)
+        if outcome is Outcome.PASSED:
+            outcomes.append(_passed(rule))
+            continue
         outcomes.append(
             RuleOutcome(
                 identifier=rule.identifier,
@@ -248,9 +275,7 @@ def judge(
                 code=code,
                 detail=detail,
                 descriptions=rule.descriptions,
-                affected=tuple(
-                    (f, _masked(f, _lookup(payload, f))) for f in rule.affected_fields[:MAX_REDUCE_ITEMS]
-                ),
+                affected=_affected(rule, payload),
             )
         )
     return _verdict(tuple(outcomes))
