@@ -169,21 +169,27 @@ def _masked(path: str, value: Any) -> str:
     return text[:40]
 
 
-@functools.lru_cache(maxsize=4096)
-def _passed(rule: Rule) -> RuleOutcome:
-    """A passed outcome holds no per-passport data: one immutable value per rule, shared between results."""
+def _outcome(
+    rule: Rule, outcome: Outcome, code: str, detail: str, affected: tuple[tuple[str, str], ...]
+) -> RuleOutcome:
     return RuleOutcome(
         identifier=rule.identifier,
         version=rule.version_text,
         type=rule.type,
         certificate_type=rule.certificate_type,
         country=rule.country,
-        outcome=Outcome.PASSED,
-        code="rules.passed",
-        detail="",
+        outcome=outcome,
+        code=code,
+        detail=detail,
         descriptions=rule.descriptions,
-        affected=(),
+        affected=affected,
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _passed(rule: Rule) -> RuleOutcome:
+    """A passed outcome holds no per-passport data: one immutable value per rule, shared between results."""
+    return _outcome(rule, Outcome.PASSED, "rules.passed", "", ())
 
 
 def _affected(rule: Rule, payload: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -264,20 +270,7 @@ def judge(
         if outcome is Outcome.PASSED:
             outcomes.append(_passed(rule))
             continue
-        outcomes.append(
-            RuleOutcome(
-                identifier=rule.identifier,
-                version=rule.version_text,
-                type=rule.type,
-                certificate_type=rule.certificate_type,
-                country=rule.country,
-                outcome=outcome,
-                code=code,
-                detail=detail,
-                descriptions=rule.descriptions,
-                affected=_affected(rule, payload),
-            )
-        )
+        outcomes.append(_outcome(rule, outcome, code, detail, _affected(rule, payload)))
     return _verdict(tuple(outcomes))
 
 
