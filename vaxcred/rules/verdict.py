@@ -66,7 +66,8 @@ class RuleOutcome:
 
     def description(self, lang: str = "en") -> str:
         """The description in the officer's language ``lang``, else English."""
-        return self.descriptions.get(lang) or self.descriptions.get("en") or ""
+        found = self.descriptions.get(lang) or self.descriptions.get(lang.split("-")[0])
+        return found or self.descriptions.get("en") or ""
 
     def to_json(self) -> dict[str, Any]:
         return {
