@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: oracles demo test test-latest lock lint typecheck unit bench bench-hostile bench-pipeline fuzz vectors clean sysdeps install
+.PHONY: demo test test-latest lock lint typecheck unit bench bench-hostile bench-pipeline bench-revocation fuzz vectors clean sysdeps install bench-server oracles
 
 $(UV): requirements/uv-bootstrap.txt
 	$(PY) -m venv $(TOOLS)
@@ -66,6 +66,16 @@ bench-pipeline: PEOPLE ?= 10000,100000,1000000
 bench-pipeline: BACKEND ?= sqlite
 bench-pipeline: sysdeps $(STAMP)
 	PEOPLE=$(PEOPLE) BACKEND=$(BACKEND) $(BIN)/python -m benchmarks.bench_pipeline
+
+## bench-revocation: memory per entry, build and lookup time of ENTRIES revocation hashes (issue 8: 10 M <= 300 MB)
+bench-revocation: ENTRIES ?= 10000000
+bench-revocation: $(STAMP)
+	taskset -c 0 $(BIN)/python -m benchmarks.bench_revocation --entries $(ENTRIES)
+
+## bench-server: vaxcred serve (2 workers) under a loopback load generator, a mix of real passports; capacity,
+## then latency at 80 % of it (DURATION seconds per phase); last line {"rps": …, "p50_ms": …, "p99_ms": …}
+bench-server: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_server --duration $(or $(DURATION),15) --workers 2
 
 ## vectors: regenerate test_vectors/ deterministically (fixed keys and clock)
 vectors: $(STAMP)

@@ -8,6 +8,12 @@ from tests.interop.payloads import DAY, NOW
 from vaxcred import keys
 
 
+@pytest.fixture(autouse=True)
+def _private_state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI keeps its trust rollback state under $XDG_STATE_HOME: never the real one in tests."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture(scope="session")
 def csca() -> keys.KeyPair:
     """A CSCA made 60 days before NOW."""

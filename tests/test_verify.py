@@ -62,12 +62,16 @@ def _codes(result: VerificationResult) -> dict[str, tuple[StepResult, str]]:
     return {s.name: (s.result, s.code) for s in result.steps}
 
 
-def _gateway_store(dsc: keys.KeyPair, csca: keys.KeyPair) -> TrustStore:
+def _gateway_store(
+    dsc: keys.KeyPair, csca: keys.KeyPair, *, retrieved_at: datetime | None = NOW
+) -> TrustStore:
+    """An authenticated gateway store retrieved at ``retrieved_at`` (``None``: age unknown)."""
     return TrustStore.build(
         environment=Environment.TST,
         mode=TrustMode.GATEWAY,
         dscs=[TrustedDsc(info=parse_dsc(_der(dsc)), country="VN", source="gateway")],
         cscas=[("VN", csca.certificate)],
+        issued_at=retrieved_at,
     )
 
 
@@ -146,15 +150,17 @@ def test_early_failure_fails_that_step_and_skips_the_rest(
 def test_valid_passport_passes_every_step_but_the_skipped_chain(
     results: dict[str, VerificationResult],
 ) -> None:
-    """A fresh passport verified with its bare DSC passes all steps; chain is skipped as not checked, rules
-    as not configured."""
+    """A fresh passport verified with its bare DSC passes all steps; chain is skipped as not checked,
+    revocation and rules as not configured."""
     result = results["valid"]
     assert result.status is Status.VALID
     assert result.ok
     assert {name: r for name, (r, _) in _codes(result).items() if r is not StepResult.PASS} == {
         "chain": StepResult.SKIP,
+        "revocation": StepResult.SKIP,
         "rules": StepResult.SKIP,
     }
+    assert result.step("revocation").code == "revocation.not_configured"
     assert result.step("chain").code == "chain.not_checked"
     assert result.step("rules").code == "rules.not_configured"
     assert result.trust_mode == "dsc"
@@ -330,7 +336,7 @@ def test_chain_to_the_csca_passes(passport: IssuedPassport, dsc: keys.KeyPair, c
     result = verify(passport.hc1, _gateway_store(dsc, csca), now=AFTER)
     assert result.status is Status.VALID
     assert _codes(result)["chain"] == (StepResult.PASS, "chain.ok")
-    assert result.trust_mode == "trust_list"
+    assert result.trust_mode == "gateway"
 
 
 def test_dsc_from_another_csca_fails_chain(csca: keys.KeyPair) -> None:
@@ -350,7 +356,8 @@ def test_gateway_store_without_issue_time_needs_check_under_max_trust_age(
     passport: IssuedPassport, dsc: keys.KeyPair, csca: keys.KeyPair
 ) -> None:
     """A gateway store has no signed issue time, so any max_trust_age turns VALID into NEEDS_CHECK."""
-    result = verify(passport.hc1, _gateway_store(dsc, csca), now=AFTER, max_trust_age=30 * DAY)
+    store = _gateway_store(dsc, csca, retrieved_at=None)
+    result = verify(passport.hc1, store, now=AFTER, max_trust_age=30 * DAY)
     assert result.status is Status.NEEDS_CHECK
 
 

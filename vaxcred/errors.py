@@ -32,6 +32,7 @@ instead, as pyca/cryptography does.
     ├── KeyStoreError               keys.* (wrong passphrase, unsupported key, bad certificate)
     ├── TrustStoreError             trust.* (malformed or mis-signed trust list, environment mix),
     │                               revocation.malformed (revocation batches)
+    ├── SyncError                   sync.* (downloading trust, rules, value sets, revocation: vaxcred.sync)
     └── PipelineError               pipeline.*, sitesign.* (vaxcred.pipeline.errors: the national pipeline)
 
 Codes are part of the public contract: add new ones, never rename.
@@ -59,6 +60,7 @@ __all__ = [
     "RulesError",
     "SchemaError",
     "SignatureError",
+    "SyncError",
     "TimeError",
     "TrustStoreError",
     "VaxcredError",
@@ -189,3 +191,10 @@ class KeyStoreError(VaxcredError):
 
 class TrustStoreError(VaxcredError):
     default_code = "trust.invalid"
+
+
+class SyncError(VaxcredError):
+    """Synchronising verifier data failed (HTTP, size, deadline, hash, signature, freshness, rollback);
+    the last good copy is kept."""
+
+    default_code = "sync.failed"

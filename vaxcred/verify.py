@@ -11,13 +11,21 @@ names in :class:`~vaxcred.result.VerificationResult`):
 (5) kid:       an 8-byte kid (protected header wins) selecting candidate DSCs — a hint, never a verdict
 (6) signature: every candidate tried; the algorithm comes from the DSC's key type, a header alg that
                disagrees fails; Sig_structure from the bytes as received
+(7) chain:     DSC -> CSCA of its country at ``now`` (``skip`` when only bare DSCs were handed over);
+               (6) and (7) run per candidate: the first DSC passing both is used, else the first whose
+               signature holds (its chain failure reported)
 --- once the signature holds, every remaining check runs and reports ---
-(7) chain:     DSC -> CSCA of its country at ``now`` (``skip`` when only bare DSCs were handed over)
 (8) time:      DSC.notBefore <= iat <= now (+skew) <= exp <= DSC.notAfter
 (9) key_usage: exactly one of v/t/r, allowed by the DSC's extended key usage (either OID family)
 (10) schema:   the official JSON schema of the payload's own ``ver`` (compiled once)
-(11) rules:    the business rules of the arrival ``country`` (+ the issuer's invalidation rules), when a rule
+(11) revocation: UCI, COUNTRYCODEUCI (``co`` and ``iss``) and SIGNATURE (ES256: ``r``) hashes looked up under
+               the kid and ``UNKNOWN_KID``; listed -> fail; data past its maximum age -> NEEDS_CHECK
+(12) rules:    the business rules of the arrival ``country`` (+ the issuer's invalidation rules), when a rule
                set is given; a rule vaxcred cannot run makes the status NEEDS_CHECK, never VALID
+--- trust ---  VALID needs authenticated, fresh trust: an UNAUTHENTICATED store (the unsafe opt-in) or
+               one older than the freshness bound (or of unknown age) turns VALID into NEEDS_CHECK, with
+               a :class:`~vaxcred.result.Notice` saying why; an ``iss`` claim that differs from the DSC's
+               country is a notice too
 
 Nothing here reads the clock: ``now`` is a parameter.
 """
@@ -31,9 +39,10 @@ from typing import Any
 
 from vaxcred import crypto, errors, schema
 from vaxcred.codec import base45, compress, cose, cwt, prefix
-from vaxcred.result import STEP_NAMES, Holder, Status, Step, StepResult, VerificationResult
+from vaxcred.result import STEP_NAMES, Holder, Notice, Status, Step, StepResult, VerificationResult
+from vaxcred.revocation import RevocationList
 from vaxcred.rules import RuleSet, judge
-from vaxcred.trust import TrustedDsc, TrustStore, check_chain
+from vaxcred.trust import TrustedDsc, TrustFreshnessPolicy, TrustMode, TrustStore, check_chain
 from vaxcred.x509util import eku_allows
 
 __all__ = ["verify"]
@@ -58,6 +67,10 @@ _OK_BASE45 = Step(name="base45", result=_PASS, code="base45.ok", message="valid 
 _OK_ZLIB = Step(name="zlib", result=_PASS, code="zlib.ok", message="zlib stream inflated")
 _OK_COSE = Step(name="cose", result=_PASS, code="cose.ok", message="COSE_Sign1 with CWT claims")
 _OK_TIME = Step(name="time", result=_PASS, code="time.ok", message="within iat/exp and the DSC's validity")
+_UNAUTHENTICATED = Notice(
+    code="trust.unauthenticated",
+    message="the trust list was loaded WITHOUT authentication (unsafe opt-in): a manual check is needed",
+)
 _CHAIN_NOT_CHECKED = Step(
     name="chain",
     result=_SKIP,
@@ -198,6 +211,46 @@ def _holder(dcc: Mapping[str, Any]) -> Holder | None:
     )
 
 
+def _revocation_inputs(dcc: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The ``ci`` and ``co`` of the certificate entry (``None`` where the payload lacks them)."""
+    for kind in ("v", "t", "r"):
+        entries = dcc.get(kind)
+        if isinstance(entries, list) and entries and isinstance(entries[0], Mapping):
+            ci, co = entries[0].get("ci"), entries[0].get("co")
+            return (ci if isinstance(ci, str) and ci else None), (co if isinstance(co, str) else None)
+    return None, None
+
+
+def _check_revocation(
+    revocation: RevocationList | None,
+    msg: cose.Sign1Message,
+    dcc: Mapping[str, Any],
+    iss: str | None,
+    now: datetime,
+) -> tuple[StepResult, str, str]:
+    """(11) revocation: the step's result, code and message."""
+    if revocation is None:
+        return _SKIP, "revocation.not_configured", "no revocation list given: not checked"
+    uvci, country = _revocation_inputs(dcc)
+    assert msg.alg is not None  # the signature step held
+    try:
+        listed = revocation.check(
+            kid=msg.kid, uvci=uvci, country=country, signature=msg.signature, alg=msg.alg, iss=iss
+        )
+    except (ValueError, TypeError):  # unreachable once the signature held; fail closed all the same
+        return _SKIP, "revocation.not_checked", "the passport's revocation hashes cannot be computed"
+    if listed is not None:
+        return _FAIL, "revocation.revoked", f"revoked: listed by its {listed.value} hash"
+    if not revocation.is_fresh(now):
+        since = revocation.stale_after.isoformat() if revocation.stale_after else "?"
+        return (
+            _SKIP,
+            "revocation.stale",
+            f"revocation data past its maximum age since {since}: not listed there",
+        )
+    return _PASS, "revocation.ok", "not on the revocation list"
+
+
 def verify(
     data: str | bytes,
     trust: TrustStore,
@@ -206,6 +259,7 @@ def verify(
     skew: timedelta = timedelta(0),
     max_trust_age: timedelta | None = None,
     image_decoder: Callable[[bytes], str] | None = None,
+    revocation: RevocationList | None = None,
     rules: RuleSet | None = None,
     country: str | None = None,
     region: str | None = None,
@@ -213,22 +267,35 @@ def verify(
     """Verify an HC1 string (or the bytes of one, or a PNG/JPEG image of its QR code) against ``trust``.
 
     ``now`` must be an aware datetime. ``skew`` allows ``iat`` that far in the future (default 0).
-    A trust store that is not fresh (older than ``max_trust_age``, else the bound it was loaded with) turns
-    a VALID outcome into NEEDS_CHECK.
+    Freshness is always checked (:class:`~vaxcred.trust.TrustFreshnessPolicy`): a trust list older than
+    ``max_trust_age`` (else the bound it was loaded with, else 72 hours), or of unknown age, turns a VALID
+    outcome into NEEDS_CHECK; so does a store loaded without authentication.
     ``image_decoder`` reads the QR code of a PNG/JPEG input (default: :func:`vaxcred.qr.decode_image`, in
     this process); it must return the text or raise :class:`~vaxcred.errors.ImageError`, as
     ``vaxcred.qr.isolated.IsolatedImageDecoder(...).decode`` does (a child process under a hard deadline).
+    ``revocation`` is the list the passport is looked up in (none: the step is skipped,
+    ``revocation.not_configured``); a listed passport is INVALID (``revocation.revoked``, naming the hash
+    type), a list past its maximum age turns VALID into NEEDS_CHECK (``revocation.stale``).
     ``rules`` are the business rules to apply for arrival ``country`` (and ``region``): CERTLOGIC.md §7.
     Any input yields a result; only caller mistakes (naive ``now``, wrong types) raise.
     """
+    if revocation is not None and not isinstance(revocation, RevocationList):
+        raise TypeError("revocation must be a RevocationList or None")
     if not isinstance(now, datetime):
         raise TypeError("now must be a datetime")
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     now = now.astimezone(UTC)
     steps = _Steps()
-    mode = "trust_list" if trust.chain_required else "dsc"
-    base: dict[str, Any] = {"trust_mode": mode, "environment": trust.environment.value}
+    freshness = TrustFreshnessPolicy.for_store(trust, max_trust_age).assess(trust, now)
+    notices: list[Notice] = []
+    base: dict[str, Any] = {
+        "trust_mode": trust.mode.value,
+        "environment": trust.environment.value,
+        "trust_updated_at": freshness.updated_at,
+        "trust_age": freshness.age,
+        "trust_max_age": freshness.max_age if trust.mode is not TrustMode.DSC else None,
+    }
 
     # (0) input
     text = _as_text(data, steps, image_decoder)
@@ -285,10 +352,12 @@ def verify(
         return steps.finish(**base)
     steps.ok("kid", f"{len(candidates)} candidate DSC(s) for the kid")
 
-    # (6) signature: every candidate; algorithm bound to the key type
+    # (6) signature + (7) chain: every candidate is tried until one passes both (a DSC whose signature
+    # verifies but whose chain fails does not end the search: another DSC sharing the kid may pass)
     to_be_signed = cose.sig_structure(msg)
     dsc: TrustedDsc | None = None
     last: errors.SignatureError | None = None
+    chain_failure: tuple[TrustedDsc, errors.ChainError] | None = None
     for candidate in candidates:
         try:
             crypto.verify_signature(candidate.info.public_key, msg.alg, to_be_signed, msg.signature)
@@ -296,27 +365,44 @@ def verify(
             if last is None or last.code == "signature.alg_mismatch":
                 last = e
             continue
+        if trust.chain_required:
+            try:
+                check_chain(candidate, trust, now)
+            except errors.ChainError as e:
+                chain_failure = chain_failure or (candidate, e)
+                continue
         dsc = candidate
         break
-    if dsc is None:
+    if dsc is None and chain_failure is None:
         assert last is not None
         steps.error("signature", last)
         return steps.finish(**base)
     steps.ok("signature", f"signature verified ({_ALG_NAMES[msg.alg]})")
+    if dsc is None:
+        assert chain_failure is not None
+        dsc, chain_error = chain_failure
+    else:
+        chain_error = None
     dcc = claims.dcc
     iat, exp = _epoch(claims.iat), _epoch(claims.exp)
     base.update(holder=_holder(dcc), certificate=dcc, issuer_country=dsc.country, iat=iat, exp=exp)
+    base["iss"] = claims.iss
+    country = dsc.country or dsc.info.country
+    if claims.iss is not None and country and claims.iss != country:
+        notices.append(
+            Notice(
+                code="iss.mismatch",
+                message=f"the passport claims issuer {claims.iss!r}, its DSC belongs to {country}",
+            )
+        )
 
-    # (7) chain
+    # (7) chain (decided with the signature above)
     if not trust.chain_required:
         steps.items.append(_CHAIN_NOT_CHECKED)
+    elif chain_error is not None:
+        steps.error("chain", chain_error)
     else:
-        try:
-            check_chain(dsc, trust, now)
-        except errors.ChainError as e:
-            steps.error("chain", e)
-        else:
-            steps.ok("chain", f"DSC chains to the {dsc.country} CSCA")
+        steps.ok("chain", f"DSC chains to the {dsc.country} CSCA")
 
     # (8) time
     problem = _check_time(iat, exp, dsc, now, skew)
@@ -344,7 +430,17 @@ def verify(
     else:
         steps.ok("schema", f"valid against DCC schema {dcc.get('ver')}")
 
-    # (11) rules: a rule that cannot be run fails the step but only asks for a check (NEEDS_CHECK)
+    # (11) revocation
+    outcome, code, message = _check_revocation(revocation, msg, dcc, claims.iss, now)
+    if outcome is _PASS:
+        steps.ok("revocation", message)
+    elif outcome is _FAIL:
+        steps.fail("revocation", code, message)
+    else:
+        steps.skip("revocation", code, message)
+    unchecked = code in ("revocation.stale", "revocation.not_checked")
+
+    # (12) rules: a rule that cannot be run fails the step but only asks for a check (NEEDS_CHECK)
     rules_open = False
     if rules is None:
         steps.skip("rules", "rules.not_configured", "no business rules given")
@@ -371,7 +467,14 @@ def verify(
         else:
             steps.fail("rules", verdict.code, verdict.message)
 
+    # trust: an unauthenticated or stale list never yields a plain VALID
     status = None
-    if not steps.failed and (rules_open or not trust.is_fresh(now, max_trust_age)):
+    if trust.mode is TrustMode.UNAUTHENTICATED:
+        notices.append(_UNAUTHENTICATED)
+    if not freshness.fresh:
+        notices.append(Notice(code=freshness.code, message=freshness.message))
+    if not steps.failed and (
+        unchecked or rules_open or trust.mode is TrustMode.UNAUTHENTICATED or not freshness.fresh
+    ):
         status = Status.NEEDS_CHECK
-    return steps.finish(status=status, **base)
+    return steps.finish(status=status, notices=tuple(notices), **base)

@@ -24,6 +24,7 @@ STEPS = [
     "time",
     "key_usage",
     "schema",
+    "revocation",
     "rules",
 ]
 PERSON = {
@@ -96,6 +97,7 @@ def test_verify_json_has_the_contract_shape(
     assert isinstance(steps, dict)
     assert list(steps) == STEPS
     assert steps["chain"]["result"] == "skip"
+    assert steps["revocation"]["code"] == "revocation.not_configured"
     assert all(set(s) == {"result", "code", "message"} for s in steps.values())
     assert doc["holder"] == {
         "fn": "Trần",
@@ -128,11 +130,14 @@ def test_verify_with_signed_trust_list_checks_the_chain(
             str(chain / "csca.pem"),
             "--at",
             "2026-03-01T00:00:00Z",
+            "--max-trust-age",
+            "90d",  # exported two months before the verification time
         ],
         capsys,
     )
     assert code == 0
     assert doc["steps"]["chain"]["result"] == "pass"  # type: ignore[index]
+    assert doc["trust_mode"] == "signed_list"
 
 
 def test_verify_expired_exits_1(hc1_file: Path, chain: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,65 +1,45 @@
-"""Revocation of issued passports in the EU gateway's terms (DCC.md §7): hashes, batches, lookup.
-
-A revoked passport is listed by 16-byte prefixes of SHA-256 hashes, never by its content:
-
-==================  ===========================================================================
-``UCI``             UTF-8 of the ``ci`` exactly as in the payload
-``COUNTRYCODEUCI``  UTF-8 of the upper-case two-letter issuing country followed by the ``ci``
-``SIGNATURE``       the COSE signature; ES256: ``r`` only (first 32 bytes — ``s`` is malleable,
-                    ``(r, n − s)`` verifies too), PS256: the whole signature
-==================  ===========================================================================
+"""Revocation batches in the EU gateway's terms (DCC.md §7), and the publisher's side of them.
 
 Countries publish :class:`RevocationBatch` es (one DSC kid, or ``UNKNOWN_KID``, one hash type,
 1–1000 entries, an ``expires`` after which the batch is dropped) as the gateway's batch JSON
 ``{"country", "expires", "kid", "hashType", "entries": [{"hash": <Base64>}]}``.
-A verifier builds one :class:`RevocationList` from the batches it holds: (kid or ``UNKNOWN_KID``,
-hash type) → set of hashes; a passport is revoked when any of its hashes is in the set of its own kid
-or of ``UNKNOWN_KID``.
 
 Errors: a batch that is not well-formed JSON in that shape raises
 :class:`~vaxcred.errors.TrustStoreError` with code ``revocation.malformed`` (the whole batch is refused);
 building a :class:`RevocationBatch` by hand with bad values is a caller mistake (``ValueError`` /
 ``TypeError``).  The CMS signature around a gateway batch is the transport's business, as for the trust
-list (:mod:`vaxcred.trust.gateway`).
+list (:mod:`vaxcred.trust.gateway`); vaxcred's own transport (:mod:`vaxcred.sync`) signs an index of them.
 
 Pure: bytes in, bytes out; ``now`` is a parameter.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import groupby
+from typing import Any, Final
+
+from vaxcred.crypto import KID_LENGTH
+from vaxcred.errors import TrustStoreError
+from vaxcred.revocation.hashes import REVOCATION_HASH_LENGTH, HashType, revocation_hashes
+from vaxcred.trust.store import is_country, require_utc
+
 __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_BATCH_ENTRIES",
-    "REVOCATION_HASH_LENGTH",
     "UNKNOWN_KID",
-    "HashType",
     "RevocationBatch",
     "RevocationEntry",
-    "RevocationList",
     "batches_for",
     "revocation_entries",
-    "revocation_hashes",
 ]
 
-import base64
-import binascii
-import hashlib
-import json
-import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import StrEnum
-from itertools import groupby
-from types import MappingProxyType
-from typing import Any, Final, TypeGuard
-
-from vaxcred.crypto import ES256_SIGNATURE_LENGTH, KID_LENGTH, Algorithm
-from vaxcred.errors import TrustStoreError
-from vaxcred.trust.store import is_country, require_utc
-
-#: a revocation hash: the first 16 bytes of a SHA-256
-REVOCATION_HASH_LENGTH: Final = 16
 #: entries in one gateway batch (at least 1)
 MAX_BATCH_ENTRIES: Final = 1000
 #: a batch document (1000 entries of ~36 bytes and the envelope fit many times over)
@@ -71,73 +51,9 @@ _FIELDS: Final = frozenset({"country", "expires", "kid", "hashType", "entries"})
 _B64_HASH = re.compile(r"[A-Za-z0-9+/]{22}==")
 _B64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})")
-_ES256 = int(Algorithm.ES256)
-_PS256 = int(Algorithm.PS256)
 
 
-class HashType(StrEnum):
-    """The gateway's ``hashType`` values, in the order a verifier tests them."""
-
-    UCI = "UCI"
-    COUNTRYCODEUCI = "COUNTRYCODEUCI"
-    SIGNATURE = "SIGNATURE"
-
-
-def _digest16(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()[:REVOCATION_HASH_LENGTH]
-
-
-def _uci_hash(uvci: str) -> bytes:
-    if not isinstance(uvci, str):
-        raise TypeError(f"uvci must be a str, not {type(uvci).__name__}")
-    if not uvci:
-        raise ValueError("uvci must not be empty")
-    return _digest16(uvci.encode("utf-8"))
-
-
-def _is_two_letters(value: object) -> TypeGuard[str]:
-    return isinstance(value, str) and len(value) == 2 and value.isascii() and value.isalpha()
-
-
-def _country_uci_hash(country: str, uvci: str) -> bytes:
-    if not _is_two_letters(country):
-        raise ValueError(f"country must be a two-letter ISO 3166-1 code, not {country!r}")
-    return _digest16((country.upper() + uvci).encode("utf-8"))
-
-
-def _signature_hash(signature: bytes, alg: int) -> bytes:
-    if not isinstance(signature, bytes):
-        raise TypeError(f"signature must be bytes, not {type(signature).__name__}")
-    if isinstance(alg, bool) or alg not in (_ES256, _PS256):
-        raise ValueError(f"alg must be ES256 ({_ES256}) or PS256 ({_PS256}), not {alg!r}")
-    if alg == _ES256:
-        if len(signature) != ES256_SIGNATURE_LENGTH:
-            raise ValueError(f"an ES256 signature is 64 bytes r||s, not {len(signature)}")
-        return _digest16(signature[: ES256_SIGNATURE_LENGTH // 2])
-    if not signature:
-        raise ValueError("the PS256 signature must not be empty")
-    return _digest16(signature)
-
-
-def revocation_hashes(*, uvci: str, country: str, signature: bytes, alg: int) -> dict[HashType, bytes]:
-    """The three 16-byte revocation hashes of one passport (see the module documentation).
-
-    ``uvci`` exactly as in the payload's ``ci``; ``country`` the issuing country (upper-cased here);
-    ``signature`` the COSE signature as carried (raw ``r‖s`` for ES256) and ``alg`` its COSE algorithm.
-    Bad arguments raise ``ValueError`` / ``TypeError``.
-    """
-    uci = _uci_hash(uvci)
-    return {
-        HashType.UCI: uci,
-        HashType.COUNTRYCODEUCI: _country_uci_hash(country, uvci),
-        HashType.SIGNATURE: _signature_hash(signature, alg),
-    }
-
-
-# --- batches --------------------------------------------------------------------------------------------
-
-
-def _malformed(message: str) -> TrustStoreError:
+def malformed(message: str) -> TrustStoreError:
     return TrustStoreError(f"revocation batch: {message}", code="revocation.malformed")
 
 
@@ -198,7 +114,13 @@ class RevocationBatch:
         ``kid`` ``UNKNOWN_KID`` or strict Base64 of an 8-byte kid; ``hashType`` one of :class:`HashType`;
         ``entries`` 1–1000 objects ``{"hash": <strict Base64 of 16 bytes>}``.  No duplicate JSON keys.
         """
-        document = _parse(data)
+        return cls.from_document(_parse(data))
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> RevocationBatch:
+        """:meth:`from_json` for a document already read by :func:`json_decoder` (a JSON object)."""
+        if not isinstance(document, dict):
+            raise malformed("not a JSON object")
         missing = _FIELDS - document.keys()
         extra = document.keys() - _FIELDS
         if missing or extra:
@@ -206,22 +128,22 @@ class RevocationBatch:
                 f"missing {sorted(missing)}" if missing else "",
                 f"unknown {sorted(extra)}" if extra else "",
             ]
-            raise _malformed("fields " + ", ".join(d for d in detail if d))
+            raise malformed("fields " + ", ".join(d for d in detail if d))
         country = document["country"]
         if not is_country(country):
-            raise _malformed(f"country {country!r} is not an upper-case ISO 3166-1 alpha-2 code")
+            raise malformed(f"country {country!r} is not an upper-case ISO 3166-1 alpha-2 code")
         expires = _parse_time(document["expires"])
         kid = _parse_kid(document["kid"])
         hash_type = document["hashType"]
         if not isinstance(hash_type, str) or hash_type not in HashType.__members__:
-            raise _malformed(f"hashType {hash_type!r} is not one of {', '.join(HashType)}")
+            raise malformed(f"hashType {hash_type!r} is not one of {', '.join(HashType)}")
         entries = _parse_entries(document["entries"])
         try:
             return cls(
                 country=country, expires=expires, kid=kid, hash_type=HashType(hash_type), entries=entries
             )
         except (ValueError, TypeError) as e:  # unreachable after the checks above; kept fail-closed
-            raise _malformed(str(e)) from e
+            raise malformed(str(e)) from e
 
 
 class _DuplicateKey(ValueError):
@@ -241,64 +163,67 @@ def _no_constants(name: str) -> None:
     raise ValueError(f"non-JSON constant {name}")
 
 
+def json_decoder() -> json.JSONDecoder:
+    """The strict JSON decoder of batch documents: duplicate keys and NaN/Infinity raise ``ValueError``."""
+    return json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+
+
 def _parse(data: bytes) -> dict[str, Any]:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError("a revocation batch must be bytes")
     raw = bytes(data)
     if len(raw) > MAX_BATCH_BYTES:
-        raise _malformed(f"{len(raw)} bytes exceed {MAX_BATCH_BYTES}")
+        raise malformed(f"{len(raw)} bytes exceed {MAX_BATCH_BYTES}")
     try:
-        document = json.loads(
-            raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constants
-        )
+        document = json_decoder().decode(raw.decode("utf-8"))
     except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, _DuplicateKey
-        raise _malformed(f"not valid JSON: {e}") from e
+        raise malformed(f"not valid JSON: {e}") from e
     if not isinstance(document, dict):
-        raise _malformed("not a JSON object")
+        raise malformed("not a JSON object")
     return document
 
 
 def _parse_time(value: object) -> datetime:
     if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
-        raise _malformed(f"expires {value!r} is not an ISO 8601 time with a zone")
+        raise malformed(f"expires {value!r} is not an ISO 8601 time with a zone")
     try:
         return datetime.fromisoformat(value).astimezone(UTC)
     except ValueError as e:
-        raise _malformed(f"expires {value!r} is not a real time") from e
+        raise malformed(f"expires {value!r} is not a real time") from e
 
 
 def _b64(value: str, what: str) -> bytes:
     if not _B64.fullmatch(value):
-        raise _malformed(f"{what} is not strict Base64")
+        raise malformed(f"{what} is not strict Base64")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as e:
-        raise _malformed(f"{what} is not strict Base64") from e
+        raise malformed(f"{what} is not strict Base64") from e
 
 
 def _parse_kid(value: object) -> bytes | None:
     if value == UNKNOWN_KID:
         return None
     if not isinstance(value, str):
-        raise _malformed("kid is not a string")
+        raise malformed("kid is not a string")
     kid = _b64(value, "kid")
     if len(kid) != KID_LENGTH:
-        raise _malformed(f"kid is {len(kid)} bytes, not {KID_LENGTH}")
+        raise malformed(f"kid is {len(kid)} bytes, not {KID_LENGTH}")
     return kid
 
 
 def _parse_entries(value: object) -> tuple[bytes, ...]:
     if not isinstance(value, list):
-        raise _malformed("entries is not an array")
+        raise malformed("entries is not an array")
     if not 1 <= len(value) <= MAX_BATCH_ENTRIES:
-        raise _malformed(f"{len(value)} entries: a batch holds 1 to {MAX_BATCH_ENTRIES}")
+        raise malformed(f"{len(value)} entries: a batch holds 1 to {MAX_BATCH_ENTRIES}")
     entries = []
     for i, entry in enumerate(value):
         if not isinstance(entry, dict) or entry.keys() != {"hash"} or not isinstance(entry["hash"], str):
-            raise _malformed(f'entry {i} is not {{"hash": <Base64>}}')
+            raise malformed(f'entry {i} is not {{"hash": <Base64>}}')
         text = entry["hash"]
         if not _B64_HASH.fullmatch(text):
-            raise _malformed(f"entry {i}: hash is not Base64 of {REVOCATION_HASH_LENGTH} bytes")
+            raise malformed(f"entry {i}: hash is not Base64 of {REVOCATION_HASH_LENGTH} bytes")
         entries.append(_b64(text, f"entry {i} hash"))
     return tuple(entries)
 
@@ -385,99 +310,3 @@ def batches_for(
                 )
             )
     return tuple(batches)
-
-
-# --- lookup ---------------------------------------------------------------------------------------------------
-
-
-_EMPTY: Final[frozenset[bytes]] = frozenset()
-
-
-class RevocationList:
-    """(kid or ``UNKNOWN_KID``, hash type) → set of 16-byte hashes, built from unexpired batches.
-
-    Immutable.  ``UNKNOWN_KID`` is the key ``None``: its entries apply to passports of every DSC.
-    """
-
-    __slots__ = ("_index",)
-
-    def __init__(self, index: Mapping[tuple[bytes | None, HashType], Iterable[bytes]] | None = None) -> None:
-        frozen: dict[tuple[bytes | None, HashType], frozenset[bytes]] = {}
-        for (kid, hash_type), hashes in (index or {}).items():
-            if kid is not None and not isinstance(kid, bytes):
-                raise TypeError("index kids must be bytes or None (UNKNOWN_KID)")
-            if not isinstance(hash_type, HashType):
-                raise TypeError("index hash types must be HashType")
-            values = frozenset(hashes)
-            if any(not isinstance(h, bytes) or len(h) != REVOCATION_HASH_LENGTH for h in values):
-                raise ValueError(f"every hash must be {REVOCATION_HASH_LENGTH} bytes")
-            if values:
-                frozen[(kid, hash_type)] = values
-        self._index: Mapping[tuple[bytes | None, HashType], frozenset[bytes]] = MappingProxyType(frozen)
-
-    @classmethod
-    def from_batches(cls, batches: Iterable[RevocationBatch], *, now: datetime) -> RevocationList:
-        """A list from ``batches``, dropping those whose ``expires`` is not after ``now`` (aware)."""
-        now = require_utc(now)
-        merged: dict[tuple[bytes | None, HashType], set[bytes]] = {}
-        for batch in batches:
-            if batch.expires <= now:
-                continue
-            merged.setdefault((batch.kid, batch.hash_type), set()).update(batch.entries)
-        return cls(merged)
-
-    def hashes(self, kid: bytes | None, hash_type: HashType) -> frozenset[bytes]:
-        """The hashes listed under exactly ``kid`` (``None`` = ``UNKNOWN_KID``) and ``hash_type``."""
-        return self._index.get((kid, hash_type), _EMPTY)
-
-    def __len__(self) -> int:
-        return sum(len(v) for v in self._index.values())
-
-    def __repr__(self) -> str:
-        return f"RevocationList(keys={len(self._index)}, hashes={len(self)})"
-
-    def check(
-        self,
-        *,
-        kid: bytes | None,
-        uvci: str,
-        country: str,
-        signature: bytes,
-        alg: int,
-        iss: str | None = None,
-    ) -> HashType | None:
-        """The first hash type under which the passport is listed, or ``None`` if it is not revoked.
-
-        The sets of the passport's own ``kid`` and of ``UNKNOWN_KID`` are searched.  ``country`` is the
-        entry's ``co``; give the CWT ``iss`` too and, when it differs, ``COUNTRYCODEUCI`` is tested with both
-        (DCC.md §7); an ``iss`` that is not a two-letter code is ignored.
-        """
-        kids = (None,) if kid is None else (kid, None)
-        candidates: dict[HashType, list[bytes]] = {
-            HashType.UCI: [_uci_hash(uvci)],
-            HashType.COUNTRYCODEUCI: [_country_uci_hash(country, uvci)],
-            HashType.SIGNATURE: [_signature_hash(signature, alg)],
-        }
-        if _is_two_letters(iss) and iss.upper() != country.upper():
-            candidates[HashType.COUNTRYCODEUCI].append(_country_uci_hash(iss, uvci))
-        for hash_type, values in candidates.items():
-            for k in kids:
-                listed = self._index.get((k, hash_type))
-                if listed and any(v in listed for v in values):
-                    return hash_type
-        return None
-
-    def is_revoked(
-        self,
-        *,
-        kid: bytes | None,
-        uvci: str,
-        country: str,
-        signature: bytes,
-        alg: int,
-        iss: str | None = None,
-    ) -> bool:
-        """Whether :meth:`check` finds the passport."""
-        return (
-            self.check(kid=kid, uvci=uvci, country=country, signature=signature, alg=alg, iss=iss) is not None
-        )
