@@ -228,3 +228,11 @@ def test_affected_values_are_masked_for_the_officer(dsc: keys.KeyPair, store: Tr
     assert "1990-05-17" not in str(result.to_json()["rules"])
     passed = verify(_hc1(dsc), store, now=AT, rules=VN, country="VN").rules
     assert all(o.affected == () for o in passed)
+
+
+def test_the_arrival_country_is_not_the_issuers(dsc: keys.KeyPair, store: TrustStore) -> None:
+    """Regression: verify's arrival `country` was shadowed by the DSC's country, so a Vietnamese passport
+    arriving in France ran Viet Nam's acceptance rules."""
+    result = verify(_hc1(dsc, dt="2021-09-12"), store, now=AT, rules=VN, country="FR")
+    assert [o.identifier for o in result.rules] == ["IR-VN-0001"]
+    assert result.status is Status.VALID
