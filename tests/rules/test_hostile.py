@@ -13,7 +13,7 @@ from vaxcred.rules import compile_expression, evaluate, expression_problems, to_
 from vaxcred.rules.validator import OPERATIONS
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=12),
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12),
     st.sampled_from(["2021-06-01", "2021", "2021-02", "2021-06-01T10:00:00+02:00", "URN:UVCI:01:VN:X/Y#Z"]),
 )  # fmt: skip
 json_values = st.recursive(

@@ -29,9 +29,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vaxcred import errors
-from vaxcred.rules import DateTime, evaluate
+from vaxcred.rules import DateTime, evaluate, expression_problems
 
 from .suite import same_json
+from .test_hostile import expressions as any_expressions
 
 ORACLE = Path(__file__).resolve().parent.parent / "oracles" / "certlogic"
 NODE = shutil.which("node")
@@ -50,9 +51,16 @@ class _Node:
         )
 
     def evaluate(self, expr: Any, data: Any) -> dict[str, Any]:
+        return self.ask({"expr": expr, "data": data})
+
+    def problems(self, expr: Any) -> list[str]:
+        reply: list[str] = self.ask({"validate": expr})["problems"]
+        return reply
+
+    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
         assert self.process.stdin is not None
         assert self.process.stdout is not None
-        self.process.stdin.write(json.dumps({"expr": expr, "data": data}) + "\n")
+        self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         reply: dict[str, Any] = json.loads(self.process.stdout.readline())
         return reply
@@ -295,3 +303,26 @@ def test_the_oracle_is_the_pinned_reference(node: _Node) -> None:
     }
     with pytest.raises(errors.EvaluationError):
         evaluate({"plusTime": ["2021-02-30", 0, "day"]}, None)
+
+
+def _has_integral_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return value.is_integer()
+    if isinstance(value, list):
+        return any(_has_integral_float(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_integral_float(v) for v in value.values())
+    return False
+
+
+@settings(
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(any_expressions.filter(lambda e: not _has_integral_float(e)))
+def test_validator_agrees_with_certlogic_js(node: _Node, expr: Any) -> None:
+    """The static validator accepts exactly what certlogic-js's format validator accepts (integral floats such
+    as 1.0 left out: one number type in JavaScript; vaxcred's depth and size bounds are far from reach here)."""
+    mine, theirs = expression_problems(expr), node.problems(expr)
+    assert bool(mine) == bool(theirs), (mine, theirs)
