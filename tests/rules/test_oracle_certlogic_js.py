@@ -1,9 +1,9 @@
 """Differential test against certlogic-js, the CertLogic reference implementation (npm, pinned in
 tests/oracles/certlogic/package-lock.json; `make test` runs `npm ci` there when node is present).
 
-Hypothesis generates valid expressions with data (and, for the static validator, arbitrary JSON); vaxcred and one long-lived node process (JSON lines) evaluate
-each, and the values must be equal with JSON types kept (date-times compared as ISO instants), or both must
-fail. Known, documented divergences (CERTLOGIC.md §2-§3) are kept out of the generated space on purpose:
+Hypothesis generates valid expressions with data (and, for the static validator, arbitrary JSON); vaxcred
+and one long-lived node process (JSON lines) evaluate each, and the values must be equal with JSON types kept
+(date-times compared as ISO instants), or both must fail. Known, documented divergences (CERTLOGIC.md §2-§3) are kept out of the generated space on purpose:
 
 * impossible dates (``2021-02-30``) and results outside 0000-9999: JavaScript rolls over, vaxcred raises —
   dates are real and years stay within 1900-2100 with small amounts;
