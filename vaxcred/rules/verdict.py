@@ -109,6 +109,13 @@ def value_set_codes() -> Mapping[str, list[str]]:
     return {vs.id: list(vs.entries) for vs in sets}
 
 
+def _value_sets(own: Mapping[str, list[str]] | None) -> Mapping[str, list[str]]:
+    """The vendored value sets, each replaced by ``own`` where it has the same id (a plain ``dict``)."""
+    if not own:
+        return value_set_codes()
+    return {**value_set_codes(), **own}
+
+
 def _instant(moment: datetime) -> str:
     moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
@@ -117,6 +124,7 @@ def _instant(moment: datetime) -> str:
 def external_parameters(
     *,
     at: datetime,
+    value_sets: Mapping[str, list[str]] | None = None,
     country: str | None,
     issuer_country: str | None,
     iat: datetime | None = None,
@@ -127,7 +135,7 @@ def external_parameters(
     """The ``external`` object of the data context (module docstring)."""
     return {
         "validationClock": _instant(at),
-        "valueSets": value_set_codes(),
+        "valueSets": _value_sets(value_sets),
         "countryCode": (country or "").upper(),
         "issuerCountryCode": (issuer_country or "").upper(),
         "exp": _instant(exp) if exp else None,
@@ -260,7 +268,14 @@ def judge(
             outcomes=(),
         )
     external = external_parameters(
-        at=at, country=country, issuer_country=issuer_country, iat=iat, exp=exp, kid=kid, region=region
+        at=at,
+        value_sets=rules.value_sets,
+        country=country,
+        issuer_country=issuer_country,
+        iat=iat,
+        exp=exp,
+        kid=kid,
+        region=region,
     )
     data = {"payload": payload, "external": external}
     ver = payload.get("ver")
