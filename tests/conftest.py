@@ -30,3 +30,13 @@ def dsc(csca: keys.KeyPair) -> keys.KeyPair:
 def rsa_dsc(csca: keys.KeyPair) -> keys.KeyPair:
     """A PS256 (RSA-2048) DSC made a day before NOW."""
     return keys.make_dsc(csca, now=NOW - DAY, key="rsa")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long property runs (``@pytest.mark.slow``) run only when asked for: ``-m slow`` (``make fuzz``)."""
+    if "slow" in (config.getoption("markexpr", "") or ""):
+        return
+    skip = pytest.mark.skip(reason="long property run: `make fuzz` (pytest -m slow) runs it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

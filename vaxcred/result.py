@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from vaxcred import errors
+from vaxcred.text import json_compatible
 
 if TYPE_CHECKING:
     from vaxcred.rules import RuleOutcome
@@ -173,7 +174,10 @@ class VerificationResult:
             "status": self.status.value,
             "steps": {s.name: s.to_json() for s in self.steps},
             "holder": self.holder.to_json() if self.holder else None,
-            "certificate": dict(self.certificate) if (include_certificate and self.certificate) else None,
+            # strict JSON: a signed DCC may hold NaN or infinities (CBOR floats), shown as strings
+            "certificate": json_compatible(dict(self.certificate))
+            if (include_certificate and self.certificate)
+            else None,
             "issuer_country": self.issuer_country,
             "iat": self.iat.isoformat() if self.iat else None,
             "exp": self.exp.isoformat() if self.exp else None,

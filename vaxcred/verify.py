@@ -17,7 +17,8 @@ names in :class:`~vaxcred.result.VerificationResult`):
 --- once the signature holds, every remaining check runs and reports ---
 (8) time:      DSC.notBefore <= iat <= now (+skew) <= exp <= DSC.notAfter
 (9) key_usage: exactly one of v/t/r, allowed by the DSC's extended key usage (either OID family)
-(10) schema:   the official JSON schema of the payload's own ``ver`` (compiled once)
+(10) schema:   the official JSON schema of the payload's own ``ver`` (compiled once, ECMA-262 patterns), plus
+               the DCC profile: exactly one v/t/r entry, whole-value country and date of birth
 (11) revocation: UCI, COUNTRYCODEUCI (``co`` and ``iss``) and SIGNATURE (ES256: ``r``) hashes looked up under
                the kid and ``UNKNOWN_KID``; listed -> fail; data past its maximum age -> NEEDS_CHECK
 (12) rules:    the business rules of the arrival ``country`` (+ the issuer's invalidation rules), when a rule
@@ -38,7 +39,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from vaxcred import crypto, errors, schema
+from vaxcred._extras import MissingExtraError
 from vaxcred.codec import base45, compress, cose, cwt, prefix
+from vaxcred.codec.image import is_image
 from vaxcred.result import STEP_NAMES, Holder, Notice, Status, Step, StepResult, VerificationResult
 from vaxcred.revocation import RevocationList
 from vaxcred.rules import RuleSet, judge
@@ -51,6 +54,7 @@ _PASS = StepResult.PASS
 _FAIL = StepResult.FAIL
 _SKIP = StepResult.SKIP
 _MAX_INPUT_BYTES = 10 * 1024 * 1024
+_KID_LENGTH = 8
 
 
 _ORDER = {name: i for i, name in enumerate(STEP_NAMES)}
@@ -138,11 +142,16 @@ def _as_text(
     if len(raw) > _MAX_INPUT_BYTES:
         steps.fail("prefix", "prefix.too_long", "input larger than 10 MiB")
         return None
-    from vaxcred import qr  # local import: image support pulls in Pillow and zxing-cpp
-
-    if qr.is_image(raw):
+    if is_image(raw):
+        if image_decoder is None:
+            try:  # local import: image support pulls in Pillow and zxing-cpp (extra ``qr``)
+                from vaxcred import qr
+            except MissingExtraError as e:
+                steps.fail("prefix", "image.extra_missing", f"cannot read a QR image here: {e}")
+                return None
+            image_decoder = qr.decode_image
         try:
-            text: object = (image_decoder or qr.decode_image)(raw)
+            text: object = image_decoder(raw)
         except errors.ImageError as e:
             steps.fail("prefix", e.code, f"no readable QR code: {e.message}")
             return None
@@ -167,7 +176,7 @@ def _check_time(
     info = dsc.info
     if exp < now:
         return "time.expired", f"expired at {exp.isoformat()}"
-    if iat > now + skew:
+    if iat - now > skew:  # not `iat > now + skew`: that sum overflows near datetime.max
         return "time.not_yet_valid", f"issued in the future ({iat.isoformat()})"
     if iat < info.not_before:
         return "time.iat_before_dsc", "issued before its signing certificate became valid"
@@ -285,7 +294,14 @@ def verify(
         raise TypeError("now must be a datetime")
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
-    now = now.astimezone(UTC)
+    if not isinstance(skew, timedelta):
+        raise TypeError("skew must be a timedelta")
+    if skew < timedelta(0):
+        raise ValueError("skew must not be negative")
+    try:
+        now = now.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("now lies outside the range of datetime once converted to UTC") from None
     steps = _Steps()
     freshness = TrustFreshnessPolicy.for_store(trust, max_trust_age).assess(trust, now)
     notices: list[Notice] = []
@@ -337,14 +353,18 @@ def verify(
         steps.fail("cose", "cose.no_alg", "no algorithm in either header")
         return steps.finish(**base)
     steps.items.append(_OK_COSE)
-    base["kid"] = msg.kid if isinstance(msg.kid, bytes) else None
+    # echoed only when it is no longer than a kid may be: a 60,000-byte "kid" is not echoed back whole
+    base["kid"] = msg.kid if msg.kid is not None and len(msg.kid) <= _KID_LENGTH else None
 
     # (5) kid: selects candidates only
-    if msg.kid is None or msg.kid_malformed:
-        steps.fail("kid", "kid.missing" if msg.kid is None else "kid.malformed", "no usable kid")
+    if msg.kid_malformed:
+        steps.fail("kid", "kid.malformed", "the kid header is not a byte string")
         return steps.finish(**base)
-    if len(msg.kid) != 8:
-        steps.fail("kid", "kid.bad_length", f"kid must be 8 bytes, got {len(msg.kid)}")
+    if msg.kid is None:
+        steps.fail("kid", "kid.missing", "no kid in either header")
+        return steps.finish(**base)
+    if len(msg.kid) != _KID_LENGTH:
+        steps.fail("kid", "kid.bad_length", f"kid must be {_KID_LENGTH} bytes, got {len(msg.kid)}")
         return steps.finish(**base)
     candidates = trust.candidates(msg.kid)
     if not candidates:

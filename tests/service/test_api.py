@@ -348,7 +348,7 @@ def test_access_log_is_json_without_personal_data(server: LiveServer, chain: Cha
 
 
 def test_stale_trust_turns_valid_into_needs_check(stale_server: LiveServer, chain: Chain) -> None:
-    """Trust of unknown age under --max-trust-age: a genuine passport is NEEDS_CHECK, reason trust.stale."""
+    """Trust older than --max-trust-age: a genuine passport is NEEDS_CHECK, reason trust.stale."""
     result = _ok(_verify(stale_server, {"qr": chain.valid()}))
     assert result.status == "NEEDS_CHECK"
     assert [r.code for r in result.reasons] == ["trust.stale"]

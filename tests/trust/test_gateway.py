@@ -99,6 +99,20 @@ def test_malformed_entry_reported(dsc: Issued, override: dict[str, Any], words: 
     assert result.store.all_dscs() == ()
 
 
+def test_non_ascii_raw_data_is_a_rejected_entry(dsc: Issued) -> None:
+    """rawData with a non-ASCII character rejects the entry instead of leaking base64's ValueError (atheris)."""
+    result = load([entry(dsc, rawData="MIIC\u00e9AAA")])
+    (rejected,) = result.rejected
+    assert "rawData is not Base64" in rejected.reason
+
+
+def test_non_ascii_kid_is_a_rejected_entry(dsc: Issued) -> None:
+    """A kid with a non-ASCII character rejects the entry instead of leaking base64's ValueError."""
+    result = load([entry(dsc, kid="T\u00e9ChVTYw8i8=")])
+    (rejected,) = result.rejected
+    assert "kid is not Base64" in rejected.reason
+
+
 def test_upper_case_thumbprint_accepted(dsc: Issued) -> None:
     """The thumbprint is compared as a hex number: case does not matter."""
     result = load([entry(dsc, thumbprint=hashlib.sha256(dsc.der).hexdigest().upper())])

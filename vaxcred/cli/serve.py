@@ -77,6 +77,12 @@ def _load_data(
     "signed issue time then never counts as fresh).",
 )
 @click.option(
+    "--trust-state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where the highest trust-list sequence seen is kept (default $XDG_STATE_HOME/vaxcred/...); an older "
+    "list is refused.",
+)
+@click.option(
     "--data",
     "data_dir",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
@@ -118,6 +124,7 @@ def serve(
     anchor: Path | None,
     env: str,
     max_trust_age: float | None,
+    trust_state: Path | None,
     data_dir: Path | None,
     host: str,
     port: int,
@@ -156,7 +163,9 @@ def serve(
         trust, options, datasets = _load_data(data_dir, anchor, env, now)
     else:
         # a border service never runs on unauthenticated trust: no opt-in here
-        trust = _load_trust(dscs, trust_list, anchor, False, env, now, default_state_path(), None)
+        trust = _load_trust(
+            dscs, trust_list, anchor, False, env, now, trust_state or default_state_path(), None
+        )
     if max_trust_age is not None:
         options["max_trust_age"] = timedelta(hours=max_trust_age)
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import sys
 from datetime import datetime
@@ -13,6 +12,7 @@ from typing import Any
 import click
 
 from vaxcred import errors
+from vaxcred._extras import MissingExtraError
 from vaxcred.cli._common import EXIT_INVALID, EXIT_NEEDS_CHECK, EXIT_VALID, parse_at, safe
 from vaxcred.cli._trust import (
     UNSAFE_FLAG,
@@ -21,8 +21,10 @@ from vaxcred.cli._trust import (
     parse_duration,
     read_capped,
 )
+from vaxcred.codec.image import is_image
 from vaxcred.result import Status, VerificationResult
 from vaxcred.revocation import RevocationList
+from vaxcred.text import clip, json_dumps_safe
 from vaxcred.trust import Environment, TrustStore, format_age
 from vaxcred.verify import verify as verify_passport
 from vaxcred.x509util import load_certificate_bytes
@@ -50,21 +52,19 @@ def _read_input(value: str) -> str | bytes:
         with path.open("rb") as fh:
             return fh.read(_MAX_FILE + 1)
     except OSError as e:
-        raise click.BadParameter(f"cannot read {value}: {e.strerror}", param_hint="INPUT") from e
-
-
-def _looks_like_image(data: bytes) -> bool:
-    from vaxcred import qr  # local import: Pillow and zxing-cpp only when needed
-
-    return qr.is_image(data)
+        raise click.BadParameter(f"cannot read {safe(clip(value))}: {e.strerror}", param_hint="INPUT") from e
 
 
 def _verify_image(
     data: bytes, trust: TrustStore, now: datetime, deadline: float, **options: Any
 ) -> VerificationResult:
     """Decode the image in a child process (SECURITY.md #17): a parser crash or a pathological image
-    costs at most ``deadline`` seconds and never this process."""
-    from vaxcred.qr.isolated import IsolatedImageDecoder
+    costs at most ``deadline`` seconds and never this process. Without the ``qr`` extra, verify() reports
+    the failed step ``image.extra_missing``."""
+    try:
+        from vaxcred.qr.isolated import IsolatedImageDecoder  # local import: Pillow and zxing-cpp
+    except MissingExtraError:
+        return verify_passport(data, trust, now=now, **options)
 
     with IsolatedImageDecoder(deadline=deadline) as decoder:
         # start-up (~0.15 s: Pillow and zxing imported, warmed) is paid here, outside the deadline; if the
@@ -226,7 +226,7 @@ def _print_human(result: VerificationResult, details: bool, lang: str = "en") ->
         if step.name == "rules" and (details or step.result.value != "pass"):
             _print_rules(result, lang)
     if details and result.certificate:
-        click.echo(json.dumps(result.certificate, ensure_ascii=False, indent=2))
+        click.echo(json_dumps_safe(result.certificate, indent=2))
 
 
 @click.command()
@@ -381,12 +381,12 @@ def verify(
         options["region"] = region.upper()
     options["max_trust_age"] = max_age
     passport = _read_input(input_value)
-    if isinstance(passport, bytes) and _looks_like_image(passport):
+    if isinstance(passport, bytes) and is_image(passport):
         result = _verify_image(passport, trust, now, image_deadline, **options)
     else:
         result = verify_passport(passport, trust, now=now, **options)
     if as_json:
-        click.echo(json.dumps(result.to_json(), ensure_ascii=False, sort_keys=False))
+        click.echo(json_dumps_safe(result.to_json()))
     else:
         _print_human(result, details, lang)
     click.get_current_context().exit(_EXIT[result.status])

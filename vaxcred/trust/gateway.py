@@ -159,7 +159,7 @@ def _check_entry(entry: Mapping[str, Any], der: bytes) -> None:
     """kid, thumbprint, timestamp, signature type: the parts that do not depend on certificateType."""
     try:
         kid = base64.b64decode(_text(entry, "kid"), validate=True)
-    except ValueError as e:  # binascii.Error, or non-ASCII text
+    except ValueError as e:  # binascii.Error, and ValueError for non-ASCII text
         raise _Reject(f"kid is not Base64: {e}") from e
     digest = hashlib.sha256(der).digest()
     if len(kid) != KID_LENGTH or kid != digest[:KID_LENGTH]:
@@ -184,7 +184,7 @@ def _decode_raw(value: str) -> bytes:
         raise _Reject("rawData too large")
     try:
         der = base64.b64decode(value, validate=True)
-    except ValueError as e:  # binascii.Error, or non-ASCII text
+    except ValueError as e:  # binascii.Error, and ValueError for non-ASCII text (found by atheris)
         raise _Reject(f"rawData is not Base64: {e}") from e
     if not der:
         raise _Reject("rawData is empty")
