@@ -60,9 +60,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## bench: one process, one core: raw cryptography vs vaxcred vs pycose vs python-cwt; then bench-cli
+## bench: one process, one core: raw cryptography vs vaxcred vs pycose vs python-cwt; verify with rules vs plain; then bench-cli
 bench: $(STAMP)
 	taskset -c 0 $(BIN)/python -m benchmarks.bench_core
+	taskset -c 0 $(BIN)/python -m benchmarks.bench_rules
 	$(MAKE) --no-print-directory bench-cli
 
 ## bench-hostile: worst-case time and memory of hostile inputs (text and images) through verify()

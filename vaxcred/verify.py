@@ -408,12 +408,12 @@ def verify(
     iat, exp = _epoch(claims.iat), _epoch(claims.exp)
     base.update(holder=_holder(dcc), certificate=dcc, issuer_country=dsc.country, iat=iat, exp=exp)
     base["iss"] = claims.iss
-    country = dsc.country or dsc.info.country
-    if claims.iss is not None and country and claims.iss != country:
+    dsc_country = dsc.country or dsc.info.country  # not `country`: that is the arrival country (rules)
+    if claims.iss is not None and dsc_country and claims.iss != dsc_country:
         notices.append(
             Notice(
                 code="iss.mismatch",
-                message=f"the passport claims issuer {claims.iss!r}, its DSC belongs to {country}",
+                message=f"the passport claims issuer {claims.iss!r}, its DSC belongs to {dsc_country}",
             )
         )
 

@@ -166,3 +166,20 @@ def test_verify_with_a_broken_rule_file_is_a_usage_error(
     _write(tmp_path / "bad" / "x.json", {"Identifier": "nope"})
     assert _verify(hc1, pem, "--country", "VN", "--rules", str(tmp_path / "bad")) == 3
     assert "rules.invalid_rule" in capsys.readouterr().err
+
+
+def test_verify_region_selects_the_regions_rules(
+    passport_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--region runs the rules of that region (and only those); without rules it is a usage error."""
+    hc1, pem = passport_files
+    rule = json.loads((RULES / "VR-VN-0002.json").read_text(encoding="utf-8"))
+    rule["Region"] = "HN"
+    rule["Logic"] = {"===": [{"var": "payload.v.0.dn"}, 99]}
+    rule["AffectedFields"] = ["v.0.dn"]
+    path = _write(tmp_path / "hn.json", [rule])
+    assert _verify(hc1, pem, "--country", "VN", "--rules", str(path), "--json") == 0
+    assert json.loads(capsys.readouterr().out)["steps"]["rules"]["code"] == "rules.none"
+    assert _verify(hc1, pem, "--country", "VN", "--rules", str(path), "--region", "hn", "--json") == 1
+    assert json.loads(capsys.readouterr().out)["steps"]["rules"]["code"] == "rules.failed"
+    assert _verify(hc1, pem, "--region", "HN") == 3

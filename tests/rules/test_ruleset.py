@@ -122,3 +122,27 @@ def test_bad_files_are_typed_errors_naming_the_file(tmp_path: Path, content: byt
         RuleSet.from_path(tmp_path)
     assert info.value.code == code
     assert "zz-bad.json" in info.value.message
+
+
+def test_own_value_sets_replace_the_vendored_ones_by_id() -> None:
+    """A rule set may carry newer value sets (a synced folder): they replace the vendored set of the same id."""
+    from vaxcred.rules import judge
+
+    payload = {"ver": "1.3.0", "v": [{"mp": "NEW-VAX-1"}]}
+    rule = _rule(Logic=RULE["Logic"], AffectedFields=RULE["AffectedFields"])
+    vendored = RuleSet.from_documents([rule])
+    newer = vendored.with_value_sets(
+        [
+            {
+                "valueSetId": "vaccines-covid-19-names",
+                "valueSetDate": "2026-01-01",
+                "valueSetValues": {"NEW-VAX-1": {}},
+            }
+        ]
+    )
+    verdicts = [judge(s, payload, at=AT, country="VN", issuer_country=None) for s in (vendored, newer)]
+    assert [v.code for v in verdicts] == ["rules.failed", "rules.ok"]
+    assert vendored.value_sets is None
+    with pytest.raises(errors.RulesError) as info:
+        vendored.with_value_sets([{"valueSetId": "x", "valueSetValues": ["a"]}])
+    assert info.value.code == "rules.invalid_value_set"

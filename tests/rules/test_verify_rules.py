@@ -206,3 +206,33 @@ def test_external_parameters_reach_the_rules(dsc: keys.KeyPair, store: TrustStor
         _hc1(dsc), store, now=AT, rules=_set_with(Logic=logic, AffectedFields=["v.0.mp"]), country="vn"
     )
     assert result.status is Status.VALID, result.rules
+
+
+def test_affected_values_are_masked_for_the_officer(dsc: keys.KeyPair, store: TrustStore) -> None:
+    """A failed rule shows its affected values, personal data masked: DOB → year, UVCI → last 3 characters."""
+    ci = generate_uvci(issuer="S001045")
+    result = verify(_hc1(dsc, ci=ci), store, now=AT, rules=VN, country="VN")
+    (ir,) = [o for o in result.rules if o.identifier == "IR-VN-0001"]
+    assert ir.outcome is Outcome.FAILED
+    masked = dict(ir.affected)["v.0.ci"]
+    assert masked == "*" * (len(ci) - 3) + ci[-3:]
+    dob_rule = {
+        **RULE,
+        "Identifier": "GR-VN-0009",
+        "CertificateType": "General",
+        "Logic": {"===": [{"var": "payload.dob"}, "1990"]},
+        "AffectedFields": ["dob"],
+    }
+    result = verify(_hc1(dsc), store, now=AT, rules=RuleSet.from_documents([dob_rule]), country="VN")
+    assert dict(result.rules[0].affected) == {"dob": "1990"}
+    assert "1990-05-17" not in str(result.to_json()["rules"])
+    passed = verify(_hc1(dsc), store, now=AT, rules=VN, country="VN").rules
+    assert all(o.affected == () for o in passed)
+
+
+def test_the_arrival_country_is_not_the_issuers(dsc: keys.KeyPair, store: TrustStore) -> None:
+    """Regression: verify's arrival `country` was shadowed by the DSC's country, so a Vietnamese passport
+    arriving in France ran Viet Nam's acceptance rules."""
+    result = verify(_hc1(dsc, dt="2021-09-12"), store, now=AT, rules=VN, country="FR")
+    assert [o.identifier for o in result.rules] == ["IR-VN-0001"]
+    assert result.status is Status.VALID

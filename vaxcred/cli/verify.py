@@ -315,6 +315,11 @@ def _print_human(result: VerificationResult, details: bool, lang: str = "en") ->
     help="Business rules: a rule file, a JSON array of rules, or a folder of *.json rule files.",
 )
 @click.option(
+    "--region",
+    metavar="REGION",
+    help="Region within the arrival country whose rules apply (rules without a region otherwise).",
+)
+@click.option(
     "--lang",
     type=click.Choice(["en", "vi"]),
     default="en",
@@ -339,6 +344,7 @@ def verify(
     image_deadline: float,
     country: str | None,
     rules_path: Path | None,
+    region: str | None,
     lang: str,
 ) -> None:
     """Verify INPUT: an HC1 string, a file holding one, or a PNG/JPEG image of the QR code.
@@ -368,6 +374,10 @@ def verify(
             options["country"] = _country(country)
         else:
             options.update(_load_rules(rules_path, country))
+    if region is not None:
+        if "rules" not in options:
+            raise click.UsageError("--region needs business rules (--rules or --data)")
+        options["region"] = region.upper()
     options["max_trust_age"] = max_age
     passport = _read_input(input_value)
     if isinstance(passport, bytes) and is_image(passport):

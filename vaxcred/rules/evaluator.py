@@ -14,7 +14,8 @@ Semantics kept from the specification and the JS reference, with Python's traps 
 * ``===`` (and ``in``) compare strings, numbers, booleans and ``null`` by type and value; arrays, objects and
   date-times are never ``===`` (JS compares identity, Kotlin contents: vaxcred says ``false``);
 * only ``if`` and ``and`` are lazy; every other operation evaluates all its operands, left to right, first;
-* ``var`` indexes lists by digits-only fragments, objects by key, never strings; anything missing is ``null``.
+* ``var`` indexes lists by digits-only fragments, objects by key, never strings; anything missing is ``null``
+  (data is plain JSON: ``dict`` and ``list``, not other mappings or sequences).
 
 Bounded evaluation (the expression may come from a hostile file): the validator bounds depth and size;
 ``reduce`` folds at most :data:`MAX_REDUCE_ITEMS` items, and all the ``reduce`` lambdas of one evaluation
@@ -129,9 +130,10 @@ def _var(path: str) -> _Fn:
 
     def var(data: Any, budget: list[int]) -> Any:
         for key, index in steps:
-            if isinstance(data, dict):
+            kind = type(data)
+            if kind is dict:
                 data = data.get(key)
-            elif isinstance(data, list):
+            elif kind is list:
                 data = data[index] if index is not None and index < len(data) else None
             else:
                 return None
@@ -178,6 +180,8 @@ def _in(op: str, operands: tuple[_Fn, ...]) -> _Fn:
         if not isinstance(haystack, list):
             raise EvaluationError(f"operand 2 of 'in' must be an array, not {_type_name(haystack)}")
         kind = type(needle)
+        if kind is str or needle is None:
+            return needle in haystack  # only a string equals a string, only null is null: exact and fast
         if kind not in _SCALARS:
             return False
         return any(type(item) is kind and item == needle for item in haystack)

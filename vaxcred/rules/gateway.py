@@ -121,10 +121,11 @@ def _timestamp(text: str) -> datetime | None:
     return moment
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Rule:
     """One business rule, as distributed by the EU gateway; ``logic`` is compiled once (``None`` when the
-    engine is not supported or ``Logic`` is invalid, see :attr:`logic_problems`)."""
+    engine is not supported or ``Logic`` is invalid, see :attr:`logic_problems`). Compared and hashed by
+    identity (the same document loaded twice gives equal :attr:`hash` values)."""
 
     identifier: str
     type: str

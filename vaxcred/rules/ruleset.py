@@ -56,6 +56,9 @@ class RuleSet:
     """An immutable set of :class:`Rule` objects, indexed for :meth:`select`."""
 
     rules: tuple[Rule, ...]
+    #: ``external.valueSets`` for these rules (id -> codes), e.g. from a synced folder; ``None``: the vendored
+    #: EU value sets
+    value_sets: Mapping[str, list[str]] | None = None
     _index: Mapping[tuple[str, str], tuple[Rule, ...]] = field(
         default_factory=lambda: MappingProxyType({}), repr=False, compare=False
     )
@@ -115,6 +118,19 @@ class RuleSet:
             if len(rules) > MAX_RULES:
                 raise RulesError(f"more than {MAX_RULES} rules", code="rules.limit")
         return cls(rules=tuple(rules))
+
+    def with_value_sets(self, documents: Iterable[Any]) -> RuleSet:
+        """This rule set with its own value sets: parsed EU value-set documents (``valueSetId``,
+        ``valueSetValues``), replacing the vendored ones id by id. :class:`RulesError`
+        (``rules.invalid_value_set``) for a document of another shape."""
+        sets: dict[str, list[str]] = {}
+        for document in documents:
+            ok = isinstance(document, dict) and isinstance(document.get("valueSetId"), str)
+            values = document.get("valueSetValues") if ok else None
+            if not isinstance(values, dict) or len(values) > MAX_RULES:
+                raise RulesError("not an EU value-set document", code="rules.invalid_value_set")
+            sets[document["valueSetId"]] = list(values)
+        return RuleSet(rules=self.rules, value_sets=sets)
 
     def countries(self) -> frozenset[str]:
         """The countries that own rules in this set."""

@@ -33,7 +33,6 @@ from typing import Any
 
 from vaxcred.errors import EvaluationError
 from vaxcred.privacy import mask_dob, mask_id, mask_name
-from vaxcred.rules.evaluator import MAX_REDUCE_ITEMS
 from vaxcred.rules.gateway import Rule, parse_version
 from vaxcred.rules.ruleset import RuleSet
 from vaxcred.valuesets import load_value_sets
@@ -52,7 +51,7 @@ class RuleOutcome:
     """One rule's outcome: ``code`` says why (``rules.passed``, ``rules.failed``, ``rules.error``,
     ``rules.not_boolean``, ``rules.invalid_logic``, ``rules.incompatible_engine``,
     ``rules.incompatible_schema``); ``affected`` pairs each affected field with its value, masked where
-    it is personal data."""
+    it is personal data (only for rules that did not pass: what the officer has to look at)."""
 
     identifier: str
     version: str
@@ -67,7 +66,8 @@ class RuleOutcome:
 
     def description(self, lang: str = "en") -> str:
         """The description in the officer's language ``lang``, else English."""
-        return self.descriptions.get(lang) or self.descriptions.get("en") or ""
+        found = self.descriptions.get(lang) or self.descriptions.get(lang.split("-")[0])
+        return found or self.descriptions.get("en") or ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -96,6 +96,7 @@ class RulesVerdict:
     outcomes: tuple[RuleOutcome, ...]
 
 
+_MAX_AFFECTED = 50
 _VERSION_OPEN = frozenset({"rules.incompatible_engine", "rules.incompatible_schema"})
 _CERTIFICATE_TYPES = (("r", "Recovery"), ("v", "Vaccination"), ("t", "Test"))
 
@@ -108,6 +109,13 @@ def value_set_codes() -> Mapping[str, list[str]]:
     return {vs.id: list(vs.entries) for vs in sets}
 
 
+def _value_sets(own: Mapping[str, list[str]] | None) -> Mapping[str, list[str]]:
+    """The vendored value sets, each replaced by ``own`` where it has the same id (a plain ``dict``)."""
+    if not own:
+        return value_set_codes()
+    return {**value_set_codes(), **own}
+
+
 def _instant(moment: datetime) -> str:
     moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
@@ -116,6 +124,7 @@ def _instant(moment: datetime) -> str:
 def external_parameters(
     *,
     at: datetime,
+    value_sets: Mapping[str, list[str]] | None = None,
     country: str | None,
     issuer_country: str | None,
     iat: datetime | None = None,
@@ -126,7 +135,7 @@ def external_parameters(
     """The ``external`` object of the data context (module docstring)."""
     return {
         "validationClock": _instant(at),
-        "valueSets": value_set_codes(),
+        "valueSets": _value_sets(value_sets),
         "countryCode": (country or "").upper(),
         "issuerCountryCode": (issuer_country or "").upper(),
         "exp": _instant(exp) if exp else None,
@@ -169,22 +178,50 @@ def _masked(path: str, value: Any) -> str:
     return text[:40]
 
 
-def _schema_compatible(rule: Rule, ver: Any) -> bool:
-    payload_version = parse_version(ver) if isinstance(ver, str) else None
+def _outcome(
+    rule: Rule, outcome: Outcome, code: str, detail: str, affected: tuple[tuple[str, str], ...]
+) -> RuleOutcome:
+    return RuleOutcome(
+        identifier=rule.identifier,
+        version=rule.version_text,
+        type=rule.type,
+        certificate_type=rule.certificate_type,
+        country=rule.country,
+        outcome=outcome,
+        code=code,
+        detail=detail,
+        descriptions=rule.descriptions,
+        affected=affected,
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _passed(rule: Rule) -> RuleOutcome:
+    """A passed outcome holds no per-passport data: one immutable value per rule, shared between results."""
+    return _outcome(rule, Outcome.PASSED, "rules.passed", "", ())
+
+
+def _affected(rule: Rule, payload: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The affected fields and their masked values, for the rules the officer must look at (not passed)."""
+    return tuple((f, _masked(f, _lookup(payload, f))) for f in rule.affected_fields[:_MAX_AFFECTED])
+
+
+def _schema_compatible(rule: Rule, payload_version: tuple[int, int, int] | None) -> bool:
     if payload_version is None:
         return False
     return rule.schema_version[0] == payload_version[0] and rule.schema_version <= payload_version
 
 
-def _run(rule: Rule, data: Mapping[str, Any]) -> tuple[Outcome, str, str]:
-    payload = data["payload"]
+def _run(
+    rule: Rule, data: Mapping[str, Any], payload_version: tuple[int, int, int] | None
+) -> tuple[Outcome, str, str]:
     if not rule.engine_supported:
         return (
             Outcome.OPEN,
             "rules.incompatible_engine",
             f"engine {rule.engine} {rule.engine_version} not supported",
         )
-    if not _schema_compatible(rule, payload.get("ver")):
+    if not _schema_compatible(rule, payload_version):
         return Outcome.OPEN, "rules.incompatible_schema", "written for another DCC schema version"
     if rule.logic is None:
         return Outcome.OPEN, "rules.invalid_logic", str(rule.logic_problems[0]) if rule.logic_problems else ""
@@ -231,28 +268,25 @@ def judge(
             outcomes=(),
         )
     external = external_parameters(
-        at=at, country=country, issuer_country=issuer_country, iat=iat, exp=exp, kid=kid, region=region
+        at=at,
+        value_sets=rules.value_sets,
+        country=country,
+        issuer_country=issuer_country,
+        iat=iat,
+        exp=exp,
+        kid=kid,
+        region=region,
     )
     data = {"payload": payload, "external": external}
+    ver = payload.get("ver")
+    payload_version = parse_version(ver) if isinstance(ver, str) else None
     outcomes = []
     for rule in selected:
-        outcome, code, detail = _run(rule, data)
-        outcomes.append(
-            RuleOutcome(
-                identifier=rule.identifier,
-                version=rule.version_text,
-                type=rule.type,
-                certificate_type=rule.certificate_type,
-                country=rule.country,
-                outcome=outcome,
-                code=code,
-                detail=detail,
-                descriptions=rule.descriptions,
-                affected=tuple(
-                    (f, _masked(f, _lookup(payload, f))) for f in rule.affected_fields[:MAX_REDUCE_ITEMS]
-                ),
-            )
-        )
+        outcome, code, detail = _run(rule, data, payload_version)
+        if outcome is Outcome.PASSED:
+            outcomes.append(_passed(rule))
+            continue
+        outcomes.append(_outcome(rule, outcome, code, detail, _affected(rule, payload)))
     return _verdict(tuple(outcomes))
 
 

@@ -1,9 +1,11 @@
 // certlogic-js (the CertLogic reference implementation) as a long-lived differential oracle for vaxcred.rules.
-// Reads one JSON object {"expr": ..., "data": ...} per line from stdin; writes one JSON line per request:
-// {"value": <value>} or {"error": "<message>"}. Date-times are written as {"$date": "<ISO>"|null}.
+// Reads one JSON object per line from stdin and writes one JSON line per request:
+// {"expr": ..., "data": ...} -> {"value": <value>} or {"error": "<message>"} (date-times as {"$date": "<ISO>"|null});
+// {"validate": ...}          -> {"problems": ["<message>", ...]} (certlogic-js's format validator).
 "use strict";
 const readline = require("readline");
 const { evaluate } = require("certlogic-js");
+const { validateFormat } = require("certlogic-js/dist/validation");
 
 const encode = (value) => {
   if (value instanceof Date) {
@@ -22,8 +24,12 @@ const lines = readline.createInterface({ input: process.stdin, terminal: false }
 lines.on("line", (line) => {
   let reply;
   try {
-    const { expr, data } = JSON.parse(line);
-    reply = { value: encode(evaluate(expr, data)) };
+    const request = JSON.parse(line);
+    if ("validate" in request) {
+      reply = { problems: validateFormat(request.validate).map((problem) => problem.message) };
+    } else {
+      reply = { value: encode(evaluate(request.expr, request.data)) };
+    }
   } catch (e) {
     reply = { error: String(e && e.message) };
   }
