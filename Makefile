@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test test-latest lock lint typecheck unit bench bench-hostile bench-pipeline bench-revocation fuzz vectors clean sysdeps install
+.PHONY: demo test test-latest lock lint typecheck unit bench bench-hostile bench-pipeline bench-revocation fuzz vectors clean sysdeps install bench-server oracles
 
 $(UV): requirements/uv-bootstrap.txt
 	$(PY) -m venv $(TOOLS)
@@ -32,8 +32,14 @@ demo: $(STAMP)
 sysdeps:
 	bash scripts/ensure_system_deps.sh
 
+## oracles: test oracles from npm, pinned by package-lock.json (certlogic-js, the CertLogic reference)
+oracles: sysdeps
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --ignore-scripts --no-audit --no-fund --prefix tests/oracles/certlogic >/dev/null; \
+	else echo "npm missing: the certlogic-js differential test is skipped"; fi
+
 ## test: install everything the tests need (Debian packages too, when missing) and run the whole suite
-test: sysdeps $(STAMP)
+test: sysdeps $(STAMP) oracles
 	$(BIN)/ruff check vaxcred tests scripts benchmarks
 	$(BIN)/ruff format --check vaxcred tests scripts benchmarks
 	$(BIN)/mypy
@@ -64,6 +70,11 @@ bench-pipeline: sysdeps $(STAMP)
 bench-revocation: ENTRIES ?= 10000000
 bench-revocation: $(STAMP)
 	taskset -c 0 $(BIN)/python -m benchmarks.bench_revocation --entries $(ENTRIES)
+
+## bench-server: vaxcred serve (2 workers) under a loopback load generator, a mix of real passports; capacity,
+## then latency at 80 % of it (DURATION seconds per phase); last line {"rps": …, "p50_ms": …, "p99_ms": …}
+bench-server: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_server --duration $(or $(DURATION),15) --workers 2
 
 ## vectors: regenerate test_vectors/ deterministically (fixed keys and clock)
 vectors: $(STAMP)

@@ -11,6 +11,12 @@ fi
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # poppler: the PDF certificate tests extract its text and render page 1 back to a QR
 command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
+# chromium: the officer page is tested end to end in Debian's headless Chromium (Playwright drives it;
+# no browser is downloaded by Playwright itself)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+# node + npm: certlogic-js (npm, pinned by tests/oracles/certlogic/package-lock.json) is the CertLogic oracle
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -146,17 +146,19 @@ def test_early_failure_fails_that_step_and_skips_the_rest(
 def test_valid_passport_passes_every_step_but_the_skipped_chain(
     results: dict[str, VerificationResult],
 ) -> None:
-    """A fresh passport verified with its bare DSC passes all steps; chain is skipped as not checked, and
-    revocation as not configured."""
+    """A fresh passport verified with its bare DSC passes all steps; chain is skipped as not checked,
+    revocation and rules as not configured."""
     result = results["valid"]
     assert result.status is Status.VALID
     assert result.ok
     assert {name: r for name, (r, _) in _codes(result).items() if r is not StepResult.PASS} == {
         "chain": StepResult.SKIP,
         "revocation": StepResult.SKIP,
+        "rules": StepResult.SKIP,
     }
     assert result.step("revocation").code == "revocation.not_configured"
     assert result.step("chain").code == "chain.not_checked"
+    assert result.step("rules").code == "rules.not_configured"
     assert result.trust_mode == "dsc"
 
 

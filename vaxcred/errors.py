@@ -24,7 +24,9 @@ instead, as pyca/cryptography does.
     │   ├── KeyUsageError           key_usage.*
     │   ├── SchemaError             schema.*
     │   ├── RevokedError            revocation.*
-    │   └── RulesError              rules.*
+    │   └── RulesError              rules.* (business rules: a rule failed, a rule file is invalid)
+    │       ├── InvalidExpressionError  rules.invalid_expression (CertLogic, with every problem found)
+    │       └── EvaluationError     rules.evaluation (runtime type mismatch), rules.limit (bounds)
     ├── IssuanceError               the issuing side refuses to sign (value sets, policy)
     │   └── ModelError              model.* (invalid names, dates, UVCI)
     ├── KeyStoreError               keys.* (wrong passphrase, unsupported key, bad certificate)
@@ -45,7 +47,9 @@ __all__ = [
     "ClaimsError",
     "CoseError",
     "DecodeError",
+    "EvaluationError",
     "ImageError",
+    "InvalidExpressionError",
     "IssuanceError",
     "KeyStoreError",
     "KeyUsageError",
@@ -149,6 +153,26 @@ class RevokedError(VerificationError):
 
 class RulesError(VerificationError):
     default_code = "rules.failed"
+
+
+class InvalidExpressionError(RulesError):
+    """A CertLogic expression that breaks the specification's static rules; ``problems`` lists every one
+    as ``(JSON pointer, message)``."""
+
+    default_code = "rules.invalid_expression"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, problems: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        super().__init__(message, code=code)
+        self.problems = problems
+
+
+class EvaluationError(RulesError):
+    """A valid CertLogic expression that cannot be evaluated over its data (a runtime type mismatch, or a
+    bound of vaxcred's bounded evaluation: ``rules.limit``)."""
+
+    default_code = "rules.evaluation"
 
 
 class IssuanceError(VaxcredError):

@@ -7,12 +7,14 @@ from cryptography.x509.oid import ObjectIdentifier
 __all__ = [
     "DCC_EKU_BY_TYPE",
     "DCC_EKU_OIDS",
+    "DOCUMENT_SIGNING_EKU",
     "EKU_RECOVERY",
     "EKU_RECOVERY_LEGACY",
     "EKU_TEST",
     "EKU_TEST_LEGACY",
     "EKU_VACCINATION",
     "EKU_VACCINATION_LEGACY",
+    "LOG_SIGNING_EKU",
     "SITE_RECORD_EKU",
     "TRUST_LIST_EKU",
 ]
@@ -41,3 +43,9 @@ _VAXCRED_ARC = "2.25.173892029485541361007484781440529278694"
 SITE_RECORD_EKU = ObjectIdentifier(_VAXCRED_ARC + ".1")
 #: the ministry's trust-list signing key
 TRUST_LIST_EKU = ObjectIdentifier(_VAXCRED_ARC + ".2")
+#: the issuance log's tree-head signing key (signs signed tree heads, nothing else)
+LOG_SIGNING_EKU = ObjectIdentifier(_VAXCRED_ARC + ".3")
+
+#: id-kp-documentSigning (RFC 9336): the ministry's document-signing certificate (signed PDF certificates) carries
+#: this EKU only, so it can sign neither a passport (no DCC EKU, and never on a trust list) nor a dose record.
+DOCUMENT_SIGNING_EKU = ObjectIdentifier("1.3.6.1.5.5.7.3.36")

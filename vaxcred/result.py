@@ -10,9 +10,12 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vaxcred import errors
+
+if TYPE_CHECKING:
+    from vaxcred.rules import RuleOutcome
 
 __all__ = [
     "STEP_NAMES",
@@ -36,6 +39,7 @@ STEP_NAMES: tuple[str, ...] = (
     "key_usage",
     "schema",
     "revocation",
+    "rules",
 )
 
 
@@ -111,6 +115,8 @@ class VerificationResult:
     #: ``"trust_list"`` or ``"dsc"`` (bare certificates handed over, chain not checked)
     trust_mode: str = "trust_list"
     environment: str | None = None
+    #: each business rule's outcome (the ``rules`` step), in identifier order
+    rules: tuple[RuleOutcome, ...] = ()
     _by_name: Mapping[str, Step] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -150,4 +156,5 @@ class VerificationResult:
             "kid": self.kid.hex() if self.kid else None,
             "trust_mode": self.trust_mode,
             "environment": self.environment,
+            "rules": [outcome.to_json() for outcome in self.rules],
         }

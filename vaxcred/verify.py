@@ -18,6 +18,8 @@ names in :class:`~vaxcred.result.VerificationResult`):
 (10) schema:   the official JSON schema of the payload's own ``ver`` (compiled once)
 (11) revocation: UCI, COUNTRYCODEUCI (``co`` and ``iss``) and SIGNATURE (ES256: ``r``) hashes looked up under
                the kid and ``UNKNOWN_KID``; listed -> fail; data past its maximum age -> NEEDS_CHECK
+(12) rules:    the business rules of the arrival ``country`` (+ the issuer's invalidation rules), when a rule
+               set is given; a rule vaxcred cannot run makes the status NEEDS_CHECK, never VALID
 
 Nothing here reads the clock: ``now`` is a parameter.
 """
@@ -33,6 +35,7 @@ from vaxcred import crypto, errors, schema
 from vaxcred.codec import base45, compress, cose, cwt, prefix
 from vaxcred.result import STEP_NAMES, Holder, Status, Step, StepResult, VerificationResult
 from vaxcred.revocation import RevocationList
+from vaxcred.rules import RuleSet, judge
 from vaxcred.trust import TrustedDsc, TrustStore, check_chain
 from vaxcred.x509util import eku_allows
 
@@ -247,6 +250,9 @@ def verify(
     max_trust_age: timedelta | None = None,
     image_decoder: Callable[[bytes], str] | None = None,
     revocation: RevocationList | None = None,
+    rules: RuleSet | None = None,
+    country: str | None = None,
+    region: str | None = None,
 ) -> VerificationResult:
     """Verify an HC1 string (or the bytes of one, or a PNG/JPEG image of its QR code) against ``trust``.
 
@@ -259,6 +265,7 @@ def verify(
     ``revocation`` is the list the passport is looked up in (none: the step is skipped,
     ``revocation.not_configured``); a listed passport is INVALID (``revocation.revoked``, naming the hash
     type), a list past its maximum age turns VALID into NEEDS_CHECK (``revocation.stale``).
+    ``rules`` are the business rules to apply for arrival ``country`` (and ``region``): CERTLOGIC.md §7.
     Any input yields a result; only caller mistakes (naive ``now``, wrong types) raise.
     """
     if revocation is not None and not isinstance(revocation, RevocationList):
@@ -396,7 +403,34 @@ def verify(
         steps.skip("revocation", code, message)
     unchecked = code in ("revocation.stale", "revocation.not_checked")
 
+    # (12) rules: a rule that cannot be run fails the step but only asks for a check (NEEDS_CHECK)
+    rules_open = False
+    if rules is None:
+        steps.skip("rules", "rules.not_configured", "no business rules given")
+    else:
+        verdict = judge(
+            rules,
+            dcc,
+            at=now,
+            country=country,
+            region=region,
+            issuer_country=dsc.country,
+            iat=iat,
+            exp=exp,
+            kid=msg.kid,
+        )
+        base["rules"] = verdict.outcomes
+        if verdict.result == "pass":
+            steps.ok("rules", verdict.message)
+        elif verdict.result == "skip":
+            steps.skip("rules", verdict.code, verdict.message)
+        elif verdict.needs_check:
+            rules_open = True
+            steps.items.append(Step(name="rules", result=_FAIL, code=verdict.code, message=verdict.message))
+        else:
+            steps.fail("rules", verdict.code, verdict.message)
+
     status = None
-    if not steps.failed and (unchecked or not trust.is_fresh(now, max_trust_age)):
+    if not steps.failed and (unchecked or rules_open or not trust.is_fresh(now, max_trust_age)):
         status = Status.NEEDS_CHECK
     return steps.finish(status=status, **base)

@@ -25,6 +25,7 @@ STEPS = [
     "key_usage",
     "schema",
     "revocation",
+    "rules",
 ]
 PERSON = {
     "name": "Trần Thị Thu Hương",

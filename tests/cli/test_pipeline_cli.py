@@ -483,3 +483,36 @@ def test_demo_runs_the_national_flow(tmp_path: Path, capsys: pytest.CaptureFixtu
     ):
         assert (tmp_path / name).stat().st_size > 0, name
     assert json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))["national"]["doses"] > 200
+
+
+def test_log_key_head_audit_and_proof_through_the_cli(
+    flow: Flow, db_copy: str, tmp_path: Path, passphrase: None
+) -> None:
+    """`vaxcred log`: init-key, sign-head, audit (exit 0), prove; then a passport row altered → audit exit 1."""
+    keys_copy = tmp_path / "keys"
+    shutil.copytree(flow.keys, keys_copy)
+    assert run(["log", "init-key", "--keys", str(keys_copy), "--at", KEYS_AT])[0] == 0
+    code, out = run(["log", "sign-head", "--keys", str(keys_copy), "--db", db_copy, "--at", AT])
+    assert code == 0, out
+    assert "tree head: size" in out
+    cert = str(keys_copy / "log-signer.pem")
+    code, out = run(["log", "audit", "--db", db_copy, "--log-cert", cert, "--json"])
+    report = json.loads(out)
+    assert (code, report["intact"], report["uncovered"]) == (0, True, 0)
+    assert report["entries"] > 0
+    path = Path(db_copy.removeprefix("sqlite:///"))
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        uvci = conn.execute("SELECT uvci FROM passports ORDER BY id LIMIT 1").fetchone()[0]
+    code, out = run(["log", "prove", "--db", db_copy, "--uvci", uvci])
+    assert code == 0, out
+    assert set(json.loads(out)) == {"entry", "leaf_index", "path", "tree_head"}
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("UPDATE passports SET issued_at = '2025-01-01 00:00:00.000000' WHERE id = 1")
+        conn.commit()
+    code, out = run(["log", "audit", "--db", db_copy, "--log-cert", cert])
+    assert code == 1
+    assert "[log.object_altered] passport 1" in out
+    code, out = run(["log", "anomalies", "--db", db_copy, "--json"])
+    assert code == 0, out
+    assert json.loads(out)["passports_without_verified_registry"] == 0
+    assert run(["log", "anomalies", "--db", db_copy, "--opening", "19-7"])[0] == 3

@@ -20,8 +20,13 @@ __all__ = ["cli", "main", "run"]
 #: starts quickly. A new command adds one line here (tests check the line against the command's docstring).
 COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("vaxcred.cli.keys:keys", "Create and rotate the signing key chain"),
+    "log": ("vaxcred.cli.log:log_group", "The tamper-evident issuance log: heads, audit, proofs"),
     "issue": ("vaxcred.cli.issue:issue", "Sign a vaccination certificate and print its HC1 text"),
     "verify": ("vaxcred.cli.verify:verify", "Verify an HC1 string, a file holding one, or a QR image"),
+    "rules": (
+        "vaxcred.cli.rules:rules",
+        "Evaluate and validate CertLogic expressions and EU gateway business rules",
+    ),
     "trustlist": (
         "vaxcred.cli.trustlist:trustlist",
         "Trust lists: EU gateway JSON or a signed national list",
@@ -45,6 +50,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Download trust list, rules, value sets and revocations (or publish them)",
     ),
     "certificate-pdf": ("vaxcred.cli.signing:certificate_pdf", "The printable vaccination certificate (PDF)"),
+    "serve": ("vaxcred.cli.serve:serve", "Serve the verify API and the border officer's page"),
 }
 
 
@@ -84,6 +90,7 @@ def cli() -> None:
     vaxcred verify "HC1:..." --dsc dsc.pem --at 2021-06-01T00:00:00Z --json
     vaxcred sync https://ministry.example/vaxcred --into data --anchor csca.pem
     vaxcred verify qr.png --data data --anchor csca.pem
+    vaxcred serve --trust-list trust.cbor --anchor KEYS/csca.pem --workers 2
 
     \b
     national pipeline (--db URL or $VAXCRED_DB, default sqlite:///vaxcred.db):

@@ -53,7 +53,7 @@ def _looks_like_image(data: bytes) -> bool:
 
 
 def _verify_image(
-    data: bytes, trust: TrustStore, now: datetime, deadline: float, revocation: RevocationList | None
+    data: bytes, trust: TrustStore, now: datetime, deadline: float, **options: Any
 ) -> VerificationResult:
     """Decode the image in a child process (SECURITY.md #17): a parser crash or a pathological image
     costs at most ``deadline`` seconds and never this process."""
@@ -64,7 +64,7 @@ def _verify_image(
         # child cannot start, decode() tries again and verify() reports image.decoder_crashed
         with contextlib.suppress(errors.ImageError):
             decoder.start()
-        return verify_passport(data, trust, now=now, image_decoder=decoder.decode, revocation=revocation)
+        return verify_passport(data, trust, now=now, image_decoder=decoder.decode, **options)
 
 
 def _load_trust(
@@ -129,7 +129,34 @@ def _load_revocations(paths: tuple[Path, ...], at: datetime) -> RevocationList:
     return revocation
 
 
-def _print_human(result: VerificationResult, details: bool) -> None:
+def _load_rules(path: Path | None, country: str | None) -> dict[str, Any]:
+    """``verify()`` keyword arguments for ``--rules`` / ``--country`` (a rule file, array or folder)."""
+    if path is None and country is None:
+        return {}
+    if path is None or country is None:
+        raise click.UsageError("--rules and --country go together")
+    if len(country) != 2 or not country.isascii() or not country.isalpha():
+        raise click.BadParameter("a two-letter country code", param_hint="--country")
+    from vaxcred.rules import RuleSet
+
+    try:
+        return {"rules": RuleSet.from_path(path), "country": country.upper()}
+    except errors.VaxcredError as e:
+        raise click.UsageError(f"cannot load the rules: [{e.code}] {e.message}") from e
+    except OSError as e:
+        raise click.BadParameter(f"cannot read {path}: {e.strerror}", param_hint="--rules") from e
+
+
+def _print_rules(result: VerificationResult, lang: str) -> None:
+    marks = {"passed": "✓", "failed": "✗", "open": "?"}
+    for outcome in result.rules:
+        click.echo(
+            f"    {marks[outcome.outcome.value]} {outcome.identifier} {outcome.version} {outcome.outcome.value}:"
+            f" {safe(outcome.description(lang))}"
+        )
+
+
+def _print_human(result: VerificationResult, details: bool, lang: str = "en") -> None:
     colour = {"VALID": "green", "INVALID": "red", "NEEDS_CHECK": "yellow"}[result.status.value]
     click.secho(result.status.value, fg=colour, bold=True)
     if result.holder:
@@ -146,6 +173,8 @@ def _print_human(result: VerificationResult, details: bool) -> None:
         mark = {"pass": "✓", "fail": "✗", "skip": "-"}[step.result.value]
         if details or step.result.value != "pass":
             click.echo(f"  {mark} {step.name:<10} {step.code}: {safe(step.message)}")
+        if step.name == "rules" and (details or step.result.value != "pass"):
+            _print_rules(result, lang)
     if details and result.certificate:
         click.echo(json.dumps(result.certificate, ensure_ascii=False, indent=2))
 
@@ -199,6 +228,20 @@ def _print_human(result: VerificationResult, details: bool) -> None:
     metavar="SECONDS",
     help="Longest an image's QR code may take to decode (in a separate process, killed after that).",
 )
+@click.option("--country", metavar="CC", help="Arrival country whose business rules apply (with --rules).")
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(exists=True, path_type=Path),
+    help="Business rules: a rule file, a JSON array of rules, or a folder of *.json rule files.",
+)
+@click.option(
+    "--lang",
+    type=click.Choice(["en", "vi"]),
+    default="en",
+    show_default=True,
+    help="Language of the rule descriptions shown to the officer.",
+)
 def verify(
     input_value: str,
     dscs: tuple[str, ...],
@@ -211,6 +254,9 @@ def verify(
     as_json: bool,
     details: bool,
     image_deadline: float,
+    country: str | None,
+    rules_path: Path | None,
+    lang: str,
 ) -> None:
     """Verify INPUT: an HC1 string, a file holding one, or a PNG/JPEG image of the QR code.
 
@@ -228,13 +274,16 @@ def verify(
         trust = _load_trust(dscs, trust_list, anchor, env, now)
     if revocations:
         revocation = _load_revocations(revocations, now)
+    options = _load_rules(rules_path, country)
+    if revocation is not None:
+        options["revocation"] = revocation
     passport = _read_input(input_value)
     if isinstance(passport, bytes) and _looks_like_image(passport):
-        result = _verify_image(passport, trust, now, image_deadline, revocation)
+        result = _verify_image(passport, trust, now, image_deadline, **options)
     else:
-        result = verify_passport(passport, trust, now=now, revocation=revocation)
+        result = verify_passport(passport, trust, now=now, **options)
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False, sort_keys=False))
     else:
-        _print_human(result, details)
+        _print_human(result, details, lang)
     click.get_current_context().exit(_EXIT[result.status])

@@ -12,6 +12,10 @@
              │       └─< revocations              one row per hash type
              └── issuance_claims                  one row per person, claimed FOR UPDATE SKIP LOCKED
 
+    issuance_log                                  append-only Merkle log (RFC 9162): one entry per signed
+    log_tree_heads                                object (dose record, passport, revocation); signed heads;
+    log_state                                     one row: the log size, locked by every append
+
 A dose's natural key is (citizen ID, dose number, date, site). ``persons.citizen_id`` is unique and
 ``doses.person_id`` points at exactly one person, so the key is enforced as UNIQUE (person_id, dose_number,
 date, site_id): the 12-character ID is stored once per person, not once per dose (212 M doses).
@@ -42,6 +46,9 @@ __all__ = [
     "corrections",
     "doses",
     "issuance_claims",
+    "issuance_log",
+    "log_state",
+    "log_tree_heads",
     "metadata",
     "passport_doses",
     "passports",
@@ -311,3 +318,33 @@ issuance_claims = sa.Table(
 )
 # stale claims of dead workers: state = 'claimed' AND claimed_at < now - lease
 sa.Index("ix_issuance_claims_state_claimed_at", issuance_claims.c.state, issuance_claims.c.claimed_at)
+
+issuance_log = sa.Table(
+    "issuance_log",
+    metadata,
+    # the leaf index: 0, 1, 2, ... without gaps, assigned under the log_state row lock
+    sa.Column("seq", Id, primary_key=True, autoincrement=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # vaxcred.pipeline.log.Kind
+    sa.Column("object_id", Id, nullable=False),  # the row id in the kind's table
+    sa.Column("entry", sa.LargeBinary, nullable=False),  # canonical CBOR: kind, object hash, trace (no PII)
+    sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),  # RFC 9162 HASH(0x00 || entry)
+    sa.Column("logged_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("kind", "object_id"),
+)
+
+log_tree_heads = sa.Table(
+    "log_tree_heads",
+    metadata,
+    sa.Column("tree_size", Id, primary_key=True, autoincrement=False),
+    sa.Column("root_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("signed_at", UtcDateTime, nullable=False),
+    sa.Column("cose", sa.LargeBinary, nullable=False),  # COSE_Sign1 by the log signer over the head
+)
+
+log_state = sa.Table(
+    "log_state",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # always 1
+    sa.Column("size", Id, nullable=False),
+    sa.CheckConstraint("id = 1", name="single_row"),
+)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from vaxcred.pipeline import log
 from vaxcred.pipeline.corrections.listings import get_correction
 from vaxcred.pipeline.corrections.model import (
     _MAX_TEXT,
@@ -118,8 +119,8 @@ def revoke_active_passport(
     )
     if updated.rowcount != 1:  # pragma: no cover - locked above
         return None
-    conn.execute(
-        revocations.insert(),
+    revoked = conn.execute(
+        revocations.insert().returning(revocations.c.id),
         [
             {
                 "passport_id": row.id,
@@ -132,7 +133,9 @@ def revoke_active_passport(
             }
             for t in dict.fromkeys(hash_types)
         ],
-    )
+    ).scalars()
+    # the issuance log records each revocation in the transaction that stores it (vaxcred.pipeline.log)
+    log.append(conn, log.Kind.REVOCATION, list(revoked), now=now)
     return int(row.id)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from vaxcred.issue import IssuedPassport
+from vaxcred.pipeline import log
 from vaxcred.pipeline.corrections import predecessors_of
 from vaxcred.pipeline.issuance.rows import Candidate, SiteCertificates, load_candidates
 from vaxcred.pipeline.issuance.select import Eligible, Reason
@@ -273,6 +274,8 @@ def _store(
         )
     if links:
         conn.execute(sa.insert(passport_doses), links)
+    # the issuance log records each passport in the transaction that stores it (vaxcred.pipeline.log)
+    log.append(conn, log.Kind.PASSPORT, sorted(inserted.values()), now=job.now)
     return len(inserted), reasons
 
 

@@ -15,6 +15,11 @@ from vaxcred.pipeline.reports.chart import (
     chart_size,
     render_chart_png,
 )
+from vaxcred.pipeline.reports.pdf_signature import (
+    PdfSignatureReport,
+    sign_certificate_pdf,
+    verify_certificate_pdf,
+)
 from vaxcred.pipeline.reports.quality import (
     COUNT_FIELDS,
     UNKNOWN_PROVINCE,
@@ -42,6 +47,7 @@ __all__ = [
     "UNKNOWN_PROVINCE",
     "CertificateDose",
     "PassportHashInput",
+    "PdfSignatureReport",
     "QualityCounts",
     "QualityGroup",
     "QualityReport",
@@ -55,4 +61,6 @@ __all__ = [
     "render_certificate_pdf",
     "render_chart_png",
     "revocation_list",
+    "sign_certificate_pdf",
+    "verify_certificate_pdf",
 ]

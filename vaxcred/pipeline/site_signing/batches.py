@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from vaxcred.crypto import Signer
 from vaxcred.errors import VaxcredError
+from vaxcred.pipeline import log
 from vaxcred.pipeline.records.model import DoseRecord
 from vaxcred.pipeline.registry.lookup import RegistryStatus
 from vaxcred.pipeline.site_signing.record import sign_dose, site_id_of
@@ -145,6 +146,8 @@ def _store_batch(
         ),
         values,
     ).all()
+    # the issuance log records each site signature in the transaction that stores it (vaxcred.pipeline.log)
+    log.append(conn, log.Kind.DOSE_RECORD, [r.id for r in inserted], now=max(v["signed_at"] for v in values))
     return len(inserted), failed
 
 

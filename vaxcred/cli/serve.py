@@ -1,0 +1,179 @@
+"""``vaxcred serve``: the HTTP verify service and the border officer's page (extra ``vaxcred[server]``)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vaxcred.cli.verify import _load_trust
+
+# FastAPI, uvicorn and the service package are imported by the command itself: `vaxcred --help` stays light
+
+
+def _load_data(directory: Path, now: datetime) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """The extra verify options and data sets of a ``vaxcred sync`` folder.
+
+    Seam for the rules / revocation work: ``vaxcred.sync.load_folder(DIR, now=...)`` is expected to return
+    an object whose ``rules`` and ``revocation`` attributes are verify() keyword arguments and whose
+    ``datasets`` are :class:`vaxcred.service.DataSet` entries (absent attributes are skipped).
+    """
+    try:
+        sync = importlib.import_module("vaxcred.sync")
+    except ImportError as e:
+        raise click.UsageError("--data needs vaxcred.sync, which this build does not have") from e
+    folder = sync.load_folder(directory, now=now)
+    options = {k: v for k in ("rules", "revocation") if (v := getattr(folder, k, None)) is not None}
+    return options, tuple(getattr(folder, "datasets", ()))
+
+
+@click.command()
+@click.option(
+    "--dsc",
+    "dscs",
+    multiple=True,
+    metavar="CERT",
+    help="A DSC certificate (PEM, DER or base64 DER) trusted as is; repeatable. Chain not checked.",
+)
+@click.option(
+    "--trust-list",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="EU gateway trust-list JSON, or a vaxcred signed national trust list (needs --anchor).",
+)
+@click.option(
+    "--anchor",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The CSCA certificate that anchors a signed trust list.",
+)
+@click.option(
+    "--environment",
+    "env",
+    type=click.Choice(["PROD", "ACC", "TST"]),
+    default="PROD",
+    show_default=True,
+    help="Trust environment; anything but PROD is flagged on every response and on the page.",
+)
+@click.option(
+    "--max-trust-age",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="HOURS",
+    help="Answer NEEDS_CHECK instead of VALID once the trust list is older than this (a list without a "
+    "signed issue time then never counts as fresh).",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A folder written by `vaxcred sync` (rules, revocation lists).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0: any free port."
+)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
+@click.option(
+    "--minimal",
+    is_flag=True,
+    help="Minimal disclosure: answer with status, reasons, name and date of birth only.",
+)
+@click.option(
+    "--image-deadline",
+    type=float,
+    default=0.5,
+    show_default=True,
+    metavar="SECONDS",
+    help="Longest an uploaded image may take to decode (in a separate process, killed after that).",
+)
+@click.option(
+    "--rate-limit",
+    type=float,
+    default=None,
+    metavar="PER_SECOND",
+    help="Requests a second allowed per client address and worker (default: no limit).",
+)
+@click.option(
+    "--testing-allow-at",
+    is_flag=True,
+    help="UNSAFE, for tests only: honour `at` in requests instead of the service's clock.",
+)
+def serve(
+    dscs: tuple[str, ...],
+    trust_list: Path | None,
+    anchor: Path | None,
+    env: str,
+    max_trust_age: float | None,
+    data_dir: Path | None,
+    host: str,
+    port: int,
+    workers: int,
+    minimal: bool,
+    image_deadline: float,
+    rate_limit: float | None,
+    testing_allow_at: bool,
+) -> None:
+    """Serve the verify API (POST /verify, GET /trust, GET /healthz) and the border officer's page.
+
+    Logs are JSON lines on stderr, without personal data. Stop with Ctrl-C or SIGTERM.
+    """
+    if not (math.isfinite(image_deadline) and image_deadline > 0):
+        raise click.BadParameter("must be a positive number of seconds", param_hint="--image-deadline")
+    if rate_limit is not None and not (math.isfinite(rate_limit) and rate_limit > 0):
+        raise click.BadParameter("must be a positive number", param_hint="--rate-limit")
+    missing = [name for name in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise click.UsageError(
+            f"vaxcred serve needs the server extra: pip install 'vaxcred[server]' ({missing[0]})"
+        )
+    from vaxcred.service import ServiceConfig, VerifierContext, create_app
+    from vaxcred.service.logs import LOGGER, configure_logging
+    from vaxcred.service.server import bind
+    from vaxcred.service.server import serve as run_server
+
+    configure_logging()
+    log = logging.getLogger(LOGGER)
+    now = datetime.now(UTC)
+    trust = _load_trust(dscs, trust_list, anchor, env, now)
+    options: dict[str, Any] = {}
+    datasets: tuple[Any, ...] = ()
+    if data_dir is not None:
+        options, datasets = _load_data(data_dir, now)
+    if max_trust_age is not None:
+        options["max_trust_age"] = timedelta(hours=max_trust_age)
+    try:
+        context = VerifierContext(trust=trust, loaded_at=now, verify_options=options, datasets=datasets)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from e
+    config = ServiceConfig(
+        minimal=minimal,
+        allow_at_for_testing=testing_allow_at,
+        image_deadline=image_deadline,
+        rate_limit=rate_limit,
+    )
+    if testing_allow_at:
+        log.warning("testing mode: requests may set the verification time (never use this at a border)")
+    if trust.environment.value != "PROD":
+        log.warning("non-production trust", extra={"fields": {"environment": trust.environment.value}})
+    log.info(
+        "trust loaded",
+        extra={
+            "fields": {
+                "mode": trust.mode.value,
+                "environment": trust.environment.value,
+                "dscs": len(trust.all_dscs()),
+                "minimal": minimal,
+            }
+        },
+    )
+    app = create_app(context, config)
+    try:
+        sock = bind(host, port)
+    except OSError as e:
+        raise click.UsageError(f"cannot listen on {host}:{port}: {e.strerror}") from e
+    click.get_current_context().exit(run_server(app, sock, workers=workers))

@@ -1,0 +1,146 @@
+"""``audit_log``: the issuance log checked end to end against the database and its signed tree heads.
+
+(1) entries:  leaf indexes 0..n-1 without gaps, n = log_state.size; each stored leaf hash = HASH(0x00||entry);
+              each entry well-formed and naming its own row (kind, object id)
+(2) objects:  every logged object still exists and rebuilds to the same entry (bytes, times, evidence);
+              a row removed, altered or back-dated is a finding
+(3) coverage: every passport, site signature and revocation row is in the log (nothing signed outside it)
+(4) heads:    every stored tree head verifies under the log signer's certificate, its size is within the log,
+              and its root equals the root of the first tree_size stored leaves: an entry removed, altered or
+              reordered after a head was signed is a finding even when the rows were edited consistently
+
+The audit reads only; it reports every finding (stable ``log.*`` codes) rather than stopping at the first.
+Entries past the newest head are not yet covered by a signature: the report says how many.
+"""
+
+from __future__ import annotations
+
+__all__ = ["AuditReport", "Finding", "audit_log"]
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from cryptography import x509
+from sqlalchemy.engine import Connection
+
+from vaxcred.errors import VaxcredError
+from vaxcred.merkle import leaf_hash, root
+from vaxcred.pipeline.log.entries import Kind, build_entries, decode_entry
+from vaxcred.pipeline.log.heads import verify_tree_head
+from vaxcred.pipeline.log.store import log_size
+from vaxcred.storage.schema import issuance_log, log_tree_heads, passports, revocations, site_signatures
+
+_TABLES = {Kind.PASSPORT: passports, Kind.DOSE_RECORD: site_signatures, Kind.REVOCATION: revocations}
+#: report at most this many findings of one code (a wholesale rewrite would otherwise print millions)
+_MAX_PER_CODE = 50
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    """One problem: a stable code and a message naming the entry or row (ids only, no personal data)."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditReport:
+    """``intact`` when there are no findings."""
+
+    findings: tuple[Finding, ...]
+    entries: int
+    heads: int
+    uncovered: int  # entries after the newest valid head
+
+    @property
+    def intact(self) -> bool:
+        return not self.findings
+
+
+class _Findings:
+    def __init__(self) -> None:
+        self.items: list[Finding] = []
+        self.counts: dict[str, int] = {}
+
+    def add(self, code: str, message: str) -> None:
+        self.counts[code] = self.counts.get(code, 0) + 1
+        if self.counts[code] <= _MAX_PER_CODE:
+            self.items.append(Finding(code=code, message=message))
+        elif self.counts[code] == _MAX_PER_CODE + 1:
+            self.items.append(Finding(code=code, message=f"more {code} findings left out"))
+
+
+def audit_log(conn: Connection, *, log_certificate: x509.Certificate) -> AuditReport:
+    """Audit the log in ``conn`` (see the module docstring); ``log_certificate`` verifies its heads."""
+    found = _Findings()
+    size = log_size(conn)
+    rows = conn.execute(sa.select(issuance_log).order_by(issuance_log.c.seq)).all()
+    leaves: list[bytes] = []
+    logged: dict[Kind, dict[int, tuple[int, bytes]]] = {kind: {} for kind in Kind}
+    # (1) entries
+    if len(rows) != size:
+        found.add("log.size_mismatch", f"the log holds {len(rows)} entries but its size is {size}")
+    for expected_seq, row in enumerate(rows):
+        if row.seq != expected_seq:
+            found.add("log.gap", f"entry {expected_seq} is missing (next stored index is {row.seq})")
+        entry = bytes(row.entry)
+        leaves.append(bytes(row.leaf_hash))
+        if leaf_hash(entry) != bytes(row.leaf_hash):
+            found.add("log.leaf_mismatch", f"entry {row.seq}: stored leaf hash is not the hash of its entry")
+        try:
+            kind, object_id, _, _ = decode_entry(entry)
+        except ValueError as e:
+            found.add("log.entry_malformed", f"entry {row.seq}: {e}")
+            continue
+        if kind.value != row.kind or object_id != row.object_id:
+            found.add(
+                "log.entry_mismatch", f"entry {row.seq} names {kind.value} {object_id}, its row another"
+            )
+        logged[kind][object_id] = (row.seq, entry)
+    # (2) objects and (3) coverage
+    for kind, table in _TABLES.items():
+        entries = logged[kind]
+        rebuilt = build_entries(conn, kind, list(entries))
+        for object_id, (seq, entry) in sorted(entries.items()):
+            now = rebuilt.get(object_id)
+            if now is None:
+                found.add("log.object_missing", f"{kind.value} {object_id} (entry {seq}) is no longer stored")
+            elif now != entry:
+                found.add(
+                    "log.object_altered",
+                    f"{kind.value} {object_id} (entry {seq}) changed since it was logged",
+                )
+        for (object_id,) in conn.execute(sa.select(table.c.id).order_by(table.c.id)):
+            if object_id not in entries:
+                found.add("log.object_unlogged", f"{kind.value} {object_id} is not in the log")
+    # (4) heads
+    heads = conn.execute(sa.select(log_tree_heads).order_by(log_tree_heads.c.tree_size)).all()
+    covered = 0
+    for head in heads:
+        try:
+            verified = verify_tree_head(bytes(head.cose), log_certificate)
+        except VaxcredError as e:
+            found.add("log.head_signature", f"tree head at size {head.tree_size}: {e.message}")
+            continue
+        if verified.tree_size != head.tree_size or verified.root_hash != bytes(head.root_hash):
+            found.add(
+                "log.head_mismatch",
+                f"tree head at size {head.tree_size}: stored columns differ from its signed content",
+            )
+        if verified.tree_size > len(leaves):
+            found.add(
+                "log.head_beyond_log",
+                f"tree head at size {verified.tree_size}: the log has only {len(leaves)} entries",
+            )
+            continue
+        if root(leaves[: verified.tree_size]) != verified.root_hash:
+            found.add(
+                "log.head_root_mismatch",
+                f"tree head at size {verified.tree_size}: the stored entries no longer hash to its root "
+                "(an entry was removed, altered or reordered after it was signed)",
+            )
+            continue
+        covered = max(covered, verified.tree_size)
+    return AuditReport(
+        findings=tuple(found.items), entries=len(rows), heads=len(heads), uncovered=len(rows) - covered
+    )

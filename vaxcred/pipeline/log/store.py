@@ -1,0 +1,79 @@
+"""Appending to the issuance log, inside the caller's transaction.
+
+::
+
+    BEGIN (the stage's own write transaction: store the signed objects ...)
+      SELECT size FROM log_state WHERE id = 1 FOR UPDATE      every appender queues here (SQLite: BEGIN
+                                                               IMMEDIATE already serialises writers)
+      INSERT issuance_log (seq = size, size + 1, ...)          gap-free leaf indexes, one per object
+      UPDATE log_state SET size = size + n
+    COMMIT                                                      the objects and their entries, or neither
+
+Guarantees, and what enforces them:
+
+* **an object is logged in the transaction that stores it**: the stages call :func:`append` before they
+  commit; a crash loses both or neither;
+* **gap-free, totally ordered leaf indexes**: ``seq`` is taken from the locked ``log_state`` row, so two
+  concurrent batches (worker processes, hosts) never interleave or reuse an index;
+* **an object is logged once**: UNIQUE (kind, object_id).
+
+Nothing here reads the clock: ``now`` is a parameter.
+"""
+
+from __future__ import annotations
+
+__all__ = ["append", "leaf_hashes", "log_size"]
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from vaxcred.merkle import leaf_hash
+from vaxcred.pipeline.log.entries import Kind, build_entries
+from vaxcred.storage.schema import issuance_log, log_state
+
+
+def log_size(conn: Connection, *, lock: bool = False) -> int:
+    """The number of entries in the log (``lock``: hold the append lock until the transaction ends)."""
+    query = sa.select(log_state.c.size).where(log_state.c.id == 1)
+    if lock:
+        query = query.with_for_update()
+    return int(conn.execute(query).scalar_one())
+
+
+def append(conn: Connection, kind: Kind, object_ids: Sequence[int], *, now: datetime) -> range:
+    """Log these freshly stored objects in ``conn``'s transaction; returns their leaf indexes."""
+    entries = build_entries(conn, kind, object_ids)
+    missing = set(object_ids) - entries.keys()
+    if missing:
+        raise ValueError(f"cannot log {kind.value} rows that do not exist: {sorted(missing)[:5]}")
+    size = log_size(conn, lock=True)
+    rows = [
+        {
+            "seq": size + i,
+            "kind": kind.value,
+            "object_id": object_id,
+            "entry": entry,
+            "leaf_hash": leaf_hash(entry),
+            "logged_at": now,
+        }
+        for i, (object_id, entry) in enumerate(sorted(entries.items()))
+    ]
+    if rows:
+        conn.execute(sa.insert(issuance_log), rows)
+        conn.execute(sa.update(log_state).where(log_state.c.id == 1).values(size=size + len(rows)))
+    return range(size, size + len(rows))
+
+
+def leaf_hashes(conn: Connection, tree_size: int) -> list[bytes]:
+    """The stored leaf hashes of the first ``tree_size`` entries, in order."""
+    return [
+        bytes(h)
+        for h in conn.execute(
+            sa.select(issuance_log.c.leaf_hash)
+            .where(issuance_log.c.seq < tree_size)
+            .order_by(issuance_log.c.seq)
+        ).scalars()
+    ]
