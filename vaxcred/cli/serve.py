@@ -17,20 +17,40 @@ from vaxcred.cli.verify import _load_trust
 # FastAPI, uvicorn and the service package are imported by the command itself: `vaxcred --help` stays light
 
 
-def _load_data(directory: Path, now: datetime) -> tuple[dict[str, Any], tuple[Any, ...]]:
-    """The extra verify options and data sets of a ``vaxcred sync`` folder.
+def _load_data(
+    directory: Path, now: datetime, anchor: Path | None, env: str
+) -> tuple[Any, dict[str, Any], tuple[Any, ...]]:
+    """A ``vaxcred sync`` folder: its trust store (``None`` if unusable), the verify() options it provides
+    (revocation, rules and their age: :meth:`vaxcred.sync.SyncedData.verify_options`) and its data sets for
+    ``GET /trust``."""
+    from vaxcred.cli.sync import load_anchor
+    from vaxcred.service import DataSet
+    from vaxcred.sync import DataKind, load_folder
+    from vaxcred.trust import Environment
 
-    Seam for the rules / revocation work: ``vaxcred.sync.load_folder(DIR, now=...)`` is expected to return
-    an object whose ``rules`` and ``revocation`` attributes are verify() keyword arguments and whose
-    ``datasets`` are :class:`vaxcred.service.DataSet` entries (absent attributes are skipped).
-    """
-    try:
-        sync = importlib.import_module("vaxcred.sync")
-    except ImportError as e:
-        raise click.UsageError("--data needs vaxcred.sync, which this build does not have") from e
-    folder = sync.load_folder(directory, now=now)
-    options = {k: v for k in ("rules", "revocation") if (v := getattr(folder, k, None)) is not None}
-    return options, tuple(getattr(folder, "datasets", ()))
+    if anchor is None:
+        raise click.UsageError("--data needs --anchor (the pinned CSCA certificate)")
+    folder = load_folder(directory, anchor=load_anchor(anchor), environment=Environment[env], now=now)
+    for problem in folder.problems:
+        logging.getLogger(__name__).warning("sync folder: %s left out [%s]", problem.path, problem.code)
+    if folder.index is None:
+        raise click.UsageError(f"no usable index in {directory} (run `vaxcred sync`)")
+    counts = {
+        DataKind.RULES: len(folder.rules.rules) if folder.rules else 0,
+        DataKind.VALUE_SETS: len(folder.value_set_files),
+        DataKind.REVOCATION: len(folder.revocation) if folder.revocation is not None else 0,
+    }
+    datasets = tuple(
+        DataSet(
+            name=kind.value,
+            updated_at=folder.index.issued_at,
+            max_age=folder.policy.max_age(kind),
+            count=count,
+            source=str(directory),
+        )
+        for kind, count in counts.items()
+    )
+    return folder.trust, folder.verify_options(), datasets
 
 
 @click.command()
@@ -71,7 +91,8 @@ def _load_data(directory: Path, now: datetime) -> tuple[dict[str, Any], tuple[An
     "--data",
     "data_dir",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="A folder written by `vaxcred sync` (rules, revocation lists).",
+    help="A folder kept by `vaxcred sync` (needs --anchor): rules, revocations, and its trust list unless "
+    "--trust-list or --dsc is given.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -139,11 +160,15 @@ def serve(
     configure_logging()
     log = logging.getLogger(LOGGER)
     now = datetime.now(UTC)
-    trust = _load_trust(dscs, trust_list, anchor, env, now)
     options: dict[str, Any] = {}
     datasets: tuple[Any, ...] = ()
+    folder_trust = None
     if data_dir is not None:
-        options, datasets = _load_data(data_dir, now)
+        folder_trust, options, datasets = _load_data(data_dir, now, anchor, env)
+    if folder_trust is not None and trust_list is None and not dscs:
+        trust = folder_trust  # the synced folder's trust list, verified against --anchor
+    else:
+        trust = _load_trust(dscs, trust_list, anchor, env, now)
     if max_trust_age is not None:
         options["max_trust_age"] = timedelta(hours=max_trust_age)
     try:

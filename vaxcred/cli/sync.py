@@ -132,8 +132,8 @@ def show(folder: Path, anchor: Path, env: str, at: str | None) -> None:
     data = load_folder(folder, anchor=load_anchor(anchor), environment=Environment[env], now=now)
     counts = {
         DataKind.TRUST: f"{len(data.trust.all_dscs())} DSC" if data.trust else "missing",
-        DataKind.RULES: f"{len(data.rules)} file(s)",
-        DataKind.VALUE_SETS: f"{len(data.value_sets)} file(s)",
+        DataKind.RULES: f"{len(data.rules.rules) if data.rules else 0} rule(s)",
+        DataKind.VALUE_SETS: f"{len(data.value_set_files)} file(s)",
         DataKind.REVOCATION: f"{len(data.revocation)} hash(es)" if data.revocation is not None else "missing",
     }
     for kind in DataKind:

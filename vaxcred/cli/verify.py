@@ -102,8 +102,9 @@ def _load_trust(
 
 def _load_synced(
     folder: Path, anchor: Path | None, env: str, at: datetime
-) -> tuple[TrustStore, RevocationList]:
-    """--data: the trust list and revocations of a folder kept by `vaxcred sync`, re-verified."""
+) -> tuple[TrustStore, dict[str, Any]]:
+    """--data: the trust list of a folder kept by `vaxcred sync` and its verify() options (revocation, rules
+    and their age), re-verified."""
     from vaxcred.cli.sync import load_anchor
     from vaxcred.sync import load_folder
 
@@ -114,9 +115,9 @@ def _load_synced(
         click.echo(
             f"{folder}: left out {safe(problem.path)} [{problem.code}] {safe(problem.message)}", err=True
         )
-    if data.trust is None or data.revocation is None:
+    if data.trust is None or data.index is None:
         raise click.UsageError(f"no usable trust list and index in {folder} (run `vaxcred sync`)")
-    return data.trust, data.revocation
+    return data.trust, data.verify_options()
 
 
 def _load_revocations(paths: tuple[Path, ...], at: datetime) -> RevocationList:
@@ -129,18 +130,22 @@ def _load_revocations(paths: tuple[Path, ...], at: datetime) -> RevocationList:
     return revocation
 
 
+def _country(country: str) -> str:
+    if len(country) != 2 or not country.isascii() or not country.isalpha():
+        raise click.BadParameter("a two-letter country code", param_hint="--country")
+    return country.upper()
+
+
 def _load_rules(path: Path | None, country: str | None) -> dict[str, Any]:
     """``verify()`` keyword arguments for ``--rules`` / ``--country`` (a rule file, array or folder)."""
     if path is None and country is None:
         return {}
     if path is None or country is None:
         raise click.UsageError("--rules and --country go together")
-    if len(country) != 2 or not country.isascii() or not country.isalpha():
-        raise click.BadParameter("a two-letter country code", param_hint="--country")
     from vaxcred.rules import RuleSet
 
     try:
-        return {"rules": RuleSet.from_path(path), "country": country.upper()}
+        return {"rules": RuleSet.from_path(path), "country": _country(country)}
     except errors.VaxcredError as e:
         raise click.UsageError(f"cannot load the rules: [{e.code}] {e.message}") from e
     except OSError as e:
@@ -228,7 +233,11 @@ def _print_human(result: VerificationResult, details: bool, lang: str = "en") ->
     metavar="SECONDS",
     help="Longest an image's QR code may take to decode (in a separate process, killed after that).",
 )
-@click.option("--country", metavar="CC", help="Arrival country whose business rules apply (with --rules).")
+@click.option(
+    "--country",
+    metavar="CC",
+    help="Arrival country whose business rules apply (with --rules, or the rules of --data).",
+)
 @click.option(
     "--rules",
     "rules_path",
@@ -265,18 +274,24 @@ def verify(
     if not (math.isfinite(image_deadline) and image_deadline > 0):
         raise click.BadParameter("must be a positive number of seconds", param_hint="--image-deadline")
     now = parse_at(at)
-    revocation: RevocationList | None = None
+    synced: dict[str, Any] = {}
     if data is not None:
         if trust_list is not None or dscs:
             raise click.UsageError("--data brings its own trust list: leave out --trust-list and --dsc")
-        trust, revocation = _load_synced(data, anchor, env, now)
+        trust, synced = _load_synced(data, anchor, env, now)
     else:
         trust = _load_trust(dscs, trust_list, anchor, env, now)
+    if "rules" in synced and rules_path is None:
+        # the folder's rules apply for --country; without it the rules step is skipped (not configured)
+        options: dict[str, Any] = {}
+        if country:
+            options = {k: synced[k] for k in ("rules", "rules_stale_after")} | {"country": _country(country)}
+    else:
+        options = _load_rules(rules_path, country)
+    if "revocation" in synced:
+        options["revocation"] = synced["revocation"]
     if revocations:
-        revocation = _load_revocations(revocations, now)
-    options = _load_rules(rules_path, country)
-    if revocation is not None:
-        options["revocation"] = revocation
+        options["revocation"] = _load_revocations(revocations, now)
     passport = _read_input(input_value)
     if isinstance(passport, bytes) and _looks_like_image(passport):
         result = _verify_image(passport, trust, now, image_deadline, **options)
