@@ -265,3 +265,17 @@ def test_a_rule_file_that_does_not_parse_is_reported_and_left_out(
     assert [(p.path, p.code.split(".")[0]) for p in data.problems] == [("rules/broken.json", "rules")]
     assert data.rules is not None
     assert [r.identifier for r in data.rules.rules] == ["GR-VN-0001"]
+
+
+def test_a_corrupt_state_file_is_ignored_not_fatal(
+    synced: Path, server: ServedFolder, csca: keys.KeyPair
+) -> None:
+    """Garbage or a naive time in state.json: no conditional request, the installed documents' sequences
+    stay the floor, the sync succeeds."""
+    state = synced / "state.json"
+    for garbage in (b"{not json", state.read_bytes().replace(b"+00:00", b"")):
+        state.write_bytes(garbage)
+        server.requests.clear()
+        report = _sync(server, synced, csca)
+        assert (report.trust.status, report.index.status) == ("unchanged", "unchanged")
+        assert all("If-None-Match" not in headers for _, headers in server.requests)

@@ -107,14 +107,17 @@ def pull(
     url: str, into: Path, anchor: Path, env: str, timeout: float, deadline: float, at: str | None
 ) -> None:
     """Bring DIR up to date from URL; the last good copy is kept on any failure (exit 1)."""
-    report = sync_folder(
-        url,
-        into,
-        anchor=load_anchor(anchor),
-        environment=Environment[env],
-        now=parse_at(at),
-        limits=HttpLimits(connect=timeout, read=timeout, deadline=deadline),
-    )
+    try:
+        report = sync_folder(
+            url,
+            into,
+            anchor=load_anchor(anchor),
+            environment=Environment[env],
+            now=parse_at(at),
+            limits=HttpLimits(connect=timeout, read=timeout, deadline=deadline),
+        )
+    except OSError as e:  # the local folder: permissions, a full disk (the last good copy is intact)
+        raise click.ClickException(f"cannot write to {into}: {e.strerror or e}") from e
     for outcome in (report.trust, report.index):
         click.echo(_describe(outcome), err=outcome.status == "failed")
     if not report.ok:
