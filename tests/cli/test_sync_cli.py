@@ -122,8 +122,8 @@ def test_serve_loads_a_synced_folder(published: Path, chain: Path, tmp_path: Pat
     anchor = chain / "csca.pem"
     with serve(published) as server:
         assert main(["sync", server.url, "--into", str(data), "--anchor", str(anchor), "--at", AT]) == 0
-    trust, options, datasets = _load_data(data, datetime.fromisoformat(AT), anchor, "PROD")
+    trust, options, datasets = _load_data(data, anchor, "PROD", datetime.fromisoformat(AT))
     assert trust is not None
     assert trust.sequence == 1
     assert sorted(options) == ["revocation", "rules", "rules_stale_after"]
-    assert {d.name: d.count for d in datasets} == {"rules": 0, "valuesets": 0, "revocation": 1}
+    assert {d.name: d.count for d in datasets} == {"rules": 0, "revocation": 1}

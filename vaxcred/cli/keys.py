@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 
 from vaxcred import errors
-from vaxcred.cli._common import fail, open_chain, parse_at, passphrase
+from vaxcred.cli._common import fail, open_chain, parse_at, passphrase, safe
 from vaxcred.keys import KeyChainDir
+from vaxcred.text import clip
 
 _FOLDER = click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 _AT = click.option("--at", "at", metavar="ISO-8601", help="Pretend the current time is this (default: now).")
@@ -41,9 +42,13 @@ def init(folder: Path, country: str, key: str, at: str | None) -> None:
         chain = KeyChainDir.init(folder, passphrase(confirm=True), now, country=country, key=key)  # type: ignore[arg-type]
     except errors.VaxcredError as e:
         raise fail(e) from e
+    except (ValueError, OverflowError) as e:  # a bad --country / --site-id, or dates past the year 9999
+        raise click.UsageError(safe(clip(str(e), 200))) from e
     for cert in chain.dsc_certificates():
-        click.echo(f"DSC {cert.subject.rfc4514_string()} valid until {cert.not_valid_after_utc:%Y-%m-%d}")
-    click.echo(f"key chain created in {folder}")
+        click.echo(
+            f"DSC {safe(cert.subject.rfc4514_string())} valid until {cert.not_valid_after_utc:%Y-%m-%d}"
+        )
+    click.echo(f"key chain created in {safe(folder)}")
 
 
 @keys.command("dsc")
@@ -65,6 +70,8 @@ def dsc(folder: Path, types: tuple[str, ...], key: str, at: str | None) -> None:
         pair = open_chain(folder).new_dsc(now=parse_at(at), types=types, key=key)  # type: ignore[arg-type]
     except errors.VaxcredError as e:
         raise fail(e) from e
+    except (ValueError, OverflowError) as e:  # a bad --country / --site-id, or dates past the year 9999
+        raise click.UsageError(safe(clip(str(e), 200))) from e
     click.echo(f"new DSC kid {pair.kid.hex()} valid until {pair.certificate.not_valid_after_utc:%Y-%m-%d}")
 
 
@@ -79,4 +86,6 @@ def site(folder: Path, site_id: str, site_name: str, at: str | None) -> None:
         pair = open_chain(folder).new_site(site_id=site_id, site_name=site_name, now=parse_at(at))
     except errors.VaxcredError as e:
         raise fail(e) from e
-    click.echo(f"site certificate {site_id} kid {pair.kid.hex()}")
+    except (ValueError, OverflowError) as e:  # a bad --country / --site-id, or dates past the year 9999
+        raise click.UsageError(safe(clip(str(e), 200))) from e
+    click.echo(f"site certificate {safe(site_id)} kid {pair.kid.hex()}")

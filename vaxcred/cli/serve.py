@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import logging
 import math
@@ -12,45 +11,35 @@ from typing import Any
 
 import click
 
-from vaxcred.cli.verify import _load_trust
+from vaxcred.cli._trust import default_state_path
+from vaxcred.cli.verify import _load_synced, _load_trust
 
 # FastAPI, uvicorn and the service package are imported by the command itself: `vaxcred --help` stays light
 
 
 def _load_data(
-    directory: Path, now: datetime, anchor: Path | None, env: str
+    directory: Path, anchor: Path | None, env: str, now: datetime
 ) -> tuple[Any, dict[str, Any], tuple[Any, ...]]:
-    """A ``vaxcred sync`` folder: its trust store (``None`` if unusable), the verify() options it provides
-    (revocation, rules and their age: :meth:`vaxcred.sync.SyncedData.verify_options`) and its data sets for
-    ``GET /trust``."""
-    from vaxcred.cli.sync import load_anchor
+    """The trust store, the verify options (revocation, rules) and the data sets of a ``vaxcred sync`` folder."""
     from vaxcred.service import DataSet
-    from vaxcred.sync import DataKind, load_folder
-    from vaxcred.trust import Environment
 
-    if anchor is None:
-        raise click.UsageError("--data needs --anchor (the pinned CSCA certificate)")
-    folder = load_folder(directory, anchor=load_anchor(anchor), environment=Environment[env], now=now)
-    for problem in folder.problems:
-        logging.getLogger(__name__).warning("sync folder: %s left out [%s]", problem.path, problem.code)
-    if folder.index is None:
-        raise click.UsageError(f"no usable index in {directory} (run `vaxcred sync`)")
-    counts = {
-        DataKind.RULES: len(folder.rules.rules) if folder.rules else 0,
-        DataKind.VALUE_SETS: len(folder.value_set_files),
-        DataKind.REVOCATION: len(folder.revocation) if folder.revocation is not None else 0,
-    }
-    datasets = tuple(
-        DataSet(
-            name=kind.value,
-            updated_at=folder.index.issued_at,
-            max_age=folder.policy.max_age(kind),
-            count=count,
-            source=str(directory),
+    trust, options = _load_synced(directory, anchor, env, now)
+    datasets: list[Any] = []
+    revocation = options.get("revocation")
+    if revocation is not None:
+        datasets.append(
+            DataSet(
+                name="revocation",
+                updated_at=revocation.issued_at,
+                max_age=revocation.max_age,
+                count=len(revocation),
+                source=str(directory),
+            )
         )
-        for kind, count in counts.items()
-    )
-    return folder.trust, folder.verify_options(), datasets
+    rules = options.get("rules")
+    if rules is not None:
+        datasets.append(DataSet(name="rules", count=len(rules.rules), source=str(directory)))
+    return trust, options, tuple(datasets)
 
 
 @click.command()
@@ -88,11 +77,16 @@ def _load_data(
     "signed issue time then never counts as fresh).",
 )
 @click.option(
+    "--trust-state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where the highest trust-list sequence seen is kept (default $XDG_STATE_HOME/vaxcred/...); an older "
+    "list is refused.",
+)
+@click.option(
     "--data",
     "data_dir",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="A folder kept by `vaxcred sync` (needs --anchor): rules, revocations, and its trust list unless "
-    "--trust-list or --dsc is given.",
+    help="A folder written by `vaxcred sync` (signed trust list, rules, revocation lists; needs --anchor).",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -130,6 +124,7 @@ def serve(
     anchor: Path | None,
     env: str,
     max_trust_age: float | None,
+    trust_state: Path | None,
     data_dir: Path | None,
     host: str,
     port: int,
@@ -162,13 +157,15 @@ def serve(
     now = datetime.now(UTC)
     options: dict[str, Any] = {}
     datasets: tuple[Any, ...] = ()
-    folder_trust = None
     if data_dir is not None:
-        folder_trust, options, datasets = _load_data(data_dir, now, anchor, env)
-    if folder_trust is not None and trust_list is None and not dscs:
-        trust = folder_trust  # the synced folder's trust list, verified against --anchor
+        if trust_list is not None or dscs:
+            raise click.UsageError("--data brings its own trust list: leave out --trust-list and --dsc")
+        trust, options, datasets = _load_data(data_dir, anchor, env, now)
     else:
-        trust = _load_trust(dscs, trust_list, anchor, env, now)
+        # a border service never runs on unauthenticated trust: no opt-in here
+        trust = _load_trust(
+            dscs, trust_list, anchor, False, env, now, trust_state or default_state_path(), None
+        )
     if max_trust_age is not None:
         options["max_trust_age"] = timedelta(hours=max_trust_age)
     try:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
+from vaxcred.errors import KeyStoreError
 from vaxcred.keys.builders import LEAF_RSA_BITS, KeyPair, KeyType
 from vaxcred.oids import DOCUMENT_SIGNING_EKU, LOG_SIGNING_EKU
 from vaxcred.trust.store import require_utc
@@ -71,9 +72,13 @@ def _single_purpose(
     commitment: bool,
 ) -> KeyPair:
     start = require_utc(now, "now").replace(microsecond=0)
-    end = min(start + validity, csca.certificate.not_valid_after_utc)
-    if end <= start:
-        raise ValueError(f"the CSCA expires before the {role.lower()} would start")
+    csca_end = csca.certificate.not_valid_after_utc
+    if csca_end <= start:
+        raise KeyStoreError(
+            f"the CSCA expires before the {role.lower()} would start", code="keys.csca_expired"
+        )
+    # never past the CSCA (compared without adding first: start + validity may overflow datetime)
+    end = csca_end if csca_end - start <= validity else start + validity
     private_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
     if key == "ec":
         private_key = ec.generate_private_key(ec.SECP256R1())
