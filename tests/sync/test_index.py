@@ -112,9 +112,9 @@ def test_a_malformed_payload_is_refused(
 
 
 def test_freshness_policy_defaults_and_validation() -> None:
-    """Defaults: trust 7 d, rules 7 d, value sets 30 d, revocation 2 d; non-positive ages are refused."""
+    """Defaults: trust 72 h (the trust list's own), rules 7 d, value sets 30 d, revocation 2 d; non-positive ages are refused."""
     policy = DataFreshnessPolicy()
-    assert [policy.max_age(k).days for k in DataKind] == [7, 7, 30, 2]
+    assert [policy.max_age(k).days for k in DataKind] == [3, 7, 30, 2]
     assert policy.is_fresh(DataKind.REVOCATION, NOW, NOW + 2 * DAY)
     assert not policy.is_fresh(DataKind.REVOCATION, NOW, NOW + 2 * DAY + timedelta(seconds=1))
     with pytest.raises(ValueError):
