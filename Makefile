@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test test-latest lock lint typecheck unit bench bench-hostile bench-pipeline bench-revocation fuzz vectors clean sysdeps install bench-server oracles
+.PHONY: demo demo-hsm test test-latest lock lint typecheck unit bench bench-hostile bench-hsm bench-pipeline fuzz vectors clean sysdeps install bench-revocation bench-server oracles
 
 $(UV): requirements/uv-bootstrap.txt
 	$(PY) -m venv $(TOOLS)
@@ -31,6 +31,14 @@ demo: $(STAMP)
 
 sysdeps:
 	bash scripts/ensure_system_deps.sh
+
+## demo-hsm: the demo with every key inside a throwaway SoftHSM2 token (demo-out-hsm/softhsm; PIN in the recipe)
+demo-hsm: sysdeps $(STAMP)
+	rm -rf demo-out-hsm && mkdir -p demo-out-hsm/softhsm/tokens
+	printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$(CURDIR)/demo-out-hsm/softhsm/tokens" > demo-out-hsm/softhsm/softhsm2.conf
+	SOFTHSM2_CONF=demo-out-hsm/softhsm/softhsm2.conf softhsm2-util --init-token --free --label demo --pin 2468-1357 --so-pin 97531 >/dev/null
+	SOFTHSM2_CONF=$(CURDIR)/demo-out-hsm/softhsm/softhsm2.conf VAXCRED_PKCS11_PIN=2468-1357 $(BIN)/python -m vaxcred.demo --out demo-out-hsm --people $(or $(PEOPLE),1000) \
+	  --pkcs11 $$(ls /usr/lib/softhsm/libsofthsm2.so /usr/lib/*/softhsm/libsofthsm2.so 2>/dev/null | head -n 1) --token demo
 
 ## oracles: test oracles from npm, pinned by package-lock.json (certlogic-js, the CertLogic reference)
 oracles: sysdeps
@@ -60,6 +68,10 @@ bench: $(STAMP)
 ## bench-hostile: worst-case time and memory of hostile inputs (text and images) through verify()
 bench-hostile: $(STAMP)
 	taskset -c 0 $(BIN)/python -m benchmarks.bench_hostile
+
+## bench-hsm: ES256/PS256 signing and issuing with a key on a PKCS#11 token (throwaway SoftHSM2) vs in memory
+bench-hsm: sysdeps $(STAMP)
+	taskset -c 0 $(BIN)/python -m benchmarks.bench_hsm
 
 ## bench-pipeline: the national pipeline end to end on generated people (PEOPLE=…, BACKEND=sqlite|postgresql|both)
 bench-pipeline: PEOPLE ?= 10000,100000,1000000
@@ -117,3 +129,4 @@ fuzz-long: $(STAMP)
 	  $(BIN)/python -m tests.fuzz.run $$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
 	    -print_final_stats=1 -artifact_prefix=.fuzz/artifacts/$$t- .fuzz/corpus/$$t; \
 	done
+	rm -rf $(VENV) .venv-latest $(TOOLS) demo-out demo-out-hsm .mypy_cache .pytest_cache .ruff_cache .hypothesis

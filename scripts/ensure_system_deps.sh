@@ -11,6 +11,11 @@ fi
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # poppler: the PDF certificate tests extract its text and render page 1 back to a QR
 command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
+# SoftHSM2: the PKCS#11 tests initialise a throwaway token (tests/softhsm.py); CI must never skip them
+softhsm_module=$(ls /usr/lib/softhsm/libsofthsm2.so /usr/lib/*/softhsm/libsofthsm2.so 2>/dev/null | head -n 1 || true)
+if ! command -v softhsm2-util >/dev/null 2>&1 || [ -z "$softhsm_module" ]; then
+  missing+=(softhsm2)
+fi
 # chromium: the officer page is tested end to end in Debian's headless Chromium (Playwright drives it;
 # no browser is downloaded by Playwright itself)
 [ -x /usr/bin/chromium ] || missing+=(chromium)

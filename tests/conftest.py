@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
+from tests import softhsm
 from tests.interop.payloads import DAY, NOW
 from vaxcred import keys
+from vaxcred.keys import PIN_ENV, TokenConfig
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Session-scoped fixtures (servers started once) must not reach the real $XDG_STATE_HOME either."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("session-state")))
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -40,3 +52,39 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+# --- a SoftHSM2 token (tests/softhsm.py): one token folder per test process ------------------------------------
+
+
+@pytest.fixture(scope="session")
+def softhsm_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenConfig]:
+    """A freshly initialised SoftHSM2 token (PIN ``tests.softhsm.PIN``); SOFTHSM2_CONF set for the session."""
+    folder = tmp_path_factory.mktemp("softhsm")
+    config = softhsm.init_token(folder)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SOFTHSM2_CONF", str(folder / "softhsm2.conf"))
+        mp.setenv(PIN_ENV, softhsm.PIN.decode())
+        yield config
+
+
+@pytest.fixture(scope="session")
+def token(softhsm_token: TokenConfig) -> Iterator[keys.Pkcs11Token]:
+    """A logged-in session on the test token."""
+    with keys.Pkcs11Token.open(softhsm_token, softhsm.PIN) as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def token_csca(token: keys.Pkcs11Token) -> keys.KeyPair:
+    """A CSCA whose key was generated inside the token."""
+    return keys.make_csca(now=NOW - 60 * DAY, private_key=token.generate("ec", label="test csca"))
+
+
+@pytest.fixture(scope="session", params=["ec", "rsa"])
+def token_dsc(
+    request: pytest.FixtureRequest, token: keys.Pkcs11Token, token_csca: keys.KeyPair
+) -> keys.KeyPair:
+    """An ES256 or PS256 DSC: its key and its issuer's key on the token."""
+    key = token.generate(request.param, label=f"test dsc {request.param}")
+    return keys.make_dsc(token_csca, now=NOW - DAY, private_key=key)

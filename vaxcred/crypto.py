@@ -22,6 +22,9 @@ Rules (DCC.md §1 "Signatures"; SECURITY.md §2 pitfalls 1, 5, 6, 19, 20):
   ========================== ==========================================================
 
 - ECDSA nonces come from OpenSSL (pitfall 20); no pure-Python ECDSA anywhere (pitfall 19).
+- A key held outside the process (a PKCS#11 token, :mod:`vaxcred.keys.token`) is an :class:`ExternalKey`:
+  it signs with a :class:`SignatureScheme` named here, never exports; :class:`ExternalSigner` makes it a
+  :class:`Signer`.  The scheme is chosen from the key type, never by the caller of ``sign``.
 
 The padding / hash objects are immutable and built once at import time (verification is the hot path).
 """
@@ -30,7 +33,10 @@ from __future__ import annotations
 
 __all__ = [
     "Algorithm",
+    "ExternalKey",
+    "ExternalSigner",
     "LocalSigner",
+    "SignatureScheme",
     "Signer",
     "SigningKey",
     "algorithm_for_key",
@@ -41,7 +47,7 @@ __all__ = [
 ]
 
 import hashlib
-from enum import IntEnum
+from enum import Enum, IntEnum
 from typing import Protocol, runtime_checkable
 
 from cryptography import x509
@@ -275,3 +281,90 @@ class LocalSigner:
     def __repr__(self) -> str:
         subject = self._certificate.subject.rfc4514_string()
         return f"LocalSigner(algorithm={self._algorithm.name}, kid={self._kid.hex()}, subject={subject!r})"
+
+
+class SignatureScheme(Enum):
+    """The three signatures vaxcred asks of a key: COSE ES256 / PS256, and X.509 signatures (certificates, CRLs)."""
+
+    #: ECDSA P-256 over SHA-256; the result is raw ``r‖s`` (PKCS#11's form, and COSE's)
+    ECDSA_SHA256 = "ecdsa-sha256"
+    #: RSASSA-PSS, SHA-256, MGF1-SHA-256, salt 32 (COSE PS256)
+    RSA_PSS_SHA256 = "rsa-pss-sha256"
+    #: RSASSA-PKCS1-v1_5 with SHA-256 (``sha256WithRSAEncryption``: RSA certificates and CRLs)
+    RSA_PKCS1V15_SHA256 = "rsa-pkcs1v15-sha256"
+
+
+@runtime_checkable
+class ExternalKey(Protocol):
+    """A private key that never leaves its device (a PKCS#11 token): it signs, and shows its public key."""
+
+    def public_key(self) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey:
+        """The public half."""
+        ...
+
+    def sign_with(self, data: bytes, scheme: SignatureScheme) -> bytes:
+        """Sign ``data`` (the message, not a digest) with ``scheme``; ECDSA as raw ``r‖s``."""
+        ...
+
+
+class ExternalSigner:
+    """A :class:`Signer` over an :class:`ExternalKey` and its certificate (the DSC).
+
+    The same checks as :class:`LocalSigner`: the algorithm follows the key type, the certificate's public key
+    must be the key's. The key serialises its own device calls (a PKCS#11 session runs one operation at a
+    time, :class:`vaxcred.keys.token.TokenKey`); a batch worker process holds its own signer and session.
+    """
+
+    __slots__ = ("_algorithm", "_certificate", "_key", "_kid", "_scheme")
+
+    def __init__(self, key: ExternalKey, certificate: x509.Certificate) -> None:
+        if not isinstance(key, ExternalKey):
+            raise KeyStoreError(f"not an external key: {type(key).__name__}", code="keys.unsupported_key")
+        public_key = key.public_key()
+        try:
+            algorithm = algorithm_for_key(public_key)
+        except SignatureError as e:
+            raise KeyStoreError(e.message, code="keys.unsupported_key") from e
+        try:
+            cert_spki = _spki(certificate.public_key())
+        except Exception as e:
+            raise KeyStoreError(f"certificate public key unreadable: {e}", code="keys.bad_certificate") from e
+        if cert_spki != _spki(public_key):
+            raise KeyStoreError(
+                "the certificate's public key is not the private key's", code="keys.key_mismatch"
+            )
+        self._key = key
+        self._certificate = certificate
+        self._algorithm = algorithm
+        self._scheme = (
+            SignatureScheme.ECDSA_SHA256 if algorithm is Algorithm.ES256 else SignatureScheme.RSA_PSS_SHA256
+        )
+        self._kid = kid_for(certificate.public_bytes(Encoding.DER))
+
+    @property
+    def algorithm(self) -> Algorithm:
+        """The COSE algorithm, fixed by the key type."""
+        return self._algorithm
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        """The DSC whose public key verifies this signer's signatures."""
+        return self._certificate
+
+    @property
+    def kid(self) -> bytes:
+        """``kid_for(certificate DER)``."""
+        return self._kid
+
+    def sign(self, data: bytes) -> bytes:
+        """Sign ``data`` on the device; raw 64-byte ``r‖s`` for ES256, modulus-length PSS for PS256."""
+        signature = self._key.sign_with(data, self._scheme)
+        if self._algorithm is Algorithm.ES256 and len(signature) != ES256_SIGNATURE_LENGTH:
+            raise KeyStoreError(
+                f"the device returned a {len(signature)}-byte ECDSA signature, not 64", code="keys.device"
+            )
+        return signature
+
+    def __repr__(self) -> str:
+        subject = self._certificate.subject.rfc4514_string()
+        return f"ExternalSigner(algorithm={self._algorithm.name}, kid={self._kid.hex()}, subject={subject!r})"

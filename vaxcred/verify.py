@@ -279,7 +279,8 @@ def verify(
     ``now`` must be an aware datetime. ``skew`` allows ``iat`` that far in the future (default 0).
     Freshness is always checked (:class:`~vaxcred.trust.TrustFreshnessPolicy`): a trust list older than
     ``max_trust_age`` (else the bound it was loaded with, else 72 hours), or of unknown age, turns a VALID
-    outcome into NEEDS_CHECK; so does a store loaded without authentication.
+    outcome into NEEDS_CHECK; so does a store loaded without authentication.  Bare ``--dsc`` stores have
+    no age: only an explicit bound (``max_trust_age`` or the loader's) applies to them.
     ``image_decoder`` reads the QR code of a PNG/JPEG input (default: :func:`vaxcred.qr.decode_image`, in
     this process); it must return the text or raise :class:`~vaxcred.errors.ImageError`, as
     ``vaxcred.qr.isolated.IsolatedImageDecoder(...).decode`` does (a child process under a hard deadline).
@@ -317,7 +318,7 @@ def verify(
         "environment": trust.environment.value,
         "trust_updated_at": freshness.updated_at,
         "trust_age": freshness.age,
-        "trust_max_age": freshness.max_age if trust.mode is not TrustMode.DSC else None,
+        "trust_max_age": freshness.max_age if freshness.applicable else None,
     }
 
     # (0) input

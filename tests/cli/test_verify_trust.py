@@ -4,9 +4,11 @@ files read under the passport size cap.  Each test names the defect it guards.""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from tests.trust.certs import (
 from vaxcred.cli import main
 from vaxcred.cli._trust import MAX_FILE
 from vaxcred.issue import issue
-from vaxcred.trust import Environment, sign_trust_list
+from vaxcred.trust import Environment, RollbackState, TrustMode, TrustStore, sign_trust_list
 
 AT = (ISSUED + DAY).isoformat()
 
@@ -240,6 +242,36 @@ def test_rollback_refused_and_state_kept(
     assert code == 3
     assert "trust.rollback" in err
     assert json.loads(state.read_text())["lists"]["PROD"]["sequence"] == 5
+
+
+def test_state_is_checked_and_written_under_a_lock(
+    files: Files, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """While another process holds the state lock, verify waits; it then re-reads the state, so a newer
+    sequence recorded meanwhile refuses its older list (no lost update between read and write)."""
+    state = tmp_path / "state.json"
+    tl = files.signed_list(3, ISSUED, "three.cbor")
+    args = [str(files.hc1), "--trust-list", str(tl), "--anchor", str(files.csca), "--at", AT]
+    results: list[int] = []
+    fd = os.open(tmp_path / "state.json.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        worker = threading.Thread(
+            target=lambda: results.append(main(["verify", *args, "--trust-state", str(state)]))
+        )
+        worker.start()
+        worker.join(0.5)
+        assert worker.is_alive()  # blocked on the lock
+        newer = RollbackState().accept(
+            TrustStore(environment=Environment.PROD, mode=TrustMode.SIGNED_LIST, sequence=4, issued_at=ISSUED)
+        )
+        state.write_bytes(newer.to_json())
+    finally:
+        os.close(fd)
+    worker.join(30)
+    assert results == [3]
+    assert "trust.rollback" in capsys.readouterr().err
+    assert json.loads(state.read_text())["lists"]["PROD"]["sequence"] == 4
 
 
 def test_default_state_lives_under_xdg_state_home(

@@ -193,7 +193,9 @@ def target_cwt(data: bytes) -> None:
 
 
 def target_trust_gateway(data: bytes) -> None:
-    _typed(lambda: load_gateway_trust_list(data, environment=Environment.TST))
+    # authenticated loading (the only kind a verifier should use): parsing, entry checks, CMS signatures
+    anchor = fixture().trust_anchor
+    _typed(lambda: load_gateway_trust_list(data, environment=Environment.TST, anchors=[anchor], now=NOW))
 
 
 def _load_national(data: bytes) -> TrustStore:

@@ -67,10 +67,15 @@ def test_unknown_age_is_not_fresh() -> None:
 
 
 def test_bare_dscs_have_no_age() -> None:
-    """Bare --dsc certificates: not applicable, fresh."""
+    """Bare --dsc certificates: not applicable (fresh) under the default bound; under an explicit bound
+    their age is unknown, so not fresh (the caller asked for trust of a known age)."""
     store = TrustStore(environment=Environment.TST, mode=TrustMode.DSC)
-    result = TrustFreshnessPolicy().assess(store, NOW)
+    result = TrustFreshnessPolicy.for_store(store).assess(store, NOW)
     assert (result.fresh, result.code) == (True, "trust.not_applicable")
+    strict = TrustFreshnessPolicy.for_store(store, DAY).assess(store, NOW)
+    assert (strict.fresh, strict.code) == (False, "trust.age_unknown")
+    assert store.is_fresh(NOW)
+    assert not store.is_fresh(NOW, DAY)
 
 
 def test_for_store_prefers_the_caller_then_the_loader() -> None:
@@ -124,11 +129,12 @@ def test_same_list_again_is_fine_newer_list_advances() -> None:
     assert newer.min_sequence(Environment.PROD) == 8
 
 
-def test_reused_sequence_with_another_time_refused() -> None:
-    """The same sequence with a different issue time is refused (a reused sequence)."""
-    state = RollbackState().accept(_signed_store(7))
+def test_same_sequence_reissued_later_moves_the_time_forward() -> None:
+    """The same sequence issued later is accepted and recorded; its earlier issue is then refused."""
+    state = RollbackState().accept(_signed_store(7)).accept(_signed_store(7, NOW + HOUR))
+    assert state.last_update(Environment.PROD) == NOW + HOUR
     with pytest.raises(TrustStoreError) as info:
-        state.accept(_signed_store(7, NOW + HOUR))
+        state.accept(_signed_store(7))
     assert info.value.code == "trust.rollback"
 
 

@@ -150,6 +150,15 @@ def test_upload_certificate_not_signed_by_the_anchor_cannot_vouch(world: Gateway
     assert loaded.store.all_dscs() == ()
 
 
+def test_dsc_signed_by_the_anchor_itself_is_authenticated(world: GatewayWorld) -> None:
+    """The anchor vouches for the upload keys, so a DSC entry it signs directly is authenticated too."""
+    entries = [
+        gateway_entry(world.csca, "CSCA", signed_by=world.anchor),
+        gateway_entry(world.dsc, signed_by=world.anchor),
+    ]
+    assert [d.info.der for d in _load(entries, world).store.all_dscs()] == [world.dsc.der]
+
+
 def test_csca_signed_by_an_upload_key_rejected(world: GatewayWorld) -> None:
     """CSCA entries need the trust anchor's signature; a country's upload key cannot add CSCAs."""
     entries = [*world.entries(), gateway_entry(make_ca("VN"), "CSCA", signed_by=world.upload)]
@@ -163,6 +172,14 @@ def test_garbage_signature_rejected_not_raised(world: GatewayWorld) -> None:
     junk = base64.b64encode(b"\x30\x80junk").decode()
     entries.append(gateway_entry(make_leaf(world.csca), signature=junk))
     assert set(_reasons(_load(entries, world))) == {1, 3}
+
+
+def test_no_anchor_refuses_the_list(world: GatewayWorld) -> None:
+    """Without a pinned anchor the authenticated loader refuses (trust.unauthenticated), it never falls
+    back to taking the list as is."""
+    with pytest.raises(TrustStoreError) as info:
+        load_gateway_trust_list(json.dumps(world.entries()).encode(), environment=Environment.PROD)
+    assert info.value.code == "trust.unauthenticated"
 
 
 def test_expired_anchor_refuses_the_list(world: GatewayWorld) -> None:
@@ -219,6 +236,14 @@ def test_withdrawal_by_kid_only(world: GatewayWorld) -> None:
     withdrawn = {"kid": active["kid"], "country": "VN", "certificateType": "DSC", "rawData": None}
     loaded = _load([*world.entries()[:2], active, withdrawn], world)
     assert loaded.store.all_dscs() == ()
+
+
+def test_withdrawn_csca_by_kid_is_not_trusted(world: GatewayWorld) -> None:
+    """A CSCA withdrawn by kid alone in the same document is dropped too: its DSCs can no longer chain."""
+    csca = gateway_entry(world.csca, "CSCA", signed_by=world.anchor)
+    withdrawn = {"kid": csca["kid"], "country": "VN", "certificateType": "CSCA", "rawData": None}
+    loaded = _load([*world.entries(), withdrawn], world)
+    assert loaded.store.all_cscas() == ()
 
 
 def test_withdrawal_in_unauthenticated_mode_too(world: GatewayWorld) -> None:

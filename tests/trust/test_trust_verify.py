@@ -26,7 +26,9 @@ from tests.trust.certs import (
     trusted,
 )
 from vaxcred.codec import base45, compress, cose, cwt, prefix
+from vaxcred.errors import TrustStoreError
 from vaxcred.issue import issue
+from vaxcred.oids import EKU_VACCINATION, TRUST_LIST_EKU
 from vaxcred.result import Status, StepResult
 from vaxcred.trust import (
     Environment,
@@ -38,6 +40,7 @@ from vaxcred.trust import (
     load_signed_trust_list,
     sign_trust_list,
 )
+from vaxcred.trust import signed as signed_module
 from vaxcred.verify import verify
 
 AT = ISSUED + DAY  # verification time: the passports are issued at ISSUED (2026-01-10)
@@ -245,3 +248,31 @@ def test_trust_mode_values() -> None:
     """The result's trust_mode is the store's mode value, for every mode."""
     assert {m.value for m in TrustMode} == {"dsc", "gateway", "signed_list", "unauthenticated"}
     assert [m for m in TrustMode if m.authenticated] == [TrustMode.GATEWAY, TrustMode.SIGNED_LIST]
+
+
+def test_signed_list_listing_a_ca_as_dsc_is_refused() -> None:
+    """A national list whose DSC entries include a CA certificate is refused (trust.dsc_is_ca)."""
+    csca = make_ca("VN")
+    ca_as_dsc = make_ca("VN", cn="DSC")
+    store = store_of([trusted(ca_as_dsc)], [("VN", csca)], environment=Environment.PROD)
+    signed = sign_trust_list(store, signer=make_trust_list_cert(csca).signer(), issued_at=NOW, sequence=1)
+    with pytest.raises(TrustStoreError) as info:
+        load_signed_trust_list(signed, anchor=csca.cert, environment=Environment.PROD, now=NOW)
+    assert info.value.code == "trust.dsc_is_ca"
+
+
+def test_trust_list_key_with_a_dcc_purpose_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trust-list certificate that may also sign passports (TRUST_LIST_EKU + a DCC EKU) can neither sign
+    nor vouch for a trust list (trust.wrong_purpose): one key, one purpose."""
+    csca = make_ca("VN")
+    dual = make_leaf(csca, cn="Trust list", eku=(TRUST_LIST_EKU, EKU_VACCINATION))
+    store = store_of([trusted(make_leaf(csca))], [("VN", csca)], environment=Environment.PROD)
+    with pytest.raises(TrustStoreError) as info:
+        sign_trust_list(store, signer=dual.signer(), issued_at=NOW, sequence=1)
+    assert info.value.code == "trust.wrong_purpose"
+    with monkeypatch.context() as mp:  # a list made by some other tool
+        mp.setattr(signed_module, "_has_trust_list_eku", lambda _cert: True)
+        signed = sign_trust_list(store, signer=dual.signer(), issued_at=NOW, sequence=1)
+    with pytest.raises(TrustStoreError) as info:
+        load_signed_trust_list(signed, anchor=csca.cert, environment=Environment.PROD, now=NOW)
+    assert info.value.code == "trust.wrong_purpose"

@@ -59,11 +59,26 @@ def passphrase(*, confirm: bool = False) -> bytes:
     return typed.encode("utf-8")
 
 
+def token_pin() -> bytes:
+    """The PKCS#11 token PIN: from $VAXCRED_PKCS11_PIN, else a hidden prompt (never an argument)."""
+    from vaxcred.keys import PIN_ENV  # local import: `vaxcred verify` starts without the key-chain code
+
+    value = os.environ.get(PIN_ENV)
+    if value:
+        return value.encode("utf-8")
+    if not sys.stdin.isatty():
+        raise click.UsageError(f"set {PIN_ENV} or run interactively to type the token PIN")
+    typed: str = click.prompt("Token PIN", hide_input=True)
+    return typed.encode("utf-8")
+
+
 def open_chain(folder: Path) -> KeyChainDir:
     from vaxcred.keys import KeyChainDir  # local import: `vaxcred verify` starts without the key-chain code
 
     if not (folder / "csca.pem").exists():
         raise click.UsageError(f"no key chain in {folder} (run `vaxcred keys init {folder}`)")
+    if (folder / "token.json").exists():  # keys on a PKCS#11 token: the PIN, not a passphrase
+        return KeyChainDir(folder=folder, pin=token_pin())
     return KeyChainDir(folder=folder, passphrase=passphrase())
 
 

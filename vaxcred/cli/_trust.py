@@ -8,14 +8,18 @@ The library is pure (:mod:`vaxcred.trust`); this module owns the files:
 - a national signed list is checked against ``--anchor`` and the rollback state: the highest sequence
   accepted per environment, kept in ``--trust-state FILE`` (default
   ``$XDG_STATE_HOME/vaxcred/trust-state.json``, else ``~/.local/state/vaxcred/trust-state.json``),
-  written atomically (temporary file, fsync, rename) with mode 0600 in a 0700 directory.
+  written atomically (temporary file, fsync, rename) with mode 0600 in a 0700 directory, read-checked-
+  written under an exclusive ``flock`` on ``trust-state.json.lock`` (concurrent verifiers never lose an
+  update or lower the sequence).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -83,6 +87,29 @@ def read_state(path: Path) -> RollbackState:
         return RollbackState.from_json(read_capped(path, "--trust-state"))
     except errors.TrustStoreError as e:
         raise click.UsageError(f"cannot use the trust state {path}: [{e.code}] {safe(e.message)}") from e
+
+
+@contextlib.contextmanager
+def state_lock(path: Path | None) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``<state>.lock`` (mode 0600) while the state is read and replaced.
+
+    Guarantee: two processes accepting lists against the same state file are serialised, so the file
+    only ever grows (no lost update, no lower sequence written over a higher one).  ``None``: no state.
+    """
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise click.UsageError(f"cannot lock the trust state {path}: {e.strerror}") from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def write_state(path: Path, state: RollbackState) -> None:
@@ -177,17 +204,20 @@ def load_trust_list(
                 "--trust-list-retrieved-at applies to EU gateway JSON only (a signed list is dated)"
             )
         cert = _anchor(anchor)
-        state = read_state(state_path) if state_path is not None else RollbackState()
-        store = load_signed_trust_list(
-            data,
-            anchor=cert,
-            environment=environment,
-            now=now,
-            min_sequence=state.min_sequence(environment),
-        )
-        updated = state.accept(store)
-        if state_path is not None and updated != state:
-            write_state(state_path, updated)
+        with state_lock(state_path):
+            # read, check and write under one lock: a concurrent verifier cannot slip an older list in
+            # between, nor overwrite a higher sequence with a lower one
+            state = read_state(state_path) if state_path is not None else RollbackState()
+            store = load_signed_trust_list(
+                data,
+                anchor=cert,
+                environment=environment,
+                now=now,
+                min_sequence=state.min_sequence(environment),
+            )
+            updated = state.accept(store)
+            if state_path is not None and updated != state:
+                write_state(state_path, updated)
         return LoadedTrust(store=store)
     except errors.VaxcredError as e:
         raise click.UsageError(f"cannot load the trust list: [{e.code}] {safe(e.message)}") from e

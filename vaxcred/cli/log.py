@@ -10,8 +10,7 @@ import click
 from vaxcred.cli._common import EXIT_INVALID, RefusedError, fail, open_chain, parse_at, safe
 from vaxcred.cli._pipeline import at_option, db_option, keys_option, open_db, storage_errors
 from vaxcred.errors import VaxcredError
-from vaxcred.keys import load_certificate, save_certificate, save_private_key
-from vaxcred.keys.purpose_signers import make_log_signer
+from vaxcred.keys import load_certificate
 from vaxcred.pipeline import log as issuance_log
 
 #: the log signer's files in the key-chain folder
@@ -39,12 +38,10 @@ def init_key(folder: Path, at: str | None) -> None:
     chain = open_chain(folder)
     if (folder / f"{LOG_SIGNER_STEM}.pem").exists():
         raise RefusedError(f"a log signer already exists in {safe(folder)}")
-    try:
-        pair = make_log_signer(chain.load("csca"), now=parse_at(at))
+    try:  # on the chain's token if it has one; logged in the key-operations log (purpose "log")
+        pair = chain.new_log_signer(now=parse_at(at), stem=LOG_SIGNER_STEM)
     except VaxcredError as e:
         raise fail(e) from e
-    save_private_key(folder / f"{LOG_SIGNER_STEM}.key", pair.private_key, chain.passphrase)
-    save_certificate(folder / f"{LOG_SIGNER_STEM}.pem", pair.certificate)
     click.echo(f"log signer {pair.kid.hex()} written to {safe(folder)}/{LOG_SIGNER_STEM}.pem")
 
 

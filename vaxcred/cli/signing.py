@@ -170,7 +170,7 @@ def issue_batch(
     1 the DSC cannot sign, or some persons failed (run again to retry them); 3 usage error.
     """
     now = parse_at(at)
-    if workers > 1 and not os.environ.get(PASSPHRASE_ENV):
+    if workers > 1 and not os.environ.get(PASSPHRASE_ENV) and not (folder / "token.json").exists():
         raise click.UsageError(f"--workers {workers} needs the key passphrase in ${PASSPHRASE_ENV}")
     try:
         signer = open_chain(folder).load_dsc_signer(now=now)  # fails fast: wrong passphrase, no usable DSC
@@ -192,6 +192,7 @@ def issue_batch(
                     factory,
                     now=now,
                     site_ca=site_ca,
+                    site_crl=KeyChainDir(folder=folder).site_crl(),  # revoked site certificates
                     workers=workers,
                     batch_size=batch_size,
                     worker_name=worker_name,

@@ -38,7 +38,7 @@ def chain_store(chain: KeyChainDir, environment: Environment, mode: TrustMode) -
     country = parse_dsc(csca.public_bytes(Encoding.DER)).country or "VN"
     dscs = [
         TrustedDsc(info=parse_dsc(c.public_bytes(Encoding.DER)), country=country, source="keychain")
-        for c in chain.dsc_certificates()
+        for c in chain.published_dsc_certificates()  # withdrawn DSCs leave the list (vaxcred keys withdraw)
     ]
     return TrustStore.build(environment=environment, mode=mode, dscs=dscs, cscas=[(country, csca)])
 
@@ -81,7 +81,11 @@ def export(folder: Path, fmt: str, sequence: int, out: Path, env: str, at: str |
         chain = open_chain(folder)
         if fmt == "gateway":
             store = chain_store(chain, Environment[env], TrustMode.GATEWAY)
-            out.write_bytes(export_gateway_trust_list(store, now=now))
+            withdrawn = [
+                (parse_dsc(der).country or "VN", der)
+                for der in (c.public_bytes(Encoding.DER) for c in chain.withdrawn_dsc_certificates())
+            ]
+            out.write_bytes(export_gateway_trust_list(store, now=now, withdrawn=withdrawn))
         else:
             store = chain_store(chain, Environment[env], TrustMode.SIGNED_LIST)
             signer = chain.load("trustlist").signer()

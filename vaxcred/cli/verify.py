@@ -251,10 +251,9 @@ def _print_human(result: VerificationResult, details: bool, lang: str = "en") ->
 )
 @click.option(
     "--max-trust-age",
-    default="72h",
-    show_default=True,
     metavar="DURATION",
-    help="Oldest trust list accepted for VALID (e.g. 24h, 3d); older or of unknown age: NEEDS_CHECK.",
+    help="Oldest trust list accepted for VALID (e.g. 24h, 3d); older or of unknown age: NEEDS_CHECK. "
+    "Given explicitly it holds bare --dsc certificates (no age) to it too.  [default: 72h]",
 )
 @click.option(
     "--trust-state",
@@ -325,7 +324,7 @@ def verify(
     trust_list: Path | None,
     anchor: Path | None,
     unsafe_unauthenticated: bool,
-    max_trust_age: str,
+    max_trust_age: str | None,
     trust_state: Path | None,
     retrieved_at: str | None,
     env: str,
@@ -349,7 +348,7 @@ def verify(
     if not (math.isfinite(image_deadline) and image_deadline > 0):
         raise click.BadParameter("must be a positive number of seconds", param_hint="--image-deadline")
     now = parse_at(at)
-    max_age = parse_duration(max_trust_age)
+    max_age = parse_duration(max_trust_age) if max_trust_age is not None else None
     fetched = parse_at(retrieved_at) if retrieved_at is not None else None
     state_path = trust_state or default_state_path()
     options: dict[str, Any] = {}

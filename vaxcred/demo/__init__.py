@@ -19,6 +19,7 @@ from pathlib import Path
 
 from vaxcred.demo.national import run_pipeline
 from vaxcred.demo.passport import _key_chain, run
+from vaxcred.keys import TokenConfig
 
 __all__ = ["main"]
 
@@ -38,12 +39,19 @@ def main(argv: list[str] | None = None) -> int:
         default=min(os.cpu_count() or 1, 2),
         help="issuance worker processes (default 2)",
     )
+    parser.add_argument("--pkcs11", metavar="MODULE", help="keep every key on this PKCS#11 module's token")
+    parser.add_argument(
+        "--token", metavar="LABEL", help="the token's label (with --pkcs11; PIN: $VAXCRED_PKCS11_PIN)"
+    )
     args = parser.parse_args(argv)
     if args.people < 0 or args.workers < 1:
         parser.error("--people must be >= 0 and --workers >= 1")
+    if (args.pkcs11 is None) != (args.token is None):
+        parser.error("--pkcs11 and --token go together")
+    token = None if args.pkcs11 is None else TokenConfig(module=args.pkcs11, token_label=args.token)
     args.out.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
-    chain = _key_chain(args.out / "keys", now)
+    chain = _key_chain(args.out / "keys", now, token)
     code = run(args.out, now, chain)
     if args.people:
         code = max(code, run_pipeline(args.out, now, chain, people=args.people, workers=args.workers))

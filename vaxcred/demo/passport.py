@@ -10,7 +10,7 @@ from cryptography import x509
 
 from vaxcred import qr
 from vaxcred.issue import Issuer, vaccination_dcc
-from vaxcred.keys import KeyChainDir
+from vaxcred.keys import KeyChainDir, TokenConfig, pin_from_env
 from vaxcred.trust import Environment, TrustMode, load_signed_trust_list, sign_trust_list
 from vaxcred.verify import verify
 
@@ -27,7 +27,18 @@ SAMPLE_PERSON = {
 }
 
 
-def _key_chain(keys_dir: Path, now: datetime) -> KeyChainDir:
+def _key_chain(keys_dir: Path, now: datetime, token: TokenConfig | None = None) -> KeyChainDir:
+    if (
+        token is not None or (keys_dir / "token.json").exists()
+    ):  # keys on a PKCS#11 token, PIN from the environment
+        if (keys_dir / "csca.pem").exists():
+            print(f"1. key chain: reusing {keys_dir} (keys on the PKCS#11 token)")
+            return KeyChainDir(folder=keys_dir, pin=pin_from_env())
+        assert token is not None
+        print(
+            f"1. key chain: CSCA, DSC, trust-list key and site CA generated inside token {token.token_label!r}"
+        )
+        return KeyChainDir.init(keys_dir, b"", now, token=token, pin=pin_from_env())
     passphrase = os.environ.get("VAXCRED_PASSPHRASE", "").encode() or _DEMO_PASSPHRASE
     if (keys_dir / "csca.pem").exists():
         print(f"1. key chain: reusing {keys_dir}")

@@ -17,8 +17,14 @@ AES-256-CBC) and read back by OpenSSL through cryptography.
 Key generation, the certificate builders and the file helpers take explicit times and paths; nothing
 here reads the clock.
 
+Keys may instead live on a PKCS#11 token (:mod:`~vaxcred.keys.token`, ``pip install vaxcred[hsm]``): generated
+inside it, non-exportable, certificates and CRLs signed there too (:mod:`~vaxcred.keys.x509sign`); such a chain
+writes no key file at all. Every key operation is appended to a hash-chained log (:mod:`~vaxcred.keys.audit`).
+
 Modules: key generation and the certificate builders — :mod:`~vaxcred.keys.builders`; encrypted key files
-and certificate files — :mod:`~vaxcred.keys.files`; the key-chain folder — :mod:`~vaxcred.keys.chain_dir`.
+and certificate files — :mod:`~vaxcred.keys.files`; the key-chain folder, its lifecycle (rotate, retire,
+withdraw, revoke, CRL) — :mod:`~vaxcred.keys.chain_dir`; token keys — :mod:`~vaxcred.keys.token`; X.509
+signing by any key — :mod:`~vaxcred.keys.x509sign`; the key-operations log — :mod:`~vaxcred.keys.audit`.
 """
 
 from __future__ import annotations
@@ -26,13 +32,20 @@ from __future__ import annotations
 __all__ = [
     "CSCA_VALIDITY",
     "DSC_VALIDITY",
+    "PIN_ENV",
     "SITE_CA_VALIDITY",
     "SITE_VALIDITY",
     "TRUST_LIST_VALIDITY",
     "KeyChainDir",
+    "KeyOperation",
+    "KeyOperationsLog",
     "KeyPair",
     "KeyType",
+    "Pkcs11Token",
     "Purpose",
+    "TokenConfig",
+    "TokenKey",
+    "check_passphrase_strength",
     "load_certificate",
     "load_private_key",
     "make_csca",
@@ -40,7 +53,9 @@ __all__ = [
     "make_site_ca",
     "make_site_certificate",
     "make_trust_list_signer",
+    "normalize_passphrase",
     "passphrase_from_env",
+    "pin_from_env",
     "save_certificate",
     "save_private_key",
 ]
@@ -48,6 +63,7 @@ __all__ = [
 # The ``X as X`` imports are not in __all__ but stay importable from vaxcred.keys as before the split;
 # encrypt_pkcs8 and save_private_key are looked up here by files.py / chain_dir.py, so patching
 # vaxcred.keys.encrypt_pkcs8 or vaxcred.keys.save_private_key still takes effect.
+from vaxcred.keys.audit import KeyOperation, KeyOperationsLog
 from vaxcred.keys.builders import CA_RSA_BITS as CA_RSA_BITS
 from vaxcred.keys.builders import (
     CSCA_VALIDITY,
@@ -69,11 +85,14 @@ from vaxcred.keys.builders import DSC_KEY_USAGE_MONTHS as DSC_KEY_USAGE_MONTHS
 from vaxcred.keys.builders import LEAF_RSA_BITS as LEAF_RSA_BITS
 from vaxcred.keys.chain_dir import KeyChainDir
 from vaxcred.keys.files import (
+    check_passphrase_strength,
     load_certificate,
     load_private_key,
+    normalize_passphrase,
     passphrase_from_env,
     save_certificate,
     save_private_key,
 )
+from vaxcred.keys.token import PIN_ENV, Pkcs11Token, TokenConfig, TokenKey, pin_from_env
 from vaxcred.pkcs8 import DEFAULT_ITERATIONS as DEFAULT_ITERATIONS
 from vaxcred.pkcs8 import encrypt_pkcs8 as encrypt_pkcs8

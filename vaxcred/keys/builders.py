@@ -2,7 +2,9 @@
 
 CSCA and site CA (self-signed, CA pathlen 0), DSC (EKU per payload type, private-key usage period), trust-list
 signer (EKU ``TRUST_LIST_EKU`` only) and site certificates (EKU ``SITE_RECORD_EKU`` only, under the site CA).
-Every builder takes an explicit ``now``; nothing here reads the clock or touches files.
+Every builder takes an explicit ``now``; nothing here reads the clock or touches files. A builder makes its
+subject key in memory, or takes ``private_key=`` made elsewhere (a key generated inside a PKCS#11 token,
+:mod:`vaxcred.keys.token`); an issuer whose key is on a token signs through :mod:`vaxcred.keys.x509sign`.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from enum import Enum
 from typing import Literal
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-from vaxcred.crypto import LocalSigner, SigningKey, kid_for
+from vaxcred.crypto import ExternalKey, ExternalSigner, LocalSigner, Signer, SigningKey, kid_for
 from vaxcred.errors import KeyStoreError
+from vaxcred.keys.x509sign import AnyKey, public_key_of, sign_certificate
 from vaxcred.oids import (
     EKU_RECOVERY,
     EKU_TEST,
@@ -63,9 +66,9 @@ class Purpose(Enum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeyPair:
-    """A private key and its certificate; ``repr`` never shows key material."""
+    """A private key (in memory, or a handle to a key on a token) and its certificate; ``repr`` hides keys."""
 
-    private_key: SigningKey = field(repr=False)
+    private_key: AnyKey = field(repr=False)
     certificate: x509.Certificate
 
     @property
@@ -73,8 +76,15 @@ class KeyPair:
         """``kid_for`` the certificate: SHA-256(DER)[:8]."""
         return kid_for(self.certificate.public_bytes(serialization.Encoding.DER))
 
-    def signer(self) -> LocalSigner:
-        """A :class:`~vaxcred.crypto.LocalSigner` over this pair."""
+    @property
+    def on_token(self) -> bool:
+        """Whether the private key is held by a device (never in this process's memory)."""
+        return isinstance(self.private_key, ExternalKey)
+
+    def signer(self) -> Signer:
+        """A :class:`~vaxcred.crypto.LocalSigner` (key in memory) or :class:`~vaxcred.crypto.ExternalSigner`."""
+        if isinstance(self.private_key, ExternalKey):
+            return ExternalSigner(self.private_key, self.certificate)
         return LocalSigner(self.private_key, self.certificate)
 
     def __repr__(self) -> str:
@@ -90,12 +100,13 @@ def make_csca(
     organization: str = DEFAULT_ORGANIZATION,
     key: KeyType = "ec",
     validity: timedelta = CSCA_VALIDITY,
+    private_key: AnyKey | None = None,
 ) -> KeyPair:
     """A self-signed country signing CA: CA pathlen 0, keyCertSign + cRLSign, SKI, ``C=country``."""
     not_before = _utc_seconds(now)
-    private_key = _generate(key, CA_RSA_BITS)
+    private_key = private_key if private_key is not None else _generate(key, CA_RSA_BITS)
     name = _name(country=country, organization=organization, common_name=common_name or f"CSCA {country}")
-    ski = x509.SubjectKeyIdentifier.from_public_key(private_key.public_key())
+    ski = x509.SubjectKeyIdentifier.from_public_key(public_key_of(private_key))
     builder = (
         _base_builder(name, name, private_key, not_before, not_before + validity)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
@@ -115,6 +126,7 @@ def make_dsc(
     key: KeyType = "ec",
     private_key_usage_months: int = DSC_KEY_USAGE_MONTHS,
     common_name: str | None = None,
+    private_key: AnyKey | None = None,
 ) -> KeyPair:
     """A document signer certificate under ``csca``: EKU for ``types`` (first-family OIDs), key use period.
 
@@ -129,7 +141,7 @@ def make_dsc(
     not_before, not_after = _leaf_validity(csca, now, validity)
     pkup_end = min(_add_months(not_before, private_key_usage_months), not_after)
     country = _country_of(csca)
-    private_key = _generate(key, LEAF_RSA_BITS)
+    private_key = private_key if private_key is not None else _generate(key, LEAF_RSA_BITS)
     name = _name(
         country=country,
         organization=_organization_of(csca),
@@ -144,11 +156,16 @@ def make_dsc(
 
 
 def make_trust_list_signer(
-    csca: KeyPair, *, now: datetime, validity: timedelta = TRUST_LIST_VALIDITY, key: KeyType = "ec"
+    csca: KeyPair,
+    *,
+    now: datetime,
+    validity: timedelta = TRUST_LIST_VALIDITY,
+    key: KeyType = "ec",
+    private_key: AnyKey | None = None,
 ) -> KeyPair:
     """The national trust-list signing certificate under ``csca``: EKU ``TRUST_LIST_EKU`` only."""
     not_before, not_after = _leaf_validity(csca, now, validity)
-    private_key = _generate(key, LEAF_RSA_BITS)
+    private_key = private_key if private_key is not None else _generate(key, LEAF_RSA_BITS)
     country = _country_of(csca)
     name = _name(
         country=country, organization=_organization_of(csca), common_name=f"Trust list signer {country}"
@@ -164,6 +181,7 @@ def make_site_ca(
     organization: str = DEFAULT_ORGANIZATION,
     key: KeyType = "ec",
     validity: timedelta = SITE_CA_VALIDITY,
+    private_key: AnyKey | None = None,
 ) -> KeyPair:
     """The vaccination-site root: a separate self-signed CA, never under (or published with) the CSCA."""
     return make_csca(
@@ -173,6 +191,7 @@ def make_site_ca(
         organization=organization,
         key=key,
         validity=validity,
+        private_key=private_key,
     )
 
 
@@ -184,13 +203,14 @@ def make_site_certificate(
     now: datetime,
     validity: timedelta = SITE_VALIDITY,
     key: KeyType = "ec",
+    private_key: AnyKey | None = None,
 ) -> KeyPair:
     """A vaccination site's certificate: EKU ``SITE_RECORD_EKU`` only, so it can never sign a passport."""
     _check_site_id(site_id)
     if not site_name.strip():
         raise ValueError("site_name must not be empty")
     not_before, not_after = _leaf_validity(site_ca, now, validity)
-    private_key = _generate(key, LEAF_RSA_BITS)
+    private_key = private_key if private_key is not None else _generate(key, LEAF_RSA_BITS)
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, _country_of(site_ca)),
@@ -223,13 +243,13 @@ def _name(*, country: str, organization: str, common_name: str) -> x509.Name:
 
 
 def _base_builder(
-    subject: x509.Name, issuer: x509.Name, key: SigningKey, not_before: datetime, not_after: datetime
+    subject: x509.Name, issuer: x509.Name, key: AnyKey, not_before: datetime, not_after: datetime
 ) -> x509.CertificateBuilder:
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(issuer)
-        .public_key(key.public_key())
+        .public_key(public_key_of(key))
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
@@ -239,7 +259,7 @@ def _base_builder(
 def _leaf_builder(
     issuer: KeyPair,
     subject: x509.Name,
-    key: SigningKey,
+    key: AnyKey,
     not_before: datetime,
     not_after: datetime,
     ekus: list[ObjectIdentifier],
@@ -249,7 +269,7 @@ def _leaf_builder(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(cert_sign=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage(ekus), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key_of(key)), critical=False)
         .add_extension(_aki_for(issuer.certificate), critical=False)
     )
 
@@ -283,8 +303,8 @@ def _issuer_public_key(issuer: x509.Certificate) -> ec.EllipticCurvePublicKey | 
     return public_key
 
 
-def _sign(builder: x509.CertificateBuilder, issuer_key: SigningKey) -> x509.Certificate:
-    return builder.sign(issuer_key, hashes.SHA256())
+def _sign(builder: x509.CertificateBuilder, issuer_key: AnyKey) -> x509.Certificate:
+    return sign_certificate(builder, issuer_key)
 
 
 def _leaf_validity(issuer: KeyPair, now: datetime, validity: timedelta) -> tuple[datetime, datetime]:

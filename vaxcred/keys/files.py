@@ -2,11 +2,17 @@
 
 Private keys on disk are always encrypted PKCS#8 (``BEGIN ENCRYPTED PRIVATE KEY``), created with mode 0600;
 there is no code path that writes or reads an unencrypted key.
+
+Passphrases (issue 7): every passphrase that reaches a key file passes :func:`normalize_passphrase` first —
+UTF-8 text is NFC-normalised, so "mật khẩu" typed as decomposed (NFD) characters on one keyboard opens the key
+that the composed (NFC) form encrypted on another. A new CSCA's passphrase must also pass
+:func:`check_passphrase_strength` (the rule is in its docstring).
 """
 
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -35,7 +41,7 @@ def save_private_key(
     written the PEM is decrypted again (one more PBKDF2 run) and must give back ``key``'s public key,
     so a file is never left that cannot be read (KeyStoreError ``keys.unreadable``).
     """
-    _check_passphrase(passphrase)
+    passphrase = normalize_passphrase(passphrase)
     pem = encrypt_pkcs8(key, passphrase, iterations=iterations)
     if not pem.startswith(_ENCRYPTED_PEM_HEADER):  # never write a key in the clear
         raise KeyStoreError("refusing to write an unencrypted private key", code="keys.unencrypted")
@@ -58,7 +64,7 @@ def load_private_key(path: str | os.PathLike[str], passphrase: bytes) -> Signing
     KeyStoreError codes: ``keys.io``, ``keys.bad_key`` (not a key), ``keys.unencrypted``,
     ``keys.bad_passphrase``, ``keys.unsupported_key``.
     """
-    _check_passphrase(passphrase)
+    passphrase = normalize_passphrase(passphrase)
     try:
         data = Path(path).read_bytes()
     except OSError as e:
@@ -85,7 +91,60 @@ def passphrase_from_env(var: str = "VAXCRED_PASSPHRASE", environ: Mapping[str, s
     value = (os.environ if environ is None else environ).get(var, "")
     if not value:
         raise KeyStoreError(f"environment variable {var} is not set or empty", code="keys.no_passphrase")
-    return value.encode("utf-8")
+    return normalize_passphrase(value.encode("utf-8"))
+
+
+#: the CSCA passphrase rule (:func:`check_passphrase_strength`)
+MIN_PASSPHRASE_CHARS = 12
+MIN_PASSPHRASE_CLASSES = 3
+LONG_PASSPHRASE_CHARS = 16
+
+
+def normalize_passphrase(passphrase: bytes) -> bytes:
+    """``passphrase`` with its UTF-8 text in Unicode NFC; bytes that are not UTF-8 are kept as they are.
+
+    TypeError for a non-bytes value, ValueError for an empty one (keys are always stored encrypted).
+    """
+    _check_passphrase(passphrase)
+    try:
+        text = passphrase.decode("utf-8")
+    except UnicodeDecodeError:
+        return passphrase
+    return unicodedata.normalize("NFC", text).encode("utf-8")
+
+
+def check_passphrase_strength(passphrase: bytes) -> None:
+    """Refuse a weak passphrase for the CSCA key (KeyStoreError ``keys.weak_passphrase``).
+
+    The rule, on the NFC text: at least 12 characters; and either 16 or more characters (a passphrase of
+    words), or characters from at least 3 of the classes lower case, upper case, digit, other; and never
+    fewer than 5 distinct characters (``aaaaaaaaaaaa1A`` is refused). A length-and-classes rule rather than
+    an entropy estimate: it is predictable for custodians and needs no word list.
+    """
+    try:
+        text = normalize_passphrase(passphrase).decode("utf-8")
+    except UnicodeDecodeError:
+        text = passphrase.decode("latin-1")
+    classes = sum(
+        (
+            any(c.islower() for c in text),
+            any(c.isupper() for c in text),
+            any(c.isdigit() for c in text),
+            any(not c.isalnum() for c in text),
+        )
+    )
+    if len(text) < MIN_PASSPHRASE_CHARS:
+        why = f"it has {len(text)} characters, at least {MIN_PASSPHRASE_CHARS} are needed"
+    elif len(set(text)) < 5:
+        why = "it repeats too few distinct characters"
+    elif len(text) < LONG_PASSPHRASE_CHARS and classes < MIN_PASSPHRASE_CLASSES:
+        why = (
+            f"under {LONG_PASSPHRASE_CHARS} characters it needs {MIN_PASSPHRASE_CLASSES} of: lower case, "
+            "upper case, digits, other characters"
+        )
+    else:
+        return
+    raise KeyStoreError(f"the CSCA passphrase is too weak: {why}", code="keys.weak_passphrase")
 
 
 def save_certificate(path: str | os.PathLike[str], certificate: x509.Certificate) -> None:

@@ -18,12 +18,12 @@ __all__ = ["DOCUMENT_SIGNER_VALIDITY", "LOG_SIGNER_VALIDITY", "make_document_sig
 from datetime import datetime, timedelta
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from vaxcred.errors import KeyStoreError
 from vaxcred.keys.builders import LEAF_RSA_BITS, KeyPair, KeyType
+from vaxcred.keys.x509sign import AnyKey, public_key_of, sign_certificate
 from vaxcred.oids import DOCUMENT_SIGNING_EKU, LOG_SIGNING_EKU
 from vaxcred.trust.store import require_utc
 
@@ -32,7 +32,12 @@ LOG_SIGNER_VALIDITY = timedelta(days=2 * 365)
 
 
 def make_document_signer(
-    csca: KeyPair, *, now: datetime, key: KeyType = "ec", validity: timedelta = DOCUMENT_SIGNER_VALIDITY
+    csca: KeyPair,
+    *,
+    now: datetime,
+    key: KeyType = "ec",
+    validity: timedelta = DOCUMENT_SIGNER_VALIDITY,
+    private_key: AnyKey | None = None,
 ) -> KeyPair:
     """A document-signing certificate under ``csca``, valid from ``now`` (never past the CSCA's notAfter)."""
     return _single_purpose(
@@ -43,11 +48,17 @@ def make_document_signer(
         eku=DOCUMENT_SIGNING_EKU,
         role="Document signer",
         commitment=True,
+        private_key=private_key,
     )
 
 
 def make_log_signer(
-    csca: KeyPair, *, now: datetime, key: KeyType = "ec", validity: timedelta = LOG_SIGNER_VALIDITY
+    csca: KeyPair,
+    *,
+    now: datetime,
+    key: KeyType = "ec",
+    validity: timedelta = LOG_SIGNER_VALIDITY,
+    private_key: AnyKey | None = None,
 ) -> KeyPair:
     """The issuance log's tree-head signing certificate under ``csca`` (EKU ``LOG_SIGNING_EKU`` only)."""
     return _single_purpose(
@@ -58,6 +69,7 @@ def make_log_signer(
         eku=LOG_SIGNING_EKU,
         role="Issuance log signer",
         commitment=False,
+        private_key=private_key,
     )
 
 
@@ -70,6 +82,7 @@ def _single_purpose(
     eku: ObjectIdentifier,
     role: str,
     commitment: bool,
+    private_key: AnyKey | None,
 ) -> KeyPair:
     start = require_utc(now, "now").replace(microsecond=0)
     csca_end = csca.certificate.not_valid_after_utc
@@ -79,8 +92,9 @@ def _single_purpose(
         )
     # never past the CSCA (compared without adding first: start + validity may overflow datetime)
     end = csca_end if csca_end - start <= validity else start + validity
-    private_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-    if key == "ec":
+    if private_key is not None:  # made elsewhere, e.g. inside a PKCS#11 token
+        pass
+    elif key == "ec":
         private_key = ec.generate_private_key(ec.SECP256R1())
     elif key == "rsa":
         private_key = rsa.generate_private_key(public_exponent=65537, key_size=LEAF_RSA_BITS)
@@ -101,7 +115,7 @@ def _single_purpose(
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(issuer)
-        .public_key(private_key.public_key())
+        .public_key(public_key_of(private_key))
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(end)
@@ -121,10 +135,10 @@ def _single_purpose(
             critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(private_key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key_of(private_key)), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
     )
-    certificate = builder.sign(csca.private_key, hashes.SHA256())
+    certificate = sign_certificate(builder, csca.private_key)  # the CSCA's key may be on a token
     return KeyPair(private_key=private_key, certificate=certificate)
 
 

@@ -74,10 +74,36 @@ class TrustFreshness:
     #: ``now - updated_at``; ``None`` when the update time is unknown
     age: timedelta | None
     max_age: timedelta
-    fresh: bool
-    #: stable code: ``trust.fresh``, ``trust.stale``, ``trust.age_unknown`` or ``trust.not_applicable``
-    code: str
-    message: str
+    #: ``False`` only for bare ``--dsc`` certificates without an issue time (no list, no age)
+    applicable: bool = True
+
+    @property
+    def fresh(self) -> bool:
+        if not self.applicable:
+            return True
+        return self.age is not None and self.age <= self.max_age
+
+    @property
+    def code(self) -> str:
+        """``trust.fresh``, ``trust.stale``, ``trust.age_unknown`` or ``trust.not_applicable``."""
+        if not self.applicable:
+            return "trust.not_applicable"
+        if self.age is None:
+            return "trust.age_unknown"
+        return "trust.fresh" if self.fresh else "trust.stale"
+
+    @property
+    def message(self) -> str:
+        """Human text with the age and the bound (built on demand: verify reads it only when stale)."""
+        if not self.applicable:
+            return "bare DSCs: no trust list, no age"
+        if self.updated_at is None or self.age is None:
+            return "the trust list's age is unknown (no signed issue time or retrieval time)"
+        verdict = "within" if self.fresh else "older than"
+        return (
+            f"trust list updated {self.updated_at.isoformat()}, {format_age(self.age)} old: "
+            f"{verdict} the maximum of {format_age(self.max_age)}"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,6 +111,9 @@ class TrustFreshnessPolicy:
     """How old trust may be: ``max_age`` (positive; default 72 hours).  Immutable, pure."""
 
     max_age: timedelta = DEFAULT_MAX_TRUST_AGE
+    #: also hold bare ``--dsc`` certificates (no issue time) to the bound: set when the caller gave the
+    #: bound explicitly (they asked for trust of a known age); the default exempts them (no list)
+    bare_dscs: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_age, timedelta) or self.max_age <= timedelta(0):
@@ -92,50 +121,32 @@ class TrustFreshnessPolicy:
 
     @classmethod
     def for_store(cls, store: TrustStore, max_age: timedelta | None = None) -> TrustFreshnessPolicy:
-        """``max_age`` if given, else the bound the store was loaded with, else the default."""
-        return cls(max_age=max_age or store.max_age or DEFAULT_MAX_TRUST_AGE)
+        """``max_age`` if given, else the bound the store was loaded with (either is explicit: it applies
+        to bare DSCs too), else the default."""
+        bound = max_age or store.max_age
+        return _DEFAULT_POLICY if bound is None else cls(max_age=bound, bare_dscs=True)
 
     def assess(self, store: TrustStore, now: datetime) -> TrustFreshness:
         """The store's freshness at ``now`` (aware).
 
         Bare ``--dsc`` certificates without an issue time are ``trust.not_applicable`` (fresh: no list is
-        involved); a list without an update time is ``trust.age_unknown`` (not fresh); a list updated
-        after ``now`` is fresh only if the loader accepted it (it refuses future issue times).
+        involved) unless :attr:`bare_dscs`; a list without an update time is ``trust.age_unknown`` (not
+        fresh); a list updated after ``now`` is fresh only if the loader accepted it (it refuses future
+        issue times).
         """
         now = require_utc(now)
         updated_at = store.issued_at
         if updated_at is None:
-            if store.mode is TrustMode.DSC:
-                return TrustFreshness(
-                    updated_at=None,
-                    age=None,
-                    max_age=self.max_age,
-                    fresh=True,
-                    code="trust.not_applicable",
-                    message="bare DSCs: no trust list, no age",
-                )
             return TrustFreshness(
                 updated_at=None,
                 age=None,
                 max_age=self.max_age,
-                fresh=False,
-                code="trust.age_unknown",
-                message="the trust list's age is unknown (no signed issue time or retrieval time)",
+                applicable=self.bare_dscs or store.mode is not TrustMode.DSC,
             )
-        age = now - updated_at
-        fresh = age <= self.max_age
-        verdict = "within" if fresh else "older than"
-        return TrustFreshness(
-            updated_at=updated_at,
-            age=age,
-            max_age=self.max_age,
-            fresh=fresh,
-            code="trust.fresh" if fresh else "trust.stale",
-            message=(
-                f"trust list updated {updated_at.isoformat()}, {format_age(age)} old: "
-                f"{verdict} the maximum of {format_age(self.max_age)}"
-            ),
-        )
+        return TrustFreshness(updated_at=updated_at, age=now - updated_at, max_age=self.max_age)
+
+
+_DEFAULT_POLICY: Final = TrustFreshnessPolicy()
 
 
 def _empty_lists() -> Mapping[str, tuple[int, datetime]]:
@@ -179,9 +190,10 @@ class RollbackState:
     def accept(self, store: TrustStore) -> RollbackState:
         """The state after accepting ``store``; TrustStoreError(``trust.rollback``) for an older list.
 
-        Refused: a lower sequence than the last accepted; the same sequence with another issue time
-        (a reused sequence); a higher sequence issued before the last accepted list.  Stores without a
-        sequence (gateway JSON, bare DSCs) leave the state as it is: they carry nothing to compare.
+        ``(sequence, issued_at)`` may only grow, both parts: refused are a lower sequence than the last
+        accepted, and any list issued before the last accepted one (so the same sequence re-issued later
+        is accepted, the earlier issue of it no longer).  Stores without a sequence (gateway JSON, bare
+        DSCs) leave the state as it is: they carry nothing to compare.
         """
         if store.sequence is None or store.issued_at is None:
             return self
@@ -193,10 +205,6 @@ class RollbackState:
                 raise TrustStoreError(
                     f"trust list sequence {store.sequence} is older than the last accepted {sequence}",
                     code="trust.rollback",
-                )
-            if store.sequence == sequence and store.issued_at != issued_at:
-                raise TrustStoreError(
-                    f"trust list sequence {sequence} reused with another issue time", code="trust.rollback"
                 )
             if store.issued_at < issued_at:
                 raise TrustStoreError(

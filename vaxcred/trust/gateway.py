@@ -4,8 +4,8 @@ Input is an array of ``{kid, timestamp, country, certificateType, thumbprint, si
 Each entry is checked on its own; a bad one is *reported* (:class:`RejectedEntry`) and the rest kept:
 
 - ``rawData`` ``null``: a withdrawn certificate (its kid listed in ``withdrawn``).  **Withdrawal wins**:
-  an active DSC entry whose kid (or any entry whose thumbprint) is withdrawn in the same document is not
-  loaded, whatever the order of the two entries;
+  an active entry whose kid or thumbprint is withdrawn in the same document is not loaded, whatever the
+  order of the two entries;
 - ``certificateType`` ``AUTHENTICATION`` or unknown: ignored; ``UPLOAD``: used only to authenticate
   DSC entries (below), never trusted for passports;
 - ``rawData`` must be strict Base64 DER that loads; ``kid`` must be Base64 of SHA-256(DER)[:8] and
@@ -16,8 +16,8 @@ Each entry is checked on its own; a bad one is *reported* (:class:`RejectedEntry
 
 Authentication (:func:`load_gateway_trust_list`): each entry's ``signature`` is a CMS SignedData over
 its certificate DER (:mod:`vaxcred.trust.cms`).  CSCA and UPLOAD entries must be signed by a pinned
-gateway trust anchor, DSC entries by an authenticated UPLOAD certificate of the same country; an entry
-without a signature that holds is rejected.  The store's mode is :attr:`TrustMode.GATEWAY`.  Without
+gateway trust anchor, DSC entries by an authenticated UPLOAD certificate of the same country (or by the
+anchor itself, which vouches for those); an entry without a signature that holds is rejected.  The store's mode is :attr:`TrustMode.GATEWAY`.  Without
 anchors only :func:`load_gateway_trust_list_unsafe_unauthenticated` loads a list (mode
 ``UNAUTHENTICATED``, a logged warning; verify never answers VALID on it).  The gateway JSON carries no
 signed issue time: the caller may vouch for the retrieval time (``retrieved_at``), else its age is
@@ -310,8 +310,8 @@ def _load(
     rejected: list[RejectedEntry] = []
     entries, withdrawn, ignored = _parse_entries(document, rejected)
 
-    # withdrawal wins: an active entry for a certificate withdrawn in the same document is dropped; for a
-    # DSC the kid decides (fail safe: a colliding DSC is withdrawn too), for others the thumbprint
+    # withdrawal wins: an active entry for a certificate withdrawn in the same document is dropped, matched
+    # by thumbprint or by kid (fail safe: a certificate whose kid collides is withdrawn too)
     withdrawn_thumbprints = {t for _, _, _, t in withdrawn if t is not None}
     withdrawn_kids = {k for _, _, k, _ in withdrawn if k is not None}
 
@@ -336,17 +336,16 @@ def _load(
         digest = hashlib.sha256(entry.der).digest()
         attempted += 1
         try:
-            if digest.hex() in withdrawn_thumbprints or (
-                entry.cert_type == "DSC" and digest[:KID_LENGTH] in withdrawn_kids
-            ):
+            if digest.hex() in withdrawn_thumbprints or digest[:KID_LENGTH] in withdrawn_kids:
                 raise _Reject("withdrawn in the same document (withdrawal wins)")
             if anchors is not None:
                 if entry.cert_type == "CSCA":
                     _authenticate(entry, valid_anchors, "gateway trust anchor")
                 else:
-                    _authenticate(
-                        entry, uploads.get(entry.country, []), f"{entry.country} upload certificate"
-                    )
+                    # the country's authenticated upload certificates; the anchor itself, which vouches
+                    # for those, is at least as trusted
+                    signers = [*uploads.get(entry.country, []), *valid_anchors]
+                    _authenticate(entry, signers, f"{entry.country} upload certificate")
                 authenticated += 1
             if entry.cert_type == "DSC":
                 dsc = _dsc(entry)
@@ -400,20 +399,28 @@ def load_gateway_trust_list(
     data: bytes,
     *,
     environment: Environment,
-    anchors: Sequence[x509.Certificate],
-    now: datetime,
+    anchors: Sequence[x509.Certificate] | None = None,
+    now: datetime | None = None,
     retrieved_at: datetime | None = None,
 ) -> GatewayTrustList:
     """Load a gateway trust-list JSON document, authenticating every entry (mode :attr:`TrustMode.GATEWAY`).
 
     ``anchors`` are the pinned gateway trust-anchor certificates (at least one valid at ``now``, else
-    TrustStoreError ``trust.anchor_not_valid``).  CSCA and UPLOAD entries must carry a CMS signature by an
+    TrustStoreError ``trust.anchor_not_valid``); without any the list is refused (TrustStoreError
+    ``trust.unauthenticated``: an unsigned list is never authenticated trust; the unsafe opt-in is
+    :func:`load_gateway_trust_list_unsafe_unauthenticated`).  ``now`` is required with anchors.  CSCA and UPLOAD entries must carry a CMS signature by an
     anchor, DSC entries one by an authenticated UPLOAD certificate of their country; entries that do not
     are reported in ``rejected``, never loaded; if no CSCA or DSC entry authenticates at all the list is
     refused (TrustStoreError ``trust.unauthenticated``).  ``retrieved_at`` is when the caller fetched the document
     from the gateway (over an authenticated channel): the gateway JSON carries no signed issue time, so
     without it the list's age is unknown and a verifier answers NEEDS_CHECK.
     """
+    if anchors is None or (not isinstance(anchors, x509.Certificate) and len(anchors) == 0):
+        raise TrustStoreError(
+            "a gateway trust list is authenticated only against a pinned gateway trust anchor: none given "
+            "(load_gateway_trust_list_unsafe_unauthenticated reads it unchecked, and is never VALID)",
+            code="trust.unauthenticated",
+        )
     return _load(data, environment=environment, anchors=anchors, now=now, retrieved_at=retrieved_at)
 
 
@@ -435,7 +442,9 @@ def format_timestamp(when: datetime) -> str:
     return require_utc(when, "timestamp").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _entry(cert_type: str, country: str, der: bytes, timestamp: str) -> dict[str, str]:
+def _entry(
+    cert_type: str, country: str, der: bytes, timestamp: str, *, withdrawn: bool = False
+) -> dict[str, str | None]:
     digest = hashlib.sha256(der).digest()
     values = {
         "kid": base64.b64encode(digest[:KID_LENGTH]).decode("ascii"),
@@ -446,17 +455,21 @@ def _entry(cert_type: str, country: str, der: bytes, timestamp: str) -> dict[str
         # vaxcred cannot produce the gateway's CMS signature (made with the trust anchor / upload key):
         # the field is present, as the gateway format requires, but empty.
         "signature": "",
-        "rawData": base64.b64encode(der).decode("ascii"),
+        # a withdrawn certificate keeps its kid and thumbprint, without the certificate (the gateway's form)
+        "rawData": None if withdrawn else base64.b64encode(der).decode("ascii"),
     }
     return {key: values[key] for key in _FIELDS}
 
 
-def export_gateway_trust_list(store: TrustStore, *, now: datetime) -> bytes:
+def export_gateway_trust_list(
+    store: TrustStore, *, now: datetime, withdrawn: Sequence[tuple[str, bytes]] = ()
+) -> bytes:
     """The store as gateway trust-list JSON: deterministic (sorted entries, fixed field order, compact).
 
     Every entry's ``timestamp`` is ``now`` (the store keeps no per-entry times) and ``signature`` is the
     empty string (see :func:`_entry`).  DSCs filed under no country (``--dsc`` mode without ``C=``) are
-    left out: the format requires a country.
+    left out: the format requires a country. ``withdrawn`` (country, DSC DER) pairs are listed with
+    ``rawData: null`` so gateway consumers drop them (e.g. the key chain's withdrawn DSCs).
     """
     timestamp = format_timestamp(now)
     entries = [
@@ -466,5 +479,6 @@ def export_gateway_trust_list(store: TrustStore, *, now: datetime) -> bytes:
     entries += [
         _entry("DSC", dsc.country, dsc.info.der, timestamp) for dsc in store.all_dscs() if dsc.country
     ]
-    entries.sort(key=lambda e: (e["certificateType"], e["country"], e["thumbprint"]))
+    entries += [_entry("DSC", country, der, timestamp, withdrawn=True) for country, der in withdrawn]
+    entries.sort(key=lambda e: (str(e["certificateType"]), str(e["country"]), str(e["thumbprint"])))
     return json.dumps(entries, ensure_ascii=True, separators=(",", ":")).encode("ascii")

@@ -335,15 +335,16 @@ class TrustStore:
         old at ``now``.
 
         There is always a bound.  A store without an issue time (gateway JSON without a retrieval time)
-        is not fresh: its age cannot be known.  Only bare ``--dsc`` certificates without an issue time
-        count as fresh, since no list is involved.  A verifier turns a VALID result on a store that is not
-        fresh into NEEDS_CHECK (SECURITY.md pitfall 14); see :class:`~vaxcred.trust.TrustFreshnessPolicy`.
+        is not fresh: its age cannot be known.  Bare ``--dsc`` certificates without an issue time count
+        as fresh under the default bound (no list is involved), not under an explicit one (the caller asked
+        for trust of a known age).  A verifier turns a VALID result on a store that is not fresh into
+        NEEDS_CHECK (SECURITY.md pitfall 14); see :class:`~vaxcred.trust.TrustFreshnessPolicy`.
         """
         now = require_utc(now)
-        bound = max_age or self.max_age or DEFAULT_MAX_TRUST_AGE
+        explicit = max_age or self.max_age
         if self.issued_at is None:
-            return self.mode is TrustMode.DSC
-        return now - self.issued_at <= bound
+            return self.mode is TrustMode.DSC and explicit is None
+        return now - self.issued_at <= (explicit or DEFAULT_MAX_TRUST_AGE)
 
     def __repr__(self) -> str:
         return (

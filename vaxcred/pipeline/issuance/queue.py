@@ -60,6 +60,8 @@ class Job:
     run_started: dt.datetime
     certificate_issuer: str
     clock: Clock
+    #: the site CA's CRL (DER), if any: site certificates it revokes sign nothing from their revocation on
+    site_crl_der: bytes | None = None
 
 
 def utc(value: dt.datetime, name: str) -> dt.datetime:

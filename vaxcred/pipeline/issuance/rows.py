@@ -6,6 +6,8 @@ A site certificate and the site CA are valid together over one window, and insid
 depend on the time, so :class:`SiteCertificates` runs it once per certificate at the window's start; each record
 then only needs its signing time inside the window (:mod:`vaxcred.pipeline.issuance.select`, rule (5)).
 A stored certificate whose fingerprint is not the SHA-256 of its DER, or that does not parse, is unknown.
+A site certificate the site CA's CRL revokes (``vaxcred keys revoke-site``; the CRL must be signed by the site CA)
+has its window end just before the revocation time: records it signed from then on fail rule (5).
 """
 
 from __future__ import annotations
@@ -167,8 +169,9 @@ class SiteCertificate:
 class SiteCertificates:
     """The stored site certificates a worker has met, each with its chain check to ``site_ca`` done once."""
 
-    def __init__(self, site_ca: x509.Certificate) -> None:
+    def __init__(self, site_ca: x509.Certificate, crl: x509.CertificateRevocationList | None = None) -> None:
         self._site_ca = site_ca
+        self._revoked = _revocations(crl, site_ca)
         self._by_fingerprint: dict[bytes, SiteCertificate] = {}
         self._by_kid: dict[bytes, list[bytes]] = {}
         self._kids_loaded: set[bytes] = set()
@@ -225,6 +228,11 @@ class SiteCertificates:
             check_issued_by(cert, ca, start)
         except ChainError:
             return None
+        revoked_at = self._revoked.get(cert.serial_number)
+        if revoked_at is not None:  # signed at or after the revocation: refused
+            end = min(end, revoked_at - dt.timedelta(microseconds=1))
+            if start > end:
+                return None
         return (start, end)
 
     def candidates_for(self, sig: SignatureRow) -> list[SiteCertificate]:
@@ -234,3 +242,19 @@ class SiteCertificates:
             return [] if known is None else [known]
         found = (self._by_fingerprint[fp] for fp in self._by_kid.get(sig.kid, ()))
         return [c for c in found if c.site_id == sig.site_id]
+
+
+def _revocations(
+    crl: x509.CertificateRevocationList | None, site_ca: x509.Certificate
+) -> dict[int, datetime]:
+    """Serial → revocation time of the site CA's CRL; ChainError ``chain.bad_crl`` unless the site CA signed it."""
+    if crl is None:
+        return {}
+    public_key = site_ca.public_key()
+    try:
+        valid = crl.issuer == site_ca.subject and crl.is_signature_valid(public_key)  # type: ignore[arg-type]
+    except Exception:  # an unusable key or signature is an untrusted CRL
+        valid = False
+    if not valid:
+        raise ChainError("the site CRL is not signed by the site CA", code="chain.bad_crl")
+    return {entry.serial_number: entry.revocation_date_utc for entry in crl}

@@ -71,8 +71,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from vaxcred.issue import DEFAULT_CERTIFICATE_ISSUER, IssuancePolicy, Issuer
-from vaxcred.keys import KeyChainDir, passphrase_from_env
+from vaxcred.keys import KeyChainDir
 from vaxcred.pipeline.issuance.queue import Clock, Job, active_passport, utc
+from vaxcred.pipeline.issuance.rows import SiteCertificates
 from vaxcred.pipeline.issuance.select import registry_reason
 from vaxcred.pipeline.issuance.workers import WORKER_FAILED, IssuanceReport, run_processes, work, worker_id
 from vaxcred.pipeline.registry.lookup import RegistryStatus
@@ -105,7 +106,8 @@ def _wall_clock() -> dt.datetime:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeyChainIssuerFactory:
     """A picklable ``issuer_factory``: the newest DSC of a :class:`~vaxcred.keys.KeyChainDir` that may sign at
-    ``at``. The passphrase is read from the environment variable ``passphrase_env`` in the worker."""
+    ``at``. The passphrase (or, for keys on a PKCS#11 token, the PIN from ``VAXCRED_PKCS11_PIN``) is read from the
+    environment in the worker, so every worker process opens its own token session."""
 
     folder: Path
     at: dt.datetime
@@ -113,7 +115,7 @@ class KeyChainIssuerFactory:
     policy: IssuancePolicy | None = None
 
     def __call__(self) -> Issuer:
-        chain = KeyChainDir(folder=Path(self.folder), passphrase=passphrase_from_env(self.passphrase_env))
+        chain = KeyChainDir.from_env(Path(self.folder), passphrase_env=self.passphrase_env)
         return Issuer(chain.load_dsc_signer(now=self.at), policy=self.policy)
 
 
@@ -174,13 +176,15 @@ def run_issuance(
     lease: dt.timedelta = DEFAULT_LEASE,
     clock: Clock | None = None,
     certificate_issuer: str = DEFAULT_CERTIFICATE_ISSUER,
+    site_crl: x509.CertificateRevocationList | None = None,
 ) -> IssuanceReport:
     """Issue a passport to every eligible person (module docstring), ``batch_size`` persons per transaction.
 
     ``now`` (aware) is the passports' issuance time (``iat``, ``issued_at``); ``site_ca`` the root the site
     certificates must chain to; ``workers`` processes (1: in this process); ``worker_name`` prefixes the claim
     owner (default the host name); ``lease`` after which another worker's claim is taken; ``clock`` the time
-    used for claims (default the wall clock); ``certificate_issuer`` goes into ``v.is``.
+    used for claims (default the wall clock); ``certificate_issuer`` goes into ``v.is``; ``site_crl`` the site CA's
+    CRL (records a revoked site certificate signed at or after its revocation time are refused).
     Raises :class:`PipelineError` (``pipeline.issuance_worker_failed``) when a worker process fails and
     :class:`~vaxcred.errors.IssuanceError` when the issuer cannot sign at all (e.g. the DSC is not valid at
     ``now``); everything committed before stays, and a re-run continues.
@@ -194,6 +198,7 @@ def run_issuance(
         raise ValueError("batch_size must be an int within 1–5000")
     if not isinstance(lease, dt.timedelta) or lease < dt.timedelta(0):
         raise ValueError("lease must be a non-negative timedelta")
+    SiteCertificates(site_ca, site_crl)  # refuses a CRL the site CA did not sign, before any worker starts
     clock = clock or _wall_clock
     job = Job(
         now=now,
@@ -203,6 +208,7 @@ def run_issuance(
         run_started=utc(clock(), "clock()"),
         certificate_issuer=certificate_issuer,
         clock=clock,
+        site_crl_der=None if site_crl is None else site_crl.public_bytes(Encoding.DER),
     )
     standing = _standing(db)
     done = 0

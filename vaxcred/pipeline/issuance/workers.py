@@ -149,7 +149,8 @@ def work(
 ) -> IssuanceReport:
     """Claim, evaluate, sign and commit batches until the queue is empty (or ``stop()``)."""
     site_ca = x509.load_der_x509_certificate(job.site_ca_der)
-    certificates = SiteCertificates(site_ca)
+    crl = None if job.site_crl_der is None else x509.load_der_x509_crl(job.site_crl_der)
+    certificates = SiteCertificates(site_ca, crl)
     total = IssuanceReport()
     cursor = 0
     while not stop():
