@@ -270,6 +270,7 @@ def verify(
     image_decoder: Callable[[bytes], str] | None = None,
     revocation: RevocationList | None = None,
     rules: RuleSet | None = None,
+    rules_stale_after: datetime | None = None,
     country: str | None = None,
     region: str | None = None,
 ) -> VerificationResult:
@@ -287,10 +288,16 @@ def verify(
     ``revocation.not_configured``); a listed passport is INVALID (``revocation.revoked``, naming the hash
     type), a list past its maximum age turns VALID into NEEDS_CHECK (``revocation.stale``).
     ``rules`` are the business rules to apply for arrival ``country`` (and ``region``): CERTLOGIC.md §7.
+    ``rules_stale_after`` is when the rule data (rules and the value sets they use) passes its maximum age
+    (:class:`vaxcred.sync.SyncedData` gives it); after it, passing rules give NEEDS_CHECK (``rules.stale``).
     Any input yields a result; only caller mistakes (naive ``now``, wrong types) raise.
     """
     if revocation is not None and not isinstance(revocation, RevocationList):
         raise TypeError("revocation must be a RevocationList or None")
+    if rules_stale_after is not None and (
+        not isinstance(rules_stale_after, datetime) or rules_stale_after.utcoffset() is None
+    ):
+        raise ValueError("rules_stale_after must be a timezone-aware datetime")
     if not isinstance(now, datetime):
         raise TypeError("now must be a datetime")
     if now.tzinfo is None or now.utcoffset() is None:
@@ -478,7 +485,12 @@ def verify(
             kid=msg.kid,
         )
         base["rules"] = verdict.outcomes
-        if verdict.result == "pass":
+        if verdict.result == "pass" and rules_stale_after is not None and now > rules_stale_after:
+            # rules and value sets past their maximum age (vaxcred.sync.DataFreshnessPolicy): a pass asks for a check
+            rules_open = True
+            stale = f"the rules passed, but the rule data is past its maximum age since {rules_stale_after.isoformat()}"
+            steps.skip("rules", "rules.stale", stale)
+        elif verdict.result == "pass":
             steps.ok("rules", verdict.message)
         elif verdict.result == "skip":
             steps.skip("rules", verdict.code, verdict.message)

@@ -112,3 +112,18 @@ def test_verify_with_an_export_file(
     args = [str(hc1_file), "--dsc", dsc, "--revocations", str(revocations), "--at", AT]
     assert main(["verify", *args]) == 1
     assert "revocation.revoked" in capsys.readouterr().out
+
+
+def test_serve_loads_a_synced_folder(published: Path, chain: Path, tmp_path: Path) -> None:
+    """`vaxcred serve --data DIR`'s loader: the folder's trust list, verify options and one data set per kind."""
+    from vaxcred.cli.serve import _load_data
+
+    data = tmp_path / "data"
+    anchor = chain / "csca.pem"
+    with serve(published) as server:
+        assert main(["sync", server.url, "--into", str(data), "--anchor", str(anchor), "--at", AT]) == 0
+    trust, options, datasets = _load_data(data, anchor, "PROD", datetime.fromisoformat(AT))
+    assert trust is not None
+    assert trust.sequence == 1
+    assert sorted(options) == ["revocation", "rules", "rules_stale_after"]
+    assert {d.name: d.count for d in datasets} == {"rules": 0, "revocation": 1}

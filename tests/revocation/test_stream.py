@@ -6,6 +6,8 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vaxcred.errors import TrustStoreError
 from vaxcred.revocation import MAX_BATCH_BYTES, HashType, RevocationBatch, read_batches
@@ -27,6 +29,14 @@ def _batch(i: int) -> RevocationBatch:
 
 def _read(data: bytes) -> list[RevocationBatch | TrustStoreError]:
     return list(read_batches(io.BytesIO(data)))
+
+
+def _outcome(data: bytes) -> list[RevocationBatch | TrustStoreError] | str:
+    """The items read, or the code of the error that stopped the reading."""
+    try:
+        return _read(data)
+    except TrustStoreError as e:
+        return e.code
 
 
 def test_a_single_batch_object_is_one_batch() -> None:
@@ -79,3 +89,24 @@ def test_a_broken_file_raises_malformed(name: str, data: bytes) -> None:
     with pytest.raises(TrustStoreError) as info:
         _read(data)
     assert info.value.code == "revocation.malformed", name
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.binary(max_size=300), st.text(max_size=300).map(str.encode)))
+def test_any_bytes_give_batches_errors_or_malformed(data: bytes) -> None:
+    """Random input never raises anything but TrustStoreError(revocation.malformed)."""
+    items = _outcome(data)
+    assert items == "revocation.malformed" or all(
+        isinstance(i, RevocationBatch | TrustStoreError) for i in items
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(min_value=0), st.integers(min_value=0, max_value=7))
+def test_truncated_or_bit_flipped_arrays_never_raise_untyped(position: int, bit: int) -> None:
+    """The export array cut anywhere, or with one bit flipped: batches, reported errors or malformed."""
+    data = b"[" + b",\n".join(_batch(i).to_json() for i in range(3)) + b"]"
+    at = position % len(data)
+    for variant in (data[:at], data[:at] + bytes([data[at] ^ (1 << bit)]) + data[at + 1 :]):
+        outcome = _outcome(variant)
+        assert isinstance(outcome, list) or outcome == "revocation.malformed"

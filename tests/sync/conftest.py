@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
+import vaxcred
 from tests.interop.payloads import DAY, NOW
 from tests.sync.server import ServedFolder, serve
 from vaxcred import keys
@@ -18,10 +19,12 @@ from vaxcred.sync import SyncIndex, publish_folder
 from vaxcred.trust import Environment, TrustedDsc, TrustMode, TrustStore, sign_trust_list
 from vaxcred.x509util import parse_dsc
 
+RULES_DIR = Path(vaxcred.__file__).parent / "data" / "rules" / "VN"
 ENV = Environment.TST
 #: when the client syncs (a day after the first publication)
 SYNC_AT = NOW + DAY
-RULES = [("rules/VN.json", b'[{"Identifier": "VR-VN-0001"}]')]
+#: one rule of vaxcred's Viet Nam set (the disease must be COVID-19), served as a rule file
+RULES = [("rules/GR-VN-0001.json", (RULES_DIR / "GR-VN-0001.json").read_bytes())]
 VALUE_SETS = [("valuesets/vaccines.json", b'{"valueSetId": "vaccines-covid-19-names"}')]
 
 
@@ -66,6 +69,7 @@ class Publisher:
         issued_at: datetime = NOW,
         batches: tuple[RevocationBatch, ...] | None = None,
         environment: Environment = ENV,
+        rules: list[tuple[str, bytes]] = RULES,
     ) -> SyncIndex:
         if batches is None:
             batches = (batch(1, kid=self.dsc.kid), batch(2, kid=None, hash_type=HashType.SIGNATURE))
@@ -76,7 +80,7 @@ class Publisher:
             environment=environment,
             issued_at=issued_at,
             sequence=sequence,
-            rules=RULES,
+            rules=rules,
             value_sets=VALUE_SETS,
             revocation_batches=batches,
         )

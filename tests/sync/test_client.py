@@ -8,14 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.payloads import DAY, NOW
-from tests.sync.conftest import ENV, SYNC_AT, Publisher, batch
+from tests.interop.payloads import DAY, NOW, sample_dcc
+from tests.sync.conftest import ENV, RULES, SYNC_AT, Publisher, batch
 from tests.sync.server import ServedFolder
 from vaxcred import keys
+from vaxcred.issue import issue
+from vaxcred.result import Status
 from vaxcred.revocation import HashType
 from vaxcred.sync import HttpLimits, SyncReport, load_folder, sync_folder
 from vaxcred.sync.state import SyncState
 from vaxcred.trust import Environment
+from vaxcred.verify import verify
 
 FAST = HttpLimits(connect=2, read=0.3, deadline=0.8)
 
@@ -54,8 +57,8 @@ def test_first_sync_installs_everything_and_loads(
     assert data.problems == ()
     assert data.trust is not None
     assert data.trust.sequence == 1
-    assert [f.name for f in data.rules] == ["rules/VN.json"]
-    assert [f.name for f in data.value_sets] == ["valuesets/vaccines.json"]
+    assert [f.name for f in data.rule_files] == ["rules/GR-VN-0001.json"]
+    assert [f.name for f in data.value_set_files] == ["valuesets/vaccines.json"]
     assert data.revocation is not None
     assert data.revocation.hashes(dsc.kid, HashType.UCI) == {(1).to_bytes(16, "big")}
     assert data.revocation.hashes(None, HashType.SIGNATURE) == {(2).to_bytes(16, "big")}
@@ -229,3 +232,50 @@ def test_ages_follow_the_policy(synced: Path, csca: keys.KeyPair) -> None:
     assert not data.revocation.is_fresh(later)
     assert data.trust is not None
     assert data.trust.is_fresh(later)
+
+
+def test_the_folder_feeds_verify_rules_and_revocation_with_their_ages(
+    synced: Path, csca: keys.KeyPair, dsc: keys.KeyPair
+) -> None:
+    """verify_options(): the synced rule runs (pass), revocation is checked; 8 days on, both are stale:
+    rules.stale and revocation.stale, NEEDS_CHECK."""
+    passport = issue(sample_dcc(), dsc.signer(), now=NOW)
+    data = load_folder(synced, anchor=csca.certificate, environment=ENV, now=SYNC_AT)
+    assert data.rules is not None
+    assert [r.identifier for r in data.rules.rules] == ["GR-VN-0001"]
+    assert data.trust is not None
+    result = verify(passport.hc1, data.trust, now=SYNC_AT, country="VN", **data.verify_options())
+    assert result.status is Status.VALID, result.failures
+    assert (result.step("rules").code, result.step("revocation").code) == ("rules.ok", "revocation.ok")
+
+    later = NOW + 8 * DAY
+    stale = verify(passport.hc1, data.trust, now=later, country="VN", **data.verify_options())
+    assert stale.status is Status.NEEDS_CHECK
+    assert (stale.step("rules").code, stale.step("revocation").code) == ("rules.stale", "revocation.stale")
+
+
+def test_a_rule_file_that_does_not_parse_is_reported_and_left_out(
+    publisher: Publisher, server: ServedFolder, csca: keys.KeyPair, tmp_path: Path
+) -> None:
+    """A listed rule file that is no rule: a problem with the rules' code; the other rules still load."""
+    publisher.publish(sequence=1, rules=[*RULES, ("rules/broken.json", b'{"Identifier": 1}')])
+    folder = tmp_path / "client"
+    assert _sync(server, folder, csca).ok
+    data = load_folder(folder, anchor=csca.certificate, environment=ENV, now=SYNC_AT)
+    assert [(p.path, p.code.split(".")[0]) for p in data.problems] == [("rules/broken.json", "rules")]
+    assert data.rules is not None
+    assert [r.identifier for r in data.rules.rules] == ["GR-VN-0001"]
+
+
+def test_a_corrupt_state_file_is_ignored_not_fatal(
+    synced: Path, server: ServedFolder, csca: keys.KeyPair
+) -> None:
+    """Garbage or a naive time in state.json: no conditional request, the installed documents' sequences
+    stay the floor, the sync succeeds."""
+    state = synced / "state.json"
+    for garbage in (b"{not json", state.read_bytes().replace(b"+00:00", b"")):
+        state.write_bytes(garbage)
+        server.requests.clear()
+        report = _sync(server, synced, csca)
+        assert (report.trust.status, report.index.status) == ("unchanged", "unchanged")
+        assert all("If-None-Match" not in headers for _, headers in server.requests)

@@ -6,6 +6,8 @@ import hashlib
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.interop.payloads import DAY, NOW
 from tests.sync.conftest import ENV, Publisher
@@ -17,6 +19,8 @@ from vaxcred.sync.signed import sign_document
 from vaxcred.trust import Environment, load_signed_trust_list
 
 ENTRY = IndexEntry(kind=DataKind.RULES, name="rules/VN.json", sha256=hashlib.sha256(b"[]").digest(), size=2)
+#: an anchor for the property test (hypothesis does not take function-scoped fixtures)
+_ANCHOR = keys.make_csca(now=NOW - 60 * DAY)
 INDEX = SyncIndex(environment=ENV, issued_at=NOW, sequence=4, files=(ENTRY,))
 
 
@@ -108,10 +112,18 @@ def test_a_malformed_payload_is_refused(
 
 
 def test_freshness_policy_defaults_and_validation() -> None:
-    """Defaults: trust 7 d, rules 7 d, value sets 30 d, revocation 2 d; non-positive ages are refused."""
+    """Defaults: trust 72 h (the trust list's own), rules 7 d, value sets 30 d, revocation 2 d; non-positive ages are refused."""
     policy = DataFreshnessPolicy()
-    assert [policy.max_age(k).days for k in DataKind] == [7, 7, 30, 2]
+    assert [policy.max_age(k).days for k in DataKind] == [3, 7, 30, 2]
     assert policy.is_fresh(DataKind.REVOCATION, NOW, NOW + 2 * DAY)
     assert not policy.is_fresh(DataKind.REVOCATION, NOW, NOW + 2 * DAY + timedelta(seconds=1))
     with pytest.raises(ValueError):
         DataFreshnessPolicy(revocation=timedelta(0))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=400))
+def test_random_bytes_raise_only_sync_errors(data: bytes) -> None:
+    """Any bytes as an index: SyncError, never another exception."""
+    with pytest.raises(SyncError):
+        load_signed_index(data, anchor=_ANCHOR.certificate, environment=ENV, now=NOW)

@@ -107,14 +107,17 @@ def pull(
     url: str, into: Path, anchor: Path, env: str, timeout: float, deadline: float, at: str | None
 ) -> None:
     """Bring DIR up to date from URL; the last good copy is kept on any failure (exit 1)."""
-    report = sync_folder(
-        url,
-        into,
-        anchor=load_anchor(anchor),
-        environment=Environment[env],
-        now=parse_at(at),
-        limits=HttpLimits(connect=timeout, read=timeout, deadline=deadline),
-    )
+    try:
+        report = sync_folder(
+            url,
+            into,
+            anchor=load_anchor(anchor),
+            environment=Environment[env],
+            now=parse_at(at),
+            limits=HttpLimits(connect=timeout, read=timeout, deadline=deadline),
+        )
+    except OSError as e:  # the local folder: permissions, a full disk (the last good copy is intact)
+        raise click.ClickException(f"cannot write to {into}: {e.strerror or e}") from e
     for outcome in (report.trust, report.index):
         click.echo(_describe(outcome), err=outcome.status == "failed")
     if not report.ok:
@@ -132,8 +135,8 @@ def show(folder: Path, anchor: Path, env: str, at: str | None) -> None:
     data = load_folder(folder, anchor=load_anchor(anchor), environment=Environment[env], now=now)
     counts = {
         DataKind.TRUST: f"{len(data.trust.all_dscs())} DSC" if data.trust else "missing",
-        DataKind.RULES: f"{len(data.rules)} file(s)",
-        DataKind.VALUE_SETS: f"{len(data.value_sets)} file(s)",
+        DataKind.RULES: f"{len(data.rules.rules) if data.rules else 0} rule(s)",
+        DataKind.VALUE_SETS: f"{len(data.value_set_files)} file(s)",
         DataKind.REVOCATION: f"{len(data.revocation)} hash(es)" if data.revocation is not None else "missing",
     }
     for kind in DataKind:

@@ -139,8 +139,8 @@ def _trust_lines(result: VerificationResult) -> list[str]:
 def _load_synced(
     folder: Path, anchor: Path | None, env: str, at: datetime
 ) -> tuple[TrustStore, dict[str, Any]]:
-    """--data: the trust list, revocations and rules of a folder kept by `vaxcred sync`, re-verified; the
-    second item holds the ``verify()`` options (``revocation``, ``rules``) the folder provides."""
+    """--data: the trust list of a folder kept by `vaxcred sync` and its verify() options (revocation, rules
+    and their age), re-verified."""
     from vaxcred.cli.sync import load_anchor
     from vaxcred.sync import load_folder
 
@@ -151,16 +151,9 @@ def _load_synced(
         click.echo(
             f"{folder}: left out {safe(problem.path)} [{problem.code}] {safe(problem.message)}", err=True
         )
-    if data.trust is None or data.revocation is None:
+    if data.trust is None or data.index is None:
         raise click.UsageError(f"no usable trust list and index in {folder} (run `vaxcred sync`)")
-    options: dict[str, Any] = {"revocation": data.revocation}
-    try:
-        rules = data.rule_set()
-    except errors.VaxcredError as e:
-        raise click.UsageError(f"{folder}: cannot load the rules: [{e.code}] {safe(e.message)}") from e
-    if rules is not None:
-        options["rules"] = rules
-    return data.trust, options
+    return data.trust, data.verify_options()
 
 
 def _load_revocations(paths: tuple[Path, ...], at: datetime) -> RevocationList:
@@ -307,7 +300,11 @@ def _print_human(result: VerificationResult, details: bool, lang: str = "en") ->
     metavar="SECONDS",
     help="Longest an image's QR code may take to decode (in a separate process, killed after that).",
 )
-@click.option("--country", metavar="CC", help="Arrival country whose business rules apply (with --rules).")
+@click.option(
+    "--country",
+    metavar="CC",
+    help="Arrival country whose business rules apply (with --rules, or the rules of --data).",
+)
 @click.option(
     "--rules",
     "rules_path",
@@ -374,6 +371,7 @@ def verify(
             options["country"] = _country(country)
         else:
             options.update(_load_rules(rules_path, country))
+            options.pop("rules_stale_after", None)  # the age was the folder's rules', not --rules'
     if region is not None:
         if "rules" not in options:
             raise click.UsageError("--region needs business rules (--rules or --data)")

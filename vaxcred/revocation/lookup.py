@@ -1,7 +1,7 @@
 """The verifier's revocation list: (kid or ``UNKNOWN_KID``, hash type) → compact hash set, and its age.
 
 A passport is revoked when any of its hashes is in the set of its own kid or of ``UNKNOWN_KID``
-(DCC.md §7).  The sets are :class:`~vaxcred.revocation.table.HashSet16` (~18 bytes an entry, constant-time
+(DCC.md §7).  The sets are :class:`~vaxcred.revocation.table.HashSet16` (~20 bytes an entry, constant-time
 lookups), so ten million entries fit in ~200 MB.  Batches are added one at a time to a
 :class:`RevocationListBuilder` (expired ones are dropped); a file that turns out bad half-way is undone
 with :meth:`~RevocationListBuilder.checkpoint` / :meth:`~RevocationListBuilder.rollback`.

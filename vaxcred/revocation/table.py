@@ -11,7 +11,8 @@ The bucket of a hash is ``(first 8 bytes as an integer × B) >> 64`` (B ≈ n/2 
 bucket): SHA-256 outputs are uniform, so a lookup reads one or two ``ends`` values and compares about two
 records — constant time.  Building is an in-place bucket sort (American flag sort) of the records as
 loaded, so building needs no second copy: peak memory is the records plus two bucket arrays
-(~20 bytes an entry), steady memory ~18 bytes an entry.  Duplicates are removed.
+(~22 bytes an entry measured in RSS), steady memory 18 bytes an entry (~20 with the allocator's slack on
+the grown ``bytearray``).  Duplicates are removed.
 
 A publisher could craft hashes that all fall into one bucket; a lookup then scans that bucket with
 ``bytearray.find`` (C speed; 160 MB in ~20 ms), never worse.  Publishers are signed (the trust-list key).

@@ -3,8 +3,10 @@
 :func:`load_folder` re-verifies what :func:`~vaxcred.sync.client.sync_folder` installed — the trust list
 and the index against the pinned anchor, each listed file against its size and SHA-256 — so a file
 changed on disk is reported and left out, never used.  Revocation batches are read into one
-:class:`~vaxcred.revocation.RevocationList` aged by the index's ``issued_at``; rule and value-set files
-are handed over as bytes (their format is the rules engine's business) with the same age.
+:class:`~vaxcred.revocation.RevocationList` aged by the index's ``issued_at``; rule files are parsed into
+one :class:`~vaxcred.rules.RuleSet` (a file that does not parse is reported and left out), and rule and
+value-set files are also handed over as bytes; :meth:`SyncedData.verify_options` gives what
+:func:`vaxcred.verify` takes (``revocation``, ``rules``, ``rules_stale_after``).
 
 :func:`load_revocation_files` reads batch files as published — a gateway batch per file, or the JSON
 array ``vaxcred revocations export`` writes — from files or folders (``*.json``).  A bad file, or a bad
@@ -21,11 +23,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from cryptography import x509
 
-from vaxcred.errors import SyncError, TrustStoreError, VaxcredError
+from vaxcred.errors import RulesError, SyncError, TrustStoreError, VaxcredError
 from vaxcred.revocation import (
     DEFAULT_MAX_ENTRIES,
     RevocationBatch,
@@ -33,8 +35,7 @@ from vaxcred.revocation import (
     RevocationListBuilder,
     read_batches,
 )
-from vaxcred.rules import RuleSet
-from vaxcred.rules.ruleset import parse_json
+from vaxcred.rules import RuleSet, parse_json
 from vaxcred.sync.freshness import DataFreshnessPolicy, DataKind
 from vaxcred.sync.index import SyncIndex, load_signed_index
 from vaxcred.sync.state import FILES, INDEX, TRUST
@@ -72,8 +73,10 @@ class SyncedData:
 
     trust: TrustStore | None
     index: SyncIndex | None
-    rules: tuple[DataFile, ...]
-    value_sets: tuple[DataFile, ...]
+    rule_files: tuple[DataFile, ...]
+    value_set_files: tuple[DataFile, ...]
+    #: the rule files parsed into one :class:`~vaxcred.rules.RuleSet` (``None`` without an index)
+    rules: RuleSet | None
     revocation: RevocationList | None
     policy: DataFreshnessPolicy
     problems: tuple[FileProblem, ...]
@@ -89,13 +92,22 @@ class SyncedData:
         issued_at = self.issued_at(kind)
         return issued_at is not None and self.policy.is_fresh(kind, issued_at, now)
 
-    def rule_set(self) -> RuleSet | None:
-        """The folder's business rules as one :class:`~vaxcred.rules.RuleSet` (``None`` when it lists none);
-        :class:`~vaxcred.errors.RulesError` names a rule file that does not parse or validate."""
-        if not self.rules:
+    @property
+    def rules_stale_after(self) -> datetime | None:
+        """When the rules stop being fresh: the sooner of the rules' and the value sets' maximum ages."""
+        if self.index is None:
             return None
-        documents = [parse_json(f.data, what=f"rule file {f.name}") for f in self.rules]
-        return RuleSet.from_documents(documents)
+        return self.index.issued_at + min(self.policy.rules, self.policy.value_sets)
+
+    def verify_options(self) -> dict[str, Any]:
+        """The :func:`vaxcred.verify` keyword arguments this folder provides (revocation, rules and their age)."""
+        options: dict[str, Any] = {}
+        if self.revocation is not None:
+            options["revocation"] = self.revocation
+        if self.rules is not None:
+            options["rules"] = self.rules
+            options["rules_stale_after"] = self.rules_stale_after
+        return options
 
     def stale(self, now: datetime) -> tuple[DataKind, ...]:
         """The kinds missing or past their maximum age at ``now`` (a verifier answers NEEDS_CHECK)."""
@@ -146,6 +158,39 @@ def load_revocation_files(
         except OSError as e:
             problems.append(FileProblem(path=str(path), code="sync.io", message=e.strerror or str(e)))
     return builder.build(issued_at=issued_at, max_age=max_age), tuple(problems)
+
+
+def _rule_set(files: list[DataFile], problems: list[FileProblem]) -> RuleSet:
+    """The rule files as one rule set; a file that does not parse is reported and left out."""
+    documents: list[Any] = []
+    for file in files:
+        try:
+            document = parse_json(file.data, what=file.name)
+            RuleSet.from_documents([document])  # each file valid on its own
+        except RulesError as e:
+            problems.append(FileProblem(path=file.name, code=e.code, message=e.message))
+            continue
+        documents.append(document)
+    try:
+        return RuleSet.from_documents(documents)
+    except RulesError as e:  # files that clash with each other (the same rule twice, too many rules)
+        problems.append(FileProblem(path="rules", code=e.code, message=e.message))
+        return RuleSet.from_documents([])
+
+
+def _with_value_sets(rules: RuleSet, files: list[DataFile], problems: list[FileProblem]) -> RuleSet:
+    """The rules evaluated against the folder's value sets (they replace the vendored ones id by id); a value-set
+    file that does not parse is reported and left out."""
+    documents: list[Any] = []
+    for file in files:
+        try:
+            document = parse_json(file.data, what=file.name)
+            RuleSet.from_documents([]).with_value_sets([document])  # each file valid on its own
+        except RulesError as e:
+            problems.append(FileProblem(path=file.name, code=e.code, message=e.message))
+            continue
+        documents.append(document)
+    return rules.with_value_sets(documents) if documents else rules
 
 
 def _verified_file(folder: Path, digest: bytes, size: int) -> bytes:
@@ -202,6 +247,7 @@ def load_folder(
 
     files: dict[DataKind, list[DataFile]] = {DataKind.RULES: [], DataKind.VALUE_SETS: []}
     revocation: RevocationList | None = None
+    rules: RuleSet | None = None
     if index is not None:
         builder = RevocationListBuilder(now=now, max_entries=max_entries)
         for entry in index.files:
@@ -215,11 +261,15 @@ def load_folder(
             else:
                 files[entry.kind].append(DataFile(kind=entry.kind, name=entry.name, data=data))
         revocation = builder.build(issued_at=index.issued_at, max_age=policy.revocation)
+        rules = _with_value_sets(
+            _rule_set(files[DataKind.RULES], problems), files[DataKind.VALUE_SETS], problems
+        )
     return SyncedData(
         trust=trust,
         index=index,
-        rules=tuple(files[DataKind.RULES]),
-        value_sets=tuple(files[DataKind.VALUE_SETS]),
+        rule_files=tuple(files[DataKind.RULES]),
+        value_set_files=tuple(files[DataKind.VALUE_SETS]),
+        rules=rules,
         revocation=revocation,
         policy=policy,
         problems=tuple(problems),

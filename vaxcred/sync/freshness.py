@@ -3,8 +3,9 @@
 =============  ========  ===================================================================================
 kind           default   why
 =============  ========  ===================================================================================
-trust list     7 days    DSCs are listed before first use and change rarely; a withdrawn DSC must stop
-                         verifying within a week. The ministry republishes daily: six missed days tolerated.
+trust list     72 hours  :data:`vaxcred.trust.store.DEFAULT_MAX_TRUST_AGE`, the trust list's own default
+                         (vaxcred.trust.freshness): a withdrawn DSC stops verifying within three days; daily
+                         publication tolerates two missed days.
 rules          7 days    business rules change with announced policy, with notice; a week of missed syncs
                          still reflects any change announced the week before it applies.
 value sets     30 days   codes are only added (new vaccine products); stale sets make rules refuse a new
@@ -25,7 +26,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from vaxcred.trust.store import require_utc
+from vaxcred.trust.store import DEFAULT_MAX_TRUST_AGE, require_utc
 
 __all__ = ["DataFreshnessPolicy", "DataKind"]
 
@@ -43,7 +44,7 @@ class DataKind(enum.StrEnum):
 class DataFreshnessPolicy:
     """Maximum age per kind of data (see the module docstring for the defaults and why)."""
 
-    trust: timedelta = timedelta(days=7)
+    trust: timedelta = DEFAULT_MAX_TRUST_AGE
     rules: timedelta = timedelta(days=7)
     value_sets: timedelta = timedelta(days=30)
     revocation: timedelta = timedelta(days=2)

@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -77,6 +78,10 @@ class SyncState:
             }
             for value in documents.values():
                 if isinstance(value.sequence, bool) or not isinstance(value.sequence, int):
+                    return cls()
+                if (
+                    datetime.fromisoformat(value.issued_at).utcoffset() is None
+                ):  # ValueError, TypeError: ignored
                     return cls()
             return cls(documents=documents)
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
