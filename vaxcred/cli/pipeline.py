@@ -29,6 +29,7 @@ from vaxcred.cli._pipeline import (
     shown_url,
     storage_errors,
 )
+from vaxcred.pipeline.records.calendar import vietnam_date
 from vaxcred.pipeline.records.importer import import_file
 from vaxcred.pipeline.registry.check import run_registry_check
 from vaxcred.pipeline.reports.chart import render_chart_png
@@ -48,8 +49,13 @@ site): importing a file again stores nothing twice, and after a crash the same c
 Bad rows are counted and, with --rejects, written there (CSV: line, field, code, reason, raw row; mode 0600
 because it holds personal data).
 
+Each line is one row: a line with an unbalanced quote is rejected alone, the rows after it are read. A row
+whose dose is stored with another vaccine or lot is a "dose conflict" (kept as stored: file a correction).
+"Not in the future" means after today's date in Viet Nam (UTC+7); --at without a zone is read as UTC.
+
 Exit code: 0 when the file was read (bad rows are reported, the good ones stored); with --strict, 1 when
-any row was rejected; 1 when the file is unusable (no header, a required column missing); 3 usage error.
+any row was rejected; 1 when the file is unusable (no header, a required column missing) or the rejects
+file could not be written (a full disk: the import still ran); 3 usage error.
 """
 
 
@@ -114,7 +120,7 @@ def import_(
     file: Path, rejects: Path | None, fmt: str | None, strict: bool, db_url: str, at: str | None
 ) -> None:
     """Import dose records from FILE (CSV or JSON Lines), streaming, with a progress bar."""
-    today = parse_at(at).date()
+    today = vietnam_date(parse_at(at))  # 'not in the future': Viet Nam's calendar day
     db = open_db(db_url)
     length = _count_rows(file) if sys.stderr.isatty() else None
     try:
@@ -132,19 +138,28 @@ def import_(
     click.echo(f"rows read:        {number(report.rows)}")
     click.echo(f"doses imported:   {number(report.imported)}")
     click.echo(f"already stored:   {number(report.duplicates)}")
+    if report.dose_conflicts:
+        click.echo(
+            f"dose conflicts:   {number(report.dose_conflicts)} rows whose dose is stored with another vaccine "
+            "or lot (stored dose kept: file a correction)"
+        )
     click.echo(f"rejected:         {number(report.rejected)}")
     if report.person_conflicts:
         click.echo(
             f"person conflicts: {number(report.person_conflicts)} rows whose name / date of birth / gender "
             "differ from the stored person (dose stored, person kept: file a correction)"
         )
-    if report.rejected and rejects is not None:
+    if report.hint:
+        click.echo(f"hint: {report.hint}")
+    if report.rejects_error:
+        click.echo(f"error: {safe(report.rejects_error)}", err=True)
+    elif report.rejected and rejects is not None:
         click.echo(f"rejected rows written to {rejects} (holds personal data)")
         for reason, count in _reject_summary(rejects):
             click.echo(f"  {number(count):>8}  {safe(reason)}")
     elif report.rejected:
         click.echo("give --rejects FILE to see which rows were rejected and why")
-    exit_refused_if(strict and report.rejected > 0)
+    exit_refused_if(bool(report.rejects_error) or (strict and report.rejected > 0))
 
 
 def _unchecked(db_url: str, recheck: bool) -> int | None:

@@ -30,6 +30,7 @@ from vaxcred.pipeline.corrections.validation import (
     _validate_missing_dose,
 )
 from vaxcred.pipeline.errors import PipelineError
+from vaxcred.pipeline.records.calendar import vietnam_date
 from vaxcred.pipeline.registry.check import run_registry_check
 from vaxcred.pipeline.registry.lookup import PopulationRegistry, RegistryStatus
 from vaxcred.pipeline.reports.revocation_export import BAD_PASSPORT, decode_passport
@@ -175,13 +176,13 @@ def resolve_correction(
         # (2) apply the change, validated again on today's data
         if kind is CorrectionField.MISSING_DOSE:
             _, new_dose = _validate_missing_dose(
-                conn, person, _missing_dose_proposal(correction), today=now.date()
+                conn, person, _missing_dose_proposal(correction), today=vietnam_date(now)
             )
             dose_id = int(conn.execute(doses.insert().values(new_dose).returning(doses.c.id)).scalar_one())
             superseded = False
         else:
             value = _validate_change(
-                conn, person, filed_dose, kind, correction.proposed_value, today=now.date()
+                conn, person, filed_dose, kind, correction.proposed_value, today=vietnam_date(now)
             )
             if kind in PERSON_FIELDS:
                 conn.execute(

@@ -5,6 +5,7 @@ Public names of the modules below; import private helpers from their module.
 
 from __future__ import annotations
 
+from vaxcred.pipeline.records.calendar import VIETNAM_TIME, local_text, vietnam_date
 from vaxcred.pipeline.records.cccd import (
     PROVINCES,
     CitizenId,
@@ -24,9 +25,11 @@ from vaxcred.pipeline.records.importer import (
     ImportReport,
     import_file,
     import_lines,
+    neutralise_cell,
 )
 from vaxcred.pipeline.records.model import (
     EARLIEST_DOSE_DATE,
+    FORMULA_PREFIXES,
     MAX_DOSE_NUMBER,
     MAX_LOT_LENGTH,
     OPTIONAL_FIELDS,
@@ -54,6 +57,7 @@ __all__ = [
     "BAD_IMPORT",
     "BATCH_SIZE",
     "EARLIEST_DOSE_DATE",
+    "FORMULA_PREFIXES",
     "MATCHING_DIFFERENCES",
     "MAX_DOSE_NUMBER",
     "MAX_LINE_CHARS",
@@ -65,6 +69,7 @@ __all__ = [
     "ROW_FIELDS",
     "SITE_ID_PATTERN",
     "VACCINE_ALIASES",
+    "VIETNAM_TIME",
     "CitizenId",
     "DoseRecord",
     "Format",
@@ -80,11 +85,14 @@ __all__ = [
     "fold_diacritics",
     "import_file",
     "import_lines",
+    "local_text",
     "names_match",
+    "neutralise_cell",
     "normalize_name",
     "parse_citizen_id",
     "parse_gender",
     "parse_row",
     "resolve_vaccine",
     "vaccine_codes",
+    "vietnam_date",
 ]
