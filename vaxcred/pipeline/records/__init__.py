@@ -15,6 +15,7 @@ from vaxcred.pipeline.records.cccd import (
     check_consistency,
     parse_citizen_id,
 )
+from vaxcred.pipeline.records.history import HistoryProblem, history_problems
 from vaxcred.pipeline.records.importer import (
     BAD_IMPORT,
     BATCH_SIZE,
@@ -74,6 +75,7 @@ __all__ = [
     "DoseRecord",
     "Format",
     "Gender",
+    "HistoryProblem",
     "IdType",
     "ImportReport",
     "ImportRow",
@@ -83,6 +85,7 @@ __all__ = [
     "check_consistency",
     "compare_names",
     "fold_diacritics",
+    "history_problems",
     "import_file",
     "import_lines",
     "local_text",
