@@ -144,7 +144,7 @@ def _format_reasons(reasons: Mapping[str, int]) -> str:
     default=DEFAULT_LEASE.total_seconds() / 60,
     show_default=True,
     help="A claim older than this belongs to a dead worker and is taken over. 0 after a crash, when no other "
-    "worker runs: finish the dead run's persons now.",
+    "run is running: finish the dead run's persons now (this run's own workers never take each other's claims).",
 )
 @click.option(
     "--worker-name", metavar="NAME", help="Prefix of this run's claim owner (default: the host name)."
@@ -204,6 +204,11 @@ def issue_batch(
     click.echo(f"held one already:   {number(report.already_issued)}")
     click.echo(f"not eligible:       {number(report.skipped_ineligible)}")
     click.echo(f"failed (retry):     {number(report.failed)}")
+    if report.held_elsewhere:
+        click.echo(
+            f"held by another run: {number(report.held_elsewhere)} (claimed by a run still working, or by a dead "
+            "one whose lease has not run out: run again later, or with --lease-minutes 0 if no other run is alive)"
+        )
     if report.reasons:
         click.echo(f"reasons:            {_format_reasons(report.reasons)}")
     exit_refused_if(report.failed > 0)
