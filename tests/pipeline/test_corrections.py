@@ -592,8 +592,9 @@ def test_reject_changes_nothing(pipeline: Pipeline) -> None:
     cid = file_correction(
         db, citizen_id=DUC, dose_id=dose.id, field="full_name", proposed_value=FIXED, now=FILED
     )
-    with pytest.raises(ValueError, match="note"):
+    with pytest.raises(PipelineError, match="note") as blank:
         reject_correction(db, cid, now=RESOLVED, note="  ")
+    assert (blank.value.code, blank.value.field) == (BAD_CORRECTION, "note")
     rejected = reject_correction(db, cid, now=RESOLVED, note="giấy tờ không khớp")
     assert (rejected.state, rejected.resolved_at, rejected.resolution) == (
         CorrectionState.REJECTED,
@@ -643,8 +644,9 @@ def test_a_correction_cannot_be_closed_twice(pipeline: Pipeline) -> None:
         proposed_value="AZ-03",
         now=FILED,
     )
-    with pytest.raises(ValueError, match="before"):
+    with pytest.raises(PipelineError, match="filed later") as early:
         reject_correction(db, other, now=FILED - dt.timedelta(seconds=1), note="x")
+    assert early.value.code == BAD_CORRECTION
     assert get_correction(db, other).state is CorrectionState.OPEN
 
 

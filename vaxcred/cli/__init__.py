@@ -41,6 +41,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Revoked passports: EU gateway revocation batches",
     ),
     "certificate-pdf": ("vaxcred.cli.signing:certificate_pdf", "The printable vaccination certificate (PDF)"),
+    "sites": (
+        "vaxcred.cli.sites:sites",
+        "Vaccination sites: names, provinces and certificates, many at once",
+    ),
 }
 
 

@@ -30,17 +30,13 @@ from vaxcred.issue import Issuer
 from vaxcred.keys import KeyChainDir
 from vaxcred.pipeline.issuance.stage import DEFAULT_LEASE, KeyChainIssuerFactory, pending_count, run_issuance
 from vaxcred.pipeline.registry.lookup import RegistryStatus
-from vaxcred.pipeline.reports.certificate_pdf import CertificateDose, render_certificate_pdf
+from vaxcred.pipeline.reports.certificate_data import certificate_data
 from vaxcred.pipeline.site_signing.stage import run_site_signing
 from vaxcred.storage import Database
 from vaxcred.storage.schema import (
-    PassportStatus,
     doses,
-    passport_doses,
-    passports,
     persons,
     site_signatures,
-    sites,
 )
 
 
@@ -243,60 +239,13 @@ def certificate_pdf(citizen_id: str, out: Path, db_url: str, at: str | None) -> 
     created = parse_at(at)
     db = open_db(db_url)
     try:
-        with storage_errors(), db.connect() as conn:
-            person = conn.execute(
-                sa.select(persons.c.id, persons.c.full_name, persons.c.dob).where(
-                    persons.c.citizen_id == citizen_id.strip()
-                )
-            ).first()
-            if person is None:
-                raise RefusedError("[pipeline.unknown_record] no such citizen")
-            passport = conn.execute(
-                sa.select(passports.c.id, passports.c.uvci, passports.c.hc1, passports.c.issued_at).where(
-                    passports.c.person_id == person.id, passports.c.status == PassportStatus.ACTIVE.value
-                )
-            ).first()
-            if passport is None:
-                raise RefusedError("[pipeline.no_passport] this person holds no active passport")
-            rows = conn.execute(
-                sa.select(
-                    doses.c.dose_number,
-                    doses.c.date,
-                    doses.c.vaccine,
-                    doses.c.lot,
-                    doses.c.site_id,
-                    sites.c.name,
-                )
-                .select_from(
-                    passport_doses.join(doses, doses.c.id == passport_doses.c.dose_id).join(
-                        sites, sites.c.site_id == doses.c.site_id
-                    )
-                )
-                .where(passport_doses.c.passport_id == passport.id)
-            ).all()
+        with storage_errors():
+            data = certificate_data(db, citizen_id)
     finally:
         db.dispose()
-    certificate_doses = [
-        CertificateDose(
-            dose_number=int(r.dose_number),
-            date=r.date.isoformat(),
-            vaccine=r.vaccine,
-            lot=r.lot,
-            site=r.name or r.site_id,
-        )
-        for r in rows
-    ]
     try:
-        pdf = render_certificate_pdf(
-            full_name=person.full_name,
-            dob=person.dob,
-            doses=certificate_doses,
-            uvci=passport.uvci,
-            hc1=passport.hc1,
-            issued_at=passport.issued_at,
-            creation_date=created,
-        )
+        pdf = data.render(creation_date=created)
     except ValueError as e:
         raise RefusedError(f"[pipeline.bad_certificate] {e}") from e
     _write_private(out, pdf)
-    click.echo(f"certificate of passport {passport.id} ({len(certificate_doses)} doses) written to {out}")
+    click.echo(f"certificate of passport {data.passport_id} ({len(data.doses)} doses) written to {out}")

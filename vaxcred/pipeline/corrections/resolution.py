@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from vaxcred.pipeline.corrections.listings import get_correction
 from vaxcred.pipeline.corrections.model import (
     _MAX_TEXT,
+    BAD_CORRECTION,
     CORRECTION_CLOSED,
     PERSON_FIELDS,
     REVOCATION_HASH_TYPES,
@@ -64,7 +65,12 @@ def _close(
             f"correction {correction_id} is {correction.state.value} already", code=CORRECTION_CLOSED
         )
     if now < correction.filed_at:
-        raise ValueError("now is before the correction was filed")
+        raise PipelineError(
+            f"correction {correction_id} cannot be closed at {now:%Y-%m-%d %H:%M} UTC: it was filed later, "
+            f"at {correction.filed_at:%Y-%m-%d %H:%M} UTC",
+            code=BAD_CORRECTION,
+            field="at",
+        )
     updated = conn.execute(
         corrections.update()
         .where(corrections.c.id == correction_id, corrections.c.state == CorrectionState.OPEN.value)

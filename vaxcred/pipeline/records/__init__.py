@@ -53,9 +53,18 @@ from vaxcred.pipeline.records.names import (
     names_match,
     normalize_name,
 )
+from vaxcred.pipeline.records.sites import (
+    BAD_SITE,
+    MAX_SITES,
+    Site,
+    list_sites,
+    read_sites_csv,
+    register_sites,
+)
 
 __all__ = [
     "BAD_IMPORT",
+    "BAD_SITE",
     "BATCH_SIZE",
     "EARLIEST_DOSE_DATE",
     "FORMULA_PREFIXES",
@@ -64,6 +73,7 @@ __all__ = [
     "MAX_LINE_CHARS",
     "MAX_LOT_LENGTH",
     "MAX_RAW_CHARS",
+    "MAX_SITES",
     "OPTIONAL_FIELDS",
     "PROVINCES",
     "REJECTS_HEADER",
@@ -81,6 +91,7 @@ __all__ = [
     "ImportRow",
     "NameDifference",
     "Person",
+    "Site",
     "build_cccd",
     "check_consistency",
     "compare_names",
@@ -88,6 +99,7 @@ __all__ = [
     "history_problems",
     "import_file",
     "import_lines",
+    "list_sites",
     "local_text",
     "names_match",
     "neutralise_cell",
@@ -95,6 +107,8 @@ __all__ = [
     "parse_citizen_id",
     "parse_gender",
     "parse_row",
+    "read_sites_csv",
+    "register_sites",
     "resolve_vaccine",
     "vaccine_codes",
     "vietnam_date",

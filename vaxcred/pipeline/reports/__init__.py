@@ -5,6 +5,7 @@ Public names of the modules below; import private helpers from their module.
 
 from __future__ import annotations
 
+from vaxcred.pipeline.reports.certificate_data import NO_PASSPORT, CertificateData, certificate_data
 from vaxcred.pipeline.reports.certificate_pdf import (
     DEFAULT_ISSUER,
     CertificateDose,
@@ -39,13 +40,16 @@ __all__ = [
     "CHART_WIDTH",
     "COUNT_FIELDS",
     "DEFAULT_ISSUER",
+    "NO_PASSPORT",
     "UNKNOWN_PROVINCE",
+    "CertificateData",
     "CertificateDose",
     "PassportHashInput",
     "QualityCounts",
     "QualityGroup",
     "QualityReport",
     "build_quality_report",
+    "certificate_data",
     "chart_size",
     "check_hc1",
     "decode_passport",
