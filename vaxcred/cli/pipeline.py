@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import csv
 import gzip
-import sys
 from pathlib import Path
 
 import click
@@ -122,7 +121,7 @@ def import_(
     """Import dose records from FILE (CSV or JSON Lines), streaming, with a progress bar."""
     today = vietnam_date(parse_at(at))  # 'not in the future': Viet Nam's calendar day
     db = open_db(db_url)
-    length = _count_rows(file) if sys.stderr.isatty() else None
+    length = _count_rows(file)
     try:
         with storage_errors(), progress("importing rows", length) as update:
             report = import_file(
@@ -163,8 +162,6 @@ def import_(
 
 
 def _unchecked(db_url: str, recheck: bool) -> int | None:
-    if not sys.stderr.isatty():
-        return None
     db = open_db(db_url)
     query = sa.select(sa.func.count()).select_from(persons)
     if not recheck:

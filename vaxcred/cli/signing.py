@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -100,7 +99,7 @@ def sign_sites(folder: Path, only: tuple[str, ...], db_url: str, at: str | None)
         raise click.UsageError(f"no site keys in {folder / 'sites'} (run `vaxcred keys site`)")
     db = open_db(db_url)
     try:
-        length = _unsigned(db, sorted(signers)) if sys.stderr.isatty() else None
+        length = _unsigned(db, sorted(signers))
         with storage_errors(), progress("signing doses", length) as update:
             report = run_site_signing(db, signers, now=now, on_progress=update)
     finally:
@@ -181,7 +180,7 @@ def issue_batch(
     db = open_db(db_url)
     try:
         with storage_errors():
-            length = pending_count(db) if sys.stderr.isatty() else None
+            length = pending_count(db)
             with progress("issuing passports", length) as update:
                 report = run_issuance(
                     db,
