@@ -12,7 +12,6 @@ import gzip
 from pathlib import Path
 
 import click
-import sqlalchemy as sa
 
 from vaxcred.cli._common import parse_at, safe
 from vaxcred.cli._pipeline import (
@@ -30,10 +29,9 @@ from vaxcred.cli._pipeline import (
 )
 from vaxcred.pipeline.records.calendar import vietnam_date
 from vaxcred.pipeline.records.importer import import_file
-from vaxcred.pipeline.registry.check import run_registry_check
+from vaxcred.pipeline.registry.check import run_registry_check, unchecked_count
 from vaxcred.pipeline.reports.chart import render_chart_png
 from vaxcred.pipeline.reports.quality import build_quality_report, format_text
-from vaxcred.storage.schema import persons
 
 _IMPORT_EPILOG = """\
 FILE is CSV with a header row or JSON Lines (by its name: .csv, .jsonl or .ndjson, optionally .gz), one
@@ -161,17 +159,6 @@ def import_(
     exit_refused_if(bool(report.rejects_error) or (strict and report.rejected > 0))
 
 
-def _unchecked(db_url: str, recheck: bool) -> int | None:
-    db = open_db(db_url)
-    query = sa.select(sa.func.count()).select_from(persons)
-    if not recheck:
-        query = query.where(persons.c.registry_status.is_(None))
-    with db.connect() as conn:
-        total = int(conn.execute(query).scalar_one())
-    db.dispose()
-    return total
-
-
 @click.command("registry-check")
 @registry_option
 @registry_timeout_option
@@ -190,11 +177,12 @@ def registry_check(
     """
     now = parse_at(at)
     registry = load_registry(registry_source, timeout=registry_timeout)
-    length = _unchecked(db_url, recheck)
     db = open_db(db_url)
     try:
-        with storage_errors(), progress("checking persons", length) as update:
-            report = run_registry_check(db, registry, now=now, recheck=recheck, on_progress=update)
+        with storage_errors():
+            length = unchecked_count(db, recheck=recheck)
+            with progress("checking persons", length) as update:
+                report = run_registry_check(db, registry, now=now, recheck=recheck, on_progress=update)
     finally:
         db.dispose()
     click.echo(

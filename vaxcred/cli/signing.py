@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import click
-import sqlalchemy as sa
 
 from vaxcred import errors
 from vaxcred.cli._common import PASSPHRASE_ENV, RefusedError, fail, open_chain, parse_at
@@ -28,15 +27,8 @@ from vaxcred.crypto import Signer
 from vaxcred.issue import Issuer
 from vaxcred.keys import KeyChainDir
 from vaxcred.pipeline.issuance.stage import DEFAULT_LEASE, KeyChainIssuerFactory, pending_count, run_issuance
-from vaxcred.pipeline.registry.lookup import RegistryStatus
 from vaxcred.pipeline.reports.certificate_data import certificate_data
-from vaxcred.pipeline.site_signing.stage import run_site_signing
-from vaxcred.storage import Database
-from vaxcred.storage.schema import (
-    doses,
-    persons,
-    site_signatures,
-)
+from vaxcred.pipeline.site_signing.stage import run_site_signing, unsigned_count
 
 
 def site_signers(chain: KeyChainDir, only: tuple[str, ...] = ()) -> dict[str, Signer]:
@@ -51,24 +43,6 @@ def site_signers(chain: KeyChainDir, only: tuple[str, ...] = ()) -> dict[str, Si
             "--site-id ID --site-name NAME`)"
         )
     return {site_id: chain.load(f"sites/{site_id}").signer() for site_id in wanted}
-
-
-def _unsigned(db: Database, site_ids: list[str]) -> int:
-    """Doses of VERIFIED persons at these sites without a current signature: the progress bar's length."""
-    current = sa.exists().where(
-        site_signatures.c.dose_id == doses.c.id, site_signatures.c.superseded_at.is_(None)
-    )
-    query = (
-        sa.select(sa.func.count())
-        .select_from(doses.join(persons, persons.c.id == doses.c.person_id))
-        .where(
-            persons.c.registry_status == RegistryStatus.VERIFIED.value,
-            doses.c.site_id.in_(site_ids),
-            ~current,
-        )
-    )
-    with db.connect() as conn:
-        return int(conn.execute(query).scalar_one())
 
 
 @click.command("sign-sites")
@@ -96,12 +70,15 @@ def sign_sites(folder: Path, only: tuple[str, ...], db_url: str, at: str | None)
     except errors.VaxcredError as e:
         raise fail(e) from e
     if not signers:
-        raise click.UsageError(f"no site keys in {folder / 'sites'} (run `vaxcred keys site`)")
+        raise click.UsageError(
+            f"no site keys in {folder / 'sites'} (run `vaxcred sites register SITES.csv --keys {folder}`)"
+        )
     db = open_db(db_url)
     try:
-        length = _unsigned(db, sorted(signers))
-        with storage_errors(), progress("signing doses", length) as update:
-            report = run_site_signing(db, signers, now=now, on_progress=update)
+        with storage_errors():
+            length = unsigned_count(db, sorted(signers))
+            with progress("signing doses", length) as update:
+                report = run_site_signing(db, signers, now=now, on_progress=update)
     finally:
         db.dispose()
     click.echo(f"{len(signers)} site keys: {number(report.signed)} doses signed")
