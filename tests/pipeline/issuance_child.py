@@ -1,8 +1,8 @@
 """A child process for the issuance tests that need processes of their own (``kill -9``, concurrent workers).
 
-``python -m tests.pipeline.issuance_child URL KEYS BATCH LEASE_SECONDS [wait]``
+``python -m tests.pipeline.issuance_child URL KEYS BATCH LEASE_SECONDS [wait] [workers=N]``
 
-Prints ``ready`` once started (with ``wait``: then reads one line from stdin before it begins, so that several
+Prints ``ready`` once started (with ``workers=N``: N worker processes; with ``wait``: then reads one line from stdin before it begins, so that several
 children can be released together), the number of persons evaluated after each committed batch, and at the end one
 JSON line with the report. ``KEYS`` is a folder written by :func:`write_keys`; the key passphrase comes from the
 environment variable :data:`PASSPHRASE_ENV`. The issuer is built by :class:`KeyChainIssuerFactory`, the
@@ -45,9 +45,11 @@ def issuer_factory(folder: Path) -> KeyChainIssuerFactory:
 
 def main(argv: list[str]) -> None:
     url, keys, batch_size, lease = argv[0], Path(argv[1]), int(argv[2]), float(argv[3])
+    options = argv[4:]
+    workers = next((int(o.removeprefix("workers=")) for o in options if o.startswith("workers=")), 1)
     db = open_database(url)
     print("ready", flush=True)
-    if argv[4:] == ["wait"]:
+    if "wait" in options:
         sys.stdin.readline()
     report = run_issuance(
         db,
@@ -55,6 +57,7 @@ def main(argv: list[str]) -> None:
         now=NOW,
         site_ca=load_certificate(keys / "site-ca.pem"),
         batch_size=batch_size,
+        workers=workers,
         lease=dt.timedelta(seconds=lease),
         on_progress=lambda done: print(done, flush=True),
     )
@@ -64,6 +67,7 @@ def main(argv: list[str]) -> None:
                 "issued": report.issued,
                 "skipped": report.skipped_ineligible,
                 "failed": report.failed,
+                "held_elsewhere": report.held_elsewhere,
                 "reasons": dict(report.reasons),
             }
         ),

@@ -97,7 +97,7 @@ def test_cmnd_is_nine_digits_without_embedded_data() -> None:
     assert cid.province is None
 
 
-@pytest.mark.parametrize("number", ["C1234567", "B7654321", "PA00112233", "12345", "AB12345678901234567Z"])
+@pytest.mark.parametrize("number", ["C1234567", "B7654321", "PA00112233", "AB12345678901234567Z"])
 def test_other_identification_numbers_follow_the_pattern(number: str) -> None:
     """Passport-style numbers are OTHER: 5–20 of A–Z, 0–9."""
     assert parse_citizen_id(number).id_type is IdType.OTHER
@@ -151,9 +151,20 @@ def test_malformed_ids_are_refused_with_invalid_id(number: str) -> None:
     assert isinstance(info.value, VaxcredError)
 
 
-def test_thirteen_digits_are_an_other_number_not_a_cccd() -> None:
-    """Only exactly 12 digits are read as a CCCD; 13 digits fit the OTHER pattern."""
-    assert parse_citizen_id("0010850123456").id_type is IdType.OTHER
+@pytest.mark.parametrize("number", ["1090012345", "79185001234", "0010850123456", "12345"])
+def test_digits_of_a_wrong_length_are_refused_not_stored_as_other(number: str) -> None:
+    """A CCCD whose leading zeros a spreadsheet dropped (10, 11 digits) or an extra digit (13) is refused
+    without an explicit id_type, never silently stored as OTHER (a second person later)."""
+    with pytest.raises(PipelineError) as info:
+        parse_citizen_id(number)
+    assert info.value.code == "pipeline.invalid_id"
+    assert f"{len(number)} digits" in info.value.message
+    assert number not in info.value.message
+
+
+def test_digits_of_another_length_are_other_when_the_row_says_so() -> None:
+    """An all-digit passport number is accepted as OTHER when id_type OTHER is explicit."""
+    assert parse_citizen_id("0010850123456", id_type=IdType.OTHER).id_type is IdType.OTHER
 
 
 def test_error_messages_and_repr_mask_the_number() -> None:

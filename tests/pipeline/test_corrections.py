@@ -592,8 +592,9 @@ def test_reject_changes_nothing(pipeline: Pipeline) -> None:
     cid = file_correction(
         db, citizen_id=DUC, dose_id=dose.id, field="full_name", proposed_value=FIXED, now=FILED
     )
-    with pytest.raises(ValueError, match="note"):
+    with pytest.raises(PipelineError, match="note") as blank:
         reject_correction(db, cid, now=RESOLVED, note="  ")
+    assert (blank.value.code, blank.value.field) == (BAD_CORRECTION, "note")
     rejected = reject_correction(db, cid, now=RESOLVED, note="giấy tờ không khớp")
     assert (rejected.state, rejected.resolved_at, rejected.resolution) == (
         CorrectionState.REJECTED,
@@ -643,8 +644,9 @@ def test_a_correction_cannot_be_closed_twice(pipeline: Pipeline) -> None:
         proposed_value="AZ-03",
         now=FILED,
     )
-    with pytest.raises(ValueError, match="before"):
+    with pytest.raises(PipelineError, match="filed later") as early:
         reject_correction(db, other, now=FILED - dt.timedelta(seconds=1), note="x")
+    assert early.value.code == BAD_CORRECTION
     assert get_correction(db, other).state is CorrectionState.OPEN
 
 
@@ -922,3 +924,33 @@ def test_revocation_needs_a_decodable_stored_hc1(pipeline: Pipeline) -> None:
     assert get_correction(db, cid).state is CorrectionState.OPEN
     assert pipeline.person(DUC).full_name == TYPO
     assert pipeline.passports_of(DUC)[0].status == PassportStatus.ACTIVE.value
+
+
+# --- contradictory histories (issue 9) ---------------------------------------------------------------------------
+
+
+def test_a_contradictory_history_is_held_until_a_correction_fixes_it(pipeline: Pipeline) -> None:
+    """Dose 3 dated before dose 1 gets no passport (not '1 of 2'); a date correction lifts the hold."""
+    extra = (
+        "citizen_id,full_name,dob,gender,vaccine,lot,date,dose_number,site_id\n"
+        f"{DUC},{TYPO},1990-05-17,M,Comirnaty,FK9999,2021-07-01,3,HN-001\n"
+    )
+    assert import_lines(pipeline.db, extra.splitlines(keepends=True), format="csv").imported == 1
+    pipeline.check(REGISTRY_TYPO, ISSUED)
+    pipeline.sign(ISSUED)
+    report = run_issuance(
+        pipeline.db, lambda: Issuer(pipeline.dsc.signer()), now=ISSUED, site_ca=pipeline.site_ca.certificate
+    )
+    assert report.reasons.get("history.contradictory") == 1
+    assert pipeline.passports_of(DUC) == []
+    (dose_3,) = [d for d in pipeline.doses_of(DUC) if d.dose_number == 3]
+    correction = file_correction(
+        pipeline.db, citizen_id=DUC, field="date", proposed_value="2022-01-10", dose_id=dose_3.id, now=FILED
+    )
+    resolve_correction(pipeline.db, correction, now=RESOLVED, registry=REGISTRY_TYPO)
+    pipeline.sign(RESOLVED)
+    assert len(pipeline.issue(RESOLVED)) == 1
+    (passport,) = pipeline.passports_of(DUC)
+    message = cose.decode_sign1(compress.decompress(base45.b45decode(prefix.strip_prefix(passport.hc1))))
+    (entry,) = cwt.decode_claims(message.payload).dcc["v"]
+    assert (entry["dn"], entry["dt"]) == (3, "2022-01-10")

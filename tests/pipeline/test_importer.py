@@ -154,7 +154,7 @@ BAD_CSV = (
     + "001090012345,Nguyễn Văn Đức,1990-05-17,M,Comirnaty,FK1234,2021-08-01,1,HN-001\n".encode()  # 2 good
     + "001090012346,Nguyễn Văn Bình,1990-02-30,M,Comirnaty,FK1,2021-08-01,1,HN-001\n".encode()  # 3 dob
     + "079185001234,Trần Thị Lan,1985,F,Comirnaty,FK2,2021-08-01,1,HCM-017\n".encode()  # 4 good
-    + '079185001235,"Trần Thị\nLan",1985,F,Comirnaty,FK2,2021-08-01,1,HCM-017\n'.encode()  # 5-6 name
+    + '079185001235,"Trần Thị\nLan",1985,F,Comirnaty,FK2,2021-08-01,1,HCM-017\n'.encode()  # 5-6 name: two rejected lines
     + b"too,few,cells\n"  # 7
     + b"001090012347,Nguy\xff\xfe Van,1990,M,Comirnaty,FK3,2021-08-01,1,HN-001\n"  # 8 not UTF-8
     + b"\n"  # 9 blank: skipped, not a row
@@ -166,24 +166,27 @@ BAD_CSV = (
 def test_bad_rows_are_rejected_with_line_and_reason_while_good_rows_land(
     database: Database, tmp_path: Path
 ) -> None:
-    """Each bad row goes to the rejects file with its first line, field, code and raw text; good rows land."""
+    """Each bad row goes to the rejects file with its line, field, code and raw text; good rows land; a quoted
+    line break splits its row into two rejected lines."""
     path = tmp_path / "doses.csv"
     path.write_bytes(BAD_CSV)
     rejects_path = tmp_path / "rejects.csv"
     report = import_file(database, path, rejects_path=rejects_path)
-    assert (report.rows, report.imported, report.duplicates, report.rejected) == (8, 3, 0, 5)
+    assert (report.rows, report.imported, report.duplicates, report.rejected) == (9, 3, 0, 6)
     assert _count(database, doses) == 3
     rejects = _rejects(rejects_path)
     assert [(r["line"], r["field"], r["code"]) for r in rejects] == [
         ("3", "dob", "pipeline.bad_row"),
-        ("5", "full_name", "pipeline.bad_row"),
+        ("5", "", "pipeline.unreadable_row"),
+        ("6", "", "pipeline.unreadable_row"),
         ("7", "", "pipeline.unreadable_row"),
         ("8", "", "pipeline.unreadable_row"),
         ("10", "vaccine", "pipeline.bad_row"),
     ]
-    assert rejects[1]["raw"] == '079185001235,"Trần Thị\nLan",1985,F,Comirnaty,FK2,2021-08-01,1,HCM-017'
-    assert rejects[2]["reason"] == "3 cells, the header has 9"
-    assert rejects[3]["reason"] == "not valid UTF-8"
+    assert rejects[1]["raw"] == '079185001235,"Trần Thị'
+    assert "unbalanced quote" in rejects[1]["reason"]
+    assert rejects[3]["reason"] == "3 cells, the header has 9"
+    assert rejects[4]["reason"] == "not valid UTF-8"
     assert rejects_path.read_bytes().count(b"Nguy\xff\xfe Van") == 1  # the raw bytes, unchanged
     assert all(r["reason"] for r in rejects)
 
@@ -467,3 +470,111 @@ def test_a_runaway_line_is_rejected_without_being_held(database: Database, tmp_p
         "3",
         f"a line is longer than {importer.MAX_LINE_CHARS} characters",
     )
+
+
+# --- issue 9: nothing good lost, nothing bad stored -----------------------------------------------------------
+
+
+def _good_rows(n: int, *, start: int = 0) -> str:
+    return "".join(
+        f"001090{start + i:06d},Nguyễn Văn An,1990,M,Comirnaty,L{i},2021-08-01,1,HN-001\n" for i in range(n)
+    )
+
+
+def test_an_unbalanced_quote_rejects_its_line_only_and_keeps_the_rows_after_it(database: Database) -> None:
+    """A stray quote at the start of a name used to swallow the following rows; now only its line is lost."""
+    text = (
+        HEADER
+        + _good_rows(10)
+        + '001091000001,"Nguyễn Văn An,1990,M,Comirnaty,L1,2021-08-01,1,HN-001\n'
+        + _good_rows(3000, start=100)
+    )
+    report = import_lines(database, text.splitlines(keepends=True), format="csv", batch_size=500)
+    assert report.rows == 3011 == text.count("\n") - 1
+    assert (report.imported, report.rejected) == (3010, 1)
+    assert _count(database, doses) == 3010
+
+
+def test_rows_read_equals_data_lines_whatever_the_quotes(database: Database) -> None:
+    """Quotes opened and never closed on several lines: every non-blank data line is one row read."""
+    text = HEADER + '"a,b\n' + _good_rows(2) + 'x,"y\n\n' + _good_rows(2, start=50) + '"\n'
+    report = import_lines(database, text.splitlines(keepends=True), format="csv")
+    assert report.rows == 7
+    assert (report.imported, report.rejected) == (4, 3)
+
+
+def test_a_jsonl_object_repeating_a_key_is_rejected(database: Database, tmp_path: Path) -> None:
+    """JSON keeps the last of two equal keys silently; a dose row with a repeated key is refused instead."""
+    row = json.loads(_as_jsonl(HEADER + _good_rows(1)))
+    text = json.dumps(row, ensure_ascii=False)[:-1] + ', "lot": "OTHER"}\n'
+    rejects_path = tmp_path / "rejects.csv"
+    report = import_lines(database, [text], format="jsonl", rejects_path=rejects_path)
+    assert (report.rows, report.imported, report.rejected) == (1, 0, 1)
+    assert "repeats a key" in _rejects(rejects_path)[0]["reason"]
+
+
+def test_a_shortened_citizen_id_is_rejected_not_stored_as_another_person(database: Database) -> None:
+    """11 digits (a leading zero lost in a spreadsheet) are rejected; the clean import makes one person."""
+    short = HEADER + "79185001234,Trần Thị Lan,1985,F,Comirnaty,FK2,2021-08-01,1,HCM-017\n"
+    clean = HEADER + "079185001234,Trần Thị Lan,1985,F,Comirnaty,FK2,2021-08-01,1,HCM-017\n"
+    assert import_lines(database, short.splitlines(True), format="csv").rejected == 1
+    assert import_lines(database, clean.splitlines(True), format="csv").imported == 1
+    assert _count(database, persons) == 1
+
+
+def test_a_reimported_dose_with_another_lot_is_a_conflict_not_a_duplicate(database: Database) -> None:
+    """The same natural key with another vaccine or lot is counted as a dose conflict; the stored dose stays."""
+    first = HEADER + "001090012345,Nguyễn Văn Đức,1990-05-17,M,Comirnaty,FK1234,2021-08-01,1,HN-001\n"
+    again = first + "001090012345,Nguyễn Văn Đức,1990-05-17,M,Comirnaty,FK9999,2021-08-01,1,HN-001\n"
+    again += "001090012345,Nguyễn Văn Đức,1990-05-17,M,Spikevax,FK1234,2021-08-01,1,HN-001\n"
+    import_lines(database, first.splitlines(True), format="csv")
+    report = import_lines(database, again.splitlines(True), format="csv")
+    assert (report.rows, report.imported, report.duplicates, report.dose_conflicts) == (3, 0, 1, 2)
+    with database.connect() as conn:
+        assert conn.execute(sa.select(doses.c.vaccine, doses.c.lot)).all() == [("Comirnaty", "FK1234")]
+
+
+def test_rejects_file_cells_cannot_run_as_spreadsheet_formulas(database: Database, tmp_path: Path) -> None:
+    """A raw row starting with =, +, - or @ is written with a leading quote (CSV injection)."""
+    text = HEADER + '=HYPERLINK("http://x"),Nguyễn Văn An,1990,M,Comirnaty,L1,2021-08-01,1,HN-001\n'
+    text += "@SUM(1),x\n" + "-2+3,y\n" + "+1,z\n"
+    rejects_path = tmp_path / "rejects.csv"
+    import_lines(database, text.splitlines(True), format="csv", rejects_path=rejects_path)
+    rows = _rejects(rejects_path)
+    assert [r["raw"][:2] for r in rows] == ["'=", "'@", "'-", "'+"]
+    assert all(not cell.startswith(("=", "+", "-", "@")) for r in rows for cell in r.values())
+
+
+def test_a_lot_that_a_spreadsheet_would_run_is_refused(database: Database) -> None:
+    """A lot starting with =, +, - or @ is rejected like a name would be."""
+    text = HEADER + "001090012345,Nguyễn Văn Đức,1990,M,Comirnaty,=1+1,2021-08-01,1,HN-001\n"
+    report = import_lines(database, text.splitlines(True), format="csv")
+    assert (report.imported, report.rejected) == (0, 1)
+
+
+def test_a_full_disk_for_the_rejects_file_keeps_the_import_and_says_so(database: Database) -> None:
+    """Writing the rejects file to a full disk (/dev/full) neither raises nor loses the good rows."""
+    text = HEADER + _good_rows(3) + "bad,row\n"
+    report = import_lines(
+        database, text.splitlines(True), format="csv", rejects_path=Path("/dev/full"), batch_size=1
+    )
+    assert (report.rows, report.imported, report.rejected) == (4, 3, 1)
+    assert "No space left" in report.rejects_error
+
+
+def test_a_semicolon_separated_file_is_refused_with_a_hint(database: Database) -> None:
+    """A spreadsheet's semicolon CSV gets a message that says so."""
+    text = HEADER.replace(",", ";") + "001090012345;Nguyễn Văn Đức;1990;M;Comirnaty;L;2021-08-01;1;HN-001\n"
+    with pytest.raises(PipelineError, match="semicolons"):
+        import_lines(database, text.splitlines(True), format="csv")
+
+
+def test_a_file_in_another_encoding_gets_a_hint(database: Database, tmp_path: Path) -> None:
+    """A Windows-1258 / Latin-1 file: every row rejected as not UTF-8, and the report says to save it as UTF-8."""
+    path = tmp_path / "doses.csv"
+    path.write_bytes(
+        (HEADER + "001090012345,Tr\xe2n V\xe2n,1990,M,Comirnaty,L,2021-08-01,1,HN-001\n").encode("latin-1")
+    )
+    report = import_file(database, path)
+    assert report.rejected == 1
+    assert "UTF-8" in report.hint

@@ -58,6 +58,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "certificate-pdf": ("vaxcred.cli.signing:certificate_pdf", "The printable vaccination certificate (PDF)"),
     "serve": ("vaxcred.cli.serve:serve", "Serve the verify API and the border officer's page"),
+    "sites": (
+        "vaxcred.cli.sites:sites",
+        "Vaccination sites: names, provinces and certificates, many at once",
+    ),
 }
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -144,11 +147,67 @@ def site_ca_certificate(folder: Path) -> Any:
     return load_certificate(path)
 
 
+#: seconds between two progress log lines when stderr is not a terminal (env ``VAXCRED_PROGRESS_SECONDS``)
+PROGRESS_ENV = "VAXCRED_PROGRESS_SECONDS"
+DEFAULT_PROGRESS_SECONDS = 30.0
+
+
+def _progress_interval() -> float:
+    try:
+        return max(0.0, float(os.environ.get(PROGRESS_ENV, DEFAULT_PROGRESS_SECONDS)))
+    except ValueError:
+        return DEFAULT_PROGRESS_SECONDS
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds + 0.5)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def progress_line(label: str, done: int, length: int | None, elapsed: float) -> str:
+    """``importing rows: 120,000 of 1,000,000 (12.0 %), 4,000/s, 880,000 remaining, about 3 min 40 s left``."""
+    rate = done / elapsed if elapsed > 0 else 0.0
+    text = f"{label}: {done:,}"
+    if length:
+        left = max(length - done, 0)
+        text += (
+            f" of {length:,} ({100 * min(done, length) / length:.1f} %), {rate:,.0f}/s, {left:,} remaining"
+        )
+        if rate > 0 and left:
+            text += f", about {_duration(left / rate)} left"
+    else:
+        text += f", {rate:,.0f}/s"
+    return text
+
+
 @contextlib.contextmanager
 def progress(label: str, length: int | None) -> Iterator[Callable[[int], None]]:
-    """A ``click.progressbar`` on stderr fed with absolute counts; silent when stderr is not a terminal or
-    the length is unknown."""
-    if length is None or length <= 0 or not sys.stderr.isatty():
+    """Progress fed with absolute counts: a ``click.progressbar`` on a terminal; elsewhere (cron, systemd,
+    a pipe) a log line on stderr every :data:`PROGRESS_ENV` seconds (30 by default; 0 = after every batch)
+    and one at the end, with the rate, what is done and what remains."""
+    if not sys.stderr.isatty():
+        interval = _progress_interval()
+        started = last = time.monotonic()
+        latest = 0
+
+        def log(done: int) -> None:
+            nonlocal last, latest
+            latest = done
+            now = time.monotonic()
+            if now - last >= interval:
+                last = now
+                click.echo(f"{_stamp()} {progress_line(label, done, length, now - started)}", err=True)
+
+        yield log
+        if latest:
+            elapsed = time.monotonic() - started
+            click.echo(f"{_stamp()} {progress_line(label, latest, length, elapsed)} (done)", err=True)
+        return
+    if length is None or length <= 0:
         yield lambda _done: None
         return
     with click.progressbar(length=length, label=label, file=sys.stderr, show_pos=True) as bar:
@@ -162,6 +221,10 @@ def progress(label: str, length: int | None) -> Iterator[Callable[[int], None]]:
                 seen += step
 
         yield update
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def exit_refused_if(condition: bool) -> None:

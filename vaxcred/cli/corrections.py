@@ -34,10 +34,13 @@ from vaxcred.pipeline.corrections import (
     get_correction,
     open_corrections,
     overdue_report,
+    recorded_doses,
     reject_correction,
     resolve_correction,
 )
 from vaxcred.pipeline.issuance.stage import run_issuance
+from vaxcred.pipeline.records.calendar import local_text
+from vaxcred.pipeline.registry.lookup import RegistryStatus
 from vaxcred.pipeline.reports.revocation_export import export_revocations
 from vaxcred.pipeline.site_signing.stage import run_site_signing
 from vaxcred.privacy import mask_dob, mask_name
@@ -68,7 +71,7 @@ def corrections() -> None:
 def _describe(correction: Correction) -> str:
     return (
         f"correction {correction.id}: {correction.field.value} of dose {correction.dose_id}, "
-        f"site {safe(correction.site_id)}, {correction.state.value}, due {correction.due_at:%Y-%m-%d %H:%M}Z"
+        f"site {safe(correction.site_id)}, {correction.state.value}, due {local_text(correction.due_at)}"
     )
 
 
@@ -142,24 +145,69 @@ def file_(
 
 
 @corrections.command("list")
-@click.option("--site", "site_id", required=True, metavar="SITE_ID", help="The site whose queue to show.")
+@click.option(
+    "--site",
+    "site_id",
+    metavar="SITE_ID",
+    help="The site whose queue to show (default: every site, nationally).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=200,
+    show_default=True,
+    help="Show at most this many (most urgent).",
+)
 @click.option("--reveal", is_flag=True, help="Show proposed names / dates of birth / genders unmasked.")
 @db_option
 @at_option("Mark corrections overdue as of this time")
-def list_(site_id: str, reveal: bool, db_url: str, at: str | None) -> None:
-    """A site's open corrections, the most urgent first (proposed personal values masked by default)."""
+def list_(site_id: str | None, limit: int, reveal: bool, db_url: str, at: str | None) -> None:
+    """Open corrections, the most urgent first — of one site (--site) or of the whole country — with the dose
+    id each names (proposed personal values masked by default). Deadlines in Viet Nam time (ICT, UTC+7)."""
     now = parse_at(at)
     db = open_db(db_url)
     try:
         with storage_errors():
-            queue = open_corrections(db, site_id)
+            queue = open_corrections(db, site_id, limit=limit)
     finally:
         db.dispose()
+    scope = f"site {safe(site_id)}" if site_id is not None else "nationally"
     if not queue:
-        click.echo(f"site {safe(site_id)}: no open corrections")
+        click.echo(f"{scope}: no open corrections")
     for c in queue:
         late = "  OVERDUE" if c.is_overdue(now) else ""
         click.echo(f"{_describe(c)}{late}\n    proposed: {_shown_value(c, reveal)}")
+    if len(queue) == limit:
+        click.echo(f"(the {number(limit)} most urgent shown; --limit for more)")
+
+
+@corrections.command("doses")
+@click.option(
+    "--citizen-id", required=True, metavar="ID", help="The citizen's CCCD / CMND / other ID number."
+)
+@db_option
+def doses_(citizen_id: str, db_url: str) -> None:
+    """A person's dose records with the dose ids `corrections file --dose-id` names, whether each is
+    site-signed, its open corrections, and whether the history contradicts itself (held from issuance)."""
+    db = open_db(db_url)
+    try:
+        with storage_errors():
+            recorded, problems = recorded_doses(db, citizen_id)
+    finally:
+        db.dispose()
+    click.echo(
+        f"{'dose id':>8}  {'no.':>3}  {'date':<10}  {'site':<16}  {'vaccine':<14}  {'lot':<14}  signed  open"
+    )
+    for d in recorded:
+        click.echo(
+            f"{d.id:>8}  {d.dose_number:>3}  {d.date.isoformat():<10}  {safe(d.site_id):<16}  "
+            f"{safe(d.vaccine):<14}  {safe(d.lot):<14}  {'yes' if d.signed else 'no':<6}  {d.open_corrections}"
+        )
+    if problems:
+        click.echo(
+            f"contradictory history ({', '.join(p.value for p in problems)}): held from issuance until a "
+            "correction fixes the date or dose number"
+        )
 
 
 def _reissuer(db: Database, folder: Path, now: dt.datetime) -> Any:
@@ -214,6 +262,12 @@ def resolve(
             done = resolve_correction(
                 db, correction_id, now=now, registry=registry, reissue=reissue, note=note
             )
+            if (
+                reissue is not None
+                and done.revoked_passport_id is None
+                and done.registry_status is RegistryStatus.VERIFIED
+            ):
+                reissue(done.person_id)  # no passport yet: sign and issue the first one now
     finally:
         db.dispose()
     click.echo(f"correction {done.correction_id} resolved: dose {done.dose_id} of person {done.person_id}")
@@ -223,6 +277,15 @@ def resolve(
         click.echo("  the site's signature of the old record is superseded: the site signs again")
     if done.revoked_passport_id is None:
         click.echo("  no active passport to revoke")
+        if issued:
+            click.echo(f"  signed and issued: {number(sum(issued))} new passport")
+        elif done.registry_status is RegistryStatus.VERIFIED:
+            click.echo(
+                "  next: `vaxcred sign-sites --keys KEYS` then `vaxcred issue-batch --keys KEYS` issue the "
+                "person's first passport (or resolve with --keys to do it now)"
+            )
+        else:
+            click.echo(f"  next: no passport while the registry says {status}: correct the person's record")
         return
     click.echo(
         f"  passport {done.revoked_passport_id} revoked (UCI and signature hash; `vaxcred revocations export`)"
@@ -267,9 +330,7 @@ def overdue(db_url: str, at: str | None) -> None:
         return
     click.echo(f"{'site':<24} {'overdue':>8}  oldest deadline")
     for row in late:
-        click.echo(
-            f"{safe(row.site_id):<24} {number(row.open_overdue):>8}  {row.oldest_due_at:%Y-%m-%d %H:%M}Z"
-        )
+        click.echo(f"{safe(row.site_id):<24} {number(row.open_overdue):>8}  {local_text(row.oldest_due_at)}")
 
 
 @click.group("revocations")

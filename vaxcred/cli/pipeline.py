@@ -9,11 +9,9 @@ from __future__ import annotations
 import collections
 import csv
 import gzip
-import sys
 from pathlib import Path
 
 import click
-import sqlalchemy as sa
 
 from vaxcred.cli._common import parse_at, safe
 from vaxcred.cli._pipeline import (
@@ -29,11 +27,11 @@ from vaxcred.cli._pipeline import (
     shown_url,
     storage_errors,
 )
+from vaxcred.pipeline.records.calendar import vietnam_date
 from vaxcred.pipeline.records.importer import import_file
-from vaxcred.pipeline.registry.check import run_registry_check
+from vaxcred.pipeline.registry.check import run_registry_check, unchecked_count
 from vaxcred.pipeline.reports.chart import render_chart_png
 from vaxcred.pipeline.reports.quality import build_quality_report, format_text
-from vaxcred.storage.schema import persons
 
 _IMPORT_EPILOG = """\
 FILE is CSV with a header row or JSON Lines (by its name: .csv, .jsonl or .ndjson, optionally .gz), one
@@ -48,8 +46,13 @@ site): importing a file again stores nothing twice, and after a crash the same c
 Bad rows are counted and, with --rejects, written there (CSV: line, field, code, reason, raw row; mode 0600
 because it holds personal data).
 
+Each line is one row: a line with an unbalanced quote is rejected alone, the rows after it are read. A row
+whose dose is stored with another vaccine or lot is a "dose conflict" (kept as stored: file a correction).
+"Not in the future" means after today's date in Viet Nam (UTC+7); --at without a zone is read as UTC.
+
 Exit code: 0 when the file was read (bad rows are reported, the good ones stored); with --strict, 1 when
-any row was rejected; 1 when the file is unusable (no header, a required column missing); 3 usage error.
+any row was rejected; 1 when the file is unusable (no header, a required column missing) or the rejects
+file could not be written (a full disk: the import still ran); 3 usage error.
 """
 
 
@@ -114,9 +117,9 @@ def import_(
     file: Path, rejects: Path | None, fmt: str | None, strict: bool, db_url: str, at: str | None
 ) -> None:
     """Import dose records from FILE (CSV or JSON Lines), streaming, with a progress bar."""
-    today = parse_at(at).date()
+    today = vietnam_date(parse_at(at))  # 'not in the future': Viet Nam's calendar day
     db = open_db(db_url)
-    length = _count_rows(file) if sys.stderr.isatty() else None
+    length = _count_rows(file)
     try:
         with storage_errors(), progress("importing rows", length) as update:
             report = import_file(
@@ -132,32 +135,28 @@ def import_(
     click.echo(f"rows read:        {number(report.rows)}")
     click.echo(f"doses imported:   {number(report.imported)}")
     click.echo(f"already stored:   {number(report.duplicates)}")
+    if report.dose_conflicts:
+        click.echo(
+            f"dose conflicts:   {number(report.dose_conflicts)} rows whose dose is stored with another vaccine "
+            "or lot (stored dose kept: file a correction)"
+        )
     click.echo(f"rejected:         {number(report.rejected)}")
     if report.person_conflicts:
         click.echo(
             f"person conflicts: {number(report.person_conflicts)} rows whose name / date of birth / gender "
             "differ from the stored person (dose stored, person kept: file a correction)"
         )
-    if report.rejected and rejects is not None:
+    if report.hint:
+        click.echo(f"hint: {report.hint}")
+    if report.rejects_error:
+        click.echo(f"error: {safe(report.rejects_error)}", err=True)
+    elif report.rejected and rejects is not None:
         click.echo(f"rejected rows written to {rejects} (holds personal data)")
         for reason, count in _reject_summary(rejects):
             click.echo(f"  {number(count):>8}  {safe(reason)}")
     elif report.rejected:
         click.echo("give --rejects FILE to see which rows were rejected and why")
-    exit_refused_if(strict and report.rejected > 0)
-
-
-def _unchecked(db_url: str, recheck: bool) -> int | None:
-    if not sys.stderr.isatty():
-        return None
-    db = open_db(db_url)
-    query = sa.select(sa.func.count()).select_from(persons)
-    if not recheck:
-        query = query.where(persons.c.registry_status.is_(None))
-    with db.connect() as conn:
-        total = int(conn.execute(query).scalar_one())
-    db.dispose()
-    return total
+    exit_refused_if(bool(report.rejects_error) or (strict and report.rejected > 0))
 
 
 @click.command("registry-check")
@@ -178,11 +177,12 @@ def registry_check(
     """
     now = parse_at(at)
     registry = load_registry(registry_source, timeout=registry_timeout)
-    length = _unchecked(db_url, recheck)
     db = open_db(db_url)
     try:
-        with storage_errors(), progress("checking persons", length) as update:
-            report = run_registry_check(db, registry, now=now, recheck=recheck, on_progress=update)
+        with storage_errors():
+            length = unchecked_count(db, recheck=recheck)
+            with progress("checking persons", length) as update:
+                report = run_registry_check(db, registry, now=now, recheck=recheck, on_progress=update)
     finally:
         db.dispose()
     click.echo(

@@ -5,12 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import click
-import sqlalchemy as sa
 
 from vaxcred import errors
 from vaxcred.cli._common import PASSPHRASE_ENV, RefusedError, fail, open_chain, parse_at
@@ -29,19 +27,8 @@ from vaxcred.crypto import Signer
 from vaxcred.issue import Issuer
 from vaxcred.keys import KeyChainDir
 from vaxcred.pipeline.issuance.stage import DEFAULT_LEASE, KeyChainIssuerFactory, pending_count, run_issuance
-from vaxcred.pipeline.registry.lookup import RegistryStatus
-from vaxcred.pipeline.reports.certificate_pdf import CertificateDose, render_certificate_pdf
-from vaxcred.pipeline.site_signing.stage import run_site_signing
-from vaxcred.storage import Database
-from vaxcred.storage.schema import (
-    PassportStatus,
-    doses,
-    passport_doses,
-    passports,
-    persons,
-    site_signatures,
-    sites,
-)
+from vaxcred.pipeline.reports.certificate_data import certificate_data
+from vaxcred.pipeline.site_signing.stage import run_site_signing, unsigned_count
 
 
 def site_signers(chain: KeyChainDir, only: tuple[str, ...] = ()) -> dict[str, Signer]:
@@ -56,24 +43,6 @@ def site_signers(chain: KeyChainDir, only: tuple[str, ...] = ()) -> dict[str, Si
             "--site-id ID --site-name NAME`)"
         )
     return {site_id: chain.load(f"sites/{site_id}").signer() for site_id in wanted}
-
-
-def _unsigned(db: Database, site_ids: list[str]) -> int:
-    """Doses of VERIFIED persons at these sites without a current signature: the progress bar's length."""
-    current = sa.exists().where(
-        site_signatures.c.dose_id == doses.c.id, site_signatures.c.superseded_at.is_(None)
-    )
-    query = (
-        sa.select(sa.func.count())
-        .select_from(doses.join(persons, persons.c.id == doses.c.person_id))
-        .where(
-            persons.c.registry_status == RegistryStatus.VERIFIED.value,
-            doses.c.site_id.in_(site_ids),
-            ~current,
-        )
-    )
-    with db.connect() as conn:
-        return int(conn.execute(query).scalar_one())
 
 
 @click.command("sign-sites")
@@ -101,12 +70,15 @@ def sign_sites(folder: Path, only: tuple[str, ...], db_url: str, at: str | None)
     except errors.VaxcredError as e:
         raise fail(e) from e
     if not signers:
-        raise click.UsageError(f"no site keys in {folder / 'sites'} (run `vaxcred keys site`)")
+        raise click.UsageError(
+            f"no site keys in {folder / 'sites'} (run `vaxcred sites register SITES.csv --keys {folder}`)"
+        )
     db = open_db(db_url)
     try:
-        length = _unsigned(db, sorted(signers)) if sys.stderr.isatty() else None
-        with storage_errors(), progress("signing doses", length) as update:
-            report = run_site_signing(db, signers, now=now, on_progress=update)
+        with storage_errors():
+            length = unsigned_count(db, sorted(signers))
+            with progress("signing doses", length) as update:
+                report = run_site_signing(db, signers, now=now, on_progress=update)
     finally:
         db.dispose()
     click.echo(f"{len(signers)} site keys: {number(report.signed)} doses signed")
@@ -144,7 +116,7 @@ def _format_reasons(reasons: Mapping[str, int]) -> str:
     default=DEFAULT_LEASE.total_seconds() / 60,
     show_default=True,
     help="A claim older than this belongs to a dead worker and is taken over. 0 after a crash, when no other "
-    "worker runs: finish the dead run's persons now.",
+    "run is running: finish the dead run's persons now (this run's own workers never take each other's claims).",
 )
 @click.option(
     "--worker-name", metavar="NAME", help="Prefix of this run's claim owner (default: the host name)."
@@ -185,7 +157,7 @@ def issue_batch(
     db = open_db(db_url)
     try:
         with storage_errors():
-            length = pending_count(db) if sys.stderr.isatty() else None
+            length = pending_count(db)
             with progress("issuing passports", length) as update:
                 report = run_issuance(
                     db,
@@ -205,6 +177,11 @@ def issue_batch(
     click.echo(f"held one already:   {number(report.already_issued)}")
     click.echo(f"not eligible:       {number(report.skipped_ineligible)}")
     click.echo(f"failed (retry):     {number(report.failed)}")
+    if report.held_elsewhere:
+        click.echo(
+            f"held by another run: {number(report.held_elsewhere)} (claimed by a run still working, or by a dead "
+            "one whose lease has not run out: run again later, or with --lease-minutes 0 if no other run is alive)"
+        )
     if report.reasons:
         click.echo(f"reasons:            {_format_reasons(report.reasons)}")
     exit_refused_if(report.failed > 0)
@@ -239,60 +216,13 @@ def certificate_pdf(citizen_id: str, out: Path, db_url: str, at: str | None) -> 
     created = parse_at(at)
     db = open_db(db_url)
     try:
-        with storage_errors(), db.connect() as conn:
-            person = conn.execute(
-                sa.select(persons.c.id, persons.c.full_name, persons.c.dob).where(
-                    persons.c.citizen_id == citizen_id.strip()
-                )
-            ).first()
-            if person is None:
-                raise RefusedError("[pipeline.unknown_record] no such citizen")
-            passport = conn.execute(
-                sa.select(passports.c.id, passports.c.uvci, passports.c.hc1, passports.c.issued_at).where(
-                    passports.c.person_id == person.id, passports.c.status == PassportStatus.ACTIVE.value
-                )
-            ).first()
-            if passport is None:
-                raise RefusedError("[pipeline.no_passport] this person holds no active passport")
-            rows = conn.execute(
-                sa.select(
-                    doses.c.dose_number,
-                    doses.c.date,
-                    doses.c.vaccine,
-                    doses.c.lot,
-                    doses.c.site_id,
-                    sites.c.name,
-                )
-                .select_from(
-                    passport_doses.join(doses, doses.c.id == passport_doses.c.dose_id).join(
-                        sites, sites.c.site_id == doses.c.site_id
-                    )
-                )
-                .where(passport_doses.c.passport_id == passport.id)
-            ).all()
+        with storage_errors():
+            data = certificate_data(db, citizen_id)
     finally:
         db.dispose()
-    certificate_doses = [
-        CertificateDose(
-            dose_number=int(r.dose_number),
-            date=r.date.isoformat(),
-            vaccine=r.vaccine,
-            lot=r.lot,
-            site=r.name or r.site_id,
-        )
-        for r in rows
-    ]
     try:
-        pdf = render_certificate_pdf(
-            full_name=person.full_name,
-            dob=person.dob,
-            doses=certificate_doses,
-            uvci=passport.uvci,
-            hc1=passport.hc1,
-            issued_at=passport.issued_at,
-            creation_date=created,
-        )
+        pdf = data.render(creation_date=created)
     except ValueError as e:
         raise RefusedError(f"[pipeline.bad_certificate] {e}") from e
     _write_private(out, pdf)
-    click.echo(f"certificate of passport {passport.id} ({len(certificate_doses)} doses) written to {out}")
+    click.echo(f"certificate of passport {data.passport_id} ({len(data.doses)} doses) written to {out}")

@@ -73,7 +73,13 @@ Time is always a parameter (``now``, aware). Proposed values are personal data: 
 from __future__ import annotations
 
 from vaxcred.pipeline.corrections.filing import file_correction
-from vaxcred.pipeline.corrections.listings import get_correction, open_corrections, overdue_report
+from vaxcred.pipeline.corrections.listings import (
+    RecordedDose,
+    get_correction,
+    open_corrections,
+    overdue_report,
+    recorded_doses,
+)
 from vaxcred.pipeline.corrections.model import (
     BAD_CORRECTION,
     CORRECTION_CLOSED,
@@ -118,6 +124,7 @@ __all__ = [
     "CorrectionField",
     "DoseKey",
     "OverdueSite",
+    "RecordedDose",
     "Resolution",
     "file_correction",
     "get_correction",
@@ -127,6 +134,7 @@ __all__ = [
     "pending_reissues",
     "predecessor_of",
     "predecessors_of",
+    "recorded_doses",
     "reject_correction",
     "resolve_correction",
     "revoke_active_passport",

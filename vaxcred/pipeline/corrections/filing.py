@@ -22,6 +22,7 @@ from vaxcred.pipeline.corrections.validation import (
     _validate_change,
     _validate_missing_dose,
 )
+from vaxcred.pipeline.records.calendar import vietnam_date
 from vaxcred.storage import Database
 from vaxcred.storage.schema import CorrectionState, corrections
 
@@ -50,7 +51,7 @@ def file_correction(
         person = _person_by_citizen(conn, citizen_id)
         dose = _find_dose(conn, person, dose_id, key)
         if kind is CorrectionField.MISSING_DOSE:
-            value, new_dose = _validate_missing_dose(conn, person, proposed_value, today=now.date())
+            value, new_dose = _validate_missing_dose(conn, person, proposed_value, today=vietnam_date(now))
             site_id = str(new_dose["site_id"])
             if dose is None:
                 recorded = _person_doses(conn, person.id)
@@ -60,7 +61,7 @@ def file_correction(
         else:
             if dose is None:
                 raise TypeError("name the dose: dose_id or dose_key")
-            value = _validate_change(conn, person, dose, kind, proposed_value, today=now.date())
+            value = _validate_change(conn, person, dose, kind, proposed_value, today=vietnam_date(now))
             site_id = dose.site_id
         existing = conn.execute(
             sa.select(corrections.c.id).where(

@@ -144,9 +144,15 @@ def _note(note: object, *, required: bool) -> str | None:
         raise TypeError("note must be a str")
     text = unicodedata.normalize("NFC", note).strip()
     if required and not text:
-        raise ValueError("a rejection needs a note saying why")
+        raise PipelineError("a rejection needs a note saying why", code=BAD_CORRECTION, field="note")
     if len(text) > _MAX_TEXT:
-        raise ValueError(f"a note holds at most {_MAX_TEXT} characters")
+        raise PipelineError(
+            f"a note holds at most {_MAX_TEXT} characters, this one {len(text)}",
+            code=BAD_CORRECTION,
+            field="note",
+        )
+    if not text.isprintable():
+        raise PipelineError("a note must be one line of printable text", code=BAD_CORRECTION, field="note")
     return text or None
 
 

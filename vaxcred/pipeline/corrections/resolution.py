@@ -12,6 +12,7 @@ from vaxcred.pipeline import log
 from vaxcred.pipeline.corrections.listings import get_correction
 from vaxcred.pipeline.corrections.model import (
     _MAX_TEXT,
+    BAD_CORRECTION,
     CORRECTION_CLOSED,
     PERSON_FIELDS,
     REVOCATION_HASH_TYPES,
@@ -31,6 +32,7 @@ from vaxcred.pipeline.corrections.validation import (
     _validate_missing_dose,
 )
 from vaxcred.pipeline.errors import PipelineError
+from vaxcred.pipeline.records.calendar import vietnam_date
 from vaxcred.pipeline.registry.check import run_registry_check
 from vaxcred.pipeline.registry.lookup import PopulationRegistry, RegistryStatus
 from vaxcred.pipeline.reports.revocation_export import BAD_PASSPORT, decode_passport
@@ -64,7 +66,12 @@ def _close(
             f"correction {correction_id} is {correction.state.value} already", code=CORRECTION_CLOSED
         )
     if now < correction.filed_at:
-        raise ValueError("now is before the correction was filed")
+        raise PipelineError(
+            f"correction {correction_id} cannot be closed at {now:%Y-%m-%d %H:%M} UTC: it was filed later, "
+            f"at {correction.filed_at:%Y-%m-%d %H:%M} UTC",
+            code=BAD_CORRECTION,
+            field="at",
+        )
     updated = conn.execute(
         corrections.update()
         .where(corrections.c.id == correction_id, corrections.c.state == CorrectionState.OPEN.value)
@@ -178,13 +185,13 @@ def resolve_correction(
         # (2) apply the change, validated again on today's data
         if kind is CorrectionField.MISSING_DOSE:
             _, new_dose = _validate_missing_dose(
-                conn, person, _missing_dose_proposal(correction), today=now.date()
+                conn, person, _missing_dose_proposal(correction), today=vietnam_date(now)
             )
             dose_id = int(conn.execute(doses.insert().values(new_dose).returning(doses.c.id)).scalar_one())
             superseded = False
         else:
             value = _validate_change(
-                conn, person, filed_dose, kind, correction.proposed_value, today=now.date()
+                conn, person, filed_dose, kind, correction.proposed_value, today=vietnam_date(now)
             )
             if kind in PERSON_FIELDS:
                 conn.execute(

@@ -36,7 +36,17 @@ from vaxcred.storage.schema import (
     site_signatures,
 )
 
-__all__ = ["Job", "Signed", "active_passport", "claim", "commit", "release", "take_claims", "utc"]
+__all__ = [
+    "Job",
+    "Signed",
+    "active_passport",
+    "claim",
+    "commit",
+    "held_elsewhere",
+    "release",
+    "take_claims",
+    "utc",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -89,12 +99,37 @@ def active_passport(person_id: sa.ColumnElement[int]) -> sa.Exists:
 
 
 def _taken(job: Job, stale_before: dt.datetime) -> sa.ColumnElement[bool]:
-    """A claim row that keeps its person away: claimed within the lease, or done since this run started."""
+    """A claim row that keeps its person away: claimed within the lease or since this run started (never take a
+    claim of this run's own workers, whatever the lease: ``lease=0`` takes only what a dead run left), or done
+    since this run started."""
     c = issuance_claims.c
     return sa.or_(
-        sa.and_(c.state == ClaimState.CLAIMED.value, c.claimed_at > stale_before),
+        sa.and_(
+            c.state == ClaimState.CLAIMED.value,
+            sa.or_(c.claimed_at > stale_before, c.claimed_at >= job.run_started),
+        ),
         sa.and_(c.state == ClaimState.DONE.value, c.claimed_at >= job.run_started),
     )
+
+
+def held_elsewhere(db: Database, job: Job) -> int:
+    """Persons waiting for a passport whose claim another run holds (live, by :func:`_taken`): run after this
+    run's workers stopped (their claims are then done or released)."""
+    now = utc(job.clock(), "clock()")
+    c = issuance_claims.c
+    with db.connect() as conn:
+        return int(
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(issuance_claims.join(persons, persons.c.id == c.person_id))
+                .where(
+                    c.state == ClaimState.CLAIMED.value,
+                    _taken(job, now - job.lease),
+                    persons.c.registry_status == RegistryStatus.VERIFIED.value,
+                    ~active_passport(persons.c.id),
+                )
+            ).scalar_one()
+        )
 
 
 def take_claims(

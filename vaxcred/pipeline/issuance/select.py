@@ -3,7 +3,10 @@
 A person is **eligible** when, in this order (the first failing rule is the person's :class:`Reason`):
 
 (1) registry:   the newest ``registry_checks`` row (highest id) is ``VERIFIED`` — the check the passport relies on;
-(2) doses:      at least one dose is recorded;
+(2) doses:      at least one dose is recorded, and the history is not contradictory
+                (:func:`~vaxcred.pipeline.records.history.history_problems`: a dose number recorded twice — on
+                two days or at two sites — or a higher dose dated on or before a lower one): such a person is
+                held (``history.contradictory``) until a correction fixes the records;
 (3) signed:     EVERY dose has a current site signature (``superseded_at IS NULL``);
 (4) certificate: the signature's site certificate is stored (by fingerprint, else by kid among the site's own);
 (5) chain:      that certificate was issued by ``site_ca``, both valid at the signing time (SECURITY.md §5);
@@ -21,11 +24,11 @@ such persons out before they reach these rules.)
 (:data:`PRIMARY_SERIES`; a booster is n/n, the EU convention), ``co`` ``VN``, ``is`` the certificate issuer, and a
 fresh random UVCI (:func:`vaxcred.model.generate_uvci`) — never derived from the citizen ID.
 
-Seed 004 (a dose recorded without the paper for an earlier one) means the same dose number can be stored twice,
-by two sites (the natural key includes the site). **Latest-dose rule**: the greatest ``(date, dose_number,
-site_id)`` — the newest date; on the same date the higher dose number; on the same date and number (one dose
-recorded by two sites) the greater site ID, so the choice depends on the stored values only, never on import
-order or row ids. Every stored dose, duplicates included, must be site-signed, and all are linked to the passport.
+Seed 004 (a dose recorded without the paper for an earlier one) means doses may arrive in any order and from
+several sites; once stored they must make one consistent history (rule 2). **Latest-dose rule**: the greatest
+``(date, dose_number, site_id)`` — with rule (2) that is the highest dose number; the tie-breaks keep the choice
+a function of the stored values only, never of import order or row ids. Every stored dose must be site-signed,
+and all are linked to the passport.
 
 The stored rows these rules read, and the once-per-certificate chain check: :mod:`vaxcred.pipeline.issuance.rows`.
 Nothing here logs personal data.
@@ -43,6 +46,7 @@ from typing import Final
 from vaxcred.errors import VaxcredError
 from vaxcred.model import DCC, DateOfBirth, Name, Vaccination, generate_uvci
 from vaxcred.pipeline.issuance.rows import Candidate, DoseRow, SignatureRow, SiteCertificates
+from vaxcred.pipeline.records.history import history_problems
 from vaxcred.pipeline.records.model import vaccine_codes
 from vaxcred.pipeline.registry.lookup import RegistryStatus
 from vaxcred.pipeline.site_signing.record import DoseClaims, verify_dose
@@ -94,6 +98,7 @@ class Reason(enum.StrEnum):
     REGISTRY_NOT_FOUND = "registry.not_found"
     REGISTRY_INVALID_ID = "registry.invalid_id"
     NO_DOSES = "dose.none"
+    HISTORY_CONTRADICTORY = "history.contradictory"
     DOSE_UNSIGNED = "dose.unsigned"
     UNKNOWN_CERTIFICATE = "signature.unknown_certificate"
     UNTRUSTED_CERTIFICATE = "signature.untrusted_certificate"
@@ -241,6 +246,8 @@ def evaluate(
     # (2) doses
     if not candidate.doses:
         return Reason.NO_DOSES
+    if history_problems((d.dose_number, d.date) for d in candidate.doses):
+        return Reason.HISTORY_CONTRADICTORY
     links: list[tuple[int, int]] = []
     for dose in candidate.doses:
         # (3) signed

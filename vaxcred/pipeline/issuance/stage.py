@@ -33,9 +33,11 @@ transactions — :mod:`~vaxcred.pipeline.issuance.queue`; a worker's loop and th
 * *Crash safety* — a passport, its ``passport_doses`` links (and ``supersedes``, the revoked passport a re-issue
   replaces: :func:`vaxcred.pipeline.corrections.predecessors_of`), and its claim turning ``done`` commit together.
   After ``kill -9`` at any moment, nothing half-stored exists: the dead worker's claims stay ``claimed`` until the
-  lease expires, then any run takes them. A re-run right away passes ``lease=timedelta(0)`` (when no other worker
-  is running: a live worker's claims would be taken too, and the unique index would still keep one passport per
-  person). Signed passports that were never committed are lost with the process — their UVCIs were never stored or
+  lease expires, then any run takes them. A re-run right away passes ``lease=timedelta(0)``: it takes the claims
+  made before it started (when no other run is running: a live run's claims would be taken too, and the unique
+  index would still keep one passport per person), never the claims of its own workers (made since it started).
+  Persons left out because another run holds them are counted in ``held_elsewhere``. Worker processes die with
+  the process that started them. Signed passports that were never committed are lost with the process — their UVCIs were never stored or
   shown anywhere.
 * *Concurrency* — PostgreSQL: several workers (processes, machines) share one database; ``SKIP LOCKED`` keeps them
   off each other's rows while claiming, and the claim rows keep them apart afterwards. ``NO KEY UPDATE`` (rather
@@ -72,7 +74,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from vaxcred.issue import DEFAULT_CERTIFICATE_ISSUER, IssuancePolicy, Issuer
 from vaxcred.keys import KeyChainDir
-from vaxcred.pipeline.issuance.queue import Clock, Job, active_passport, utc
+from vaxcred.pipeline.issuance.queue import Clock, Job, active_passport, held_elsewhere, utc
 from vaxcred.pipeline.issuance.rows import SiteCertificates
 from vaxcred.pipeline.issuance.select import registry_reason
 from vaxcred.pipeline.issuance.workers import WORKER_FAILED, IssuanceReport, run_processes, work, worker_id
@@ -223,11 +225,13 @@ def run_issuance(
         report = work(db, issuer_factory(), job, worker_id(worker_name), on_batch)
     else:
         report = run_processes(db, issuer_factory, job, workers, worker_name, on_batch)
+    report = report + IssuanceReport(held_elsewhere=held_elsewhere(db, job))
     logger.info(
-        "issuance: %d issued, %d skipped, %d failed (%d held a passport already)",
+        "issuance: %d issued, %d skipped, %d failed (%d held a passport already, %d held by another run)",
         report.issued,
         report.skipped_ineligible + standing.skipped_ineligible,
         report.failed,
         standing.already_issued,
+        report.held_elsewhere,
     )
     return standing + report

@@ -4,18 +4,23 @@ A worker claims a batch (:func:`~vaxcred.pipeline.issuance.queue.claim`), evalua
 transaction, and stores it (:func:`~vaxcred.pipeline.issuance.queue.commit`), until no batch is left. A pool
 (:func:`run_processes`) starts N spawned processes; each opens the database from its URL and builds its own
 issuer with the (picklable) factory; batches are reported to the parent through a queue, and a failing worker
-stops the others after their current batch.
+stops the others after their current batch. Workers die with the parent: killing ``issue-batch`` (even with
+``kill -9``) kills its workers too (Linux ``PR_SET_PDEATHSIG``); their claims wait for the lease, or a
+``lease=0`` re-run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import datetime as dt
 import logging
 import multiprocessing
 import os
 import queue
 import secrets
+import signal
 import socket
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -47,6 +52,8 @@ _ISSUER_CODES: Final = frozenset(
         "issue.key_usage",
     }
 )
+#: prctl(2) option: the signal sent to this process when its parent dies
+_PR_SET_PDEATHSIG: Final = 1
 #: :class:`PipelineError` code: a worker process failed (its message says how)
 WORKER_FAILED: Final = "pipeline.issuance_worker_failed"
 
@@ -62,6 +69,8 @@ class IssuanceReport:
     skipped_ineligible: int = 0
     failed: int = 0
     already_issued: int = 0
+    #: persons waiting for a passport that another run (a live claim) holds: not looked at by this run
+    held_elsewhere: int = 0
     reasons: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
@@ -77,19 +86,34 @@ class IssuanceReport:
             skipped_ineligible=self.skipped_ineligible + other.skipped_ineligible,
             failed=self.failed + other.failed,
             already_issued=self.already_issued + other.already_issued,
+            held_elsewhere=self.held_elsewhere + other.held_elsewhere,
             reasons=Counter(self.reasons) + Counter(other.reasons),
         )
 
     def __reduce__(self) -> tuple[Any, ...]:  # MappingProxyType does not pickle
         return (
             _report,
-            (self.issued, self.skipped_ineligible, self.failed, self.already_issued, dict(self.reasons)),
+            (
+                self.issued,
+                self.skipped_ineligible,
+                self.failed,
+                self.already_issued,
+                dict(self.reasons),
+                self.held_elsewhere,
+            ),
         )
 
 
-def _report(issued: int, skipped: int, failed: int, already: int, reasons: dict[str, int]) -> IssuanceReport:
+def _report(
+    issued: int, skipped: int, failed: int, already: int, reasons: dict[str, int], held: int = 0
+) -> IssuanceReport:
     return IssuanceReport(
-        issued=issued, skipped_ineligible=skipped, failed=failed, already_issued=already, reasons=reasons
+        issued=issued,
+        skipped_ineligible=skipped,
+        failed=failed,
+        already_issued=already,
+        held_elsewhere=held,
+        reasons=reasons,
     )
 
 
@@ -182,6 +206,16 @@ def work(
     return total
 
 
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when its parent dies (Linux ``PR_SET_PDEATHSIG``), so that a
+    ``kill -9`` of ``issue-batch`` takes its workers with it; exit now if the parent is already gone."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _worker_main(
     url: str,
     issuer_factory: Callable[[], Issuer],
@@ -189,8 +223,12 @@ def _worker_main(
     worker_name: str | None,
     messages: Any,
     stop: Any,
+    parent: int,
 ) -> None:
-    """A worker process: run :func:`work`; report each batch, and the end or the error, on ``messages``."""
+    """A worker process: run :func:`work`; report each batch, and the end or the error, on ``messages``.
+    It dies with its parent (:func:`_die_with_parent`; elsewhere than Linux it stops after its batch when it
+    sees the parent gone)."""
+    _die_with_parent(parent)
     try:
         db = open_database(url)
         try:
@@ -200,7 +238,7 @@ def _worker_main(
                 job,
                 worker_id(worker_name),
                 lambda batch: messages.put(("batch", batch)),
-                stop.is_set,
+                lambda: stop.is_set() or os.getppid() != parent,
             )
         finally:
             db.dispose()
@@ -228,7 +266,7 @@ def run_processes(
     processes = [
         context.Process(
             target=_worker_main,
-            args=(url, issuer_factory, job, worker_name, messages, stop),
+            args=(url, issuer_factory, job, worker_name, messages, stop, os.getpid()),
             name=f"vaxcred-issuance-{i}",
             daemon=True,
         )

@@ -5,6 +5,7 @@ Public names of the modules below; import private helpers from their module.
 
 from __future__ import annotations
 
+from vaxcred.pipeline.records.calendar import VIETNAM_TIME, local_text, vietnam_date
 from vaxcred.pipeline.records.cccd import (
     PROVINCES,
     CitizenId,
@@ -14,6 +15,7 @@ from vaxcred.pipeline.records.cccd import (
     check_consistency,
     parse_citizen_id,
 )
+from vaxcred.pipeline.records.history import HistoryProblem, history_problems
 from vaxcred.pipeline.records.importer import (
     BAD_IMPORT,
     BATCH_SIZE,
@@ -24,9 +26,11 @@ from vaxcred.pipeline.records.importer import (
     ImportReport,
     import_file,
     import_lines,
+    neutralise_cell,
 )
 from vaxcred.pipeline.records.model import (
     EARLIEST_DOSE_DATE,
+    FORMULA_PREFIXES,
     MAX_DOSE_NUMBER,
     MAX_LOT_LENGTH,
     OPTIONAL_FIELDS,
@@ -49,42 +53,63 @@ from vaxcred.pipeline.records.names import (
     names_match,
     normalize_name,
 )
+from vaxcred.pipeline.records.sites import (
+    BAD_SITE,
+    MAX_SITES,
+    Site,
+    list_sites,
+    read_sites_csv,
+    register_sites,
+)
 
 __all__ = [
     "BAD_IMPORT",
+    "BAD_SITE",
     "BATCH_SIZE",
     "EARLIEST_DOSE_DATE",
+    "FORMULA_PREFIXES",
     "MATCHING_DIFFERENCES",
     "MAX_DOSE_NUMBER",
     "MAX_LINE_CHARS",
     "MAX_LOT_LENGTH",
     "MAX_RAW_CHARS",
+    "MAX_SITES",
     "OPTIONAL_FIELDS",
     "PROVINCES",
     "REJECTS_HEADER",
     "ROW_FIELDS",
     "SITE_ID_PATTERN",
     "VACCINE_ALIASES",
+    "VIETNAM_TIME",
     "CitizenId",
     "DoseRecord",
     "Format",
     "Gender",
+    "HistoryProblem",
     "IdType",
     "ImportReport",
     "ImportRow",
     "NameDifference",
     "Person",
+    "Site",
     "build_cccd",
     "check_consistency",
     "compare_names",
     "fold_diacritics",
+    "history_problems",
     "import_file",
     "import_lines",
+    "list_sites",
+    "local_text",
     "names_match",
+    "neutralise_cell",
     "normalize_name",
     "parse_citizen_id",
     "parse_gender",
     "parse_row",
+    "read_sites_csv",
+    "register_sites",
     "resolve_vaccine",
     "vaccine_codes",
+    "vietnam_date",
 ]

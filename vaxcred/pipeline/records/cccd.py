@@ -13,7 +13,10 @@ digits::
 
 A **CMND** (legacy ID card) is 9 ASCII digits with no embedded data.  **OTHER** covers any other identification
 number (passport, …): ``[A-Z0-9]{5,20}``.  Without a hint, 12 digits are a CCCD and 9 digits a CMND; an explicit
-``id_type`` hint decides otherwise (a 12-digit passport number is ``OTHER`` only when said so).
+``id_type`` hint decides otherwise (a 12-digit passport number is ``OTHER`` only when said so).  **Digits only, of
+another length** (10, 11, 13, …) are refused without the hint: a spreadsheet that read a CCCD as a number dropped
+its leading zeros (``001090012345`` → ``1090012345``), and storing that as ``OTHER`` would make a second person
+when the clean number arrives.  Another document whose number is all digits says ``id_type=OTHER``.
 
 :func:`check_consistency` compares digits 4–6 with the recorded date of birth and gender.
 
@@ -66,6 +69,7 @@ class Gender(enum.StrEnum):
 
 _CCCD_RE = re.compile(r"[0-9]{12}\Z", re.ASCII)
 _CMND_RE = re.compile(r"[0-9]{9}\Z", re.ASCII)
+_DIGITS_RE = re.compile(r"[0-9]+\Z", re.ASCII)
 _OTHER_RE = re.compile(r"[A-Z0-9]{5,20}\Z", re.ASCII)
 _PROVINCE_CSV = ("data", "vietnam", "cccd_province_codes.csv")
 _PROVINCE_COUNT = 63
@@ -157,7 +161,8 @@ def parse_citizen_id(number: str, *, id_type: IdType | None = None) -> CitizenId
     """Parse ``number`` as a CCCD, CMND or other identification number.
 
     Without ``id_type`` the type follows the shape: 12 ASCII digits → CCCD (its province code must be one of the
-    63), 9 → CMND, otherwise OTHER (``[A-Z0-9]{5,20}``).  With ``id_type`` the number must have that type's shape.
+    63), 9 → CMND, digits of any other length are refused, otherwise OTHER (``[A-Z0-9]{5,20}``).  With ``id_type``
+    the number must have that type's shape.
     No whitespace is trimmed and no letters are upper-cased: an ID is a key, callers clean their input first.
     Raises :class:`PipelineError` (``pipeline.invalid_id``) with the number masked.
     """
@@ -173,6 +178,12 @@ def parse_citizen_id(number: str, *, id_type: IdType | None = None) -> CitizenId
             kind = IdType.CCCD
         elif _CMND_RE.match(number):
             kind = IdType.CMND
+        elif _DIGITS_RE.match(number):
+            raise _invalid(
+                number,
+                f"has {len(number)} digits: a CCCD has 12, a CMND 9 (leading zeros dropped by a spreadsheet? "
+                "format the column as text); another document's number needs id_type OTHER",
+            )
         else:
             kind = IdType.OTHER
     if kind is IdType.CCCD:

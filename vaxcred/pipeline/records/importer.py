@@ -15,13 +15,23 @@
   (which a passport may rest on) is the corrections flow's job, not a re-import's. A valid row whose person
   fields differ from the stored person still lands its dose and is counted in ``person_conflicts``.
 * **Sites** first seen in an import are created with their ID only (name and province unknown).
-* **Bad rows** (unparseable CSV/JSON, wrong cell count, invalid UTF-8, a field :func:`parse_row` refuses) are
-  counted and, when ``rejects_path`` is given, written there as CSV: ``line`` (the row's first physical line,
-  1-based, the header being line 1), ``field``, ``code``, ``reason``, ``raw`` (the row exactly as read, cut at
-  :data:`MAX_RAW_CHARS`).
+* **One row = one line.** A CSV row is parsed on its own line (``csv`` strict mode): an unbalanced quote
+  (``"Nguyễn`` typed in a name) rejects that line only, and reading re-synchronises at the next one — it never
+  swallows the rows after it. So ``rows`` is always the number of non-blank data lines. (Dose rows hold no
+  line breaks: names and lots are printable text.)
+* **Conflicting re-imports.** A valid row whose natural key is stored with another vaccine or lot is counted in
+  ``dose_conflicts`` (not ``duplicates``): the stored dose is kept, a correction changes it.
+* **Bad rows** (unparseable CSV/JSON, a JSON object repeating a key, wrong cell count, invalid UTF-8, a field
+  :func:`parse_row` refuses) are counted and, when ``rejects_path`` is given, written there as CSV: ``line`` (the
+  row's line, 1-based, the header being line 1), ``field``, ``code``, ``reason``, ``raw`` (the row exactly as
+  read, cut at :data:`MAX_RAW_CHARS`). A cell that a spreadsheet would run as a formula (starting with ``=``,
+  ``+``, ``-``, ``@``, tab or CR) is written with a leading ``'`` (OWASP's CSV-injection advice).
   The rejects file is an operator artefact that holds personal data unmasked — the operator needs the raw
   row to fix it — so it is created with mode 0600 (owner only), and truncated at the start of each run.
-  Reasons never contain personal values; nothing here logs rows.
+  Reasons never contain personal values; nothing here logs rows. When the rejects file cannot be written (a
+  full disk), the import goes on, the rows are still counted and ``rejects_error`` says what happened.
+* **Hints.** A header that lacks the columns because the file is separated by ``;`` or tabs, or is UTF-16, is
+  refused with that said; a file none of whose rows is UTF-8 gets ``hint`` (save it as UTF-8).
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ import datetime as dt
 import gzip
 import json
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +54,7 @@ from sqlalchemy.engine import Connection
 from vaxcred.errors import VaxcredError
 from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.records.cccd import IdType
-from vaxcred.pipeline.records.model import ROW_FIELDS, ImportRow, parse_row
+from vaxcred.pipeline.records.model import FORMULA_PREFIXES, ROW_FIELDS, ImportRow, parse_row
 from vaxcred.storage import Database
 from vaxcred.storage.schema import doses, persons, sites
 
@@ -57,6 +68,7 @@ __all__ = [
     "ImportReport",
     "import_file",
     "import_lines",
+    "neutralise_cell",
 ]
 
 #: rows per transaction
@@ -72,6 +84,7 @@ REJECTS_HEADER = ("line", "field", "code", "reason", "raw")
 BAD_IMPORT = "pipeline.bad_import"
 #: codes of rows refused before :func:`parse_row` (which gives ``pipeline.bad_row``)
 _UNREADABLE = "pipeline.unreadable_row"
+_NOT_UTF8 = "not valid UTF-8"
 
 Format = Literal["csv", "jsonl"]
 ProgressCallback = Callable[[int], None]
@@ -79,14 +92,17 @@ ProgressCallback = Callable[[int], None]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ImportReport:
-    """What one import run did; ``rows == imported + duplicates + rejected``."""
+    """What one import run did; ``rows == imported + duplicates + dose_conflicts + rejected``."""
 
-    rows: int  #: data rows read (blank lines and the CSV header not counted)
+    rows: int  #: data rows read = the non-blank data lines (the CSV header not counted)
     imported: int  #: doses newly stored
-    duplicates: int  #: valid rows whose dose was already stored (same natural key)
+    duplicates: int  #: valid rows whose dose was already stored as is (same natural key, vaccine and lot)
     rejected: int  #: rows refused; see the rejects file
     person_conflicts: int = 0  #: valid rows whose name / dob / gender / ID type differ from the stored person
+    dose_conflicts: int = 0  #: valid rows whose natural key is stored with another vaccine or lot (kept)
     rejects_path: Path | None = None
+    rejects_error: str = ""  #: why the rejects file could not be (fully) written, e.g. a full disk
+    hint: str = ""  #: a whole-file problem worth saying (not UTF-8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,38 +116,12 @@ class _SourceRow:
 # --- reading ---------------------------------------------------------------------------------------------
 
 
-class _LineTap:
-    """Iterates lines (cut at ``MAX_LINE_CHARS``), remembering those consumed since the last ``take()``."""
-
-    def __init__(self, lines: Iterable[str]) -> None:
-        self._lines = iter(lines)
-        self.count = 0
-        self.pending: list[str] = []
-        self.oversize = False
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        line = next(self._lines)
-        self.count += 1
-        if len(line) > MAX_LINE_CHARS:
-            self.oversize = True
-            line = line[:MAX_LINE_CHARS] + "\n"
-        self.pending.append(line)
-        return line
-
-    def take(self) -> tuple[int, str, bool]:
-        """(first non-blank line number, raw text, any line too long) of the lines since the last take."""
-        first = self.count - len(self.pending) + 1
-        lines = self.pending
-        while lines and not lines[0].strip("\r\n"):
-            lines = lines[1:]
-            first += 1
-        raw = "".join(lines).rstrip("\r\n")
-        oversize = self.oversize
-        self.pending, self.oversize = [], False
-        return first, raw, oversize
+def _cut(line: str) -> tuple[str, bool]:
+    """The line without its end, cut at ``MAX_LINE_CHARS`` (and whether it was longer)."""
+    raw = line.rstrip("\r\n")
+    if len(raw) > MAX_LINE_CHARS:
+        return raw[:MAX_LINE_CHARS], True
+    return raw, False
 
 
 def _is_utf8(text: str) -> bool:
@@ -143,61 +133,98 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
+def _csv_cells(raw: str) -> list[str] | str:
+    """The cells of one CSV line, or why it is not one (strict: an unbalanced quote is an error)."""
+    try:
+        return next(csv.reader([raw], strict=True))
+    except csv.Error as e:
+        if "unexpected end of data" in str(e):
+            return "malformed CSV: a quoted cell does not end on its line (unbalanced quote)"
+        return f"malformed CSV: {e}"
+    except StopIteration:  # pragma: no cover - a non-empty line gives a row
+        return []
+
+
 def _read_csv(lines: Iterable[str]) -> Iterator[_SourceRow]:
-    tap = _LineTap(lines)
-    reader = csv.reader(tap)
     header: list[str] | None = None
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            line, raw, _ = tap.take()
-            yield _SourceRow(line, raw, None, f"malformed CSV: {e}")
-            continue
-        line, raw, oversize = tap.take()
-        if not cells or (len(cells) == 1 and not cells[0].strip()):
+    for number, line in enumerate(lines, start=1):
+        raw, oversize = _cut(line)
+        if not raw.strip():
             continue  # blank line
         if header is None:
-            header = _check_header([cell.strip().lstrip("\ufeff").lower() for cell in cells])
+            cells = _csv_cells(raw)
+            header = _check_header(
+                [cell.strip().lstrip("\ufeff").lower() for cell in cells] if isinstance(cells, list) else [],
+                raw,
+            )
             continue
         if oversize:
-            yield _SourceRow(line, raw, None, f"a line is longer than {MAX_LINE_CHARS} characters")
-        elif not _is_utf8(raw):
-            yield _SourceRow(line, raw, None, "not valid UTF-8")
+            yield _SourceRow(number, raw, None, f"a line is longer than {MAX_LINE_CHARS} characters")
+            continue
+        if not _is_utf8(raw):
+            yield _SourceRow(number, raw, None, _NOT_UTF8)
+            continue
+        cells = _csv_cells(raw)
+        if isinstance(cells, str):
+            yield _SourceRow(number, raw, None, cells)
         elif len(cells) != len(header):
-            yield _SourceRow(line, raw, None, f"{len(cells)} cells, the header has {len(header)}")
+            yield _SourceRow(number, raw, None, f"{len(cells)} cells, the header has {len(header)}")
         else:
-            yield _SourceRow(line, raw, dict(zip(header, cells, strict=True)))
+            yield _SourceRow(number, raw, dict(zip(header, cells, strict=True)))
     if header is None:
         raise PipelineError("the CSV file has no header row", code=BAD_IMPORT)
 
 
-def _check_header(names: list[str]) -> list[str]:
+def _header_hint(raw: str) -> str:
+    """Why a header line may lack the columns: another separator or encoding."""
+    if "\x00" in raw or raw.startswith(("\ufffe", "\udcff\udcfe", "\udcfe\udcff")):
+        return " (the file looks UTF-16: save it as UTF-8 CSV)"
+    if not _is_utf8(raw):
+        return " (the file is not UTF-8: save it as CSV UTF-8)"
+    for separator, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")):
+        if raw.count(separator) >= len(ROW_FIELDS) - 1 > raw.count(","):
+            return f" (the header is separated by {name}: save the file comma-separated)"
+    return ""
+
+
+def _check_header(names: list[str], raw: str) -> list[str]:
     missing = [name for name in ROW_FIELDS if name not in names]
     if missing:
-        raise PipelineError(f"the CSV header lacks {', '.join(missing)}", code=BAD_IMPORT)
+        raise PipelineError(f"the CSV header lacks {', '.join(missing)}{_header_hint(raw)}", code=BAD_IMPORT)
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise PipelineError(f"the CSV header repeats {', '.join(repeated)}", code=BAD_IMPORT)
     return names
 
 
+class _RepeatedKeyError(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` object hook: a key given twice is an error (JSON keeps the last silently)."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise _RepeatedKeyError("an object repeats a key")
+    return value
+
+
 def _read_jsonl(lines: Iterable[str]) -> Iterator[_SourceRow]:
-    tap = _LineTap(lines)
-    for _ in tap:
-        line, raw, oversize = tap.take()
+    for line, text in enumerate(lines, start=1):
+        raw, oversize = _cut(text)
         if not raw.strip():
             continue
         if oversize:
             yield _SourceRow(line, raw, None, f"a line is longer than {MAX_LINE_CHARS} characters")
             continue
         if not _is_utf8(raw):
-            yield _SourceRow(line, raw, None, "not valid UTF-8")
+            yield _SourceRow(line, raw, None, _NOT_UTF8)
             continue
         try:
-            value = json.loads(raw)
+            value = json.loads(raw, object_pairs_hook=_unique_keys)
+        except _RepeatedKeyError:
+            yield _SourceRow(line, raw, None, "not valid here: a JSON object repeats a key")
+            continue
         except json.JSONDecodeError as e:
             yield _SourceRow(line, raw, None, f"not valid JSON: {e.msg} at column {e.colno}")
             continue
@@ -229,8 +256,9 @@ def _person_values(row: ImportRow) -> dict[str, Any]:
     }
 
 
-def _store_batch(db: Database, conn: Connection, batch: list[ImportRow]) -> tuple[int, int]:
-    """Insert one batch; returns (doses inserted, rows whose person differs from the stored one)."""
+def _store_batch(db: Database, conn: Connection, batch: list[ImportRow]) -> tuple[int, int, int]:
+    """Insert one batch; returns (doses inserted, rows whose person differs from the stored one, rows whose
+    natural key is stored with another vaccine or lot)."""
     site_ids = sorted({row.dose.site_id for row in batch})
     conn.execute(db.insert_ignoring_conflicts(sites, on=["site_id"]), [{"site_id": s} for s in site_ids])
 
@@ -286,21 +314,79 @@ def _store_batch(db: Database, conn: Connection, batch: list[ImportRow]) -> tupl
         ),
         dose_values,
     ).all()
-    return len(inserted), conflicts
+    return len(inserted), conflicts, _differing_doses(conn, dose_values)
 
 
-@contextlib.contextmanager
-def _rejects_writer(path: Path | None) -> Iterator[Any]:
-    """A csv writer on ``path`` created/truncated with mode 0600 (or ``None`` without a path)."""
-    if path is None:
-        yield None
-        return
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # also when the file existed with wider permissions
-    with open(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(REJECTS_HEADER)
-        yield writer
+def _differing_doses(conn: Connection, dose_values: list[dict[str, Any]]) -> int:
+    """How many of the rows find their natural key stored with another vaccine or lot."""
+    person_ids = sorted({v["person_id"] for v in dose_values})
+    stored = {
+        (r.person_id, r.dose_number, r.date, r.site_id): (r.vaccine, r.lot)
+        for r in conn.execute(
+            sa.select(
+                doses.c.person_id,
+                doses.c.dose_number,
+                doses.c.date,
+                doses.c.site_id,
+                doses.c.vaccine,
+                doses.c.lot,
+            ).where(doses.c.person_id.in_(person_ids))
+        )
+    }
+    return sum(
+        1
+        for v in dose_values
+        if stored.get((v["person_id"], v["dose_number"], v["date"], v["site_id"]), (v["vaccine"], v["lot"]))
+        != (v["vaccine"], v["lot"])
+    )
+
+
+def neutralise_cell(value: object) -> str:
+    """A cell as text that a spreadsheet shows instead of running: ``'`` before ``=``, ``+``, ``-``, ``@``,
+    tab or CR at its start (CSV injection)."""
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+class _RejectsFile:
+    """The rejects CSV (mode 0600, truncated), or nothing without a path. A write error (a full disk) is kept
+    in ``error`` and stops further writes; it never stops the import."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.error = ""
+        self._stream: IO[str] | None = None
+        self._writer: Any = None
+        if path is None:
+            return
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                os.fchmod(fd, 0o600)  # also when the file existed with wider permissions
+            self._stream = open(fd, "w", encoding="utf-8", errors="surrogateescape", newline="")  # noqa: SIM115
+        except OSError as e:
+            self.error = f"cannot write {path.name}: {e.strerror or e}"
+            return
+        self._writer = csv.writer(self._stream)
+        self.write(REJECTS_HEADER)
+
+    def write(self, cells: Iterable[object]) -> None:
+        if self._writer is None or self.error:
+            return
+        try:
+            self._writer.writerow([neutralise_cell(cell) for cell in cells])
+        except OSError as e:
+            self.error = f"the rejects file is incomplete: {e.strerror or e}"
+
+    def close(self) -> None:
+        if self._stream is None:
+            return
+        try:
+            self._stream.close()
+        except OSError as e:
+            if not self.error:
+                self.error = f"the rejects file is incomplete: {e.strerror or e}"
+            with contextlib.suppress(OSError):
+                self._stream.close()
 
 
 def import_lines(
@@ -325,25 +411,26 @@ def import_lines(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     source = _read_csv(lines) if format == "csv" else _read_jsonl(lines)
-    rows = imported = rejected = conflicts = 0
+    rows = imported = rejected = conflicts = dose_conflicts = not_utf8 = 0
     batch: list[ImportRow] = []
     in_batch = 0
-    with _rejects_writer(rejects_path) as rejects:
+    rejects = _RejectsFile(rejects_path)
+    try:
 
         def reject(src: _SourceRow, field: str, code: str, reason: str) -> None:
             nonlocal rejected
             rejected += 1
-            if rejects is not None:
-                raw = src.raw if len(src.raw) <= MAX_RAW_CHARS else src.raw[:MAX_RAW_CHARS] + "…[cut]"
-                rejects.writerow((src.line, field, code, reason, raw))
+            raw = src.raw if len(src.raw) <= MAX_RAW_CHARS else src.raw[:MAX_RAW_CHARS] + "…[cut]"
+            rejects.write((src.line, field, code, reason, raw))
 
         def flush() -> None:
-            nonlocal imported, conflicts, batch, in_batch
+            nonlocal imported, conflicts, dose_conflicts, batch, in_batch
             if batch:
                 with db.begin() as conn:
-                    added, differing = _store_batch(db, conn, batch)
+                    added, differing, clashing = _store_batch(db, conn, batch)
                 imported += added
                 conflicts += differing
+                dose_conflicts += clashing
             batch, in_batch = [], 0
             if on_progress is not None:
                 on_progress(rows)
@@ -352,6 +439,7 @@ def import_lines(
             rows += 1
             in_batch += 1
             if src.fields is None:
+                not_utf8 += src.reason == _NOT_UTF8
                 reject(src, "", _UNREADABLE, src.reason)
             else:
                 try:
@@ -362,14 +450,19 @@ def import_lines(
                 flush()
         if in_batch or rows == 0:
             flush()
+    finally:
+        rejects.close()
     good = rows - rejected
     return ImportReport(
         rows=rows,
         imported=imported,
-        duplicates=good - imported,
+        duplicates=good - imported - dose_conflicts,
         rejected=rejected,
         person_conflicts=conflicts,
+        dose_conflicts=dose_conflicts,
         rejects_path=rejects_path,
+        rejects_error=rejects.error,
+        hint="no row is valid UTF-8: save the file as UTF-8 (CSV UTF-8)" if rows and not_utf8 == rows else "",
     )
 
 

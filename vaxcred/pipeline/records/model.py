@@ -21,7 +21,8 @@ Field rules (cells are trimmed of surrounding whitespace first):
   a friendly name from :data:`VACCINE_ALIASES`; matched case-insensitively ignoring spaces and punctuation
   (``"astra zeneca"``, ``"Vero-Cell"``).  Stored canonically: a ``VIETNAM_VACCINES`` key when the product is one
   of them (``"EU/1/21/1529"`` → ``"Vaxzevria"``), else the ``mp`` code.
-- ``lot``: 1–64 printable characters.
+- ``lot``: 1–64 printable characters, not starting with ``=``, ``+``, ``-`` or ``@`` (a spreadsheet opening an
+  export or the rejects file would run such a cell as a formula; :data:`FORMULA_PREFIXES`).
 - ``date``: a real ``YYYY-MM-DD`` date, not before :data:`EARLIEST_DOSE_DATE`, not after ``today`` (when given),
   not before a known date of birth.
 - ``dose_number``: ASCII digits (or a JSON integer) within 1–:data:`MAX_DOSE_NUMBER`.
@@ -51,6 +52,7 @@ from vaxcred.valuesets import VIETNAM_VACCINES, VaccineCodes, load_value_sets
 
 __all__ = [
     "EARLIEST_DOSE_DATE",
+    "FORMULA_PREFIXES",
     "MAX_DOSE_NUMBER",
     "MAX_LOT_LENGTH",
     "OPTIONAL_FIELDS",
@@ -73,6 +75,9 @@ OPTIONAL_FIELDS = ("id_type",)
 #: A vaccination site's identifier: ASCII letters, digits, ``.``, ``_``, ``-``; 1–64 characters.
 SITE_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 MAX_LOT_LENGTH = 64
+#: A cell starting with one of these is a formula to a spreadsheet (CSV injection): refused in lots, neutralised
+#: in the rejects file.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 #: The EU DCC schema up to 1.2.1 capped ``dn`` at 9; no one in Viet Nam's campaign received more.
 MAX_DOSE_NUMBER = 9
 #: No COVID-19 vaccine dose was given before 2020 (Viet Nam's campaign began on 2021-03-08).
@@ -464,6 +469,8 @@ def parse_row(fields: Mapping[str, object], *, today: dt.date | None = None) -> 
         raise _fail("lot", f"longer than {MAX_LOT_LENGTH} characters")
     if not lot.isprintable():
         raise _fail("lot", "contains control characters")
+    if lot.startswith(FORMULA_PREFIXES):
+        raise _fail("lot", "starts with =, +, - or @ (a spreadsheet would run it as a formula)")
 
     date_text = _cell(fields, "date")
     if not _DATE_RE.match(date_text):

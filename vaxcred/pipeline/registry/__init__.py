@@ -11,6 +11,7 @@ from vaxcred.pipeline.registry.check import (
     check_persons,
     registry_source,
     run_registry_check,
+    unchecked_count,
 )
 from vaxcred.pipeline.registry.http import (
     HttpRegistry,
@@ -44,5 +45,6 @@ __all__ = [
     "match",
     "registry_source",
     "run_registry_check",
+    "unchecked_count",
     "write_registry_csv",
 ]

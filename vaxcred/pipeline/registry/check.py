@@ -50,6 +50,7 @@ __all__ = [
     "check_persons",
     "registry_source",
     "run_registry_check",
+    "unchecked_count",
 ]
 
 logger = logging.getLogger(__name__)
@@ -284,3 +285,12 @@ def check_persons(
     ).all()
     results = _lookup_and_match(registry, rows, now)
     return _store(conn, rows, results, source=source)
+
+
+def unchecked_count(db: Database, *, recheck: bool = False) -> int:
+    """Persons a run would check: never checked (every person with ``recheck``); a progress bar's length."""
+    query = sa.select(sa.func.count()).select_from(persons)
+    if not recheck:
+        query = query.where(persons.c.registry_status.is_(None))
+    with db.connect() as conn:
+        return int(conn.execute(query).scalar_one())

@@ -10,6 +10,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from vaxcred.pipeline.reports.certificate_data import (
+    NO_PASSPORT,
+    CertificateData,
+    CertificateDose,
+    certificate_data,
+)
 from vaxcred.pipeline.reports.quality import (
     COUNT_FIELDS,
     UNKNOWN_PROVINCE,
@@ -32,7 +38,6 @@ from vaxcred.pipeline.reports.revocation_export import (
 if TYPE_CHECKING:
     from vaxcred.pipeline.reports.certificate_pdf import (
         DEFAULT_ISSUER,
-        CertificateDose,
         render_certificate_pdf,
     )
     from vaxcred.pipeline.reports.chart import (
@@ -49,7 +54,6 @@ if TYPE_CHECKING:
 #: names whose module needs an extra beyond ``pipeline``: imported on first access (PEP 562)
 _LAZY = {
     "DEFAULT_ISSUER": "certificate_pdf",
-    "CertificateDose": "certificate_pdf",
     "render_certificate_pdf": "certificate_pdf",
     "CHART_WIDTH": "chart",
     "chart_size": "chart",
@@ -72,7 +76,9 @@ __all__ = [
     "CHART_WIDTH",
     "COUNT_FIELDS",
     "DEFAULT_ISSUER",
+    "NO_PASSPORT",
     "UNKNOWN_PROVINCE",
+    "CertificateData",
     "CertificateDose",
     "PassportHashInput",
     "PdfSignatureReport",
@@ -80,6 +86,7 @@ __all__ = [
     "QualityGroup",
     "QualityReport",
     "build_quality_report",
+    "certificate_data",
     "chart_size",
     "check_hc1",
     "decode_passport",

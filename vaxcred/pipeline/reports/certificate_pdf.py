@@ -19,16 +19,16 @@ __all__ = ["DEFAULT_ISSUER", "CertificateDose", "render_certificate_pdf"]
 
 import io
 import re
-import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Final
 
 from vaxcred._extras import requires_extra
+from vaxcred.pipeline.reports.certificate_data import CertificateDose
+from vaxcred.pipeline.reports.certificate_data import check_text as _check_text
 from vaxcred.qr import render_png
 from vaxcred.trust.store import require_utc
 
@@ -45,39 +45,9 @@ _FONT_FILES: Final = (("", "DejaVuSans.ttf"), ("B", "DejaVuSans-Bold.ttf"))
 _TITLE_VI: Final = "GIẤY CHỨNG NHẬN TIÊM CHỦNG COVID-19"
 _TITLE_EN: Final = "COVID-19 VACCINATION CERTIFICATE"
 _MAX_DOSES: Final = 20
-_MAX_FIELD: Final = 200
 _DATE_RE: Final = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?")
 _QR_SIZE_MM: Final = 62.0
 _MARGIN_MM: Final = 18.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CertificateDose:
-    """One row of the doses table: ``date`` ``YYYY-MM-DD``; ``vaccine`` and ``site`` as printed."""
-
-    dose_number: int
-    date: str
-    vaccine: str
-    lot: str
-    site: str
-
-    def __post_init__(self) -> None:
-        if (
-            isinstance(self.dose_number, bool)
-            or not isinstance(self.dose_number, int)
-            or self.dose_number < 1
-        ):
-            raise ValueError("dose_number must be a positive int")
-        if not isinstance(self.date, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", self.date):
-            raise ValueError("date must be YYYY-MM-DD")
-        for name in ("vaccine", "lot", "site"):
-            _check_text(name, getattr(self, name))
-
-
-def _check_text(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > _MAX_FIELD or not value.isprintable():
-        raise ValueError(f"{name} must be 1-{_MAX_FIELD} printable characters")
-    return unicodedata.normalize("NFC", value.strip())
 
 
 def _vietnamese_date(value: str) -> str:

@@ -14,6 +14,9 @@ the registry status of the dose's person:
 ``not_found``      ``NOT_FOUND``: not in the population registry
 ``invalid_id``     ``INVALID_ID``: the recorded citizen ID is malformed or contradicts the recorded dob/gender
 ``signed``         the dose has a current site signature (``unsigned`` = ``doses`` - ``signed``)
+``contradictory``  the dose's person has a contradictory history (:mod:`vaxcred.pipeline.records.history`:
+                   a dose number recorded twice, or a higher dose dated on or before a lower one); held
+                   from issuance until a correction resolves it
 =================  ===================================================================================
 
 ``unchecked + verified + mismatch + not_found + invalid_id == doses`` in every group. Groups: per vaccination
@@ -72,6 +75,7 @@ COUNT_FIELDS: Final = (
     "invalid_id",
     "signed",
     "unsigned",
+    "contradictory",
 )
 _CSV_HEADER: Final = ("scope", "key", "name", *COUNT_FIELDS)
 
@@ -92,6 +96,7 @@ class QualityCounts:
     not_found: int = 0
     invalid_id: int = 0
     signed: int = 0
+    contradictory: int = 0
 
     def __post_init__(self) -> None:
         values = [getattr(self, f.name) for f in dataclasses.fields(self)]
@@ -99,8 +104,10 @@ class QualityCounts:
             raise ValueError("counts must be non-negative ints")
         if self.unchecked + self.verified + self.mismatch + self.not_found + self.invalid_id != self.doses:
             raise ValueError("unchecked + verified + mismatch + not_found + invalid_id must equal doses")
-        if self.signed > self.doses or max(self.mismatch_name, self.mismatch_dob, self.mismatch_gender) > (
-            self.mismatch
+        if (
+            self.signed > self.doses
+            or self.contradictory > self.doses
+            or max(self.mismatch_name, self.mismatch_dob, self.mismatch_gender) > (self.mismatch)
         ):
             raise ValueError("signed and per-field mismatch counts cannot exceed their totals")
 
@@ -189,7 +196,7 @@ class QualityReport:
 # --- computing -------------------------------------------------------------------------------------------
 
 
-def _aggregate_query() -> sa.Select[str, str | None, str | None, str, int, int]:
+def _aggregate_query() -> sa.Select[str, str | None, str | None, str, int, int, int]:
     status = persons.c.registry_status
     newest_fields = (
         sa.select(registry_checks.c.mismatch_fields)
@@ -206,6 +213,7 @@ def _aggregate_query() -> sa.Select[str, str | None, str | None, str, int, int]:
             # the fields only matter for MISMATCH: the newest check is looked up for those doses alone
             sa.case((status == RegistryStatus.MISMATCH.value, newest_fields), else_="").label("fields"),
             sa.case((site_signatures.c.id.is_(None), 0), else_=1).label("signed"),
+            sa.case((_contradictory_history(), 1), else_=0).label("contradictory"),
         )
         .select_from(
             doses.join(persons, persons.c.id == doses.c.person_id).outerjoin(
@@ -215,14 +223,35 @@ def _aggregate_query() -> sa.Select[str, str | None, str | None, str, int, int]:
         )
         .subquery("per_dose")
     )
-    keys = (per_dose.c.site_id, per_dose.c.province, per_dose.c.status, per_dose.c.fields, per_dose.c.signed)
+    keys = (
+        per_dose.c.site_id,
+        per_dose.c.province,
+        per_dose.c.status,
+        per_dose.c.fields,
+        per_dose.c.signed,
+        per_dose.c.contradictory,
+    )
     return sa.select(*keys, sa.func.count().label("n")).group_by(*keys)
 
 
-def _counts(status: str | None, fields: str | None, signed: int, n: int) -> QualityCounts:
+def _contradictory_history() -> sa.Exists:
+    """EXISTS two doses of the dose's person that contradict each other (records.history, in SQL)."""
+    one, other = doses.alias("one"), doses.alias("other")
+    return sa.exists().where(
+        one.c.person_id == persons.c.id,
+        other.c.person_id == persons.c.id,
+        one.c.id != other.c.id,
+        sa.or_(
+            one.c.dose_number == other.c.dose_number,
+            sa.and_(one.c.dose_number < other.c.dose_number, other.c.date <= one.c.date),
+        ),
+    )
+
+
+def _counts(status: str | None, fields: str | None, signed: int, contradictory: int, n: int) -> QualityCounts:
     named = set((fields or "").split(","))
     kind = "unchecked" if status is None else _STATUS_FIELD[RegistryStatus(status)]
-    values = {"doses": n, kind: n, "signed": n if signed else 0}
+    values = {"doses": n, kind: n, "signed": n if signed else 0, "contradictory": n if contradictory else 0}
     if kind == "mismatch":
         values.update({f"mismatch_{f}": n for f in MISMATCH_FIELDS if f in named})
     return QualityCounts(**values)
@@ -246,8 +275,8 @@ def build_quality_report(db: Database, *, now: dt.datetime) -> QualityReport:
     with db.connect() as conn:
         groups = conn.execute(_aggregate_query()).all()
         site_names: dict[str, str | None] = dict(conn.execute(sa.select(sites.c.site_id, sites.c.name)).all())
-    for site_id, province, status, fields, signed, n in groups:
-        counts = _counts(status, fields, int(signed), int(n))
+    for site_id, province, status, fields, signed, contradictory, n in groups:
+        counts = _counts(status, fields, int(signed), int(contradictory), int(n))
         province_key = province or UNKNOWN_PROVINCE
         by_site[site_id] = by_site.get(site_id, QualityCounts()) + counts
         by_province[province_key] = by_province.get(province_key, QualityCounts()) + counts
@@ -291,7 +320,8 @@ def _headline(c: QualityCounts) -> str:
         f"({_pct(c.verified, c.doses)}); {_n(c.mismatch)} failing verification ({_pct(c.mismatch, c.doses)}: "
         f"name {_n(c.mismatch_name)}, dob {_n(c.mismatch_dob)}, gender {_n(c.mismatch_gender)}); "
         f"{_n(c.not_found)} not found in the population registry; {_n(c.invalid_id)} with an invalid ID; "
-        f"{_n(c.signed)} site-signed, {_n(c.unsigned)} not yet signed."
+        f"{_n(c.signed)} site-signed, {_n(c.unsigned)} not yet signed; {_n(c.contradictory)} in contradictory "
+        "histories (held from issuance: file corrections)."
     )
 
 
@@ -310,6 +340,7 @@ _TABLE_COLUMNS: Final = (
     ("not_found", "not found"),
     ("invalid_id", "invalid"),
     ("signed", "signed"),
+    ("contradictory", "contradict"),
 )
 
 

@@ -34,6 +34,7 @@ from vaxcred.pipeline.site_signing.stage import (
     SigningReport,
     run_site_signing,
     supersede_signature,
+    unsigned_count,
 )
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "sign_dose",
     "site_id_of",
     "supersede_signature",
+    "unsigned_count",
     "verify_dose",
     "verify_stored_signatures",
 ]

@@ -73,6 +73,7 @@ from vaxcred.codec import cose
 from vaxcred.crypto import Signer, algorithm_for_key, verify_signature
 from vaxcred.errors import KeyUsageError, KidError, SignatureError, TimeError, VerificationError
 from vaxcred.pipeline.errors import PipelineError
+from vaxcred.pipeline.records.calendar import vietnam_date
 from vaxcred.pipeline.records.model import DoseRecord, vaccine_codes
 from vaxcred.pipeline.site_signing.certs import (
     _facts,
@@ -131,7 +132,7 @@ def _dose_date(dose: DoseRecord, signed_at: datetime) -> str:
         day = calendar_date.fromisoformat(dose.date)
     except (TypeError, ValueError) as e:
         raise _bad_record("date", "not a YYYY-MM-DD calendar date") from e
-    if day > signed_at.date():
+    if day > vietnam_date(signed_at):  # the dose's day is Viet Nam's calendar day
         raise _bad_record("date", "after the signing time")
     return day.isoformat()
 

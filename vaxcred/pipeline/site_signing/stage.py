@@ -79,6 +79,7 @@ __all__ = [
     "check_stored_signatures",
     "run_site_signing",
     "supersede_signature",
+    "unsigned_count",
     "verify_stored_signatures",
 ]
 
@@ -223,3 +224,18 @@ def supersede_signature(conn: Connection, dose_id: int, *, now: dt.datetime) -> 
         .values(superseded_at=now)
     )
     return bool(result.rowcount)
+
+
+def unsigned_count(db: Database, site_ids: list[str] | tuple[str, ...]) -> int:
+    """Doses of VERIFIED persons recorded at ``site_ids`` without a current signature: what a run would sign
+    (a progress bar's length)."""
+    current = sa.exists().where(
+        site_signatures.c.dose_id == doses.c.id, site_signatures.c.superseded_at.is_(None)
+    )
+    query = (
+        sa.select(sa.func.count())
+        .select_from(doses.join(persons, persons.c.id == doses.c.person_id))
+        .where(persons.c.registry_status == _VERIFIED, doses.c.site_id.in_(sorted(site_ids)), ~current)
+    )
+    with db.connect() as conn:
+        return int(conn.execute(query).scalar_one())
