@@ -194,7 +194,7 @@ def list_(folder: Path) -> None:
             certificates = chain.dsc_certificates()
     except errors.VaxcredError as e:
         raise fail(e) from e
-    from vaxcred.keys.chain_dir import kid_of
+    from vaxcred.keys.lifecycle import kid_of
 
     for cert in certificates:
         kid = kid_of(cert).hex()
