@@ -60,9 +60,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## bench: one process, one core: raw cryptography vs vaxcred vs pycose vs python-cwt
+## bench: one process, one core: raw cryptography vs vaxcred vs pycose vs python-cwt; then bench-cli
 bench: $(STAMP)
 	taskset -c 0 $(BIN)/python -m benchmarks.bench_core
+	$(MAKE) --no-print-directory bench-cli
 
 ## bench-hostile: worst-case time and memory of hostile inputs (text and images) through verify()
 bench-hostile: $(STAMP)
@@ -108,4 +109,24 @@ test-latest: sysdeps $(UV)
 	.venv-latest/bin/python -m pytest -n $(PYTEST_WORKERS) -q
 
 clean:
+	rm -rf $(VENV) .venv-latest $(TOOLS) demo-out .mypy_cache .pytest_cache .ruff_cache .hypothesis
+
+# --- lean: CLI start-up benchmark and atheris fuzzing (issue 7 §3) -------------------------------------------
+.PHONY: bench-cli fuzz-long
+
+## bench-cli: median wall time of `vaxcred verify HC1 --dsc PEM` against `python -c "import vaxcred.verify"` (target <= 1.5x)
+bench-cli: $(STAMP)
+	taskset -c 0 $(BIN)/python -m benchmarks.bench_cli --importtime
+
+## fuzz-long: every atheris target for FUZZ_SECONDS each (default 600), corpus kept in .fuzz/corpus/<target>,
+## findings in .fuzz/artifacts/ (replay: .venv/bin/python -m tests.fuzz.run TARGET FILE); see docs/security.md
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= verify hc1_cose hc1_claims base45 zlib cbor cose cwt trust_gateway trust_signed trust_signed_payload x509_dsc revocation_batch certlogic rules_gateway
+fuzz-long: $(STAMP)
+	mkdir -p .fuzz/artifacts
+	set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== $$t ($(FUZZ_SECONDS) s)"; \
+	  $(BIN)/python -m tests.fuzz.run $$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    -print_final_stats=1 -artifact_prefix=.fuzz/artifacts/$$t- .fuzz/corpus/$$t; \
+	done
 	rm -rf $(VENV) .venv-latest $(TOOLS) demo-out demo-out-hsm .mypy_cache .pytest_cache .ruff_cache .hypothesis

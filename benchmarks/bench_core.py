@@ -181,6 +181,8 @@ def run(*, seconds: float, rounds: int, verbose: bool = True) -> dict[str, Any]:
         mode=TrustMode.SIGNED_LIST,
         dscs=[TrustedDsc(info=d.info, country="VN", source="bench") for d in store.all_dscs()],
         cscas=[("VN", csca.certificate), ("VN", rsa_csca.certificate)],
+        issued_at=NOW,  # fresh at verify_now (the default 72-hour bound applies)
+        sequence=1,
     )
     signer, rsa_signer = dsc.signer(), rsa_dsc.signer()
     issuer, rsa_issuer = Issuer(signer), Issuer(rsa_signer)

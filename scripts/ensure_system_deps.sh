@@ -19,7 +19,8 @@ fi
 # chromium: the officer page is tested end to end in Debian's headless Chromium (Playwright drives it;
 # no browser is downloaded by Playwright itself)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
-# node + npm: certlogic-js (npm, pinned by tests/oracles/certlogic/package-lock.json) is the CertLogic oracle
+# node + npm: certlogic-js (npm, pinned by tests/oracles/certlogic/package-lock.json) is the CertLogic oracle;
+# Node.js is also the ECMA-262 oracle for JSON Schema patterns (tests/adversarial/test_schema_semantics.py)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 

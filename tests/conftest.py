@@ -12,6 +12,20 @@ from vaxcred import keys
 from vaxcred.keys import PIN_ENV, TokenConfig
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Session-scoped fixtures (servers started once) must not reach the real $XDG_STATE_HOME either."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("session-state")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _private_state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI keeps its trust rollback state under $XDG_STATE_HOME: never the real one in tests."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture(scope="session")
 def csca() -> keys.KeyPair:
     """A CSCA made 60 days before NOW."""
@@ -28,6 +42,16 @@ def dsc(csca: keys.KeyPair) -> keys.KeyPair:
 def rsa_dsc(csca: keys.KeyPair) -> keys.KeyPair:
     """A PS256 (RSA-2048) DSC made a day before NOW."""
     return keys.make_dsc(csca, now=NOW - DAY, key="rsa")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long property runs (``@pytest.mark.slow``) run only when asked for: ``-m slow`` (``make fuzz``)."""
+    if "slow" in (config.getoption("markexpr", "") or ""):
+        return
+    skip = pytest.mark.skip(reason="long property run: `make fuzz` (pytest -m slow) runs it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 # --- a SoftHSM2 token (tests/softhsm.py): one token folder per test process ------------------------------------

@@ -12,9 +12,11 @@ ROOT = Path(vaxcred.__file__).resolve().parent
 #: layer rank of each top-level module or package; a module may import only ranks <= its own
 RANK = {
     "errors": 0,
+    "_extras": 0,
     "oids": 0,
     "privacy": 0,
     "merkle": 0,
+    "text": 0,
     "model": 1,
     "valuesets": 2,
     "schema": 2,
@@ -40,7 +42,19 @@ RANK = {
     "__main__": 12,
 }
 #: modules that must stay pure: they never open files, sockets or read the clock
-PURE = ["codec", "crypto", "model", "schema", "trust", "verify", "issue", "x509util", "result", "merkle"]
+PURE = [
+    "codec",
+    "text",
+    "crypto",
+    "model",
+    "schema",
+    "trust",
+    "verify",
+    "issue",
+    "x509util",
+    "result",
+    "merkle",
+]
 
 
 def _module_of(path: Path) -> str:

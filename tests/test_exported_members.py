@@ -18,6 +18,7 @@ EXPECTED = {
     "Issuer",
     "KeyStoreError",
     "LocalSigner",
+    "MissingExtraError",
     "Name",
     "Recovery",
     "Signer",

@@ -62,12 +62,16 @@ def _codes(result: VerificationResult) -> dict[str, tuple[StepResult, str]]:
     return {s.name: (s.result, s.code) for s in result.steps}
 
 
-def _gateway_store(dsc: keys.KeyPair, csca: keys.KeyPair) -> TrustStore:
+def _gateway_store(
+    dsc: keys.KeyPair, csca: keys.KeyPair, *, retrieved_at: datetime | None = NOW
+) -> TrustStore:
+    """An authenticated gateway store retrieved at ``retrieved_at`` (``None``: age unknown)."""
     return TrustStore.build(
         environment=Environment.TST,
         mode=TrustMode.GATEWAY,
         dscs=[TrustedDsc(info=parse_dsc(_der(dsc)), country="VN", source="gateway")],
         cscas=[("VN", csca.certificate)],
+        issued_at=retrieved_at,
     )
 
 
@@ -332,7 +336,7 @@ def test_chain_to_the_csca_passes(passport: IssuedPassport, dsc: keys.KeyPair, c
     result = verify(passport.hc1, _gateway_store(dsc, csca), now=AFTER)
     assert result.status is Status.VALID
     assert _codes(result)["chain"] == (StepResult.PASS, "chain.ok")
-    assert result.trust_mode == "trust_list"
+    assert result.trust_mode == "gateway"
 
 
 def test_dsc_from_another_csca_fails_chain(csca: keys.KeyPair) -> None:
@@ -352,7 +356,8 @@ def test_gateway_store_without_issue_time_needs_check_under_max_trust_age(
     passport: IssuedPassport, dsc: keys.KeyPair, csca: keys.KeyPair
 ) -> None:
     """A gateway store has no signed issue time, so any max_trust_age turns VALID into NEEDS_CHECK."""
-    result = verify(passport.hc1, _gateway_store(dsc, csca), now=AFTER, max_trust_age=30 * DAY)
+    store = _gateway_store(dsc, csca, retrieved_at=None)
+    result = verify(passport.hc1, store, now=AFTER, max_trust_age=30 * DAY)
     assert result.status is Status.NEEDS_CHECK
 
 

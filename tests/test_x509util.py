@@ -194,10 +194,11 @@ def test_parse_dsc_reads_pkup_on_fallback_path() -> None:
     assert parse_dsc(der).pkup == (NOW, NOW + timedelta(days=1))
 
 
-def test_parse_dsc_ignores_malformed_pkup() -> None:
-    """A malformed privateKeyUsagePeriod reads as None (it only narrows; the DSC still parses)."""
+def test_parse_dsc_refuses_malformed_pkup() -> None:
+    """A malformed privateKeyUsagePeriod fails closed: read as absent, the key could sign at any time."""
     der = _certificate([x509.UnrecognizedExtension(PRIVATE_KEY_USAGE_PERIOD, b"\x30\x03\x02\x01\x00")])
-    assert parse_dsc(der).pkup is None
+    with pytest.raises(KeyStoreError, match="privateKeyUsagePeriod"):
+        parse_dsc(der)
 
 
 @pytest.mark.parametrize("data", [b"", b"\x30", b"\x30\x03\x02\x01\x00", b"not a certificate" * 3])

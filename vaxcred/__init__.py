@@ -6,10 +6,15 @@ The public surface (the names below, plus the documented subpackages ``vaxcred.c
     from vaxcred import verify, Issuer, TrustStore, Environment
     result = verify(hc1_text_or_image_bytes, trust, now=now)   # never raises on bad input
     result.status, result.steps, result.holder                 # VALID / INVALID / NEEDS_CHECK
+
+``pip install vaxcred`` (cryptography + cbor2) is enough for all of the above with HC1 text; the QR, CLI,
+pipeline, PDF, server and HSM features are extras, and importing one without its extra raises
+:class:`MissingExtraError` naming it (README "Install").
 """
 
 from __future__ import annotations
 
+from vaxcred._extras import MissingExtraError
 from vaxcred.crypto import Algorithm, LocalSigner, Signer
 from vaxcred.errors import (
     DecodeError,
@@ -41,6 +46,7 @@ __all__ = [
     "Issuer",
     "KeyStoreError",
     "LocalSigner",
+    "MissingExtraError",
     "Name",
     "Recovery",
     "Signer",

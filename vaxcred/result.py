@@ -9,10 +9,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from vaxcred import errors
+from vaxcred.text import json_compatible
 
 if TYPE_CHECKING:
     from vaxcred.rules import RuleOutcome
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "STEP_NAMES",
     "Holder",
+    "Notice",
     "Status",
     "Step",
     "StepResult",
@@ -86,6 +88,18 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Notice:
+    """Something the reader must know that is not a failed step (stable ``code``, human ``message``):
+    ``trust.unauthenticated``, ``trust.stale``, ``trust.age_unknown``, ``iss.mismatch``."""
+
+    code: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Holder:
     """What a border officer compares with a photo ID: the name as written and as transliterated, and the DOB."""
 
@@ -112,11 +126,22 @@ class VerificationResult:
     iat: datetime | None = None
     exp: datetime | None = None
     kid: bytes | None = None
-    #: ``"trust_list"`` or ``"dsc"`` (bare certificates handed over, chain not checked)
-    trust_mode: str = "trust_list"
+    #: where trust came from (a :class:`vaxcred.trust.TrustMode` value): ``"signed_list"`` (authenticated
+    #: national list), ``"gateway"`` (authenticated EU gateway JSON), ``"unauthenticated"`` (the unsafe
+    #: opt-in: never VALID) or ``"dsc"`` (bare certificates handed over, chain not checked)
+    trust_mode: str = "signed_list"
     environment: str | None = None
     #: each business rule's outcome (the ``rules`` step), in identifier order
     rules: tuple[RuleOutcome, ...] = ()
+    #: the last trust update (signed issue time, or vouched retrieval time); ``None`` = unknown / bare DSCs
+    trust_updated_at: datetime | None = None
+    #: the trust list's age at ``now`` and the bound it was held to (``None`` for bare DSCs)
+    trust_age: timedelta | None = None
+    trust_max_age: timedelta | None = None
+    #: the CWT ``iss`` claim as the passport states it (informational; a mismatch is a notice)
+    iss: str | None = None
+    #: what the reader must know beyond the steps (why NEEDS_CHECK; an ``iss`` mismatch)
+    notices: tuple[Notice, ...] = ()
     _by_name: Mapping[str, Step] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -149,7 +174,10 @@ class VerificationResult:
             "status": self.status.value,
             "steps": {s.name: s.to_json() for s in self.steps},
             "holder": self.holder.to_json() if self.holder else None,
-            "certificate": dict(self.certificate) if (include_certificate and self.certificate) else None,
+            # strict JSON: a signed DCC may hold NaN or infinities (CBOR floats), shown as strings
+            "certificate": json_compatible(dict(self.certificate))
+            if (include_certificate and self.certificate)
+            else None,
             "issuer_country": self.issuer_country,
             "iat": self.iat.isoformat() if self.iat else None,
             "exp": self.exp.isoformat() if self.exp else None,
@@ -157,4 +185,13 @@ class VerificationResult:
             "trust_mode": self.trust_mode,
             "environment": self.environment,
             "rules": [outcome.to_json() for outcome in self.rules],
+            "trust_updated_at": self.trust_updated_at.isoformat() if self.trust_updated_at else None,
+            "trust_age_seconds": _seconds(self.trust_age),
+            "trust_max_age_seconds": _seconds(self.trust_max_age),
+            "iss": self.iss,
+            "notices": [n.to_json() for n in self.notices],
         }
+
+
+def _seconds(value: timedelta | None) -> int | None:
+    return None if value is None else int(value.total_seconds())

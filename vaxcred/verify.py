@@ -11,15 +11,22 @@ names in :class:`~vaxcred.result.VerificationResult`):
 (5) kid:       an 8-byte kid (protected header wins) selecting candidate DSCs — a hint, never a verdict
 (6) signature: every candidate tried; the algorithm comes from the DSC's key type, a header alg that
                disagrees fails; Sig_structure from the bytes as received
+(7) chain:     DSC -> CSCA of its country at ``now`` (``skip`` when only bare DSCs were handed over);
+               (6) and (7) run per candidate: the first DSC passing both is used, else the first whose
+               signature holds (its chain failure reported)
 --- once the signature holds, every remaining check runs and reports ---
-(7) chain:     DSC -> CSCA of its country at ``now`` (``skip`` when only bare DSCs were handed over)
 (8) time:      DSC.notBefore <= iat <= now (+skew) <= exp <= DSC.notAfter
 (9) key_usage: exactly one of v/t/r, allowed by the DSC's extended key usage (either OID family)
-(10) schema:   the official JSON schema of the payload's own ``ver`` (compiled once)
+(10) schema:   the official JSON schema of the payload's own ``ver`` (compiled once, ECMA-262 patterns), plus
+               the DCC profile: exactly one v/t/r entry, whole-value country and date of birth
 (11) revocation: UCI, COUNTRYCODEUCI (``co`` and ``iss``) and SIGNATURE (ES256: ``r``) hashes looked up under
                the kid and ``UNKNOWN_KID``; listed -> fail; data past its maximum age -> NEEDS_CHECK
 (12) rules:    the business rules of the arrival ``country`` (+ the issuer's invalidation rules), when a rule
                set is given; a rule vaxcred cannot run makes the status NEEDS_CHECK, never VALID
+--- trust ---  VALID needs authenticated, fresh trust: an UNAUTHENTICATED store (the unsafe opt-in) or
+               one older than the freshness bound (or of unknown age) turns VALID into NEEDS_CHECK, with
+               a :class:`~vaxcred.result.Notice` saying why; an ``iss`` claim that differs from the DSC's
+               country is a notice too
 
 Nothing here reads the clock: ``now`` is a parameter.
 """
@@ -32,11 +39,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from vaxcred import crypto, errors, schema
+from vaxcred._extras import MissingExtraError
 from vaxcred.codec import base45, compress, cose, cwt, prefix
-from vaxcred.result import STEP_NAMES, Holder, Status, Step, StepResult, VerificationResult
+from vaxcred.codec.image import is_image
+from vaxcred.result import STEP_NAMES, Holder, Notice, Status, Step, StepResult, VerificationResult
 from vaxcred.revocation import RevocationList
 from vaxcred.rules import RuleSet, judge
-from vaxcred.trust import TrustedDsc, TrustStore, check_chain
+from vaxcred.trust import TrustedDsc, TrustFreshnessPolicy, TrustMode, TrustStore, check_chain
 from vaxcred.x509util import eku_allows
 
 __all__ = ["verify"]
@@ -45,6 +54,7 @@ _PASS = StepResult.PASS
 _FAIL = StepResult.FAIL
 _SKIP = StepResult.SKIP
 _MAX_INPUT_BYTES = 10 * 1024 * 1024
+_KID_LENGTH = 8
 
 
 _ORDER = {name: i for i, name in enumerate(STEP_NAMES)}
@@ -61,6 +71,10 @@ _OK_BASE45 = Step(name="base45", result=_PASS, code="base45.ok", message="valid 
 _OK_ZLIB = Step(name="zlib", result=_PASS, code="zlib.ok", message="zlib stream inflated")
 _OK_COSE = Step(name="cose", result=_PASS, code="cose.ok", message="COSE_Sign1 with CWT claims")
 _OK_TIME = Step(name="time", result=_PASS, code="time.ok", message="within iat/exp and the DSC's validity")
+_UNAUTHENTICATED = Notice(
+    code="trust.unauthenticated",
+    message="the trust list was loaded WITHOUT authentication (unsafe opt-in): a manual check is needed",
+)
 _CHAIN_NOT_CHECKED = Step(
     name="chain",
     result=_SKIP,
@@ -128,11 +142,16 @@ def _as_text(
     if len(raw) > _MAX_INPUT_BYTES:
         steps.fail("prefix", "prefix.too_long", "input larger than 10 MiB")
         return None
-    from vaxcred import qr  # local import: image support pulls in Pillow and zxing-cpp
-
-    if qr.is_image(raw):
+    if is_image(raw):
+        if image_decoder is None:
+            try:  # local import: image support pulls in Pillow and zxing-cpp (extra ``qr``)
+                from vaxcred import qr
+            except MissingExtraError as e:
+                steps.fail("prefix", "image.extra_missing", f"cannot read a QR image here: {e}")
+                return None
+            image_decoder = qr.decode_image
         try:
-            text: object = (image_decoder or qr.decode_image)(raw)
+            text: object = image_decoder(raw)
         except errors.ImageError as e:
             steps.fail("prefix", e.code, f"no readable QR code: {e.message}")
             return None
@@ -157,7 +176,7 @@ def _check_time(
     info = dsc.info
     if exp < now:
         return "time.expired", f"expired at {exp.isoformat()}"
-    if iat > now + skew:
+    if iat - now > skew:  # not `iat > now + skew`: that sum overflows near datetime.max
         return "time.not_yet_valid", f"issued in the future ({iat.isoformat()})"
     if iat < info.not_before:
         return "time.iat_before_dsc", "issued before its signing certificate became valid"
@@ -257,8 +276,10 @@ def verify(
     """Verify an HC1 string (or the bytes of one, or a PNG/JPEG image of its QR code) against ``trust``.
 
     ``now`` must be an aware datetime. ``skew`` allows ``iat`` that far in the future (default 0).
-    A trust store that is not fresh (older than ``max_trust_age``, else the bound it was loaded with) turns
-    a VALID outcome into NEEDS_CHECK.
+    Freshness is always checked (:class:`~vaxcred.trust.TrustFreshnessPolicy`): a trust list older than
+    ``max_trust_age`` (else the bound it was loaded with, else 72 hours), or of unknown age, turns a VALID
+    outcome into NEEDS_CHECK; so does a store loaded without authentication.  Bare ``--dsc`` stores have
+    no age: only an explicit bound (``max_trust_age`` or the loader's) applies to them.
     ``image_decoder`` reads the QR code of a PNG/JPEG input (default: :func:`vaxcred.qr.decode_image`, in
     this process); it must return the text or raise :class:`~vaxcred.errors.ImageError`, as
     ``vaxcred.qr.isolated.IsolatedImageDecoder(...).decode`` does (a child process under a hard deadline).
@@ -274,10 +295,24 @@ def verify(
         raise TypeError("now must be a datetime")
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
-    now = now.astimezone(UTC)
+    if not isinstance(skew, timedelta):
+        raise TypeError("skew must be a timedelta")
+    if skew < timedelta(0):
+        raise ValueError("skew must not be negative")
+    try:
+        now = now.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("now lies outside the range of datetime once converted to UTC") from None
     steps = _Steps()
-    mode = "trust_list" if trust.chain_required else "dsc"
-    base: dict[str, Any] = {"trust_mode": mode, "environment": trust.environment.value}
+    freshness = TrustFreshnessPolicy.for_store(trust, max_trust_age).assess(trust, now)
+    notices: list[Notice] = []
+    base: dict[str, Any] = {
+        "trust_mode": trust.mode.value,
+        "environment": trust.environment.value,
+        "trust_updated_at": freshness.updated_at,
+        "trust_age": freshness.age,
+        "trust_max_age": freshness.max_age if freshness.applicable else None,
+    }
 
     # (0) input
     text = _as_text(data, steps, image_decoder)
@@ -319,14 +354,18 @@ def verify(
         steps.fail("cose", "cose.no_alg", "no algorithm in either header")
         return steps.finish(**base)
     steps.items.append(_OK_COSE)
-    base["kid"] = msg.kid if isinstance(msg.kid, bytes) else None
+    # echoed only when it is no longer than a kid may be: a 60,000-byte "kid" is not echoed back whole
+    base["kid"] = msg.kid if msg.kid is not None and len(msg.kid) <= _KID_LENGTH else None
 
     # (5) kid: selects candidates only
-    if msg.kid is None or msg.kid_malformed:
-        steps.fail("kid", "kid.missing" if msg.kid is None else "kid.malformed", "no usable kid")
+    if msg.kid_malformed:
+        steps.fail("kid", "kid.malformed", "the kid header is not a byte string")
         return steps.finish(**base)
-    if len(msg.kid) != 8:
-        steps.fail("kid", "kid.bad_length", f"kid must be 8 bytes, got {len(msg.kid)}")
+    if msg.kid is None:
+        steps.fail("kid", "kid.missing", "no kid in either header")
+        return steps.finish(**base)
+    if len(msg.kid) != _KID_LENGTH:
+        steps.fail("kid", "kid.bad_length", f"kid must be {_KID_LENGTH} bytes, got {len(msg.kid)}")
         return steps.finish(**base)
     candidates = trust.candidates(msg.kid)
     if not candidates:
@@ -334,10 +373,12 @@ def verify(
         return steps.finish(**base)
     steps.ok("kid", f"{len(candidates)} candidate DSC(s) for the kid")
 
-    # (6) signature: every candidate; algorithm bound to the key type
+    # (6) signature + (7) chain: every candidate is tried until one passes both (a DSC whose signature
+    # verifies but whose chain fails does not end the search: another DSC sharing the kid may pass)
     to_be_signed = cose.sig_structure(msg)
     dsc: TrustedDsc | None = None
     last: errors.SignatureError | None = None
+    chain_failure: tuple[TrustedDsc, errors.ChainError] | None = None
     for candidate in candidates:
         try:
             crypto.verify_signature(candidate.info.public_key, msg.alg, to_be_signed, msg.signature)
@@ -345,27 +386,44 @@ def verify(
             if last is None or last.code == "signature.alg_mismatch":
                 last = e
             continue
+        if trust.chain_required:
+            try:
+                check_chain(candidate, trust, now)
+            except errors.ChainError as e:
+                chain_failure = chain_failure or (candidate, e)
+                continue
         dsc = candidate
         break
-    if dsc is None:
+    if dsc is None and chain_failure is None:
         assert last is not None
         steps.error("signature", last)
         return steps.finish(**base)
     steps.ok("signature", f"signature verified ({_ALG_NAMES[msg.alg]})")
+    if dsc is None:
+        assert chain_failure is not None
+        dsc, chain_error = chain_failure
+    else:
+        chain_error = None
     dcc = claims.dcc
     iat, exp = _epoch(claims.iat), _epoch(claims.exp)
     base.update(holder=_holder(dcc), certificate=dcc, issuer_country=dsc.country, iat=iat, exp=exp)
+    base["iss"] = claims.iss
+    country = dsc.country or dsc.info.country
+    if claims.iss is not None and country and claims.iss != country:
+        notices.append(
+            Notice(
+                code="iss.mismatch",
+                message=f"the passport claims issuer {claims.iss!r}, its DSC belongs to {country}",
+            )
+        )
 
-    # (7) chain
+    # (7) chain (decided with the signature above)
     if not trust.chain_required:
         steps.items.append(_CHAIN_NOT_CHECKED)
+    elif chain_error is not None:
+        steps.error("chain", chain_error)
     else:
-        try:
-            check_chain(dsc, trust, now)
-        except errors.ChainError as e:
-            steps.error("chain", e)
-        else:
-            steps.ok("chain", f"DSC chains to the {dsc.country} CSCA")
+        steps.ok("chain", f"DSC chains to the {dsc.country} CSCA")
 
     # (8) time
     problem = _check_time(iat, exp, dsc, now, skew)
@@ -430,7 +488,14 @@ def verify(
         else:
             steps.fail("rules", verdict.code, verdict.message)
 
+    # trust: an unauthenticated or stale list never yields a plain VALID
     status = None
-    if not steps.failed and (unchecked or rules_open or not trust.is_fresh(now, max_trust_age)):
+    if trust.mode is TrustMode.UNAUTHENTICATED:
+        notices.append(_UNAUTHENTICATED)
+    if not freshness.fresh:
+        notices.append(Notice(code=freshness.code, message=freshness.message))
+    if not steps.failed and (
+        unchecked or rules_open or trust.mode is TrustMode.UNAUTHENTICATED or not freshness.fresh
+    ):
         status = Status.NEEDS_CHECK
-    return steps.finish(status=status, **base)
+    return steps.finish(status=status, notices=tuple(notices), **base)

@@ -6,9 +6,10 @@ ICAO extensions, SHA-1 signatures.  :func:`parse_dsc` loads the certificate with
 reads the extensions through ``cert.extensions``; when that raises, a minimal DER walker
 (:func:`_walk_extensions`) reads the few extensions vaxcred uses straight from the TBSCertificate.
 
-Fail closed on the one extension that *widens* permissions when missing: an extendedKeyUsage that is
-present but unreadable (or duplicated) raises :class:`~vaxcred.errors.KeyStoreError` rather than being
-treated as absent (absent EKU = every payload type allowed).  Other unreadable extensions read as ``None``.
+Fail closed on the extensions that *widen* permissions when missing: an extendedKeyUsage (absent = every
+payload type allowed) or a privateKeyUsagePeriod (absent = the key may sign throughout the certificate's
+validity) that is present but unreadable, or duplicated, raises :class:`~vaxcred.errors.KeyStoreError`
+rather than being treated as absent.  Other unreadable extensions read as ``None``.
 
 Pure: no files, no clock.
 """
@@ -222,7 +223,7 @@ def _extensions_from_pyca(cert: x509.Certificate) -> _Extensions:
             # pyca >= 45 has a PrivateKeyUsagePeriod class, older versions an UnrecognizedExtension:
             # read the extnValue DER either way, with one parser for both paths.
             raw = value.value if isinstance(value, x509.UnrecognizedExtension) else value.public_bytes()
-            pkup = _or_none(_parse_pkup, raw)
+            pkup = _read_pkup(raw)
     return _Extensions(eku=eku, digital_signature=digital_signature, is_ca=is_ca, ski=ski, aki=aki, pkup=pkup)
 
 
@@ -235,8 +236,8 @@ def _extensions_from_der(der: bytes) -> _Extensions:
     found: dict[str, bytes] = {}
     for oid, value in extensions:
         if oid in found:
-            if oid == _OID_EKU:
-                raise KeyStoreError("duplicate extendedKeyUsage extension", code="keys.bad_certificate")
+            if oid in _FAIL_CLOSED:
+                raise KeyStoreError(f"duplicate {_FAIL_CLOSED[oid]} extension", code="keys.bad_certificate")
             continue
         found[oid] = value
     eku: frozenset[str] | None = None
@@ -251,8 +252,20 @@ def _extensions_from_der(der: bytes) -> _Extensions:
         is_ca=_or_none(_parse_basic_constraints_ca, found.get(_OID_BASIC_CONSTRAINTS)),
         ski=_or_none(_parse_ski, found.get(_OID_SKI)),
         aki=_or_none(_parse_aki, found.get(_OID_AKI)),
-        pkup=_or_none(_parse_pkup, found.get(_OID_PKUP)),
+        pkup=_read_pkup(found[_OID_PKUP]) if _OID_PKUP in found else None,
     )
+
+
+#: extensions whose absence permits more than their presence: unreadable or duplicated means refused
+_FAIL_CLOSED = {_OID_EKU: "extendedKeyUsage", _OID_PKUP: "privateKeyUsagePeriod"}
+
+
+def _read_pkup(value: bytes) -> tuple[datetime | None, datetime | None]:
+    """A present privateKeyUsagePeriod; unreadable raises (read as absent, the key could sign any time)."""
+    try:
+        return _parse_pkup(value)
+    except _DerError as e:
+        raise KeyStoreError(f"unreadable privateKeyUsagePeriod: {e}", code="keys.bad_certificate") from e
 
 
 def _or_none(parse: Callable[[bytes], _T], value: bytes | None) -> _T | None:

@@ -46,6 +46,15 @@ def minimal_server(
 def stale_server(
     trust_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
-    """Bare DSCs under --max-trust-age: no signed issue time, so trust never counts as fresh."""
-    args = ["--dsc", str(trust_files["dsc"]), "--environment", "TST", "--max-trust-age", "24"]
+    """A signed list issued an hour ago under --max-trust-age 0.5 (hours): trust is stale."""
+    args = [
+        "--trust-list",
+        str(trust_files["trust_list"]),
+        "--anchor",
+        str(trust_files["csca"]),
+        "--environment",
+        "TST",
+        "--max-trust-age",
+        "0.5",
+    ]
     yield from serving(args, tmp_path_factory.mktemp("stale") / "stderr.log")

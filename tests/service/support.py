@@ -116,6 +116,7 @@ class Chain:
             mode=TrustMode.SIGNED_LIST,
             dscs=entries,
             cscas=[("VN", self.csca.certificate)],
+            issued_at=self.now - timedelta(hours=1),  # as if from a list signed an hour ago
         )
 
     def write(self, directory: Path) -> dict[str, Path]:
@@ -171,7 +172,8 @@ def start_server(args: Sequence[str], log_path: Path, *, timeout: float = 30) ->
     import httpx
 
     log: IO[bytes] = log_path.open("wb")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # each server keeps its own trust rollback state (two test lists may share a sequence number)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "XDG_STATE_HOME": str(log_path.parent / "state")}
     process = subprocess.Popen(
         [sys.executable, "-m", "vaxcred", "serve", "--host", "127.0.0.1", "--port", "0", *args],
         stdout=subprocess.DEVNULL,

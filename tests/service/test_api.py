@@ -128,8 +128,12 @@ def test_minimal_mode_discloses_status_reasons_name_and_dob_only(
     assert result.status == "VALID"
     assert result.holder is not None
     assert result.holder.dob == HOLDER_DOB
-    # bare DSCs: the officer's screen says the chain was not checked
-    assert [n.code for n in result.notes] == ["chain.not_checked"]
+    # bare DSCs and no data folder: the officer's screen says what was not checked
+    assert [n.code for n in result.notes] == [
+        "chain.not_checked",
+        "revocation.not_configured",
+        "rules.not_configured",
+    ]
     assert "kid" not in response.text
 
 
@@ -344,7 +348,7 @@ def test_access_log_is_json_without_personal_data(server: LiveServer, chain: Cha
 
 
 def test_stale_trust_turns_valid_into_needs_check(stale_server: LiveServer, chain: Chain) -> None:
-    """Trust of unknown age under --max-trust-age: a genuine passport is NEEDS_CHECK, reason trust.stale."""
+    """Trust older than --max-trust-age: a genuine passport is NEEDS_CHECK, reason trust.stale."""
     result = _ok(_verify(stale_server, {"qr": chain.valid()}))
     assert result.status == "NEEDS_CHECK"
     assert [r.code for r in result.reasons] == ["trust.stale"]

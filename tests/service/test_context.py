@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.service.support import Chain
 from vaxcred.result import Status
 from vaxcred.service import DataSet, VerifierContext
 from vaxcred.service import context as context_module
+from vaxcred.trust import TrustStore
 
 NOW = datetime(2026, 1, 10, tzinfo=UTC)
 
@@ -31,10 +33,12 @@ def test_options_reach_verify(chain: Chain) -> None:
     """A max_trust_age option turns VALID into NEEDS_CHECK once the trust is older than it."""
     store = chain.store()
     plain = VerifierContext(trust=store, loaded_at=NOW)
-    strict = VerifierContext(trust=store, loaded_at=NOW, verify_options={"max_trust_age": timedelta(hours=1)})
+    strict = VerifierContext(
+        trust=store, loaded_at=NOW, verify_options={"max_trust_age": timedelta(minutes=30)}
+    )
     hc1 = chain.valid()
     assert plain.verify(hc1, now=chain.now).status is Status.VALID
-    # the hand-built store has no signed issue time: under a bound its age is unknown, so not fresh
+    # the store was issued an hour before: fresh under the default 72 hours, stale under 30 minutes
     assert strict.verify(hc1, now=chain.now).status is Status.NEEDS_CHECK
     assert strict.trust_is_fresh(chain.now) is False
 
@@ -68,8 +72,11 @@ def test_country_passed_only_where_verify_takes_it(chain: Chain, monkeypatch: py
 
 
 def test_trust_updated_at_prefers_the_signed_issue_time(chain: Chain) -> None:
-    context = VerifierContext(trust=chain.store(), loaded_at=NOW)
-    assert context.trust_updated_at == NOW  # no signed time: when it was loaded
+    """The signed issue time when the store has one, else when it was loaded."""
+    store = chain.store()
+    assert VerifierContext(trust=store, loaded_at=NOW).trust_updated_at == store.issued_at
+    bare = TrustStore.from_dsc_certificates([chain.dsc.certificate.public_bytes(Encoding.DER)])
+    assert VerifierContext(trust=bare, loaded_at=NOW).trust_updated_at == NOW
 
 
 def test_dataset_freshness() -> None:

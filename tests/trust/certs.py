@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from vaxcred.crypto import LocalSigner, SigningKey
@@ -141,3 +144,71 @@ def store_of(
         dscs=dscs,
         cscas=[(country, ca.cert) for country, ca in cscas],
     )
+
+
+# --- EU gateway entries with real CMS signatures ------------------------------------------------------
+
+
+def cms_signature(
+    content: bytes, signer: Issued, *, detached: bool = True, attributes: bool = True, pss: bool = False
+) -> str:
+    """Base64 CMS SignedData over ``content`` by ``signer``, built by cryptography's PKCS7SignatureBuilder."""
+    # Binary: no S/MIME text canonicalisation (it would turn LF bytes of the DER into CRLF)
+    options = [pkcs7.PKCS7Options.Binary]
+    if detached:
+        options.append(pkcs7.PKCS7Options.DetachedSignature)
+    if not attributes:
+        options.append(pkcs7.PKCS7Options.NoAttributes)
+    padding_: padding.PSS | None = (
+        padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.DIGEST_LENGTH) if pss else None
+    )
+    builder = pkcs7.PKCS7SignatureBuilder().set_data(content)
+    builder = builder.add_signer(signer.cert, signer.key, hashes.SHA256(), rsa_padding=padding_)
+    return base64.b64encode(builder.sign(Encoding.DER, options)).decode("ascii")
+
+
+def gateway_entry(
+    cert: Issued,
+    cert_type: str = "DSC",
+    country: str = "VN",
+    *,
+    signed_by: Issued | None = None,
+    **override: Any,
+) -> dict[str, Any]:
+    """A gateway entry as the gateway serves it; ``signed_by`` adds a real CMS signature over the DER."""
+    digest = hashlib.sha256(cert.der).digest()
+    value: dict[str, Any] = {
+        "kid": base64.b64encode(digest[:8]).decode(),
+        "timestamp": "2021-06-01T10:15:30+02:00",
+        "country": country,
+        "certificateType": cert_type,
+        "thumbprint": digest.hex(),
+        "signature": cms_signature(cert.der, signed_by) if signed_by is not None else "",
+        "rawData": base64.b64encode(cert.der).decode(),
+    }
+    value.update(override)
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayWorld:
+    """A gateway trust anchor, a VN upload certificate, the VN CSCA and a DSC, all properly signed."""
+
+    anchor: Issued
+    upload: Issued
+    csca: Issued
+    dsc: Issued
+
+    def entries(self) -> list[dict[str, Any]]:
+        return [
+            gateway_entry(self.upload, "UPLOAD", signed_by=self.anchor),
+            gateway_entry(self.csca, "CSCA", signed_by=self.anchor),
+            gateway_entry(self.dsc, "DSC", signed_by=self.upload),
+        ]
+
+
+def make_gateway_world(*, not_before: datetime = NOW - 365 * DAY) -> GatewayWorld:
+    anchor = make_ca("EU", cn="DCCG Trust Anchor", not_before=not_before)
+    upload = make_leaf(anchor, cn="VN upload", eku=None, not_before=not_before)
+    csca = make_ca("VN", not_before=not_before)
+    return GatewayWorld(anchor=anchor, upload=upload, csca=csca, dsc=make_leaf(csca, not_before=not_before))

@@ -22,7 +22,7 @@ from vaxcred.trust import (
     TrustStore,
     check_chain,
     export_gateway_trust_list,
-    load_gateway_trust_list,
+    load_gateway_trust_list_unsafe_unauthenticated,
 )
 from vaxcred.trust import gateway as gateway_module
 
@@ -44,7 +44,9 @@ def entry(cert: Issued, cert_type: str = "DSC", country: str = "VN", **override:
 
 
 def load(entries: list[Any], environment: Environment = Environment.TST) -> gateway_module.GatewayTrustList:
-    return load_gateway_trust_list(json.dumps(entries).encode(), environment=environment)
+    return load_gateway_trust_list_unsafe_unauthenticated(
+        json.dumps(entries).encode(), environment=environment
+    )
 
 
 def test_loads_cscas_and_dscs(csca: Issued, dsc: Issued) -> None:
@@ -53,7 +55,7 @@ def test_loads_cscas_and_dscs(csca: Issued, dsc: Issued) -> None:
     store = result.store
     assert result.rejected == ()
     assert store.environment is Environment.PROD
-    assert store.mode is TrustMode.GATEWAY
+    assert store.mode is TrustMode.UNAUTHENTICATED
     assert store.cscas["VN"] == (csca.cert,)
     (candidate,) = store.candidates(hashlib.sha256(dsc.der).digest()[:8])
     assert candidate.country == "VN"
@@ -95,6 +97,20 @@ def test_malformed_entry_reported(dsc: Issued, override: dict[str, Any], words: 
     assert rejected.index == 0
     assert words in rejected.reason
     assert result.store.all_dscs() == ()
+
+
+def test_non_ascii_raw_data_is_a_rejected_entry(dsc: Issued) -> None:
+    """rawData with a non-ASCII character rejects the entry instead of leaking base64's ValueError (atheris)."""
+    result = load([entry(dsc, rawData="MIIC\u00e9AAA")])
+    (rejected,) = result.rejected
+    assert "rawData is not Base64" in rejected.reason
+
+
+def test_non_ascii_kid_is_a_rejected_entry(dsc: Issued) -> None:
+    """A kid with a non-ASCII character rejects the entry instead of leaking base64's ValueError."""
+    result = load([entry(dsc, kid="T\u00e9ChVTYw8i8=")])
+    (rejected,) = result.rejected
+    assert "kid is not Base64" in rejected.reason
 
 
 def test_upper_case_thumbprint_accepted(dsc: Issued) -> None:
@@ -148,7 +164,9 @@ def test_entry_with_repeated_key_rejected(dsc: Issued) -> None:
     """An object repeating a key is ambiguous: that entry is rejected, the rest kept."""
     good = json.dumps(entry(dsc))
     repeated = good[:-1] + ', "country": "DE"}'
-    result = load_gateway_trust_list(f"[{repeated}, {good}]".encode(), environment=Environment.TST)
+    result = load_gateway_trust_list_unsafe_unauthenticated(
+        f"[{repeated}, {good}]".encode(), environment=Environment.TST
+    )
     assert [(r.index, "country" in r.reason) for r in result.rejected] == [(0, True)]
     assert len(result.store.all_dscs()) == 1
 
@@ -160,14 +178,16 @@ def test_entry_with_repeated_key_rejected(dsc: Issued) -> None:
 def test_malformed_document(document: bytes) -> None:
     """Non-JSON, non-array, invalid UTF-8, NaN, absurd nesting: TrustStoreError(trust.malformed)."""
     with pytest.raises(TrustStoreError) as info:
-        load_gateway_trust_list(document, environment=Environment.TST)
+        load_gateway_trust_list_unsafe_unauthenticated(document, environment=Environment.TST)
     assert info.value.code == "trust.malformed"
 
 
 def test_oversized_document() -> None:
     """A document over 50 MB is refused before parsing."""
     with pytest.raises(TrustStoreError) as info:
-        load_gateway_trust_list(b" " * (gateway_module.MAX_GATEWAY_BYTES + 1), environment=Environment.TST)
+        load_gateway_trust_list_unsafe_unauthenticated(
+            b" " * (gateway_module.MAX_GATEWAY_BYTES + 1), environment=Environment.TST
+        )
     assert info.value.code == "trust.malformed"
 
 
@@ -175,7 +195,7 @@ def test_too_many_entries(monkeypatch: pytest.MonkeyPatch) -> None:
     """More entries than the cap is a document-level error."""
     monkeypatch.setattr(gateway_module, "MAX_GATEWAY_ENTRIES", 2)
     with pytest.raises(TrustStoreError) as info:
-        load_gateway_trust_list(b"[1, 2, 3]", environment=Environment.TST)
+        load_gateway_trust_list_unsafe_unauthenticated(b"[1, 2, 3]", environment=Environment.TST)
     assert info.value.code == "trust.malformed"
 
 
@@ -191,7 +211,7 @@ def test_empty_list_loads() -> None:
 def test_random_bytes_raise_only_trust_store_error(data: bytes) -> None:
     """Whatever the bytes, the loader returns or raises TrustStoreError."""
     with contextlib.suppress(TrustStoreError):
-        load_gateway_trust_list(data, environment=Environment.TST)
+        load_gateway_trust_list_unsafe_unauthenticated(data, environment=Environment.TST)
 
 
 @settings(max_examples=200, deadline=None)
@@ -222,7 +242,7 @@ def test_round_trip(csca: Issued, dsc: Issued) -> None:
         environment=Environment.ACC,
     )
     exported = export_gateway_trust_list(store, now=NOW)
-    result = load_gateway_trust_list(exported, environment=Environment.ACC)
+    result = load_gateway_trust_list_unsafe_unauthenticated(exported, environment=Environment.ACC)
     assert result.rejected == ()
     again = result.store
     assert {(d.country, d.info.der) for d in again.all_dscs()} == {
@@ -276,7 +296,7 @@ def test_csca_with_unknown_x509_version_is_rejected_not_raised() -> None:
 
     from cryptography import x509
 
-    from vaxcred.trust import Environment, load_gateway_trust_list
+    from vaxcred.trust import Environment, load_gateway_trust_list_unsafe_unauthenticated
 
     vector = (
         Path(__file__).resolve().parent.parent / "data" / "dgc-testdata" / "AT" / "2DCode" / "raw" / "1.json"
@@ -296,6 +316,8 @@ def test_csca_with_unknown_x509_version_is_rejected_not_raised() -> None:
             "rawData": base64.b64encode(der).decode(),
         }
     ]
-    loaded = load_gateway_trust_list(json.dumps(doc).encode(), environment=Environment.TST)
+    loaded = load_gateway_trust_list_unsafe_unauthenticated(
+        json.dumps(doc).encode(), environment=Environment.TST
+    )
     assert len(loaded.rejected) == 1
     assert not loaded.store.all_cscas()

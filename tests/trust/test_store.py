@@ -10,6 +10,7 @@ import pytest
 from tests.trust.certs import DAY, NOW, Issued, make_ca, make_leaf, store_of, trusted
 from vaxcred.errors import TrustStoreError
 from vaxcred.trust import (
+    DEFAULT_MAX_TRUST_AGE,
     MAX_CANDIDATES,
     Environment,
     TrustedDsc,
@@ -32,13 +33,14 @@ def test_candidates_returns_every_dsc_sharing_a_kid(csca: Issued) -> None:
     assert store.candidates(b"\x01" * 8) == ()
 
 
-def test_candidates_capped(csca: Issued) -> None:
-    """At most MAX_CANDIDATES (8) DSCs are tried for one kid."""
+def test_candidates_never_silently_capped(csca: Issued) -> None:
+    """Every DSC for a kid is a candidate; a store refuses more than MAX_CANDIDATES (8) per kid when built
+    (regression: candidates() used to drop the 9th and 10th silently, so a genuine passport failed)."""
     kid = b"\x07" * 8
     many = [_with_kid(trusted(make_leaf(csca)), kid) for _ in range(MAX_CANDIDATES + 2)]
-    store = store_of(many)
-    assert store.candidates(kid) == tuple(many[:MAX_CANDIDATES])
-    assert len(store.dscs[kid]) == MAX_CANDIDATES + 2
+    assert store_of(many[:MAX_CANDIDATES]).candidates(kid) == tuple(many[:MAX_CANDIDATES])
+    with pytest.raises(ValueError, match="share kid"):
+        store_of(many)
 
 
 def test_build_drops_exact_duplicates(csca: Issued, dsc: Issued) -> None:
@@ -128,11 +130,20 @@ def test_freshness() -> None:
 
 
 def test_freshness_unknown_without_signed_time() -> None:
-    """Without a signed issue time a bounded freshness check fails; unbounded it passes."""
+    """Without an issue time a list is never fresh, whatever the bound (regression: with no bound it
+    used to pass); bare --dsc certificates have no list and count as fresh."""
     store = _signed(None)
-    assert store.is_fresh(NOW)
+    assert not store.is_fresh(NOW)
     assert not store.is_fresh(NOW, DAY)
     assert store.stale_after is None
+    assert TrustStore(environment=Environment.TST, mode=TrustMode.DSC).is_fresh(NOW)
+
+
+def test_freshness_bound_is_on_by_default() -> None:
+    """A year-old list with no bound given is stale under the 72-hour default (regression: no bound)."""
+    store = _signed(NOW - 365 * DAY)
+    assert store.is_fresh(NOW - 365 * DAY + DEFAULT_MAX_TRUST_AGE)
+    assert not store.is_fresh(NOW)
 
 
 def test_naive_times_are_caller_errors() -> None:

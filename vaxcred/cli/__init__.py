@@ -1,19 +1,26 @@
 """The ``vaxcred`` command line: thin click commands over the library.
 
-``main()`` maps outcomes to exit codes: 0 VALID / success, 1 INVALID / refused, 2 NEEDS_CHECK, 3 usage error.
+``main()`` maps outcomes to exit codes: 0 VALID / success, 1 INVALID / refused, 2 NEEDS_CHECK, 3 usage error
+(and a missing extra: ``vaxcred`` installed without ``[cli]``, or a command whose extra is missing, prints
+the extra to install). This module imports neither click nor any command: the group lives in
+:mod:`vaxcred.cli._group`, each command in its own module, loaded when it runs.
+An unexpected exception (a defect) prints one line, never a traceback, and exits 1: fail closed.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
+from typing import TYPE_CHECKING, Any
 
-import click
+from vaxcred._extras import MissingExtraError
 
-from vaxcred import __version__
-from vaxcred.cli._common import EXIT_USAGE
+if TYPE_CHECKING:
+    from vaxcred.cli._group import cli
 
-__all__ = ["cli", "main", "run"]
+__all__ = ["COMMANDS", "cli", "main", "run"]
+
+#: exit status when the command cannot run as asked (vaxcred.cli._common.EXIT_USAGE, which needs click)
+_EXIT_USAGE = 3
 
 #: command name -> ("module:attribute", one-line help); a command's module (and its dependencies: SQLAlchemy,
 #: Pillow, ...) is imported only when that command runs or its own help is shown, so ``vaxcred verify``
@@ -54,77 +61,26 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class _LazyGroup(click.Group):
-    """A click group whose subcommands are imported on first use (from :data:`COMMANDS`)."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        entry = COMMANDS.get(cmd_name)
-        if entry is None:
-            return None
-        target = entry[0]
-        module_name, _, attribute = target.partition(":")
-        command = getattr(importlib.import_module(module_name), attribute)
-        if not isinstance(command, click.Command):
-            raise TypeError(f"{target} is not a click command")
-        return command
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """The command list from :data:`COMMANDS` alone: ``vaxcred --help`` imports no command module."""
-        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-
-@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="vaxcred")
-def cli() -> None:
-    """vaxcred: issue and verify EU-DCC compatible vaccine passports (HC1 QR codes).
-
-    \b
-    vaxcred keys init KEYS            ministry key chain (CSCA, DSC, trust-list key, site CA)
-    vaxcred issue person.json --keys KEYS --png qr.png
-    vaxcred verify qr.png --trust-list trust.cbor --anchor KEYS/csca.pem
-    vaxcred verify "HC1:..." --dsc dsc.pem --at 2021-06-01T00:00:00Z --json
-    vaxcred sync https://ministry.example/vaxcred --into data --anchor csca.pem
-    vaxcred verify qr.png --data data --anchor csca.pem
-    vaxcred serve --trust-list trust.cbor --anchor KEYS/csca.pem --workers 2
-
-    \b
-    national pipeline (--db URL or $VAXCRED_DB, default sqlite:///vaxcred.db):
-    vaxcred db init                   create / upgrade the schema
-    vaxcred import doses.csv --rejects rejects.csv
-    vaxcred registry-check --registry registry.csv      (or an http(s):// URL)
-    vaxcred report --chart quality.png
-    vaxcred sign-sites --keys KEYS    each site signs its verified records
-    vaxcred issue-batch --keys KEYS --workers 2
-    vaxcred corrections file|list|resolve|reject|overdue
-    vaxcred revocations export --out revocations.json
-    vaxcred certificate-pdf --citizen-id ID --out certificate.pdf
-    """
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; usage errors exit 3 (click's own default, 2, means NEEDS_CHECK here)."""
+    """Entry point: run the command line; a missing extra is a message and exit status 3, not a traceback."""
     try:
-        # standalone_mode=False: click returns ctx.exit()'s code instead of calling sys.exit
-        code = cli.main(args=argv, prog_name="vaxcred", standalone_mode=False)
-    except click.exceptions.Exit as e:
-        return int(e.exit_code)
-    except click.UsageError as e:
-        e.show()
-        return EXIT_USAGE
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
-    except click.Abort:
-        click.echo("aborted", err=True)
-        return EXIT_USAGE
-    return code if isinstance(code, int) else 0
+        from vaxcred.cli._group import click_main
+
+        return click_main(argv)
+    except MissingExtraError as e:
+        sys.stderr.write(f"vaxcred: {e}\n")
+        return _EXIT_USAGE
 
 
 def run() -> None:
     """Console-script entry point."""
     sys.exit(main())
+
+
+def __getattr__(name: str) -> Any:
+    """``cli`` (the click group) is imported on first access: it needs the ``cli`` extra."""
+    if name == "cli":
+        from vaxcred.cli._group import cli
+
+        return cli
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -42,7 +42,10 @@ from vaxcred.pipeline.reports.revocation_export import export_revocations
 from vaxcred.pipeline.site_signing.stage import run_site_signing
 from vaxcred.privacy import mask_dob, mask_name
 from vaxcred.storage import Database
+from vaxcred.text import clip
 
+#: row ids are SQL BIGINTs: a larger number is no row (and no driver can bind it)
+_MAX_ID = 2**63 - 1
 _FIELDS = [f.value for f in CorrectionField]
 _FILE_EPILOG = """\
 Name the dose with --dose-id, or with its natural key --dose-number/--dose-date/--dose-site. For
@@ -87,7 +90,9 @@ def _shown_value(correction: Correction, reveal: bool) -> str:
 )
 @click.option("--field", "field_name", required=True, type=click.Choice(_FIELDS), help="What to correct.")
 @click.option("--value", required=True, help="The proposed value (JSON for missing_dose).")
-@click.option("--dose-id", type=click.IntRange(1), help="The dose the correction is about (its row id).")
+@click.option(
+    "--dose-id", type=click.IntRange(1, _MAX_ID), help="The dose the correction is about (its row id)."
+)
 @click.option("--dose-number", type=click.IntRange(1, 9), help="Natural key: the dose number …")
 @click.option("--dose-date", metavar="YYYY-MM-DD", help="… its date …")
 @click.option("--dose-site", metavar="SITE_ID", help="… and the site that recorded it.")
@@ -173,7 +178,7 @@ def _reissuer(db: Database, folder: Path, now: dt.datetime) -> Any:
 
 
 @corrections.command("resolve")
-@click.argument("correction_id", type=click.IntRange(1))
+@click.argument("correction_id", type=click.IntRange(1, _MAX_ID))
 @registry_option
 @registry_timeout_option
 @click.option(
@@ -229,7 +234,7 @@ def resolve(
 
 
 @corrections.command("reject")
-@click.argument("correction_id", type=click.IntRange(1))
+@click.argument("correction_id", type=click.IntRange(1, _MAX_ID))
 @click.option("--note", required=True, help="Why the request is rejected (stored; shown to the citizen).")
 @db_option
 @at_option("Rejection time")
@@ -239,6 +244,8 @@ def reject(correction_id: int, note: str, db_url: str, at: str | None) -> None:
     try:
         with storage_errors():
             closed = reject_correction(db, correction_id, now=parse_at(at), note=note)
+    except ValueError as e:  # an empty or overlong note, a time before the request
+        raise click.UsageError(safe(str(e))) from e
     finally:
         db.dispose()
     click.echo(f"correction {closed.id} rejected")
@@ -287,8 +294,10 @@ def export(out: Path, since: str | None, country: str, db_url: str, at: str | No
     try:
         with storage_errors():
             batches = export_revocations(db, country=country.upper(), now=now, since=since_at)
+    except ValueError as e:  # --country not a two-letter code
+        raise click.UsageError(safe(clip(str(e), 120))) from e
     finally:
         db.dispose()
     out.write_bytes(b"[" + b",\n".join(b.to_json() for b in batches) + b"]\n")
     entries = sum(len(b.entries) for b in batches)
-    click.echo(f"{number(len(batches))} batches, {number(entries)} hashes written to {out}")
+    click.echo(f"{number(len(batches))} batches, {number(entries)} hashes written to {safe(out)}")

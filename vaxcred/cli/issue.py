@@ -9,9 +9,13 @@ from typing import Any, cast
 import click
 
 from vaxcred import errors, qr
-from vaxcred.cli._common import fail, open_chain, parse_at
+from vaxcred.cli._common import fail, open_chain, parse_at, safe, write_private
 from vaxcred.issue import IssuancePolicy, Issuer, vaccination_dcc
 from vaxcred.model import DCC
+from vaxcred.text import clip
+
+#: a DCC or dose record is a few hundred bytes
+_MAX_INPUT = 64 * 1024
 
 _RECORD_HELP = """\
 INPUT is a JSON file ('-' for stdin) holding either a DCC payload (with "ver", "nam", "dob", "v") or a
@@ -43,9 +47,9 @@ def _load_dcc(document: Any) -> DCC:
             uvci=document.get("uvci"),
         )
     except KeyError as e:
-        raise click.UsageError(f"the record lacks the field {e.args[0]!r}") from e
-    except (TypeError, ValueError) as e:
-        raise click.UsageError(f"bad record field: {e}") from e
+        raise click.UsageError(f"the record lacks the field {safe(clip(e.args[0]))}") from e
+    except (TypeError, ValueError, OverflowError) as e:
+        raise click.UsageError(f"bad record field: {safe(clip(str(e), 120))}") from e
 
 
 @click.command(epilog=_RECORD_HELP)
@@ -57,9 +61,17 @@ def _load_dcc(document: Any) -> DCC:
     type=click.Path(file_okay=False, path_type=Path),
     help="Key-chain folder (from `vaxcred keys init`).",
 )
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the HC1 text here.")
-@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), help="Write the QR code as PNG.")
-@click.option("--svg", type=click.Path(dir_okay=False, path_type=Path), help="Write the QR code as SVG.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the HC1 text here (mode 0600: the passport is a bearer credential).",
+)
+@click.option(
+    "--png", type=click.Path(dir_okay=False, path_type=Path), help="Write the QR code as PNG (0600)."
+)
+@click.option(
+    "--svg", type=click.Path(dir_okay=False, path_type=Path), help="Write the QR code as SVG (0600)."
+)
 @click.option(
     "--ecc",
     type=click.Choice(["L", "M", "Q", "H"]),
@@ -90,10 +102,16 @@ def issue(
     at: str | None,
 ) -> None:
     """Sign a vaccination certificate with the newest usable DSC and print its HC1 text."""
+    raw = input_file.read(_MAX_INPUT + 1)
+    if len(raw) > _MAX_INPUT:
+        raise click.UsageError(f"INPUT is larger than {_MAX_INPUT // 1024} KiB")
     try:
-        document = json.loads(input_file.read())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise click.UsageError(f"INPUT is not JSON: {e}") from e
+        document = json.loads(raw)
+    except (
+        ValueError,
+        RecursionError,
+    ) as e:  # UnicodeDecodeError is a ValueError; RecursionError: deep nesting
+        raise click.UsageError(f"INPUT is not JSON: {safe(clip(str(e), 120))}") from e
     now = parse_at(at)
     try:
         dcc = _load_dcc(document)
@@ -102,12 +120,13 @@ def issue(
         passport = Issuer(signer, policy=policy).issue(dcc, now=now)
     except errors.VaxcredError as e:
         raise fail(e) from e
+    # the passport is a bearer credential, as text and as a QR code: files readable by their owner only
     if out:
-        out.write_text(passport.hc1 + "\n", encoding="ascii")
+        write_private(out, (passport.hc1 + "\n").encode("ascii"), option="--out")
     if png:
-        png.write_bytes(qr.render_png(passport.hc1, ecc=cast(qr.EccLevel, ecc)))
+        write_private(png, qr.render_png(passport.hc1, ecc=cast(qr.EccLevel, ecc)), option="--png")
     if svg:
-        svg.write_bytes(qr.render_svg(passport.hc1, ecc=cast(qr.EccLevel, ecc)))
+        write_private(svg, qr.render_svg(passport.hc1, ecc=cast(qr.EccLevel, ecc)), option="--svg")
     click.echo(passport.hc1)
     click.echo(
         f"kid {passport.kid.hex()}  iat {passport.iat:%Y-%m-%dT%H:%M:%SZ}  exp {passport.exp:%Y-%m-%dT%H:%M:%SZ}",

@@ -13,6 +13,7 @@ import click
 from vaxcred import errors
 from vaxcred.cli._common import fail, open_chain, parse_at, passphrase, safe, token_pin
 from vaxcred.keys import KeyChainDir, KeyType, TokenConfig
+from vaxcred.text import clip
 
 _FOLDER = click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 _AT = click.option("--at", "at", metavar="ISO-8601", help="Pretend the current time is this (default: now).")
@@ -112,10 +113,14 @@ def init(
             certificates = chain.dsc_certificates()
     except errors.VaxcredError as e:
         raise fail(e) from e
+    except (ValueError, OverflowError) as e:  # a bad --country / --site-id, or dates past the year 9999
+        raise click.UsageError(safe(clip(str(e), 200))) from e
     for cert in certificates:
-        click.echo(f"DSC {cert.subject.rfc4514_string()} valid until {cert.not_valid_after_utc:%Y-%m-%d}")
-    where = f"token {token_label!r}" if token_label else "encrypted key files"
-    click.echo(f"key chain created in {folder} (private keys: {where})")
+        click.echo(
+            f"DSC {safe(cert.subject.rfc4514_string())} valid until {cert.not_valid_after_utc:%Y-%m-%d}"
+        )
+    where = f"token {safe(token_label)!r}" if token_label else "encrypted key files"
+    click.echo(f"key chain created in {safe(folder)} (private keys: {where})")
 
 
 @keys.command("dsc")
@@ -138,6 +143,8 @@ def dsc(folder: Path, payload_type: str, key: str, operator: str | None, at: str
             pair = chain.new_dsc(now=parse_at(at), types=(payload_type,), key=_key_type(key))
     except errors.VaxcredError as e:
         raise fail(e) from e
+    except (ValueError, OverflowError) as e:  # a bad --country / --site-id, or dates past the year 9999
+        raise click.UsageError(safe(clip(str(e), 200))) from e
     click.echo(f"new DSC kid {pair.kid.hex()} valid until {pair.certificate.not_valid_after_utc:%Y-%m-%d}")
 
 
@@ -154,7 +161,9 @@ def site(folder: Path, site_id: str, site_name: str, operator: str | None, at: s
             pair = chain.new_site(site_id=site_id, site_name=site_name, now=parse_at(at))
     except errors.VaxcredError as e:
         raise fail(e) from e
-    click.echo(f"site certificate {site_id} kid {pair.kid.hex()}")
+    except (ValueError, OverflowError) as e:  # a bad --country / --site-id, or dates past the year 9999
+        raise click.UsageError(safe(clip(str(e), 200))) from e
+    click.echo(f"site certificate {safe(site_id)} kid {pair.kid.hex()}")
 
 
 @keys.command("rotate")

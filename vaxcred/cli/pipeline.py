@@ -232,6 +232,8 @@ def report(
     if out is not None:
         out.write_text(text, encoding="utf-8", newline="")
         click.echo(f"report written to {out}")
+    elif fmt == "text":  # site and province names come from imported files: no raw controls on a terminal
+        click.echo("\n".join(safe(line) for line in text.split("\n")), nl=False)
     else:
         click.echo(text, nl=False)
     if chart is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import logging
 import math
@@ -12,25 +11,35 @@ from typing import Any
 
 import click
 
-from vaxcred.cli.verify import _load_trust
+from vaxcred.cli._trust import default_state_path
+from vaxcred.cli.verify import _load_synced, _load_trust
 
 # FastAPI, uvicorn and the service package are imported by the command itself: `vaxcred --help` stays light
 
 
-def _load_data(directory: Path, now: datetime) -> tuple[dict[str, Any], tuple[Any, ...]]:
-    """The extra verify options and data sets of a ``vaxcred sync`` folder.
+def _load_data(
+    directory: Path, anchor: Path | None, env: str, now: datetime
+) -> tuple[Any, dict[str, Any], tuple[Any, ...]]:
+    """The trust store, the verify options (revocation, rules) and the data sets of a ``vaxcred sync`` folder."""
+    from vaxcred.service import DataSet
 
-    Seam for the rules / revocation work: ``vaxcred.sync.load_folder(DIR, now=...)`` is expected to return
-    an object whose ``rules`` and ``revocation`` attributes are verify() keyword arguments and whose
-    ``datasets`` are :class:`vaxcred.service.DataSet` entries (absent attributes are skipped).
-    """
-    try:
-        sync = importlib.import_module("vaxcred.sync")
-    except ImportError as e:
-        raise click.UsageError("--data needs vaxcred.sync, which this build does not have") from e
-    folder = sync.load_folder(directory, now=now)
-    options = {k: v for k in ("rules", "revocation") if (v := getattr(folder, k, None)) is not None}
-    return options, tuple(getattr(folder, "datasets", ()))
+    trust, options = _load_synced(directory, anchor, env, now)
+    datasets: list[Any] = []
+    revocation = options.get("revocation")
+    if revocation is not None:
+        datasets.append(
+            DataSet(
+                name="revocation",
+                updated_at=revocation.issued_at,
+                max_age=revocation.max_age,
+                count=len(revocation),
+                source=str(directory),
+            )
+        )
+    rules = options.get("rules")
+    if rules is not None:
+        datasets.append(DataSet(name="rules", count=len(rules.rules), source=str(directory)))
+    return trust, options, tuple(datasets)
 
 
 @click.command()
@@ -68,10 +77,16 @@ def _load_data(directory: Path, now: datetime) -> tuple[dict[str, Any], tuple[An
     "signed issue time then never counts as fresh).",
 )
 @click.option(
+    "--trust-state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where the highest trust-list sequence seen is kept (default $XDG_STATE_HOME/vaxcred/...); an older "
+    "list is refused.",
+)
+@click.option(
     "--data",
     "data_dir",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="A folder written by `vaxcred sync` (rules, revocation lists).",
+    help="A folder written by `vaxcred sync` (signed trust list, rules, revocation lists; needs --anchor).",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -109,6 +124,7 @@ def serve(
     anchor: Path | None,
     env: str,
     max_trust_age: float | None,
+    trust_state: Path | None,
     data_dir: Path | None,
     host: str,
     port: int,
@@ -139,11 +155,17 @@ def serve(
     configure_logging()
     log = logging.getLogger(LOGGER)
     now = datetime.now(UTC)
-    trust = _load_trust(dscs, trust_list, anchor, env, now)
     options: dict[str, Any] = {}
     datasets: tuple[Any, ...] = ()
     if data_dir is not None:
-        options, datasets = _load_data(data_dir, now)
+        if trust_list is not None or dscs:
+            raise click.UsageError("--data brings its own trust list: leave out --trust-list and --dsc")
+        trust, options, datasets = _load_data(data_dir, anchor, env, now)
+    else:
+        # a border service never runs on unauthenticated trust: no opt-in here
+        trust = _load_trust(
+            dscs, trust_list, anchor, False, env, now, trust_state or default_state_path(), None
+        )
     if max_trust_age is not None:
         options["max_trust_age"] = timedelta(hours=max_trust_age)
     try:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from vaxcred import errors
 from vaxcred.cli._common import fail, open_chain, parse_at, safe
+from vaxcred.cli._trust import UNSAFE_FLAG, load_trust_list
 from vaxcred.keys import KeyChainDir
 from vaxcred.trust import (
     Environment,
@@ -17,11 +17,10 @@ from vaxcred.trust import (
     TrustMode,
     TrustStore,
     export_gateway_trust_list,
-    load_gateway_trust_list,
-    load_signed_trust_list,
+    format_age,
     sign_trust_list,
 )
-from vaxcred.x509util import load_certificate_bytes, parse_dsc
+from vaxcred.x509util import parse_dsc
 
 _ENV = click.option(
     "--environment",
@@ -103,29 +102,50 @@ def export(folder: Path, fmt: str, sequence: int, out: Path, env: str, at: str |
 @click.option(
     "--anchor",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Signed lists: the pinned CSCA (or trust-list) certificate.",
+    help="Pinned anchor: the CSCA (or trust-list certificate) of a signed list; for gateway JSON the "
+    "gateway trust anchor that signed the entries.",
+)
+@click.option(
+    UNSAFE_FLAG,
+    "unsafe_unauthenticated",
+    is_flag=True,
+    help="UNSAFE: read gateway JSON without --anchor, its signatures NOT checked.",
+)
+@click.option(
+    "--trust-state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Signed lists: check against and update this rollback state (default: leave state alone).",
 )
 @_ENV
 @click.option("--at", "at", metavar="ISO-8601", help="Check as of this time (default: now).")
-def import_(file: Path, anchor: Path | None, env: str, at: str | None) -> None:
-    """Load and check a trust list; report what it holds and every rejected entry."""
-    data = file.read_bytes()
+def import_(
+    file: Path,
+    anchor: Path | None,
+    unsafe_unauthenticated: bool,
+    trust_state: Path | None,
+    env: str,
+    at: str | None,
+) -> None:
+    """Load and check a trust list; report what it holds, how it is authenticated, every rejected entry."""
     environment = Environment[env]
-    try:
-        if data.lstrip()[:1] == b"[":
-            loaded = load_gateway_trust_list(data, environment=environment)
-            store = loaded.store
-            for rejected in loaded.rejected:
-                click.echo(f"rejected entry {rejected.index}: {safe(rejected.reason)}")
-        else:
-            if anchor is None:
-                raise click.UsageError("a signed trust list needs --anchor")
-            cert = x509.load_der_x509_certificate(load_certificate_bytes(anchor.read_bytes()))
-            store = load_signed_trust_list(data, anchor=cert, environment=environment, now=parse_at(at))
-    except errors.VaxcredError as e:
-        raise fail(e) from e
+    now = parse_at(at)
+    loaded = load_trust_list(
+        file,
+        anchor=anchor,
+        unsafe_unauthenticated=unsafe_unauthenticated,
+        environment=environment,
+        now=now,
+        state_path=trust_state,
+    )
+    store = loaded.store
+    for rejected in loaded.rejected:
+        click.echo(f"rejected entry {rejected.index}: {safe(rejected.reason)}")
     countries = sorted({d.country for d in store.all_dscs()})
     click.echo(
-        f"{environment.value} trust list: {len(store.all_dscs())} DSC, {len(store.all_cscas())} CSCA, "
-        f"countries {', '.join(countries) or '-'}"
+        f"{environment.value} trust list ({store.mode.value}): {len(store.all_dscs())} DSC, "
+        f"{len(store.all_cscas())} CSCA, countries {', '.join(countries) or '-'}"
     )
+    if store.issued_at is not None:
+        age = format_age(now - store.issued_at)
+        click.echo(f"issued {store.issued_at.isoformat()} ({age} old), sequence {store.sequence}")

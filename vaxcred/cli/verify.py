@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import sys
 from datetime import datetime
@@ -13,10 +12,20 @@ from typing import Any
 import click
 
 from vaxcred import errors
+from vaxcred._extras import MissingExtraError
 from vaxcred.cli._common import EXIT_INVALID, EXIT_NEEDS_CHECK, EXIT_VALID, parse_at, safe
+from vaxcred.cli._trust import (
+    UNSAFE_FLAG,
+    default_state_path,
+    load_trust_list,
+    parse_duration,
+    read_capped,
+)
+from vaxcred.codec.image import is_image
 from vaxcred.result import Status, VerificationResult
 from vaxcred.revocation import RevocationList
-from vaxcred.trust import Environment, TrustStore, load_gateway_trust_list, load_signed_trust_list
+from vaxcred.text import clip, json_dumps_safe
+from vaxcred.trust import Environment, TrustStore, format_age
 from vaxcred.verify import verify as verify_passport
 from vaxcred.x509util import load_certificate_bytes
 
@@ -43,21 +52,19 @@ def _read_input(value: str) -> str | bytes:
         with path.open("rb") as fh:
             return fh.read(_MAX_FILE + 1)
     except OSError as e:
-        raise click.BadParameter(f"cannot read {value}: {e.strerror}", param_hint="INPUT") from e
-
-
-def _looks_like_image(data: bytes) -> bool:
-    from vaxcred import qr  # local import: Pillow and zxing-cpp only when needed
-
-    return qr.is_image(data)
+        raise click.BadParameter(f"cannot read {safe(clip(value))}: {e.strerror}", param_hint="INPUT") from e
 
 
 def _verify_image(
     data: bytes, trust: TrustStore, now: datetime, deadline: float, **options: Any
 ) -> VerificationResult:
     """Decode the image in a child process (SECURITY.md #17): a parser crash or a pathological image
-    costs at most ``deadline`` seconds and never this process."""
-    from vaxcred.qr.isolated import IsolatedImageDecoder
+    costs at most ``deadline`` seconds and never this process. Without the ``qr`` extra, verify() reports
+    the failed step ``image.extra_missing``."""
+    try:
+        from vaxcred.qr.isolated import IsolatedImageDecoder  # local import: Pillow and zxing-cpp
+    except MissingExtraError:
+        return verify_passport(data, trust, now=now, **options)
 
     with IsolatedImageDecoder(deadline=deadline) as decoder:
         # start-up (~0.15 s: Pillow and zxing imported, warmed) is paid here, outside the deadline; if the
@@ -68,42 +75,72 @@ def _verify_image(
 
 
 def _load_trust(
-    dscs: tuple[str, ...], trust_list: Path | None, anchor: Path | None, env: str, at: Any
+    dscs: tuple[str, ...],
+    trust_list: Path | None,
+    anchor: Path | None,
+    unsafe_unauthenticated: bool,
+    env: str,
+    at: datetime,
+    state_path: Path,
+    retrieved_at: datetime | None,
 ) -> TrustStore:
     environment = Environment[env]
     if trust_list is not None:
-        data = trust_list.read_bytes()
-        try:
-            if data.lstrip()[:1] == b"[":
-                return load_gateway_trust_list(data, environment=environment).store
-            if anchor is None:
-                raise click.UsageError("a signed trust list needs --anchor (the CSCA certificate)")
-            from cryptography import x509
-
-            anchor_cert = x509.load_der_x509_certificate(load_certificate_bytes(anchor.read_bytes()))
-            return load_signed_trust_list(data, anchor=anchor_cert, environment=environment, now=at)
-        except errors.VaxcredError as e:
-            raise click.UsageError(f"cannot load the trust list: [{e.code}] {e.message}") from e
+        if dscs:
+            raise click.UsageError("give either --trust-list or --dsc, not both (one source of trust)")
+        loaded = load_trust_list(
+            trust_list,
+            anchor=anchor,
+            unsafe_unauthenticated=unsafe_unauthenticated,
+            environment=environment,
+            now=at,
+            state_path=state_path,
+            retrieved_at=retrieved_at,
+        )
+        if loaded.rejected:
+            click.echo(f"note: {len(loaded.rejected)} trust-list entries rejected", err=True)
+        return loaded.store
+    if anchor is not None or unsafe_unauthenticated or retrieved_at is not None:
+        raise click.UsageError("--anchor, --trust-list-retrieved-at and the unsafe opt-in need --trust-list")
     if not dscs:
         raise click.UsageError("give --trust-list FILE or at least one --dsc CERT")
     ders = []
     for item in dscs:
         try:
-            ders.append(load_certificate_bytes(Path(item).read_bytes()))
-        except OSError as e:
-            raise click.BadParameter(f"cannot read {item}: {e.strerror}", param_hint="--dsc") from e
+            ders.append(load_certificate_bytes(read_capped(Path(item), "--dsc")))
         except errors.VaxcredError as e:
             raise click.BadParameter(f"{item}: {e.message}", param_hint="--dsc") from e
     try:
         return TrustStore.from_dsc_certificates(ders, environment=environment)
     except errors.VaxcredError as e:
-        raise click.BadParameter(e.message, param_hint="--dsc") from e
+        raise click.BadParameter(f"[{e.code}] {e.message}", param_hint="--dsc") from e
+
+
+_MODE_TEXT = {
+    "signed_list": "signed national trust list (authenticated)",
+    "gateway": "EU gateway list, entry signatures checked (authenticated)",
+    "unauthenticated": f"UNAUTHENTICATED gateway list ({UNSAFE_FLAG}): nobody vouches for these keys",
+}
+
+
+def _trust_lines(result: VerificationResult) -> list[str]:
+    if result.trust_mode == "dsc":
+        return ["  trust:         bare DSC given with --dsc: chain to a CSCA NOT checked"]
+    lines = [f"  trust:         {_MODE_TEXT.get(result.trust_mode, result.trust_mode)}, {result.environment}"]
+    if result.trust_updated_at is None:
+        lines.append("  last update:   unknown (no signed issue time)")
+    else:
+        age = format_age(result.trust_age) if result.trust_age is not None else "?"
+        bound = format_age(result.trust_max_age) if result.trust_max_age is not None else "?"
+        lines.append(f"  last update:   {result.trust_updated_at.isoformat()} ({age} old, max {bound})")
+    return lines
 
 
 def _load_synced(
     folder: Path, anchor: Path | None, env: str, at: datetime
-) -> tuple[TrustStore, RevocationList]:
-    """--data: the trust list and revocations of a folder kept by `vaxcred sync`, re-verified."""
+) -> tuple[TrustStore, dict[str, Any]]:
+    """--data: the trust list, revocations and rules of a folder kept by `vaxcred sync`, re-verified; the
+    second item holds the ``verify()`` options (``revocation``, ``rules``) the folder provides."""
     from vaxcred.cli.sync import load_anchor
     from vaxcred.sync import load_folder
 
@@ -116,7 +153,14 @@ def _load_synced(
         )
     if data.trust is None or data.revocation is None:
         raise click.UsageError(f"no usable trust list and index in {folder} (run `vaxcred sync`)")
-    return data.trust, data.revocation
+    options: dict[str, Any] = {"revocation": data.revocation}
+    try:
+        rules = data.rule_set()
+    except errors.VaxcredError as e:
+        raise click.UsageError(f"{folder}: cannot load the rules: [{e.code}] {safe(e.message)}") from e
+    if rules is not None:
+        options["rules"] = rules
+    return data.trust, options
 
 
 def _load_revocations(paths: tuple[Path, ...], at: datetime) -> RevocationList:
@@ -135,16 +179,20 @@ def _load_rules(path: Path | None, country: str | None) -> dict[str, Any]:
         return {}
     if path is None or country is None:
         raise click.UsageError("--rules and --country go together")
-    if len(country) != 2 or not country.isascii() or not country.isalpha():
-        raise click.BadParameter("a two-letter country code", param_hint="--country")
     from vaxcred.rules import RuleSet
 
     try:
-        return {"rules": RuleSet.from_path(path), "country": country.upper()}
+        return {"rules": RuleSet.from_path(path), "country": _country(country)}
     except errors.VaxcredError as e:
         raise click.UsageError(f"cannot load the rules: [{e.code}] {e.message}") from e
     except OSError as e:
         raise click.BadParameter(f"cannot read {path}: {e.strerror}", param_hint="--rules") from e
+
+
+def _country(value: str) -> str:
+    if len(value) != 2 or not value.isascii() or not value.isalpha():
+        raise click.BadParameter("a two-letter country code", param_hint="--country")
+    return value.upper()
 
 
 def _print_rules(result: VerificationResult, lang: str) -> None:
@@ -167,8 +215,10 @@ def _print_human(result: VerificationResult, details: bool, lang: str = "en") ->
         click.echo(f"  date of birth: {safe(h.dob) or '(not given)'}")
     if result.issuer_country:
         click.echo(f"  issued by:     {safe(result.issuer_country)} (from the trust store)")
-    if result.trust_mode == "dsc":
-        click.echo("  trust:         bare DSC given with --dsc: chain to a CSCA NOT checked")
+    for line in _trust_lines(result):
+        click.echo(line)
+    for notice in result.notices:
+        click.echo(f"  ! {notice.code}: {safe(notice.message)}")
     for step in result.steps:
         mark = {"pass": "✓", "fail": "✗", "skip": "-"}[step.result.value]
         if details or step.result.value != "pass":
@@ -176,7 +226,7 @@ def _print_human(result: VerificationResult, details: bool, lang: str = "en") ->
         if step.name == "rules" and (details or step.result.value != "pass"):
             _print_rules(result, lang)
     if details and result.certificate:
-        click.echo(json.dumps(result.certificate, ensure_ascii=False, indent=2))
+        click.echo(json_dumps_safe(result.certificate, indent=2))
 
 
 @click.command()
@@ -191,12 +241,41 @@ def _print_human(result: VerificationResult, details: bool, lang: str = "en") ->
 @click.option(
     "--trust-list",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="EU gateway trust-list JSON, or a vaxcred signed national trust list (needs --anchor).",
+    help="A vaxcred signed national trust list, or EU gateway trust-list JSON; needs --anchor.",
 )
 @click.option(
     "--anchor",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="The CSCA certificate that anchors a signed trust list.",
+    help="Pinned anchor: the CSCA (or trust-list certificate) of a signed list; for gateway JSON the "
+    "gateway trust anchor, which must have signed the entries (CMS).",
+)
+@click.option(
+    UNSAFE_FLAG,
+    "unsafe_unauthenticated",
+    is_flag=True,
+    help="UNSAFE: accept gateway JSON without --anchor, its signatures NOT checked. Never VALID: at "
+    "best NEEDS_CHECK (exit 2).",
+)
+@click.option(
+    "--max-trust-age",
+    metavar="DURATION",
+    help="Oldest trust list accepted for VALID (e.g. 24h, 3d); older or of unknown age: NEEDS_CHECK. "
+    "Given explicitly it holds bare --dsc certificates (no age) to it too.  [default: 72h]",
+)
+@click.option(
+    "--trust-state",
+    "trust_state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Rollback state: the highest signed-list sequence seen; older lists are refused. "
+    "[default: $XDG_STATE_HOME/vaxcred/trust-state.json]",
+)
+@click.option(
+    "--trust-list-retrieved-at",
+    "retrieved_at",
+    metavar="ISO-8601",
+    help="Gateway JSON: when it was downloaded from the gateway (its age counts from here; without it "
+    "the age is unknown and the result NEEDS_CHECK).",
 )
 @click.option(
     "--environment",
@@ -247,6 +326,10 @@ def verify(
     dscs: tuple[str, ...],
     trust_list: Path | None,
     anchor: Path | None,
+    unsafe_unauthenticated: bool,
+    max_trust_age: str | None,
+    trust_state: Path | None,
+    retrieved_at: str | None,
     env: str,
     data: Path | None,
     revocations: tuple[Path, ...],
@@ -260,30 +343,39 @@ def verify(
 ) -> None:
     """Verify INPUT: an HC1 string, a file holding one, or a PNG/JPEG image of the QR code.
 
-    Exit code: 0 VALID, 1 INVALID, 2 NEEDS_CHECK, 3 usage error.
+    VALID means: every step passed and the signer is trusted by an authenticated trust list at most
+    --max-trust-age old (or a bare --dsc, shown as such).  Exit code: 0 VALID, 1 INVALID,
+    2 NEEDS_CHECK, 3 usage error (including a trust list that cannot be authenticated or is older
+    than one already seen).
     """
     if not (math.isfinite(image_deadline) and image_deadline > 0):
         raise click.BadParameter("must be a positive number of seconds", param_hint="--image-deadline")
     now = parse_at(at)
-    revocation: RevocationList | None = None
+    max_age = parse_duration(max_trust_age) if max_trust_age is not None else None
+    fetched = parse_at(retrieved_at) if retrieved_at is not None else None
+    state_path = trust_state or default_state_path()
+    options: dict[str, Any] = {}
     if data is not None:
         if trust_list is not None or dscs:
             raise click.UsageError("--data brings its own trust list: leave out --trust-list and --dsc")
-        trust, revocation = _load_synced(data, anchor, env, now)
+        trust, options = _load_synced(data, anchor, env, now)
     else:
-        trust = _load_trust(dscs, trust_list, anchor, env, now)
+        trust = _load_trust(dscs, trust_list, anchor, unsafe_unauthenticated, env, now, state_path, fetched)
     if revocations:
-        revocation = _load_revocations(revocations, now)
-    options = _load_rules(rules_path, country)
-    if revocation is not None:
-        options["revocation"] = revocation
+        options["revocation"] = _load_revocations(revocations, now)
+    if rules_path is not None or country is not None:
+        if rules_path is None and "rules" in options and country is not None:  # --data's rules for --country
+            options["country"] = _country(country)
+        else:
+            options.update(_load_rules(rules_path, country))
+    options["max_trust_age"] = max_age
     passport = _read_input(input_value)
-    if isinstance(passport, bytes) and _looks_like_image(passport):
+    if isinstance(passport, bytes) and is_image(passport):
         result = _verify_image(passport, trust, now, image_deadline, **options)
     else:
         result = verify_passport(passport, trust, now=now, **options)
     if as_json:
-        click.echo(json.dumps(result.to_json(), ensure_ascii=False, sort_keys=False))
+        click.echo(json_dumps_safe(result.to_json()))
     else:
         _print_human(result, details, lang)
     click.get_current_context().exit(_EXIT[result.status])

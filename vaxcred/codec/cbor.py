@@ -45,6 +45,7 @@ from typing import Final
 import cbor2
 
 from vaxcred.errors import CborError
+from vaxcred.text import clip
 
 __all__ = ["MAX_DEPTH_LIMIT", "Tagged", "dumps", "dumps_json", "encode_head", "encode_text", "loads"]
 
@@ -282,7 +283,7 @@ def _item(data: bytes, pos: int, depth: int, indef: bool) -> tuple[object, int]:
                 if kt is not int and kt is not str:
                     raise CborError(f"map key of type {kt.__name__} is not allowed", code="cbor.bad_key")
             if key in result:
-                raise CborError(f"duplicate map key {key!r}", code="cbor.duplicate_key")
+                raise CborError(f"duplicate map key {clip(key)}", code="cbor.duplicate_key")
             ib = data[pos]
             if 0x60 <= ib <= 0x78:  # fast path: text value of up to 255 bytes
                 if ib == 0x78:
@@ -449,6 +450,6 @@ def _indefinite_map(data: bytes, pos: int, depth: int, indef: bool) -> tuple[obj
         if kt is not int and kt is not str:
             raise CborError(f"map key of type {kt.__name__} is not allowed", code="cbor.bad_key")
         if key in result:
-            raise CborError(f"duplicate map key {key!r}", code="cbor.duplicate_key")
+            raise CborError(f"duplicate map key {clip(key)}", code="cbor.duplicate_key")
         result[key], pos = _item(data, pos, depth - 1, indef)
     return result, pos + 1

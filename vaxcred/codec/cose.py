@@ -30,6 +30,7 @@ from typing import Final
 
 from vaxcred.codec.cbor import Tagged, dumps, encode_head, loads
 from vaxcred.errors import CborError, CoseError
+from vaxcred.text import clip
 
 __all__ = [
     "COSE_SIGN1_TAG",
@@ -191,9 +192,11 @@ def _check_crit(protected: Mapping[int | str, object]) -> None:
         raise CoseError("'crit' is not a non-empty array of labels", code="cose.bad_crit")
     for label in crit:
         if type(label) is not int or label not in _UNDERSTOOD:
-            raise CoseError(f"critical header {label!r} is not understood", code="cose.crit_unknown")
+            raise CoseError(f"critical header {clip(label)} is not understood", code="cose.crit_unknown")
         if label not in protected:
-            raise CoseError(f"critical header {label!r} is not in the protected header", code="cose.bad_crit")
+            raise CoseError(
+                f"critical header {clip(label)} is not in the protected header", code="cose.bad_crit"
+            )
 
 
 def _bstr_header(length: int) -> bytes:

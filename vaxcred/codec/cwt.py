@@ -5,8 +5,9 @@ Decoding rules:
 - the payload is strict CBOR (:func:`vaxcred.codec.cbor.loads`) and must be a map (``cose.claims_invalid``);
 - ``iat`` (6) and ``exp`` (4) are required (``cose.missing_iat`` / ``cose.missing_exp``); an integer, or a
   finite non-negative float floored to an integer (RFC 8392 §2 allows floats; SDKs were patched to accept
-  them).  Anything else — tags, text, NaN, negative numbers, values of 2**40 or more — fails with
-  ``cose.bad_time`` before any ``datetime`` could be built from it;
+  them).  Anything else — tags, text, NaN, negative numbers, instants from the year 10000 on
+  (:data:`MAX_TIME`, where Python's ``datetime`` ends) — fails with ``cose.bad_time`` before any ``datetime``
+  could be built from it;
 - ``iss`` (1) is optional and informational; when present it must be text (``cose.bad_iss``): RFC 8392
   defines it as a StringOrURI, and a non-text ``iss`` means a malformed CWT;
 - ``hcert`` (-260) must be a map whose key 1 (``eu_dcc_v1``) is a map: the DCC (``cose.missing_hcert``,
@@ -28,11 +29,13 @@ from typing import Any, Final
 
 from vaxcred.codec.cbor import Tagged, dumps_json, encode_head, encode_text, loads
 from vaxcred.errors import ClaimsError
+from vaxcred.text import clip
 
 __all__ = ["MAX_TIME", "CWTClaim", "Claims", "HCertKey", "decode_claims", "encode_claims"]
 
-#: Exclusive upper bound for ``iat`` / ``exp`` (2**40 s is about the year 36812).
-MAX_TIME: Final = 2**40
+#: Exclusive upper bound for ``iat`` / ``exp``: 10000-01-01T00:00:00Z, the first instant ``datetime`` cannot
+#: hold (a validly signed ``exp`` beyond it once made verify() raise after the signature step).
+MAX_TIME: Final = 253_402_300_800
 
 #: Tags whose text content is kept as the DCC value: 0 (RFC 3339 date-time), 1004 (RFC 8943 full-date).
 _TEXT_DATE_TAGS: Final = frozenset({0, 1004})
@@ -130,7 +133,7 @@ def _json_object(obj: dict[Any, Any]) -> dict[str, Any]:
     scalars = _SCALARS
     for key, value in obj.items():
         if type(key) is not str:
-            raise ClaimsError(f"DCC map key {key!r} is not text", code="cose.bad_dcc")
+            raise ClaimsError(f"DCC map key {clip(key)} is not text", code="cose.bad_dcc")
         if type(value) not in scalars:
             obj[key] = _json_value(value)
     return obj

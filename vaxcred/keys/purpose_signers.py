@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
+from vaxcred.errors import KeyStoreError
 from vaxcred.keys.builders import LEAF_RSA_BITS, KeyPair, KeyType
 from vaxcred.keys.x509sign import AnyKey, public_key_of, sign_certificate
 from vaxcred.oids import DOCUMENT_SIGNING_EKU, LOG_SIGNING_EKU
@@ -84,9 +85,13 @@ def _single_purpose(
     private_key: AnyKey | None,
 ) -> KeyPair:
     start = require_utc(now, "now").replace(microsecond=0)
-    end = min(start + validity, csca.certificate.not_valid_after_utc)
-    if end <= start:
-        raise ValueError(f"the CSCA expires before the {role.lower()} would start")
+    csca_end = csca.certificate.not_valid_after_utc
+    if csca_end <= start:
+        raise KeyStoreError(
+            f"the CSCA expires before the {role.lower()} would start", code="keys.csca_expired"
+        )
+    # never past the CSCA (compared without adding first: start + validity may overflow datetime)
+    end = csca_end if csca_end - start <= validity else start + validity
     if private_key is not None:  # made elsewhere, e.g. inside a PKCS#11 token
         pass
     elif key == "ec":

@@ -31,12 +31,15 @@ import math
 import re
 import time
 import warnings
-from typing import Final, Literal
+from typing import Final
 
-import zxingcpp
-from PIL import Image
-
+from vaxcred._extras import requires_extra
+from vaxcred.codec.image import is_image, sniff_image
 from vaxcred.errors import ImageError
+
+with requires_extra("qr", feature="vaxcred.qr"):
+    import zxingcpp
+    from PIL import Image
 
 __all__ = [
     "MAX_IMAGE_BYTES",
@@ -109,22 +112,6 @@ _UPSCALE_MAX_PIXELS: Final = 300_000
 #: Decoder passes after the first start only if they are expected to end within this time (seconds) of
 #: the call; the first pass always runs.
 _TIME_BUDGET: Final = 0.040
-
-_PNG_MAGIC: Final = b"\x89PNG\r\n\x1a\n"
-_JPEG_MAGIC: Final = b"\xff\xd8\xff"
-
-
-def _sniff(data: bytes) -> Literal["PNG", "JPEG"] | None:
-    if data.startswith(_PNG_MAGIC):
-        return "PNG"
-    if data.startswith(_JPEG_MAGIC):
-        return "JPEG"
-    return None
-
-
-def is_image(data: bytes) -> bool:
-    """Whether ``data`` starts like a PNG or JPEG file (magic bytes only; nothing is parsed)."""
-    return isinstance(data, bytes | bytearray) and _sniff(bytes(data[:8])) is not None
 
 
 def _too_large(message: str) -> ImageError:
@@ -423,7 +410,7 @@ def decode_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, max_pixels: i
         raise _too_large(f"image has {len(data)} bytes, more than {max_bytes}")
     data = bytes(data)
     # (2) sniff, then the format's own byte cap
-    fmt = _sniff(data)
+    fmt = sniff_image(data)
     if fmt is None:
         raise ImageError("not a PNG or JPEG image", code="image.unsupported")
     cap = MAX_JPEG_BYTES if fmt == "JPEG" else MAX_PNG_BYTES

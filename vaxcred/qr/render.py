@@ -13,13 +13,15 @@ import io
 from pathlib import Path
 from typing import Final, Literal
 
-import qrcode
-import qrcode.util
-from qrcode.exceptions import DataOverflowError
-from qrcode.image.pil import PilImage
-from qrcode.image.svg import SvgPathFillImage
-
+from vaxcred._extras import requires_extra
 from vaxcred.codec.prefix import MAX_HC1_CHARS
+
+with requires_extra("qr", feature="vaxcred.qr"):
+    import qrcode
+    import qrcode.util
+    from qrcode.exceptions import DataOverflowError
+    from qrcode.image.pil import PilImage
+    from qrcode.image.svg import SvgPathFillImage
 
 __all__ = ["QR_ALPHANUMERIC", "EccLevel", "render_png", "render_svg", "write_png", "write_svg"]
 

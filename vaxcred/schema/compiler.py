@@ -4,9 +4,11 @@ Why not :mod:`jsonschema` at run time: it takes ~0.5 ms per DCC, more than the w
 schema version is compiled once, on first use, into nested Python closures: no ``exec``/``eval`` and no code
 generated from text, and only the vendored schemas are ever compiled (never a schema from input).  The
 closures make exactly jsonschema's decisions (Draft 2020-12, no format checker): the same type predicates
-(``dict`` objects, ``list`` arrays, ``bool`` not an integer, ``2.0`` an integer), the ``pattern`` keyword as
-Python ``re.search`` (unanchored; ``$`` matches before a final ``\\n``; ``\\d`` any Unicode digit),
-``format`` an annotation only.  The tests hold jsonschema as the oracle.  A keyword the compiler does not
+(``dict`` objects, ``list`` arrays, ``bool`` not an integer, ``2.0`` an integer), ``format`` an annotation
+only — except ``pattern``, which follows JSON Schema itself: an ECMA-262 regex (``u`` flag), unanchored,
+translated by :mod:`vaxcred.schema.ecma` (``$`` only at the very end, ``\\d`` ASCII digits; jsonschema uses
+Python's ``re`` as it is, SECURITY.md pitfall 18).  The tests hold jsonschema (with ECMA patterns) as the
+oracle for everything else, and Node.js's ``RegExp`` for the patterns.  A keyword the compiler does not
 implement makes compilation fail: nothing is silently skipped.
 """
 
@@ -14,10 +16,11 @@ from __future__ import annotations
 
 import math
 import numbers
-import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from vaxcred.schema.ecma import compile_pattern
 
 # ----------------------------------------------------------------------------------------------------
 # Compiler: schema (dict) -> _Node(check, explain)
@@ -150,7 +153,7 @@ class _Compiler:
         low: int = schema.get("minLength", 0)
         high: int | float = schema.get("maxLength", math.inf)
         pattern = schema.get("pattern")
-        search = re.compile(pattern).search if pattern is not None else None
+        search = compile_pattern(pattern).search if pattern is not None else None
 
         def check(x: Any) -> bool:
             if not isinstance(x, str) or not low <= len(x) <= high:
@@ -326,7 +329,7 @@ class _Compiler:
         return _predicate(lambda x: not _is_number(x) or x <= limit, f"is greater than {limit}")
 
     def _kw_pattern(self, pattern: str, _schema: Any, _base: str) -> _Node:
-        search = re.compile(pattern).search  # == re.search(pattern, x), as jsonschema does
+        search = compile_pattern(pattern).search  # ECMA-262 semantics, unanchored (JSON Schema)
 
         return _predicate(
             lambda x: not isinstance(x, str) or search(x) is not None, f"does not match {pattern!r}"

@@ -1,22 +1,27 @@
 """DCC payload validation against the official JSON schema of the payload's own version — fast.
 
 :func:`validate_dcc` picks the vendored schema for ``ver`` (1.0.0 … 1.3.3; any other well-formed version,
-such as the unpublished ``1.0.4`` seen in IE vectors, is validated with the newest 1.3.x), runs it, and adds
-two checks in code: ``ver`` must be ``^[0-9]+\\.[0-9]+\\.[0-9]+\\Z`` in ASCII (the schema's
-``^\\d+.\\d+.\\d+$`` has bare dots, Unicode digits and lets a trailing newline through — SECURITY.md pitfall
-18), and exactly one of ``v``/``t``/``r`` is present, holding exactly one entry (DCC.md §2, SECURITY.md
-pitfall 12; schemas before 1.3.0 do not say so — dgc-testdata ``common/2DCode/raw/DGC2.json`` carries all
-three, ``RO/2DCode/raw/2.json`` and ``SK/2DCode/raw/3.json`` two vaccinations, both listed upstream as known
-issues).  Value-set membership is not a schema matter (``rules``).
+such as the unpublished ``1.0.4`` seen in IE vectors, is validated with the newest 1.3.x) and runs it with
+JSON Schema's own semantics: ``pattern`` is an ECMA-262 regex, unanchored (:mod:`vaxcred.schema.ecma`;
+SECURITY.md pitfall 18).  The DCC profile is stricter than its schemas, so code adds (DCC.md §2):
+
+* ``ver`` must be ``^[0-9]+\\.[0-9]+\\.[0-9]+$`` in ASCII (the schema's ``^\\d+.\\d+.\\d+$`` has bare dots);
+* exactly one of ``v``/``t``/``r`` is present, holding exactly one entry, whatever ``ver`` says (SECURITY.md
+  pitfall 12; schemas before 1.3.0 do not say so — dgc-testdata ``common/2DCode/raw/DGC2.json`` carries all
+  three, ``RO/2DCode/raw/2.json`` and ``SK/2DCode/raw/3.json`` two vaccinations, upstream known issues);
+* the patterns the schemas leave unanchored must match the whole value: the entry's country ``co``
+  (``[A-Z]{1,10}``, so ``"xNLx"`` fails) and the 1.0.x ``dob`` (``(19|20)\\d{2}-\\d{2}-\\d{2}``).
+
+Value-set membership is not a schema matter (``rules``).
 
 The compiler (schema -> nested Python closures; why not :mod:`jsonschema` at run time) is
 :mod:`vaxcred.schema.compiler`.
 
 Error messages name the failing location and rule, never the value (personal data).
 
-Codes: ``schema.invalid`` (the payload breaks the schema), ``schema.bad_version`` (``ver`` missing, not a
-string, or not ``MAJOR.MINOR.PATCH``), ``schema.entry_count`` (not exactly one of v/t/r, or not exactly
-one entry).
+Codes: ``schema.invalid`` (the payload breaks the schema or the profile), ``schema.bad_version`` (``ver``
+missing, not a string, or not ``MAJOR.MINOR.PATCH``), ``schema.entry_count`` (not exactly one of v/t/r, or
+not exactly one entry).
 """
 
 from __future__ import annotations
@@ -78,11 +83,31 @@ def validate_dcc(dcc: Mapping[str, Any]) -> None:
         present = [key for key in _ENTRY_KEYS if key in dcc]
         if len(present) != 1:
             raise SchemaError("exactly one of v, t, r must be present", code="schema.entry_count")
-        # The number of entries is the schema's business: 1.3.0 allows one, earlier versions several
-        # (RO and SK issued two-entry 1.0/1.2 payloads that upstream expects to validate, DCC.md §8).
-        # Our issuer emits exactly one (the model's single ``entry`` field).
+        entries = dcc[present[0]]  # an array: every schema version says so
+        if len(entries) != 1:
+            raise SchemaError(f"{present[0]} must hold exactly one entry", code="schema.entry_count")
+        problems = _profile_problems(dcc, present[0], entries[0])
+        if problems:
+            raise SchemaError(_message(problems), code="schema.invalid")
     except (TypeError, ValueError, RecursionError) as e:  # defensive: exotic input objects
         raise SchemaError(f"payload cannot be validated: {type(e).__name__}", code="schema.invalid") from e
+
+
+#: the whole value, ASCII: what the schemas' unanchored patterns mean for the DCC profile
+_COUNTRY_RE = re.compile(r"[A-Z]{1,10}\Z")
+_DOB_RE = re.compile(r"(?:(?:19|20)[0-9]{2}(?:-[0-9]{2}){0,2})?\Z")
+
+
+def _profile_problems(dcc: Mapping[str, Any], kind: str, entry: Any) -> list[str]:
+    """What the DCC profile refuses although the schema's search semantics let it through."""
+    problems = []
+    dob = dcc.get("dob")
+    if isinstance(dob, str) and not _DOB_RE.match(dob):
+        problems.append("$.dob: is not a whole date YYYY[-MM[-DD]] (DCC profile)")
+    country = entry.get("co") if isinstance(entry, dict) else None
+    if isinstance(country, str) and not _COUNTRY_RE.match(country):
+        problems.append(f"$.{kind}[0].co: is not 1 to 10 letters A-Z (DCC profile)")
+    return problems
 
 
 def _message(problems: list[str]) -> str:

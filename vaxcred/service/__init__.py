@@ -10,7 +10,10 @@ See docs/service.md.
 
 from __future__ import annotations
 
-from vaxcred.service.app import ServiceConfig, create_app
-from vaxcred.service.context import DataSet, VerifierContext
+from vaxcred._extras import requires_extra
+
+with requires_extra("server", feature="vaxcred.service"):
+    from vaxcred.service.app import ServiceConfig, create_app
+    from vaxcred.service.context import DataSet, VerifierContext
 
 __all__ = ["DataSet", "ServiceConfig", "VerifierContext", "create_app"]

@@ -8,11 +8,14 @@
     with db.begin() as conn:                          # one write transaction
         conn.execute(...)                             # tables: vaxcred.storage.schema
 
-Citizen IDs are stored (the ministry needs them) and never logged; see :mod:`vaxcred.storage.schema`.
+Extra ``pipeline`` (PostgreSQL: ``postgres``). Citizen IDs are stored (the ministry needs them) and never logged; see :mod:`vaxcred.storage.schema`.
 """
 
 from __future__ import annotations
 
-from vaxcred.storage.database import Database, open_database
+from vaxcred._extras import requires_extra
+
+with requires_extra("pipeline", feature="vaxcred.storage"):
+    from vaxcred.storage.database import Database, open_database
 
 __all__ = ["Database", "open_database"]

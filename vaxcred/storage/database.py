@@ -30,6 +30,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
+from vaxcred._extras import requires_extra
+
 __all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Database", "open_database"]
 
 #: how long a SQLite writer waits for the write lock held by another connection or process
@@ -134,7 +136,8 @@ def open_database(url: str = "sqlite:///vaxcred.db", **engine_options: Any) -> D
         parsed = parsed.set(drivername="postgresql+psycopg")
         options: dict[str, Any] = {"hide_parameters": True, "pool_pre_ping": True}
         options.update(engine_options)
-        engine = sa.create_engine(parsed, **options)
+        with requires_extra("postgres", feature="PostgreSQL storage"):  # the dialect imports psycopg here
+            engine = sa.create_engine(parsed, **options)
         _withhold_postgres_details(engine)
         return Database(engine)
     if parsed.drivername in ("sqlite", "sqlite+pysqlite"):

@@ -33,6 +33,8 @@ from vaxcred.revocation import (
     RevocationListBuilder,
     read_batches,
 )
+from vaxcred.rules import RuleSet
+from vaxcred.rules.ruleset import parse_json
 from vaxcred.sync.freshness import DataFreshnessPolicy, DataKind
 from vaxcred.sync.index import SyncIndex, load_signed_index
 from vaxcred.sync.state import FILES, INDEX, TRUST
@@ -86,6 +88,14 @@ class SyncedData:
         """Whether ``kind`` is present and within its maximum age at ``now``."""
         issued_at = self.issued_at(kind)
         return issued_at is not None and self.policy.is_fresh(kind, issued_at, now)
+
+    def rule_set(self) -> RuleSet | None:
+        """The folder's business rules as one :class:`~vaxcred.rules.RuleSet` (``None`` when it lists none);
+        :class:`~vaxcred.errors.RulesError` names a rule file that does not parse or validate."""
+        if not self.rules:
+            return None
+        documents = [parse_json(f.data, what=f"rule file {f.name}") for f in self.rules]
+        return RuleSet.from_documents(documents)
 
     def stale(self, now: datetime) -> tuple[DataKind, ...]:
         """The kinds missing or past their maximum age at ``now`` (a verifier answers NEEDS_CHECK)."""

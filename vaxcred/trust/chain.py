@@ -12,6 +12,7 @@ Two layers, both must pass (STYLE.md item 3, SECURITY.md pitfall 15, DCC.md §5)
    - ``chain.country_mismatch``: DSC ``C=`` differs from the CSCA's, or the CSCA's from the list's;
    - ``chain.aki_mismatch``: DSC authorityKeyIdentifier differs from the CSCA's subjectKeyIdentifier;
    - ``chain.no_digital_signature``: the DSC has keyUsage without digitalSignature;
+   - ``chain.dsc_is_ca``: the DSC itself is a CA (basicConstraints cA): one key, one purpose;
    - ``chain.policy``: RFC 5280 path validation (below) refused the path.
 
 2. RFC 5280 path validation by pyca/cryptography's X.509 verification API
@@ -179,6 +180,10 @@ def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 def _check_dcc_profile(dsc: TrustedDsc, csca: x509.Certificate, now: datetime) -> None:
     info = dsc.info
+    if info.is_ca:
+        raise ChainError(
+            "the DSC is a CA (basicConstraints cA): not a document signer", code="chain.dsc_is_ca"
+        )
     _raise(_ca_problem(csca))
     _check_validity(csca, now, "CSCA")
     if now < info.not_before:

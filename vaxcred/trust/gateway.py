@@ -3,15 +3,26 @@
 Input is an array of ``{kid, timestamp, country, certificateType, thumbprint, signature, rawData}``.
 Each entry is checked on its own; a bad one is *reported* (:class:`RejectedEntry`) and the rest kept:
 
-- ``rawData`` ``null``: a withdrawn certificate, skipped (its kid listed in ``withdrawn``);
-- ``certificateType`` other than ``CSCA`` / ``DSC`` (``AUTHENTICATION``, ``UPLOAD``, unknown): ignored;
+- ``rawData`` ``null``: a withdrawn certificate (its kid listed in ``withdrawn``).  **Withdrawal wins**:
+  an active entry whose kid or thumbprint is withdrawn in the same document is not loaded, whatever the
+  order of the two entries;
+- ``certificateType`` ``AUTHENTICATION`` or unknown: ignored; ``UPLOAD``: used only to authenticate
+  DSC entries (below), never trusted for passports;
 - ``rawData`` must be strict Base64 DER that loads; ``kid`` must be Base64 of SHA-256(DER)[:8] and
   ``thumbprint`` the hex SHA-256 of the DER (case-insensitive); ``country`` ISO alpha-2;
-  ``timestamp`` ``yyyy-MM-dd'T'HH:mm:ss`` with ``Z`` or ``±hh:mm`` (fractions tolerated).
+  ``timestamp`` ``yyyy-MM-dd'T'HH:mm:ss`` with ``Z`` or ``±hh:mm`` (fractions tolerated);
+- a DSC that is a CA or carries the trust-list purpose (:func:`~vaxcred.trust.store.dsc_problem`), or
+  a ninth DSC for one kid (:data:`~vaxcred.trust.store.MAX_CANDIDATES`), is rejected.
 
-The CMS ``signature`` of each entry is **not** verified here (vaxcred has no CMS verifier): a gateway list
-is as authentic as the channel it came over, and its store is marked :attr:`TrustMode.GATEWAY`.  Prefer a
-national signed list (:mod:`vaxcred.trust.signed`) for verifiers in the field.
+Authentication (:func:`load_gateway_trust_list`): each entry's ``signature`` is a CMS SignedData over
+its certificate DER (:mod:`vaxcred.trust.cms`).  CSCA and UPLOAD entries must be signed by a pinned
+gateway trust anchor, DSC entries by an authenticated UPLOAD certificate of the same country (or by the
+anchor itself, which vouches for those); an entry without a signature that holds is rejected.  The store's mode is :attr:`TrustMode.GATEWAY`.  Without
+anchors only :func:`load_gateway_trust_list_unsafe_unauthenticated` loads a list (mode
+``UNAUTHENTICATED``, a logged warning; verify never answers VALID on it).  The gateway JSON carries no
+signed issue time: the caller may vouch for the retrieval time (``retrieved_at``), else its age is
+unknown and a verifier answers NEEDS_CHECK.  Prefer a national signed list (:mod:`vaxcred.trust.signed`)
+for verifiers in the field: it is signed as a whole, dated and sequenced.
 
 A document that is not JSON, not an array, too large or with too many entries raises
 TrustStoreError(``trust.malformed``).  Pure: bytes in, bytes out.
@@ -20,9 +31,9 @@ TrustStoreError(``trust.malformed``).  Pure: bytes in, bytes out.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,12 +44,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from vaxcred.errors import TrustStoreError, VaxcredError
+from vaxcred.trust.cms import MAX_CMS_BYTES, CmsError, verify_signed_data
 from vaxcred.trust.store import (
     KID_LENGTH,
+    MAX_CANDIDATES,
     Environment,
     TrustedDsc,
     TrustMode,
     TrustStore,
+    dsc_problem,
     is_country,
     require_utc,
 )
@@ -51,6 +65,7 @@ __all__ = [
     "RejectedEntry",
     "export_gateway_trust_list",
     "load_gateway_trust_list",
+    "load_gateway_trust_list_unsafe_unauthenticated",
 ]
 
 #: the whole document (the EU gateway list is a few MB)
@@ -62,6 +77,7 @@ MAX_CERTIFICATE_BYTES: Final = 64 * 1024
 
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})")
 _THUMBPRINT = re.compile(r"[0-9a-fA-F]{64}")
+_log = logging.getLogger("vaxcred.trust")
 _FIELDS = ("kid", "timestamp", "country", "certificateType", "thumbprint", "signature", "rawData")
 
 
@@ -81,7 +97,8 @@ class GatewayTrustList:
     rejected: tuple[RejectedEntry, ...] = ()
     #: base64 kids of withdrawn (``rawData: null``) entries
     withdrawn: tuple[str, ...] = ()
-    #: entries of a type vaxcred does not use (AUTHENTICATION, UPLOAD, unknown)
+    #: entries not trusted for passports: AUTHENTICATION, unknown types, and UPLOAD (which only
+    #: authenticates DSC entries)
     ignored: int = 0
 
 
@@ -142,7 +159,7 @@ def _check_entry(entry: Mapping[str, Any], der: bytes) -> None:
     """kid, thumbprint, timestamp, signature type: the parts that do not depend on certificateType."""
     try:
         kid = base64.b64decode(_text(entry, "kid"), validate=True)
-    except binascii.Error as e:
+    except ValueError as e:  # binascii.Error, and ValueError for non-ASCII text
         raise _Reject(f"kid is not Base64: {e}") from e
     digest = hashlib.sha256(der).digest()
     if len(kid) != KID_LENGTH or kid != digest[:KID_LENGTH]:
@@ -167,26 +184,30 @@ def _decode_raw(value: str) -> bytes:
         raise _Reject("rawData too large")
     try:
         der = base64.b64decode(value, validate=True)
-    except binascii.Error as e:
+    except ValueError as e:  # binascii.Error, and ValueError for non-ASCII text (found by atheris)
         raise _Reject(f"rawData is not Base64: {e}") from e
     if not der:
         raise _Reject("rawData is empty")
     return der
 
 
-def load_gateway_trust_list(data: bytes, *, environment: Environment) -> GatewayTrustList:
-    """Load a gateway trust-list JSON document into a :class:`TrustStore` of ``environment``.
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A well-formed CSCA / DSC / UPLOAD entry, not yet authenticated."""
 
-    Good entries are kept, bad ones reported in ``rejected``; only a document-level problem raises
-    TrustStoreError(``trust.malformed``).
-    """
-    if not isinstance(environment, Environment):
-        raise TypeError("environment must be an Environment")
-    document = _parse_document(data)
-    dscs: list[TrustedDsc] = []
-    cscas: list[tuple[str, x509.Certificate]] = []
-    rejected: list[RejectedEntry] = []
-    withdrawn: list[str] = []
+    index: int
+    cert_type: str
+    country: str
+    der: bytes
+    signature: str | None
+
+
+def _parse_entries(
+    document: list[Any], rejected: list[RejectedEntry]
+) -> tuple[list[_Entry], list[tuple[int, str, bytes | None, str | None]], int]:
+    """Well-formed entries, withdrawn ``(index, kid, kid bytes, thumbprint)`` and the ignored count."""
+    entries: list[_Entry] = []
+    withdrawn: list[tuple[int, str, bytes | None, str | None]] = []
     ignored = 0
     for index, entry in enumerate(document):
         try:
@@ -195,7 +216,7 @@ def load_gateway_trust_list(data: bytes, *, environment: Environment) -> Gateway
             if not isinstance(entry, dict):
                 raise _Reject("entry is not a JSON object")
             cert_type = _text(entry, "certificateType")
-            if cert_type not in ("CSCA", "DSC"):
+            if cert_type not in ("CSCA", "DSC", "UPLOAD"):
                 ignored += 1
                 continue
             country = _text(entry, "country")
@@ -203,29 +224,217 @@ def load_gateway_trust_list(data: bytes, *, environment: Environment) -> Gateway
                 raise _Reject(f"country {country!r} is not ISO 3166-1 alpha-2")
             raw = entry.get("rawData")
             if raw is None:
-                withdrawn.append(_text(entry, "kid"))
+                kid = _text(entry, "kid")
+                thumbprint = entry.get("thumbprint")
+                withdrawn.append(
+                    (index, kid, _kid_bytes(kid), thumbprint.lower() if isinstance(thumbprint, str) else None)
+                )
                 continue
             if not isinstance(raw, str):
                 raise _Reject("rawData is not a string")
             der = _decode_raw(raw)
             _check_entry(entry, der)
-            if cert_type == "DSC":
-                try:
-                    info = parse_dsc(der)
-                except (VaxcredError, ValueError) as e:
-                    raise _Reject(f"rawData is not a usable certificate: {e}") from e
-                dscs.append(TrustedDsc(info=info, country=country, source="gateway"))
-            else:
-                try:
-                    cscas.append((country, x509.load_der_x509_certificate(der)))
-                except (ValueError, x509.InvalidVersion) as e:
-                    raise _Reject(f"rawData is not a usable certificate: {e}") from e
+            signature = entry.get("signature")
+            entries.append(
+                _Entry(
+                    index=index,
+                    cert_type=cert_type,
+                    country=country,
+                    der=der,
+                    signature=signature if isinstance(signature, str) and signature else None,
+                )
+            )
         except _Reject as e:
             rejected.append(RejectedEntry(index=index, reason=str(e)))
-    store = TrustStore.build(environment=environment, mode=TrustMode.GATEWAY, dscs=dscs, cscas=cscas)
-    return GatewayTrustList(
-        store=store, rejected=tuple(rejected), withdrawn=tuple(withdrawn), ignored=ignored
+    return entries, withdrawn, ignored
+
+
+def _kid_bytes(kid: str) -> bytes | None:
+    try:
+        return base64.b64decode(kid, validate=True)
+    except ValueError:  # binascii.Error, or non-ASCII text
+        return None
+
+
+def _authenticate(entry: _Entry, signers: Sequence[x509.Certificate], who: str) -> None:
+    """Raise _Reject unless the entry's CMS signature over its DER verifies with one of ``signers``."""
+    if entry.signature is None:
+        raise _Reject(f"no CMS signature (an authenticated list needs one by the {who})")
+    if len(entry.signature) > (MAX_CMS_BYTES * 4) // 3 + 4:
+        raise _Reject("signature too large")
+    try:
+        cms = base64.b64decode(entry.signature, validate=True)
+    except ValueError as e:  # binascii.Error, or non-ASCII text
+        raise _Reject(f"signature is not Base64: {e}") from e
+    try:
+        verify_signed_data(cms, entry.der, signers)
+    except CmsError as e:
+        raise _Reject(f"CMS signature by the {who} does not hold: {e}") from e
+
+
+def _valid_anchors(anchors: Sequence[x509.Certificate], now: datetime) -> list[x509.Certificate]:
+    if isinstance(anchors, x509.Certificate) or not all(isinstance(a, x509.Certificate) for a in anchors):
+        raise TypeError("anchors must be a sequence of x509.Certificate")
+    if not anchors:
+        raise ValueError("an authenticated gateway list needs at least one trust anchor")
+    valid = [a for a in anchors if a.not_valid_before_utc <= now <= a.not_valid_after_utc]
+    if not valid:
+        raise TrustStoreError("no gateway trust anchor is valid at this time", code="trust.anchor_not_valid")
+    return valid
+
+
+def _load(
+    data: bytes,
+    *,
+    environment: Environment,
+    anchors: Sequence[x509.Certificate] | None,
+    now: datetime | None,
+    retrieved_at: datetime | None,
+) -> GatewayTrustList:
+    """The one loader: ``anchors`` None = unauthenticated (the unsafe opt-in)."""
+    if not isinstance(environment, Environment):
+        raise TypeError("environment must be an Environment")
+    if retrieved_at is not None:
+        retrieved_at = require_utc(retrieved_at, "retrieved_at")
+    valid_anchors: list[x509.Certificate] = []
+    if anchors is not None:
+        if now is None:
+            raise TypeError("now is required to check the gateway trust anchor")
+        now = require_utc(now)
+        valid_anchors = _valid_anchors(anchors, now)
+        if retrieved_at is not None and retrieved_at > now:
+            raise TrustStoreError(
+                f"retrieved in the future ({retrieved_at.isoformat()})", code="trust.issued_in_future"
+            )
+    document = _parse_document(data)
+    rejected: list[RejectedEntry] = []
+    entries, withdrawn, ignored = _parse_entries(document, rejected)
+
+    # withdrawal wins: an active entry for a certificate withdrawn in the same document is dropped, matched
+    # by thumbprint or by kid (fail safe: a certificate whose kid collides is withdrawn too)
+    withdrawn_thumbprints = {t for _, _, _, t in withdrawn if t is not None}
+    withdrawn_kids = {k for _, _, k, _ in withdrawn if k is not None}
+
+    # UPLOAD certificates, authenticated by the trust anchor, sign each country's DSC entries
+    uploads: dict[str, list[x509.Certificate]] = {}
+    if anchors is not None:
+        for entry in (e for e in entries if e.cert_type == "UPLOAD"):
+            try:
+                _authenticate(entry, valid_anchors, "gateway trust anchor")
+                uploads.setdefault(entry.country, []).append(_certificate(entry.der))
+            except _Reject as e:
+                rejected.append(RejectedEntry(index=entry.index, reason=f"UPLOAD: {e}"))
+
+    ignored += sum(1 for e in entries if e.cert_type == "UPLOAD")  # never trusted for passports
+    dscs: list[TrustedDsc] = []
+    cscas: list[tuple[str, x509.Certificate]] = []
+    per_kid: dict[bytes, int] = {}
+    authenticated = attempted = 0
+    for entry in entries:
+        if entry.cert_type == "UPLOAD":
+            continue
+        digest = hashlib.sha256(entry.der).digest()
+        attempted += 1
+        try:
+            if digest.hex() in withdrawn_thumbprints or digest[:KID_LENGTH] in withdrawn_kids:
+                raise _Reject("withdrawn in the same document (withdrawal wins)")
+            if anchors is not None:
+                if entry.cert_type == "CSCA":
+                    _authenticate(entry, valid_anchors, "gateway trust anchor")
+                else:
+                    # the country's authenticated upload certificates; the anchor itself, which vouches
+                    # for those, is at least as trusted
+                    signers = [*uploads.get(entry.country, []), *valid_anchors]
+                    _authenticate(entry, signers, f"{entry.country} upload certificate")
+                authenticated += 1
+            if entry.cert_type == "DSC":
+                dsc = _dsc(entry)
+                count = per_kid.get(dsc.kid, 0)
+                if count >= MAX_CANDIDATES:
+                    raise _Reject(f"more than {MAX_CANDIDATES} DSCs share kid {dsc.kid.hex()}")
+                per_kid[dsc.kid] = count + 1
+                dscs.append(dsc)
+            else:
+                cscas.append((entry.country, _certificate(entry.der)))
+        except _Reject as e:
+            rejected.append(RejectedEntry(index=entry.index, reason=str(e)))
+    if anchors is not None and attempted and not authenticated:
+        first = next((r.reason for r in rejected), "")
+        raise TrustStoreError(
+            f"none of the {attempted} CSCA/DSC entries is signed by the gateway trust anchor or an upload "
+            f"certificate it vouches for (e.g. {first}): an unsigned list is never authenticated trust",
+            code="trust.unauthenticated",
+        )
+    mode = TrustMode.GATEWAY if anchors is not None else TrustMode.UNAUTHENTICATED
+    store = TrustStore.build(
+        environment=environment, mode=mode, dscs=dscs, cscas=cscas, issued_at=retrieved_at
     )
+    return GatewayTrustList(
+        store=store,
+        rejected=tuple(sorted(rejected, key=lambda r: r.index)),
+        withdrawn=tuple(kid for _, kid, _, _ in withdrawn),
+        ignored=ignored,
+    )
+
+
+def _certificate(der: bytes) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(der)
+    except (ValueError, x509.InvalidVersion) as e:
+        raise _Reject(f"rawData is not a usable certificate: {e}") from e
+
+
+def _dsc(entry: _Entry) -> TrustedDsc:
+    try:
+        info = parse_dsc(entry.der)
+    except (VaxcredError, ValueError) as e:
+        raise _Reject(f"rawData is not a usable certificate: {e}") from e
+    problem = dsc_problem(info)
+    if problem is not None:
+        raise _Reject(f"{problem[0]}: {problem[1]}")
+    return TrustedDsc(info=info, country=entry.country, source="gateway")
+
+
+def load_gateway_trust_list(
+    data: bytes,
+    *,
+    environment: Environment,
+    anchors: Sequence[x509.Certificate] | None = None,
+    now: datetime | None = None,
+    retrieved_at: datetime | None = None,
+) -> GatewayTrustList:
+    """Load a gateway trust-list JSON document, authenticating every entry (mode :attr:`TrustMode.GATEWAY`).
+
+    ``anchors`` are the pinned gateway trust-anchor certificates (at least one valid at ``now``, else
+    TrustStoreError ``trust.anchor_not_valid``); without any the list is refused (TrustStoreError
+    ``trust.unauthenticated``: an unsigned list is never authenticated trust; the unsafe opt-in is
+    :func:`load_gateway_trust_list_unsafe_unauthenticated`).  ``now`` is required with anchors.  CSCA and UPLOAD entries must carry a CMS signature by an
+    anchor, DSC entries one by an authenticated UPLOAD certificate of their country; entries that do not
+    are reported in ``rejected``, never loaded; if no CSCA or DSC entry authenticates at all the list is
+    refused (TrustStoreError ``trust.unauthenticated``).  ``retrieved_at`` is when the caller fetched the document
+    from the gateway (over an authenticated channel): the gateway JSON carries no signed issue time, so
+    without it the list's age is unknown and a verifier answers NEEDS_CHECK.
+    """
+    if anchors is None or (not isinstance(anchors, x509.Certificate) and len(anchors) == 0):
+        raise TrustStoreError(
+            "a gateway trust list is authenticated only against a pinned gateway trust anchor: none given "
+            "(load_gateway_trust_list_unsafe_unauthenticated reads it unchecked, and is never VALID)",
+            code="trust.unauthenticated",
+        )
+    return _load(data, environment=environment, anchors=anchors, now=now, retrieved_at=retrieved_at)
+
+
+def load_gateway_trust_list_unsafe_unauthenticated(
+    data: bytes, *, environment: Environment, retrieved_at: datetime | None = None
+) -> GatewayTrustList:
+    """UNSAFE: load a gateway trust list WITHOUT checking any signature (mode ``UNAUTHENTICATED``).
+
+    Anyone who can write the file decides which keys are trusted.  For tests, demos and lists whose
+    authenticity is established some other way; :func:`vaxcred.verify` never answers VALID on such a
+    store (NEEDS_CHECK with the notice ``trust.unauthenticated``).  Logs a warning.
+    """
+    _log.warning("loading an UNAUTHENTICATED gateway trust list: its signatures are NOT checked")
+    return _load(data, environment=environment, anchors=None, now=None, retrieved_at=retrieved_at)
 
 
 def format_timestamp(when: datetime) -> str:

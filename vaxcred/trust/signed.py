@@ -15,14 +15,18 @@ Loading (:func:`load_signed_trust_list`) checks, in order; every failure is a Tr
 
 - ``trust.malformed``: too large, not a COSE_Sign1, headers or payload not as above;
 - ``trust.wrong_purpose``: another content type, or a signing certificate without ``TRUST_LIST_EKU``
-  (a DSC, a site certificate or a CSCA cannot sign a trust list);
+  (a DSC, a site certificate or a CSCA cannot sign a trust list) or with a DCC purpose beside it (one
+  key, one purpose);
 - ``trust.kid_mismatch``: the kid is not the signing certificate's;
 - ``trust.untrusted_signer``: the signing certificate does not chain to ``anchor`` at ``now``;
 - ``trust.bad_signature``: the signature does not verify (one flipped bit anywhere);
 - ``trust.wrong_environment``: signed for another environment;
 - ``trust.issued_in_future``: ``issued_at`` after ``now``;
 - ``trust.issued_before_signer``: ``issued_at`` before the signing certificate's notBefore;
-- ``trust.rollback``: ``sequence`` below ``min_sequence`` (an older list replayed).
+- ``trust.rollback``: ``sequence`` below ``min_sequence`` (an older list replayed; the caller keeps the
+  highest sequence seen in a :class:`~vaxcred.trust.RollbackState`);
+- ``trust.dsc_is_ca`` / ``trust.dsc_dual_purpose``: a listed DSC is a CA or carries the trust-list
+  purpose; ``trust.too_many_candidates``: more than 8 DSCs share a kid.
 
 The payload is read only after the signature holds.  A list older than ``max_age`` still loads: the
 store records ``max_age`` and :meth:`TrustStore.is_fresh` tells the verifier to answer NEEDS_CHECK
@@ -41,13 +45,14 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from vaxcred.codec import cbor, cose
 from vaxcred.crypto import Signer, kid_for, verify_signature
 from vaxcred.errors import ChainError, DecodeError, SignatureError, TrustStoreError, VaxcredError
-from vaxcred.oids import TRUST_LIST_EKU
+from vaxcred.oids import DCC_EKU_OIDS, TRUST_LIST_EKU
 from vaxcred.trust.chain import check_issued_by
 from vaxcred.trust.store import (
     Environment,
     TrustedDsc,
     TrustMode,
     TrustStore,
+    dsc_problem,
     is_country,
     require_utc,
 )
@@ -87,11 +92,13 @@ def _check_sequence(value: object, name: str) -> int:
 
 
 def _has_trust_list_eku(cert: x509.Certificate) -> bool:
+    """TRUST_LIST_EKU present and no DCC purpose beside it (one key, one purpose)."""
     try:
         eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except Exception:  # absent or unreadable: not a trust-list certificate
         return False
-    return TRUST_LIST_EKU in eku
+    dcc = {oid.dotted_string for oid in eku} & DCC_EKU_OIDS
+    return TRUST_LIST_EKU in eku and not dcc
 
 
 def _may_sign(cert: x509.Certificate) -> bool:
@@ -304,18 +311,25 @@ def load_signed_trust_list(
             code="trust.rollback",
         )
 
-    # (6) the certificates
+    # (6) the certificates: a DSC that is a CA or carries the trust-list purpose refuses the whole list
     try:
         csca_certs = [(country, x509.load_der_x509_certificate(der)) for country, der in cscas]
-        trusted = [TrustedDsc(info=parse_dsc(der), country=country, source=_SOURCE) for country, der in dscs]
+        infos = [(country, parse_dsc(der)) for country, der in dscs]
     except (VaxcredError, ValueError, x509.InvalidVersion) as e:
         raise _malformed(f"a listed certificate does not load: {e}") from e
-    return TrustStore.build(
-        environment=environment,
-        mode=TrustMode.SIGNED_LIST,
-        dscs=trusted,
-        cscas=csca_certs,
-        issued_at=issued_at,
-        sequence=sequence,
-        max_age=max_age,
-    )
+    for _, info in infos:
+        problem = dsc_problem(info)
+        if problem is not None:
+            raise TrustStoreError(f"listed DSC {info.kid.hex()}: {problem[1]}", code=problem[0])
+    try:
+        return TrustStore.build(
+            environment=environment,
+            mode=TrustMode.SIGNED_LIST,
+            dscs=[TrustedDsc(info=info, country=country, source=_SOURCE) for country, info in infos],
+            cscas=csca_certs,
+            issued_at=issued_at,
+            sequence=sequence,
+            max_age=max_age,
+        )
+    except ValueError as e:  # more DSCs for one kid than a store holds
+        raise TrustStoreError(str(e), code="trust.too_many_candidates") from e

@@ -19,19 +19,27 @@ from typing import Final, TypeGuard
 from cryptography import x509
 
 from vaxcred.errors import TrustStoreError, VaxcredError
+from vaxcred.oids import TRUST_LIST_EKU
 from vaxcred.x509util import DscInfo, parse_dsc
 
 __all__ = [
+    "DEFAULT_MAX_TRUST_AGE",
     "MAX_CANDIDATES",
     "Environment",
     "TrustMode",
     "TrustStore",
     "TrustedDsc",
+    "dsc_problem",
+    "dual_purpose_problem",
     "require_environment",
 ]
 
-#: at most this many DSCs are tried for one kid (SECURITY.md pitfall 3)
+#: at most this many DSCs may share one kid in a store (SECURITY.md pitfall 3): enforced when a store is
+#: built (loaders report the surplus entries), so that verify can try *every* candidate
 MAX_CANDIDATES: Final = 8
+#: how old a trust list may be before VALID becomes NEEDS_CHECK, unless the caller says otherwise: three
+#: daily refreshes missed (SECURITY.md pitfall 14)
+DEFAULT_MAX_TRUST_AGE: Final = timedelta(hours=72)
 KID_LENGTH: Final = 8
 
 _COUNTRY = re.compile(r"[A-Z]{2}")
@@ -46,16 +54,28 @@ class Environment(enum.Enum):
 
 
 class TrustMode(enum.Enum):
-    """Where a store's certificates came from, which decides how far it can be trusted."""
+    """Where a store's certificates came from, which decides how far it can be trusted.
+
+    Only :attr:`SIGNED_LIST` and :attr:`GATEWAY` are authenticated trust; a verifier never answers a
+    plain VALID on :attr:`UNAUTHENTICATED` (NEEDS_CHECK, with a notice) and shows :attr:`DSC` as such.
+    """
 
     #: bare DSCs handed over (``--dsc``, the conformance runner): they are the only candidates and the
     #: ``chain`` step is skipped, as there is no CSCA to chain to
     DSC = "dsc"
-    #: an EU gateway JSON trust list; its CMS signatures are not checked here (authenticity is the
-    #: transport's and the caller's business), it carries no signed issue time
+    #: an EU gateway JSON trust list whose entries' CMS signatures were checked against the gateway
+    #: trust anchor (CSCA, UPLOAD) and the country's upload certificate (DSC); no signed issue time
     GATEWAY = "gateway"
     #: a national trust list signed by the ministry's trust-list key, checked against a pinned anchor
     SIGNED_LIST = "signed_list"
+    #: an EU gateway JSON list loaded WITHOUT checking any signature (an explicit, unsafe opt-in:
+    #: :func:`~vaxcred.trust.load_gateway_trust_list_unsafe_unauthenticated`)
+    UNAUTHENTICATED = "unauthenticated"
+
+    @property
+    def authenticated(self) -> bool:
+        """True for the modes whose certificates were authenticated by a pinned anchor."""
+        return self in (TrustMode.GATEWAY, TrustMode.SIGNED_LIST)
 
 
 def require_utc(value: datetime, name: str = "now") -> datetime:
@@ -70,6 +90,32 @@ def require_utc(value: datetime, name: str = "now") -> datetime:
 def is_country(value: object) -> TypeGuard[str]:
     """ISO 3166-1 alpha-2 shape (upper case; ``EU`` included)."""
     return isinstance(value, str) and _COUNTRY.fullmatch(value) is not None
+
+
+def dual_purpose_problem(info: DscInfo) -> tuple[str, str] | None:
+    """``("trust.dsc_dual_purpose", message)`` if the EKU holds the trust-list purpose: a key that may sign
+    trust lists must not sign passports (one key, one purpose).  No :class:`TrustedDsc` carries one."""
+    if info.eku is not None and TRUST_LIST_EKU.dotted_string in info.eku:
+        return (
+            "trust.dsc_dual_purpose",
+            "the certificate carries the trust-list purpose: one key, one purpose, it cannot be a DSC",
+        )
+    return None
+
+
+def dsc_problem(info: DscInfo) -> tuple[str, str] | None:
+    """``(code, message)`` if ``info`` may not be a DSC in a trust list, else ``None``.
+
+    - ``trust.dsc_is_ca``: basicConstraints cA is set: a CA key signs certificates, not passports;
+    - ``trust.dsc_dual_purpose``: see :func:`dual_purpose_problem`.
+
+    The list loaders reject such entries and :func:`~vaxcred.trust.check_chain` fails them
+    (``chain.dsc_is_ca``).  Bare ``--dsc`` certificates are trusted as handed over, CA flag included
+    (a real Latvian DSC is a self-signed CA, DCC.md §9): that mode is shown as unchained.
+    """
+    if info.is_ca:
+        return "trust.dsc_is_ca", "the certificate is a CA (basicConstraints cA): not a document signer"
+    return dual_purpose_problem(info)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,6 +134,9 @@ class TrustedDsc:
             raise ValueError(f"country must be ISO 3166-1 alpha-2 (or empty), got {self.country!r}")
         if not isinstance(self.source, str) or not self.source:
             raise ValueError("source must be a non-empty string")
+        problem = dual_purpose_problem(self.info)
+        if problem is not None:
+            raise ValueError(f"{problem[0]}: {problem[1]}")
 
     @property
     def kid(self) -> bytes:
@@ -109,6 +158,8 @@ def _freeze_dscs(
                 raise TypeError("dscs values must be tuples of TrustedDsc")
             if entry.info.kid != kid:
                 raise ValueError(f"DSC with kid {entry.info.kid.hex()} filed under kid {kid.hex()}")
+        if len(entries) > MAX_CANDIDATES:
+            raise ValueError(f"{len(entries)} DSCs share kid {kid.hex()}: at most {MAX_CANDIDATES}")
         frozen[bytes(kid)] = entries
     return MappingProxyType(frozen)
 
@@ -141,8 +192,10 @@ def _empty_cscas() -> Mapping[str, tuple[x509.Certificate, ...]]:
 class TrustStore:
     """DSCs by kid and CSCAs by country for one environment; immutable, validated when built.
 
-    ``issued_at`` / ``sequence`` come from a signed national list (``None`` otherwise); ``max_age`` is the
-    freshness bound the loader was given, used by :meth:`is_fresh` when the caller passes none.
+    ``issued_at`` is the last trust update: the signed issue time of a national list, or the retrieval
+    time a caller vouches for when loading gateway JSON (``None``: unknown).  ``sequence`` comes from a
+    signed national list only.  ``max_age`` is the freshness bound the loader was given, used by
+    :meth:`is_fresh` when the caller passes none (else :data:`DEFAULT_MAX_TRUST_AGE`).
     Build one with :meth:`build`, :meth:`from_dsc_certificates` or a loader
     (:func:`~vaxcred.trust.load_gateway_trust_list`, :func:`~vaxcred.trust.load_signed_trust_list`).
     """
@@ -235,15 +288,22 @@ class TrustStore:
                 raise TrustStoreError(
                     f"certificate #{index} is not a usable DSC: {e}", code="trust.bad_certificate"
                 ) from e
+            problem = dual_purpose_problem(info)
+            if problem is not None:
+                raise TrustStoreError(f"certificate #{index}: {problem[1]}", code=problem[0])
             country = info.country if is_country(info.country) else ""
             dscs.append(TrustedDsc(info=info, country=country, source=source))
-        return cls.build(environment=environment, mode=TrustMode.DSC, dscs=dscs)
+        try:
+            return cls.build(environment=environment, mode=TrustMode.DSC, dscs=dscs)
+        except ValueError as e:  # more DSCs for one kid than a store holds
+            raise TrustStoreError(str(e), code="trust.too_many_candidates") from e
 
     # -- queries --------------------------------------------------------------------------------------
 
     def candidates(self, kid: bytes) -> tuple[TrustedDsc, ...]:
-        """Every trusted DSC sharing ``kid`` (the kid is a hint, not an identity), at most 8."""
-        return self.dscs.get(bytes(kid), ())[:MAX_CANDIDATES]
+        """Every trusted DSC sharing ``kid`` (the kid is a hint, not an identity); a store holds at most
+        :data:`MAX_CANDIDATES` per kid, so none is ever left out."""
+        return self.dscs.get(bytes(kid), ())
 
     @property
     def has_cscas(self) -> bool:
@@ -264,25 +324,27 @@ class TrustStore:
 
     @property
     def stale_after(self) -> datetime | None:
-        """When this store stops being fresh (``issued_at + max_age``); ``None`` if either is unknown."""
-        if self.issued_at is None or self.max_age is None:
+        """When this store stops being fresh (``issued_at + max_age``, the default bound when the loader set
+        none); ``None`` if the issue time is unknown."""
+        if self.issued_at is None:
             return None
-        return self.issued_at + self.max_age
+        return self.issued_at + (self.max_age or DEFAULT_MAX_TRUST_AGE)
 
     def is_fresh(self, now: datetime, max_age: timedelta | None = None) -> bool:
-        """Whether the store is at most ``max_age`` (else the loader's ``max_age``) old at ``now``.
+        """Whether the store is at most ``max_age`` (else the loader's, else :data:`DEFAULT_MAX_TRUST_AGE`)
+        old at ``now``.
 
-        With no bound at all the store counts as fresh; with a bound but no signed issue time (gateway
-        JSON, bare DSCs) it does not: its age cannot be known.  A verifier turns a VALID result on a
-        store that is not fresh into NEEDS_CHECK (SECURITY.md pitfall 14).
+        There is always a bound.  A store without an issue time (gateway JSON without a retrieval time)
+        is not fresh: its age cannot be known.  Bare ``--dsc`` certificates without an issue time count
+        as fresh under the default bound (no list is involved), not under an explicit one (the caller asked
+        for trust of a known age).  A verifier turns a VALID result on a store that is not fresh into
+        NEEDS_CHECK (SECURITY.md pitfall 14); see :class:`~vaxcred.trust.TrustFreshnessPolicy`.
         """
         now = require_utc(now)
-        bound = max_age if max_age is not None else self.max_age
-        if bound is None:
-            return True
+        explicit = max_age or self.max_age
         if self.issued_at is None:
-            return False
-        return now - self.issued_at <= bound
+            return self.mode is TrustMode.DSC and explicit is None
+        return now - self.issued_at <= (explicit or DEFAULT_MAX_TRUST_AGE)
 
     def __repr__(self) -> str:
         return (

@@ -1,25 +1,15 @@
 """Reports and exports: the data-quality report and chart, the printable certificate PDF, revocation batches.
 
-Public names of the modules below; import private helpers from their module.
+Public names of the modules below; import private helpers from their module. The certificate PDF and its signature (extra
+``pdf``) and the chart (Pillow, extra ``qr``) load on first use of their names, so the pipeline runs with the
+``pipeline`` extra alone.
 """
 
 from __future__ import annotations
 
-from vaxcred.pipeline.reports.certificate_pdf import (
-    DEFAULT_ISSUER,
-    CertificateDose,
-    render_certificate_pdf,
-)
-from vaxcred.pipeline.reports.chart import (
-    CHART_WIDTH,
-    chart_size,
-    render_chart_png,
-)
-from vaxcred.pipeline.reports.pdf_signature import (
-    PdfSignatureReport,
-    sign_certificate_pdf,
-    verify_certificate_pdf,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from vaxcred.pipeline.reports.quality import (
     COUNT_FIELDS,
     UNKNOWN_PROVINCE,
@@ -38,6 +28,44 @@ from vaxcred.pipeline.reports.revocation_export import (
     export_revocations,
     revocation_list,
 )
+
+if TYPE_CHECKING:
+    from vaxcred.pipeline.reports.certificate_pdf import (
+        DEFAULT_ISSUER,
+        CertificateDose,
+        render_certificate_pdf,
+    )
+    from vaxcred.pipeline.reports.chart import (
+        CHART_WIDTH,
+        chart_size,
+        render_chart_png,
+    )
+    from vaxcred.pipeline.reports.pdf_signature import (
+        PdfSignatureReport,
+        sign_certificate_pdf,
+        verify_certificate_pdf,
+    )
+
+#: names whose module needs an extra beyond ``pipeline``: imported on first access (PEP 562)
+_LAZY = {
+    "DEFAULT_ISSUER": "certificate_pdf",
+    "CertificateDose": "certificate_pdf",
+    "render_certificate_pdf": "certificate_pdf",
+    "CHART_WIDTH": "chart",
+    "chart_size": "chart",
+    "render_chart_png": "chart",
+    "PdfSignatureReport": "pdf_signature",
+    "sign_certificate_pdf": "pdf_signature",
+    "verify_certificate_pdf": "pdf_signature",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "BAD_PASSPORT",

@@ -28,12 +28,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Final
 
-from fpdf import FPDF
-from fpdf.enums import Align, TableBordersLayout, XPos, YPos
-from fpdf.fonts import FontFace
-
+from vaxcred._extras import requires_extra
 from vaxcred.qr import render_png
 from vaxcred.trust.store import require_utc
+
+with requires_extra("pdf", feature="the certificate PDF"):
+    from fpdf import FPDF
+    from fpdf.enums import Align, TableBordersLayout, XPos, YPos
+    from fpdf.fonts import FontFace
 
 #: the issuer line printed when none is given
 DEFAULT_ISSUER: Final = "Bộ Y tế / Ministry of Health of Viet Nam"

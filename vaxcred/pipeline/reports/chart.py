@@ -12,9 +12,11 @@ import math
 from importlib import resources
 from typing import Final, Literal
 
-from PIL import Image, ImageDraw, ImageFont
-
+from vaxcred._extras import requires_extra
 from vaxcred.pipeline.reports.quality import QualityCounts, QualityGroup, QualityReport, _n, _pct
+
+with requires_extra("qr", feature="the data-quality chart (Pillow)"):
+    from PIL import Image, ImageDraw, ImageFont
 
 __all__ = ["CHART_WIDTH", "chart_size", "render_chart_png"]
 
