@@ -41,6 +41,7 @@ def _store(dsc: keys.KeyPair, csca: keys.KeyPair) -> TrustStore:
             TrustedDsc(info=parse_dsc(dsc.certificate.public_bytes(Encoding.DER)), country="VN", source="t")
         ],
         cscas=[("VN", csca.certificate)],
+        issued_at=NOW,  # retrieved at NOW: a store of unknown age is NEEDS_CHECK
     )
 
 
