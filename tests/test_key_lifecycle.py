@@ -21,6 +21,7 @@ from vaxcred import errors, keys
 from vaxcred.crypto import SignatureScheme, der_to_raw
 from vaxcred.keys import KeyChainDir, KeyOperationsLog
 from vaxcred.keys import chain_dir as keys_chain_dir
+from vaxcred.keys.lifecycle import kid_of
 from vaxcred.keys.x509sign import sign_certificate, sign_crl, sign_csr
 
 PASSPHRASE = b"correct horse battery staple"
@@ -63,7 +64,7 @@ def test_init_logs_one_generate_per_key_with_its_purpose(chain: KeyChainDir) -> 
     ]
     assert {o.operator for o in ops} == {"custodian-1"}
     (dsc,) = chain.dsc_certificates()
-    assert ops[-1].kid == keys_chain_dir.kid_of(dsc).hex()
+    assert ops[-1].kid == kid_of(dsc).hex()
 
 
 def test_every_certificate_of_a_chain_has_its_own_key(chain: KeyChainDir) -> None:
@@ -95,7 +96,7 @@ def test_rotate_makes_a_new_dsc_before_the_key_usage_period_ends(chain: KeyChain
 def test_retired_dsc_no_longer_signs_but_stays_published(chain: KeyChainDir) -> None:
     """retire_dsc: no signer at all any more, but the DSC stays in the published set (its passports verify)."""
     (dsc,) = chain.dsc_certificates()
-    kid = keys_chain_dir.kid_of(dsc)
+    kid = kid_of(dsc)
     chain.retire_dsc(kid, now=START + DAY, reason="rotation")
     with pytest.raises(errors.KeyStoreError) as e:
         chain.load_dsc_signer(now=START + 2 * DAY)
@@ -108,7 +109,7 @@ def test_withdrawn_dsc_leaves_the_published_set(chain: KeyChainDir) -> None:
     """withdraw_dsc: the DSC is listed as withdrawn and no longer published; a newer DSC signs."""
     (old,) = chain.dsc_certificates()
     new = chain.new_dsc(now=START + DAY)
-    chain.withdraw_dsc(keys_chain_dir.kid_of(old), now=START + 2 * DAY, reason="compromise drill")
+    chain.withdraw_dsc(kid_of(old), now=START + 2 * DAY, reason="compromise drill")
     assert chain.published_dsc_certificates() == (new.certificate,)
     assert chain.withdrawn_dsc_certificates() == (old,)
     assert chain.load_dsc_signer(now=START + 3 * DAY).kid == new.kid
@@ -117,7 +118,7 @@ def test_withdrawn_dsc_leaves_the_published_set(chain: KeyChainDir) -> None:
 def test_withdraw_after_retire_is_withdrawn(chain: KeyChainDir) -> None:
     """A retired DSC can still be withdrawn; a withdrawn one never comes back by a later retire."""
     (dsc,) = chain.dsc_certificates()
-    kid = keys_chain_dir.kid_of(dsc)
+    kid = kid_of(dsc)
     chain.retire_dsc(kid, now=START + DAY)
     chain.withdraw_dsc(kid, now=START + 2 * DAY)
     chain.retire_dsc(kid, now=START + 3 * DAY)

@@ -41,6 +41,7 @@ def _store(dsc: keys.KeyPair, csca: keys.KeyPair) -> TrustStore:
             TrustedDsc(info=parse_dsc(dsc.certificate.public_bytes(Encoding.DER)), country="VN", source="t")
         ],
         cscas=[("VN", csca.certificate)],
+        issued_at=NOW,  # retrieved at NOW: a store of unknown age is NEEDS_CHECK
     )
 
 
@@ -270,3 +271,13 @@ def test_token_chain_kid_is_sha256_of_certificate(softhsm_token: keys.TokenConfi
     kid = hashlib.sha256(cert.public_bytes(Encoding.DER)).digest()[:8]
     assert (tmp_path / "chain" / f"dsc-{kid.hex()}.pem").exists()
     assert isinstance(cert, x509.Certificate)
+
+
+def test_find_finishes_the_public_key_search_before_the_private_key_lookup(
+    token: keys.Pkcs11Token, token_dsc: keys.KeyPair
+) -> None:
+    """Regression: find() with an empty cache searched for the private key inside the public-key search
+    (CKR_OPERATION_ACTIVE, keys.device); it must list the public keys first."""
+    token._found.clear()
+    key = token.find(token_dsc.private_key.public_key())
+    assert key.public_key() == token_dsc.private_key.public_key()

@@ -156,6 +156,20 @@ def test_withdrawn_dsc_leaves_the_signed_list_and_is_null_in_gateway_export(
     )
     assert code == 0, out
     assert "(1 DSC, 1 CSCA)" in out
+    code, out = _run(
+        capsys,
+        [
+            "trustlist",
+            "import",
+            str(tmp_path / "signed.cose"),
+            "--anchor",
+            str(token_chain / "csca.pem"),
+            "--at",
+            "2026-01-07T00:00:01Z",
+        ],
+    )
+    assert code == 0, out  # the list signed on the token verifies against the (token) CSCA
+    assert "1 DSC, 1 CSCA" in out
 
 
 def test_revoke_site_and_audit(token_chain: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -219,7 +219,9 @@ def _reissuer(db: Database, folder: Path, now: dt.datetime) -> Any:
 
     def reissue(_person_id: int) -> None:
         run_site_signing(db, site_signers(chain), now=now)
-        report = run_issuance(db, functools.partial(Issuer, signer), now=now, site_ca=site_ca)
+        report = run_issuance(
+            db, functools.partial(Issuer, signer), now=now, site_ca=site_ca, site_crl=chain.site_crl()
+        )
         issued.append(report.issued)
 
     return reissue, issued

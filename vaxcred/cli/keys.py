@@ -32,8 +32,18 @@ _OPERATOR = click.option(
 _REASON = click.option("--reason", metavar="TEXT", help="Why, for the key-operations log.")
 
 
+def _operator(given: str | None) -> str | None:
+    """``--operator``, else the login name (``None`` where the system has none, e.g. a bare container)."""
+    if given:
+        return given
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
 def _chain(folder: Path, operator: str | None) -> KeyChainDir:
-    return dataclasses.replace(open_chain(folder), operator=operator or getpass.getuser())
+    return dataclasses.replace(open_chain(folder), operator=_operator(operator))
 
 
 def _key_type(key: str) -> KeyType:
@@ -91,7 +101,7 @@ def init(
     if (module is None) != (token_label is None):
         raise click.UsageError("--pkcs11 and --token go together")
     now = parse_at(at)
-    operator = operator or getpass.getuser()
+    operator = _operator(operator)
     try:
         if module is not None and token_label is not None:
             token = TokenConfig(module=module, token_label=token_label)
@@ -203,7 +213,7 @@ def list_(folder: Path) -> None:
             certificates = chain.dsc_certificates()
     except errors.VaxcredError as e:
         raise fail(e) from e
-    from vaxcred.keys.chain_dir import kid_of
+    from vaxcred.keys.lifecycle import kid_of
 
     for cert in certificates:
         kid = kid_of(cert).hex()

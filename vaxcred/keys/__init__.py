@@ -24,7 +24,9 @@ writes no key file at all. Every key operation is appended to a hash-chained log
 Modules: key generation and the certificate builders — :mod:`~vaxcred.keys.builders`; encrypted key files
 and certificate files — :mod:`~vaxcred.keys.files`; the key-chain folder, its lifecycle (rotate, retire,
 withdraw, revoke, CRL) — :mod:`~vaxcred.keys.chain_dir`; token keys — :mod:`~vaxcred.keys.token`; X.509
-signing by any key — :mod:`~vaxcred.keys.x509sign`; the key-operations log — :mod:`~vaxcred.keys.audit`.
+signing by any key — :mod:`~vaxcred.keys.x509sign`; the key-operations log — :mod:`~vaxcred.keys.audit`; key
+states replayed from it and the site CRL — :mod:`~vaxcred.keys.lifecycle`; single-purpose signers (document,
+log) — :mod:`~vaxcred.keys.purpose_signers`.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ another certificate, and a DSC signs exactly one payload type here (its EKU).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -62,9 +61,17 @@ from vaxcred.keys.files import (
     save_certificate,
     save_private_key,
 )
+from vaxcred.keys.lifecycle import (
+    REVOCATION_REASONS,
+    build_site_crl,
+    dsc_states,
+    kid_of,
+    operation_on,
+    site_revocations,
+)
 from vaxcred.keys.purpose_signers import make_document_signer, make_log_signer
 from vaxcred.keys.token import PIN_ENV, Pkcs11Token, TokenConfig, pin_from_env
-from vaxcred.keys.x509sign import AnyKey, public_key_of, sign_crl, sign_csr
+from vaxcred.keys.x509sign import AnyKey, public_key_of, sign_csr
 from vaxcred.x509util import parse_dsc
 
 #: how long a site CRL stays current (its nextUpdate)
@@ -72,7 +79,6 @@ CRL_VALIDITY = timedelta(days=7)
 #: ``vaxcred keys rotate``: make a new DSC when the usable one stops signing within this margin
 ROTATION_MARGIN = timedelta(days=30)
 _SITE_CRL = "site-ca.crl"
-_REASONS = {r.name: r for r in x509.ReasonFlags}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -275,11 +281,7 @@ class KeyChainDir:
 
     def dsc_states(self) -> dict[str, str]:
         """kid hex → ``"active"``, ``"retired"`` or ``"withdrawn"``, from the key-operations log."""
-        states = {kid_of(c).hex(): "active" for c in self.dsc_certificates()}
-        for op in self.operations():
-            if op.kid in states and op.operation in ("retire", "withdraw") and states[op.kid] != "withdrawn":
-                states[op.kid] = "retired" if op.operation == "retire" else "withdrawn"
-        return states
+        return dsc_states(self.dsc_certificates(), self.operations())
 
     def published_dsc_certificates(self) -> tuple[x509.Certificate, ...]:
         """The DSCs a trust list carries: active and retired ones (their passports still verify)."""
@@ -344,8 +346,8 @@ class KeyChainDir:
         RFC 5280 reason name (``key_compromise``, ``affiliation_changed``, ``superseded``, ``cessation_of_operation``…).
         """
         _check_site_id(site_id)
-        if reason not in _REASONS:
-            raise ValueError(f"reason must be one of {sorted(_REASONS)}, not {reason!r}")
+        if reason not in REVOCATION_REASONS:
+            raise ValueError(f"reason must be one of {sorted(REVOCATION_REASONS)}, not {reason!r}")
         stem = self.folder / "sites" / site_id
         cert = load_certificate(stem.with_suffix(".pem"))
         self._log("revoke", "site", cert, now, reason=reason)
@@ -359,37 +361,21 @@ class KeyChainDir:
 
     def site_revocations(self) -> dict[int, tuple[datetime, str]]:
         """Revoked site-certificate serial → (revocation time, reason), from the key-operations log."""
-        out: dict[int, tuple[datetime, str]] = {}
-        for op in self.operations():
-            if op.operation == "revoke" and op.purpose == "site" and op.serial is not None:
-                out.setdefault(int(op.serial, 16), (op.time, op.reason or "unspecified"))
-        return out
+        return site_revocations(self.operations())
 
     def publish_site_crl(
         self, *, now: datetime, validity: timedelta = CRL_VALIDITY
     ) -> x509.CertificateRevocationList:
         """Sign (with the site CA, on the token if it is there) and write ``site-ca.crl`` listing every revocation."""
         site_ca = self.load("site-ca")
-        at = _utc_seconds(now)
-        builder = (
-            x509.CertificateRevocationListBuilder()
-            .issuer_name(site_ca.certificate.subject)
-            .last_update(at)
-            .next_update(at + validity)
-            .add_extension(x509.CRLNumber(len(self.operations()) + 1), critical=False)
+        operations = self.operations()
+        crl = build_site_crl(
+            site_ca,
+            site_revocations(operations),
+            now=_utc_seconds(now),
+            number=len(operations) + 1,  # the log only grows: CRL numbers increase
+            validity=validity,
         )
-        for serial, (when, reason) in sorted(self.site_revocations().items()):
-            entry = (
-                x509.RevokedCertificateBuilder()
-                .serial_number(serial)
-                .revocation_date(when)
-                .add_extension(
-                    x509.CRLReason(_REASONS.get(reason, x509.ReasonFlags.unspecified)), critical=False
-                )
-                .build()
-            )
-            builder = builder.add_revoked_certificate(entry)
-        crl = sign_crl(builder, site_ca.private_key)
         try:
             (self.folder / _SITE_CRL).write_bytes(crl.public_bytes(serialization.Encoding.PEM))
         except OSError as e:
@@ -428,24 +414,15 @@ class KeyChainDir:
         *,
         reason: str | None = None,
     ) -> None:
-        der = cert.public_bytes(serialization.Encoding.DER)
-        self.log.append(
-            KeyOperation(
-                time=_utc_seconds(now),
-                operation=operation,
-                purpose=purpose,
-                kid=kid_of(cert).hex(),
-                serial=f"{cert.serial_number:x}",
-                fingerprint=hashlib.sha256(der).hexdigest(),
-                operator=self.operator,
-                reason=reason,
-            )
+        op = operation_on(
+            cert,
+            operation=operation,
+            purpose=purpose,
+            at=_utc_seconds(now),
+            operator=self.operator,
+            reason=reason,
         )
-
-
-def kid_of(cert: x509.Certificate) -> bytes:
-    """The DCC kid of a certificate: SHA-256(DER)[:8]."""
-    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest()[:8]
+        self.log.append(op)
 
 
 def _spki(public_key: PublicKeyTypes) -> bytes:
