@@ -578,3 +578,13 @@ def test_a_file_in_another_encoding_gets_a_hint(database: Database, tmp_path: Pa
     report = import_file(database, path)
     assert report.rejected == 1
     assert "UTF-8" in report.hint
+
+
+def test_two_rows_of_one_new_dose_with_different_lots_are_one_dose_and_one_conflict(
+    database: Database,
+) -> None:
+    """Within one file: the first row lands, the second (same natural key, another lot) is a dose conflict."""
+    text = HEADER + "001090012345,Nguyễn Văn Đức,1990-05-17,M,Comirnaty,FK1234,2021-08-01,1,HN-001\n"
+    text += "001090012345,Nguyễn Văn Đức,1990-05-17,M,Comirnaty,FK4321,2021-08-01,1,HN-001\n"
+    report = import_lines(database, text.splitlines(True), format="csv")
+    assert (report.imported, report.duplicates, report.dose_conflicts) == (1, 0, 1)

@@ -1115,3 +1115,36 @@ def test_kill_9_of_a_run_with_two_workers_kills_its_workers_and_a_rerun_finishes
     assert report.issued + report.already_issued == len(people), f"seed {seed}"
     assert_exactly_one_each(database, people)
     assert_never_two(database)
+
+
+def test_a_worker_process_dies_when_its_parent_is_killed() -> None:
+    """A process that called _die_with_parent is killed by the kernel when its parent gets SIGKILL (it would
+    otherwise sleep on for a minute)."""
+    worker = (
+        "import os, sys, time\n"
+        "from vaxcred.pipeline.issuance.workers import _die_with_parent\n"
+        "_die_with_parent(os.getppid())\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = (
+        "import subprocess, sys, time\n"
+        f"child = subprocess.Popen([sys.executable, '-c', {worker!r}])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", parent], cwd=REPO, stdout=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            child = int(proc.stdout.readline())
+            assert proc.stdout.readline().strip() == "ready"  # the worker inherited the pipe
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            deadline = time.monotonic() + 5
+            while _alive(child):
+                assert time.monotonic() < deadline, "the worker outlived its parent"
+                time.sleep(0.05)
+        finally:
+            proc.kill()

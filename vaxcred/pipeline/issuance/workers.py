@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import datetime as dt
 import logging
 import multiprocessing
@@ -210,7 +209,7 @@ def _die_with_parent(parent: int) -> None:
     """Have the kernel kill this process when its parent dies (Linux ``PR_SET_PDEATHSIG``), so that a
     ``kill -9`` of ``issue-batch`` takes its workers with it; exit now if the parent is already gone."""
     with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)  # the process's own symbols: libc's prctl on Linux
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:
         os._exit(1)

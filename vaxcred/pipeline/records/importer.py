@@ -314,6 +314,8 @@ def _store_batch(db: Database, conn: Connection, batch: list[ImportRow]) -> tupl
         ),
         dose_values,
     ).all()
+    if len(inserted) == len(dose_values):  # every row stored: none can clash with a stored dose
+        return len(inserted), conflicts, 0
     return len(inserted), conflicts, _differing_doses(conn, dose_values)
 
 
