@@ -20,6 +20,8 @@ from tests.interop.payloads import DAY, NOW, sample_dcc
 from vaxcred import keys
 from vaxcred.codec.cwt import MAX_TIME
 from vaxcred.result import STEP_NAMES, Status, StepResult, VerificationResult
+from vaxcred.revocation import HashType, RevocationBatch, RevocationList
+from vaxcred.rules.ruleset import vietnam_rules
 from vaxcred.text import json_dumps_safe
 from vaxcred.trust import TrustStore
 from vaxcred.verify import verify
@@ -30,6 +32,8 @@ LONG = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthC
 #: no step message may echo input at length
 MAX_MESSAGE = 2000
 _AFTER_SIGNATURE = STEP_NAMES[STEP_NAMES.index("signature") + 1 :]
+#: the index of the last step every VALID result has passed (revocation and rules may be "not configured")
+_CORE = STEP_NAMES.index("schema")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +53,10 @@ def check_result(result: VerificationResult) -> None:
     for step in result.steps:
         assert len(step.message) <= MAX_MESSAGE, (step.code, len(step.message))
     if result.status is Status.VALID:
-        for step in result.steps:
+        assert not result.failures
+        for step in result.steps[
+            : _CORE + 1
+        ]:  # prefix ... schema all passed (chain skipped only in --dsc mode)
             assert step.result is StepResult.PASS or step.code == "chain.not_checked", step
     if result.step("signature").result is StepResult.PASS:
         assert result.certificate is not None
@@ -103,6 +110,40 @@ def test_any_clock_and_skew_give_a_result(
     check_result(
         verify(sign_claims(dsc, _claims(dcc, iat, iat + 100 * 86400)), dsc_store, now=now, skew=skew)
     )
+
+
+@pytest.fixture(scope="module")
+def revocations(dsc: keys.KeyPair) -> RevocationList:
+    """A list with batches of every hash type under the DSC's kid (none of them our payloads' hashes)."""
+    batches = [
+        RevocationBatch(
+            country="VN", expires=NOW + 400 * DAY, kid=dsc.kid, hash_type=kind, entries=(bytes([i]) * 16,)
+        )
+        for i, kind in enumerate(HashType)
+    ]
+    return RevocationList.from_batches(batches, now=NOW, issued_at=NOW, max_age=timedelta(days=2))
+
+
+@QUICK
+@given(dcc=hostile_dccs(), iat=times, exp=times)
+def test_any_signed_dcc_through_revocation_and_rules_gives_a_result(
+    dsc: keys.KeyPair,
+    chain_store: TrustStore,
+    revocations: RevocationList,
+    dcc: object,
+    iat: object,
+    exp: object,
+) -> None:
+    """The same with a revocation list and Viet Nam's business rules: those steps see hostile payloads too."""
+    result = verify(
+        sign_claims(dsc, _claims(dcc, iat, exp)),
+        chain_store,
+        now=AFTER,
+        revocation=revocations,
+        rules=vietnam_rules(),
+        country="VN",
+    )
+    check_result(result)
 
 
 @pytest.mark.slow

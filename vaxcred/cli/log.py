@@ -43,6 +43,8 @@ def init_key(folder: Path, at: str | None) -> None:
         pair = make_log_signer(chain.load("csca"), now=parse_at(at))
     except VaxcredError as e:
         raise fail(e) from e
+    except (ValueError, OverflowError) as e:  # a validity running past the year 9999
+        raise click.UsageError(f"cannot make the log signer at that time: {safe(str(e))}") from e
     save_private_key(folder / f"{LOG_SIGNER_STEM}.key", pair.private_key, chain.passphrase)
     save_certificate(folder / f"{LOG_SIGNER_STEM}.pem", pair.certificate)
     click.echo(f"log signer {pair.kid.hex()} written to {safe(folder)}/{LOG_SIGNER_STEM}.pem")
