@@ -157,7 +157,7 @@ def _hostile(param: click.Parameter, files: Files, *, every: bool) -> list[str]:
         values = INTS
     elif isinstance(param.type, click.FloatRange | click.types.FloatParamType):
         values = FLOATS
-    elif param.name in {"at", "since", "dose_date"}:
+    elif param.name in {"at", "since", "dose_date", "trust_list_retrieved_at", "max_trust_age", "opening"}:
         values = DATES + TEXTS
     else:
         values = TEXTS
