@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -156,7 +157,7 @@ def _hostile(param: click.Parameter, files: Files, *, every: bool) -> list[str]:
         values = INTS
     elif isinstance(param.type, click.FloatRange | click.types.FloatParamType):
         values = FLOATS
-    elif param.name in {"at", "since", "dose_date"}:
+    elif param.name in {"at", "since", "dose_date", "trust_list_retrieved_at", "max_trust_age", "opening"}:
         values = DATES + TEXTS
     else:
         values = TEXTS
@@ -194,6 +195,18 @@ def _fresh_work(files: Files, work: Path) -> None:
     work.mkdir()
     shutil.copytree(files.chain, work / "keys")
     shutil.copyfile(files.db_template, work / "vaxcred.db")
+
+
+@pytest.fixture(autouse=True)
+def no_serving(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`serve` gets as far as binding its socket, then returns instead of serving forever."""
+    server = pytest.importorskip("vaxcred.service.server")
+
+    def stop(app: object, sock: Any, **_: object) -> int:
+        sock.close()
+        return 0
+
+    monkeypatch.setattr(server, "serve", stop)
 
 
 @pytest.fixture(scope="module")

@@ -133,6 +133,13 @@ def test_untranslatable_patterns_are_refused(pattern: str) -> None:
         translate(pattern)
 
 
+@pytest.mark.parametrize("pattern", ["a{3,2}", "a{99999999999}"])
+def test_invalid_repeat_counts_raise_value_error(pattern: str) -> None:
+    """Repeat counts Python's re refuses surface as ValueError, like every other refusal."""
+    with pytest.raises(ValueError, match="ECMA pattern"):
+        compile_pattern(pattern)
+
+
 # --- the DCC profile, in code ---------------------------------------------------------------------------
 
 

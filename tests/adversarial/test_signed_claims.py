@@ -20,6 +20,8 @@ from tests.interop.payloads import DAY, NOW, sample_dcc
 from vaxcred import keys
 from vaxcred.codec.cwt import MAX_TIME
 from vaxcred.result import STEP_NAMES, Status, StepResult, VerificationResult
+from vaxcred.revocation import HashType, RevocationBatch, RevocationList
+from vaxcred.rules.ruleset import vietnam_rules
 from vaxcred.text import json_dumps_safe
 from vaxcred.trust import TrustStore
 from vaxcred.verify import verify
@@ -30,6 +32,8 @@ LONG = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthC
 #: no step message may echo input at length
 MAX_MESSAGE = 2000
 _AFTER_SIGNATURE = STEP_NAMES[STEP_NAMES.index("signature") + 1 :]
+#: the index of the last step every VALID result has passed (revocation and rules may be "not configured")
+_CORE = STEP_NAMES.index("schema")
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +56,7 @@ def check_result(result: VerificationResult) -> None:
     for step in result.steps:
         assert len(step.message) <= MAX_MESSAGE, (step.code, len(step.message))
     if result.status is Status.VALID:
+        assert not result.failures
         for step in result.steps:
             # skipped only where nothing was configured to check (bare DSCs; no revocation list; no rules)
             assert step.result is StepResult.PASS or step.code in _UNCONFIGURED, step
@@ -60,7 +65,8 @@ def check_result(result: VerificationResult) -> None:
         # once the signature holds, every remaining check runs and reports
         ran = [result.step(name).code for name in _AFTER_SIGNATURE]
         assert not [code for code in ran if code.startswith("skipped.")], ran
-        assert (result.status is Status.VALID) == (not result.failures)
+        # a failed step means INVALID; none means VALID, or NEEDS_CHECK when trust or revocation data is stale
+        assert (result.status is Status.INVALID) == bool(result.failures)
     else:
         assert result.status is Status.INVALID
         assert result.certificate is None
@@ -107,6 +113,40 @@ def test_any_clock_and_skew_give_a_result(
     check_result(
         verify(sign_claims(dsc, _claims(dcc, iat, iat + 100 * 86400)), dsc_store, now=now, skew=skew)
     )
+
+
+@pytest.fixture(scope="module")
+def revocations(dsc: keys.KeyPair) -> RevocationList:
+    """A list with batches of every hash type under the DSC's kid (none of them our payloads' hashes)."""
+    batches = [
+        RevocationBatch(
+            country="VN", expires=NOW + 400 * DAY, kid=dsc.kid, hash_type=kind, entries=(bytes([i]) * 16,)
+        )
+        for i, kind in enumerate(HashType)
+    ]
+    return RevocationList.from_batches(batches, now=NOW, issued_at=NOW, max_age=timedelta(days=2))
+
+
+@QUICK
+@given(dcc=hostile_dccs(), iat=times, exp=times)
+def test_any_signed_dcc_through_revocation_and_rules_gives_a_result(
+    dsc: keys.KeyPair,
+    chain_store: TrustStore,
+    revocations: RevocationList,
+    dcc: object,
+    iat: object,
+    exp: object,
+) -> None:
+    """The same with a revocation list and Viet Nam's business rules: those steps see hostile payloads too."""
+    result = verify(
+        sign_claims(dsc, _claims(dcc, iat, exp)),
+        chain_store,
+        now=AFTER,
+        revocation=revocations,
+        rules=vietnam_rules(),
+        country="VN",
+    )
+    check_result(result)
 
 
 @pytest.mark.slow

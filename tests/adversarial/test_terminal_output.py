@@ -171,3 +171,15 @@ def test_human_output_of_any_signed_payload_is_safe(dsc: keys.KeyPair, claims: A
     shown = stdout.getvalue().decode("utf-8")
     assert _raw_unsafe(shown) == []
     assert json.loads(json_dumps_safe(result.to_json()))["status"] == result.status.value
+
+
+def test_rules_eval_prints_hostile_data_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`rules eval` over data holding controls and bidi: valid JSON, nothing raw (it printed them raw)."""
+    hostile = "".join(NAMED.values())
+    expression, data = tmp_path / "e.json", tmp_path / "d.json"
+    expression.write_text(json.dumps({"var": "x"}), encoding="utf-8")
+    data.write_text(json.dumps({"x": hostile}), encoding="utf-8")
+    code, out, err = _run(["rules", "eval", str(expression), str(data)], capsys)
+    assert code == 0, err
+    assert _raw_unsafe(out + err) == []
+    assert json.loads(out) == hostile

@@ -42,6 +42,8 @@ def init_key(folder: Path, at: str | None) -> None:
         pair = chain.new_log_signer(now=parse_at(at), stem=LOG_SIGNER_STEM)
     except VaxcredError as e:
         raise fail(e) from e
+    except (ValueError, OverflowError) as e:  # a validity running past the year 9999
+        raise click.UsageError(f"cannot make the log signer at that time: {safe(str(e))}") from e
     click.echo(f"log signer {pair.kid.hex()} written to {safe(folder)}/{LOG_SIGNER_STEM}.pem")
 
 

@@ -12,14 +12,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from vaxcred import errors
-from vaxcred.cli._common import EXIT_INVALID
+from vaxcred.cli._common import EXIT_INVALID, safe
 from vaxcred.rules import (
     compile_expression,
     expression_problems,
@@ -27,6 +26,7 @@ from vaxcred.rules import (
     rule_problems,
     to_json_value,
 )
+from vaxcred.text import json_dumps_safe
 
 _MAX_EXPRESSION = 1024 * 1024
 _MAX_DATA = 64 * 1024 * 1024
@@ -41,7 +41,8 @@ def _read(path: Path, limit: int) -> bytes:
 
 
 def _fail(message: str) -> NoReturn:
-    click.echo(message, err=True)
+    # messages may quote the expression or the data: no raw control or bidi character on a terminal
+    click.echo("\n".join(safe(line) for line in message.split("\n")), err=True)
     click.get_current_context().exit(EXIT_INVALID)
 
 
@@ -82,7 +83,7 @@ def eval_(expr_file: Path, data_file: Path) -> None:
             value: Any = to_json_value(expression.evaluate(parse_json(document, what=f"{where}the data")))
         except errors.RulesError as e:
             _fail(f"{where}[{e.code}] {e.message}")
-        click.echo(json.dumps(value, ensure_ascii=False))
+        click.echo(json_dumps_safe(value))
 
 
 @rules.command("validate")
@@ -95,12 +96,12 @@ def validate(file: Path) -> None:
     try:
         document = parse_json(_read(file, _MAX_EXPRESSION), what=file.name)
     except errors.RulesError as e:
-        click.echo(f": {e.message}")
+        click.echo(f": {safe(e.message)}")
         click.get_current_context().exit(EXIT_INVALID)
     is_rule = isinstance(document, dict) and ("Identifier" in document or "Logic" in document)
     problems = rule_problems(document) if is_rule else expression_problems(document)
     for problem in problems:
-        click.echo(str(problem))
+        click.echo(safe(problem))
     if problems:
         click.get_current_context().exit(EXIT_INVALID)
     click.echo(f"valid {'rule' if is_rule else 'CertLogic expression'}", err=True)

@@ -56,7 +56,11 @@ _HEX4: Final = re.compile(r"[0-9A-Fa-f]{4}")
 
 def compile_pattern(pattern: str) -> re.Pattern[str]:
     """The ECMA-262 ``pattern`` as a compiled Python regex with the same matches (use ``.search``)."""
-    return re.compile(translate(pattern))
+    source = translate(pattern)
+    try:
+        return re.compile(source)
+    except (re.error, OverflowError) as e:  # `a{3,2}`, a repeat count beyond re's limit: ECMA errors too
+        raise ValueError(f"ECMA pattern {pattern!r}: {e}") from e
 
 
 def translate(pattern: str) -> str:
