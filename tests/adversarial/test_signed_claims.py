@@ -33,7 +33,6 @@ LONG = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthC
 MAX_MESSAGE = 2000
 _AFTER_SIGNATURE = STEP_NAMES[STEP_NAMES.index("signature") + 1 :]
 #: the index of the last step every VALID result has passed (revocation and rules may be "not configured")
-_CORE = STEP_NAMES.index("schema")
 
 
 @pytest.fixture(scope="module")

@@ -197,6 +197,8 @@ def rotate(folder: Path, margin_days: int, key: str, operator: str | None, at: s
             pair = chain.rotate(now=parse_at(at), margin=timedelta(days=margin_days), key=_key_type(key))
     except errors.VaxcredError as e:
         raise fail(e) from e
+    except (ValueError, OverflowError) as e:  # a bad --site-id, or dates past the year 9999
+        raise click.UsageError(safe(clip(str(e), 200))) from e
     if pair is None:
         click.echo(f"no rotation needed: a DSC may still sign in {margin_days} days")
     else:
@@ -277,6 +279,8 @@ def revoke_site(folder: Path, site_id: str, reason: str, operator: str | None, a
             crl = chain.revoke_site(site_id, now=parse_at(at), reason=reason)
     except errors.VaxcredError as e:
         raise fail(e) from e
+    except (ValueError, OverflowError) as e:  # a bad --site-id, or dates past the year 9999
+        raise click.UsageError(safe(clip(str(e), 200))) from e
     click.echo(f"site {safe(site_id)} revoked; CRL with {len(list(crl))} entries in {folder / 'site-ca.crl'}")
 
 
@@ -291,6 +295,8 @@ def crl(folder: Path, operator: str | None, at: str | None) -> None:
             published = chain.publish_site_crl(now=parse_at(at))
     except errors.VaxcredError as e:
         raise fail(e) from e
+    except (ValueError, OverflowError) as e:  # a bad --site-id, or dates past the year 9999
+        raise click.UsageError(safe(clip(str(e), 200))) from e
     click.echo(f"CRL with {len(list(published))} entries, next update {published.next_update_utc:%Y-%m-%d}")
 
 
