@@ -25,7 +25,15 @@ ENV = Environment.TST
 SYNC_AT = NOW + DAY
 #: one rule of vaxcred's Viet Nam set (the disease must be COVID-19), served as a rule file
 RULES = [("rules/GR-VN-0001.json", (RULES_DIR / "GR-VN-0001.json").read_bytes())]
-VALUE_SETS = [("valuesets/vaccines.json", b'{"valueSetId": "vaccines-covid-19-names"}')]
+#: a value set as the EU publishes it, trimmed to two products: the synced set replaces the vendored one
+VALUE_SETS = [
+    (
+        "valuesets/vaccines.json",
+        b'{"valueSetId": "vaccines-covid-19-names", "valueSetDate": "2026-11-01", "valueSetValues": {'
+        b'"EU/1/20/1528": {"display": "Comirnaty", "lang": "en", "active": true, "version": "", "system": ""},'
+        b'"EU/1/20/1507": {"display": "Spikevax", "lang": "en", "active": true, "version": "", "system": ""}}}',
+    )
+]
 
 
 def batch(i: int, *, kid: bytes | None, hash_type: HashType = HashType.UCI) -> RevocationBatch:

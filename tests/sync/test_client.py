@@ -59,6 +59,10 @@ def test_first_sync_installs_everything_and_loads(
     assert data.trust.sequence == 1
     assert [f.name for f in data.rule_files] == ["rules/GR-VN-0001.json"]
     assert [f.name for f in data.value_set_files] == ["valuesets/vaccines.json"]
+    # the synced value set reaches the rules, replacing the vendored one of the same id
+    assert data.rules is not None
+    assert data.rules.value_sets is not None
+    assert sorted(data.rules.value_sets["vaccines-covid-19-names"]) == ["EU/1/20/1507", "EU/1/20/1528"]
     assert data.revocation is not None
     assert data.revocation.hashes(dsc.kid, HashType.UCI) == {(1).to_bytes(16, "big")}
     assert data.revocation.hashes(None, HashType.SIGNATURE) == {(2).to_bytes(16, "big")}
