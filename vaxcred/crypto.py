@@ -220,14 +220,39 @@ def _spki(public_key: PublicKeyTypes) -> bytes:
     return public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
-class LocalSigner:
+class _CertifiedSigner:
+    """What every :class:`Signer` here shares: the algorithm, the certificate and its kid, fixed at creation."""
+
+    __slots__ = ("_algorithm", "_certificate", "_kid")
+
+    _algorithm: Algorithm
+    _certificate: x509.Certificate
+    _kid: bytes
+
+    @property
+    def algorithm(self) -> Algorithm:
+        """The COSE algorithm, fixed by the key type."""
+        return self._algorithm
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        """The DSC whose public key verifies this signer's signatures."""
+        return self._certificate
+
+    @property
+    def kid(self) -> bytes:
+        """``kid_for(certificate DER)``."""
+        return self._kid
+
+
+class LocalSigner(_CertifiedSigner):
     """A :class:`Signer` over an in-memory private key and its certificate.
 
     The algorithm follows the key type; the certificate's public key must be the private key's.
     ``repr`` shows the algorithm, kid and subject only, never key material.
     """
 
-    __slots__ = ("_algorithm", "_certificate", "_ec_key", "_key", "_kid")
+    __slots__ = ("_ec_key", "_key")
 
     def __init__(self, private_key: SigningKey, certificate: x509.Certificate) -> None:
         if not isinstance(private_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
@@ -253,21 +278,6 @@ class LocalSigner:
         self._certificate = certificate
         self._algorithm = algorithm
         self._kid = kid_for(certificate.public_bytes(Encoding.DER))
-
-    @property
-    def algorithm(self) -> Algorithm:
-        """The COSE algorithm, fixed by the key type."""
-        return self._algorithm
-
-    @property
-    def certificate(self) -> x509.Certificate:
-        """The DSC whose public key verifies this signer's signatures."""
-        return self._certificate
-
-    @property
-    def kid(self) -> bytes:
-        """``kid_for(certificate DER)``."""
-        return self._kid
 
     def sign(self, data: bytes) -> bytes:
         """Sign ``data``; raw 64-byte ``r‖s`` for ES256, modulus-length PSS (salt 32) for PS256."""
@@ -307,7 +317,7 @@ class ExternalKey(Protocol):
         ...
 
 
-class ExternalSigner:
+class ExternalSigner(_CertifiedSigner):
     """A :class:`Signer` over an :class:`ExternalKey` and its certificate (the DSC).
 
     The same checks as :class:`LocalSigner`: the algorithm follows the key type, the certificate's public key
@@ -315,7 +325,7 @@ class ExternalSigner:
     time, :class:`vaxcred.keys.token.TokenKey`); a batch worker process holds its own signer and session.
     """
 
-    __slots__ = ("_algorithm", "_certificate", "_key", "_kid", "_scheme")
+    __slots__ = ("_key", "_scheme")
 
     def __init__(self, key: ExternalKey, certificate: x509.Certificate) -> None:
         if not isinstance(key, ExternalKey):
@@ -340,21 +350,6 @@ class ExternalSigner:
             SignatureScheme.ECDSA_SHA256 if algorithm is Algorithm.ES256 else SignatureScheme.RSA_PSS_SHA256
         )
         self._kid = kid_for(certificate.public_bytes(Encoding.DER))
-
-    @property
-    def algorithm(self) -> Algorithm:
-        """The COSE algorithm, fixed by the key type."""
-        return self._algorithm
-
-    @property
-    def certificate(self) -> x509.Certificate:
-        """The DSC whose public key verifies this signer's signatures."""
-        return self._certificate
-
-    @property
-    def kid(self) -> bytes:
-        """``kid_for(certificate DER)``."""
-        return self._kid
 
     def sign(self, data: bytes) -> bytes:
         """Sign ``data`` on the device; raw 64-byte ``r‖s`` for ES256, modulus-length PSS for PS256."""
