@@ -85,7 +85,8 @@ bench-revocation: ENTRIES ?= 10000000
 bench-revocation: $(STAMP)
 	taskset -c 0 $(BIN)/python -m benchmarks.bench_revocation --entries $(ENTRIES)
 
-## bench-server: vaxcred serve (2 workers) under a loopback load generator, a mix of real passports; capacity,
+## bench-server: vaxcred serve --data (2 workers, published sync folder: trust list, VN rules, revocations) under a
+## loopback load generator, a checked mix of valid, revoked, rule-failing, expired and forged passports; capacity,
 ## then latency at 80 % of it (DURATION seconds per phase); last line {"rps": …, "p50_ms": …, "p99_ms": …}
 bench-server: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_server --duration $(or $(DURATION),15) --workers 2

@@ -35,7 +35,9 @@ HOLDER_GN = "Thị Minh Khai"
 HOLDER_DOB = "1987-03-08"
 
 
-def dcc(fn: str = HOLDER_FN, gn: str = HOLDER_GN, dob: str = HOLDER_DOB, dn: int = 2) -> DCC:
+def dcc(
+    fn: str = HOLDER_FN, gn: str = HOLDER_GN, dob: str = HOLDER_DOB, dn: int = 2, dt: str = "2021-09-12"
+) -> DCC:
     codes = VIETNAM_VACCINES["Comirnaty"]
     return DCC(
         nam=Name.create(fn=fn, gn=gn),
@@ -47,7 +49,7 @@ def dcc(fn: str = HOLDER_FN, gn: str = HOLDER_GN, dob: str = HOLDER_DOB, dn: int
             ma=codes.ma,
             dn=dn,
             sd=2,
-            dt="2021-09-12",
+            dt=dt,
             co="VN",
             is_="Bộ Y tế (Ministry of Health of Viet Nam)",
             ci=generate_uvci(),

@@ -39,7 +39,9 @@ _log = logging.getLogger(LOGGER)
 def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
     """A listening TCP socket (``port`` 0: any free port; read it back with ``getsockname()``)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP; accepted ones inherit
+    # it, and without it a response written in two parts (head, body) waits ~40 ms on a delayed ACK
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
