@@ -17,10 +17,10 @@ import click
 
 from vaxcred import errors
 from vaxcred.cli._common import safe
+from vaxcred.cli._files import load_certificate_option, read_bounded
 from vaxcred.result import Status, VerificationResult
 from vaxcred.text import clip
 
-_MAX_CERT = 64 * 1024
 _MAX_PROOF = 64 * 1024
 
 
@@ -63,36 +63,14 @@ class RequiredProof:
     certificate: Any  # cryptography x509.Certificate (imported lazily)
 
 
-def _read(path: Path, limit: int, option: str) -> bytes:
-    try:
-        with path.open("rb") as stream:
-            data = stream.read(limit + 1)
-    except (OSError, ValueError) as e:
-        raise click.BadParameter(f"cannot read {safe(clip(str(path)))}: {e}", param_hint=option) from e
-    if len(data) > limit:
-        raise click.BadParameter(f"larger than {limit} bytes", param_hint=option)
-    return data
-
-
 def load_required_proof(proof: Path | None, log_cert: Path | None) -> RequiredProof | None:
     """The two options together, or neither; the certificate must load (a usage error otherwise)."""
     if proof is None and log_cert is None:
         return None
     if proof is None or log_cert is None:
         raise click.UsageError("--log-proof and --log-cert go together")
-    from cryptography import x509
-
-    from vaxcred.x509util import load_certificate_bytes
-
-    try:
-        certificate = x509.load_der_x509_certificate(
-            load_certificate_bytes(_read(log_cert, _MAX_CERT, "--log-cert"))
-        )
-    except errors.VaxcredError as e:
-        raise click.BadParameter(f"[{e.code}] {safe(e.message)}", param_hint="--log-cert") from e
-    except ValueError as e:
-        raise click.BadParameter(f"not a certificate: {safe(clip(str(e)))}", param_hint="--log-cert") from e
-    return RequiredProof(text=_read(proof, _MAX_PROOF, "--log-proof"), certificate=certificate)
+    certificate = load_certificate_option(log_cert, "--log-cert")
+    return RequiredProof(text=read_bounded(proof, _MAX_PROOF, "--log-proof"), certificate=certificate)
 
 
 def check_proof(hc1: str | None, required: RequiredProof) -> LogProofCheck:

@@ -386,6 +386,9 @@ def verify(
     --max-trust-age old (or a bare --dsc, shown as such).  Exit code: 0 VALID, 1 INVALID,
     2 NEEDS_CHECK, 3 usage error (including a trust list that cannot be authenticated or is older
     than one already seen).
+
+    With --log-proof and --log-cert the passport must also be in the issuing side's log (the proof from
+    `vaxcred log prove`); a proof that does not hold makes the result INVALID.
     """
     if not (math.isfinite(image_deadline) and image_deadline > 0):
         raise click.BadParameter("must be a positive number of seconds", param_hint="--image-deadline")
