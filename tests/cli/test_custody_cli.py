@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import test_keys_cli as keys_cli
 from tests.cli import test_pipeline_cli as pipeline_cli
 from tests.cli.test_pipeline_cli import AT, KEYS_AT, VERIFY_AT, Flow, _copy_sqlite, _first_holder, run
 from vaxcred.pipeline.log import PassportProof
@@ -22,6 +23,8 @@ from vaxcred.qr import render_png
 #: the pipeline's fixtures: a key chain and a database with issued passports; the passphrase in the environment
 flow = pipeline_cli.flow
 passphrase = pipeline_cli.passphrase
+#: a key chain made by `vaxcred keys init --pkcs11 … --token …` on the SoftHSM2 test token
+token_chain = keys_cli.token_chain
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,20 @@ def test_certificate_pdf_keys_without_document_signer_is_a_usage_error(
     assert code == 3
     assert "vaxcred keys document-signer" in out
     assert not (tmp_path / "x.pdf").exists()
+
+
+def test_token_chain_document_signer_signs_the_pdf(flow: Flow, token_chain: Path, tmp_path: Path) -> None:
+    """On a token chain the document signer's key is made on the token and signs the PDF there: it verifies."""
+    code, out = run(["keys", "document-signer", str(token_chain), "--at", KEYS_AT])
+    assert code == 0, out
+    assert not (token_chain / "document-signer.key").exists()
+    citizen_id, _, _ = _first_holder(flow.db_path)
+    pdf = tmp_path / "signed.pdf"
+    args = ["certificate-pdf", "--citizen-id", citizen_id, "--out", str(pdf), "--db", flow.db]
+    code, out = run([*args, "--keys", str(token_chain), "--at", AT])
+    assert code == 0, out
+    code, out = run(["pdf", "verify", str(pdf), "--anchor", str(token_chain / "csca.pem"), "--at", VERIFY_AT])
+    assert code == 0, out
 
 
 @pytest.mark.skipif(shutil.which("pdfsig") is None, reason="poppler-utils (pdfsig) not installed")
