@@ -198,14 +198,17 @@ def _write_private(path: Path, data: bytes) -> None:
 _DOCUMENT_SIGNER = "document-signer"
 
 
+def _require_document_signer(folder: Path) -> None:
+    if not (folder / f"{_DOCUMENT_SIGNER}.pem").exists():
+        raise click.UsageError(
+            f"no document signer in {safe(folder)} (run `vaxcred keys document-signer {safe(folder)}`)"
+        )
+
+
 def _sign_pdf(pdf: bytes, folder: Path, now: dt.datetime) -> tuple[bytes, str]:
     """``pdf`` signed (PAdES) by the document signer of the chain in ``folder`` (files or token), and its kid."""
     from vaxcred.pipeline.reports.pdf_signature import sign_certificate_pdf
 
-    if not (folder / f"{_DOCUMENT_SIGNER}.pem").exists():
-        raise click.UsageError(
-            f"no document signer in {folder} (run `vaxcred keys document-signer {folder}`)"
-        )
     try:
         with open_chain(folder) as chain:
             pair = chain.load(_DOCUMENT_SIGNER)
@@ -246,6 +249,8 @@ def certificate_pdf(citizen_id: str, out: Path, folder: Path | None, db_url: str
     Exit code: 0 written; 1 no such person, no active passport or the key cannot sign; 3 usage error.
     """
     created = parse_at(at)
+    if folder is not None:  # before any database work: a chain that cannot sign is found first
+        _require_document_signer(folder)
     db = open_db(db_url)
     try:
         with storage_errors():
