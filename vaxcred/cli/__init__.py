@@ -57,6 +57,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Download trust list, rules, value sets and revocations (or publish them)",
     ),
     "certificate-pdf": ("vaxcred.cli.signing:certificate_pdf", "The printable vaccination certificate (PDF)"),
+    "pdf": ("vaxcred.cli.pdf:pdf_group", "Signed printable certificates (PDF, PAdES)"),
     "serve": ("vaxcred.cli.serve:serve", "Serve the verify API and the border officer's page"),
     "sites": (
         "vaxcred.cli.sites:sites",

@@ -176,6 +176,25 @@ def site(folder: Path, site_id: str, site_name: str, operator: str | None, at: s
     click.echo(f"site certificate {safe(site_id)} kid {pair.kid.hex()}")
 
 
+@keys.command("document-signer")
+@_FOLDER
+@_OPERATOR
+@_AT
+def document_signer(folder: Path, operator: str | None, at: str | None) -> None:
+    """Issue the document signer under the CSCA (EKU id-kp-documentSigning only): it signs the printable
+    certificate PDFs (`vaxcred certificate-pdf --keys`), never a passport. On the chain's token if it has one."""
+    try:
+        with _chain(folder, operator) as chain:
+            pair = chain.new_document_signer(now=parse_at(at))
+    except errors.VaxcredError as e:
+        raise fail(e) from e
+    except (ValueError, OverflowError) as e:  # dates past the year 9999
+        raise click.UsageError(safe(clip(str(e), 200))) from e
+    click.echo(
+        f"document signer kid {pair.kid.hex()} valid until {pair.certificate.not_valid_after_utc:%Y-%m-%d}"
+    )
+
+
 @keys.command("rotate")
 @_FOLDER
 @click.option(

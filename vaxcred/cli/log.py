@@ -125,7 +125,10 @@ def audit(ctx: click.Context, db_url: str, log_cert: Path, as_json: bool) -> Non
 @db_option
 @click.option("--uvci", required=True, help="The passport's UVCI.")
 def prove(db_url: str, uvci: str) -> None:
-    """A passport's inclusion proof as JSON: its entry, leaf index, audit path and the covering tree head."""
+    """A passport's inclusion proof as JSON: its entry, leaf index, audit path and the covering tree head.
+
+    A verifier requires it with `vaxcred verify HC1 ... --log-proof PROOF.json --log-cert LOG.pem`.
+    """
     db = open_db(db_url)
     try:
         with storage_errors(), db.connect() as conn:

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from vaxcred import errors
-from vaxcred.cli._common import PASSPHRASE_ENV, RefusedError, fail, open_chain, parse_at
+from vaxcred.cli._common import PASSPHRASE_ENV, RefusedError, fail, open_chain, parse_at, safe
 from vaxcred.cli._pipeline import (
     at_option,
     db_option,
@@ -25,7 +25,7 @@ from vaxcred.cli._pipeline import (
 )
 from vaxcred.crypto import Signer
 from vaxcred.issue import Issuer
-from vaxcred.keys import KeyChainDir
+from vaxcred.keys import KeyChainDir, load_certificate
 from vaxcred.pipeline.issuance.stage import DEFAULT_LEASE, KeyChainIssuerFactory, pending_count, run_issuance
 from vaxcred.pipeline.reports.certificate_data import certificate_data
 from vaxcred.pipeline.site_signing.stage import run_site_signing, unsigned_count
@@ -195,6 +195,32 @@ def _write_private(path: Path, data: bytes) -> None:
         stream.write(data)
 
 
+_DOCUMENT_SIGNER = "document-signer"
+
+
+def _require_document_signer(folder: Path) -> None:
+    if not (folder / f"{_DOCUMENT_SIGNER}.pem").exists():
+        raise click.UsageError(
+            f"no document signer in {safe(folder)} (run `vaxcred keys document-signer {safe(folder)}`)"
+        )
+
+
+def _sign_pdf(pdf: bytes, folder: Path, now: dt.datetime) -> tuple[bytes, str]:
+    """``pdf`` signed (PAdES) by the document signer of the chain in ``folder`` (files or token), and its kid."""
+    from vaxcred.pipeline.reports.pdf_signature import sign_certificate_pdf
+
+    try:
+        with open_chain(folder) as chain:
+            pair = chain.load(_DOCUMENT_SIGNER)
+            csca = load_certificate(folder / "csca.pem")
+            signed = sign_certificate_pdf(pdf, pair.signer(), now=now, chain=[csca])
+    except errors.VaxcredError as e:
+        raise fail(e) from e
+    except OSError as e:
+        raise click.UsageError(f"cannot read the key chain in {safe(folder)}: {safe(str(e))}") from e
+    return signed, pair.kid.hex()
+
+
 @click.command("certificate-pdf")
 @click.option(
     "--citizen-id",
@@ -205,15 +231,26 @@ def _write_private(path: Path, data: bytes) -> None:
 @click.option(
     "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The PDF file to write."
 )
+@click.option(
+    "--keys",
+    "folder",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Key-chain folder: sign the PDF (PAdES) with its document signer (`vaxcred keys document-signer`). "
+    "Without it the PDF is written unsigned.",
+)
 @db_option
-@at_option("The PDF's creation date")
-def certificate_pdf(citizen_id: str, out: Path, db_url: str, at: str | None) -> None:
+@at_option("The PDF's creation date (and signing time)")
+def certificate_pdf(citizen_id: str, out: Path, folder: Path | None, db_url: str, at: str | None) -> None:
     """The printable vaccination certificate (Vietnamese + English, with the passport's QR code) of one
     person's active passport, written to a PDF file (mode 0600). Personal data goes to the file only.
 
-    Exit code: 0 written; 1 no such person or no active passport; 3 usage error.
+    With --keys the PDF carries a PAdES signature by the ministry's document signer, which any PDF reader
+    shows and `vaxcred pdf verify` checks; without it the PDF is unsigned (said on stderr).
+    Exit code: 0 written; 1 no such person, no active passport or the key cannot sign; 3 usage error.
     """
     created = parse_at(at)
+    if folder is not None:  # before any database work: a chain that cannot sign is found first
+        _require_document_signer(folder)
     db = open_db(db_url)
     try:
         with storage_errors():
@@ -224,5 +261,12 @@ def certificate_pdf(citizen_id: str, out: Path, db_url: str, at: str | None) -> 
         pdf = data.render(creation_date=created)
     except ValueError as e:
         raise RefusedError(f"[pipeline.bad_certificate] {e}") from e
+    signed_by = None
+    if folder is not None:
+        pdf, signed_by = _sign_pdf(pdf, folder, created)
     _write_private(out, pdf)
     click.echo(f"certificate of passport {data.passport_id} ({len(data.doses)} doses) written to {out}")
+    if signed_by is None:
+        click.echo("note: the PDF is NOT signed (give --keys KEYS to sign it)", err=True)
+    else:
+        click.echo(f"signed by document signer {signed_by}")

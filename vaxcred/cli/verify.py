@@ -13,6 +13,7 @@ import click
 
 from vaxcred import errors
 from vaxcred._extras import MissingExtraError
+from vaxcred.cli import _log_proof
 from vaxcred.cli._common import EXIT_INVALID, EXIT_NEEDS_CHECK, EXIT_VALID, parse_at, safe
 from vaxcred.cli._trust import (
     UNSAFE_FLAG,
@@ -57,21 +58,39 @@ def _read_input(value: str) -> str | bytes:
 
 def _verify_image(
     data: bytes, trust: TrustStore, now: datetime, deadline: float, **options: Any
-) -> VerificationResult:
+) -> tuple[VerificationResult, str | None]:
     """Decode the image in a child process (SECURITY.md #17): a parser crash or a pathological image
     costs at most ``deadline`` seconds and never this process. Without the ``qr`` extra, verify() reports
-    the failed step ``image.extra_missing``."""
+    the failed step ``image.extra_missing``. Also returns the QR code's text (for --log-proof), if read."""
     try:
         from vaxcred.qr.isolated import IsolatedImageDecoder  # local import: Pillow and zxing-cpp
     except MissingExtraError:
-        return verify_passport(data, trust, now=now, **options)
+        return verify_passport(data, trust, now=now, **options), None
 
+    decoded: list[str] = []
     with IsolatedImageDecoder(deadline=deadline) as decoder:
         # start-up (~0.15 s: Pillow and zxing imported, warmed) is paid here, outside the deadline; if the
         # child cannot start, decode() tries again and verify() reports image.decoder_crashed
         with contextlib.suppress(errors.ImageError):
             decoder.start()
-        return verify_passport(data, trust, now=now, image_decoder=decoder.decode, **options)
+
+        def decode(raw: bytes) -> str:
+            text = decoder.decode(raw)
+            decoded.append(text)
+            return text
+
+        result = verify_passport(data, trust, now=now, image_decoder=decode, **options)
+    return result, decoded[0] if decoded else None
+
+
+def _hc1_text(passport: str | bytes) -> str | None:
+    """The text verify() read from a text input (for --log-proof); ``None`` if it is not ASCII."""
+    if isinstance(passport, str):
+        return passport
+    try:
+        return passport.decode("ascii")
+    except UnicodeDecodeError:
+        return None
 
 
 def _load_trust(
@@ -323,6 +342,21 @@ def _print_human(result: VerificationResult, details: bool, lang: str = "en") ->
     show_default=True,
     help="Language of the rule descriptions shown to the officer.",
 )
+@click.option(
+    "--log-proof",
+    "log_proof",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PROOF.json",
+    help="Require this inclusion proof (`vaxcred log prove`): the passport must be in the issuing side's "
+    "log under a tree head signed by --log-cert, else INVALID. Text and image input alike.",
+)
+@click.option(
+    "--log-cert",
+    "log_cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="LOG.pem",
+    help="The log signer's certificate (with --log-proof).",
+)
 def verify(
     input_value: str,
     dscs: tuple[str, ...],
@@ -343,6 +377,8 @@ def verify(
     rules_path: Path | None,
     region: str | None,
     lang: str,
+    log_proof: Path | None,
+    log_cert: Path | None,
 ) -> None:
     """Verify INPUT: an HC1 string, a file holding one, or a PNG/JPEG image of the QR code.
 
@@ -350,6 +386,9 @@ def verify(
     --max-trust-age old (or a bare --dsc, shown as such).  Exit code: 0 VALID, 1 INVALID,
     2 NEEDS_CHECK, 3 usage error (including a trust list that cannot be authenticated or is older
     than one already seen).
+
+    With --log-proof and --log-cert the passport must also be in the issuing side's log (the proof from
+    `vaxcred log prove`); a proof that does not hold makes the result INVALID.
     """
     if not (math.isfinite(image_deadline) and image_deadline > 0):
         raise click.BadParameter("must be a positive number of seconds", param_hint="--image-deadline")
@@ -377,13 +416,22 @@ def verify(
             raise click.UsageError("--region needs business rules (--rules or --data)")
         options["region"] = region.upper()
     options["max_trust_age"] = max_age
+    required = _log_proof.load_required_proof(log_proof, log_cert)
     passport = _read_input(input_value)
     if isinstance(passport, bytes) and is_image(passport):
-        result = _verify_image(passport, trust, now, image_deadline, **options)
+        result, hc1 = _verify_image(passport, trust, now, image_deadline, **options)
     else:
-        result = verify_passport(passport, trust, now=now, **options)
+        result, hc1 = verify_passport(passport, trust, now=now, **options), _hc1_text(passport)
+    check = None if required is None else _log_proof.check_proof(hc1, required)
+    if check is not None:
+        result = _log_proof.apply(result, check)
     if as_json:
-        click.echo(json_dumps_safe(result.to_json()))
+        out = result.to_json()
+        if check is not None:
+            out["log_proof"] = check.to_json()
+        click.echo(json_dumps_safe(out))
     else:
         _print_human(result, details, lang)
+        if check is not None:
+            click.echo(f"  {check.line()}")
     click.get_current_context().exit(_EXIT[result.status])
