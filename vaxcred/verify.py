@@ -250,6 +250,12 @@ def _check_revocation(
         return _SKIP, "revocation.not_checked", "the passport's revocation hashes cannot be computed"
     if listed is not None:
         return _FAIL, "revocation.revoked", f"revoked: listed by its {listed.value} hash"
+    if not revocation.complete:
+        return (
+            _SKIP,
+            "revocation.incomplete",
+            "part of the revocation data could not be loaded: not listed in the rest",
+        )
     if not revocation.is_fresh(now):
         since = revocation.stale_after.isoformat() if revocation.stale_after else "?"
         return (
@@ -286,10 +292,12 @@ def verify(
     ``vaxcred.qr.isolated.IsolatedImageDecoder(...).decode`` does (a child process under a hard deadline).
     ``revocation`` is the list the passport is looked up in (none: the step is skipped,
     ``revocation.not_configured``); a listed passport is INVALID (``revocation.revoked``, naming the hash
-    type), a list past its maximum age turns VALID into NEEDS_CHECK (``revocation.stale``).
+    type), a list past its maximum age, or incomplete (``complete`` false), turns VALID into NEEDS_CHECK
+    (``revocation.stale``, ``revocation.incomplete``).
     ``rules`` are the business rules to apply for arrival ``country`` (and ``region``): CERTLOGIC.md §7.
     ``rules_stale_after`` is when the rule data (rules and the value sets they use) passes its maximum age
-    (:class:`vaxcred.sync.SyncedData` gives it); after it, passing rules give NEEDS_CHECK (``rules.stale``).
+    (:class:`vaxcred.sync.SyncedData` gives it); after it, passing rules give NEEDS_CHECK (``rules.stale``); so do passing (or no selected) rules of
+    an incomplete rule set (``rules.complete`` false: ``rules.incomplete``).
     Any input yields a result; only caller mistakes (naive ``now``, wrong types) raise.
     """
     if revocation is not None and not isinstance(revocation, RevocationList):
@@ -466,7 +474,7 @@ def verify(
         steps.fail("revocation", code, message)
     else:
         steps.skip("revocation", code, message)
-    unchecked = code in ("revocation.stale", "revocation.not_checked")
+    unchecked = code in ("revocation.stale", "revocation.incomplete", "revocation.not_checked")
 
     # (12) rules: a rule that cannot be run fails the step but only asks for a check (NEEDS_CHECK)
     rules_open = False
@@ -485,7 +493,13 @@ def verify(
             kid=msg.kid,
         )
         base["rules"] = verdict.outcomes
-        if verdict.result == "pass" and rules_stale_after is not None and now > rules_stale_after:
+        if verdict.result in ("pass", "skip") and not rules.complete:
+            # rule or value-set files left out (vaxcred.sync.load_folder): a rule missing here might have failed
+            rules_open = True
+            steps.skip(
+                "rules", "rules.incomplete", "part of the rule data could not be loaded: a check is needed"
+            )
+        elif verdict.result == "pass" and rules_stale_after is not None and now > rules_stale_after:
             # rules and value sets past their maximum age (vaxcred.sync.DataFreshnessPolicy): a pass asks for a check
             rules_open = True
             stale = f"the rules passed, but the rule data is past its maximum age since {rules_stale_after.isoformat()}"

@@ -130,7 +130,8 @@ def pull(
 @_ENV
 @click.option("--at", "at", metavar="ISO-8601", help="Ages as of this time (default: now).")
 def show(folder: Path, anchor: Path, env: str, at: str | None) -> None:
-    """What a synced folder holds, how old each kind is, and any file left out (exit 1 if something is stale)."""
+    """What a synced folder holds, how old each kind is, and any file left out (exit 1 if something is stale
+    or left out)."""
     now = parse_at(at)
     data = load_folder(folder, anchor=load_anchor(anchor), environment=Environment[env], now=now)
     counts = {
@@ -151,7 +152,7 @@ def show(folder: Path, anchor: Path, env: str, at: str | None) -> None:
         click.echo(
             f"left out: {safe(problem.path)}{where} [{problem.code}] {safe(problem.message)}", err=True
         )
-    if data.stale(now):
+    if data.stale(now) or data.problems:
         click.get_current_context().exit(EXIT_INVALID)
 
 

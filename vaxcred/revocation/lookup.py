@@ -58,9 +58,11 @@ class RevocationList:
 
     Immutable.  ``UNKNOWN_KID`` is the key ``None``: its entries apply to passports of every DSC.
     ``issued_at`` / ``max_age`` say how current the data is (both ``None``: age unknown, never stale).
+    ``complete`` is ``False`` when part of the data could not be loaded (a batch file missing, changed on disk
+    or malformed): a passport not found in the rest is then not known to be unrevoked.
     """
 
-    __slots__ = ("_index", "issued_at", "max_age")
+    __slots__ = ("_index", "complete", "issued_at", "max_age")
 
     def __init__(
         self,
@@ -68,6 +70,7 @@ class RevocationList:
         *,
         issued_at: datetime | None = None,
         max_age: timedelta | None = None,
+        complete: bool = True,
     ) -> None:
         sets: dict[_Key, HashSet16] = {}
         for (kid, hash_type), hashes in (index or {}).items():
@@ -78,6 +81,7 @@ class RevocationList:
         self._index: Mapping[_Key, HashSet16] = MappingProxyType(sets)
         self.issued_at = _check_age(issued_at, max_age)
         self.max_age = max_age
+        self.complete = bool(complete)
 
     @classmethod
     def from_batches(
@@ -229,12 +233,15 @@ class RevocationListBuilder:
                 del self._records[key][sizes[key] :]
         self._count = count
 
-    def build(self, *, issued_at: datetime | None = None, max_age: timedelta | None = None) -> RevocationList:
-        """The list (the builder's buffers are taken over and sorted in place: no copy)."""
+    def build(
+        self, *, issued_at: datetime | None = None, max_age: timedelta | None = None, complete: bool = True
+    ) -> RevocationList:
+        """The list (the builder's buffers are taken over and sorted in place: no copy); ``complete`` as in
+        :class:`RevocationList`."""
         if self._built:
             raise ValueError("this builder has already built its list")
         self._built = True
         sets: dict[_Key, HashSet16] = {}
         for key in list(self._records):
             sets[key] = HashSet16.from_records(self._records.pop(key))
-        return RevocationList(sets, issued_at=issued_at, max_age=max_age)
+        return RevocationList(sets, issued_at=issued_at, max_age=max_age, complete=complete)

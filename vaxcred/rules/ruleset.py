@@ -59,6 +59,9 @@ class RuleSet:
     #: ``external.valueSets`` for these rules (id -> codes), e.g. from a synced folder; ``None``: the vendored
     #: EU value sets
     value_sets: Mapping[str, list[str]] | None = None
+    #: ``False`` when rule or value-set files of the source could not be loaded (e.g. a synced file changed on
+    #: disk): the rules that did load may pass, but a rule left out might not, so a pass asks for a check
+    complete: bool = True
     _index: Mapping[tuple[str, str], tuple[Rule, ...]] = field(
         default_factory=lambda: MappingProxyType({}), repr=False, compare=False
     )
@@ -100,9 +103,11 @@ class RuleSet:
 
     @classmethod
     def from_path(cls, path: Path) -> RuleSet:
-        """Rules from a file (one rule or an array) or a folder of ``*.json`` rule files (not recursive).
+        """Rules from a file (one rule or an array) or a folder of ``*.json`` rule files (not recursive; other
+        entries, e.g. sub-folders or FIFOs, are ignored).
         :class:`RulesError` names the file at fault; an unreadable path raises :class:`OSError`."""
-        files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+        # in a folder only regular files: a FIFO named *.json would block the read forever
+        files = sorted(p for p in path.glob("*.json") if p.is_file()) if path.is_dir() else [path]
         if len(files) > MAX_RULES:
             raise RulesError(f"more than {MAX_RULES} rule files", code="rules.limit")
         rules: list[Rule] = []
@@ -130,7 +135,7 @@ class RuleSet:
             if not isinstance(values, dict) or len(values) > MAX_RULES:
                 raise RulesError("not an EU value-set document", code="rules.invalid_value_set")
             sets[document["valueSetId"]] = list(values)
-        return RuleSet(rules=self.rules, value_sets=sets)
+        return RuleSet(rules=self.rules, value_sets=sets, complete=self.complete)
 
     def countries(self) -> frozenset[str]:
         """The countries that own rules in this set."""

@@ -28,6 +28,7 @@ parameter (the CLI reads the clock).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -226,6 +227,23 @@ def _fetch_files(ctx: _Context, index: object) -> int:
     return fetched
 
 
+def _repair_files(ctx: _Context, outcome: PartOutcome) -> tuple[PartOutcome, SyncIndex | None]:
+    """A 304 says the index is current, not that its files on disk still are: fetch again any listed file
+    missing or changed since (else ``load_folder`` leaves it out for good); a failure fails the index part."""
+    installed = _installed(ctx.folder, INDEX)
+    if installed is None:
+        return outcome, None
+    try:
+        index = load_signed_index(installed, anchor=ctx.anchor, environment=ctx.environment, now=ctx.now)
+        fetched = _fetch_files(ctx, index)
+    except VaxcredError as e:
+        failed = PartOutcome(
+            name=INDEX, status="failed", code=e.code, message=e.message, sequence=outcome.sequence
+        )
+        return failed, None
+    return dataclasses.replace(outcome, files_fetched=fetched), index
+
+
 def _holds(path: Path, size: int, sha256: bytes) -> bool:
     try:
         return path.stat().st_size == size and hashlib.sha256(path.read_bytes()).digest() == sha256
@@ -271,6 +289,8 @@ def sync_folder(
     index, state, content = _sync_document(
         ctx, state, INDEX, MAX_INDEX_BYTES, _load_index(ctx), lambda c: _fetch_files(ctx, c)
     )
+    if index.status == "not_modified":
+        index, content = _repair_files(ctx, index)
     if isinstance(content, SyncIndex):
         _remove_unlisted(ctx, content)
     write_atomic(folder / STATE, state.to_json())

@@ -2,7 +2,9 @@
 
 :func:`load_folder` re-verifies what :func:`~vaxcred.sync.client.sync_folder` installed — the trust list
 and the index against the pinned anchor, each listed file against its size and SHA-256 — so a file
-changed on disk is reported and left out, never used.  Revocation batches are read into one
+changed on disk is reported and left out, never used, and the data of its kind is marked incomplete
+(``RevocationList.complete`` / ``RuleSet.complete`` false: ``verify`` answers NEEDS_CHECK where it would have
+said VALID, ``revocation.incomplete`` / ``rules.incomplete``).  Revocation batches are read into one
 :class:`~vaxcred.revocation.RevocationList` aged by the index's ``issued_at``; rule files are parsed into
 one :class:`~vaxcred.rules.RuleSet` (a file that does not parse is reported and left out), and rule and
 value-set files are also handed over as bytes; :meth:`SyncedData.verify_options` gives what
@@ -10,7 +12,8 @@ value-set files are also handed over as bytes; :meth:`SyncedData.verify_options`
 
 :func:`load_revocation_files` reads batch files as published — a gateway batch per file, or the JSON
 array ``vaxcred revocations export`` writes — from files or folders (``*.json``).  A bad file, or a bad
-batch inside an array, is reported as a :class:`FileProblem` and skipped; the good ones are kept.
+batch inside an array, is reported as a :class:`FileProblem` and skipped; the good ones are kept, in a list
+marked incomplete.
 
 Reads files; ``now`` is a parameter.
 """
@@ -19,6 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,9 +42,10 @@ from vaxcred.revocation import (
 )
 from vaxcred.rules import RuleSet, parse_json
 from vaxcred.sync.freshness import DataFreshnessPolicy, DataKind
-from vaxcred.sync.index import SyncIndex, load_signed_index
+from vaxcred.sync.index import MAX_INDEX_BYTES, SyncIndex, load_signed_index
 from vaxcred.sync.state import FILES, INDEX, TRUST
 from vaxcred.trust import Environment, TrustStore, load_signed_trust_list
+from vaxcred.trust.signed import MAX_SIGNED_LIST_BYTES
 from vaxcred.trust.store import require_utc
 
 __all__ = ["DataFile", "FileProblem", "SyncedData", "load_folder", "load_revocation_files"]
@@ -136,7 +142,8 @@ def _read_into(
 def _batch_files(paths: Iterable[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
-        files.extend(sorted(path.glob("*.json")) if path.is_dir() else [path])
+        # in a folder only regular files: a FIFO named *.json would block the read forever
+        files.extend(sorted(p for p in path.glob("*.json") if p.is_file()) if path.is_dir() else [path])
     return files
 
 
@@ -157,7 +164,8 @@ def load_revocation_files(
                 _read_into(builder, fh, str(path), problems)
         except OSError as e:
             problems.append(FileProblem(path=str(path), code="sync.io", message=e.strerror or str(e)))
-    return builder.build(issued_at=issued_at, max_age=max_age), tuple(problems)
+    # a file or batch left out: a passport missing from the rest is not known to be unrevoked
+    return builder.build(issued_at=issued_at, max_age=max_age, complete=not problems), tuple(problems)
 
 
 def _rule_set(files: list[DataFile], problems: list[FileProblem]) -> RuleSet:
@@ -193,13 +201,22 @@ def _with_value_sets(rules: RuleSet, files: list[DataFile], problems: list[FileP
     return rules.with_value_sets(documents) if documents else rules
 
 
+def _read_regular(path: Path, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of the regular file ``path``: a FIFO, device or folder put in its place is
+    refused without blocking (``OSError``)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path.name} is not a regular file")
+        return fh.read(limit + 1)
+
+
 def _verified_file(folder: Path, digest: bytes, size: int) -> bytes:
     path = folder / FILES / digest.hex()
     try:
-        with path.open("rb") as fh:
-            data = fh.read(size + 1)
+        data = _read_regular(path, size)
     except OSError as e:
-        raise SyncError(f"missing: {e.strerror}", code="sync.missing") from e
+        raise SyncError(f"missing: {e.strerror or e}", code="sync.missing") from e
     if len(data) != size or hashlib.sha256(data).digest() != digest:
         raise SyncError("does not match the index (changed on disk?)", code="sync.hash_mismatch")
     return data
@@ -226,7 +243,7 @@ def load_folder(
     index: SyncIndex | None = None
     try:
         trust = load_signed_trust_list(
-            (folder / TRUST).read_bytes(),
+            _read_regular(folder / TRUST, MAX_SIGNED_LIST_BYTES),
             anchor=anchor,
             environment=environment,
             now=now,
@@ -238,7 +255,7 @@ def load_folder(
         problems.append(FileProblem(path=TRUST, code=e.code, message=e.message))
     try:
         index = load_signed_index(
-            (folder / INDEX).read_bytes(), anchor=anchor, environment=environment, now=now
+            _read_regular(folder / INDEX, MAX_INDEX_BYTES), anchor=anchor, environment=environment, now=now
         )
     except OSError as e:
         problems.append(FileProblem(path=INDEX, code="sync.missing", message=e.strerror or str(e)))
@@ -250,20 +267,30 @@ def load_folder(
     rules: RuleSet | None = None
     if index is not None:
         builder = RevocationListBuilder(now=now, max_entries=max_entries)
+        complete = {DataKind.REVOCATION: True, DataKind.RULES: True, DataKind.VALUE_SETS: True}
         for entry in index.files:
+            before = len(problems)
             try:
                 data = _verified_file(folder, entry.sha256, entry.size)
             except VaxcredError as e:
                 problems.append(FileProblem(path=entry.name, code=e.code, message=e.message))
-                continue
-            if entry.kind is DataKind.REVOCATION:
-                _read_into(builder, io.BytesIO(data), entry.name, problems)
             else:
-                files[entry.kind].append(DataFile(kind=entry.kind, name=entry.name, data=data))
-        revocation = builder.build(issued_at=index.issued_at, max_age=policy.revocation)
+                if entry.kind is DataKind.REVOCATION:
+                    _read_into(builder, io.BytesIO(data), entry.name, problems)
+                else:
+                    files[entry.kind].append(DataFile(kind=entry.kind, name=entry.name, data=data))
+            if len(problems) > before:
+                complete[entry.kind] = False
+        revocation = builder.build(
+            issued_at=index.issued_at, max_age=policy.revocation, complete=complete[DataKind.REVOCATION]
+        )
+        before = len(problems)
         rules = _with_value_sets(
             _rule_set(files[DataKind.RULES], problems), files[DataKind.VALUE_SETS], problems
         )
+        if len(problems) > before or not (complete[DataKind.RULES] and complete[DataKind.VALUE_SETS]):
+            # a listed rule or value-set file left out: what loaded may pass where the whole would not
+            rules = RuleSet(rules=rules.rules, value_sets=rules.value_sets, complete=False)
     return SyncedData(
         trust=trust,
         index=index,
