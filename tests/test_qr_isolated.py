@@ -412,3 +412,15 @@ def test_cli_image_deadline_cuts_off_the_finder_grid(
 @pytest.mark.parametrize("bad", ["0", "-1", "nan", "inf", "soon"])
 def test_cli_rejects_a_bad_image_deadline(dsc_pem: Path, bad: str) -> None:
     assert main(["verify", str(dsc_pem), "--dsc", str(dsc_pem), "--image-deadline", bad]) == 3
+
+
+def test_the_decoder_child_writes_nothing_to_stderr(capfd: pytest.CaptureFixture[str]) -> None:
+    """Starting the child and decoding leave stderr empty (was: runpy's RuntimeWarning about running
+    vaxcred.qr.isolated as __main__ after the package had imported it, on every `vaxcred verify IMAGE`)."""
+    decoder = IsolatedImageDecoder()
+    try:
+        decoder.start()
+        assert decoder.decode(qr.render_png("HC1:ABC")) == "HC1:ABC"
+    finally:
+        decoder.close()
+    assert capfd.readouterr().err == ""

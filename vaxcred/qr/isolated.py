@@ -12,7 +12,7 @@ parser bug in Pillow, libjpeg, libpng or zxing would crash or corrupt the verify
 
 The design:
 
-* the child is ``python -P -m vaxcred.qr.isolated`` (``subprocess``, not ``multiprocessing``: no pickling,
+* the child is ``python -P -c`` running :func:`_child_main` of this module (``subprocess``, not ``multiprocessing``: no pickling,
   no re-import of the caller's ``__main__``, nothing inherited but the pipes). It imports Pillow and zxing
   once, decodes a small PNG and JPEG to warm up, says ``ready`` and then loops, one request at a time;
 * frames on its stdin/stdout are a 4-byte big-endian length and a body: the image bytes one way, a small
@@ -242,12 +242,17 @@ _CHILD_ENV: Final = (
 )
 
 
+_CHILD_ENTRY = "import sys; from vaxcred.qr.isolated import _child_main; sys.exit(_child_main(sys.argv[1:]))"
+
+
 def _child_command(memory_limit: int | None) -> tuple[list[str], dict[str, str]]:
     # -P: no current directory on sys.path; the child imports the very vaxcred the parent runs
     root = str(Path(__file__).resolve().parent.parent)
     env = {name: os.environ[name] for name in _CHILD_ENV if name in os.environ}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    command = [sys.executable, "-P", "-m", "vaxcred.qr.isolated", "--memory-limit", str(memory_limit or 0)]
+    # -c, not -m: importing the package imports this module first, and runpy then warns on stderr that it
+    # runs it a second time as __main__ (one RuntimeWarning line per child, on every CLI image and service worker)
+    command = [sys.executable, "-P", "-c", _CHILD_ENTRY, "--memory-limit", str(memory_limit or 0)]
     return command, env
 
 
@@ -432,7 +437,7 @@ def _parse_reply(body: bytes) -> tuple[str | None, ImageError | None, bool] | No
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Child side: python -m vaxcred.qr.isolated
+# Child side: _child_main (python -c, see _child_command; python -m vaxcred.qr.isolated by hand)
 
 
 def _read_exactly(fd: int, size: int) -> bytes | None:
