@@ -356,3 +356,53 @@ def test_trustlist_import_refuses_unsigned_gateway_json(
 ) -> None:
     """`trustlist import` of gateway JSON without --anchor or the opt-in: usage error."""
     assert main(["trustlist", "import", str(files.unsigned_gateway), "--at", AT]) == 3
+
+
+# --- found by the merged-product QA pass ----------------------------------------------------------------
+
+
+def test_a_trust_state_lock_held_for_ever_is_a_usage_error_not_a_hang(
+    files: Files, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that never releases the state lock (hung, stopped) makes verify give up after
+    STATE_LOCK_TIMEOUT with exit 3, instead of blocking every later verifier for ever."""
+    monkeypatch.setattr("vaxcred.cli._trust.STATE_LOCK_TIMEOUT", 0.3)
+    state = tmp_path / "state.json"
+    tl = files.signed_list(3, ISSUED, "three.cbor")
+    args = [str(files.hc1), "--trust-list", str(tl), "--anchor", str(files.csca), "--at", AT]
+    fd = os.open(tmp_path / "state.json.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    results: list[tuple[int, str, str]] = []
+    try:
+        worker = threading.Thread(
+            target=lambda: results.append(_run([*args, "--trust-state", str(state)], capsys)), daemon=True
+        )
+        worker.start()
+        worker.join(10)
+        assert not worker.is_alive(), "verify blocked on the lock"
+    finally:
+        os.close(fd)
+    code, _, err = results[0]
+    assert code == 3
+    assert "locked by another process" in err
+    assert not state.exists()
+
+
+def test_a_fifo_as_trust_state_is_a_usage_error_not_a_hang(
+    files: Files, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """--trust-state naming a FIFO (or anything but a regular file) is refused without reading it."""
+    state = tmp_path / "state.json"
+    os.mkfifo(state)
+    tl = files.signed_list(1, ISSUED, "one.cbor")
+    args = [str(files.hc1), "--trust-list", str(tl), "--anchor", str(files.csca), "--at", AT]
+    results: list[tuple[int, str, str]] = []
+    worker = threading.Thread(
+        target=lambda: results.append(_run([*args, "--trust-state", str(state)], capsys)), daemon=True
+    )
+    worker.start()
+    worker.join(10)
+    assert results, "verify blocked reading the FIFO"
+    code, _, err = results[0]
+    assert code == 3
+    assert "not a regular file" in err

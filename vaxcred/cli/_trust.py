@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,6 +44,8 @@ from vaxcred.x509util import load_certificate_bytes
 #: the same cap as a passport input (``vaxcred verify`` reads at most this much of any file)
 MAX_FILE = 10 * 1024 * 1024
 STATE_FILE_NAME = "trust-state.json"
+#: seconds a verifier waits for another one's lock on the trust state before giving up (usage error)
+STATE_LOCK_TIMEOUT = 10.0
 UNSAFE_FLAG = "--unsafe-unauthenticated-trust-list"
 
 _DURATION = re.compile(r"(?:(\d{1,6})d)?(?:(\d{1,6})h)?(?:(\d{1,6})m)?(?:(\d{1,9})s)?")
@@ -83,6 +86,8 @@ def read_state(path: Path) -> RollbackState:
     """The rollback state in ``path`` (empty if the file does not exist); unreadable: a usage error."""
     if not path.exists():
         return RollbackState()
+    if not path.is_file():  # a FIFO would block the read for ever
+        raise click.UsageError(f"cannot use the trust state {safe(str(path))}: not a regular file")
     try:
         return RollbackState.from_json(read_capped(path, "--trust-state"))
     except errors.TrustStoreError as e:
@@ -106,10 +111,27 @@ def state_lock(path: Path | None) -> Iterator[None]:
     except OSError as e:
         raise click.UsageError(f"cannot lock the trust state {path}: {e.strerror}") from e
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        _wait_for_lock(fd, path)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def _wait_for_lock(fd: int, path: Path) -> None:
+    """Take the lock within :data:`STATE_LOCK_TIMEOUT` seconds, else a usage error: a verifier hung while
+    holding it must not hang every other verifier of the machine."""
+    deadline = time.monotonic() + STATE_LOCK_TIMEOUT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise click.UsageError(
+                    f"the trust state {safe(str(path))} is locked by another process"
+                    f" (waited {STATE_LOCK_TIMEOUT:g} s)"
+                ) from None
+            time.sleep(0.05)
 
 
 def write_state(path: Path, state: RollbackState) -> None:
