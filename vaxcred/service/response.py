@@ -57,6 +57,24 @@ def _step_reason(step: Step) -> Reason:
     return reason_for(step.code, step.name)
 
 
+#: longest rule description shown (rule files are hostile input; the page writes it with textContent)
+_MAX_RULE_TEXT = 300
+
+
+def _rule_reasons(result: VerificationResult) -> list[Reason]:
+    """One reason per business rule that did not pass, in the rule's own words (its identifier first): the
+    generic ``rules.failed`` does not tell the officer which entry condition to look at."""
+    reasons = []
+    for outcome in result.rules:
+        if outcome.outcome.value == "passed":
+            continue
+        texts = {
+            lang: f"{outcome.identifier}: {outcome.description(lang)}"[:_MAX_RULE_TEXT] for lang in LANGUAGES
+        }
+        reasons.append(Reason(code=outcome.code, step="rules", message=Messages(**texts)))
+    return reasons
+
+
 def trust_summary(context: VerifierContext, now: datetime) -> TrustSummary:
     trust = context.trust
     updated = context.trust_updated_at
@@ -86,6 +104,7 @@ def build_response(
 ) -> VerifyResponse:
     """The response for ``result``; ``minimal`` leaves out every step detail (status, reasons, holder)."""
     reasons = [_step_reason(s) for s in result.steps if s.result is StepResult.FAIL]
+    reasons += _rule_reasons(result)
     notes = [
         _step_reason(s)
         for s in result.steps
