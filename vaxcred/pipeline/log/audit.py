@@ -4,7 +4,8 @@
               each entry well-formed and naming its own row (kind, object id)
 (2) objects:  every logged object still exists and rebuilds to the same entry (bytes, times, evidence);
               a row removed, altered or back-dated is a finding
-(3) coverage: every passport, site signature and revocation row is in the log (nothing signed outside it)
+(3) coverage: every passport, site signature and revocation row is in the log (nothing signed outside it);
+              a passport with a revocation row is still marked revoked (a revocation undone by hand is a finding)
 (4) heads:    every stored tree head verifies under the log signer's certificate, its size is within the log,
               and its root equals the root of the first tree_size stored leaves: an entry removed, altered or
               reordered after a head was signed is a finding even when the rows were edited consistently
@@ -28,7 +29,14 @@ from vaxcred.merkle import leaf_hash, root
 from vaxcred.pipeline.log.entries import Kind, build_entries, decode_entry
 from vaxcred.pipeline.log.heads import verify_tree_head
 from vaxcred.pipeline.log.store import log_size
-from vaxcred.storage.schema import issuance_log, log_tree_heads, passports, revocations, site_signatures
+from vaxcred.storage.schema import (
+    PassportStatus,
+    issuance_log,
+    log_tree_heads,
+    passports,
+    revocations,
+    site_signatures,
+)
 
 _TABLES = {Kind.PASSPORT: passports, Kind.DOSE_RECORD: site_signatures, Kind.REVOCATION: revocations}
 #: report at most this many findings of one code (a wholesale rewrite would otherwise print millions)
@@ -113,6 +121,7 @@ def audit_log(conn: Connection, *, log_certificate: x509.Certificate) -> AuditRe
         for (object_id,) in conn.execute(sa.select(table.c.id).order_by(table.c.id)):
             if object_id not in entries:
                 found.add("log.object_unlogged", f"{kind.value} {object_id} is not in the log")
+    _revocations_undone(conn, found)
     # (4) heads
     heads = conn.execute(sa.select(log_tree_heads).order_by(log_tree_heads.c.tree_size)).all()
     covered = 0
@@ -144,3 +153,17 @@ def audit_log(conn: Connection, *, log_certificate: x509.Certificate) -> AuditRe
     return AuditReport(
         findings=tuple(found.items), entries=len(rows), heads=len(heads), uncovered=len(rows) - covered
     )
+
+
+def _revocations_undone(conn: Connection, found: _Findings) -> None:
+    """A passport that has a revocation row but is no longer marked revoked (its status is not in its entry)."""
+    undone = (
+        sa.select(passports.c.id)
+        .where(passports.c.status != PassportStatus.REVOKED.value)
+        .where(sa.exists().where(revocations.c.passport_id == passports.c.id))
+        .order_by(passports.c.id)
+    )
+    for (passport_id,) in conn.execute(undone):
+        found.add(
+            "log.revocation_undone", f"passport {passport_id} has a revocation but is not marked revoked"
+        )

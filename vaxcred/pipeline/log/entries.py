@@ -7,9 +7,9 @@ kind            object hash (SHA-256 of)         trace (what the signature relie
 ==============  ===============================  ==========================================================
 ``dose_record`` the site's COSE_Sign1 bytes      dose id, site id, site-certificate fingerprint, kid, signing
                                                  time
-``passport``    the HC1 text (UTF-8)             DSC kid, iat, exp, issuance time, registry check id, the
-                                                 (dose id, site signature id) pairs it was built from,
-                                                 the passport it supersedes
+``passport``    the HC1 text (UTF-8)             person id, DSC kid, iat, exp, issuance time, registry
+                                                 check id, the (dose id, site signature id) pairs it was
+                                                 built from, the passport it supersedes
 ``revocation``  the revocation row (hash type,   passport id, time
                 hash, kid, times), canonical CBOR
 ==============  ===============================  ==========================================================
@@ -84,6 +84,7 @@ def _passport_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
     out = {}
     for row in conn.execute(sa.select(passports).where(passports.c.id.in_(ids))):
         trace: dict[str, object] = {
+            "person_id": row.person_id,  # whose passport it is: moving it to another person is a change
             "kid": row.kid,
             "iat": _micros(row.iat),
             "exp": _micros(row.exp),
