@@ -1,6 +1,6 @@
 """What the issuance log records about each signed object: the entry, built from the object's stored row.
 
-An entry is canonical CBOR ``[1, kind, object_id, object_hash, trace]``:
+An entry is canonical CBOR ``[2, kind, object_id, object_hash, trace]`` (2: :data:`ENTRY_VERSION`):
 
 ==============  ===============================  ==========================================================
 kind            object hash (SHA-256 of)         trace (what the signature relied on; ids, times, kids only)
@@ -36,7 +36,8 @@ from vaxcred.codec import cbor
 from vaxcred.errors import CborError
 from vaxcred.storage.schema import passport_doses, passports, revocations, site_signatures
 
-ENTRY_VERSION: Final = 1
+#: 2: the passport trace names the person the passport belongs to (version 1 did not)
+ENTRY_VERSION: Final = 2
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
 
