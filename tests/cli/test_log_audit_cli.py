@@ -91,3 +91,41 @@ def test_log_audit_head_finds_heads_deleted_from_the_database(signed: tuple[str,
     status, out = run(["log", "audit", "--db", db, "--log-cert", str(cert), "--head", str(head)])
     assert status == 1, out
     assert "[log.head_missing] published tree head #1" in out
+
+
+def test_registry_status_forged_then_restored_shows_in_log_anomalies(
+    flow: Flow,
+    signed: tuple[str, Path, Path],
+) -> None:
+    """An insider marks a mismatched person VERIFIED by SQL, has the site sign at 00:30 in Hà Nội and issues,
+    then restores the registry row: `log audit` cannot see it (registry checks are not logged objects), but
+    `log anomalies` exits 1 with the night signing and the passport without a VERIFIED registry result."""
+    db, cert, _ = signed
+    path = db.removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        person, check = conn.execute(
+            "SELECT p.id, max(c.id) FROM persons p JOIN registry_checks c ON c.person_id = p.id "
+            "WHERE p.registry_status = 'MISMATCH' GROUP BY p.id ORDER BY p.id LIMIT 1"
+        ).fetchone()
+    _sql(
+        db,
+        f"UPDATE registry_checks SET status = 'VERIFIED' WHERE id = {check}; "
+        f"UPDATE persons SET registry_status = 'VERIFIED' WHERE id = {person}",
+    )
+    night = "2026-01-02T17:30:00Z"  # 00:30 ICT
+    assert run(["sign-sites", "--keys", str(flow.keys), "--db", db, "--at", night])[0] == 0
+    code, out = run(["issue-batch", "--keys", str(flow.keys), "--db", db, "--at", night])
+    assert code == 0, out
+    assert "issued:             1" in out
+    _sql(
+        db,
+        f"UPDATE registry_checks SET status = 'MISMATCH' WHERE id = {check}; "
+        f"UPDATE persons SET registry_status = 'MISMATCH' WHERE id = {person}",
+    )
+    # registry checks are not logged objects: the audit passes
+    assert run(["log", "audit", "--db", db, "--log-cert", str(cert)])[0] == 0
+    code, out = run(["log", "anomalies", "--db", db, "--json"])
+    assert code == 1, out
+    report = json.loads(out)
+    assert report["passports_without_verified_registry"] == 1
+    assert report["outside_hours"], report
