@@ -47,3 +47,22 @@ def test_key_operations_log_cut_fails_the_audit_and_the_trust_list_export(
     assert code == 1, out
     assert "[keys.audit_broken]" in out
     assert not (token_chain / "tl").exists()
+
+
+def test_sites_register_on_a_file_chain_logs_each_site_certificate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sites register --keys` on a key-file chain logs a `generate site` line per certificate (as `keys site`
+    and a token chain do), so `keys audit` stays intact and names them."""
+    monkeypatch.setenv("VAXCRED_PASSPHRASE", "sites test passphrase")
+    keys = tmp_path / "keys"
+    assert _run(capsys, ["keys", "init", str(keys), "--at", AT])[0] == 0
+    db = f"sqlite:///{tmp_path / 'sites.db'}"
+    assert _run(capsys, ["db", "init", "--db", db])[0] == 0
+    table = tmp_path / "sites.csv"
+    table.write_text("site_id,name,province\nVN001-S01,Trạm Phúc Xá,001\nVN079-S07,Bệnh viện Quận 7,079\n")
+    code, out = _run(capsys, ["sites", "register", str(table), "--keys", str(keys), "--db", db, "--at", AT])
+    assert code == 0, out
+    code, out = _run(capsys, ["keys", "audit", str(keys)])
+    assert code == 0, out
+    assert out.count("generate site ") == 2

@@ -358,6 +358,14 @@ class KeyChainDir:
         self._store(f"sites/{site_id}", site, now, purpose="site")
         return site
 
+    def store_site(self, site_id: str, pair: KeyPair, *, now: datetime) -> None:
+        """Store a site certificate made by the caller with :func:`make_site_certificate` (``sites register``
+        makes many at once) and log its generation, as :meth:`new_site` does."""
+        _check_site_id(site_id)
+        if (self.folder / "sites" / f"{site_id}.pem").exists():
+            raise KeyStoreError(f"site {site_id} already has a certificate", code="keys.exists")
+        self._store(f"sites/{site_id}", pair, now, purpose="site")
+
     def revoke_site(
         self, site_id: str, *, now: datetime, reason: str = "key_compromise"
     ) -> x509.CertificateRevocationList:
