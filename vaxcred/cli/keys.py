@@ -336,6 +336,18 @@ def audit(folder: Path, expect_head: str | None) -> None:
             f"serial {op.serial or '-'} by {safe(op.operator or '-')}"
             + (f" ({safe(op.reason)})" if op.reason else "")
         )
+    try:
+        missing = chain.unlogged_certificates()
+    except errors.VaxcredError as e:
+        raise fail(e) from e
+    if missing:
+        raise fail(
+            errors.KeyStoreError(
+                f"certificates whose generation the log does not record (lines cut or the log replaced): "
+                f"{safe(', '.join(missing))}",
+                code="keys.audit_broken",
+            )
+        )
     click.echo(f"{len(operations)} operations, chain intact; head {head}")
     if expect_head is not None and expect_head.lower() != head:
         raise fail(

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from vaxcred.cli._common import EXIT_INVALID, RefusedError, fail, open_chain, parse_at, safe
+from vaxcred.cli._files import read_bounded
 from vaxcred.cli._pipeline import at_option, db_option, keys_option, open_db, storage_errors
 from vaxcred.errors import VaxcredError
 from vaxcred.keys import load_certificate
@@ -15,6 +16,8 @@ from vaxcred.pipeline import log as issuance_log
 
 #: the log signer's files in the key-chain folder
 LOG_SIGNER_STEM = "log-signer"
+#: a tree head file is a small COSE_Sign1 (the audit refuses heads over 4 KiB as malformed)
+_MAX_HEAD_FILE = 4096
 
 
 @click.group("log")
@@ -84,18 +87,27 @@ def sign_head(folder: Path, db_url: str, at: str | None, out: Path | None) -> No
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="The log signer's certificate (KEYS/log-signer.pem): verifies the tree heads.",
 )
+@click.option(
+    "--head",
+    "heads",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A tree head kept from earlier (`log sign-head --out`), repeatable: the log must still match it and "
+    "still store it (a head deleted, or a rewrite re-signed, shows only against heads kept elsewhere).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
 @click.pass_context
-def audit(ctx: click.Context, db_url: str, log_cert: Path, as_json: bool) -> None:
+def audit(ctx: click.Context, db_url: str, log_cert: Path, heads: tuple[Path, ...], as_json: bool) -> None:
     """Check the log end to end against the database and its signed heads; exit 0 intact, 1 with each finding."""
     try:
         certificate = load_certificate(log_cert)
     except (OSError, VaxcredError, ValueError) as e:
         raise click.UsageError(f"cannot read the log certificate {log_cert}: {e}") from e
+    published = [read_bounded(path, _MAX_HEAD_FILE, "--head") for path in heads]
     db = open_db(db_url)
     try:
         with storage_errors(), db.connect() as conn:
-            report = issuance_log.audit_log(conn, log_certificate=certificate)
+            report = issuance_log.audit_log(conn, log_certificate=certificate, published=published)
     finally:
         db.dispose()
     if as_json:

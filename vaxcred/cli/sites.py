@@ -12,7 +12,7 @@ from vaxcred import errors
 from vaxcred.cli._common import fail, open_chain, parse_at, safe
 from vaxcred.cli._pipeline import at_option, db_option, number, open_db, storage_errors
 from vaxcred.crypto import ExternalKey
-from vaxcred.keys import KeyChainDir, make_site_certificate, save_certificate, save_private_key
+from vaxcred.keys import KeyChainDir, make_site_certificate
 from vaxcred.pipeline.records.sites import Site, list_sites, read_sites_csv, register_sites
 
 _REGISTER_EPILOG = """\
@@ -56,8 +56,7 @@ def _make_certificates(chain: KeyChainDir, wanted: list[Site], now_at: str | Non
             site_ca, site_id=site.site_id, site_name=site.name or site.site_id, now=now
         )
         assert not isinstance(pair.private_key, ExternalKey)  # made in memory for a file chain
-        save_private_key(folder / f"{site.site_id}.key", pair.private_key, chain.passphrase)
-        save_certificate(folder / f"{site.site_id}.pem", pair.certificate)
+        chain.store_site(site.site_id, pair, now=now)  # the key file, the certificate, the log line
 
     # the key derivations (PBKDF2) release the GIL: a few threads use the machine's cores
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:

@@ -68,6 +68,7 @@ from vaxcred.keys.lifecycle import (
     kid_of,
     operation_on,
     site_revocations,
+    unlogged,
 )
 from vaxcred.keys.purpose_signers import make_document_signer, make_log_signer
 from vaxcred.keys.token import PIN_ENV, Pkcs11Token, TokenConfig, pin_from_env
@@ -283,8 +284,28 @@ class KeyChainDir:
         """kid hex → ``"active"``, ``"retired"`` or ``"withdrawn"``, from the key-operations log."""
         return dsc_states(self.dsc_certificates(), self.operations())
 
+    def unlogged_certificates(self) -> tuple[str, ...]:
+        """Certificate files of the folder (relative paths) whose generation the key-operations log does not
+        record: the log was cut, emptied or replaced, and a withdrawal it held may be lost with it."""
+        files = sorted(
+            p
+            for pattern in ("*.pem", "sites/*.pem", "sites/revoked/*.pem")
+            for p in self.folder.glob(pattern)
+        )
+        return tuple(
+            unlogged({str(p.relative_to(self.folder)): load_certificate(p) for p in files}, self.operations())
+        )
+
     def published_dsc_certificates(self) -> tuple[x509.Certificate, ...]:
-        """The DSCs a trust list carries: active and retired ones (their passports still verify)."""
+        """The DSCs a trust list carries: active and retired ones (their passports still verify). Refused
+        (``keys.audit_broken``) when a DSC's generation is not in the log: its withdrawal may have been cut too."""
+        missing = [name for name in self.unlogged_certificates() if name.startswith("dsc-")]
+        if missing:
+            raise KeyStoreError(
+                f"the key-operations log does not record {', '.join(missing)}: it was cut or replaced, and a "
+                "withdrawal may be lost with it (restore it; `vaxcred keys audit`)",
+                code="keys.audit_broken",
+            )
         states = self.dsc_states()
         return tuple(c for c in self.dsc_certificates() if states[kid_of(c).hex()] != "withdrawn")
 
@@ -336,6 +357,14 @@ class KeyChainDir:
         site = make_site_certificate(site_ca, site_id=site_id, site_name=site_name, now=now, private_key=key)
         self._store(f"sites/{site_id}", site, now, purpose="site")
         return site
+
+    def store_site(self, site_id: str, pair: KeyPair, *, now: datetime) -> None:
+        """Store a site certificate made by the caller with :func:`make_site_certificate` (``sites register``
+        makes many at once) and log its generation, as :meth:`new_site` does."""
+        _check_site_id(site_id)
+        if (self.folder / "sites" / f"{site_id}.pem").exists():
+            raise KeyStoreError(f"site {site_id} already has a certificate", code="keys.exists")
+        self._store(f"sites/{site_id}", pair, now, purpose="site")
 
     def revoke_site(
         self, site_id: str, *, now: datetime, reason: str = "key_compromise"

@@ -66,6 +66,17 @@ def dsc_states(dscs: Iterable[x509.Certificate], operations: Iterable[KeyOperati
     return states
 
 
+def unlogged(certificates: Mapping[str, x509.Certificate], operations: Iterable[KeyOperation]) -> list[str]:
+    """The names of ``certificates`` (name → certificate) whose generation no ``generate`` line records: the
+    log was cut, emptied or replaced (every command that makes a certificate logs it)."""
+    generated = {op.fingerprint for op in operations if op.operation == "generate"}
+    return [
+        name
+        for name, cert in certificates.items()
+        if hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest() not in generated
+    ]
+
+
 def site_revocations(operations: Iterable[KeyOperation]) -> dict[int, tuple[datetime, str]]:
     """Revoked site-certificate serial → (revocation time, reason name): the first ``revoke`` of each."""
     out: dict[int, tuple[datetime, str]] = {}

@@ -4,10 +4,12 @@
               each entry well-formed and naming its own row (kind, object id)
 (2) objects:  every logged object still exists and rebuilds to the same entry (bytes, times, evidence);
               a row removed, altered or back-dated is a finding
-(3) coverage: every passport, site signature and revocation row is in the log (nothing signed outside it)
+(3) coverage: every passport, site signature and revocation row is in the log (nothing signed outside it);
+              a passport with a revocation row is still marked revoked (a revocation undone by hand is a finding)
 (4) heads:    every stored tree head verifies under the log signer's certificate, its size is within the log,
               and its root equals the root of the first tree_size stored leaves: an entry removed, altered or
-              reordered after a head was signed is a finding even when the rows were edited consistently
+              reordered after a head was signed is a finding even when the rows were edited consistently;
+              heads the auditor kept (``published``) are checked the same way and must still be stored
 
 The audit reads only; it reports every finding (stable ``log.*`` codes) rather than stopping at the first.
 Entries past the newest head are not yet covered by a signature: the report says how many.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 __all__ = ["AuditReport", "Finding", "audit_log"]
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -26,9 +29,16 @@ from sqlalchemy.engine import Connection
 from vaxcred.errors import VaxcredError
 from vaxcred.merkle import leaf_hash, root
 from vaxcred.pipeline.log.entries import Kind, build_entries, decode_entry
-from vaxcred.pipeline.log.heads import verify_tree_head
+from vaxcred.pipeline.log.heads import TreeHead, verify_tree_head
 from vaxcred.pipeline.log.store import log_size
-from vaxcred.storage.schema import issuance_log, log_tree_heads, passports, revocations, site_signatures
+from vaxcred.storage.schema import (
+    PassportStatus,
+    issuance_log,
+    log_tree_heads,
+    passports,
+    revocations,
+    site_signatures,
+)
 
 _TABLES = {Kind.PASSPORT: passports, Kind.DOSE_RECORD: site_signatures, Kind.REVOCATION: revocations}
 #: report at most this many findings of one code (a wholesale rewrite would otherwise print millions)
@@ -70,8 +80,14 @@ class _Findings:
             self.items.append(Finding(code=code, message=f"more {code} findings left out"))
 
 
-def audit_log(conn: Connection, *, log_certificate: x509.Certificate) -> AuditReport:
-    """Audit the log in ``conn`` (see the module docstring); ``log_certificate`` verifies its heads."""
+def audit_log(
+    conn: Connection, *, log_certificate: x509.Certificate, published: Sequence[bytes] = ()
+) -> AuditReport:
+    """Audit the log in ``conn`` (see the module docstring); ``log_certificate`` verifies its heads.
+
+    ``published``: heads (COSE) the auditor kept from earlier (``vaxcred log sign-head --out``), checked like the
+    stored ones and reported when the database no longer holds them: a head deleted or replaced by a consistent
+    rewrite re-signed afterwards can only be caught by a head that left the building."""
     found = _Findings()
     size = log_size(conn)
     rows = conn.execute(sa.select(issuance_log).order_by(issuance_log.c.seq)).all()
@@ -113,34 +129,72 @@ def audit_log(conn: Connection, *, log_certificate: x509.Certificate) -> AuditRe
         for (object_id,) in conn.execute(sa.select(table.c.id).order_by(table.c.id)):
             if object_id not in entries:
                 found.add("log.object_unlogged", f"{kind.value} {object_id} is not in the log")
-    # (4) heads
+    _revocations_undone(conn, found)
+    # (4) heads: those stored beside the log, then those the auditor holds (published, sent to auditors)
     heads = conn.execute(sa.select(log_tree_heads).order_by(log_tree_heads.c.tree_size)).all()
     covered = 0
     for head in heads:
-        try:
-            verified = verify_tree_head(bytes(head.cose), log_certificate)
-        except VaxcredError as e:
-            found.add("log.head_signature", f"tree head at size {head.tree_size}: {e.message}")
+        verified = _check_head(
+            bytes(head.cose), log_certificate, leaves, found, label=f"size {head.tree_size}"
+        )
+        if verified is None:
             continue
         if verified.tree_size != head.tree_size or verified.root_hash != bytes(head.root_hash):
             found.add(
                 "log.head_mismatch",
                 f"tree head at size {head.tree_size}: stored columns differ from its signed content",
             )
-        if verified.tree_size > len(leaves):
+        if _covers(verified, leaves):
+            covered = max(covered, verified.tree_size)
+    stored = {(head.tree_size, bytes(head.root_hash)) for head in heads}
+    for number, data in enumerate(published, start=1):
+        verified = _check_head(data, log_certificate, leaves, found, label=f"published #{number}")
+        if verified is not None and (verified.tree_size, verified.root_hash) not in stored:
             found.add(
-                "log.head_beyond_log",
-                f"tree head at size {verified.tree_size}: the log has only {len(leaves)} entries",
+                "log.head_missing",
+                f"published tree head #{number} (size {verified.tree_size}) is no longer stored beside the log",
             )
-            continue
-        if root(leaves[: verified.tree_size]) != verified.root_hash:
-            found.add(
-                "log.head_root_mismatch",
-                f"tree head at size {verified.tree_size}: the stored entries no longer hash to its root "
-                "(an entry was removed, altered or reordered after it was signed)",
-            )
-            continue
-        covered = max(covered, verified.tree_size)
     return AuditReport(
         findings=tuple(found.items), entries=len(rows), heads=len(heads), uncovered=len(rows) - covered
     )
+
+
+def _revocations_undone(conn: Connection, found: _Findings) -> None:
+    """A passport that has a revocation row but is no longer marked revoked (its status is not in its entry)."""
+    undone = (
+        sa.select(passports.c.id)
+        .where(passports.c.status != PassportStatus.REVOKED.value)
+        .where(sa.exists().where(revocations.c.passport_id == passports.c.id))
+        .order_by(passports.c.id)
+    )
+    for (passport_id,) in conn.execute(undone):
+        found.add(
+            "log.revocation_undone", f"passport {passport_id} has a revocation but is not marked revoked"
+        )
+
+
+def _check_head(
+    data: bytes, certificate: x509.Certificate, leaves: list[bytes], found: _Findings, *, label: str
+) -> TreeHead | None:
+    """The verified head when its signature holds (findings for its signature and its root otherwise)."""
+    try:
+        verified = verify_tree_head(data, certificate)
+    except VaxcredError as e:
+        found.add("log.head_signature", f"tree head at {label}: {e.message}")
+        return None
+    if verified.tree_size > len(leaves):
+        found.add(
+            "log.head_beyond_log",
+            f"tree head at size {verified.tree_size}: the log has only {len(leaves)} entries",
+        )
+    elif not _covers(verified, leaves):
+        found.add(
+            "log.head_root_mismatch",
+            f"tree head at size {verified.tree_size}: the stored entries no longer hash to its root "
+            "(an entry was removed, altered or reordered after it was signed)",
+        )
+    return verified
+
+
+def _covers(head: TreeHead, leaves: list[bytes]) -> bool:
+    return head.tree_size <= len(leaves) and root(leaves[: head.tree_size]) == head.root_hash

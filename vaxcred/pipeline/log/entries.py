@@ -1,15 +1,15 @@
 """What the issuance log records about each signed object: the entry, built from the object's stored row.
 
-An entry is canonical CBOR ``[1, kind, object_id, object_hash, trace]``:
+An entry is canonical CBOR ``[2, kind, object_id, object_hash, trace]`` (2: :data:`ENTRY_VERSION`):
 
 ==============  ===============================  ==========================================================
 kind            object hash (SHA-256 of)         trace (what the signature relied on; ids, times, kids only)
 ==============  ===============================  ==========================================================
 ``dose_record`` the site's COSE_Sign1 bytes      dose id, site id, site-certificate fingerprint, kid, signing
                                                  time
-``passport``    the HC1 text (UTF-8)             DSC kid, iat, exp, issuance time, registry check id, the
-                                                 (dose id, site signature id) pairs it was built from,
-                                                 the passport it supersedes
+``passport``    the HC1 text (UTF-8)             person id, DSC kid, iat, exp, issuance time, registry
+                                                 check id, the (dose id, site signature id) pairs it was
+                                                 built from, the passport it supersedes
 ``revocation``  the revocation row (hash type,   passport id, time
                 hash, kid, times), canonical CBOR
 ==============  ===============================  ==========================================================
@@ -36,7 +36,8 @@ from vaxcred.codec import cbor
 from vaxcred.errors import CborError
 from vaxcred.storage.schema import passport_doses, passports, revocations, site_signatures
 
-ENTRY_VERSION: Final = 1
+#: 2: the passport trace names the person the passport belongs to (version 1 did not)
+ENTRY_VERSION: Final = 2
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
 
@@ -84,6 +85,7 @@ def _passport_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
     out = {}
     for row in conn.execute(sa.select(passports).where(passports.c.id.in_(ids))):
         trace: dict[str, object] = {
+            "person_id": row.person_id,  # whose passport it is: moving it to another person is a change
             "kid": row.kid,
             "iat": _micros(row.iat),
             "exp": _micros(row.exp),
