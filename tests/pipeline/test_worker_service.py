@@ -360,3 +360,18 @@ def test_wait_between_passes_jitters_and_backs_off_to_a_ceiling() -> None:
     assert 8.0 <= min(waits) < max(waits) <= 12.0
     assert 16.0 <= _wait_seconds(10.0, 2, rng) <= 24.0
     assert _wait_seconds(10.0, 30, rng) <= MAX_BACKOFF * 1.2
+
+
+def test_second_signal_stops_at_once() -> None:
+    """The first SIGTERM/SIGINT asks for a graceful stop (and ends the wait early); the second raises at once."""
+    from vaxcred.cli.worker import _Signals, _StopNow
+
+    signals = _Signals()
+    assert not signals.stop()
+    signals._handle(signal.SIGTERM, None)
+    assert signals.stop()
+    started = time.monotonic()
+    signals.wait(30.0)
+    assert time.monotonic() - started < 1.0
+    with pytest.raises(_StopNow):
+        signals._handle(signal.SIGINT, None)
