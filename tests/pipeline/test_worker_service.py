@@ -81,8 +81,9 @@ class Pipeline:
     keys: Path
     folder: Path
 
-    def add_wave(self, wave: int) -> None:
-        """Import WAVE new persons (two doses each), check them against the registry, sign their doses."""
+    def add_wave(self, wave: int, *, sign: bool = True) -> None:
+        """Import WAVE new persons (two doses each), check them against the registry, sign their doses (unless
+        not ``sign``)."""
         people = range(wave * WAVE, (wave + 1) * WAVE)
         doses = self.folder / f"doses-{wave}.csv"
         with doses.open("w", encoding="utf-8") as stream:
@@ -108,7 +109,7 @@ class Pipeline:
         for args in (
             ["import", str(doses), *db],
             ["registry-check", "--registry", str(registry), *db],
-            ["sign-sites", "--keys", str(self.keys), *db],
+            *([["sign-sites", "--keys", str(self.keys), *db]] if sign else []),
         ):
             code, out = _run(args)
             assert code == 0, (args, out)
@@ -126,8 +127,10 @@ def pipeline(
 
 @contextlib.contextmanager
 def _workers(pipeline: Pipeline, count: int, *extra: str) -> Iterator[list[subprocess.Popen[str]]]:
-    """``count`` ``vaxcred worker`` processes, each with its own health file ``health-<n>.json``; killed at the end
-    if a test left them running."""
+    """``count`` ``vaxcred worker`` processes, each with its own health file ``health-<n>.json`` (a fresh one),
+    started (handlers installed); killed at the end if a test left them running."""
+    for n in range(count):
+        (pipeline.folder / f"health-{n}.json").unlink(missing_ok=True)
     env = {**os.environ, "VAXCRED_PASSPHRASE": PASSPHRASE, "VAXCRED_PROGRESS_SECONDS": "0"}
     processes = [
         subprocess.Popen(
@@ -159,6 +162,8 @@ def _workers(pipeline: Pipeline, count: int, *extra: str) -> Iterator[list[subpr
         for n in range(count)
     ]
     try:
+        for n in range(count):  # the first status is written once the signal handlers are in place
+            _until(lambda n=n: bool(_health(pipeline, n)), f"worker {n} to start")  # type: ignore[misc]
         yield processes
     finally:
         for process in processes:
@@ -298,6 +303,27 @@ def test_killed_worker_persons_are_finished_by_the_others_after_the_lease(pipeli
     with _workers(pipeline, 2, "--lease-minutes", "0.05") as processes:
         _until(_all_issued(pipeline.url), "the dead worker's persons")
         assert _stop(processes) == [0, 0]
+    _assert_exactly_once(pipeline.url)
+
+
+def test_sigterm_mid_run_leaves_no_half_state_and_a_restart_finishes(pipeline: Pipeline) -> None:
+    """Two workers that also sign the sites' doses (--stages issue,sign-sites), stopped with SIGTERM while
+    issuing: exit 0 within seconds, no claim left in flight, no passport without its doses, none twice; a
+    restarted worker finishes the rest."""
+    for wave in range(3):
+        pipeline.add_wave(wave, sign=False)
+    stages = ("--stages", "issue,sign-sites")
+    with _workers(pipeline, 2, *stages) as processes:
+        _until(lambda: _counts(pipeline.url)[1] > 0, "the first passports")
+        started = time.monotonic()
+        assert _stop(processes) == [0, 0]
+        assert time.monotonic() - started < 10
+    verified, holders, active = _counts(pipeline.url)
+    assert holders == active <= verified
+    assert [_health(pipeline, n)["state"] for n in range(2)] == ["stopped", "stopped"]
+    with _workers(pipeline, 1, *stages) as processes:
+        _until(_all_issued(pipeline.url), "the rest")
+        assert _stop(processes) == [0]
     _assert_exactly_once(pipeline.url)
 
 

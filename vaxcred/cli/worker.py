@@ -51,13 +51,14 @@ class _Signals:
 
     def __init__(self) -> None:
         self.stopping = False
+        self.finished = False
 
     def install(self) -> None:
         signal.signal(signal.SIGTERM, self._handle)
         signal.signal(signal.SIGINT, self._handle)
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        if self.stopping:
+        if self.stopping and not self.finished:
             raise _StopNow(signum)
         self.stopping = True
 
@@ -223,38 +224,56 @@ def worker(
     signals = _Signals()
     signals.install()  # before the slow start: a SIGTERM while loading keys stops after it
     try:
-        chain = KeyChainDir.from_env(folder)
-        issuers = _Issuers(chain)
-        issuers(_now())  # fails fast: wrong secret, no usable DSC
-        signers = site_signers(chain) if "sign-sites" in wanted else {}
-    except errors.VaxcredError as e:
-        raise fail(e) from e
-    if "sign-sites" in wanted and not signers:
-        raise click.UsageError(f"--stages sign-sites: no site keys in {safe(folder / 'sites')}")
-    config = ServiceConfig(
-        site_ca=site_ca_certificate(folder),
-        site_crl=KeyChainDir(folder=folder).site_crl(),
-        batch_size=batch,
-        lease=dt.timedelta(minutes=lease_minutes),
-        poll=poll,
-        site_signers=signers,
-    )
-    reporter = _Reporter(health_file)
-    db = open_db(db_url)
-    try:
-        with storage_errors():
-            serve_issuance(
-                db,
-                issuers,
-                config,
-                worker=worker_id(worker_name),
-                clock=_now,
-                stop=signals.stop,
-                wait=signals.wait,
-                on_status=reporter,
-            )
+        _serve(folder, db_url, wanted, poll, batch, lease_minutes, worker_name, health_file, signals)
     except _StopNow:
         raise RefusedError("stopped at once by a second signal (the batch in hand was given back)") from None
-    finally:
-        db.dispose()
-        chain.close()
+
+
+def _serve(
+    folder: Path,
+    db_url: str,
+    wanted: frozenset[str],
+    poll: float,
+    batch: int,
+    lease_minutes: float,
+    worker_name: str | None,
+    health_file: Path | None,
+    signals: _Signals,
+) -> None:
+    try:
+        chain = KeyChainDir.from_env(folder)
+    except errors.VaxcredError as e:
+        raise fail(e) from e
+    with chain:
+        try:
+            issuers = _Issuers(chain)
+            issuers(_now())  # fails fast: wrong secret, no usable DSC
+            signers = site_signers(chain) if "sign-sites" in wanted else {}
+        except errors.VaxcredError as e:
+            raise fail(e) from e
+        if "sign-sites" in wanted and not signers:
+            raise click.UsageError(f"--stages sign-sites: no site keys in {safe(folder / 'sites')}")
+        config = ServiceConfig(
+            site_ca=site_ca_certificate(folder),
+            site_crl=KeyChainDir(folder=folder).site_crl(),
+            batch_size=batch,
+            lease=dt.timedelta(minutes=lease_minutes),
+            poll=poll,
+            site_signers=signers,
+        )
+        db = open_db(db_url)
+        try:
+            with storage_errors():
+                serve_issuance(
+                    db,
+                    issuers,
+                    config,
+                    worker=worker_id(worker_name),
+                    clock=_now,
+                    stop=signals.stop,
+                    wait=signals.wait,
+                    on_status=_Reporter(health_file),
+                )
+            signals.finished = True  # stopped: a late second signal changes nothing now
+        finally:
+            db.dispose()
