@@ -127,11 +127,13 @@ def pipeline(
 
 @contextlib.contextmanager
 def _workers(pipeline: Pipeline, count: int, *extra: str) -> Iterator[list[subprocess.Popen[str]]]:
-    """``count`` ``vaxcred worker`` processes, each with its own health file ``health-<n>.json`` (a fresh one),
-    started (handlers installed); killed at the end if a test left them running."""
+    """``count`` ``vaxcred worker`` processes, each with its own health file ``health-<n>.json`` (a fresh one) and
+    log ``worker-<n>.log`` (stderr), started (handlers installed); killed at the end if a test left them
+    running."""
     for n in range(count):
         (pipeline.folder / f"health-{n}.json").unlink(missing_ok=True)
     env = {**os.environ, "VAXCRED_PASSPHRASE": PASSPHRASE, "VAXCRED_PROGRESS_SECONDS": "0"}
+    logs = contextlib.ExitStack()
     processes = [
         subprocess.Popen(
             [
@@ -156,7 +158,7 @@ def _workers(pipeline: Pipeline, count: int, *extra: str) -> Iterator[list[subpr
             cwd=REPO,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=logs.enter_context((pipeline.folder / f"worker-{n}.log").open("a", encoding="utf-8")),
             text=True,
         )
         for n in range(count)
@@ -170,8 +172,7 @@ def _workers(pipeline: Pipeline, count: int, *extra: str) -> Iterator[list[subpr
             if process.poll() is None:
                 process.kill()
             process.wait(30)
-            if process.stderr is not None:
-                process.stderr.close()
+        logs.close()
 
 
 def _health(pipeline: Pipeline, n: int) -> dict[str, object]:
@@ -264,6 +265,12 @@ def test_workers_issue_exactly_once_to_persons_becoming_eligible_while_they_run(
     assert [h["state"] for h in healths] == ["stopped"] * 3
     assert sum(int(str(h["issued"])) for h in healths) == _counts(pipeline.url)[2]
     assert all(h["errors"] == 0 and int(str(h["passes"])) >= 1 for h in healths)
+    for n in range(3):
+        log = (pipeline.folder / f"worker-{n}.log").read_text("utf-8")
+        assert "worker working: passports issued:" in log
+        assert "worker stopped:" in log
+        assert "Traceback" not in log
+        assert "001090" not in log  # no citizen ID, ever
 
 
 def test_killed_worker_persons_are_finished_by_the_others_after_the_lease(pipeline: Pipeline) -> None:

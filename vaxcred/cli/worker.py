@@ -35,6 +35,8 @@ from vaxcred.pipeline.issuance.workers import worker_id
 STAGES: Final = ("issue", "sign-sites")
 #: seconds between two "still idle" log lines (env VAXCRED_PROGRESS_SECONDS, as for the other commands)
 _DEFAULT_LOG_SECONDS: Final = 30.0
+#: seconds between two log lines of a worker with nothing to report
+_HEARTBEAT: Final = 600.0
 
 
 def _now() -> dt.datetime:
@@ -118,14 +120,15 @@ def _log_interval() -> float:
 
 
 class _Reporter:
-    """Writes the health file on every status and a log line on stderr per state change, at most every
-    :data:`PROGRESS_ENV` seconds while working (counts only, no personal data)."""
+    """Writes the health file on every status, and a log line on stderr (counts and codes, no personal data):
+    at start and stop, on every error, while there is progress at most every :data:`PROGRESS_ENV` seconds, and
+    otherwise every :data:`_HEARTBEAT` seconds (not at every pass: an idle fleet would fill the journal)."""
 
     def __init__(self, health_file: Path | None) -> None:
         self.health_file = health_file
         self.started = time.monotonic()
         self.logged_at = 0.0
-        self.state = ""
+        self.logged: tuple[int, ...] = ()
         self.interval = _log_interval()
         self.health_failed = False
 
@@ -139,17 +142,25 @@ class _Reporter:
                     click.echo(f"worker: cannot write the health file: {safe(e.strerror or e)}", err=True)
                 self.health_failed = True
         now = time.monotonic()
-        if status.state != self.state or now - self.logged_at >= self.interval:
-            self.state, self.logged_at = status.state, now
-            issued = progress_line("passports issued", status.issued, None, now - self.started)
-            line = (
-                f"{status.updated_at:%Y-%m-%dT%H:%M:%SZ} worker {status.state}: {issued}, "
-                f"{status.evaluated:,} looked at, {status.doses_signed:,} doses signed, "
-                f"{status.passes:,} passes, {status.errors:,} errors"
-            )
-            if status.last_error:
-                line += f" (last: {status.last_error})"
-            click.echo(line, err=True)
+        counts = (status.issued, status.evaluated, status.doses_signed)
+        due = now - self.logged_at >= self.interval
+        if not (
+            status.state in ("starting", "stopping", "stopped")
+            or status.errors != (self.logged[3] if self.logged else 0)
+            or (due and counts != self.logged[:3])
+            or now - self.logged_at >= max(self.interval, _HEARTBEAT)
+        ):
+            return
+        self.logged, self.logged_at = (*counts, status.errors), now
+        issued = progress_line("passports issued", status.issued, None, now - self.started)
+        line = (
+            f"{status.updated_at:%Y-%m-%dT%H:%M:%SZ} worker {status.state}: {issued}, "
+            f"{status.evaluated:,} looked at, {status.doses_signed:,} doses signed, "
+            f"{status.passes:,} passes, {status.errors:,} errors"
+        )
+        if status.last_error:
+            line += f" (last: {status.last_error})"
+        click.echo(line, err=True)
 
 
 def _parse_stages(value: str) -> frozenset[str]:
@@ -217,7 +228,8 @@ def worker(
     ($VAXCRED_PASSPHRASE, or $VAXCRED_PKCS11_PIN for keys on a token); the DSC is re-read every hour.
 
     SIGTERM or SIGINT: finish the batch in hand, exit 0; a second signal: give the batch's claims back and
-    exit 1 at once. Status: --health-file (JSON) and a log line on stderr per state change.
+    exit 1 at once. Status: --health-file (JSON); log lines on stderr at start and stop, on errors, every
+    $VAXCRED_PROGRESS_SECONDS (30) while issuing and every 10 minutes when idle.
     Exit code: 0 stopped on request; 1 cannot start (keys, database) or stopped at once; 3 usage error.
     """
     wanted = _parse_stages(stages)
