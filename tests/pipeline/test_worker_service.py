@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from vaxcred.cli import main
 from vaxcred.errors import IssuanceError
-from vaxcred.keys import load_certificate
+from vaxcred.keys import PIN_ENV, KeyChainDir, TokenConfig, load_certificate
 from vaxcred.pipeline.issuance.service import (
     MAX_BACKOFF,
     ServiceConfig,
@@ -126,13 +126,17 @@ def pipeline(
 
 
 @contextlib.contextmanager
-def _workers(pipeline: Pipeline, count: int, *extra: str) -> Iterator[list[subprocess.Popen[str]]]:
+def _workers(
+    pipeline: Pipeline, count: int, *extra: str, secret: tuple[str, str] = ("VAXCRED_PASSPHRASE", PASSPHRASE)
+) -> Iterator[list[subprocess.Popen[str]]]:
     """``count`` ``vaxcred worker`` processes, each with its own health file ``health-<n>.json`` (a fresh one) and
     log ``worker-<n>.log`` (stderr), started (handlers installed); killed at the end if a test left them
     running."""
     for n in range(count):
         (pipeline.folder / f"health-{n}.json").unlink(missing_ok=True)
-    env = {**os.environ, "VAXCRED_PASSPHRASE": PASSPHRASE, "VAXCRED_PROGRESS_SECONDS": "0"}
+    env = {**os.environ, "VAXCRED_PROGRESS_SECONDS": "0"}
+    env.pop("VAXCRED_PASSPHRASE", None)
+    env[secret[0]] = secret[1]
     logs = contextlib.ExitStack()
     processes = [
         subprocess.Popen(
@@ -330,6 +334,27 @@ def test_sigterm_mid_run_leaves_no_half_state_and_a_restart_finishes(pipeline: P
     assert [_health(pipeline, n)["state"] for n in range(2)] == ["stopped", "stopped"]
     with _workers(pipeline, 1, *stages) as processes:
         _until(_all_issued(pipeline.url), "the rest")
+        assert _stop(processes) == [0]
+    _assert_exactly_once(pipeline.url)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the token, not the database, is tested
+def test_worker_signs_with_a_dsc_on_a_pkcs11_token(
+    database_url: str, softhsm_token: TokenConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key chain on a SoftHSM2 token: the worker opens it with the PIN from $VAXCRED_PKCS11_PIN alone (no
+    passphrase in its environment) and issues every eligible person one passport."""
+    at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    with KeyChainDir.init(tmp_path / "keys", b"", at, token=softhsm_token) as chain:
+        for site in SITES:
+            chain.new_site(site_id=site, site_name=f"Trạm {site}", now=at)
+    monkeypatch.delenv("VAXCRED_PASSPHRASE", raising=False)
+    monkeypatch.delenv("VAXCRED_DB", raising=False)
+    assert _run(["db", "init", "--db", database_url])[0] == 0
+    pipeline = Pipeline(url=database_url, keys=tmp_path / "keys", folder=tmp_path)
+    pipeline.add_wave(0)
+    with _workers(pipeline, 1, secret=(PIN_ENV, os.environ[PIN_ENV])) as processes:
+        _until(_all_issued(pipeline.url), "the passports")
         assert _stop(processes) == [0]
     _assert_exactly_once(pipeline.url)
 
