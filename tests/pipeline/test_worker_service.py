@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from vaxcred.cli import main
 from vaxcred.errors import IssuanceError
+from vaxcred.issue import Issuer
 from vaxcred.keys import PIN_ENV, KeyChainDir, TokenConfig, load_certificate
 from vaxcred.pipeline.issuance.service import (
     MAX_BACKOFF,
@@ -409,6 +410,36 @@ def test_failed_pass_is_counted_in_the_status_and_retried(
     assert statuses[0].state == "starting"
     assert "working" in [s.state for s in statuses]
     assert 1.6 <= waits[1] <= 2.4  # the second wait doubled (±20 % jitter)
+
+
+def test_failed_site_signing_does_not_stop_issuance(pipeline: Pipeline, key_folder: Path) -> None:
+    """A pass whose site-signing part fails (a site key filed under another site's id) still issues every
+    eligible person; the failure is in the status with its code."""
+    pipeline.add_wave(0)
+    chain = KeyChainDir(folder=key_folder, passphrase=PASSPHRASE.encode())
+    now = dt.datetime.now(dt.UTC)
+    issuer = Issuer(chain.load_dsc_signer(now=now))
+    waits: list[float] = []
+    db = open_database(pipeline.url)
+    try:
+        final = serve_issuance(
+            db,
+            lambda _now: issuer,
+            ServiceConfig(
+                site_ca=load_certificate(key_folder / "site-ca.pem"),
+                site_signers={SITES[0]: chain.load(f"sites/{SITES[1]}").signer()},
+            ),
+            worker="test",
+            clock=lambda: dt.datetime.now(dt.UTC),
+            stop=lambda: bool(waits),
+            wait=waits.append,
+        )
+    finally:
+        db.dispose()
+    verified, holders, active = _counts(pipeline.url)
+    assert final.issued == holders == active == verified > 0
+    assert (final.errors, final.passes) == (1, 1)
+    assert str(final.last_error).startswith("sitesign.")
 
 
 def test_wait_between_passes_jitters_and_backs_off_to_a_ceiling() -> None:

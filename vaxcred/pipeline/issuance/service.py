@@ -177,14 +177,24 @@ def serve_issuance(
             last_batch_at=at,
         )
 
+    def failed(error: Exception, stage: str) -> None:
+        code = _error_code(error)
+        logger.warning("issuance service: %s failed (%s), retrying after the wait", stage, code)
+        publish(errors=status.errors + 1, last_error=code, last_error_at=utc(clock(), "clock()"))
+
     publish()
     while not stop():
         now = utc(clock(), "clock()")
         publish(state="working")
-        try:
-            if config.site_signers:
+        pass_failed = False
+        if config.site_signers:  # its own failure (e.g. one site certificate expired) does not stop issuance
+            try:
                 signed = run_site_signing(db, config.site_signers, now=now, batch_size=config.batch_size)
                 publish(doses_signed=status.doses_signed + signed.signed)
+            except (VaxcredError, sa.exc.SQLAlchemyError) as e:
+                failed(e, "site signing")
+                pass_failed = True
+        try:
             job = Job(
                 now=now,
                 site_ca_der=site_ca_der,
@@ -197,17 +207,10 @@ def serve_issuance(
             )
             report = work(db, issuer_for(now), job, worker, on_batch, stop)
         except (VaxcredError, sa.exc.SQLAlchemyError) as e:
-            errors_in_row += 1
-            code = _error_code(e)
-            logger.warning("issuance service: pass failed (%s), retrying after the wait", code)
-            publish(
-                state="idle",
-                errors=status.errors + 1,
-                last_error=code,
-                last_error_at=utc(clock(), "clock()"),
-            )
+            failed(e, "issuance")
+            pass_failed = True
+            publish(state="idle")
         else:
-            errors_in_row = 0
             logger.info(
                 "issuance service: pass %d: %d issued, %d skipped, %d failed",
                 status.passes + 1,
@@ -216,6 +219,7 @@ def serve_issuance(
                 report.failed,
             )
             publish(state="idle", passes=status.passes + 1, last_pass_at=now)
+        errors_in_row = errors_in_row + 1 if pass_failed else 0
         if stop():
             break
         wait(_wait_seconds(config.poll, errors_in_row, rng))
