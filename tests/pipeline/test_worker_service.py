@@ -360,6 +360,16 @@ def test_worker_signs_with_a_dsc_on_a_pkcs11_token(
     _assert_exactly_once(pipeline.url)
 
 
+def test_worker_refuses_a_health_file_in_a_missing_folder(pipeline: Pipeline) -> None:
+    """--health-file in a folder that does not exist: a usage error (exit 3) before any key is read."""
+    health = pipeline.folder / "missing" / "health.json"
+    code, out = _run(
+        ["worker", "--keys", str(pipeline.keys), "--db", pipeline.url, "--health-file", str(health)]
+    )
+    assert code == 3
+    assert "--health-file" in out
+
+
 def test_worker_refuses_to_start_without_the_secret_in_the_environment(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -33,7 +33,7 @@ from vaxcred.pipeline.issuance.stage import DEFAULT_LEASE
 from vaxcred.pipeline.issuance.workers import worker_id
 
 STAGES: Final = ("issue", "sign-sites")
-#: seconds between two "still idle" log lines (env VAXCRED_PROGRESS_SECONDS, as for the other commands)
+#: seconds between two progress log lines while issuing (env VAXCRED_PROGRESS_SECONDS, as for the other commands)
 _DEFAULT_LOG_SECONDS: Final = 30.0
 #: seconds between two log lines of a worker with nothing to report
 _HEARTBEAT: Final = 600.0
@@ -233,6 +233,8 @@ def worker(
     Exit code: 0 stopped on request; 1 cannot start (keys, database) or stopped at once; 3 usage error.
     """
     wanted = _parse_stages(stages)
+    if health_file is not None and not health_file.parent.is_dir():
+        raise click.BadParameter(f"no folder {safe(health_file.parent)}", param_hint="--health-file")
     signals = _Signals()
     signals.install()  # before the slow start: a SIGTERM while loading keys stops after it
     try:
