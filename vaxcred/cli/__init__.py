@@ -47,6 +47,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("vaxcred.cli.pipeline:report", "The data-quality report"),
     "sign-sites": ("vaxcred.cli.signing:sign_sites", "Each site signs its verified dose records"),
     "issue-batch": ("vaxcred.cli.signing:issue_batch", "Central issuance of passports"),
+    "worker": ("vaxcred.cli.worker:worker", "Central issuance as a long-lived service (any number of hosts)"),
     "corrections": ("vaxcred.cli.corrections:corrections", "Citizens' correction requests"),
     "revocations": (
         "vaxcred.cli.corrections:revocations",

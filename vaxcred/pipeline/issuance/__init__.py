@@ -35,6 +35,13 @@ from vaxcred.pipeline.issuance.select import (
     primary_series,
     registry_reason,
 )
+from vaxcred.pipeline.issuance.service import (
+    MAX_BACKOFF,
+    ServiceConfig,
+    WorkerState,
+    WorkerStatus,
+    serve_issuance,
+)
 from vaxcred.pipeline.issuance.stage import (
     BATCH_SIZE,
     DEFAULT_LEASE,
@@ -55,6 +62,7 @@ __all__ = [
     "COUNTRY",
     "DEFAULT_LEASE",
     "DEFAULT_PRIMARY_SERIES",
+    "MAX_BACKOFF",
     "PRIMARY_SERIES",
     "WORKER_FAILED",
     "Candidate",
@@ -64,10 +72,13 @@ __all__ = [
     "Job",
     "KeyChainIssuerFactory",
     "Reason",
+    "ServiceConfig",
     "SignatureRow",
     "Signed",
     "SiteCertificate",
     "SiteCertificates",
+    "WorkerState",
+    "WorkerStatus",
     "active_passport",
     "build_dcc",
     "claim",
@@ -81,6 +92,7 @@ __all__ = [
     "release",
     "run_issuance",
     "run_processes",
+    "serve_issuance",
     "take_claims",
     "utc",
     "work",
