@@ -127,3 +127,41 @@ def test_serve_loads_a_synced_folder(published: Path, chain: Path, tmp_path: Pat
     assert trust.sequence == 1
     assert sorted(options) == ["revocation", "rules", "rules_stale_after"]
     assert {d.name: d.count for d in datasets} == {"rules": 0, "revocation": 1}
+
+
+def test_verify_data_refuses_an_older_trust_list_put_back_on_disk(
+    published: Path, chain: Path, hc1_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An older signed trust.cbor copied back into a synced folder passes every check of the folder itself; the
+    verifier's rollback state ($XDG_STATE_HOME, --trust-state) refuses it (exit 3, trust.rollback), as it
+    does for --trust-list (found by the merged-product QA pass: --data never consulted the state)."""
+    data = tmp_path / "data"
+    anchor = str(chain / "csca.pem")
+    state = tmp_path / "state.json"
+    with serve(published) as server:
+        assert main(["sync", server.url, "--into", str(data), "--anchor", anchor, "--at", AT]) == 0
+    first = (data / "trust.cbor").read_bytes()
+    newer = tmp_path / "trust2.cbor"
+    at = ["--at", PUBLISHED.isoformat()]
+    assert (
+        main(["trustlist", "export", "--keys", str(chain), "--out", str(newer), "--sequence", "2", *at]) == 0
+    )
+    (data / "trust.cbor").write_bytes(newer.read_bytes())  # as a sync of publication 2 would install it
+    verify = [
+        "verify",
+        str(hc1_file),
+        "--data",
+        str(data),
+        "--anchor",
+        anchor,
+        "--at",
+        AT,
+        "--trust-state",
+        str(state),
+    ]
+    assert main(verify) == 1  # revoked, with the newer list
+    assert json.loads(state.read_text())["lists"]["PROD"]["sequence"] == 2
+    capsys.readouterr()
+    (data / "trust.cbor").write_bytes(first)
+    assert main(verify) == 3
+    assert "trust.rollback" in capsys.readouterr().err

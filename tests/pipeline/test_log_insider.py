@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 import sqlalchemy as sa
 
 from tests.pipeline.test_corrections import (
@@ -17,6 +18,7 @@ from tests.pipeline.test_corrections import (
 from tests.pipeline.test_log import NOW, _audit, _tamper, history, log_signer  # noqa: F401 - fixtures
 from vaxcred import keys
 from vaxcred.pipeline import log
+from vaxcred.pipeline.errors import PipelineError
 from vaxcred.storage.schema import PassportStatus, issuance_log, log_tree_heads, passports, persons
 
 
@@ -119,3 +121,42 @@ def test_a_published_head_that_does_not_verify_is_a_finding(
             conn, log_certificate=log_signer.certificate, published=[bytes(kept), b"not a head"]
         )
     assert [f.code for f in report.findings] == ["log.head_signature", "log.head_signature"]
+
+
+def _grow(conn: sa.Connection) -> None:
+    """One more passport logged the honest way (a copy of passport 1 under a new UVCI)."""
+    row = conn.execute(sa.select(passports).where(passports.c.id == 1)).one()._asdict()
+    del row["id"]
+    row.update(uvci="URN:UVCI:01:VN:BYT/GROWN#0", status="revoked", supersedes=None)
+    new_id = conn.execute(sa.insert(passports).values(**row).returning(passports.c.id)).scalar_one()
+    log.append(conn, log.Kind.PASSPORT, [new_id], now=NOW)
+
+
+def test_sign_head_refuses_a_log_that_no_longer_extends_the_last_head(
+    history: Pipeline,  # noqa: F811
+    log_signer: keys.KeyPair,  # noqa: F811
+) -> None:
+    """Once entries under a signed head are reordered, signing a new head over the grown log is refused (it
+    would bless the rewrite) and nothing is stored; the same log untampered is signed as before."""
+    _tamper(history, _grow)
+
+    def reorder(conn: sa.Connection) -> None:
+        for a, b in ((0, -1), (1, 0), (-1, 1)):
+            conn.execute(sa.update(issuance_log).where(issuance_log.c.seq == a).values(seq=b))
+
+    _tamper(history, reorder)
+    with pytest.raises(PipelineError) as caught, history.db.begin() as conn:
+        log.sign_tree_head(conn, log_signer.signer(), now=NOW + dt.timedelta(hours=1))
+    assert caught.value.code == "log.head_root_mismatch"
+    with history.db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(log_tree_heads)).scalar_one() == 1
+    _tamper(history, reorder)  # undone: the same swap again
+    with history.db.begin() as conn:
+        head = log.sign_tree_head(conn, log_signer.signer(), now=NOW + dt.timedelta(hours=1))
+    assert _audit(history, log_signer) == set()
+    assert head.tree_size == _published_size(history)
+
+
+def _published_size(pipe: Pipeline) -> int:
+    with pipe.db.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.max(log_tree_heads.c.tree_size))).scalar_one())

@@ -18,12 +18,13 @@ from vaxcred.cli.verify import _load_synced, _load_trust
 
 
 def _load_data(
-    directory: Path, anchor: Path | None, env: str, now: datetime
+    directory: Path, anchor: Path | None, env: str, now: datetime, state_path: Path | None = None
 ) -> tuple[Any, dict[str, Any], tuple[Any, ...]]:
-    """The trust store, the verify options (revocation, rules) and the data sets of a ``vaxcred sync`` folder."""
+    """The trust store, the verify options (revocation, rules) and the data sets of a ``vaxcred sync`` folder
+    (its trust list held to the rollback state in ``state_path``, default ``$XDG_STATE_HOME``)."""
     from vaxcred.service import DataSet
 
-    trust, options = _load_synced(directory, anchor, env, now)
+    trust, options = _load_synced(directory, anchor, env, now, state_path or default_state_path())
     datasets: list[Any] = []
     revocation = options.get("revocation")
     if revocation is not None:
@@ -160,7 +161,7 @@ def serve(
     if data_dir is not None:
         if trust_list is not None or dscs:
             raise click.UsageError("--data brings its own trust list: leave out --trust-list and --dsc")
-        trust, options, datasets = _load_data(data_dir, anchor, env, now)
+        trust, options, datasets = _load_data(data_dir, anchor, env, now, trust_state)
     else:
         # a border service never runs on unauthenticated trust: no opt-in here
         trust = _load_trust(

@@ -21,6 +21,9 @@ from vaxcred.cli._trust import (
     load_trust_list,
     parse_duration,
     read_capped,
+    read_state,
+    state_lock,
+    write_state,
 )
 from vaxcred.codec.image import is_image
 from vaxcred.result import Status, VerificationResult
@@ -156,10 +159,10 @@ def _trust_lines(result: VerificationResult) -> list[str]:
 
 
 def _load_synced(
-    folder: Path, anchor: Path | None, env: str, at: datetime
+    folder: Path, anchor: Path | None, env: str, at: datetime, state_path: Path
 ) -> tuple[TrustStore, dict[str, Any]]:
     """--data: the trust list of a folder kept by `vaxcred sync` and its verify() options (revocation, rules
-    and their age), re-verified."""
+    and their age), re-verified; its trust list is held to the rollback state like --trust-list's."""
     from vaxcred.cli.sync import load_anchor
     from vaxcred.sync import load_folder
 
@@ -172,6 +175,18 @@ def _load_synced(
         )
     if data.trust is None or data.index is None:
         raise click.UsageError(f"no usable trust list and index in {folder} (run `vaxcred sync`)")
+    with state_lock(state_path):
+        # an older signed copy put back on disk (a withdrawn DSC still listed) passes every signature and
+        # hash check of the folder: only the verifier's own state, outside the folder, can refuse it
+        state = read_state(state_path)
+        try:
+            updated = state.accept(data.trust)
+        except errors.TrustStoreError as e:
+            raise click.UsageError(
+                f"cannot use the trust list of {folder}: [{e.code}] {safe(e.message)}"
+            ) from e
+        if updated != state:
+            write_state(state_path, updated)
     return data.trust, data.verify_options()
 
 
@@ -400,7 +415,7 @@ def verify(
     if data is not None:
         if trust_list is not None or dscs:
             raise click.UsageError("--data brings its own trust list: leave out --trust-list and --dsc")
-        trust, options = _load_synced(data, anchor, env, now)
+        trust, options = _load_synced(data, anchor, env, now, state_path)
     else:
         trust = _load_trust(dscs, trust_list, anchor, unsafe_unauthenticated, env, now, state_path, fetched)
     if revocations:

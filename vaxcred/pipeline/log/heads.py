@@ -25,6 +25,7 @@ from vaxcred.codec import cbor, cose
 from vaxcred.errors import CborError, CoseError, SignatureError, VaxcredError
 from vaxcred.merkle import HASH_LENGTH, root
 from vaxcred.oids import LOG_SIGNING_EKU
+from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.log.store import leaf_hashes, log_size
 from vaxcred.storage.schema import log_tree_heads
 
@@ -65,7 +66,9 @@ def sign_tree_head(conn: Connection, signer: crypto.Signer, *, now: datetime) ->
             signed_at=existing.signed_at,
             cose=bytes(existing.cose),
         )
-    head_root = root(leaf_hashes(conn, size))
+    leaves = leaf_hashes(conn, size)
+    _check_extends_previous(conn, leaves)
+    head_root = root(leaves)
     signed_at = now.astimezone(UTC).replace(microsecond=0)
     payload = cbor.dumps({1: size, 2: head_root, 3: calendar.timegm(signed_at.utctimetuple())})
     protected = cbor.dumps(
@@ -82,6 +85,23 @@ def sign_tree_head(conn: Connection, signer: crypto.Signer, *, now: datetime) ->
         )
     )
     return TreeHead(tree_size=size, root_hash=head_root, signed_at=signed_at, cose=message)
+
+
+def _check_extends_previous(conn: Connection, leaves: list[bytes]) -> None:
+    """Refuse to sign a log that no longer extends the newest stored head (entries rewritten, reordered or
+    removed under it): a new head must never bless tampering; ``vaxcred log audit`` says what changed."""
+    previous = conn.execute(
+        sa.select(log_tree_heads.c.tree_size, log_tree_heads.c.root_hash)
+        .where(log_tree_heads.c.tree_size <= len(leaves))
+        .order_by(log_tree_heads.c.tree_size.desc())
+        .limit(1)
+    ).one_or_none()
+    if previous is not None and root(leaves[: previous.tree_size]) != bytes(previous.root_hash):
+        raise PipelineError(
+            f"the log no longer extends the tree head signed at size {previous.tree_size}: "
+            "not signed (run `vaxcred log audit`)",
+            code="log.head_root_mismatch",
+        )
 
 
 def verify_tree_head(data: bytes, certificate: x509.Certificate) -> TreeHead:
