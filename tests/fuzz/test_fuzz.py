@@ -8,6 +8,7 @@ Longer runs: ``make fuzz-long`` (docs/security.md).
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +48,10 @@ def test_fuzz_target_finds_nothing(target: str, tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, _finding(done.stderr + done.stdout, artifacts)
-    assert f"Done {runs} runs" in done.stderr, done.stderr[-2000:]
+    # libFuzzer may overshoot -runs by a few (it counts whole mutation rounds: "Done 2064 runs" for 2000)
+    completed = re.search(r"Done (\d+) runs", done.stderr)
+    assert completed is not None, done.stderr[-2000:]
+    assert int(completed.group(1)) >= runs, done.stderr[-2000:]
 
 
 @pytest.mark.parametrize(
