@@ -202,7 +202,8 @@ class _Checker:
         self.enum(rule, "CertificateType", CERTIFICATE_TYPES)
         for key in ("ValidFrom", "ValidTo"):
             self.string(rule, key, _TIMESTAMP, "YYYY-MM-DDThh:mm:ss with Z or ±hh:mm")
-        self.descriptions(rule.get("Description"))
+        if "Description" in rule:  # missing is reported as required; null is not an array
+            self.descriptions(rule["Description"])
         fields = rule.get("AffectedFields")
         if "AffectedFields" in rule:
             if not isinstance(fields, list):
@@ -221,8 +222,6 @@ class _Checker:
                 self.add("/Logic", "needs at least 1 property")
 
     def descriptions(self, value: Any) -> None:
-        if value is None:
-            return
         if not isinstance(value, list):
             self.add("/Description", "must be an array")
             return
