@@ -199,7 +199,7 @@ def _fresh_work(files: Files, work: Path) -> None:
 
 @pytest.fixture(autouse=True)
 def no_serving(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`serve` gets as far as binding its socket, then returns instead of serving forever."""
+    """`serve` gets as far as binding its socket and `worker` as far as its first pass, then they return."""
     server = pytest.importorskip("vaxcred.service.server")
 
     def stop(app: object, sock: Any, **_: object) -> int:
@@ -207,6 +207,16 @@ def no_serving(monkeypatch: pytest.MonkeyPatch) -> None:
         return 0
 
     monkeypatch.setattr(server, "serve", stop)
+    # `worker` parses and checks everything, opens its keys and database, then stops at once instead of
+    # serving for ever (it waits for SIGTERM otherwise: the suite hung here)
+    worker_cli = pytest.importorskip("vaxcred.cli.worker")
+    serve_issuance = worker_cli.serve_issuance
+
+    def stop_at_once(*args: Any, **kwargs: Any) -> Any:
+        kwargs["stop"] = lambda: True
+        return serve_issuance(*args, **kwargs)
+
+    monkeypatch.setattr(worker_cli, "serve_issuance", stop_at_once)
 
 
 @pytest.fixture(scope="module")
