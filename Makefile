@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo demo-hsm test test-latest lock lint typecheck unit bench bench-hostile bench-hsm bench-pipeline fuzz vectors clean sysdeps install bench-revocation bench-server oracles
+.PHONY: lock-exports demo demo-hsm test test-latest lock lint typecheck unit bench bench-hostile bench-hsm bench-pipeline fuzz vectors clean sysdeps install bench-revocation bench-server oracles
 
 $(UV): requirements/uv-bootstrap.txt
 	$(PY) -m venv $(TOOLS)
@@ -102,6 +102,12 @@ fuzz: $(STAMP)
 ## lock: re-resolve uv.lock against the newest releases allowed by pyproject.toml (then run make test)
 lock: $(UV)
 	$(UV) lock --upgrade
+	$(MAKE) --no-print-directory lock-exports
+
+## lock-exports: pylock.toml (PEP 751) and requirements.lock (pip --require-hashes) written from uv.lock
+lock-exports: $(UV)
+	$(UV) export --locked --all-extras --format pylock.toml -o pylock.toml -q
+	$(UV) export --locked --all-extras --format requirements.txt -o requirements.lock -q
 
 ## test-latest: the suite against the newest releases (not the lock), in a separate environment; not part of CI
 test-latest: sysdeps $(UV)
