@@ -229,6 +229,25 @@ class _CertifiedSigner:
     _certificate: x509.Certificate
     _kid: bytes
 
+    def _bind(self, public_key: PublicKeyTypes, certificate: x509.Certificate) -> Algorithm:
+        """Check that ``certificate`` certifies ``public_key``; fix the algorithm (from the key type) and kid."""
+        try:
+            algorithm = algorithm_for_key(public_key)
+        except SignatureError as e:
+            raise KeyStoreError(e.message, code="keys.unsupported_key") from e
+        try:
+            cert_spki = _spki(certificate.public_key())
+        except Exception as e:
+            raise KeyStoreError(f"certificate public key unreadable: {e}", code="keys.bad_certificate") from e
+        if cert_spki != _spki(public_key):
+            raise KeyStoreError(
+                "the certificate's public key is not the private key's", code="keys.key_mismatch"
+            )
+        self._certificate = certificate
+        self._algorithm = algorithm
+        self._kid = kid_for(certificate.public_bytes(Encoding.DER))
+        return algorithm
+
     @property
     def algorithm(self) -> Algorithm:
         """The COSE algorithm, fixed by the key type."""
@@ -259,25 +278,10 @@ class LocalSigner(_CertifiedSigner):
             raise KeyStoreError(
                 f"unsupported private key type {type(private_key).__name__}", code="keys.unsupported_key"
             )
-        public_key = private_key.public_key()
-        try:
-            algorithm = algorithm_for_key(public_key)
-        except SignatureError as e:
-            raise KeyStoreError(e.message, code="keys.unsupported_key") from e
-        try:
-            cert_spki = _spki(certificate.public_key())
-        except Exception as e:
-            raise KeyStoreError(f"certificate public key unreadable: {e}", code="keys.bad_certificate") from e
-        if cert_spki != _spki(public_key):
-            raise KeyStoreError(
-                "the certificate's public key is not the private key's", code="keys.key_mismatch"
-            )
+        self._bind(private_key.public_key(), certificate)
         self._key = private_key
         # the type test, once: ABC isinstance checks cost more than a signature's Python overhead
         self._ec_key = private_key if isinstance(private_key, ec.EllipticCurvePrivateKey) else None
-        self._certificate = certificate
-        self._algorithm = algorithm
-        self._kid = kid_for(certificate.public_bytes(Encoding.DER))
 
     def sign(self, data: bytes) -> bytes:
         """Sign ``data``; raw 64-byte ``r‖s`` for ES256, modulus-length PSS (salt 32) for PS256."""
@@ -330,26 +334,11 @@ class ExternalSigner(_CertifiedSigner):
     def __init__(self, key: ExternalKey, certificate: x509.Certificate) -> None:
         if not isinstance(key, ExternalKey):
             raise KeyStoreError(f"not an external key: {type(key).__name__}", code="keys.unsupported_key")
-        public_key = key.public_key()
-        try:
-            algorithm = algorithm_for_key(public_key)
-        except SignatureError as e:
-            raise KeyStoreError(e.message, code="keys.unsupported_key") from e
-        try:
-            cert_spki = _spki(certificate.public_key())
-        except Exception as e:
-            raise KeyStoreError(f"certificate public key unreadable: {e}", code="keys.bad_certificate") from e
-        if cert_spki != _spki(public_key):
-            raise KeyStoreError(
-                "the certificate's public key is not the private key's", code="keys.key_mismatch"
-            )
+        algorithm = self._bind(key.public_key(), certificate)
         self._key = key
-        self._certificate = certificate
-        self._algorithm = algorithm
         self._scheme = (
             SignatureScheme.ECDSA_SHA256 if algorithm is Algorithm.ES256 else SignatureScheme.RSA_PSS_SHA256
         )
-        self._kid = kid_for(certificate.public_bytes(Encoding.DER))
 
     def sign(self, data: bytes) -> bytes:
         """Sign ``data`` on the device; raw 64-byte ``r‖s`` for ES256, modulus-length PSS for PS256."""
