@@ -4,8 +4,10 @@ key-operations log."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import getpass
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -60,6 +62,18 @@ def _kid(value: str) -> bytes:
     return kid
 
 
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """A typed library error is a refusal with its code (exit 1); a bad value or a date past the year 9999
+    (ValueError, OverflowError from the builders) is a usage error (exit 3), never a traceback."""
+    try:
+        yield
+    except errors.VaxcredError as e:
+        raise fail(e) from e
+    except (ValueError, OverflowError) as e:
+        raise click.UsageError(safe(clip(str(e), 200))) from e
+
+
 @click.group()
 def keys() -> None:
     """Create and run the signing key chain: keys in encrypted PKCS#8 files (mode 0600) or on a PKCS#11 token.
@@ -102,7 +116,7 @@ def init(
         raise click.UsageError("--pkcs11 and --token go together")
     now = parse_at(at)
     operator = _operator(operator)
-    try:
+    with _refusals():
         if module is not None and token_label is not None:
             token = TokenConfig(module=module, token_label=token_label)
             chain = KeyChainDir.init(
@@ -121,10 +135,6 @@ def init(
             )
         with chain:
             certificates = chain.dsc_certificates()
-    except errors.VaxcredError as e:
-        raise fail(e) from e
-    except (ValueError, OverflowError) as e:  # a bad --country / --site-id, or dates past the year 9999
-        raise click.UsageError(safe(clip(str(e), 200))) from e
     for cert in certificates:
         click.echo(
             f"DSC {safe(cert.subject.rfc4514_string())} valid until {cert.not_valid_after_utc:%Y-%m-%d}"
@@ -148,13 +158,8 @@ def init(
 @_AT
 def dsc(folder: Path, payload_type: str, key: str, operator: str | None, at: str | None) -> None:
     """Issue a new DSC under the CSCA. Older DSCs stay, so their passports keep verifying."""
-    try:
-        with _chain(folder, operator) as chain:
-            pair = chain.new_dsc(now=parse_at(at), types=(payload_type,), key=_key_type(key))
-    except errors.VaxcredError as e:
-        raise fail(e) from e
-    except (ValueError, OverflowError) as e:  # a bad --country / --site-id, or dates past the year 9999
-        raise click.UsageError(safe(clip(str(e), 200))) from e
+    with _refusals(), _chain(folder, operator) as chain:
+        pair = chain.new_dsc(now=parse_at(at), types=(payload_type,), key=_key_type(key))
     click.echo(f"new DSC kid {pair.kid.hex()} valid until {pair.certificate.not_valid_after_utc:%Y-%m-%d}")
 
 
@@ -166,13 +171,8 @@ def dsc(folder: Path, payload_type: str, key: str, operator: str | None, at: str
 @_AT
 def site(folder: Path, site_id: str, site_name: str, operator: str | None, at: str | None) -> None:
     """Issue a vaccination-site certificate: signs dose records only, never a passport."""
-    try:
-        with _chain(folder, operator) as chain:
-            pair = chain.new_site(site_id=site_id, site_name=site_name, now=parse_at(at))
-    except errors.VaxcredError as e:
-        raise fail(e) from e
-    except (ValueError, OverflowError) as e:  # a bad --country / --site-id, or dates past the year 9999
-        raise click.UsageError(safe(clip(str(e), 200))) from e
+    with _refusals(), _chain(folder, operator) as chain:
+        pair = chain.new_site(site_id=site_id, site_name=site_name, now=parse_at(at))
     click.echo(f"site certificate {safe(site_id)} kid {pair.kid.hex()}")
 
 
@@ -183,13 +183,8 @@ def site(folder: Path, site_id: str, site_name: str, operator: str | None, at: s
 def document_signer(folder: Path, operator: str | None, at: str | None) -> None:
     """Issue the document signer under the CSCA (EKU id-kp-documentSigning only): it signs the printable
     certificate PDFs (`vaxcred certificate-pdf --keys`), never a passport. On the chain's token if it has one."""
-    try:
-        with _chain(folder, operator) as chain:
-            pair = chain.new_document_signer(now=parse_at(at))
-    except errors.VaxcredError as e:
-        raise fail(e) from e
-    except (ValueError, OverflowError) as e:  # dates past the year 9999
-        raise click.UsageError(safe(clip(str(e), 200))) from e
+    with _refusals(), _chain(folder, operator) as chain:
+        pair = chain.new_document_signer(now=parse_at(at))
     click.echo(
         f"document signer kid {pair.kid.hex()} valid until {pair.certificate.not_valid_after_utc:%Y-%m-%d}"
     )
@@ -211,13 +206,8 @@ def rotate(folder: Path, margin_days: int, key: str, operator: str | None, at: s
     """Rotate the vaccination DSC before its private-key usage period ends (run it daily)."""
     from datetime import timedelta
 
-    try:
-        with _chain(folder, operator) as chain:
-            pair = chain.rotate(now=parse_at(at), margin=timedelta(days=margin_days), key=_key_type(key))
-    except errors.VaxcredError as e:
-        raise fail(e) from e
-    except (ValueError, OverflowError) as e:  # a bad --site-id, or dates past the year 9999
-        raise click.UsageError(safe(clip(str(e), 200))) from e
+    with _refusals(), _chain(folder, operator) as chain:
+        pair = chain.rotate(now=parse_at(at), margin=timedelta(days=margin_days), key=_key_type(key))
     if pair is None:
         click.echo(f"no rotation needed: a DSC may still sign in {margin_days} days")
     else:
@@ -228,12 +218,9 @@ def rotate(folder: Path, margin_days: int, key: str, operator: str | None, at: s
 @_FOLDER
 def list_(folder: Path) -> None:
     """List the DSCs with their state (active, retired, withdrawn) and validity."""
-    try:
-        with _chain(folder, None) as chain:
-            states = chain.dsc_states()
-            certificates = chain.dsc_certificates()
-    except errors.VaxcredError as e:
-        raise fail(e) from e
+    with _refusals(), _chain(folder, None) as chain:
+        states = chain.dsc_states()
+        certificates = chain.dsc_certificates()
     from vaxcred.keys.lifecycle import kid_of
 
     for cert in certificates:
@@ -252,11 +239,8 @@ def list_(folder: Path) -> None:
 @_AT
 def retire(folder: Path, kid: str, reason: str | None, operator: str | None, at: str | None) -> None:
     """Stop signing with DSC KID; it stays in trust lists while its passports are valid."""
-    try:
-        with _chain(folder, operator) as chain:
-            chain.retire_dsc(_kid(kid), now=parse_at(at), reason=reason)
-    except errors.VaxcredError as e:
-        raise fail(e) from e
+    with _refusals(), _chain(folder, operator) as chain:
+        chain.retire_dsc(_kid(kid), now=parse_at(at), reason=reason)
     click.echo(f"DSC {kid} retired")
 
 
@@ -268,11 +252,8 @@ def retire(folder: Path, kid: str, reason: str | None, operator: str | None, at:
 @_AT
 def withdraw(folder: Path, kid: str, reason: str | None, operator: str | None, at: str | None) -> None:
     """Withdraw DSC KID (compromise): it leaves the next trust list; re-issue its passports."""
-    try:
-        with _chain(folder, operator) as chain:
-            chain.withdraw_dsc(_kid(kid), now=parse_at(at), reason=reason)
-    except errors.VaxcredError as e:
-        raise fail(e) from e
+    with _refusals(), _chain(folder, operator) as chain:
+        chain.withdraw_dsc(_kid(kid), now=parse_at(at), reason=reason)
     click.echo(f"DSC {kid} withdrawn: export and publish a new trust list now")
 
 
@@ -293,13 +274,8 @@ def revoke_site(folder: Path, site_id: str, reason: str, operator: str | None, a
 
     Issuance refuses dose records the certificate signed from the revocation time on.
     """
-    try:
-        with _chain(folder, operator) as chain:
-            crl = chain.revoke_site(site_id, now=parse_at(at), reason=reason)
-    except errors.VaxcredError as e:
-        raise fail(e) from e
-    except (ValueError, OverflowError) as e:  # a bad --site-id, or dates past the year 9999
-        raise click.UsageError(safe(clip(str(e), 200))) from e
+    with _refusals(), _chain(folder, operator) as chain:
+        crl = chain.revoke_site(site_id, now=parse_at(at), reason=reason)
     click.echo(f"site {safe(site_id)} revoked; CRL with {len(list(crl))} entries in {folder / 'site-ca.crl'}")
 
 
@@ -309,13 +285,8 @@ def revoke_site(folder: Path, site_id: str, reason: str, operator: str | None, a
 @_AT
 def crl(folder: Path, operator: str | None, at: str | None) -> None:
     """Re-sign and publish the site CA's CRL (before its 7-day nextUpdate passes)."""
-    try:
-        with _chain(folder, operator) as chain:
-            published = chain.publish_site_crl(now=parse_at(at))
-    except errors.VaxcredError as e:
-        raise fail(e) from e
-    except (ValueError, OverflowError) as e:  # a bad --site-id, or dates past the year 9999
-        raise click.UsageError(safe(clip(str(e), 200))) from e
+    with _refusals(), _chain(folder, operator) as chain:
+        published = chain.publish_site_crl(now=parse_at(at))
     click.echo(f"CRL with {len(list(published))} entries, next update {published.next_update_utc:%Y-%m-%d}")
 
 
@@ -325,21 +296,17 @@ def crl(folder: Path, operator: str | None, at: str | None) -> None:
 def audit(folder: Path, expect_head: str | None) -> None:
     """Check the key-operations log's hash chain and print every operation and the head."""
     chain = KeyChainDir(folder=folder)
-    try:
+    with _refusals():
         operations = chain.operations()
         head = chain.log.head()
-    except errors.VaxcredError as e:
-        raise fail(e) from e
     for op in operations:
         click.echo(
             f"{op.time:%Y-%m-%dT%H:%M:%SZ} {op.operation:<8} {op.purpose:<10} kid {op.kid or '-'} "
             f"serial {op.serial or '-'} by {safe(op.operator or '-')}"
             + (f" ({safe(op.reason)})" if op.reason else "")
         )
-    try:
+    with _refusals():
         missing = chain.unlogged_certificates()
-    except errors.VaxcredError as e:
-        raise fail(e) from e
     if missing:
         raise fail(
             errors.KeyStoreError(
