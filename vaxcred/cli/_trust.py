@@ -20,10 +20,11 @@ import fcntl
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from cryptography import x509
@@ -243,3 +244,47 @@ def load_trust_list(
         return LoadedTrust(store=store)
     except errors.VaxcredError as e:
         raise click.UsageError(f"cannot load the trust list: [{e.code}] {safe(e.message)}") from e
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def trust_source_options(*, environment_help: str) -> Callable[[_F], _F]:
+    """The options naming where trust comes from, shared by ``verify`` and ``serve``: ``--dsc`` (repeatable),
+    ``--trust-list``, ``--anchor`` and ``--environment`` (parameters ``dscs``, ``trust_list``, ``anchor``,
+    ``env``)."""
+    options = [
+        click.option(
+            "--dsc",
+            "dscs",
+            multiple=True,
+            metavar="CERT",
+            help="A DSC certificate (PEM, DER or base64 DER) trusted as is; repeatable. Chain not checked.",
+        ),
+        click.option(
+            "--trust-list",
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            help="A vaxcred signed national trust list, or EU gateway trust-list JSON; needs --anchor.",
+        ),
+        click.option(
+            "--anchor",
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            help="Pinned anchor: the CSCA (or trust-list certificate) of a signed list; for gateway JSON the "
+            "gateway trust anchor, which must have signed the entries (CMS).",
+        ),
+        click.option(
+            "--environment",
+            "env",
+            type=click.Choice(["PROD", "ACC", "TST"]),
+            default="PROD",
+            show_default=True,
+            help=environment_help,
+        ),
+    ]
+
+    def apply(func: _F) -> _F:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return apply

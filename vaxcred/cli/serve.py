@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from vaxcred.cli._trust import default_state_path
+from vaxcred.cli._trust import default_state_path, trust_source_options
 from vaxcred.cli.verify import _load_synced, _load_trust
 
 # FastAPI, uvicorn and the service package are imported by the command itself: `vaxcred --help` stays light
@@ -44,30 +44,8 @@ def _load_data(
 
 
 @click.command()
-@click.option(
-    "--dsc",
-    "dscs",
-    multiple=True,
-    metavar="CERT",
-    help="A DSC certificate (PEM, DER or base64 DER) trusted as is; repeatable. Chain not checked.",
-)
-@click.option(
-    "--trust-list",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="EU gateway trust-list JSON, or a vaxcred signed national trust list (needs --anchor).",
-)
-@click.option(
-    "--anchor",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="The CSCA certificate that anchors a signed trust list.",
-)
-@click.option(
-    "--environment",
-    "env",
-    type=click.Choice(["PROD", "ACC", "TST"]),
-    default="PROD",
-    show_default=True,
-    help="Trust environment; anything but PROD is flagged on every response and on the page.",
+@trust_source_options(
+    environment_help="Trust environment; anything but PROD is flagged on every response and on the page."
 )
 @click.option(
     "--max-trust-age",

@@ -23,6 +23,7 @@ from vaxcred.cli._trust import (
     read_capped,
     read_state,
     state_lock,
+    trust_source_options,
     write_state,
 )
 from vaxcred.codec.image import is_image
@@ -258,24 +259,7 @@ def _print_human(result: VerificationResult, details: bool, lang: str = "en") ->
 
 @click.command()
 @click.argument("input_value", metavar="INPUT")
-@click.option(
-    "--dsc",
-    "dscs",
-    multiple=True,
-    metavar="CERT",
-    help="A DSC certificate (PEM, DER or base64 DER) trusted as is; repeatable. Chain not checked.",
-)
-@click.option(
-    "--trust-list",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="A vaxcred signed national trust list, or EU gateway trust-list JSON; needs --anchor.",
-)
-@click.option(
-    "--anchor",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Pinned anchor: the CSCA (or trust-list certificate) of a signed list; for gateway JSON the "
-    "gateway trust anchor, which must have signed the entries (CMS).",
-)
+@trust_source_options(environment_help="Trust environment; test and production never mix.")
 @click.option(
     UNSAFE_FLAG,
     "unsafe_unauthenticated",
@@ -303,14 +287,6 @@ def _print_human(result: VerificationResult, details: bool, lang: str = "en") ->
     metavar="ISO-8601",
     help="Gateway JSON: when it was downloaded from the gateway (its age counts from here; without it "
     "the age is unknown and the result NEEDS_CHECK).",
-)
-@click.option(
-    "--environment",
-    "env",
-    type=click.Choice(["PROD", "ACC", "TST"]),
-    default="PROD",
-    show_default=True,
-    help="Trust environment; test and production never mix.",
 )
 @click.option(
     "--data",
