@@ -217,8 +217,9 @@ def make_keys(folder: Path) -> Keys:
 
 
 @contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh database in a throwaway, durably configured PostgreSQL cluster; yields its URL."""
+def postgres_database() -> Iterator[tuple[str, Path]]:
+    """A fresh database in a throwaway, durably configured PostgreSQL cluster; yields its URL and its data
+    directory (whose ``postmaster.pid`` names the server process, for :func:`server_cpu_seconds`)."""
     from tests.pipeline.pg import PostgresCluster  # test helper: initdb/pg_ctl as the postgres user
 
     class DurableCluster(PostgresCluster):
@@ -243,7 +244,7 @@ def postgres_database() -> Iterator[str]:
     cluster = DurableCluster(name="vaxcred-bench")
     cluster.start()
     try:
-        yield cluster.create_database("bench")
+        yield cluster.create_database("bench"), cluster.data_dir
     finally:
         cluster.stop()
 
@@ -298,12 +299,59 @@ def _tree_rss(root: int) -> int:
     return total
 
 
+def _proc_stats() -> dict[int, tuple[int, list[bytes]]]:
+    """pid → (ppid, the fields of /proc/pid/stat after the command name)."""
+    stats: dict[int, tuple[int, list[bytes]]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry)] = (int(fields[1]), fields)
+    return stats
+
+
+def server_cpu_seconds(data_dir: Path) -> float:
+    """CPU seconds (user + system) the PostgreSQL server has used so far: the postmaster, its live processes
+    (backends, WAL writer, checkpointer, …) and the ones that have exited (reaped: ``cutime``/``cstime``)."""
+    try:
+        root = int((data_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    stats = _proc_stats()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    ticks, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            fields = stats[pid][1]
+            # after "pid (comm)": state=0 ppid=1 … utime=11 stime=12 cutime=13 cstime=14
+            ticks += sum(int(fields[i]) for i in (11, 12, 13, 14))
+        todo.extend(children.get(pid, ()))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and of its reaped children (the stages' worker processes)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 @dataclass
 class Stage:
     name: str
     seconds: float
     items: int
     unit: str
+    #: CPU seconds of the pipeline's processes (this one and its workers) during the stage
+    cpu: float = 0.0
+    #: CPU seconds of the PostgreSQL server during the stage (0 on SQLite)
+    server_cpu: float = 0.0
     detail: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -311,13 +359,26 @@ class Stage:
         return self.items / self.seconds if self.seconds > 0 else 0.0
 
 
-def timed(name: str, unit: str, fn: Callable[[], T], count: Callable[[T], int]) -> tuple[Stage, T]:
+def timed(
+    name: str, unit: str, fn: Callable[[], T], count: Callable[[T], int], server: Path | None = None
+) -> tuple[Stage, T]:
+    """Run one stage: wall time, the pipeline's CPU time, and the PostgreSQL server's (``server``: its data dir)."""
     print(f"  {name} …", end="", flush=True, file=sys.stderr)
+    server_before = server_cpu_seconds(server) if server else 0.0
+    cpu_before = own_cpu_seconds()
     started = time.perf_counter()
     value = fn()
     seconds = time.perf_counter() - started
-    stage = Stage(name, seconds, count(value), unit)
-    print(f" {seconds:.1f} s ({stage.rate:,.0f} {unit}/s)", flush=True, file=sys.stderr)
+    cpu = own_cpu_seconds() - cpu_before
+    server_cpu = server_cpu_seconds(server) - server_before if server else 0.0
+    stage = Stage(name, seconds, count(value), unit, cpu=cpu, server_cpu=server_cpu)
+    print(
+        f" {seconds:.1f} s ({stage.rate:,.0f} {unit}/s; CPU {cpu:.1f} s"
+        + (f", server {server_cpu:.1f} s" if server else "")
+        + ")",
+        flush=True,
+        file=sys.stderr,
+    )
     return stage, value
 
 
@@ -329,8 +390,9 @@ def run_once(people: int, backend: str, workers: int, data_dir: Path, work_dir: 
     keyset = make_keys(work_dir / "keys")
     registry = FileRegistry(dataset.registry_path)
     with contextlib.ExitStack() as stack:
+        server: Path | None = None
         if backend == "postgresql":
-            url = stack.enter_context(postgres_database())
+            url, server = stack.enter_context(postgres_database())
         else:
             url = f"sqlite:///{work_dir / 'vaxcred.db'}"
         db = open_database(url)
@@ -347,6 +409,7 @@ def run_once(people: int, backend: str, workers: int, data_dir: Path, work_dir: 
                 db, dataset.csv_path, rejects_path=work_dir / "rejects.csv", today=IMPORT_DAY
             ),
             lambda r: r.rows,
+            server=server,
         )
         assert report.rejected == 0, report
         assert report.imported == dataset.doses, report
@@ -356,6 +419,7 @@ def run_once(people: int, backend: str, workers: int, data_dir: Path, work_dir: 
             "persons",
             lambda: run_registry_check(db, registry, now=CHECK_TIME),
             lambda r: r.checked,
+            server=server,
         )
         stage.detail = {
             "verified": checked.verified,
@@ -368,6 +432,7 @@ def run_once(people: int, backend: str, workers: int, data_dir: Path, work_dir: 
             "doses",
             lambda: run_site_signing(db, keyset.signers, now=SIGN_TIME, workers=signing_workers),
             lambda r: r.signed,
+            server=server,
         )
         assert signing.failed == 0, signing
         assert signing.skipped_no_key == 0, signing
@@ -379,6 +444,7 @@ def run_once(people: int, backend: str, workers: int, data_dir: Path, work_dir: 
                 db, keyset.issuer_factory, now=ISSUE_TIME, site_ca=keyset.site_ca, workers=workers
             ),
             lambda r: r.issued,
+            server=server,
         )
         assert issuance.failed == 0, issuance
         stage.detail = {"evaluated": issuance.evaluated}
@@ -398,7 +464,9 @@ def run_once(people: int, backend: str, workers: int, data_dir: Path, work_dir: 
         "people": people,
         "doses": dataset.doses,
         "seconds": round(seconds, 1),
-        "peak_rss_mib": round(max(self_rss, child_rss), 1),
+        # the whole pipeline: the sampled sum over its processes (forked workers' shared pages counted in each, so
+        # an over-estimate), or the largest single process if a sample missed a peak
+        "peak_rss_mib": round(max(self_rss, child_rss, tree.peak / MIB), 1),
         "backend": backend,
         "workers": workers,
         "signing_workers": signing_workers,
@@ -415,6 +483,8 @@ def run_once(people: int, backend: str, workers: int, data_dir: Path, work_dir: 
                 "unit": s.unit,
                 "per_second": round(s.rate),
                 "us_per_person": round(s.seconds / people * 1e6, 1),
+                "cpu_seconds": round(s.cpu, 2),
+                "server_cpu_seconds": round(s.server_cpu, 2),
                 **s.detail,
             }
             for s in stages
@@ -453,11 +523,15 @@ def print_table(result: Mapping[str, Any]) -> None:
         f"\n{people:,} people, {result['doses']:,} doses — {result['backend']}, "
         f"{result['workers']} worker processes"
     )
-    print(f"{'stage':<16}{'seconds':>10}{'items':>12}  {'per second':>12}  {'µs/person':>10}")
+    print(
+        f"{'stage':<16}{'seconds':>10}{'items':>12}  {'per second':>12}  {'µs/person':>10}"
+        f"{'CPU s':>9}{'server CPU s':>14}"
+    )
     for s in result["stages"]:
         print(
             f"{s['name']:<16}{s['seconds']:>10.1f}{s['items']:>12,}  "
             f"{s['per_second']:>8,} {s['unit']:<4}{s['us_per_person']:>10.1f}"
+            f"{s['cpu_seconds']:>9.1f}{s['server_cpu_seconds']:>14.1f}"
         )
     print(
         f"{'total':<16}{result['seconds']:>10.1f}{people:>12,}  "
@@ -514,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs, sizes {args.people}, backends {list(backends)}, workers {args.workers}",
         flush=True,
     )
-    largest: dict[str, Any] | None = None
+    largest: dict[str, dict[str, Any]] = {}  # backend → its largest run
     for people in sorted(args.people):
         for backend in backends:
             command = [sys.executable, "-m", "benchmarks.bench_pipeline", "--single", "--people", str(people),
@@ -527,12 +601,16 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             for line in process.stdout.splitlines():
                 if line.startswith("RESULT "):
-                    result = json.loads(line[len("RESULT ") :])
-                    if largest is None or people > largest["people"]:
-                        largest = result
-    assert largest is not None
-    summary = {key: largest[key] for key in ("people", "doses", "seconds", "peak_rss_mib", "backend")}
-    print(json.dumps(summary), flush=True)
+                    largest[backend] = json.loads(line[len("RESULT ") :])
+    # the last line(s): one JSON object per backend (its largest run), the last backend's last
+    for backend in backends:
+        result = largest[backend]
+        print(
+            json.dumps(
+                {key: result[key] for key in ("people", "doses", "seconds", "peak_rss_mib", "backend")}
+            )
+        )
+    sys.stdout.flush()
     return 0
 
 
