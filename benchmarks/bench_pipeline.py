@@ -352,6 +352,8 @@ class Stage:
     cpu: float = 0.0
     #: CPU seconds of the PostgreSQL server during the stage (0 on SQLite)
     server_cpu: float = 0.0
+    #: bytes of write-ahead log the PostgreSQL server wrote during the stage (0 on SQLite)
+    wal_bytes: int = 0
     detail: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -360,21 +362,27 @@ class Stage:
 
 
 def timed(
-    name: str, unit: str, fn: Callable[[], T], count: Callable[[T], int], server: Path | None = None
+    name: str,
+    unit: str,
+    fn: Callable[[], T],
+    count: Callable[[T], int],
+    server: Callable[[], tuple[float, int]] | None = None,
 ) -> tuple[Stage, T]:
-    """Run one stage: wall time, the pipeline's CPU time, and the PostgreSQL server's (``server``: its data dir)."""
+    """Run one stage: wall time, the pipeline's CPU time, and the PostgreSQL server's CPU time and WAL bytes
+    (``server`` reads both counters)."""
     print(f"  {name} …", end="", flush=True, file=sys.stderr)
-    server_before = server_cpu_seconds(server) if server else 0.0
+    server_before = server() if server else (0.0, 0)
     cpu_before = own_cpu_seconds()
     started = time.perf_counter()
     value = fn()
     seconds = time.perf_counter() - started
     cpu = own_cpu_seconds() - cpu_before
-    server_cpu = server_cpu_seconds(server) - server_before if server else 0.0
-    stage = Stage(name, seconds, count(value), unit, cpu=cpu, server_cpu=server_cpu)
+    server_after = server() if server else (0.0, 0)
+    server_cpu, wal = server_after[0] - server_before[0], server_after[1] - server_before[1]
+    stage = Stage(name, seconds, count(value), unit, cpu=cpu, server_cpu=server_cpu, wal_bytes=wal)
     print(
         f" {seconds:.1f} s ({stage.rate:,.0f} {unit}/s; CPU {cpu:.1f} s"
-        + (f", server {server_cpu:.1f} s" if server else "")
+        + (f", server {server_cpu:.1f} s, WAL {wal / MIB:,.0f} MiB" if server else "")
         + ")",
         flush=True,
         file=sys.stderr,
@@ -390,14 +398,23 @@ def run_once(people: int, backend: str, workers: int, data_dir: Path, work_dir: 
     keyset = make_keys(work_dir / "keys")
     registry = FileRegistry(dataset.registry_path)
     with contextlib.ExitStack() as stack:
-        server: Path | None = None
+        data_dir: Path | None = None
         if backend == "postgresql":
-            url, server = stack.enter_context(postgres_database())
+            url, data_dir = stack.enter_context(postgres_database())
         else:
             url = f"sqlite:///{work_dir / 'vaxcred.db'}"
         db = open_database(url)
         stack.callback(db.dispose)
         db.migrate()
+        server: Callable[[], tuple[float, int]] | None = None
+        if data_dir is not None:
+            pg_dir = data_dir
+
+            def server() -> tuple[float, int]:
+                with db.connect() as conn:
+                    lsn = conn.execute(sa.text("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")).scalar_one()
+                return server_cpu_seconds(pg_dir), int(lsn)
+
         tree = stack.enter_context(TreeRss())
         # SQLite has one writer: parallel signing measured slower there than one process (docs/benchmarks.md)
         signing_workers = 1 if backend == "sqlite" else workers
@@ -485,6 +502,7 @@ def run_once(people: int, backend: str, workers: int, data_dir: Path, work_dir: 
                 "us_per_person": round(s.seconds / people * 1e6, 1),
                 "cpu_seconds": round(s.cpu, 2),
                 "server_cpu_seconds": round(s.server_cpu, 2),
+                "wal_mib": round(s.wal_bytes / MIB, 1),
                 **s.detail,
             }
             for s in stages
@@ -525,13 +543,13 @@ def print_table(result: Mapping[str, Any]) -> None:
     )
     print(
         f"{'stage':<16}{'seconds':>10}{'items':>12}  {'per second':>12}  {'µs/person':>10}"
-        f"{'CPU s':>9}{'server CPU s':>14}"
+        f"{'CPU s':>9}{'server CPU s':>14}{'WAL MiB':>9}"
     )
     for s in result["stages"]:
         print(
             f"{s['name']:<16}{s['seconds']:>10.1f}{s['items']:>12,}  "
             f"{s['per_second']:>8,} {s['unit']:<4}{s['us_per_person']:>10.1f}"
-            f"{s['cpu_seconds']:>9.1f}{s['server_cpu_seconds']:>14.1f}"
+            f"{s['cpu_seconds']:>9.1f}{s['server_cpu_seconds']:>14.1f}{s['wal_mib']:>9.0f}"
         )
     print(
         f"{'total':<16}{result['seconds']:>10.1f}{people:>12,}  "
