@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import vaxcred
 
 ROOT = Path(vaxcred.__file__).resolve().parent
@@ -148,4 +150,37 @@ def test_pipeline_stages_import_one_way() -> None:
                 other = node.module.split(".")[2]
                 if PIPELINE_RANK[other] > PIPELINE_RANK[me]:
                     bad.append(f"pipeline/{path.relative_to(pipeline)} imports {other}")
+    assert not bad, bad
+
+
+#: layer rank of the modules inside a package split by responsibility; a module may import only modules of
+#: the same package with a rank <= its own (``__init__`` sits on top: it names what others may use)
+PACKAGE_RANK = {
+    "verify": {
+        "steps": 0,
+        "payload": 0,
+        "envelope": 1,
+        "signer": 1,
+        "validity": 1,
+        "policy": 1,
+        "__init__": 2,
+    },
+}
+
+
+@pytest.mark.parametrize("package", sorted(PACKAGE_RANK))
+def test_modules_inside_a_package_import_one_way(package: str) -> None:
+    """Inside a split package, each module imports only its lower siblings (the orchestrator on top)."""
+    ranks = PACKAGE_RANK[package]
+    folder = ROOT / package
+    assert {p.stem for p in folder.glob("*.py")} == set(ranks)
+    prefix = f"vaxcred.{package}."
+    bad = []
+    for path in folder.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(prefix):
+                other = node.module.removeprefix(prefix).split(".")[0]
+                if ranks[other] > ranks[path.stem]:
+                    bad.append(f"{package}/{path.name} imports {other}")
     assert not bad, bad
