@@ -165,6 +165,14 @@ PACKAGE_RANK = {
         "policy": 1,
         "__init__": 2,
     },
+    "qr": {
+        "decode": 0,
+        "render": 0,
+        "isolated_child": 1,
+        "isolated_pipes": 2,
+        "isolated": 3,
+        "__init__": 4,
+    },
 }
 
 
