@@ -165,6 +165,17 @@ PACKAGE_RANK = {
         "policy": 1,
         "__init__": 2,
     },
+    "trust": {
+        "store": 0,
+        "freshness": 1,
+        "chain": 1,
+        "cms": 1,
+        "gateway_entries": 1,
+        "gateway_export": 1,
+        "signed": 2,
+        "gateway": 2,
+        "__init__": 3,
+    },
     "qr": {
         "decode": 0,
         "render": 0,
