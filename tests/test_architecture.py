@@ -19,6 +19,7 @@ RANK = {
     "privacy": 0,
     "merkle": 0,
     "text": 0,
+    "der": 0,
     "model": 1,
     "valuesets": 2,
     "schema": 2,
@@ -54,6 +55,7 @@ PURE = [
     "verify",
     "issue",
     "x509util",
+    "der",
     "result",
     "merkle",
 ]
