@@ -167,6 +167,17 @@ PACKAGE_RANK = {
         "policy": 1,
         "__init__": 2,
     },
+    "codec": {
+        "image": 0,
+        "prefix": 0,
+        "base45": 0,
+        "compress": 0,
+        "cbor_encode": 0,
+        "cbor": 1,
+        "cose": 2,
+        "cwt": 2,
+        "__init__": 3,
+    },
     "trust": {
         "store": 0,
         "freshness": 1,
