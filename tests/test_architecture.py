@@ -178,6 +178,16 @@ PACKAGE_RANK = {
         "cwt": 2,
         "__init__": 3,
     },
+    "rules": {
+        "datetimes": 0,
+        "validator": 1,
+        "evaluator": 2,
+        "gateway_checks": 2,
+        "gateway": 3,
+        "ruleset": 4,
+        "verdict": 5,
+        "__init__": 6,
+    },
     "trust": {
         "store": 0,
         "freshness": 1,
