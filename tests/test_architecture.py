@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import vaxcred
 
 ROOT = Path(vaxcred.__file__).resolve().parent
@@ -17,6 +19,7 @@ RANK = {
     "privacy": 0,
     "merkle": 0,
     "text": 0,
+    "der": 0,
     "model": 1,
     "valuesets": 2,
     "schema": 2,
@@ -52,6 +55,7 @@ PURE = [
     "verify",
     "issue",
     "x509util",
+    "der",
     "result",
     "merkle",
 ]
@@ -148,4 +152,83 @@ def test_pipeline_stages_import_one_way() -> None:
                 other = node.module.split(".")[2]
                 if PIPELINE_RANK[other] > PIPELINE_RANK[me]:
                     bad.append(f"pipeline/{path.relative_to(pipeline)} imports {other}")
+    assert not bad, bad
+
+
+#: layer rank of the modules inside a package split by responsibility; a module may import only modules of
+#: the same package with a rank <= its own (``__init__`` sits on top: it names what others may use)
+PACKAGE_RANK = {
+    "verify": {
+        "steps": 0,
+        "payload": 0,
+        "envelope": 1,
+        "signer": 1,
+        "validity": 1,
+        "policy": 1,
+        "__init__": 2,
+    },
+    "codec": {
+        "image": 0,
+        "prefix": 0,
+        "base45": 0,
+        "compress": 0,
+        "cbor_encode": 0,
+        "cbor": 1,
+        "cose": 2,
+        "cwt": 2,
+        "__init__": 3,
+    },
+    "rules": {
+        "datetimes": 0,
+        "validator": 1,
+        "evaluator": 2,
+        "gateway_checks": 2,
+        "gateway": 3,
+        "ruleset": 4,
+        "verdict": 5,
+        "__init__": 6,
+    },
+    "trust": {
+        "store": 0,
+        "freshness": 1,
+        "chain": 1,
+        "cms": 1,
+        "gateway_entries": 1,
+        "gateway_export": 1,
+        "signed": 2,
+        "gateway": 2,
+        "__init__": 3,
+    },
+    "qr": {
+        "decode": 0,
+        "render": 0,
+        "isolated_child": 1,
+        "isolated_pipes": 2,
+        "isolated": 3,
+        "__init__": 4,
+    },
+}
+
+
+@pytest.mark.parametrize("package", sorted(PACKAGE_RANK))
+def test_modules_inside_a_package_import_one_way(package: str) -> None:
+    """Inside a split package, each module imports only its lower siblings (the orchestrator on top)."""
+    ranks = PACKAGE_RANK[package]
+    folder = ROOT / package
+    unranked = {p.stem for p in folder.glob("*.py")} - set(ranks)
+    assert not unranked, f"place {sorted(unranked)} in PACKAGE_RANK[{package!r}] before it lands"
+    root = f"vaxcred.{package}"
+    bad = []
+    for path in folder.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or not node.module:
+                continue
+            if node.module == root:  # `from vaxcred.qr import decode`: a sibling; any other name: __init__
+                others = {a.name if a.name in ranks else "__init__" for a in node.names}
+            elif node.module.startswith(root + "."):
+                others = {node.module.removeprefix(root + ".").split(".")[0]}
+            else:
+                continue
+            bad += [f"{package}/{path.name} imports {o}" for o in others if ranks[o] > ranks[path.stem]]
     assert not bad, bad

@@ -4,7 +4,7 @@ Real DSCs break strict parsers (DCC.md §9): an empty extendedKeyUsage sequence
 (``common/2DCode/raw/CO15.json``: pyca's ``cert.extensions`` raises), encoded DER defaults, critical EKU,
 ICAO extensions, SHA-1 signatures.  :func:`parse_dsc` loads the certificate with pyca/cryptography and
 reads the extensions through ``cert.extensions``; when that raises, a minimal DER walker
-(:func:`_walk_extensions`) reads the few extensions vaxcred uses straight from the TBSCertificate.
+(:func:`vaxcred.der.walk_extensions`) reads the few extensions vaxcred uses straight from the TBSCertificate.
 
 Fail closed on the extensions that *widen* permissions when missing: an extendedKeyUsage (absent = every
 payload type allowed) or a privateKeyUsagePeriod (absent = the key may sign throughout the certificate's
@@ -28,7 +28,7 @@ __all__ = [
 import base64
 import binascii
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -39,6 +39,17 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID, NameOID, ObjectIdentifier
 
 from vaxcred.crypto import kid_for
+from vaxcred.der import (
+    SEQUENCE,
+    DerError,
+    parse_aki,
+    parse_basic_constraints_ca,
+    parse_eku,
+    parse_key_usage_digital_signature,
+    parse_ski,
+    walk_extensions,
+)
+from vaxcred.der import parse_pkup as _parse_pkup
 from vaxcred.errors import KeyStoreError
 from vaxcred.oids import DCC_EKU_BY_TYPE
 
@@ -55,7 +66,6 @@ _OID_PKUP = PRIVATE_KEY_USAGE_PERIOD.dotted_string
 _T = TypeVar("_T")
 
 _PEM_RE = re.compile(rb"-----BEGIN CERTIFICATE-----")
-_GENERALIZED_TIME_RE = re.compile(r"(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.\d+)?Z")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -229,8 +239,8 @@ def _extensions_from_pyca(cert: x509.Certificate) -> _Extensions:
 
 def _extensions_from_der(der: bytes) -> _Extensions:
     try:
-        extensions = list(_walk_extensions(der))
-    except _DerError as e:
+        extensions = list(walk_extensions(der))
+    except DerError as e:
         # We cannot tell whether an EKU restricts this DSC: refuse rather than read it as "no EKU".
         raise KeyStoreError(f"unreadable certificate extensions: {e}", code="keys.bad_certificate") from e
     found: dict[str, bytes] = {}
@@ -243,15 +253,15 @@ def _extensions_from_der(der: bytes) -> _Extensions:
     eku: frozenset[str] | None = None
     if _OID_EKU in found:
         try:
-            eku = _parse_eku(found[_OID_EKU])
-        except _DerError as e:
+            eku = parse_eku(found[_OID_EKU])
+        except DerError as e:
             raise KeyStoreError(f"unreadable extendedKeyUsage: {e}", code="keys.bad_certificate") from e
     return _Extensions(
         eku=eku,
-        digital_signature=_or_none(_parse_key_usage_digital_signature, found.get(_OID_KEY_USAGE)),
-        is_ca=_or_none(_parse_basic_constraints_ca, found.get(_OID_BASIC_CONSTRAINTS)),
-        ski=_or_none(_parse_ski, found.get(_OID_SKI)),
-        aki=_or_none(_parse_aki, found.get(_OID_AKI)),
+        digital_signature=_or_none(parse_key_usage_digital_signature, found.get(_OID_KEY_USAGE)),
+        is_ca=_or_none(parse_basic_constraints_ca, found.get(_OID_BASIC_CONSTRAINTS)),
+        ski=_or_none(parse_ski, found.get(_OID_SKI)),
+        aki=_or_none(parse_aki, found.get(_OID_AKI)),
         pkup=_read_pkup(found[_OID_PKUP]) if _OID_PKUP in found else None,
     )
 
@@ -264,7 +274,7 @@ def _read_pkup(value: bytes) -> tuple[datetime | None, datetime | None]:
     """A present privateKeyUsagePeriod; unreadable raises (read as absent, the key could sign any time)."""
     try:
         return _parse_pkup(value)
-    except _DerError as e:
+    except DerError as e:
         raise KeyStoreError(f"unreadable privateKeyUsagePeriod: {e}", code="keys.bad_certificate") from e
 
 
@@ -273,156 +283,8 @@ def _or_none(parse: Callable[[bytes], _T], value: bytes | None) -> _T | None:
         return None
     try:
         return parse(value)
-    except _DerError:
+    except DerError:
         return None
-
-
-# --- a minimal DER reader (definite lengths, low tag numbers: all a certificate uses) -------------------
-
-
-class _DerError(Exception):
-    """Malformed DER in the part of a certificate the walker reads."""
-
-
-_SEQUENCE = 0x30
-_OID_TAG = 0x06
-_BOOLEAN = 0x01
-_OCTET_STRING = 0x04
-_BIT_STRING = 0x03
-_EXTENSIONS_TAG = 0xA3  # [3] EXPLICIT in TBSCertificate
-
-
-def _tlvs(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
-    """Yield ``(tag, content_start, content_end)`` for each element in ``buf[start:end]``."""
-    pos = start
-    while pos < end:
-        tag = buf[pos]
-        if tag & 0x1F == 0x1F:
-            raise _DerError("high tag numbers are not used in certificates")
-        pos += 1
-        if pos >= end:
-            raise _DerError("truncated length")
-        length = buf[pos]
-        pos += 1
-        if length & 0x80:
-            count = length & 0x7F
-            if count == 0 or count > 4 or pos + count > end:
-                raise _DerError("bad length")
-            length = int.from_bytes(buf[pos : pos + count], "big")
-            pos += count
-        if pos + length > end:
-            raise _DerError("element runs past its container")
-        yield tag, pos, pos + length
-        pos += length
-
-
-def _only(buf: bytes, start: int, end: int, tag: int) -> tuple[int, int]:
-    items = list(_tlvs(buf, start, end))
-    if len(items) != 1 or items[0][0] != tag:
-        raise _DerError(f"expected exactly one element with tag {tag:#04x}")
-    return items[0][1], items[0][2]
-
-
-def _walk_extensions(der: bytes) -> Iterator[tuple[str, bytes]]:
-    """Yield ``(dotted OID, extnValue content)`` for each extension of a DER certificate."""
-    cert_start, cert_end = _only(der, 0, len(der), _SEQUENCE)
-    children = list(_tlvs(der, cert_start, cert_end))
-    if not children or children[0][0] != _SEQUENCE:
-        raise _DerError("no TBSCertificate")
-    _, tbs_start, tbs_end = children[0]
-    for tag, start, end in _tlvs(der, tbs_start, tbs_end):
-        if tag != _EXTENSIONS_TAG:
-            continue
-        seq_start, seq_end = _only(der, start, end, _SEQUENCE)
-        for ext_tag, ext_start, ext_end in _tlvs(der, seq_start, seq_end):
-            if ext_tag != _SEQUENCE:
-                raise _DerError("extension is not a SEQUENCE")
-            parts = list(_tlvs(der, ext_start, ext_end))
-            if len(parts) not in (2, 3) or parts[0][0] != _OID_TAG or parts[-1][0] != _OCTET_STRING:
-                raise _DerError("extension is not SEQUENCE { OID, [BOOLEAN], OCTET STRING }")
-            if len(parts) == 3 and parts[1][0] != _BOOLEAN:
-                raise _DerError("extension critical flag is not a BOOLEAN")
-            yield _decode_oid(der[parts[0][1] : parts[0][2]]), der[parts[-1][1] : parts[-1][2]]
-
-
-def _decode_oid(content: bytes) -> str:
-    if not content or content[-1] & 0x80:
-        raise _DerError("bad OBJECT IDENTIFIER")
-    arcs: list[int] = []
-    value = 0
-    for byte in content:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            arcs.append(value)
-            value = 0
-    first = arcs[0]
-    head = [0, first] if first < 40 else [1, first - 40] if first < 80 else [2, first - 80]
-    return ".".join(str(arc) for arc in head + arcs[1:])
-
-
-def _parse_eku(value: bytes) -> frozenset[str]:
-    start, end = _only(value, 0, len(value), _SEQUENCE)
-    oids: set[str] = set()
-    for tag, s, e in _tlvs(value, start, end):
-        if tag != _OID_TAG:
-            raise _DerError("extendedKeyUsage member is not an OID")
-        oids.add(_decode_oid(value[s:e]))
-    return frozenset(oids)
-
-
-def _parse_key_usage_digital_signature(value: bytes) -> bool:
-    start, end = _only(value, 0, len(value), _BIT_STRING)
-    if end - start < 1:
-        raise _DerError("empty BIT STRING")
-    return end - start >= 2 and bool(value[start + 1] & 0x80)  # bit 0 = digitalSignature
-
-
-def _parse_basic_constraints_ca(value: bytes) -> bool:
-    start, end = _only(value, 0, len(value), _SEQUENCE)
-    for tag, s, e in _tlvs(value, start, end):
-        return tag == _BOOLEAN and e - s == 1 and value[s] != 0
-    return False
-
-
-def _parse_ski(value: bytes) -> bytes:
-    start, end = _only(value, 0, len(value), _OCTET_STRING)
-    return value[start:end]
-
-
-def _parse_aki(value: bytes) -> bytes | None:
-    start, end = _only(value, 0, len(value), _SEQUENCE)
-    for tag, s, e in _tlvs(value, start, end):
-        if tag == 0x80:  # [0] IMPLICIT KeyIdentifier
-            return value[s:e]
-    return None
-
-
-def _parse_pkup(value: bytes) -> tuple[datetime | None, datetime | None]:
-    """``PrivateKeyUsagePeriod ::= SEQUENCE { notBefore [0] GeneralizedTime OPTIONAL, notAfter [1] … }``."""
-    start, end = _only(value, 0, len(value), _SEQUENCE)
-    not_before: datetime | None = None
-    not_after: datetime | None = None
-    for tag, s, e in _tlvs(value, start, end):
-        if tag == 0x80 and not_before is None and not_after is None:
-            not_before = _generalized_time(value[s:e])
-        elif tag == 0x81 and not_after is None:
-            not_after = _generalized_time(value[s:e])
-        else:
-            raise _DerError("unexpected element in privateKeyUsagePeriod")
-    if not_before is None and not_after is None:
-        raise _DerError("empty privateKeyUsagePeriod")
-    return not_before, not_after
-
-
-def _generalized_time(content: bytes) -> datetime:
-    match = _GENERALIZED_TIME_RE.fullmatch(content.decode("ascii", "replace"))
-    if match is None:
-        raise _DerError("GeneralizedTime is not YYYYMMDDHHMMSS[.f]Z")
-    year, month, day, hour, minute, second = (int(g) for g in match.groups())
-    try:
-        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
-    except ValueError as e:
-        raise _DerError(f"bad GeneralizedTime: {e}") from e
 
 
 def encode_pkup(not_before: datetime | None, not_after: datetime | None) -> bytes:
@@ -437,7 +299,7 @@ def encode_pkup(not_before: datetime | None, not_after: datetime | None) -> byte
         parts += bytes((tag, len(text))) + text
     if not parts:
         raise ValueError("privateKeyUsagePeriod needs at least one bound")
-    return bytes((_SEQUENCE, len(parts))) + parts
+    return bytes((SEQUENCE, len(parts))) + parts
 
 
 def eku_extension(oids: Iterable[ObjectIdentifier]) -> x509.ExtensionType:
@@ -450,4 +312,4 @@ def eku_extension(oids: Iterable[ObjectIdentifier]) -> x509.ExtensionType:
     usages = list(oids)
     if usages:
         return x509.ExtendedKeyUsage(usages)
-    return x509.UnrecognizedExtension(ExtensionOID.EXTENDED_KEY_USAGE, bytes((_SEQUENCE, 0)))
+    return x509.UnrecognizedExtension(ExtensionOID.EXTENDED_KEY_USAGE, bytes((SEQUENCE, 0)))

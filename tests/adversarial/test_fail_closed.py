@@ -54,7 +54,8 @@ def _dsc_with(csca: keys.KeyPair, extensions: list[tuple[bytes, bool]]) -> bytes
 
 def _duplicate_first_extension(der: bytes) -> bytes:
     """The same certificate (signature no longer valid: parsing only) with its one extension twice."""
-    from vaxcred.x509util import _only, _tlvs
+    from vaxcred.der import only as _only
+    from vaxcred.der import tlvs as _tlvs
 
     cert_start, cert_end = _only(der, 0, len(der), 0x30)
     (_, tbs_start, tbs_end), *_ = list(_tlvs(der, cert_start, cert_end))

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from vaxcred.cli._trust import default_state_path, trust_source_options
-from vaxcred.cli.verify import _load_synced, _load_trust
+from vaxcred.cli._verify_data import load_synced, load_trust
 
 # FastAPI, uvicorn and the service package are imported by the command itself: `vaxcred --help` stays light
 
@@ -24,7 +24,7 @@ def _load_data(
     (its trust list held to the rollback state in ``state_path``, default ``$XDG_STATE_HOME``)."""
     from vaxcred.service import DataSet
 
-    trust, options = _load_synced(directory, anchor, env, now, state_path or default_state_path())
+    trust, options = load_synced(directory, anchor, env, now, state_path or default_state_path())
     datasets: list[Any] = []
     revocation = options.get("revocation")
     if revocation is not None:
@@ -142,7 +142,7 @@ def serve(
         trust, options, datasets = _load_data(data_dir, anchor, env, now, trust_state)
     else:
         # a border service never runs on unauthenticated trust: no opt-in here
-        trust = _load_trust(
+        trust = load_trust(
             dscs, trust_list, anchor, False, env, now, trust_state or default_state_path(), None
         )
     if max_trust_age is not None:

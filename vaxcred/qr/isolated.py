@@ -12,7 +12,7 @@ parser bug in Pillow, libjpeg, libpng or zxing would crash or corrupt the verify
 
 The design:
 
-* the child is ``python -P -c`` running :func:`_child_main` of this module (``subprocess``, not ``multiprocessing``: no pickling,
+* the child is ``python -P -c`` running :func:`~vaxcred.qr.isolated_child.child_main` (``subprocess``, not ``multiprocessing``: no pickling,
   no re-import of the caller's ``__main__``, nothing inherited but the pipes). It imports Pillow and zxing
   once, decodes a small PNG and JPEG to warm up, says ``ready`` and then loops, one request at a time;
 * frames on its stdin/stdout are a 4-byte big-endian length and a body: the image bytes one way, a small
@@ -44,26 +44,21 @@ POSIX only (``poll`` on pipes, ``resource``).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
-import os
-import select
 import signal
-import struct
 import subprocess
 import sys
 import threading
 import time
 import weakref
-from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Final
 
 from vaxcred.errors import ImageError
 from vaxcred.qr import decode as qr_decode
-from vaxcred.qr import render
+from vaxcred.qr.isolated_child import child_main
+from vaxcred.qr.isolated_pipes import Broken, Child, Timeout, child_command, kill_all
 
 __all__ = ["DEFAULT_DEADLINE", "DEFAULT_MEMORY_LIMIT", "IsolatedImageDecoder"]
 
@@ -74,12 +69,6 @@ DEFAULT_DEADLINE: Final = 0.05
 DEFAULT_MEMORY_LIMIT: Final = 512 * 1024 * 1024
 #: Seconds a new child may take to import Pillow and zxing and warm up (normally ~0.15 s).
 DEFAULT_START_TIMEOUT: Final = 30.0
-
-_HEADER: Final = struct.Struct(">I")
-#: A reply is a QR code's text (at most 7,089 characters) or an error message, JSON-encoded: anything
-#: longer is a protocol violation.
-_MAX_REPLY: Final = 1024 * 1024
-_CHUNK: Final = 1 << 16
 
 
 def _timeout_error(deadline: float) -> ImageError:
@@ -124,138 +113,6 @@ def _precheck(data: bytes, max_bytes: int) -> None:
         raise ImageError(f"{fmt} image has {len(data)} bytes, more than {cap}", code="image.too_large")
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Parent side
-
-
-class _Timeout(Exception):
-    pass
-
-
-class _Broken(Exception):
-    pass
-
-
-class _Child:
-    """One child process and the parent's ends of its pipes (non-blocking)."""
-
-    __slots__ = ("_reader", "_writer", "proc")
-
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdin is not None
-        assert proc.stdout is not None
-        self.proc = proc
-        os.set_blocking(proc.stdin.fileno(), False)
-        os.set_blocking(proc.stdout.fileno(), False)
-        self._writer = select.poll()
-        self._writer.register(proc.stdin.fileno(), select.POLLOUT)
-        self._reader = select.poll()
-        self._reader.register(proc.stdout.fileno(), select.POLLIN)
-
-    @staticmethod
-    def _wait(poller: select.poll, until: float) -> list[tuple[int, int]]:
-        remaining = until - time.monotonic()
-        if remaining <= 0:
-            raise _Timeout
-        events = poller.poll(math.ceil(remaining * 1000))
-        if not events:
-            raise _Timeout
-        return events
-
-    def send(self, body: bytes, until: float) -> None:
-        assert self.proc.stdin is not None
-        fd = self.proc.stdin.fileno()
-        view = memoryview(_HEADER.pack(len(body)) + body)
-        while view:
-            self._wait(self._writer, until)
-            try:
-                written = os.write(fd, view)
-            except BlockingIOError:
-                continue
-            except OSError as e:  # EPIPE: the child is gone
-                raise _Broken from e
-            view = view[written:]
-
-    def receive(self, until: float) -> bytes:
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        buf = bytearray()
-        need = _HEADER.size
-        header_read = False
-        while True:
-            while len(buf) < need:
-                self._wait(self._reader, until)
-                try:
-                    chunk = os.read(fd, min(_CHUNK, need - len(buf)))
-                except BlockingIOError:
-                    continue
-                except OSError as e:
-                    raise _Broken from e
-                if not chunk:  # EOF: the child died (or closed its stdout)
-                    raise _Broken
-                buf += chunk
-            if header_read:
-                return bytes(buf[_HEADER.size :])
-            (length,) = _HEADER.unpack(buf)
-            if length > _MAX_REPLY:
-                raise _Broken(f"reply of {length} bytes")
-            need += length
-            header_read = True
-
-    def kill(self, *, reap: bool = True) -> int | None:
-        """SIGKILL, close the pipes and (``reap``) wait for the end; the exit status, None if not reaped.
-
-        The kernel takes a few milliseconds to tear down a busy child: a timed-out request does not wait
-        for that, the child is reaped before the next one starts.
-        """
-        proc = self.proc
-        if proc.poll() is None:
-            with contextlib.suppress(OSError):
-                proc.kill()
-        for pipe in (proc.stdin, proc.stdout):
-            if pipe is not None:
-                with contextlib.suppress(OSError):
-                    pipe.close()
-        if reap:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
-        return proc.returncode
-
-
-def _kill_all(children: list[_Child]) -> None:
-    """Finalizer (close, garbage collection, interpreter exit): must not refer to the decoder itself."""
-    while children:
-        children.pop().kill()
-
-
-#: The only environment variables the child gets: what the interpreter and its libraries need to start.
-#: Secrets in the environment (VAXCRED_PASSPHRASE, database URLs) never reach the image parsers.
-_CHILD_ENV: Final = (
-    "PATH",
-    "LD_LIBRARY_PATH",
-    "PYTHONHOME",
-    "PYTHONPATH",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TMPDIR",
-)
-
-
-_CHILD_ENTRY = "import sys; from vaxcred.qr.isolated import _child_main; sys.exit(_child_main(sys.argv[1:]))"
-
-
-def _child_command(memory_limit: int | None) -> tuple[list[str], dict[str, str]]:
-    # -P: no current directory on sys.path; the child imports the very vaxcred the parent runs
-    root = str(Path(__file__).resolve().parent.parent)
-    env = {name: os.environ[name] for name in _CHILD_ENV if name in os.environ}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    # -c, not -m: importing the package imports this module first, and runpy then warns on stderr that it
-    # runs it a second time as __main__ (one RuntimeWarning line per child, on every CLI image and service worker)
-    command = [sys.executable, "-P", "-c", _CHILD_ENTRY, "--memory-limit", str(memory_limit or 0)]
-    return command, env
-
-
 class IsolatedImageDecoder:
     """:func:`vaxcred.qr.decode_image` in a child process, killed when it overruns its deadline.
 
@@ -285,9 +142,9 @@ class IsolatedImageDecoder:
         self._memory_limit = memory_limit
         self._lock = threading.Lock()
         self._closed = False
-        self._live: _Child | None = None
-        self._children: list[_Child] = []  # every child not reaped yet: the live one, killed ones
-        self._finalizer = weakref.finalize(self, _kill_all, self._children)
+        self._live: Child | None = None
+        self._children: list[Child] = []  # every child not reaped yet: the live one, killed ones
+        self._finalizer = weakref.finalize(self, kill_all, self._children)
 
     # --- life cycle ---------------------------------------------------------------------------------------
 
@@ -326,7 +183,7 @@ class IsolatedImageDecoder:
     ) -> None:
         self.close()
 
-    def _live_child(self) -> _Child:
+    def _live_child(self) -> Child:
         """The running child, started (and waited for) if there is none. Call with the lock held."""
         if self._closed:
             raise ValueError("the image decoder is closed")
@@ -337,26 +194,26 @@ class IsolatedImageDecoder:
         for dead in self._children[:]:  # killed on timeout, not reaped then
             dead.kill()
             self._children.remove(dead)
-        command, env = _child_command(self._memory_limit)
+        command, env = child_command(self._memory_limit)
         try:
             proc = subprocess.Popen(  # noqa: S603 (our own interpreter and module, no shell)
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, env=env, close_fds=True
             )
         except (OSError, ValueError) as e:
             raise _crashed_error(f"cannot start the image decoder process: {e}") from e
-        child = _Child(proc)
+        child = Child(proc)
         self._live = child
         self._children.append(child)
         try:
             reply = json.loads(child.receive(time.monotonic() + self._start_timeout))
             if not isinstance(reply, dict) or reply.get("ready") is not True:
-                raise _Broken(f"unexpected greeting {reply!r}")
-        except _Timeout:
+                raise Broken(f"unexpected greeting {reply!r}")
+        except Timeout:
             self._discard()
             raise _crashed_error(
                 f"the image decoder process did not start within {self._start_timeout:g} s"
             ) from None
-        except (_Broken, ValueError) as e:
+        except (Broken, ValueError) as e:
             status = self._discard()
             raise _crashed_error(f"the image decoder process {_describe_exit(status)} on start-up") from e
         except BaseException:  # KeyboardInterrupt and the like: never keep a child in an unknown state
@@ -395,10 +252,10 @@ class IsolatedImageDecoder:
             try:
                 child.send(data, until)
                 body = child.receive(until)
-            except _Timeout:
+            except Timeout:
                 self._discard(reap=False)
                 raise _timeout_error(limit) from None
-            except _Broken as e:
+            except Broken as e:
                 status = self._discard()
                 raise _crashed_error(
                     f"the image decoder process {_describe_exit(status)} while decoding this image"
@@ -436,93 +293,5 @@ def _parse_reply(body: bytes) -> tuple[str | None, ImageError | None, bool] | No
     return None
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Child side: _child_main (python -c, see _child_command; python -m vaxcred.qr.isolated by hand)
-
-
-def _read_exactly(fd: int, size: int) -> bytes | None:
-    parts: list[bytes] = []
-    got = 0
-    while got < size:
-        chunk = os.read(fd, min(_CHUNK, size - got))
-        if not chunk:
-            return None
-        parts.append(chunk)
-        got += len(chunk)
-    return b"".join(parts)
-
-
-def _write_frame(fd: int, reply: dict[str, Any]) -> None:
-    body = json.dumps(reply).encode("ascii")
-    view = memoryview(_HEADER.pack(len(body)) + body)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _limit_resources(memory_limit: int) -> None:
-    import resource
-
-    limits = [(resource.RLIMIT_CORE, 0)]
-    if memory_limit > 0:
-        limits.append((resource.RLIMIT_AS, memory_limit))
-    for which, wanted in limits:
-        _, hard = resource.getrlimit(which)
-        value = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        resource.setrlimit(which, (value, value))  # the hard limit too: code run by an exploit cannot lift it
-
-
-def _warm_up() -> None:
-    """Load Pillow's PNG and JPEG plugins and zxing's tables before the first real image."""
-    from PIL import Image
-
-    jpeg = io.BytesIO()
-    Image.new("L", (64, 64), 255).save(jpeg, format="JPEG")
-    for sample in (render.render_png("HC1:WARMUP"), jpeg.getvalue()):
-        with contextlib.suppress(ImageError):
-            qr_decode.decode_image(sample)
-
-
-def _decode_one(data: bytes) -> dict[str, Any]:
-    try:
-        return {"text": qr_decode.decode_image(data)}
-    except ImageError as e:
-        return {"code": e.code, "message": e.message}
-    except MemoryError:
-        return {"code": "image.too_large", "message": "out of memory decoding the image", "exit": True}
-    except Exception as e:  # decode_image raises only ImageError: a bug, reported typed, then a new child
-        return {"code": "image.corrupt", "message": f"image decoder failed: {type(e).__name__}", "exit": True}
-
-
-def _child_main(argv: list[str]) -> int:
-    # the protocol owns the real stdin/stdout; fd 1 becomes stderr, fd 0 /dev/null
-    reader, writer = os.dup(0), os.dup(1)
-    os.dup2(2, 1)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.close(null)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    memory_limit = int(argv[argv.index("--memory-limit") + 1]) if "--memory-limit" in argv else 0
-    _limit_resources(memory_limit)
-    _warm_up()
-    try:
-        _write_frame(writer, {"ready": True, "pid": os.getpid()})
-        while True:
-            header = _read_exactly(reader, _HEADER.size)
-            if header is None:
-                return 0  # the parent closed the pipe (or died)
-            (length,) = _HEADER.unpack(header)
-            if length > qr_decode.MAX_IMAGE_BYTES:
-                return 2  # the parent checks the caps: this is not our parent speaking
-            data = _read_exactly(reader, length)
-            if data is None:
-                return 0
-            reply = _decode_one(data)
-            _write_frame(writer, reply)
-            if reply.get("exit"):
-                return 1
-    except BrokenPipeError:
-        return 0
-
-
 if __name__ == "__main__":
-    sys.exit(_child_main(sys.argv[1:]))
+    sys.exit(child_main(sys.argv[1:]))

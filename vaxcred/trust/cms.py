@@ -35,6 +35,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from vaxcred.der import DerError, decode_oid
+
 __all__ = ["MAX_CMS_BYTES", "CmsError", "verify_signed_data"]
 
 MAX_CMS_BYTES: Final = 64 * 1024
@@ -168,18 +170,12 @@ def _parse(data: bytes) -> _Node:
 
 def _oid(node: _Node) -> str:
     content = node.expect(_OID).content
-    if not content or content[-1] & 0x80 or content[0] == 0x80:
+    if content[:1] == b"\x80":  # a non-minimal first arc: DER forbids it
         raise CmsError("bad OBJECT IDENTIFIER")
-    arcs: list[int] = []
-    value = 0
-    for byte in content:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            arcs.append(value)
-            value = 0
-    first = arcs[0]
-    head = [0, first] if first < 40 else [1, first - 40] if first < 80 else [2, first - 80]
-    return ".".join(str(arc) for arc in head + arcs[1:])
+    try:
+        return decode_oid(content)
+    except DerError:
+        raise CmsError("bad OBJECT IDENTIFIER") from None
 
 
 def _octets(node: _Node, depth: int = 0) -> bytes:

@@ -26,6 +26,9 @@ for verifiers in the field: it is signed as a whole, dated and sequenced.
 
 A document that is not JSON, not an array, too large or with too many entries raises
 TrustStoreError(``trust.malformed``).  Pure: bytes in, bytes out.
+
+This module reads the document and authenticates its entries; each entry's own checks are in
+:mod:`~vaxcred.trust.gateway_entries`, the export in :mod:`~vaxcred.trust.gateway_export`.
 """
 
 from __future__ import annotations
@@ -34,17 +37,25 @@ import base64
 import hashlib
 import json
 import logging
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
-from vaxcred.errors import TrustStoreError, VaxcredError
+from vaxcred.errors import TrustStoreError
 from vaxcred.trust.cms import MAX_CMS_BYTES, CmsError, verify_signed_data
+from vaxcred.trust.gateway_entries import (
+    Entry,
+    Reject,
+    RejectedEntry,
+    certificate,
+    dsc_of,
+    parse_entries,
+    reject_duplicate_keys,
+)
+from vaxcred.trust.gateway_export import export_gateway_trust_list
 from vaxcred.trust.store import (
     KID_LENGTH,
     MAX_CANDIDATES,
@@ -52,11 +63,8 @@ from vaxcred.trust.store import (
     TrustedDsc,
     TrustMode,
     TrustStore,
-    dsc_problem,
-    is_country,
     require_utc,
 )
-from vaxcred.x509util import parse_dsc
 
 __all__ = [
     "MAX_GATEWAY_BYTES",
@@ -72,21 +80,7 @@ __all__ = [
 MAX_GATEWAY_BYTES: Final = 50 * 1024 * 1024
 #: entries in one document
 MAX_GATEWAY_ENTRIES: Final = 100_000
-#: one certificate (real DSCs and CSCAs are 0.5-3 KB)
-MAX_CERTIFICATE_BYTES: Final = 64 * 1024
-
-_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})")
-_THUMBPRINT = re.compile(r"[0-9a-fA-F]{64}")
 _log = logging.getLogger("vaxcred.trust")
-_FIELDS = ("kid", "timestamp", "country", "certificateType", "thumbprint", "signature", "rawData")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RejectedEntry:
-    """A gateway entry that was not loaded: its position in the array and why."""
-
-    index: int
-    reason: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,26 +94,6 @@ class GatewayTrustList:
     #: entries not trusted for passports: AUTHENTICATION, unknown types, and UPLOAD (which only
     #: authenticates DSC entries)
     ignored: int = 0
-
-
-class _Reject(Exception):
-    """One entry is unusable (internal; becomes a :class:`RejectedEntry`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _DuplicateKeys:
-    """Stands in for a JSON object with a repeated key (so only that entry is rejected)."""
-
-    key: str
-
-
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any] | _DuplicateKeys:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            return _DuplicateKeys(key)
-        result[key] = value
-    return result
 
 
 def _no_constants(name: str) -> None:
@@ -136,7 +110,7 @@ def _parse_document(data: bytes) -> list[Any]:
         )
     try:
         text = raw.decode("utf-8")
-        document = json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_no_constants)
+        document = json.loads(text, object_pairs_hook=reject_duplicate_keys, parse_constant=_no_constants)
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise TrustStoreError(f"trust list is not valid JSON: {e}", code="trust.malformed") from e
     if not isinstance(document, list):
@@ -148,128 +122,20 @@ def _parse_document(data: bytes) -> list[Any]:
     return document
 
 
-def _text(entry: Mapping[str, Any], key: str) -> str:
-    value = entry.get(key)
-    if not isinstance(value, str):
-        raise _Reject(f"{key} missing or not a string")
-    return value
-
-
-def _check_entry(entry: Mapping[str, Any], der: bytes) -> None:
-    """kid, thumbprint, timestamp, signature type: the parts that do not depend on certificateType."""
-    try:
-        kid = base64.b64decode(_text(entry, "kid"), validate=True)
-    except ValueError as e:  # binascii.Error, and ValueError for non-ASCII text
-        raise _Reject(f"kid is not Base64: {e}") from e
-    digest = hashlib.sha256(der).digest()
-    if len(kid) != KID_LENGTH or kid != digest[:KID_LENGTH]:
-        raise _Reject("kid does not match SHA-256(rawData)[:8]")
-    thumbprint = _text(entry, "thumbprint")
-    if not _THUMBPRINT.fullmatch(thumbprint) or thumbprint.lower() != digest.hex():
-        raise _Reject("thumbprint does not match SHA-256(rawData)")
-    timestamp = _text(entry, "timestamp")
-    if not _TIMESTAMP.fullmatch(timestamp):
-        raise _Reject("timestamp is not yyyy-MM-dd'T'HH:mm:ssXXX")
-    try:
-        datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    except ValueError as e:
-        raise _Reject(f"timestamp is not a valid date-time: {e}") from e
-    signature = entry.get("signature")
-    if signature is not None and not isinstance(signature, str):
-        raise _Reject("signature is not a string")
-
-
-def _decode_raw(value: str) -> bytes:
-    if len(value) > (MAX_CERTIFICATE_BYTES * 4) // 3 + 4:
-        raise _Reject("rawData too large")
-    try:
-        der = base64.b64decode(value, validate=True)
-    except ValueError as e:  # binascii.Error, and ValueError for non-ASCII text (found by atheris)
-        raise _Reject(f"rawData is not Base64: {e}") from e
-    if not der:
-        raise _Reject("rawData is empty")
-    return der
-
-
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    """A well-formed CSCA / DSC / UPLOAD entry, not yet authenticated."""
-
-    index: int
-    cert_type: str
-    country: str
-    der: bytes
-    signature: str | None
-
-
-def _parse_entries(
-    document: list[Any], rejected: list[RejectedEntry]
-) -> tuple[list[_Entry], list[tuple[int, str, bytes | None, str | None]], int]:
-    """Well-formed entries, withdrawn ``(index, kid, kid bytes, thumbprint)`` and the ignored count."""
-    entries: list[_Entry] = []
-    withdrawn: list[tuple[int, str, bytes | None, str | None]] = []
-    ignored = 0
-    for index, entry in enumerate(document):
-        try:
-            if isinstance(entry, _DuplicateKeys):
-                raise _Reject(f"entry repeats the key {entry.key!r}")
-            if not isinstance(entry, dict):
-                raise _Reject("entry is not a JSON object")
-            cert_type = _text(entry, "certificateType")
-            if cert_type not in ("CSCA", "DSC", "UPLOAD"):
-                ignored += 1
-                continue
-            country = _text(entry, "country")
-            if not is_country(country):
-                raise _Reject(f"country {country!r} is not ISO 3166-1 alpha-2")
-            raw = entry.get("rawData")
-            if raw is None:
-                kid = _text(entry, "kid")
-                thumbprint = entry.get("thumbprint")
-                withdrawn.append(
-                    (index, kid, _kid_bytes(kid), thumbprint.lower() if isinstance(thumbprint, str) else None)
-                )
-                continue
-            if not isinstance(raw, str):
-                raise _Reject("rawData is not a string")
-            der = _decode_raw(raw)
-            _check_entry(entry, der)
-            signature = entry.get("signature")
-            entries.append(
-                _Entry(
-                    index=index,
-                    cert_type=cert_type,
-                    country=country,
-                    der=der,
-                    signature=signature if isinstance(signature, str) and signature else None,
-                )
-            )
-        except _Reject as e:
-            rejected.append(RejectedEntry(index=index, reason=str(e)))
-    return entries, withdrawn, ignored
-
-
-def _kid_bytes(kid: str) -> bytes | None:
-    try:
-        return base64.b64decode(kid, validate=True)
-    except ValueError:  # binascii.Error, or non-ASCII text
-        return None
-
-
-def _authenticate(entry: _Entry, signers: Sequence[x509.Certificate], who: str) -> None:
-    """Raise _Reject unless the entry's CMS signature over its DER verifies with one of ``signers``."""
+def _authenticate(entry: Entry, signers: Sequence[x509.Certificate], who: str) -> None:
+    """Raise Reject unless the entry's CMS signature over its DER verifies with one of ``signers``."""
     if entry.signature is None:
-        raise _Reject(f"no CMS signature (an authenticated list needs one by the {who})")
+        raise Reject(f"no CMS signature (an authenticated list needs one by the {who})")
     if len(entry.signature) > (MAX_CMS_BYTES * 4) // 3 + 4:
-        raise _Reject("signature too large")
+        raise Reject("signature too large")
     try:
         cms = base64.b64decode(entry.signature, validate=True)
     except ValueError as e:  # binascii.Error, or non-ASCII text
-        raise _Reject(f"signature is not Base64: {e}") from e
+        raise Reject(f"signature is not Base64: {e}") from e
     try:
         verify_signed_data(cms, entry.der, signers)
     except CmsError as e:
-        raise _Reject(f"CMS signature by the {who} does not hold: {e}") from e
+        raise Reject(f"CMS signature by the {who} does not hold: {e}") from e
 
 
 def _valid_anchors(anchors: Sequence[x509.Certificate], now: datetime) -> list[x509.Certificate]:
@@ -308,7 +174,7 @@ def _load(
             )
     document = _parse_document(data)
     rejected: list[RejectedEntry] = []
-    entries, withdrawn, ignored = _parse_entries(document, rejected)
+    entries, withdrawn, ignored = parse_entries(document, rejected)
 
     # withdrawal wins: an active entry for a certificate withdrawn in the same document is dropped, matched
     # by thumbprint or by kid (fail safe: a certificate whose kid collides is withdrawn too)
@@ -321,8 +187,8 @@ def _load(
         for entry in (e for e in entries if e.cert_type == "UPLOAD"):
             try:
                 _authenticate(entry, valid_anchors, "gateway trust anchor")
-                uploads.setdefault(entry.country, []).append(_certificate(entry.der))
-            except _Reject as e:
+                uploads.setdefault(entry.country, []).append(certificate(entry.der))
+            except Reject as e:
                 rejected.append(RejectedEntry(index=entry.index, reason=f"UPLOAD: {e}"))
 
     ignored += sum(1 for e in entries if e.cert_type == "UPLOAD")  # never trusted for passports
@@ -337,7 +203,7 @@ def _load(
         attempted += 1
         try:
             if digest.hex() in withdrawn_thumbprints or digest[:KID_LENGTH] in withdrawn_kids:
-                raise _Reject("withdrawn in the same document (withdrawal wins)")
+                raise Reject("withdrawn in the same document (withdrawal wins)")
             if anchors is not None:
                 if entry.cert_type == "CSCA":
                     _authenticate(entry, valid_anchors, "gateway trust anchor")
@@ -348,15 +214,15 @@ def _load(
                     _authenticate(entry, signers, f"{entry.country} upload certificate")
                 authenticated += 1
             if entry.cert_type == "DSC":
-                dsc = _dsc(entry)
+                dsc = dsc_of(entry)
                 count = per_kid.get(dsc.kid, 0)
                 if count >= MAX_CANDIDATES:
-                    raise _Reject(f"more than {MAX_CANDIDATES} DSCs share kid {dsc.kid.hex()}")
+                    raise Reject(f"more than {MAX_CANDIDATES} DSCs share kid {dsc.kid.hex()}")
                 per_kid[dsc.kid] = count + 1
                 dscs.append(dsc)
             else:
-                cscas.append((entry.country, _certificate(entry.der)))
-        except _Reject as e:
+                cscas.append((entry.country, certificate(entry.der)))
+        except Reject as e:
             rejected.append(RejectedEntry(index=entry.index, reason=str(e)))
     if anchors is not None and attempted and not authenticated:
         first = next((r.reason for r in rejected), "")
@@ -375,24 +241,6 @@ def _load(
         withdrawn=tuple(kid for _, kid, _, _ in withdrawn),
         ignored=ignored,
     )
-
-
-def _certificate(der: bytes) -> x509.Certificate:
-    try:
-        return x509.load_der_x509_certificate(der)
-    except (ValueError, x509.InvalidVersion) as e:
-        raise _Reject(f"rawData is not a usable certificate: {e}") from e
-
-
-def _dsc(entry: _Entry) -> TrustedDsc:
-    try:
-        info = parse_dsc(entry.der)
-    except (VaxcredError, ValueError) as e:
-        raise _Reject(f"rawData is not a usable certificate: {e}") from e
-    problem = dsc_problem(info)
-    if problem is not None:
-        raise _Reject(f"{problem[0]}: {problem[1]}")
-    return TrustedDsc(info=info, country=entry.country, source="gateway")
 
 
 def load_gateway_trust_list(
@@ -435,50 +283,3 @@ def load_gateway_trust_list_unsafe_unauthenticated(
     """
     _log.warning("loading an UNAUTHENTICATED gateway trust list: its signatures are NOT checked")
     return _load(data, environment=environment, anchors=None, now=None, retrieved_at=retrieved_at)
-
-
-def format_timestamp(when: datetime) -> str:
-    """``yyyy-MM-dd'T'HH:mm:ssXXX`` in UTC (``XXX`` renders a zero offset as ``Z``)."""
-    return require_utc(when, "timestamp").strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _entry(
-    cert_type: str, country: str, der: bytes, timestamp: str, *, withdrawn: bool = False
-) -> dict[str, str | None]:
-    digest = hashlib.sha256(der).digest()
-    values = {
-        "kid": base64.b64encode(digest[:KID_LENGTH]).decode("ascii"),
-        "timestamp": timestamp,
-        "country": country,
-        "certificateType": cert_type,
-        "thumbprint": digest.hex(),
-        # vaxcred cannot produce the gateway's CMS signature (made with the trust anchor / upload key):
-        # the field is present, as the gateway format requires, but empty.
-        "signature": "",
-        # a withdrawn certificate keeps its kid and thumbprint, without the certificate (the gateway's form)
-        "rawData": None if withdrawn else base64.b64encode(der).decode("ascii"),
-    }
-    return {key: values[key] for key in _FIELDS}
-
-
-def export_gateway_trust_list(
-    store: TrustStore, *, now: datetime, withdrawn: Sequence[tuple[str, bytes]] = ()
-) -> bytes:
-    """The store as gateway trust-list JSON: deterministic (sorted entries, fixed field order, compact).
-
-    Every entry's ``timestamp`` is ``now`` (the store keeps no per-entry times) and ``signature`` is the
-    empty string (see :func:`_entry`).  DSCs filed under no country (``--dsc`` mode without ``C=``) are
-    left out: the format requires a country. ``withdrawn`` (country, DSC DER) pairs are listed with
-    ``rawData: null`` so gateway consumers drop them (e.g. the key chain's withdrawn DSCs).
-    """
-    timestamp = format_timestamp(now)
-    entries = [
-        _entry("CSCA", country, cert.public_bytes(Encoding.DER), timestamp)
-        for country, cert in store.all_cscas()
-    ]
-    entries += [
-        _entry("DSC", dsc.country, dsc.info.der, timestamp) for dsc in store.all_dscs() if dsc.country
-    ]
-    entries += [_entry("DSC", country, der, timestamp, withdrawn=True) for country, der in withdrawn]
-    entries.sort(key=lambda e: (str(e["certificateType"]), str(e["country"]), str(e["thumbprint"])))
-    return json.dumps(entries, ensure_ascii=True, separators=(",", ":")).encode("ascii")
