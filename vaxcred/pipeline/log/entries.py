@@ -5,8 +5,11 @@ An entry is canonical CBOR ``[2, kind, object_id, object_hash, trace]`` (2: :dat
 ==============  ===============================  ==========================================================
 kind            object hash (SHA-256 of)         trace (what the signature relied on; ids, times, kids only)
 ==============  ===============================  ==========================================================
-``dose_record`` the site's COSE_Sign1 bytes      dose id, site id, site-certificate fingerprint, kid, signing
-                                                 time
+``dose_record`` the record as verified: the       dose id, site id, site-certificate fingerprint, kid, signing
+                site's COSE_Sign1 bytes (v1), or  time; a batch member also its batch row id and leaf index
+                the standalone batch record
+                ``[2, head, index, path, payload]``
+                (the head's bytes included)
 ``passport``    the HC1 text (UTF-8)             person id, DSC kid, iat, exp, issuance time, registry
                                                  check id, the (dose id, site signature id) pairs it was
                                                  built from, the passport it supersedes
@@ -21,7 +24,7 @@ change to a logged row — its bytes, its times, its evidence links — changes 
 
 from __future__ import annotations
 
-__all__ = ["ENTRY_VERSION", "Kind", "build_entries", "decode_entry"]
+__all__ = ["ENTRY_VERSION", "Kind", "build_entries", "decode_entry", "site_record"]
 
 import enum
 import hashlib
@@ -34,7 +37,14 @@ from sqlalchemy.engine import Connection
 
 from vaxcred.codec import cbor
 from vaxcred.errors import CborError
-from vaxcred.storage.schema import passport_doses, passports, revocations, site_signatures
+from vaxcred.merkle import HASH_LENGTH
+from vaxcred.storage.schema import (
+    passport_doses,
+    passports,
+    revocations,
+    site_signature_batches,
+    site_signatures,
+)
 
 #: 2: the passport trace names the person the passport belongs to (version 1 did not)
 ENTRY_VERSION: Final = 2
@@ -98,9 +108,29 @@ def _passport_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
     return out
 
 
+def site_record(cose: bytes, head: bytes | None, leaf_index: int | None, proof: bytes | None) -> bytes:
+    """A stored site signature as one verifiable record: a v1 row's COSE_Sign1 (``head`` None), or a batch
+    member's standalone record ``[2, head, index, [path...], payload]`` (canonical CBOR: byte for byte what
+    :func:`vaxcred.pipeline.site_signing.batch_codec.encode_batch_record` writes)."""
+    if head is None:
+        return bytes(cose)
+    path = bytes(proof or b"")
+    nodes = [path[i : i + HASH_LENGTH] for i in range(0, len(path), HASH_LENGTH)]
+    return cbor.dumps([2, bytes(head), leaf_index, nodes, bytes(cose)])
+
+
 def _dose_record_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
     out = {}
-    for row in conn.execute(sa.select(site_signatures).where(site_signatures.c.id.in_(ids))):
+    query = (
+        sa.select(site_signatures, site_signature_batches.c.head)
+        .select_from(
+            site_signatures.outerjoin(
+                site_signature_batches, site_signature_batches.c.id == site_signatures.c.batch_id
+            )
+        )
+        .where(site_signatures.c.id.in_(ids))
+    )
+    for row in conn.execute(query):
         trace: dict[str, object] = {
             "dose_id": row.dose_id,
             "site_id": row.site_id,
@@ -108,7 +138,11 @@ def _dose_record_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
             "kid": row.kid,
             "signed_at": _micros(row.signed_at),
         }
-        out[row.id] = _entry(Kind.DOSE_RECORD, row.id, _sha256(row.cose), trace)
+        if row.batch_id is not None:
+            trace["batch"] = row.batch_id
+            trace["index"] = row.leaf_index
+        record = site_record(row.cose, row.head, row.leaf_index, row.proof)
+        out[row.id] = _entry(Kind.DOSE_RECORD, row.id, _sha256(record), trace)
     return out
 
 

@@ -12,7 +12,7 @@ each record keeping its inclusion proof, so that it stays verifiable on its own.
 
 The head's content type is neither a passport's (a CWT, integer keys) nor a v1 record's, so a head never
 passes as either, and a member payload is never signed on its own. :func:`sign_batch` signs up to
-:data:`~vaxcred.pipeline.site_signing.batch_codec.MAX_BATCH_SIZE` doses of one site with one signature (the
+:data:`~vaxcred.pipeline.site_signing.batch_codec.MAX_BATCH_MEMBERS` doses of one site with one signature (the
 audit paths of all members are built at once, :func:`vaxcred.merkle.root_and_proofs`).
 
 Verification (:func:`verify_batch_record`, reached through
@@ -55,7 +55,7 @@ from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.records.model import DoseRecord
 from vaxcred.pipeline.site_signing.batch_codec import (
     BATCH_CONTENT_TYPE,
-    MAX_BATCH_SIZE,
+    MAX_BATCH_MEMBERS,
     _decode_batch_record,
     _decode_head_payload,
     _encode_head_payload,
@@ -127,11 +127,11 @@ def sign_batch(doses: Sequence[DoseRecord], *, signer: Signer, now: datetime) ->
     The signer is refused as a whole like :func:`~vaxcred.pipeline.site_signing.record.sign_dose` refuses it
     (``sitesign.wrong_purpose``, ``sitesign.cert_not_valid``); a dose that cannot be signed
     (``sitesign.not_own_record``, ``sitesign.unknown_vaccine``, ``sitesign.bad_record``) is refused alone, in
-    ``outcomes``, and left out of the tree. ``ValueError`` for more than ``MAX_BATCH_SIZE`` doses.
+    ``outcomes``, and left out of the tree. ``ValueError`` for more than ``MAX_BATCH_MEMBERS`` doses.
     """
     now = require_utc(now)
-    if len(doses) > MAX_BATCH_SIZE:
-        raise ValueError(f"a batch holds at most {MAX_BATCH_SIZE} doses")
+    if len(doses) > MAX_BATCH_MEMBERS:
+        raise ValueError(f"a batch holds at most {MAX_BATCH_MEMBERS} doses")
     signed_at = now.replace(microsecond=0)
     site_id = _check_signer(signer, signed_at)
     payloads: list[bytes | PipelineError] = []

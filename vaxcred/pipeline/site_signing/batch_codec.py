@@ -37,13 +37,13 @@ from vaxcred.pipeline.site_signing.codec import (
     _text,
 )
 
-__all__ = ["BATCH_CONTENT_TYPE", "MAX_BATCH_SIZE", "encode_batch_record"]
+__all__ = ["BATCH_CONTENT_TYPE", "MAX_BATCH_MEMBERS", "encode_batch_record"]
 
 #: the COSE content type (header 3) of a batch head: never a passport (CWT) nor a v1 dose record
 BATCH_CONTENT_TYPE: Final = "application/vnd.vaxcred.dose-batch+cbor"
 #: the largest batch a head may announce (a proof is then at most 16 hashes)
-MAX_BATCH_SIZE: Final = 1 << 16
-_MAX_PROOF: Final = (MAX_BATCH_SIZE - 1).bit_length()
+MAX_BATCH_MEMBERS: Final = 1 << 16
+_MAX_PROOF: Final = (MAX_BATCH_MEMBERS - 1).bit_length()
 _HEAD_FIELDS: Final = frozenset({"v", "site", "root", "size", "signed"})
 #: first bytes of a batch record: a definite array of five, then the version 2
 BATCH_RECORD_START: Final = b"\x85\x02"
@@ -73,7 +73,7 @@ def _decode_head_payload(raw: bytes, kid: bytes) -> _HeadClaims:
     return _HeadClaims(
         site_id=_text(payload, "site", _SITE_ID_RE),
         root=_bytes(payload, "root", HASH_LENGTH),
-        size=_integer(payload, "size", 1, MAX_BATCH_SIZE),
+        size=_integer(payload, "size", 1, MAX_BATCH_MEMBERS),
         signed_at=datetime.fromtimestamp(_integer(payload, "signed", 0, MAX_SIGNED), UTC),
         kid=kid,
     )
@@ -120,8 +120,8 @@ def _decode_batch_record(data: bytes) -> tuple[bytes, int, tuple[bytes, ...], by
     _, head, index, proof, payload = value
     if not isinstance(head, bytes) or not isinstance(payload, bytes) or len(payload) > _MAX_PAYLOAD_BYTES:
         raise _bad_batch_record("head and payload are byte strings")
-    if type(index) is not int or not 0 <= index < MAX_BATCH_SIZE:
-        raise _bad_batch_record(f"the leaf index is not an integer below {MAX_BATCH_SIZE}")
+    if type(index) is not int or not 0 <= index < MAX_BATCH_MEMBERS:
+        raise _bad_batch_record(f"the leaf index is not an integer below {MAX_BATCH_MEMBERS}")
     if (
         not isinstance(proof, list)
         or len(proof) > _MAX_PROOF

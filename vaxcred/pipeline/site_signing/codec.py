@@ -183,7 +183,7 @@ def _decode_map(raw: bytes, fields: frozenset[str], version: int, *, what: str) 
         raise _bad_payload("not a map")
     if set(payload) != fields:
         raise _bad_payload("the fields are not exactly " + ", ".join(sorted(fields)))
-    if cbor.dumps(payload) != raw:
+    if _encode_payload(payload) != raw:  # text keys: checked just above
         raise CoseError(f"{what} is not canonical CBOR", code="sitesign.not_canonical")
     if _integer(payload, "v", 0, 2**32) != version:
         raise _bad_payload(f"version {payload['v']!r} is not {version}")

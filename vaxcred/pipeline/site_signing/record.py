@@ -59,6 +59,7 @@ __all__ = [
     "sign_dose",
     "site_id_of",
     "verify_dose",
+    "verify_stored_dose",
 ]
 
 import secrets
@@ -69,9 +70,10 @@ from cryptography import x509
 
 from vaxcred.codec import cose
 from vaxcred.crypto import Signer
-from vaxcred.errors import CoseError
+from vaxcred.errors import CoseError, SignatureError
+from vaxcred.merkle import HASH_LENGTH
 from vaxcred.pipeline.records.model import DoseRecord
-from vaxcred.pipeline.site_signing.batch import verify_batch_record
+from vaxcred.pipeline.site_signing.batch import verify_batch_member, verify_batch_record
 from vaxcred.pipeline.site_signing.batch_codec import BATCH_RECORD_START
 from vaxcred.pipeline.site_signing.certs import is_site_certificate, site_id_of
 from vaxcred.pipeline.site_signing.codec import (
@@ -189,3 +191,43 @@ def verify_dose(
     # (6) site, (7) time, (8) chain, (9) citizen
     _check_claims(claims, site_certificate, site_ca=site_ca, citizen_id=citizen_id, now=now, skew=skew)
     return claims
+
+
+def verify_stored_dose(
+    cose: bytes,
+    head: bytes | None,
+    leaf_index: int | None,
+    proof: bytes | None,
+    *,
+    site_certificate: x509.Certificate,
+    site_ca: x509.Certificate | None = None,
+    citizen_id: str | None = None,
+    now: datetime | None = None,
+    skew: timedelta = timedelta(0),
+) -> DoseClaims:
+    """:func:`verify_dose` on a record as stored in ``site_signatures``: a v1 row (``head`` None) is its
+    COSE_Sign1; a batch member is its payload with its head's bytes, leaf index and concatenated audit path,
+    verified without assembling the standalone record (same steps, same errors)."""
+    if head is None:
+        return verify_dose(
+            cose,
+            site_certificate=site_certificate,
+            site_ca=site_ca,
+            citizen_id=citizen_id,
+            now=now,
+            skew=skew,
+        )
+    path = proof or b""
+    if leaf_index is None or len(path) % HASH_LENGTH:
+        raise SignatureError("the stored audit path is malformed", code="sitesign.not_in_batch")
+    return verify_batch_member(
+        head,
+        leaf_index,
+        [path[i : i + HASH_LENGTH] for i in range(0, len(path), HASH_LENGTH)],
+        cose,
+        site_certificate=site_certificate,
+        site_ca=site_ca,
+        citizen_id=citizen_id,
+        now=now,
+        skew=skew,
+    )
