@@ -1,0 +1,343 @@
+"""Batch site signatures stored and checked on both backends: issuance rejects every forged or altered member,
+mixed v1/batch rows, corrections superseding part of a batch, the log audit, the 0003 -> 0004 migration."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from cryptography import x509
+from sqlalchemy.engine import Connection
+
+from tests.pipeline.test_registry_check import NOW as CHECK_TIME
+from tests.pipeline.test_registry_check import SITES, load_people, registry_for
+from vaxcred import keys
+from vaxcred.crypto import Signer
+from vaxcred.pipeline.issuance.rows import SiteCertificates, load_candidates
+from vaxcred.pipeline.issuance.select import Eligible, Reason, evaluate
+from vaxcred.pipeline.log import audit_log
+from vaxcred.pipeline.records.model import DoseRecord
+from vaxcred.pipeline.registry.check import run_registry_check
+from vaxcred.pipeline.site_signing.record import sign_dose
+from vaxcred.pipeline.site_signing.stage import (
+    run_site_signing,
+    supersede_signature,
+    verify_stored_signatures,
+)
+from vaxcred.storage import Database, open_database
+from vaxcred.storage.schema import doses, persons, site_signature_batches, site_signatures
+
+KEY_TIME = dt.datetime(2022, 12, 1, tzinfo=dt.UTC)
+NOW = dt.datetime(2023, 1, 2, 10, 30, 5, tzinfo=dt.UTC)
+ISSUE_TIME = NOW + dt.timedelta(hours=1)
+PER_SIGNATURE = 16
+KEYED = SITES[:2]
+
+
+@pytest.fixture(scope="module")
+def site_ca() -> keys.KeyPair:
+    return keys.make_site_ca(now=KEY_TIME)
+
+
+@pytest.fixture(scope="module")
+def site_keys(site_ca: keys.KeyPair) -> dict[str, keys.KeyPair]:
+    return {
+        site: keys.make_site_certificate(site_ca, site_id=site, site_name=f"Trạm Y tế {site}", now=KEY_TIME)
+        for site in KEYED
+    }
+
+
+@pytest.fixture
+def signers(site_keys: dict[str, keys.KeyPair]) -> dict[str, Signer]:
+    return {site: pair.signer() for site, pair in site_keys.items()}
+
+
+@pytest.fixture
+def signed(database: Database, signers: dict[str, Signer]) -> Database:
+    """The synthetic people imported, checked, and their doses at keyed sites signed in batches of 16."""
+    load_people(database, invalid=False)
+    run_registry_check(database, registry_for(), now=CHECK_TIME)
+    report = run_site_signing(database, signers, now=NOW, per_signature=PER_SIGNATURE)
+    assert report.signed > 3 * PER_SIGNATURE
+    return database
+
+
+def _verdicts(db: Database, site_ca: x509.Certificate) -> dict[int, Eligible | Reason]:
+    """Issuance's rules (1)–(7) for every verified person whose doses are all at keyed sites."""
+    with db.connect() as conn:
+        ids = [
+            pid
+            for (pid,) in conn.execute(
+                sa.select(persons.c.id)
+                .where(persons.c.registry_status == "VERIFIED")
+                .where(~sa.exists().where(doses.c.person_id == persons.c.id, doses.c.site_id.not_in(KEYED)))
+                .order_by(persons.c.id)
+            )
+        ]
+        candidates = load_candidates(conn, ids)
+        certificates = SiteCertificates(site_ca)
+        certificates.load(conn, candidates)
+    return {
+        c.person_id: evaluate(c, certificates, now=ISSUE_TIME, certificate_issuer="Bộ Y tế")
+        for c in candidates
+    }
+
+
+def _members(conn: Connection) -> list[Any]:
+    return list(
+        conn.execute(
+            sa.select(site_signatures, doses.c.person_id)
+            .join(doses, doses.c.id == site_signatures.c.dose_id)
+            .where(site_signatures.c.superseded_at.is_(None))
+            .order_by(site_signatures.c.id)
+        )
+    )
+
+
+def _person_of_signature(db: Database, signature_id: int) -> int:
+    with db.connect() as conn:
+        return int(
+            conn.execute(
+                sa.select(doses.c.person_id)
+                .join(site_signatures, site_signatures.c.dose_id == doses.c.id)
+                .where(site_signatures.c.id == signature_id)
+            ).scalar_one()
+        )
+
+
+def test_every_person_is_eligible_and_every_member_verifies(signed: Database, site_ca: keys.KeyPair) -> None:
+    """Untouched batches: issuance finds every person eligible; the stored-signature audit and log audit agree."""
+    verdicts = _verdicts(signed, site_ca.certificate)
+    assert verdicts
+    assert all(isinstance(v, Eligible) for v in verdicts.values())
+    assert all(check.ok for check in verify_stored_signatures(signed, site_ca=site_ca.certificate, now=NOW))
+    with signed.connect() as conn:
+        heads = conn.execute(sa.select(site_signature_batches)).all()
+        members = _members(conn)
+        assert audit_log(conn, log_certificate=site_ca.certificate).intact
+    assert all(0 < h.size <= PER_SIGNATURE for h in heads)
+    assert sum(h.size for h in heads) == len(members)
+    assert all(m.batch_id is not None and len(m.proof) % 32 == 0 for m in members)
+
+
+def _tamper_payload(conn: Connection, m: Any, _: list[Any]) -> None:
+    lot = m.cose.index(b"clot") + 5  # the first byte of the lot text
+    payload = m.cose[:lot] + bytes([m.cose[lot] ^ 0x01]) + m.cose[lot + 1 :]
+    conn.execute(site_signatures.update().where(site_signatures.c.id == m.id).values(cose=payload))
+
+
+def _neighbour(m: Any, members: list[Any]) -> Any:
+    return next(o for o in members if o.batch_id == m.batch_id and o.id != m.id)
+
+
+def _set(**values: Callable[[Any, list[Any]], object]) -> Callable[[Connection, Any, list[Any]], None]:
+    def change(conn: Connection, m: Any, members: list[Any]) -> None:
+        conn.execute(
+            site_signatures.update()
+            .where(site_signatures.c.id == m.id)
+            .values({k: f(m, members) for k, f in values.items()})
+        )
+
+    return change
+
+
+def _other_batch(same_site: bool) -> Callable[[Any, list[Any]], object]:
+    def pick(m: Any, members: list[Any]) -> object:
+        return next(
+            o.batch_id for o in members if o.batch_id != m.batch_id and (o.site_id == m.site_id) == same_site
+        )
+
+    return pick
+
+
+def _alter_head(conn: Connection, m: Any, _: list[Any]) -> None:
+    head = conn.execute(
+        sa.select(site_signature_batches.c.head).where(site_signature_batches.c.id == m.batch_id)
+    ).scalar_one()
+    altered = head[:-5] + bytes([head[-5] ^ 0x80]) + head[-4:]
+    conn.execute(
+        site_signature_batches.update().where(site_signature_batches.c.id == m.batch_id).values(head=altered)
+    )
+
+
+TAMPERING: dict[str, tuple[Callable[[Connection, Any, list[Any]], None], Reason]] = {
+    "payload tampered": (_tamper_payload, Reason.SIGNATURE_INVALID),
+    "another member's proof": (_set(proof=lambda m, ms: _neighbour(m, ms).proof), Reason.SIGNATURE_INVALID),
+    "proof cut short": (_set(proof=lambda m, _: m.proof[:-32]), Reason.SIGNATURE_INVALID),
+    "proof made longer": (_set(proof=lambda m, _: m.proof + m.proof[:32]), Reason.SIGNATURE_INVALID),
+    "proof not whole hashes": (_set(proof=lambda m, _: m.proof[:-1]), Reason.SIGNATURE_INVALID),
+    "wrong index": (_set(leaf_index=lambda m, ms: _neighbour(m, ms).leaf_index), Reason.SIGNATURE_INVALID),
+    "no index": (_set(leaf_index=lambda m, _: None), Reason.SIGNATURE_INVALID),
+    "head of another batch (swapped root)": (_set(batch_id=_other_batch(True)), Reason.SIGNATURE_INVALID),
+    "head of another site": (_set(batch_id=_other_batch(False)), Reason.SIGNATURE_INVALID),
+    "member read as a v1 record": (_set(batch_id=lambda m, _: None), Reason.SIGNATURE_INVALID),
+    "head bytes altered": (_alter_head, Reason.SIGNATURE_INVALID),
+    "another person's member copied": (
+        _set(
+            **{
+                column: (lambda c: lambda m, ms: getattr(_neighbour(m, ms), c))(column)
+                for column in ("cose", "leaf_index", "proof")
+            }
+        ),
+        Reason.CITIZEN_MISMATCH,
+    ),
+}
+
+
+@pytest.mark.parametrize("how", sorted(TAMPERING))
+def test_issuance_rejects_an_altered_member(signed: Database, site_ca: keys.KeyPair, how: str) -> None:
+    """Each way of altering a stored batch member by SQL: its person is refused with the existing reason, the
+    stored-signature audit and the log audit report it; the other people stay eligible."""
+    change, reason = TAMPERING[how]
+    judged = _verdicts(signed, site_ca.certificate)
+    with signed.begin() as conn:
+        members = _members(conn)
+        victim = next(m for m in members[PER_SIGNATURE:] if m.person_id in judged)
+        change(conn, victim, members)
+    verdicts = _verdicts(signed, site_ca.certificate)
+    assert verdicts[victim.person_id] == reason
+    refused = {pid for pid, v in verdicts.items() if not isinstance(v, Eligible)}
+    checks = verify_stored_signatures(signed, site_ca=site_ca.certificate, now=NOW)
+    assert victim.dose_id in {c.dose_id for c in checks if not c.ok}
+    if how == "head bytes altered":  # every member of that batch falls with its head
+        assert len(refused) > 1
+    else:
+        assert refused == {victim.person_id}
+    with signed.connect() as conn:
+        report = audit_log(conn, log_certificate=site_ca.certificate)
+    assert "log.object_altered" in {f.code for f in report.findings}
+
+
+def test_a_row_forged_into_a_valid_batch_is_rejected(signed: Database, site_ca: keys.KeyPair) -> None:
+    """A signature row inserted by SQL for a person's dose (its real one superseded), naming a valid batch with
+    another person's member (payload, index, path): issuance refuses the person, the log audit finds the row."""
+    judged = _verdicts(signed, site_ca.certificate)
+    with signed.begin() as conn:
+        members = _members(conn)
+        victim = next(m for m in members[PER_SIGNATURE:] if m.person_id in judged)
+        model = next(m for m in members if m.batch_id == victim.batch_id and m.person_id != victim.person_id)
+        conn.execute(
+            site_signatures.update().where(site_signatures.c.id == victim.id).values(superseded_at=NOW)
+        )
+        copied = ("site_id", "certificate", "kid", "cose", "signed_at", "batch_id", "leaf_index", "proof")
+        conn.execute(
+            site_signatures.insert().values(dose_id=victim.dose_id, **{c: getattr(model, c) for c in copied})
+        )
+    verdicts = _verdicts(signed, site_ca.certificate)
+    assert verdicts[victim.person_id] == Reason.CITIZEN_MISMATCH
+    assert {pid for pid, v in verdicts.items() if not isinstance(v, Eligible)} == {victim.person_id}
+    with signed.connect() as conn:
+        codes = {f.code for f in audit_log(conn, log_certificate=site_ca.certificate).findings}
+    assert "log.object_unlogged" in codes
+
+
+def test_mixed_v1_and_batch_rows_are_both_accepted(
+    signed: Database, site_ca: keys.KeyPair, signers: dict[str, Signer]
+) -> None:
+    """v1 rows stored before batch signing (their own COSE_Sign1, no batch) verify beside batch members."""
+    judged = _verdicts(signed, site_ca.certificate)
+    with signed.begin() as conn:
+        members = [m for m in _members(conn) if m.person_id in judged][:5]
+        for m in members:
+            row = conn.execute(
+                sa.select(doses, persons.c.citizen_id)
+                .join(persons, persons.c.id == doses.c.person_id)
+                .where(doses.c.id == m.dose_id)
+            ).one()
+            record = DoseRecord(
+                citizen_id=row.citizen_id,
+                vaccine=row.vaccine,
+                lot=row.lot,
+                date=row.date.isoformat(),
+                dose_number=row.dose_number,
+                site_id=row.site_id,
+            )
+            v1 = sign_dose(record, signer=signers[row.site_id], now=NOW)
+            conn.execute(
+                site_signatures.update()
+                .where(site_signatures.c.id == m.id)
+                .values(cose=v1.cose, batch_id=None, leaf_index=None, proof=None)
+            )
+    verdicts = _verdicts(signed, site_ca.certificate)
+    assert all(isinstance(v, Eligible) for v in verdicts.values())
+    assert {m.person_id for m in members} <= set(verdicts)
+    assert all(check.ok for check in verify_stored_signatures(signed, site_ca=site_ca.certificate))
+
+
+def test_a_batch_partly_superseded_by_a_correction(
+    signed: Database, site_ca: keys.KeyPair, signers: dict[str, Signer]
+) -> None:
+    """A correction supersedes one member: the rest of its batch stays valid, the dose is signed again in a new
+    batch of one, and everything verifies (issuance, stored-signature audit, log audit)."""
+    later = NOW + dt.timedelta(minutes=5)
+    with signed.begin() as conn:
+        victim = _members(conn)[PER_SIGNATURE + 3]
+        conn.execute(doses.update().where(doses.c.id == victim.dose_id).values(lot="FIXED-1"))
+        assert supersede_signature(conn, victim.dose_id, now=later)
+    assert _verdicts(signed, site_ca.certificate)[victim.person_id] == Reason.DOSE_UNSIGNED
+    assert run_site_signing(signed, signers, now=later, per_signature=PER_SIGNATURE).signed == 1
+    verdicts = _verdicts(signed, site_ca.certificate)
+    assert all(isinstance(v, Eligible) for v in verdicts.values())
+    assert all(check.ok for check in verify_stored_signatures(signed, site_ca=site_ca.certificate))
+    with signed.connect() as conn:
+        fresh = conn.execute(
+            sa.select(site_signature_batches.c.size)
+            .join(site_signatures, site_signatures.c.batch_id == site_signature_batches.c.id)
+            .where(site_signatures.c.dose_id == victim.dose_id, site_signatures.c.superseded_at.is_(None))
+        ).scalar_one()
+        assert fresh == 1
+        assert audit_log(conn, log_certificate=site_ca.certificate).intact
+
+
+def test_a_removed_member_is_found_by_the_log_audit(signed: Database, site_ca: keys.KeyPair) -> None:
+    """A member row deleted by SQL: the log audit reports the logged object missing."""
+    with signed.begin() as conn:
+        victim = _members(conn)[PER_SIGNATURE + 1]
+        conn.execute(site_signatures.delete().where(site_signatures.c.id == victim.id))
+        codes = {f.code for f in audit_log(conn, log_certificate=site_ca.certificate).findings}
+    assert "log.object_missing" in codes
+
+
+def test_migrating_from_0003_keeps_v1_signatures(database_url: str, site_ca: keys.KeyPair) -> None:
+    """A database at 0003 holding v1 signatures upgrades to 0004: the rows are kept (no batch), and at most one
+    current signature per dose is still enforced."""
+    db = open_database(database_url)
+    try:
+        db.migrate("0003")
+        with db.begin() as conn:
+            conn.execute(sa.text("INSERT INTO sites (site_id) VALUES ('VN001-S01')"))
+            conn.execute(
+                sa.text(
+                    "INSERT INTO persons (id, citizen_id, id_type, full_name, dob, gender) "
+                    "VALUES (1, '001090012345', 'CCCD', 'A', '1990', 'M')"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO doses (id, person_id, dose_number, date, site_id, vaccine, lot) "
+                    "VALUES (1, 1, 1, '2022-01-01', 'VN001-S01', 'Comirnaty', 'L1')"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO site_signatures (dose_id, site_id, kid, cose, signed_at) "
+                    "VALUES (1, 'VN001-S01', :kid, :cose, :at)"
+                ),
+                {"kid": b"k" * 8, "cose": b"\xd2v1", "at": "2022-01-02 00:00:00"},
+            )
+        db.migrate()
+        assert db.current_revision() == "0004"
+        with db.connect() as conn:
+            row = conn.execute(sa.select(site_signatures)).one()
+        assert (row.cose, row.batch_id, row.leaf_index, row.proof) == (b"\xd2v1", None, None, None)
+        with pytest.raises(sa.exc.IntegrityError), db.begin() as conn:
+            conn.execute(
+                site_signatures.insert().values(
+                    dose_id=1, site_id="VN001-S01", kid=b"k" * 8, cose=b"\xd2v1", signed_at=NOW
+                )
+            )
+    finally:
+        db.dispose()
