@@ -15,20 +15,29 @@ from sqlalchemy.engine import Connection
 from tests.pipeline.test_registry_check import NOW as CHECK_TIME
 from tests.pipeline.test_registry_check import SITES, load_people, registry_for
 from vaxcred import keys
+from vaxcred.codec import cbor, cose
 from vaxcred.crypto import Signer
 from vaxcred.pipeline.issuance.rows import SiteCertificates, load_candidates
 from vaxcred.pipeline.issuance.select import Eligible, Reason, evaluate
 from vaxcred.pipeline.log import audit_log
 from vaxcred.pipeline.records.model import DoseRecord
 from vaxcred.pipeline.registry.check import run_registry_check
-from vaxcred.pipeline.site_signing.record import sign_dose
+from vaxcred.pipeline.reports.certificate_data import certificate_data
+from vaxcred.pipeline.site_signing.record import sign_dose, verify_dose
 from vaxcred.pipeline.site_signing.stage import (
     run_site_signing,
     supersede_signature,
     verify_stored_signatures,
 )
 from vaxcred.storage import Database, open_database
-from vaxcred.storage.schema import doses, persons, site_signature_batches, site_signatures
+from vaxcred.storage.schema import (
+    doses,
+    passport_doses,
+    passports,
+    persons,
+    site_signature_batches,
+    site_signatures,
+)
 
 KEY_TIME = dt.datetime(2022, 12, 1, tzinfo=dt.UTC)
 NOW = dt.datetime(2023, 1, 2, 10, 30, 5, tzinfo=dt.UTC)
@@ -341,3 +350,51 @@ def test_migrating_from_0003_keeps_v1_signatures(database_url: str, site_ca: key
             )
     finally:
         db.dispose()
+
+
+def test_certificate_data_carries_each_dose_record_standalone(
+    signed: Database, site_ca: keys.KeyPair, site_keys: dict[str, keys.KeyPair]
+) -> None:
+    """The certificate's doses carry the records the passport relied on, each verifiable on its own (batch head
+    included) with its site certificate."""
+    judged = _verdicts(signed, site_ca.certificate)
+    with signed.begin() as conn:
+        person_id, verdict = next((p, v) for p, v in judged.items() if isinstance(v, Eligible))
+        assert isinstance(verdict, Eligible)
+        citizen_id = conn.execute(
+            sa.select(persons.c.citizen_id).where(persons.c.id == person_id)
+        ).scalar_one()
+        check_id = verdict.check_id
+        passport_id = conn.execute(
+            passports.insert()
+            .values(
+                person_id=person_id,
+                uvci="URN:UVCI:01:VN:TEST",
+                hc1="HC1:TEST",
+                kid=b"k" * 8,
+                iat=ISSUE_TIME,
+                exp=ISSUE_TIME + dt.timedelta(days=365),
+                issued_at=ISSUE_TIME,
+                registry_check_id=check_id,
+            )
+            .returning(passports.c.id)
+        ).scalar_one()
+        conn.execute(
+            passport_doses.insert(),
+            [
+                {"passport_id": passport_id, "dose_id": dose_id, "site_signature_id": signature_id}
+                for dose_id, signature_id in verdict.links
+            ],
+        )
+    data = certificate_data(signed, citizen_id)
+    assert data.doses
+    certificates = {pair.kid: pair.certificate for pair in site_keys.values()}
+    for dose in data.doses:
+        record = dose.site_record
+        assert record.startswith(b"\x85\x02")
+        kid = cose.decode_sign1(cbor.loads(record, max_depth=2)[1]).kid
+        assert kid is not None
+        claims = verify_dose(
+            record, site_certificate=certificates[kid], site_ca=site_ca.certificate, citizen_id=citizen_id
+        )
+        assert (claims.dose_number, claims.date, claims.lot) == (dose.dose_number, dose.date, dose.lot)
