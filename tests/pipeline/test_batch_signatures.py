@@ -222,7 +222,8 @@ def test_issuance_rejects_an_altered_member(signed: Database, site_ca: keys.KeyP
 
 def test_a_row_forged_into_a_valid_batch_is_rejected(signed: Database, site_ca: keys.KeyPair) -> None:
     """A signature row inserted by SQL for a person's dose (its real one superseded), naming a valid batch with
-    another person's member (payload, index, path): issuance refuses the person, the log audit finds the row."""
+    another person's member (payload, index, path): issuance refuses the person; the log audit finds the batch
+    altered (its entry lists its members)."""
     judged = _verdicts(signed, site_ca.certificate)
     with signed.begin() as conn:
         members = _members(conn)
@@ -240,7 +241,7 @@ def test_a_row_forged_into_a_valid_batch_is_rejected(signed: Database, site_ca: 
     assert {pid for pid, v in verdicts.items() if not isinstance(v, Eligible)} == {victim.person_id}
     with signed.connect() as conn:
         codes = {f.code for f in audit_log(conn, log_certificate=site_ca.certificate).findings}
-    assert "log.object_unlogged" in codes
+    assert codes == {"log.object_altered"}
 
 
 def test_mixed_v1_and_batch_rows_are_both_accepted(
@@ -302,12 +303,29 @@ def test_a_batch_partly_superseded_by_a_correction(
 
 
 def test_a_removed_member_is_found_by_the_log_audit(signed: Database, site_ca: keys.KeyPair) -> None:
-    """A member row deleted by SQL: the log audit reports the logged object missing."""
+    """A member row deleted by SQL: the log audit reports its batch altered; a batch row deleted with its
+    members: reported missing."""
     with signed.begin() as conn:
         victim = _members(conn)[PER_SIGNATURE + 1]
         conn.execute(site_signatures.delete().where(site_signatures.c.id == victim.id))
+        assert {f.code for f in audit_log(conn, log_certificate=site_ca.certificate).findings} == {
+            "log.object_altered"
+        }
+        conn.execute(site_signatures.delete().where(site_signatures.c.batch_id == victim.batch_id))
+        conn.execute(site_signature_batches.delete().where(site_signature_batches.c.id == victim.batch_id))
         codes = {f.code for f in audit_log(conn, log_certificate=site_ca.certificate).findings}
-    assert "log.object_missing" in codes
+    assert codes == {"log.object_missing"}
+
+
+def test_a_v1_row_inserted_outside_the_log_is_found(signed: Database, site_ca: keys.KeyPair) -> None:
+    """A signature row without a batch (a v1 record) is logged on its own: one inserted by SQL is unlogged."""
+    with signed.begin() as conn:
+        m = _members(conn)[0]
+        conn.execute(site_signatures.update().where(site_signatures.c.id == m.id).values(superseded_at=NOW))
+        copied = ("site_id", "certificate", "kid", "cose", "signed_at")
+        conn.execute(site_signatures.insert().values(dose_id=m.dose_id, **{c: getattr(m, c) for c in copied}))
+        codes = {f.code for f in audit_log(conn, log_certificate=site_ca.certificate).findings}
+    assert codes == {"log.object_unlogged"}
 
 
 def test_migrating_from_0003_keeps_v1_signatures(database_url: str, site_ca: keys.KeyPair) -> None:

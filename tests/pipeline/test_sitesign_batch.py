@@ -448,3 +448,23 @@ def test_mutated_records_never_verify_as_something_else(
     except (DecodeError, VerificationError):
         return
     assert claims == verify_dose(batch.record(m), site_certificate=site_a.certificate)
+
+
+# --- the hand-written encoders against cbor2 ----------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.binary(max_size=300),
+    st.binary(max_size=300),
+    st.integers(0, 2**40),
+    st.lists(st.binary(min_size=32, max_size=32), max_size=20),
+)
+def test_site_record_is_the_canonical_cbor_list(
+    head: bytes, payload: bytes, index: int, path: list[bytes]
+) -> None:
+    """The hand-assembled stored record is byte for byte cbor2's canonical [2, head, index, path, payload]."""
+    expected = cbor2.dumps([2, head, index, path, payload], canonical=True)
+    assert site_record(payload, head, index, b"".join(path)) == expected
+    assert encode_batch_record(head, index, path, payload) == expected
+    assert site_record(payload, None, index, b"".join(path)) == payload

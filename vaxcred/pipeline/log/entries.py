@@ -5,11 +5,14 @@ An entry is canonical CBOR ``[2, kind, object_id, object_hash, trace]`` (2: :dat
 ==============  ===============================  ==========================================================
 kind            object hash (SHA-256 of)         trace (what the signature relied on; ids, times, kids only)
 ==============  ===============================  ==========================================================
-``dose_record`` the record as verified: the       dose id, site id, site-certificate fingerprint, kid, signing
-                site's COSE_Sign1 bytes (v1), or  time; a batch member also its batch row id and leaf index
-                the standalone batch record
-                ``[2, head, index, path, payload]``
-                (the head's bytes included)
+``dose_record`` the site's COSE_Sign1 bytes (a v1  dose id, site id, site-certificate fingerprint, kid, signing
+                record, signed on its own)        time
+``dose_batch``  SHA-256(head) ‖ SHA-256 of each   site id, site-certificate fingerprint, kid, signing time, size,
+                member's standalone record        the members as [signature id, dose id] in signature id order
+                ``[2, head, index, path,
+                payload]``, in signature id order
+                (batch site signing: one entry
+                per batch covers its members)
 ``passport``    the HC1 text (UTF-8)             person id, DSC kid, iat, exp, issuance time, registry
                                                  check id, the (dose id, site signature id) pairs it was
                                                  built from, the passport it supersedes
@@ -56,6 +59,7 @@ class Kind(enum.StrEnum):
     """The kinds of signed object the log records."""
 
     DOSE_RECORD = "dose_record"
+    DOSE_BATCH = "dose_batch"
     PASSPORT = "passport"
     REVOCATION = "revocation"
 
@@ -81,6 +85,8 @@ def build_entries(conn: Connection, kind: Kind, object_ids: Sequence[int]) -> di
         return _passport_entries(conn, ids)
     if kind is Kind.DOSE_RECORD:
         return _dose_record_entries(conn, ids)
+    if kind is Kind.DOSE_BATCH:
+        return _dose_batch_entries(conn, ids)
     return _revocation_entries(conn, ids)
 
 
@@ -108,15 +114,31 @@ def _passport_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
     return out
 
 
+_HASH_HEAD: Final = cbor.encode_head(2, HASH_LENGTH)
+_RECORD_START: Final = b"\x85\x02"  # [2, ...
+
+
 def site_record(cose: bytes, head: bytes | None, leaf_index: int | None, proof: bytes | None) -> bytes:
     """A stored site signature as one verifiable record: a v1 row's COSE_Sign1 (``head`` None), or a batch
-    member's standalone record ``[2, head, index, [path...], payload]`` (canonical CBOR: byte for byte what
+    member's standalone record ``[2, head, index, [path...], payload]`` in canonical CBOR (written by hand: it is
+    assembled for every logged, audited or exported member; byte for byte ``cbor.dumps`` of that list, and what
     :func:`vaxcred.pipeline.site_signing.batch_codec.encode_batch_record` writes)."""
     if head is None:
         return bytes(cose)
     path = bytes(proof or b"")
-    nodes = [path[i : i + HASH_LENGTH] for i in range(0, len(path), HASH_LENGTH)]
-    return cbor.dumps([2, bytes(head), leaf_index, nodes, bytes(cose)])
+    if (
+        leaf_index is None or leaf_index < 0 or len(path) % HASH_LENGTH
+    ):  # not a member: as it is, unverifiable
+        nodes = [path[i : i + HASH_LENGTH] for i in range(0, len(path), HASH_LENGTH)]
+        return cbor.dumps([2, bytes(head), leaf_index, nodes, bytes(cose)])
+    parts = [_RECORD_START, cbor.encode_head(2, len(head)), bytes(head), cbor.encode_head(0, leaf_index)]
+    parts.append(cbor.encode_head(4, len(path) // HASH_LENGTH))
+    for i in range(0, len(path), HASH_LENGTH):
+        parts.append(_HASH_HEAD)
+        parts.append(path[i : i + HASH_LENGTH])
+    parts.append(cbor.encode_head(2, len(cose)))
+    parts.append(bytes(cose))
+    return b"".join(parts)
 
 
 def _dose_record_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
@@ -143,6 +165,44 @@ def _dose_record_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
             trace["index"] = row.leaf_index
         record = site_record(row.cose, row.head, row.leaf_index, row.proof)
         out[row.id] = _entry(Kind.DOSE_RECORD, row.id, _sha256(record), trace)
+    return out
+
+
+def _dose_batch_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
+    heads = {
+        row.id: row
+        for row in conn.execute(sa.select(site_signature_batches).where(site_signature_batches.c.id.in_(ids)))
+    }
+    members: dict[int, list[list[int]]] = {batch_id: [] for batch_id in heads}
+    digests: dict[int, list[bytes]] = {batch_id: [] for batch_id in heads}
+    for row in conn.execute(
+        sa.select(
+            site_signatures.c.id,
+            site_signatures.c.dose_id,
+            site_signatures.c.batch_id,
+            site_signatures.c.cose,
+            site_signatures.c.leaf_index,
+            site_signatures.c.proof,
+        )
+        .where(site_signatures.c.batch_id.in_(ids))
+        .order_by(site_signatures.c.batch_id, site_signatures.c.id)
+    ):
+        members[row.batch_id].append([row.id, row.dose_id])
+        digests[row.batch_id].append(
+            _sha256(site_record(row.cose, heads[row.batch_id].head, row.leaf_index, row.proof))
+        )
+    out = {}
+    for batch_id, head in heads.items():
+        trace: dict[str, object] = {
+            "site_id": head.site_id,
+            "certificate": head.certificate,
+            "kid": head.kid,
+            "signed_at": _micros(head.signed_at),
+            "size": head.size,
+            "members": members[batch_id],
+        }
+        object_hash = _sha256(b"".join([_sha256(bytes(head.head)), *digests[batch_id]]))
+        out[batch_id] = _entry(Kind.DOSE_BATCH, batch_id, object_hash, trace)
     return out
 
 

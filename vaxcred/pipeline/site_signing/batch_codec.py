@@ -26,6 +26,7 @@ from typing import Final
 from vaxcred.codec import cbor
 from vaxcred.errors import CborError, CoseError
 from vaxcred.merkle import HASH_LENGTH
+from vaxcred.pipeline.log.entries import site_record
 from vaxcred.pipeline.site_signing.certs import _SITE_ID_RE
 from vaxcred.pipeline.site_signing.codec import (
     _MAX_RECORD_BYTES,
@@ -50,7 +51,6 @@ BATCH_RECORD_START: Final = b"\x85\x02"
 #: a member's payload is ~130 bytes; a head as large as a v1 record
 _MAX_PAYLOAD_BYTES: Final = 1024
 _MAX_BATCH_RECORD_BYTES: Final = _MAX_RECORD_BYTES + _MAX_PAYLOAD_BYTES + _MAX_PROOF * 34 + 16
-_HASH_HEAD: Final = cbor.encode_head(2, HASH_LENGTH)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,22 +81,11 @@ def _decode_head_payload(raw: bytes, kid: bytes) -> _HeadClaims:
 
 def encode_batch_record(head: bytes, index: int, proof: Sequence[bytes], payload: bytes) -> bytes:
     """The standalone batch record: the signed head, the member's leaf index and audit path, its payload
-    (canonical CBOR, built by hand: it is assembled for every record read)."""
-    parts = [
-        BATCH_RECORD_START,  # [2, ...
-        cbor.encode_head(2, len(head)),
-        head,
-        cbor.encode_head(0, index),
-        cbor.encode_head(4, len(proof)),
-    ]
-    for node in proof:
-        if len(node) != HASH_LENGTH:
-            raise ValueError("a proof is a sequence of 32-byte hashes")
-        parts.append(_HASH_HEAD)
-        parts.append(node)
-    parts.append(cbor.encode_head(2, len(payload)))
-    parts.append(payload)
-    return b"".join(parts)
+    (canonical CBOR, assembled by hand by :func:`vaxcred.pipeline.log.entries.site_record`, the one writer of
+    the stored form, which the log hashes)."""
+    if type(index) is not int or index < 0 or any(len(node) != HASH_LENGTH for node in proof):
+        raise ValueError("a member has an index >= 0 and an audit path of 32-byte hashes")
+    return site_record(payload, head, index, b"".join(proof))
 
 
 def _bad_batch_record(message: str) -> CoseError:

@@ -3,7 +3,8 @@
 A transaction's rows (one site) are signed in Merkle batches of ``per_signature`` records each
 (:func:`~vaxcred.pipeline.site_signing.batch.sign_batch`: one signature per batch head) and stored set-based:
 the heads in one multi-row INSERT … RETURNING id, the members in one multi-row INSERT … ON CONFLICT DO NOTHING
-naming their head, leaf index and audit path, then their log entries (:func:`vaxcred.pipeline.log.append`).
+naming their head, leaf index and audit path, then one log entry per head listing its stored members
+(:func:`vaxcred.pipeline.log.append`, ``dose_batch``).
 
 Shared by the serial path (:func:`~vaxcred.pipeline.site_signing.stage.run_site_signing`) and the forked workers
 (:mod:`vaxcred.pipeline.site_signing.workers`). Nothing here logs personal data: log lines carry dose row ids,
@@ -205,8 +206,9 @@ def _store_batch(
         ),
         values,
     ).all()
-    # the issuance log records each site signature in the transaction that stores it (vaxcred.pipeline.log)
-    log.append(conn, log.Kind.DOSE_RECORD, [r.id for r in inserted], now=max(v["signed_at"] for v in values))
+    # the issuance log records each batch with its members in the transaction that stores them
+    # (vaxcred.pipeline.log: one entry per batch head, listing its members)
+    log.append(conn, log.Kind.DOSE_BATCH, list(batch_ids.values()), now=max(v["signed_at"] for v in values))
     return len(inserted), failed
 
 
