@@ -31,6 +31,7 @@ from vaxcred.pipeline.site_signing.batch_codec import (
     MAX_BATCH_MEMBERS,
     encode_batch_record,
 )
+from vaxcred.pipeline.site_signing.codec import _encode_leaf
 from vaxcred.pipeline.site_signing.record import (
     CONTENT_TYPE,
     citizen_hash,
@@ -468,3 +469,27 @@ def test_site_record_is_the_canonical_cbor_list(
     assert site_record(payload, head, index, b"".join(path)) == expected
     assert encode_batch_record(head, index, path, payload) == expected
     assert site_record(payload, None, index, b"".join(path)) == payload
+
+
+_TEXT = st.text(min_size=1, max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {
+            "site": _TEXT,
+            "cid": st.binary(min_size=0, max_size=40),
+            "salt": st.binary(min_size=0, max_size=20),
+            "mp": _TEXT,
+            "ma": _TEXT,
+            "vp": _TEXT,
+            "lot": _TEXT,
+            "dt": _TEXT,
+            "dn": st.integers(0, 300),
+        }
+    )
+)
+def test_member_payload_encoder_is_canonical_cbor(fields: dict[str, Any]) -> None:
+    """The specialised member-payload encoder writes cbor2's canonical encoding of the same map."""
+    assert _encode_leaf(**fields) == cbor2.dumps({"v": 2, **fields}, canonical=True)

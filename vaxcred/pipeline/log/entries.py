@@ -7,12 +7,11 @@ kind            object hash (SHA-256 of)         trace (what the signature relie
 ==============  ===============================  ==========================================================
 ``dose_record`` the site's COSE_Sign1 bytes (a v1  dose id, site id, site-certificate fingerprint, kid, signing
                 record, signed on its own)        time
-``dose_batch``  SHA-256(head) ‖ SHA-256 of each   site id, site-certificate fingerprint, kid, signing time, size,
-                member's standalone record        the members as [signature id, dose id] in signature id order
-                ``[2, head, index, path,
-                payload]``, in signature id order
-                (batch site signing: one entry
-                per batch covers its members)
+``dose_batch``  SHA-256(head) ‖ for each member    site id, site-certificate fingerprint, kid, signing time, size,
+                SHA-256(SHA-256(path) ‖ payload),  the members as [signature id, dose id, leaf index] in
+                in signature id order (batch site  signature id order
+                signing: one entry per batch
+                covers its members)
 ``passport``    the HC1 text (UTF-8)             person id, DSC kid, iat, exp, issuance time, registry
                                                  check id, the (dose id, site signature id) pairs it was
                                                  built from, the passport it supersedes
@@ -173,8 +172,10 @@ def _dose_batch_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
         row.id: row
         for row in conn.execute(sa.select(site_signature_batches).where(site_signature_batches.c.id.in_(ids)))
     }
-    members: dict[int, list[list[int]]] = {batch_id: [] for batch_id in heads}
-    digests: dict[int, list[bytes]] = {batch_id: [] for batch_id in heads}
+    members: dict[int, list[list[int | None]]] = {batch_id: [] for batch_id in heads}
+    digests: dict[int, list[bytes]] = {
+        batch_id: [_sha256(bytes(head.head))] for batch_id, head in heads.items()
+    }
     for row in conn.execute(
         sa.select(
             site_signatures.c.id,
@@ -187,10 +188,9 @@ def _dose_batch_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
         .where(site_signatures.c.batch_id.in_(ids))
         .order_by(site_signatures.c.batch_id, site_signatures.c.id)
     ):
-        members[row.batch_id].append([row.id, row.dose_id])
-        digests[row.batch_id].append(
-            _sha256(site_record(row.cose, heads[row.batch_id].head, row.leaf_index, row.proof))
-        )
+        members[row.batch_id].append([row.id, row.dose_id, row.leaf_index])
+        # the member's audit path and payload (fixed-length inner hash: no boundary to move bytes across)
+        digests[row.batch_id].append(_sha256(_sha256(bytes(row.proof or b"")) + bytes(row.cose)))
     out = {}
     for batch_id, head in heads.items():
         trace: dict[str, object] = {
@@ -201,8 +201,7 @@ def _dose_batch_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
             "size": head.size,
             "members": members[batch_id],
         }
-        object_hash = _sha256(b"".join([_sha256(bytes(head.head)), *digests[batch_id]]))
-        out[batch_id] = _entry(Kind.DOSE_BATCH, batch_id, object_hash, trace)
+        out[batch_id] = _entry(Kind.DOSE_BATCH, batch_id, _sha256(b"".join(digests[batch_id])), trace)
     return out
 
 

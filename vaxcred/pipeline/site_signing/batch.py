@@ -63,12 +63,11 @@ from vaxcred.pipeline.site_signing.batch_codec import (
     encode_batch_record,
 )
 from vaxcred.pipeline.site_signing.codec import (
-    BATCH_VERSION,
     SALT_LENGTH,
     DoseClaims,
     _decode_envelope,
     _decode_leaf,
-    _encode_payload,
+    _encode_leaf,
     _protected_header,
     citizen_hash,
 )
@@ -142,8 +141,7 @@ def sign_batch(doses: Sequence[DoseRecord], *, signer: Signer, now: datetime) ->
             payloads.append(e)
             continue
         salt = secrets.token_bytes(SALT_LENGTH)
-        fields.update({"v": BATCH_VERSION, "cid": citizen_hash(dose.citizen_id, salt), "salt": salt})
-        payloads.append(_encode_payload(fields))
+        payloads.append(_encode_leaf(cid=citizen_hash(dose.citizen_id, salt), salt=salt, **fields))  # type: ignore[arg-type]
     members = [p for p in payloads if isinstance(p, bytes)]
     kid = signer.kid
     if not members:

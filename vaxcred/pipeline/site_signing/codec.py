@@ -120,6 +120,70 @@ def _encode_payload(payload: dict[str, object]) -> bytes:
     return b"".join(parts)
 
 
+@functools.lru_cache(maxsize=4096)
+def _text_item(value: str) -> bytes:
+    """A text value as a CBOR item (site ids, vaccine codes, dates and lots repeat: kept)."""
+    return cbor.encode_text(value)
+
+
+_LEAF_START: Final = (
+    cbor.encode_head(5, len(_LEAF_FIELDS)) + _PAYLOAD_KEYS["v"] + cbor.encode_head(0, BATCH_VERSION)
+)
+
+
+def _encode_leaf(
+    *, site: str, cid: bytes, salt: bytes, mp: str, ma: str, vp: str, lot: str, dt: str, dn: int
+) -> bytes:
+    """A batch member's payload, ``_encode_payload`` of its map specialised to its fixed canonical key order
+    (v, dn, dt, ma, mp, vp, cid, lot, salt, site); anything unusual goes the general way."""
+    if type(dn) is not int or not 0 <= dn < 24 or len(cid) != CITIZEN_HASH_LENGTH or len(salt) != SALT_LENGTH:
+        return _encode_payload(
+            {
+                "v": BATCH_VERSION,
+                "site": site,
+                "cid": cid,
+                "salt": salt,
+                "mp": mp,
+                "ma": ma,
+                "vp": vp,
+                "lot": lot,
+                "dt": dt,
+                "dn": dn,
+            }
+        )
+    k = _PAYLOAD_KEYS
+    return b"".join(
+        (
+            _LEAF_START,
+            k["dn"],
+            _SMALL_INTS[dn],
+            k["dt"],
+            _text_item(dt),
+            k["ma"],
+            _text_item(ma),
+            k["mp"],
+            _text_item(mp),
+            k["vp"],
+            _text_item(vp),
+            k["cid"],
+            _CID_HEAD,
+            cid,
+            k["lot"],
+            _text_item(lot),
+            k["salt"],
+            _SALT_HEAD,
+            salt,
+            k["site"],
+            _text_item(site),
+        )
+    )
+
+
+_SMALL_INTS: Final = tuple(cbor.encode_head(0, i) for i in range(24))
+_CID_HEAD: Final = cbor.encode_head(2, CITIZEN_HASH_LENGTH)
+_SALT_HEAD: Final = cbor.encode_head(2, SALT_LENGTH)
+
+
 @functools.lru_cache(maxsize=256)
 def _protected_header(alg: int, kid: bytes, content_type: str = CONTENT_TYPE) -> bytes:
     """The protected header of a signer's records or batch heads (the same bytes for every one it signs)."""
