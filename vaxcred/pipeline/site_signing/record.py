@@ -1,6 +1,12 @@
-"""Site signing (ký số chứng nhận tiêm): a vaccination site signs each dose record it recorded.
+"""Site signing (ký số chứng nhận tiêm): a vaccination site signs the dose records it recorded.
 
-The signed object is a COSE_Sign1 (tag 18) that can never pass as a passport::
+Two formats, told apart by their first bytes (:func:`verify_dose` accepts both): the **batch record**
+(``[2, head, index, audit path, payload]``: one signature over the Merkle root of a batch, what the signing stage
+writes; :mod:`vaxcred.pipeline.site_signing.batch`) and the **v1 record** below (one COSE_Sign1 per record:
+:func:`sign_dose`; records stored before batch signing remain valid). Both share steps (2)–(4) and (6)–(9)
+(:mod:`vaxcred.pipeline.site_signing.steps`).
+
+The v1 signed object is a COSE_Sign1 (tag 18) that can never pass as a passport::
 
     protected   {1: alg, 3: "application/vnd.vaxcred.dose-record+cbor", 4: kid}     unprotected {}
     payload     canonical CBOR map with TEXT keys (a CWT has integer keys 1/4/6/-260, so an HC1
