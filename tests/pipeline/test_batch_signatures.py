@@ -23,12 +23,20 @@ from vaxcred.pipeline.log import audit_log
 from vaxcred.pipeline.records.model import DoseRecord
 from vaxcred.pipeline.registry.check import run_registry_check
 from vaxcred.pipeline.reports.certificate_data import certificate_data
+from vaxcred.pipeline.site_signing.batches import (
+    _certificate_row,
+    _DoseRow,
+    _sign_rows,
+    _store_batch,
+    _to_sign,
+)
 from vaxcred.pipeline.site_signing.record import sign_dose, verify_dose
 from vaxcred.pipeline.site_signing.stage import (
     run_site_signing,
     supersede_signature,
     verify_stored_signatures,
 )
+from vaxcred.pipeline.site_signing.workers import _recheck
 from vaxcred.storage import Database, open_database
 from vaxcred.storage.schema import (
     doses,
@@ -416,3 +424,61 @@ def test_certificate_data_carries_each_dose_record_standalone(
             record, site_certificate=certificates[kid], site_ca=site_ca.certificate, citizen_id=citizen_id
         )
         assert (claims.dose_number, claims.date, claims.lot) == (dose.dose_number, dose.date, dose.lot)
+
+
+def test_a_worker_stores_only_what_still_holds_when_it_commits(
+    database: Database, site_ca: keys.KeyPair, site_keys: dict[str, keys.KeyPair], signers: dict[str, Signer]
+) -> None:
+    """A worker's batch signed outside the transaction: a dose changed meanwhile is signed again under a fresh
+    head of one, a person no longer VERIFIED is left out, the rest is stored under the batch head as signed."""
+    load_people(database, invalid=False)
+    run_registry_check(database, registry_for(), now=CHECK_TIME)
+    site = KEYED[0]
+    certificates = {s: _certificate_row(signer) for s, signer in signers.items()}
+    with database.connect() as conn:
+        rows = [_DoseRow(*r) for r in conn.execute(_to_sign(site, 0, 40))]
+    outcomes = _sign_rows(rows, signers, NOW, PER_SIGNATURE)
+    changed, dropped = rows[3], next(r for r in rows[5:] if r.citizen_id != rows[3].citizen_id)
+    with database.begin() as conn:
+        conn.execute(doses.update().where(doses.c.id == changed.id).values(lot="CHANGED-1"))
+        person = conn.execute(sa.select(doses.c.person_id).where(doses.c.id == dropped.id)).scalar_one()
+        conn.execute(persons.update().where(persons.c.id == person).values(registry_status="MISMATCH"))
+    with database.begin() as conn:
+        kept_rows, kept = _recheck(conn, rows, outcomes, signers, NOW, PER_SIGNATURE)
+        stored, failed = _store_batch(database, conn, kept_rows, kept, certificates)
+    gone = {r.id for r in rows if r.citizen_id == dropped.citizen_id}
+    assert (stored, failed) == (len(rows) - len(gone), 0)
+    with database.connect() as conn:
+        sizes = {
+            int(dose_id): int(size)
+            for dose_id, size in conn.execute(
+                sa.select(site_signatures.c.dose_id, site_signature_batches.c.size).join(
+                    site_signature_batches, site_signature_batches.c.id == site_signatures.c.batch_id
+                )
+            )
+        }
+    assert sizes[changed.id] == 1
+    assert not gone & set(sizes)
+    assert {sizes[r.id] for r in rows if r.id != changed.id and r.id not in gone} == {
+        PER_SIGNATURE,
+        40 - 2 * PER_SIGNATURE,
+    }
+    checks = verify_stored_signatures(database, site_ca=site_ca.certificate)
+    assert checks
+    assert all(c.ok for c in checks)
+
+
+def test_a_batch_row_whose_columns_disagree_with_its_head(signed: Database, site_ca: keys.KeyPair) -> None:
+    """The batch row's size or time changed by SQL: verification reads the signed head only (people stay
+    eligible), and the log audit reports the batch altered."""
+    with signed.begin() as conn:
+        batch_id = _members(conn)[0].batch_id
+        conn.execute(
+            site_signature_batches.update()
+            .where(site_signature_batches.c.id == batch_id)
+            .values(size=PER_SIGNATURE * 4, signed_at=NOW - dt.timedelta(days=1))
+        )
+    assert all(isinstance(v, Eligible) for v in _verdicts(signed, site_ca.certificate).values())
+    with signed.connect() as conn:
+        codes = {f.code for f in audit_log(conn, log_certificate=site_ca.certificate).findings}
+    assert codes == {"log.object_altered"}
