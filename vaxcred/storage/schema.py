@@ -250,6 +250,9 @@ sa.Index(
     postgresql_where=site_signatures.c.superseded_at.is_(None),
 )
 
+# a batch's members (its log entry, the audit's rebuild): without it each batch scans every signature
+sa.Index("ix_site_signatures_batch_id", site_signatures.c.batch_id)
+
 corrections = sa.Table(
     "corrections",
     metadata,

@@ -50,9 +50,11 @@ def upgrade() -> None:
             ["batch_id"],
             ["id"],
         )
+    op.create_index("ix_site_signatures_batch_id", "site_signatures", ["batch_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_site_signatures_batch_id", table_name="site_signatures")
     with op.batch_alter_table("site_signatures") as batch:
         batch.drop_constraint("fk_site_signatures_batch_id_site_signature_batches", type_="foreignkey")
         batch.drop_column("proof")
