@@ -482,3 +482,18 @@ def test_a_batch_row_whose_columns_disagree_with_its_head(signed: Database, site
     with signed.connect() as conn:
         codes = {f.code for f in audit_log(conn, log_certificate=site_ca.certificate).findings}
     assert codes == {"log.object_altered"}
+
+
+def test_a_batchs_members_are_read_by_index(signed: Database) -> None:
+    """Regression: reading a batch's members (its log entry, the audit) scanned every signature (quadratic in the
+    signatures stored); the plan must use ix_site_signatures_batch_id."""
+    if signed.backend != "sqlite":
+        pytest.skip("the query plan is checked on SQLite (PostgreSQL picks by statistics)")
+    with signed.connect() as conn:
+        plan = " ".join(
+            str(row[-1])
+            for row in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT id, cose FROM site_signatures WHERE batch_id IN (1, 2, 3) ORDER BY batch_id, id"
+            )
+        )
+    assert "ix_site_signatures_batch_id" in plan
