@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: lock-exports demo demo-hsm test test-latest lock lint typecheck unit bench bench-hostile bench-hsm bench-pipeline fuzz vectors clean sysdeps install bench-revocation bench-server oracles
+.PHONY: lock-exports demo demo-hsm test test-latest lock lint typecheck unit bench bench-hostile bench-hsm bench-pipeline bench-site-batches fuzz vectors clean sysdeps install bench-revocation bench-server oracles
 
 $(UV): requirements/uv-bootstrap.txt
 	$(PY) -m venv $(TOOLS)
@@ -79,6 +79,10 @@ bench-pipeline: PEOPLE ?= 10000,100000,1000000
 bench-pipeline: BACKEND ?= sqlite
 bench-pipeline: sysdeps $(STAMP)
 	PEOPLE=$(PEOPLE) BACKEND=$(BACKEND) $(BIN)/python -m benchmarks.bench_pipeline
+
+## bench-site-batches: site signing per record, v1 vs batches of several sizes: sign, verify (issuance, cold), row bytes
+bench-site-batches: $(STAMP)
+	taskset -c 0 $(BIN)/python -m benchmarks.bench_site_batches --records 16384
 
 ## bench-revocation: memory per entry, build and lookup time of ENTRIES revocation hashes (issue 8: 10 M <= 300 MB)
 bench-revocation: ENTRIES ?= 10000000

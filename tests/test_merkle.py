@@ -15,6 +15,7 @@ from vaxcred.merkle import (
     leaf_hash,
     node_hash,
     root,
+    root_and_proofs,
     verify_consistency,
     verify_inclusion,
 )
@@ -256,3 +257,30 @@ def test_random_trees_prove_random_members_and_prefixes(n: int, data: st.DataObj
     assert not verify_inclusion(leaf_hash(b"intruder"), i, n, proof, head)
     m = data.draw(st.integers(1, n))
     assert verify_consistency(m, root(tree[:m]), n, head, consistency_proof(tree, m))
+
+
+@given(st.lists(st.binary(max_size=8), max_size=200))
+def test_root_and_proofs_equal_the_one_leaf_builders(entries: list[bytes]) -> None:
+    """The O(n log n) builder gives root() and inclusion_proof() of every leaf, and each proof verifies."""
+    tree = [leaf_hash(e) for e in entries]
+    head, proofs = root_and_proofs(tree)
+    assert head == root(tree)
+    assert len(proofs) == len(tree)
+    for i, proof in enumerate(proofs):
+        assert proof == inclusion_proof(tree, i)
+        assert verify_inclusion(tree[i], i, len(tree), proof, head)
+
+
+def test_root_and_proofs_of_the_ct_vectors() -> None:
+    """Every audit path of the CT reference tree, built at once, is the published one."""
+    for size in range(1, len(CT_LEAVES) + 1):
+        head, proofs = root_and_proofs(CT_LEAVES[:size])
+        assert head.hex() == CT_ROOTS[size]
+        assert proofs == tuple(inclusion_proof(CT_LEAVES[:size], i) for i in range(size))
+
+
+def test_root_and_proofs_refuses_entries_that_are_not_leaf_hashes() -> None:
+    """Raw entries (not 32-byte leaf hashes) are a caller mistake; the empty batch has the empty root."""
+    with pytest.raises(ValueError):
+        root_and_proofs([b"an entry"])
+    assert root_and_proofs([]) == (EMPTY_ROOT, ())

@@ -35,6 +35,7 @@ from vaxcred.storage.schema import (
     passport_doses,
     passports,
     revocations,
+    site_signature_batches,
     site_signatures,
 )
 
@@ -78,7 +79,7 @@ def _tamper(pipe: Pipeline, change: Callable[[sa.Connection], None]) -> None:
 def test_every_signed_object_is_logged_and_the_log_is_intact(
     history: Pipeline, log_signer: keys.KeyPair
 ) -> None:
-    """Each site signature, passport and revocation has exactly one entry; the audit finds nothing."""
+    """Each site-signature batch, passport and revocation has exactly one entry; the audit finds nothing."""
     with history.db.connect() as conn:
         counts = {
             kind: conn.execute(
@@ -89,7 +90,10 @@ def test_every_signed_object_is_logged_and_the_log_is_intact(
         report = log.audit_log(conn, log_certificate=log_signer.certificate)
         size = log.log_size(conn)
     assert counts[log.Kind.PASSPORT] == history.count(passports) >= 3
-    assert counts[log.Kind.DOSE_RECORD] == history.count(site_signatures) >= 4
+    # every site signature is a batch member, logged in its batch's entry (v1 records had an entry each)
+    assert counts[log.Kind.DOSE_BATCH] == history.count(site_signature_batches) >= 1
+    assert counts[log.Kind.DOSE_RECORD] == 0
+    assert history.count(site_signatures) >= 4
     assert counts[log.Kind.REVOCATION] == history.count(revocations) == 2
     assert report.intact, report.findings
     assert (report.entries, report.heads, report.uncovered) == (size, 1, 0)

@@ -32,7 +32,7 @@ from vaxcred.pipeline.records.importer import import_lines
 from vaxcred.pipeline.registry.check import run_registry_check
 from vaxcred.pipeline.registry.lookup import TableRegistry
 from vaxcred.storage import Database
-from vaxcred.storage.schema import issuance_log, log_state, passports, site_signatures
+from vaxcred.storage.schema import issuance_log, log_state, passports, site_signature_batches
 
 
 def _signing_child(url: str, folder: Path) -> subprocess.Popen[str]:
@@ -95,12 +95,14 @@ def test_log_stays_gap_free_and_intact_with_issuance_and_site_signing_processes_
         )
         stored = {
             "passport": conn.execute(sa.select(sa.func.count()).select_from(passports)).scalar_one(),
-            "dose_record": conn.execute(sa.select(sa.func.count()).select_from(site_signatures)).scalar_one(),
+            "dose_batch": conn.execute(
+                sa.select(sa.func.count()).select_from(site_signature_batches)
+            ).scalar_one(),
         }
     kinds = [kind for _, kind in sorted(order)]
     # Whether the writers' commits interleaved depends on timing (on a quiet machine the signers may finish
     # first: seen in CI): the invariants below must hold either way, so they are what the test asserts.
-    assert set(kinds) == {"dose_record", "passport"}, kinds
+    assert set(kinds) == {"dose_batch", "passport"}, kinds
     assert seqs == list(range(size))
     assert logged == stored
     assert stored["passport"] >= len(signed_first)

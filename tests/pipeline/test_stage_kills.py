@@ -32,7 +32,7 @@ from vaxcred.pipeline.records.cccd import Gender
 from vaxcred.pipeline.records.importer import import_lines
 from vaxcred.pipeline.registry.check import run_registry_check
 from vaxcred.pipeline.registry.lookup import RegistryEntry, TableRegistry, write_registry_csv
-from vaxcred.pipeline.site_signing.record import verify_dose
+from vaxcred.pipeline.site_signing.record import verify_stored_dose
 from vaxcred.pipeline.site_signing.stage import run_site_signing
 from vaxcred.storage import Database
 from vaxcred.storage.schema import (
@@ -43,6 +43,7 @@ from vaxcred.storage.schema import (
     registry_checks,
     revocations,
     site_certificates,
+    site_signature_batches,
     site_signatures,
 )
 
@@ -141,6 +142,9 @@ def _assert_signatures_sound(db: Database, seed: int) -> int:
         rows = conn.execute(
             sa.select(
                 site_signatures.c.cose,
+                site_signatures.c.leaf_index,
+                site_signatures.c.proof,
+                site_signature_batches.c.head,
                 site_signatures.c.site_id,
                 site_certificates.c.der,
                 doses.c.site_id.label("dose_site"),
@@ -153,10 +157,17 @@ def _assert_signatures_sound(db: Database, seed: int) -> int:
             .join(site_certificates, site_certificates.c.fingerprint == site_signatures.c.certificate)
             .join(doses, doses.c.id == site_signatures.c.dose_id)
             .join(persons, persons.c.id == doses.c.person_id)
+            .outerjoin(site_signature_batches, site_signature_batches.c.id == site_signatures.c.batch_id)
         ).all()
     for r in rows:
-        claims = verify_dose(
-            r.cose, site_certificate=x509.load_der_x509_certificate(r.der), citizen_id=r.citizen_id, now=NOW
+        claims = verify_stored_dose(
+            r.cose,
+            r.head,
+            r.leaf_index,
+            r.proof,
+            site_certificate=x509.load_der_x509_certificate(r.der),
+            citizen_id=r.citizen_id,
+            now=NOW,
         )
         assert (claims.site_id, claims.dose_number, claims.date, claims.lot) == (
             r.dose_site,

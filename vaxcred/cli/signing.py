@@ -60,7 +60,8 @@ def sign_sites(folder: Path, only: tuple[str, ...], db_url: str, at: str | None)
     """Site signing (ký số chứng nhận tiêm): each site signs its own dose records whose person VERIFIED.
 
     Every site key pair under KEYS/sites/ (made by `vaxcred keys site`) is loaded with the key passphrase
-    ($VAXCRED_PASSPHRASE or a prompt); a site signs only the records it recorded. 500 doses per transaction;
+    ($VAXCRED_PASSPHRASE or a prompt); a site signs only the records it recorded, 128 under one signature
+    (a Merkle batch: each record keeps its audit path and verifies on its own). 500 doses per transaction;
     re-running signs only what is missing. Exit code: 0 done; 1 a key could not be used or some doses could
     not be signed (see the log); 3 usage error.
     """

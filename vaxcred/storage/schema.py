@@ -5,7 +5,8 @@
     sites ─┬─< site_certificates
            │
     persons ─┬─< doses >── sites                 UNIQUE natural key (person_id, dose_number, date, site_id)
-             │     ├─< site_signatures            at most one current signature per dose
+             │     ├─< site_signatures >── site_signature_batches   at most one current signature per dose;
+             │     │                              a batch member points at its signed batch head
              │     └─< corrections >── sites      routed to the site that recorded the dose
              ├─< registry_checks                  history: one row per check, newest = highest id
              ├─< passports ─< passport_doses >── doses, site_signatures
@@ -56,6 +57,7 @@ __all__ = [
     "registry_checks",
     "revocations",
     "site_certificates",
+    "site_signature_batches",
     "site_signatures",
     "sites",
 ]
@@ -201,6 +203,21 @@ registry_checks = sa.Table(
 # newest check of a person: ORDER BY id DESC LIMIT 1 on this index
 sa.Index("ix_registry_checks_person_id_id", registry_checks.c.person_id, registry_checks.c.id)
 
+# a batch of site signatures (vaxcred.pipeline.site_signing.batch): the site's one signature over the Merkle root
+site_signature_batches = sa.Table(
+    "site_signature_batches",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("site_id", sa.String(64), sa.ForeignKey(sites.c.site_id), nullable=False),
+    sa.Column(
+        "certificate", sa.LargeBinary(32), sa.ForeignKey(site_certificates.c.fingerprint), nullable=False
+    ),
+    sa.Column("kid", sa.LargeBinary(32), nullable=False),
+    sa.Column("head", sa.LargeBinary, nullable=False),  # COSE_Sign1 over {v, site, root, size, signed}
+    sa.Column("size", sa.Integer, nullable=False),  # leaves under the root (members stored: at most that)
+    sa.Column("signed_at", UtcDateTime, nullable=False),
+)
+
 site_signatures = sa.Table(
     "site_signatures",
     metadata,
@@ -214,8 +231,13 @@ site_signatures = sa.Table(
         nullable=True,
     ),
     sa.Column("kid", sa.LargeBinary(32), nullable=False),
-    sa.Column("cose", sa.LargeBinary, nullable=False),  # COSE_Sign1 over the canonical CBOR dose record
+    # v1 (batch_id NULL): the COSE_Sign1 over the canonical CBOR dose record; batch member: its payload (the leaf)
+    sa.Column("cose", sa.LargeBinary, nullable=False),
     sa.Column("signed_at", UtcDateTime, nullable=False),
+    # batch members only: the batch head, the leaf index and the audit path (32-byte hashes, concatenated)
+    sa.Column("batch_id", Id, sa.ForeignKey(site_signature_batches.c.id), nullable=True),
+    sa.Column("leaf_index", sa.Integer, nullable=True),
+    sa.Column("proof", sa.LargeBinary, nullable=True),
     # set when a correction changes the dose: the record must be signed again
     sa.Column("superseded_at", UtcDateTime, nullable=True),
 )
@@ -227,6 +249,9 @@ sa.Index(
     sqlite_where=site_signatures.c.superseded_at.is_(None),
     postgresql_where=site_signatures.c.superseded_at.is_(None),
 )
+
+# a batch's members (its log entry, the audit's rebuild): without it each batch scans every signature
+sa.Index("ix_site_signatures_batch_id", site_signatures.c.batch_id)
 
 corrections = sa.Table(
     "corrections",

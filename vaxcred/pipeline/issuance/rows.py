@@ -25,7 +25,14 @@ from sqlalchemy.engine import Connection
 
 from vaxcred.errors import ChainError
 from vaxcred.pipeline.site_signing.record import site_id_of
-from vaxcred.storage.schema import doses, persons, registry_checks, site_certificates, site_signatures
+from vaxcred.storage.schema import (
+    doses,
+    persons,
+    registry_checks,
+    site_certificates,
+    site_signature_batches,
+    site_signatures,
+)
 from vaxcred.trust.chain import check_issued_by
 
 __all__ = ["Candidate", "DoseRow", "SignatureRow", "SiteCertificate", "SiteCertificates", "load_candidates"]
@@ -39,7 +46,11 @@ class SignatureRow:
     site_id: str
     certificate: bytes | None  # fingerprint of the site certificate, when recorded
     kid: bytes
-    cose: bytes = field(repr=False)
+    cose: bytes = field(repr=False)  # v1: the COSE_Sign1; a batch member: its payload
+    # a batch member's signed head, leaf index and audit path (None for a v1 row)
+    head: bytes | None = field(default=None, repr=False)
+    leaf_index: int | None = None
+    proof: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,9 +124,14 @@ def load_candidates(conn: Connection, person_ids: Sequence[int]) -> list[Candida
             signed.c.certificate,
             signed.c.kid,
             signed.c.cose,
+            signed.c.leaf_index,
+            signed.c.proof,
+            site_signature_batches.c.head,
         )
         .select_from(
-            doses.outerjoin(signed, sa.and_(signed.c.dose_id == doses.c.id, signed.c.superseded_at.is_(None)))
+            doses.outerjoin(
+                signed, sa.and_(signed.c.dose_id == doses.c.id, signed.c.superseded_at.is_(None))
+            ).outerjoin(site_signature_batches, site_signature_batches.c.id == signed.c.batch_id)
         )
         .where(doses.c.person_id.in_(ids))
         .order_by(doses.c.person_id, doses.c.id)
@@ -129,6 +145,9 @@ def load_candidates(conn: Connection, person_ids: Sequence[int]) -> list[Candida
                 certificate=row.certificate,
                 kid=row.kid,
                 cose=row.cose,
+                head=row.head,
+                leaf_index=row.leaf_index,
+                proof=row.proof,
             )
         )
         dose_rows.setdefault(row.person_id, []).append(

@@ -10,9 +10,11 @@ A person is **eligible** when, in this order (the first failing rule is the pers
 (3) signed:     EVERY dose has a current site signature (``superseded_at IS NULL``);
 (4) certificate: the signature's site certificate is stored (by fingerprint, else by kid among the site's own);
 (5) chain:      that certificate was issued by ``site_ca``, both valid at the signing time (SECURITY.md §5);
-(6) signature:  :func:`~vaxcred.pipeline.site_signing.record.verify_dose` accepts the record with that certificate — site
-                certificate purpose, kid, signature, own site, certificate valid at the signing time, signed
-                no later than ``now`` — and the salted citizen hash matches the person's citizen ID;
+(6) signature:  :func:`~vaxcred.pipeline.site_signing.record.verify_stored_dose` accepts the record with that
+                certificate — site certificate purpose, kid, signature (a batch member: its batch head's, checked
+                once per head and certificate in a process, then the member's audit path to the signed root),
+                own site, certificate valid at the signing time, signed no later than ``now`` — and the salted
+                citizen hash matches the person's citizen ID;
 (7) record:     the signed record says what the stored dose says (site, dose number, date, lot, mp/ma/vp): the
                 passport is built from stored rows, so they must be the rows the site signed.
 
@@ -49,7 +51,7 @@ from vaxcred.pipeline.issuance.rows import Candidate, DoseRow, SignatureRow, Sit
 from vaxcred.pipeline.records.history import history_problems
 from vaxcred.pipeline.records.model import vaccine_codes
 from vaxcred.pipeline.registry.lookup import RegistryStatus
-from vaxcred.pipeline.site_signing.record import DoseClaims, verify_dose
+from vaxcred.pipeline.site_signing.record import DoseClaims, verify_stored_dose
 
 __all__ = [
     "COUNTRY",
@@ -164,10 +166,17 @@ def _verify_signature(
         if option.window is None:
             problem = Reason.UNTRUSTED_CERTIFICATE
             continue
-        # (6) signature, purpose, kid, own site, certificate valid at the signing time, citizen
+        # (6) signature, purpose, kid, own site, certificate valid at the signing time, citizen; a batch member:
+        # its head's signature once per process (cached by head bytes and certificate), then its audit path
         try:
-            claims = verify_dose(
-                sig.cose, site_certificate=option.certificate, citizen_id=citizen_id, now=now
+            claims = verify_stored_dose(
+                sig.cose,
+                sig.head,
+                sig.leaf_index,
+                sig.proof,
+                site_certificate=option.certificate,
+                citizen_id=citizen_id,
+                now=now,
             )
         except VaxcredError as e:
             problem = _signature_reason(e.code)

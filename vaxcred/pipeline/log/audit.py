@@ -4,7 +4,9 @@
               each entry well-formed and naming its own row (kind, object id)
 (2) objects:  every logged object still exists and rebuilds to the same entry (bytes, times, evidence);
               a row removed, altered or back-dated is a finding
-(3) coverage: every passport, site signature and revocation row is in the log (nothing signed outside it);
+(3) coverage: every passport, site signature and revocation row is in the log (nothing signed outside it): a v1
+              site signature by its own entry, a batch member by its batch's (which lists every member: a row
+              added to, removed from or altered in a batch alters the batch's entry);
               a passport with a revocation row is still marked revoked (a revocation undone by hand is a finding)
 (4) heads:    every stored tree head verifies under the log signer's certificate, its size is within the log,
               and its root equals the root of the first tree_size stored leaves: an entry removed, altered or
@@ -37,10 +39,18 @@ from vaxcred.storage.schema import (
     log_tree_heads,
     passports,
     revocations,
+    site_signature_batches,
     site_signatures,
 )
 
-_TABLES = {Kind.PASSPORT: passports, Kind.DOSE_RECORD: site_signatures, Kind.REVOCATION: revocations}
+_TABLES = {
+    Kind.PASSPORT: passports,
+    Kind.DOSE_RECORD: site_signatures,
+    Kind.DOSE_BATCH: site_signature_batches,
+    Kind.REVOCATION: revocations,
+}
+#: the rows of a kind's table that need an entry of that kind: a batch member is covered by its batch's entry
+_NEEDS_ENTRY = {Kind.DOSE_RECORD: site_signatures.c.batch_id.is_(None)}
 #: report at most this many findings of one code (a wholesale rewrite would otherwise print millions)
 _MAX_PER_CODE = 50
 
@@ -126,7 +136,10 @@ def audit_log(
                     "log.object_altered",
                     f"{kind.value} {object_id} (entry {seq}) changed since it was logged",
                 )
-        for (object_id,) in conn.execute(sa.select(table.c.id).order_by(table.c.id)):
+        needing = sa.select(table.c.id).order_by(table.c.id)
+        if kind in _NEEDS_ENTRY:
+            needing = needing.where(_NEEDS_ENTRY[kind])
+        for (object_id,) in conn.execute(needing):
             if object_id not in entries:
                 found.add("log.object_unlogged", f"{kind.value} {object_id} is not in the log")
     _revocations_undone(conn, found)

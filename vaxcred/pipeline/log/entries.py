@@ -5,8 +5,13 @@ An entry is canonical CBOR ``[2, kind, object_id, object_hash, trace]`` (2: :dat
 ==============  ===============================  ==========================================================
 kind            object hash (SHA-256 of)         trace (what the signature relied on; ids, times, kids only)
 ==============  ===============================  ==========================================================
-``dose_record`` the site's COSE_Sign1 bytes      dose id, site id, site-certificate fingerprint, kid, signing
-                                                 time
+``dose_record`` the site's COSE_Sign1 bytes (a v1  dose id, site id, site-certificate fingerprint, kid, signing
+                record, signed on its own)        time
+``dose_batch``  SHA-256(head) ‖ for each member    site id, site-certificate fingerprint, kid, signing time, size,
+                SHA-256(SHA-256(path) ‖ payload),  the members as [signature id, dose id, leaf index] in
+                in signature id order (batch site  signature id order
+                signing: one entry per batch
+                covers its members)
 ``passport``    the HC1 text (UTF-8)             person id, DSC kid, iat, exp, issuance time, registry
                                                  check id, the (dose id, site signature id) pairs it was
                                                  built from, the passport it supersedes
@@ -21,7 +26,7 @@ change to a logged row — its bytes, its times, its evidence links — changes 
 
 from __future__ import annotations
 
-__all__ = ["ENTRY_VERSION", "Kind", "build_entries", "decode_entry"]
+__all__ = ["ENTRY_VERSION", "Kind", "build_entries", "decode_entry", "site_record"]
 
 import enum
 import hashlib
@@ -34,7 +39,14 @@ from sqlalchemy.engine import Connection
 
 from vaxcred.codec import cbor
 from vaxcred.errors import CborError
-from vaxcred.storage.schema import passport_doses, passports, revocations, site_signatures
+from vaxcred.merkle import HASH_LENGTH
+from vaxcred.storage.schema import (
+    passport_doses,
+    passports,
+    revocations,
+    site_signature_batches,
+    site_signatures,
+)
 
 #: 2: the passport trace names the person the passport belongs to (version 1 did not)
 ENTRY_VERSION: Final = 2
@@ -46,6 +58,7 @@ class Kind(enum.StrEnum):
     """The kinds of signed object the log records."""
 
     DOSE_RECORD = "dose_record"
+    DOSE_BATCH = "dose_batch"
     PASSPORT = "passport"
     REVOCATION = "revocation"
 
@@ -71,6 +84,8 @@ def build_entries(conn: Connection, kind: Kind, object_ids: Sequence[int]) -> di
         return _passport_entries(conn, ids)
     if kind is Kind.DOSE_RECORD:
         return _dose_record_entries(conn, ids)
+    if kind is Kind.DOSE_BATCH:
+        return _dose_batch_entries(conn, ids)
     return _revocation_entries(conn, ids)
 
 
@@ -98,9 +113,45 @@ def _passport_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
     return out
 
 
+_HASH_HEAD: Final = cbor.encode_head(2, HASH_LENGTH)
+_RECORD_START: Final = b"\x85\x02"  # [2, ...
+
+
+def site_record(cose: bytes, head: bytes | None, leaf_index: int | None, proof: bytes | None) -> bytes:
+    """A stored site signature as one verifiable record: a v1 row's COSE_Sign1 (``head`` None), or a batch
+    member's standalone record ``[2, head, index, [path...], payload]`` in canonical CBOR (written by hand: it is
+    assembled for every logged, audited or exported member; byte for byte ``cbor.dumps`` of that list, and what
+    :func:`vaxcred.pipeline.site_signing.batch_codec.encode_batch_record` writes)."""
+    if head is None:
+        return bytes(cose)
+    path = bytes(proof or b"")
+    if (
+        leaf_index is None or leaf_index < 0 or len(path) % HASH_LENGTH
+    ):  # not a member: as it is, unverifiable
+        nodes = [path[i : i + HASH_LENGTH] for i in range(0, len(path), HASH_LENGTH)]
+        return cbor.dumps([2, bytes(head), leaf_index, nodes, bytes(cose)])
+    parts = [_RECORD_START, cbor.encode_head(2, len(head)), bytes(head), cbor.encode_head(0, leaf_index)]
+    parts.append(cbor.encode_head(4, len(path) // HASH_LENGTH))
+    for i in range(0, len(path), HASH_LENGTH):
+        parts.append(_HASH_HEAD)
+        parts.append(path[i : i + HASH_LENGTH])
+    parts.append(cbor.encode_head(2, len(cose)))
+    parts.append(bytes(cose))
+    return b"".join(parts)
+
+
 def _dose_record_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
     out = {}
-    for row in conn.execute(sa.select(site_signatures).where(site_signatures.c.id.in_(ids))):
+    query = (
+        sa.select(site_signatures, site_signature_batches.c.head)
+        .select_from(
+            site_signatures.outerjoin(
+                site_signature_batches, site_signature_batches.c.id == site_signatures.c.batch_id
+            )
+        )
+        .where(site_signatures.c.id.in_(ids))
+    )
+    for row in conn.execute(query):
         trace: dict[str, object] = {
             "dose_id": row.dose_id,
             "site_id": row.site_id,
@@ -108,7 +159,49 @@ def _dose_record_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
             "kid": row.kid,
             "signed_at": _micros(row.signed_at),
         }
-        out[row.id] = _entry(Kind.DOSE_RECORD, row.id, _sha256(row.cose), trace)
+        if row.batch_id is not None:
+            trace["batch"] = row.batch_id
+            trace["index"] = row.leaf_index
+        record = site_record(row.cose, row.head, row.leaf_index, row.proof)
+        out[row.id] = _entry(Kind.DOSE_RECORD, row.id, _sha256(record), trace)
+    return out
+
+
+def _dose_batch_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
+    heads = {
+        row.id: row
+        for row in conn.execute(sa.select(site_signature_batches).where(site_signature_batches.c.id.in_(ids)))
+    }
+    members: dict[int, list[list[int | None]]] = {batch_id: [] for batch_id in heads}
+    digests: dict[int, list[bytes]] = {
+        batch_id: [_sha256(bytes(head.head))] for batch_id, head in heads.items()
+    }
+    for row in conn.execute(
+        sa.select(
+            site_signatures.c.id,
+            site_signatures.c.dose_id,
+            site_signatures.c.batch_id,
+            site_signatures.c.cose,
+            site_signatures.c.leaf_index,
+            site_signatures.c.proof,
+        )
+        .where(site_signatures.c.batch_id.in_(ids))
+        .order_by(site_signatures.c.batch_id, site_signatures.c.id)
+    ):
+        members[row.batch_id].append([row.id, row.dose_id, row.leaf_index])
+        # the member's audit path and payload (fixed-length inner hash: no boundary to move bytes across)
+        digests[row.batch_id].append(_sha256(_sha256(bytes(row.proof or b"")) + bytes(row.cose)))
+    out = {}
+    for batch_id, head in heads.items():
+        trace: dict[str, object] = {
+            "site_id": head.site_id,
+            "certificate": head.certificate,
+            "kid": head.kid,
+            "signed_at": _micros(head.signed_at),
+            "size": head.size,
+            "members": members[batch_id],
+        }
+        out[batch_id] = _entry(Kind.DOSE_BATCH, batch_id, _sha256(b"".join(digests[batch_id])), trace)
     return out
 
 

@@ -1,6 +1,11 @@
 """What the printable certificate of one person shows, read from the database: the active passport and the
 site-signed doses it rests on (``passport_doses``), with the sites' names.
 
+Each dose also carries its site-signed record as one standalone value (:attr:`CertificateDose.site_record`:
+a v1 COSE_Sign1, or a batch member's ``[2, head, index, audit path, payload]``), the signature the passport was
+built from: exported beside the certificate it verifies on its own with the site certificate
+(:func:`vaxcred.pipeline.site_signing.record.verify_dose`), batch head included.
+
 :func:`certificate_data` is the library call behind ``vaxcred certificate-pdf``; its result goes straight into
 :func:`~vaxcred.pipeline.reports.certificate_pdf.render_certificate_pdf` (:meth:`CertificateData.render`).
 The result holds personal data (name, date of birth): it is for the file the operator asked for, never a log.
@@ -17,9 +22,19 @@ from typing import Final
 import sqlalchemy as sa
 
 from vaxcred.pipeline.errors import PipelineError
+from vaxcred.pipeline.log.entries import site_record
 from vaxcred.privacy import mask_name
 from vaxcred.storage import Database
-from vaxcred.storage.schema import PassportStatus, doses, passport_doses, passports, persons, sites
+from vaxcred.storage.schema import (
+    PassportStatus,
+    doses,
+    passport_doses,
+    passports,
+    persons,
+    site_signature_batches,
+    site_signatures,
+    sites,
+)
 
 __all__ = ["NO_PASSPORT", "UNKNOWN_CITIZEN", "CertificateData", "certificate_data"]
 
@@ -48,6 +63,8 @@ class CertificateDose:
     vaccine: str
     lot: str
     site: str
+    #: the site-signed record the passport relied on, standalone (empty when not known, e.g. a hand-built dose)
+    site_record: bytes = field(default=b"", repr=False)
 
     def __post_init__(self) -> None:
         if (
@@ -117,12 +134,22 @@ def certificate_data(db: Database, citizen_id: str) -> CertificateData:
             raise PipelineError("this person holds no active passport", code=NO_PASSPORT)
         rows = conn.execute(
             sa.select(
-                doses.c.dose_number, doses.c.date, doses.c.vaccine, doses.c.lot, doses.c.site_id, sites.c.name
+                doses.c.dose_number,
+                doses.c.date,
+                doses.c.vaccine,
+                doses.c.lot,
+                doses.c.site_id,
+                sites.c.name,
+                site_signatures.c.cose,
+                site_signatures.c.leaf_index,
+                site_signatures.c.proof,
+                site_signature_batches.c.head,
             )
             .select_from(
-                passport_doses.join(doses, doses.c.id == passport_doses.c.dose_id).join(
-                    sites, sites.c.site_id == doses.c.site_id
-                )
+                passport_doses.join(doses, doses.c.id == passport_doses.c.dose_id)
+                .join(sites, sites.c.site_id == doses.c.site_id)
+                .join(site_signatures, site_signatures.c.id == passport_doses.c.site_signature_id)
+                .outerjoin(site_signature_batches, site_signature_batches.c.id == site_signatures.c.batch_id)
             )
             .where(passport_doses.c.passport_id == passport.id)
             .order_by(doses.c.dose_number, doses.c.date, doses.c.id)
@@ -141,6 +168,7 @@ def certificate_data(db: Database, citizen_id: str) -> CertificateData:
                 vaccine=r.vaccine,
                 lot=r.lot,
                 site=r.name or r.site_id,
+                site_record=site_record(r.cose, r.head, r.leaf_index, r.proof),
             )
             for r in rows
         ),

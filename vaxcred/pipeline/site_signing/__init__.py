@@ -1,4 +1,5 @@
-"""Site signing: the site-signed dose record (format, certificates) and the stage that signs and audits them.
+"""Site signing: the site-signed dose record (v1: one signature per record; batch: one signature over the Merkle
+root of a batch, each record keeping its audit path), certificates, and the stage that signs and audits them.
 
 Public names of the modules below; import private helpers from their module.
 """
@@ -12,11 +13,25 @@ from vaxcred.pipeline.site_signing.audit import (
     check_stored_signatures,
     verify_stored_signatures,
 )
+from vaxcred.pipeline.site_signing.batch import (
+    HEAD_CACHE_SIZE,
+    BatchMember,
+    SignedBatch,
+    sign_batch,
+    verify_batch_member,
+    verify_batch_record,
+)
+from vaxcred.pipeline.site_signing.batch_codec import (
+    BATCH_CONTENT_TYPE,
+    MAX_BATCH_MEMBERS,
+    encode_batch_record,
+)
 from vaxcred.pipeline.site_signing.certs import (
     is_site_certificate,
     site_id_of,
 )
 from vaxcred.pipeline.site_signing.codec import (
+    BATCH_VERSION,
     CITIZEN_HASH_LENGTH,
     CONTENT_TYPE,
     RECORD_VERSION,
@@ -28,9 +43,11 @@ from vaxcred.pipeline.site_signing.record import (
     SignedDose,
     sign_dose,
     verify_dose,
+    verify_stored_dose,
 )
 from vaxcred.pipeline.site_signing.stage import (
     BATCH_SIZE,
+    PER_SIGNATURE,
     SigningReport,
     run_site_signing,
     supersede_signature,
@@ -38,25 +55,37 @@ from vaxcred.pipeline.site_signing.stage import (
 )
 
 __all__ = [
+    "BATCH_CONTENT_TYPE",
     "BATCH_SIZE",
+    "BATCH_VERSION",
     "CITIZEN_HASH_LENGTH",
     "CONTENT_TYPE",
+    "HEAD_CACHE_SIZE",
+    "MAX_BATCH_MEMBERS",
     "NO_CERTIFICATE",
+    "PER_SIGNATURE",
     "RECORD_MISMATCH",
     "RECORD_VERSION",
     "SALT_LENGTH",
+    "BatchMember",
     "DoseClaims",
     "SignatureCheck",
+    "SignedBatch",
     "SignedDose",
     "SigningReport",
     "check_stored_signatures",
     "citizen_hash",
+    "encode_batch_record",
     "is_site_certificate",
     "run_site_signing",
+    "sign_batch",
     "sign_dose",
     "site_id_of",
     "supersede_signature",
     "unsigned_count",
+    "verify_batch_member",
+    "verify_batch_record",
     "verify_dose",
+    "verify_stored_dose",
     "verify_stored_signatures",
 ]

@@ -1,6 +1,7 @@
 """Independent verification of stored site signatures (:func:`verify_stored_signatures`).
 
-Each current signature is re-verified from its stored bytes and its stored site certificate alone (chain to the
+Each current signature is re-verified from its stored bytes (a batch member: its standalone record, the batch
+head's bytes included) and its stored site certificate alone (chain to the
 site CA, validity at signing time, citizen hash), and the signed content is compared with the dose as stored now.
 """
 
@@ -15,11 +16,12 @@ from cryptography import x509
 from sqlalchemy.engine import Row
 
 from vaxcred.errors import VaxcredError
+from vaxcred.pipeline.log.entries import site_record
 from vaxcred.pipeline.records.model import vaccine_codes
 from vaxcred.pipeline.site_signing.batches import _current, _fingerprint
 from vaxcred.pipeline.site_signing.record import DoseClaims, verify_dose
 from vaxcred.storage import Database
-from vaxcred.storage.schema import doses, persons, site_certificates, site_signatures
+from vaxcred.storage.schema import doses, persons, site_certificates, site_signature_batches, site_signatures
 from vaxcred.trust.store import require_utc
 
 __all__ = [
@@ -87,6 +89,9 @@ def check_stored_signatures(
             site_signatures.c.site_id,
             site_signatures.c.kid,
             site_signatures.c.cose,
+            site_signatures.c.leaf_index,
+            site_signatures.c.proof,
+            site_signature_batches.c.head,
             site_signatures.c.certificate,
             site_certificates.c.der,
             doses.c.site_id.label("dose_site_id"),
@@ -100,6 +105,7 @@ def check_stored_signatures(
             site_signatures.join(doses, doses.c.id == site_signatures.c.dose_id)
             .join(persons, persons.c.id == doses.c.person_id)
             .outerjoin(site_certificates, site_certificates.c.fingerprint == site_signatures.c.certificate)
+            .outerjoin(site_signature_batches, site_signature_batches.c.id == site_signatures.c.batch_id)
         )
         .where(_current)
         .order_by(site_signatures.c.id)
@@ -151,7 +157,11 @@ def _check_one(
         return SignatureCheck(row.dose_id, False, NO_CERTIFICATE)
     try:
         claims = verify_dose(
-            row.cose, site_certificate=cert, site_ca=site_ca, citizen_id=row.citizen_id, now=now
+            site_record(row.cose, row.head, row.leaf_index, row.proof),
+            site_certificate=cert,
+            site_ca=site_ca,
+            citizen_id=row.citizen_id,
+            now=now,
         )
     except VaxcredError as e:
         return SignatureCheck(row.dose_id, False, e.code)

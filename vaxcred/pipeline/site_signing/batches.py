@@ -1,5 +1,11 @@
 """One signing batch of :mod:`vaxcred.pipeline.site_signing.stage`: the work queue query, signing rows, storing them.
 
+A transaction's rows (one site) are signed in Merkle batches of ``per_signature`` records each
+(:func:`~vaxcred.pipeline.site_signing.batch.sign_batch`: one signature per batch head) and stored set-based:
+the heads in one multi-row INSERT … RETURNING id, the members in one multi-row INSERT … ON CONFLICT DO NOTHING
+naming their head, leaf index and audit path, then one log entry per head listing its stored members
+(:func:`vaxcred.pipeline.log.append`, ``dose_batch``).
+
 Shared by the serial path (:func:`~vaxcred.pipeline.site_signing.stage.run_site_signing`) and the forked workers
 (:mod:`vaxcred.pipeline.site_signing.workers`). Nothing here logs personal data: log lines carry dose row ids,
 site ids and error codes.
@@ -22,9 +28,10 @@ from vaxcred.errors import VaxcredError
 from vaxcred.pipeline import log
 from vaxcred.pipeline.records.model import DoseRecord
 from vaxcred.pipeline.registry.lookup import RegistryStatus
-from vaxcred.pipeline.site_signing.record import sign_dose, site_id_of
+from vaxcred.pipeline.site_signing.batch import sign_batch
+from vaxcred.pipeline.site_signing.record import site_id_of
 from vaxcred.storage import Database
-from vaxcred.storage.schema import doses, persons, site_certificates, site_signatures
+from vaxcred.storage.schema import doses, persons, site_certificates, site_signature_batches, site_signatures
 
 #: the signing stage's logger (the name it had before the stage was split into modules)
 logger = logging.getLogger("vaxcred.pipeline.site_signing.stage")
@@ -62,11 +69,24 @@ _DOSE_COLUMNS = (
 )
 
 
-class _Signed(NamedTuple):
-    dose_id: int
+class _Head(NamedTuple):
+    """A signed batch head, not stored yet."""
+
+    site_id: str
     kid: bytes
     cose: bytes
+    size: int
     signed_at: dt.datetime
+
+
+class _Signed(NamedTuple):
+    """One signed dose: its batch head, leaf index, audit path and payload."""
+
+    dose_id: int
+    head: _Head
+    leaf_index: int
+    proof: bytes  # the audit path's hashes, concatenated
+    payload: bytes
 
 
 def _dose_record(row: _DoseRow) -> DoseRecord:
@@ -94,17 +114,32 @@ def _certificate_row(signer: Signer) -> dict[str, Any]:
 
 
 def _sign_rows(
-    rows: Sequence[_DoseRow], signers: Mapping[str, Signer], now: dt.datetime
+    rows: Sequence[_DoseRow], signers: Mapping[str, Signer], now: dt.datetime, per_signature: int
 ) -> list[_Signed | str]:
-    """Sign each row (CPU only, no database): a :class:`_Signed`, or the error code of a row that cannot be."""
+    """Sign the rows (CPU only, no database), ``per_signature`` of one site under each batch head: a
+    :class:`_Signed` per row, or the error code of a row that cannot be signed."""
     out: list[_Signed | str] = []
-    for row in rows:
+    start = 0
+    while start < len(rows):
+        site_id = rows[start].site_id
+        end = start + 1
+        while end < len(rows) and end - start < per_signature and rows[end].site_id == site_id:
+            end += 1
+        chunk = rows[start:end]
+        start = end
         try:
-            signed = sign_dose(_dose_record(row), signer=signers[row.site_id], now=now)
+            batch = sign_batch([_dose_record(row) for row in chunk], signer=signers[site_id], now=now)
         except (VaxcredError, ValueError, TypeError) as e:
-            out.append(e.code if isinstance(e, VaxcredError) else type(e).__name__)
+            out.extend([e.code if isinstance(e, VaxcredError) else type(e).__name__] * len(chunk))
             continue
-        out.append(_Signed(row.id, signed.kid, signed.cose, signed.signed_at))
+        head = (
+            None if batch.head is None else _Head(site_id, batch.kid, batch.head, batch.size, batch.signed_at)
+        )
+        for row, outcome in zip(chunk, batch.outcomes, strict=True):
+            if isinstance(outcome, VaxcredError) or head is None:
+                out.append(outcome.code if isinstance(outcome, VaxcredError) else "sitesign.bad_record")
+                continue
+            out.append(_Signed(row.id, head, outcome.index, b"".join(outcome.proof), outcome.payload))
     return out
 
 
@@ -116,38 +151,64 @@ def _store_batch(
     certificates: Mapping[str, dict[str, Any]],
 ) -> tuple[int, int]:
     """Store one batch's signatures; returns (signatures stored, doses that could not be signed)."""
-    values: list[dict[str, Any]] = []
+    signed: list[tuple[_DoseRow, _Signed]] = []
     failed = 0
     for row, outcome in zip(rows, outcomes, strict=True):
         if isinstance(outcome, str):
             failed += 1
             logger.warning("site signing: dose row %d not signed (%s)", row.id, outcome)
             continue
-        values.append(
-            {
-                "dose_id": row.id,
-                "site_id": row.site_id,
-                "certificate": certificates[row.site_id]["fingerprint"],
-                "kid": outcome.kid,
-                "cose": outcome.cose,
-                "signed_at": outcome.signed_at,
-            }
-        )
-    if not values:
+        signed.append((row, outcome))
+    if not signed:
         return 0, failed
-    used = sorted({v["site_id"] for v in values})
+    used = sorted({row.site_id for row, _ in signed})
     conn.execute(
         db.insert_ignoring_conflicts(site_certificates, on=["fingerprint"]),
         [certificates[site] for site in used],
     )
+    heads = list(
+        {id(s.head): s.head for _, s in signed}.values()
+    )  # the heads with members to store, in order
+    head_ids = conn.execute(
+        sa.insert(site_signature_batches).returning(
+            site_signature_batches.c.id, sort_by_parameter_order=True
+        ),
+        [
+            {
+                "site_id": head.site_id,
+                "certificate": certificates[head.site_id]["fingerprint"],
+                "kid": head.kid,
+                "head": head.cose,
+                "size": head.size,
+                "signed_at": head.signed_at,
+            }
+            for head in heads
+        ],
+    ).scalars()
+    batch_ids = {id(head): batch_id for head, batch_id in zip(heads, head_ids, strict=True)}
+    values = [
+        {
+            "dose_id": row.id,
+            "site_id": row.site_id,
+            "certificate": certificates[row.site_id]["fingerprint"],
+            "kid": s.head.kid,
+            "cose": s.payload,
+            "signed_at": s.head.signed_at,
+            "batch_id": batch_ids[id(s.head)],
+            "leaf_index": s.leaf_index,
+            "proof": s.proof,
+        }
+        for row, s in signed
+    ]
     inserted = conn.execute(
         db.insert_ignoring_conflicts(site_signatures, on=["dose_id"], where=_current).returning(
             site_signatures.c.id
         ),
         values,
     ).all()
-    # the issuance log records each site signature in the transaction that stores it (vaxcred.pipeline.log)
-    log.append(conn, log.Kind.DOSE_RECORD, [r.id for r in inserted], now=max(v["signed_at"] for v in values))
+    # the issuance log records each batch with its members in the transaction that stores them
+    # (vaxcred.pipeline.log: one entry per batch head, listing its members)
+    log.append(conn, log.Kind.DOSE_BATCH, list(batch_ids.values()), now=max(v["signed_at"] for v in values))
     return len(inserted), failed
 
 

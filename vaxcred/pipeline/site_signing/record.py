@@ -1,6 +1,12 @@
-"""Site signing (ký số chứng nhận tiêm): a vaccination site signs each dose record it recorded.
+"""Site signing (ký số chứng nhận tiêm): a vaccination site signs the dose records it recorded.
 
-The signed object is a COSE_Sign1 (tag 18) that can never pass as a passport::
+Two formats, told apart by their first bytes (:func:`verify_dose` accepts both): the **batch record**
+(``[2, head, index, audit path, payload]``: one signature over the Merkle root of a batch, what the signing stage
+writes; :mod:`vaxcred.pipeline.site_signing.batch`) and the **v1 record** below (one COSE_Sign1 per record:
+:func:`sign_dose`; records stored before batch signing remain valid). Both share steps (2)–(4) and (6)–(9)
+(:mod:`vaxcred.pipeline.site_signing.steps`).
+
+The v1 signed object is a COSE_Sign1 (tag 18) that can never pass as a passport::
 
     protected   {1: alg, 3: "application/vnd.vaxcred.dose-record+cbor", 4: kid}     unprotected {}
     payload     canonical CBOR map with TEXT keys (a CWT has integer keys 1/4/6/-260, so an HC1
@@ -59,30 +65,25 @@ __all__ = [
     "sign_dose",
     "site_id_of",
     "verify_dose",
+    "verify_stored_dose",
 ]
 
-import hmac
 import secrets
 from dataclasses import dataclass, field
-from datetime import date as calendar_date
 from datetime import datetime, timedelta
 
 from cryptography import x509
 
 from vaxcred.codec import cose
-from vaxcred.crypto import Signer, algorithm_for_key, verify_signature
-from vaxcred.errors import KeyUsageError, KidError, SignatureError, TimeError, VerificationError
-from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.records.calendar import vietnam_date
-from vaxcred.pipeline.records.model import DoseRecord, vaccine_codes
-from vaxcred.pipeline.site_signing.certs import (
-    _facts,
-    _purpose_problem,
-    _valid_at,
-    is_site_certificate,
-    site_id_of,
-)
+from vaxcred.crypto import Signer
+from vaxcred.errors import CoseError, SignatureError
+from vaxcred.merkle import HASH_LENGTH
+from vaxcred.pipeline.records.model import DoseRecord
+from vaxcred.pipeline.site_signing.batch import verify_batch_member, verify_batch_record
+from vaxcred.pipeline.site_signing.batch_codec import BATCH_RECORD_START
+from vaxcred.pipeline.site_signing.certs import is_site_certificate, site_id_of
 from vaxcred.pipeline.site_signing.codec import (
+    _TAG_18,
     CONTENT_TYPE,
     RECORD_VERSION,
     SALT_LENGTH,
@@ -93,12 +94,13 @@ from vaxcred.pipeline.site_signing.codec import (
     _protected_header,
     citizen_hash,
 )
-from vaxcred.trust.chain import check_issued_by
+from vaxcred.pipeline.site_signing.steps import (
+    _check_claims,
+    _check_envelope_signer,
+    _check_signer,
+    _dose_fields,
+)
 from vaxcred.trust.store import require_utc
-from vaxcred.valuesets import VaccineCodes
-
-# The certificate checks and the wire format live in sitesign_certs and sitesign_codec; the private names
-# imported above as ``name`` stay importable from here.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,29 +116,6 @@ class SignedDose:
 # --- signing -----------------------------------------------------------------------------------------------
 
 
-def _codes(vaccine: str) -> VaccineCodes:
-    try:
-        return vaccine_codes(vaccine)
-    except ValueError as e:
-        raise PipelineError(f"unknown vaccine {vaccine[:40]!r}", code="sitesign.unknown_vaccine") from e
-
-
-def _bad_record(field_name: str, why: str) -> PipelineError:
-    return PipelineError(
-        f"dose record field {field_name}: {why}", code="sitesign.bad_record", field=field_name
-    )
-
-
-def _dose_date(dose: DoseRecord, signed_at: datetime) -> str:
-    try:
-        day = calendar_date.fromisoformat(dose.date)
-    except (TypeError, ValueError) as e:
-        raise _bad_record("date", "not a YYYY-MM-DD calendar date") from e
-    if day > vietnam_date(signed_at):  # the dose's day is Viet Nam's calendar day
-        raise _bad_record("date", "after the signing time")
-    return day.isoformat()
-
-
 def sign_dose(dose: DoseRecord, *, signer: Signer, now: datetime) -> SignedDose:
     """Sign ``dose`` as the site named by ``signer``'s site certificate, at ``now`` (aware).
 
@@ -147,45 +126,18 @@ def sign_dose(dose: DoseRecord, *, signer: Signer, now: datetime) -> SignedDose:
     """
     now = require_utc(now)
     signed_at = now.replace(microsecond=0)
-    signed = int(signed_at.timestamp())
-    cert = signer.certificate
-    problem = _purpose_problem(cert)
-    if problem is not None:
-        raise PipelineError(problem, code="sitesign.wrong_purpose")
-    site_id = site_id_of(cert)
-    if dose.site_id != site_id:
-        raise PipelineError(
-            f"site {site_id} may sign only its own records, not one recorded by {dose.site_id!r}",
-            code="sitesign.not_own_record",
-            field="site_id",
-        )
-    if not _valid_at(cert, signed_at):
-        raise PipelineError(
-            f"the site certificate of {site_id} is not valid at {signed_at.isoformat()}",
-            code="sitesign.cert_not_valid",
-        )
-    facts = _facts(cert)
-    public_key = facts.public_key if facts.public_key is not None else cert.public_key()
-    if signer.algorithm != algorithm_for_key(public_key):
-        raise PipelineError("the signer's algorithm does not match its key", code="sitesign.wrong_purpose")
-    day = _dose_date(dose, signed_at)
-    codes = _codes(dose.vaccine)
+    site_id = _check_signer(signer, signed_at)
+    fields = _dose_fields(dose, site_id, signed_at)
     salt = secrets.token_bytes(SALT_LENGTH)
-    payload = _encode_payload(
+    fields.update(
         {
             "v": RECORD_VERSION,
-            "site": site_id,
             "cid": citizen_hash(dose.citizen_id, salt),
             "salt": salt,
-            "mp": codes.mp,
-            "ma": codes.ma,
-            "vp": codes.vp,
-            "lot": dose.lot,
-            "dt": day,
-            "dn": dose.dose_number,
-            "signed": signed,
+            "signed": int(signed_at.timestamp()),
         }
     )
+    payload = _encode_payload(fields)
     kid = signer.kid
     protected = _protected_header(int(signer.algorithm), kid)
     signature = signer.sign(cose.sig_structure_for(protected, payload))
@@ -206,61 +158,82 @@ def verify_dose(
     now: datetime | None = None,
     skew: timedelta = timedelta(0),
 ) -> DoseClaims:
-    """Verify a site-signed dose record (steps in the module documentation) and return its claims.
+    """Verify a site-signed dose record, v1 or batch member (steps in the module documentation), and return
+    its claims. The format is read from the first byte (tag 18: v1; ``[2, ...``: a batch record,
+    :func:`~vaxcred.pipeline.site_signing.batch.verify_batch_record`); each decoder accepts only its own shape.
 
     ``site_certificate`` is the certificate the record claims (looked up by kid by the caller);
     ``site_ca`` the site root it must chain to; ``citizen_id`` the ID the record must be for; ``now``
     (aware) bounds the signing time from above, with ``skew``.  Raises DecodeError / VerificationError
     subclasses with the codes of the module documentation.
     """
+    if not isinstance(data, bytes):
+        raise TypeError(f"a site-signed record is bytes, not {type(data).__name__}")
+    if data.startswith(BATCH_RECORD_START):
+        return verify_batch_record(
+            data,
+            site_certificate=site_certificate,
+            site_ca=site_ca,
+            citizen_id=citizen_id,
+            now=now,
+            skew=skew,
+        )
+    if not data.startswith(_TAG_18):
+        raise CoseError(
+            "a site-signed record is a COSE_Sign1 with tag 18 or a batch record", code="sitesign.bad_tag"
+        )
     if now is not None:
         now = require_utc(now)
 
     # (1) envelope
     msg, alg, kid = _decode_envelope(data)
 
-    # (2) purpose
-    problem = _purpose_problem(site_certificate)
-    if problem is not None:
-        raise KeyUsageError(problem, code="sitesign.wrong_purpose")
-
-    facts = _facts(site_certificate)
-
-    # (3) kid: the record names the certificate that signed it
-    if not hmac.compare_digest(kid, facts.kid):
-        raise KidError("the record's kid is not the site certificate's", code="sitesign.kid_mismatch")
-
-    # (4) signature: algorithm bound to the key type; the header alg must agree
-    if facts.public_key is None:
-        e = facts.key_error
-        raise SignatureError(f"unreadable site certificate key: {e}", code="signature.unsupported_key") from e
-    verify_signature(facts.public_key, alg, cose.sig_structure(msg), msg.signature)
+    # (2) purpose, (3) kid, (4) signature
+    _check_envelope_signer(msg, alg, kid, site_certificate)
 
     # (5) payload
     claims = _decode_payload(msg.payload, kid)
 
-    # (6) site: a site signs only its own records
-    cert_site = site_id_of(site_certificate)
-    if claims.site_id != cert_site:
-        raise KeyUsageError(
-            f"record of site {claims.site_id} signed with the certificate of site {cert_site}",
-            code="sitesign.not_own_record",
-        )
-
-    # (7) time: the certificate at the signing time, not now
-    if not _valid_at(site_certificate, claims.signed_at):
-        raise TimeError(
-            f"the site certificate was not valid at the signing time {claims.signed_at.isoformat()}",
-            code="sitesign.cert_not_valid",
-        )
-    if now is not None and claims.signed_at > now + skew:
-        raise TimeError("the record is signed in the future", code="sitesign.signed_in_future")
-
-    # (8) chain: to the site root, at the signing time
-    if site_ca is not None:
-        check_issued_by(site_certificate, site_ca, claims.signed_at)
-
-    # (9) citizen
-    if citizen_id is not None and not claims.matches_citizen(citizen_id):
-        raise VerificationError("the record is not for this citizen", code="sitesign.citizen_mismatch")
+    # (6) site, (7) time, (8) chain, (9) citizen
+    _check_claims(claims, site_certificate, site_ca=site_ca, citizen_id=citizen_id, now=now, skew=skew)
     return claims
+
+
+def verify_stored_dose(
+    cose: bytes,
+    head: bytes | None,
+    leaf_index: int | None,
+    proof: bytes | None,
+    *,
+    site_certificate: x509.Certificate,
+    site_ca: x509.Certificate | None = None,
+    citizen_id: str | None = None,
+    now: datetime | None = None,
+    skew: timedelta = timedelta(0),
+) -> DoseClaims:
+    """:func:`verify_dose` on a record as stored in ``site_signatures``: a v1 row (``head`` None) is its
+    COSE_Sign1; a batch member is its payload with its head's bytes, leaf index and concatenated audit path,
+    verified without assembling the standalone record (same steps, same errors)."""
+    if head is None:
+        return verify_dose(
+            cose,
+            site_certificate=site_certificate,
+            site_ca=site_ca,
+            citizen_id=citizen_id,
+            now=now,
+            skew=skew,
+        )
+    path = proof or b""
+    if leaf_index is None or len(path) % HASH_LENGTH:
+        raise SignatureError("the stored audit path is malformed", code="sitesign.not_in_batch")
+    return verify_batch_member(
+        head,
+        leaf_index,
+        [path[i : i + HASH_LENGTH] for i in range(0, len(path), HASH_LENGTH)],
+        cose,
+        site_certificate=site_certificate,
+        site_ca=site_ca,
+        citizen_id=citizen_id,
+        now=now,
+        skew=skew,
+    )

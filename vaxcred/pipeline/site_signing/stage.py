@@ -3,8 +3,9 @@
 ::
 
     doses ⋈ persons  WHERE registry_status = 'VERIFIED' AND site has a signer AND no current signature
-        ─> batch of ≤ N (one site, dose id order) ─> sitesign.sign_dose ─> one transaction:
-           INSERT site_certificates (if absent, by fingerprint) + INSERT site_signatures (ON CONFLICT DO NOTHING)
+        ─> batch of ≤ N (one site, dose id order) ─> batch.sign_batch per M of them (one signature each) ─>
+           one transaction: INSERT site_certificates (if absent, by fingerprint) + INSERT site_signature_batches
+           (the heads) + INSERT site_signatures (ON CONFLICT DO NOTHING) + the log entries
 
 * **Work queue.** A dose needs a signature while it has no *current* one (``site_signatures.superseded_at IS
   NULL``; a unique partial index allows at most one). Sites are taken one after the other, each walked along the
@@ -51,6 +52,7 @@ from vaxcred.pipeline.site_signing.audit import (
     check_stored_signatures,
     verify_stored_signatures,
 )
+from vaxcred.pipeline.site_signing.batch_codec import MAX_BATCH_MEMBERS
 from vaxcred.pipeline.site_signing.batches import (
     _VERIFIED,
     ProgressCallback,
@@ -73,6 +75,7 @@ from vaxcred.trust.store import require_utc
 __all__ = [
     "BATCH_SIZE",
     "NO_CERTIFICATE",
+    "PER_SIGNATURE",
     "RECORD_MISMATCH",
     "SignatureCheck",
     "SigningReport",
@@ -87,6 +90,8 @@ logger = logging.getLogger(__name__)
 
 #: doses per transaction
 BATCH_SIZE = 500
+#: doses under one site signature (a Merkle batch; a transaction holds several): see docs/pipeline.md
+PER_SIGNATURE = 128
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,6 +142,7 @@ def run_site_signing(
     batch_size: int = BATCH_SIZE,
     on_progress: ProgressCallback | None = None,
     workers: int = 1,
+    per_signature: int = PER_SIGNATURE,
 ) -> SigningReport:
     """Sign, as of ``now`` (aware), every dose of a ``VERIFIED`` person recorded by a site in ``signers``
     that has no current signature; one transaction per ``batch_size`` doses, site by site, in dose id order.
@@ -146,6 +152,9 @@ def run_site_signing(
     :class:`~vaxcred.crypto.LocalSigner` does — an HSM session may not): see :func:`_run_parallel`. It pays on
     PostgreSQL; on SQLite (one writer) one process measured faster (docs/benchmarks.md, "National pipeline").
 
+    Each transaction's doses are signed ``per_signature`` at a time under one batch head (one signature over
+    the Merkle root, an audit path per record: :mod:`vaxcred.pipeline.site_signing.batch`).
+
     ``on_progress(signed_so_far)`` is called after each committed batch. Idempotent: a second run signs
     nothing new. Errors propagate after the batches before them were committed.
     """
@@ -154,13 +163,21 @@ def run_site_signing(
         raise ValueError("batch_size must be an int >= 1")
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError("workers must be an int >= 1")
+    if (
+        not isinstance(per_signature, int)
+        or isinstance(per_signature, bool)
+        or not 1 <= per_signature <= MAX_BATCH_MEMBERS
+    ):
+        raise ValueError(f"per_signature must be an int in 1..{MAX_BATCH_MEMBERS}")
     _check_signers(signers, now)
     certificates = {site_id: _certificate_row(signer) for site_id, signer in signers.items()}
     site_ids = sorted(signers)
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-        signed, failed = _run_parallel(db, signers, certificates, now, batch_size, on_progress, workers)
+        signed, failed = _run_parallel(
+            db, signers, certificates, now, (batch_size, per_signature), on_progress, workers
+        )
     else:
-        signed, failed = _run_serial(db, signers, certificates, now, batch_size, on_progress)
+        signed, failed = _run_serial(db, signers, certificates, now, (batch_size, per_signature), on_progress)
     no_key, unverified = _unsigned_counts(db, site_ids)
     return SigningReport(signed=signed, skipped_no_key=no_key, skipped_unverified=unverified, failed=failed)
 
@@ -170,10 +187,11 @@ def _run_serial(
     signers: Mapping[str, Signer],
     certificates: Mapping[str, dict[str, Any]],
     now: dt.datetime,
-    batch_size: int,
+    sizes: tuple[int, int],
     on_progress: ProgressCallback | None,
 ) -> tuple[int, int]:
     """Read, sign and store each batch in one transaction (PostgreSQL: its doses and persons ``FOR SHARE``)."""
+    batch_size, per_signature = sizes
     signed = failed = 0
     for site_id in sorted(signers):
         last_id = 0
@@ -188,7 +206,9 @@ def _run_serial(
                 if not rows:
                     break
                 last_id = rows[-1].id
-                added, bad = _store_batch(db, conn, rows, _sign_rows(rows, signers, now), certificates)
+                added, bad = _store_batch(
+                    db, conn, rows, _sign_rows(rows, signers, now, per_signature), certificates
+                )
             signed += added
             failed += bad
             if on_progress is not None:

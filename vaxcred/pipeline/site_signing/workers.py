@@ -38,6 +38,7 @@ class _ForkState:
     certificates: Mapping[str, dict[str, Any]]
     now: dt.datetime
     batch_size: int
+    per_signature: int
     progress: Any  # a multiprocessing queue: (signed, failed) after each committed batch
 
 
@@ -67,9 +68,9 @@ def _sign_site_in_child(site_id: str) -> tuple[int, int]:
         if not rows:
             return signed, failed
         last_id = rows[-1].id
-        outcomes = _sign_rows(rows, state.signers, state.now)
+        outcomes = _sign_rows(rows, state.signers, state.now, state.per_signature)
         with db.begin() as conn:
-            rows, outcomes = _recheck(conn, rows, outcomes, state.signers, state.now)
+            rows, outcomes = _recheck(conn, rows, outcomes, state.signers, state.now, state.per_signature)
             added, bad = _store_batch(db, conn, rows, outcomes, state.certificates)
         signed += added
         failed += bad
@@ -81,7 +82,7 @@ def _run_parallel(
     signers: Mapping[str, Signer],
     certificates: Mapping[str, dict[str, Any]],
     now: dt.datetime,
-    batch_size: int,
+    sizes: tuple[int, int],
     on_progress: ProgressCallback | None,
     workers: int,
 ) -> tuple[int, int]:
@@ -115,7 +116,7 @@ def _run_parallel(
 
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_child_init) as pool:
         # the processes are forked at the first submit: the state is there for them, and only then
-        _FORK_STATE = _ForkState(url, signers, certificates, now, batch_size, progress)
+        _FORK_STATE = _ForkState(url, signers, certificates, now, sizes[0], sizes[1], progress)
         try:
             futures = [pool.submit(_sign_site_in_child, site_id) for site_id in sorted(signers)]
         finally:
@@ -142,6 +143,7 @@ def _recheck(
     outcomes: Sequence[_Signed | str],
     signers: Mapping[str, Signer],
     now: dt.datetime,
+    per_signature: int,
 ) -> tuple[list[_DoseRow], list[_Signed | str]]:
     """The batch's rows as stored now (locked on PostgreSQL) with their signatures: a worker's where the row is
     unchanged, a fresh one for a changed row; rows of persons no longer verified are dropped."""
@@ -157,6 +159,7 @@ def _recheck(
     }
     kept_rows: list[_DoseRow] = []
     kept: list[_Signed | str] = []
+    changed: list[int] = []  # positions in kept of rows signed again, under fresh batch heads
     for row, outcome in zip(rows, outcomes, strict=True):
         now_row = current.get(row.id)
         if now_row is None:
@@ -165,7 +168,11 @@ def _recheck(
             if now_row.site_id not in signers:
                 continue
             logger.info("site signing: dose row %d changed while being signed; signed again", row.id)
-            outcome = _sign_rows([now_row], signers, now)[0]
+            changed.append(len(kept))
         kept_rows.append(now_row)
         kept.append(outcome)
+    if changed:
+        fresh = _sign_rows([kept_rows[i] for i in changed], signers, now, per_signature)
+        for i, outcome in zip(changed, fresh, strict=True):
+            kept[i] = outcome
     return kept_rows, kept
