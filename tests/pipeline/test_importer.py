@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from tests.pipeline.import_child import CHILD_BATCH, HEADER, generated_rows
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.records import importer
+from vaxcred.pipeline.records import importer, staging
 from vaxcred.pipeline.records.importer import ImportReport, import_file, import_lines
 from vaxcred.storage import Database
 from vaxcred.storage.schema import doses, persons, sites
@@ -300,7 +300,7 @@ def test_a_crash_inside_a_batch_rolls_that_batch_back(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A failure after the third batch's inserts, before its commit, leaves two batches; a re-run completes."""
-    real_store = importer._store_batch
+    real_store = staging.store_batch
     calls = 0
 
     def failing_store(*args: Any) -> tuple[int, int]:
@@ -311,12 +311,12 @@ def test_a_crash_inside_a_batch_rolls_that_batch_back(
             raise ConnectionError("connection lost")
         return result
 
-    monkeypatch.setattr(importer, "_store_batch", failing_store)
+    monkeypatch.setattr(staging, "store_batch", failing_store)
     with pytest.raises(ConnectionError):
         import_lines(database, generated_rows(95), format="csv", batch_size=10)
     assert _count(database, doses) == 20
     assert _count(database, persons) == 10  # the third batch's new persons are gone too
-    monkeypatch.setattr(importer, "_store_batch", real_store)
+    monkeypatch.setattr(staging, "store_batch", real_store)
     report = import_lines(database, generated_rows(95), format="csv", batch_size=10)
     assert (report.imported, report.duplicates) == (75, 20)
     assert _count(database, doses) == 95
