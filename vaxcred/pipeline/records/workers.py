@@ -51,7 +51,7 @@ _PR_SET_PDEATHSIG: Final = 1
 _POLL_SECONDS: Final = 1.0
 _JOIN_SECONDS: Final = 5.0
 #: forked where the platform can (a worker starts at once: it needs no import), else spawned
-_START_METHOD: Final = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+_FORK: Final = "fork" in multiprocessing.get_all_start_methods()
 
 
 def _die_with_parent(parent: int) -> None:
@@ -80,7 +80,7 @@ def _worker_main(
 
 class _Pool:
     def __init__(self, workers: int, header: tuple[str, ...] | None, today: dt.date | None) -> None:
-        context = multiprocessing.get_context(_START_METHOD)
+        context = multiprocessing.get_context("fork") if _FORK else multiprocessing.get_context("spawn")
         self.inboxes = [context.Queue() for _ in range(workers)]
         self.outboxes = [context.Queue() for _ in range(workers)]
         self.processes = [
