@@ -15,11 +15,11 @@
 * **Both cores.** ``workers=N`` validates in N spawned processes while this one reads the file and stores;
   :func:`import_file` picks ``min(2, cores)`` workers for a file of :data:`PARALLEL_MIN_BYTES` or more, and
   validates here for smaller ones (starting a worker costs ~0.3 s). The result is the same either way.
-* **Bounded memory.** A chunk holds at most one batch of rows and about :data:`CHUNK_CHARS` characters; at most
-  two chunks per worker are in flight; one batch of staged rows is held while it is stored.
+* **Bounded memory.** A chunk holds at most :data:`CHUNK_ROWS` rows and about :data:`CHUNK_CHARS` characters;
+  at most two chunks per worker are in flight; one batch of staged rows is held while it is stored.
 * **Idempotent.** A dose is stored once per natural key (citizen ID, dose number, date, site); re-importing a
   file adds nothing and counts its rows as ``duplicates``.
-* **Resumable.** One transaction per ``batch_size`` input rows (1,000 by default), committed in file order: a
+* **Resumable.** One transaction per ``batch_size`` input rows (:data:`BATCH_SIZE`, 5,000), committed in file order: a
   crash (``kill -9`` of the import kills its workers too) loses at most the batch in flight, and running the same
   import again stores exactly the rows that are missing. ``on_progress(rows_done)`` is called after each commit.
 * **Persons** are inserted when their citizen ID is new and otherwise left as stored: changing an identity
@@ -71,6 +71,7 @@ __all__ = [
     "BAD_IMPORT",
     "BATCH_SIZE",
     "CHUNK_CHARS",
+    "CHUNK_ROWS",
     "MAX_LINE_CHARS",
     "MAX_RAW_CHARS",
     "PARALLEL_MIN_BYTES",
@@ -83,9 +84,12 @@ __all__ = [
     "neutralise_cell",
 ]
 
-#: rows per transaction
-BATCH_SIZE = 1000
-#: a chunk sent to a worker is closed at this many characters even before a batch of rows (runaway lines)
+#: rows per transaction: 5,000 measured ~25 % faster than 1,000 on SQLite (a commit is an fsync) and no slower on
+#: PostgreSQL; a crash loses at most this many rows' work
+BATCH_SIZE = 5000
+#: data rows per chunk sent to a worker (a batch is several chunks: workers and the writer overlap)
+CHUNK_ROWS = 1000
+#: a chunk is closed at this many characters even before its rows (runaway lines keep memory bounded)
 CHUNK_CHARS = 1 << 20
 #: :func:`import_file` validates in worker processes from this file size on (~20,000 rows)
 PARALLEL_MIN_BYTES = 4 << 20
@@ -119,20 +123,22 @@ def _header(lines: Iterator[str]) -> tuple[tuple[str, ...], int]:
 
 
 def _chunks(lines: Iterator[str], first_line: int, batch_size: int) -> Iterator[Chunk]:
-    """Consecutive lines in chunks that never straddle a batch (every ``batch_size`` data rows) and hold about
-    :data:`CHUNK_CHARS` characters at most."""
+    """Consecutive lines in chunks of at most :data:`CHUNK_ROWS` data rows and about :data:`CHUNK_CHARS`
+    characters that never straddle a batch (every ``batch_size`` data rows)."""
     held: list[str] = []
-    start, rows, chars = first_line, 0, 0  # rows: data lines in the current batch so far
+    start = first_line
+    in_batch = in_chunk = chars = 0
     for line in lines:
         held.append(line)
-        if line.strip():
-            rows += 1
         chars += len(line)
-        if rows >= batch_size or chars >= CHUNK_CHARS:
+        if line.strip():
+            in_batch += 1
+            in_chunk += 1
+        if in_batch >= batch_size or in_chunk >= CHUNK_ROWS or chars >= CHUNK_CHARS:
             yield Chunk(first_line=start, lines=tuple(held))
             start += len(held)
-            held, chars = [], 0
-            rows = 0 if rows >= batch_size else rows
+            held, in_chunk, chars = [], 0, 0
+            in_batch = 0 if in_batch >= batch_size else in_batch
     if held:
         yield Chunk(first_line=start, lines=tuple(held))
 

@@ -9,8 +9,8 @@
     parent: store each result (one transaction per batch), write its rejects
 
 * **Bounded.** At most :data:`IN_FLIGHT_PER_WORKER` chunks per worker are sent ahead of the one being stored;
-  a chunk holds at most one batch of rows and about :data:`~vaxcred.pipeline.records.importer.CHUNK_CHARS`
-  characters.
+  a chunk holds at most :data:`~vaxcred.pipeline.records.importer.CHUNK_ROWS` rows and about
+  :data:`~vaxcred.pipeline.records.importer.CHUNK_CHARS` characters.
 * **Workers die with the parent.** Each worker asks the kernel for ``SIGKILL`` when its parent dies (Linux
   ``PR_SET_PDEATHSIG``), so a ``kill -9`` of the import takes them too; a worker that dies (or fails) stops the
   import with :class:`~vaxcred.pipeline.errors.PipelineError` ``pipeline.import_worker_failed`` after the
