@@ -25,18 +25,17 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as dt
 import multiprocessing
 import os
 import queue
-import signal
 from collections import deque
 from collections.abc import Generator, Iterable, Sequence
 from typing import Any, Final
 
 from vaxcred.errors import VaxcredError
 from vaxcred.pipeline.errors import PipelineError
+from vaxcred.pipeline.processes import die_with_parent
 from vaxcred.pipeline.records.validation import Chunk, ChunkResult, validate_chunk
 
 __all__ = ["IMPORT_WORKER_FAILED", "IN_FLIGHT_PER_WORKER", "validate_in_processes"]
@@ -45,8 +44,6 @@ __all__ = ["IMPORT_WORKER_FAILED", "IN_FLIGHT_PER_WORKER", "validate_in_processe
 IMPORT_WORKER_FAILED: Final = "pipeline.import_worker_failed"
 #: chunks sent ahead to each worker (bounds memory; 2 keeps every worker busy while the parent stores)
 IN_FLIGHT_PER_WORKER: Final = 2
-#: prctl(2) option: the signal sent to this process when its parent dies
-_PR_SET_PDEATHSIG: Final = 1
 #: how often a parent waiting for a result checks that its worker is alive (seconds)
 _POLL_SECONDS: Final = 1.0
 _JOIN_SECONDS: Final = 5.0
@@ -54,21 +51,11 @@ _JOIN_SECONDS: Final = 5.0
 _FORK: Final = "fork" in multiprocessing.get_all_start_methods()
 
 
-def _die_with_parent(parent: int) -> None:
-    """Have the kernel kill this process when its parent dies (Linux ``PR_SET_PDEATHSIG``); exit now if the
-    parent is already gone."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)  # the process's own symbols: libc's prctl on Linux
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(1)
-
-
 def _worker_main(
     inbox: Any, outbox: Any, header: tuple[str, ...] | None, today: dt.date | None, parent: int
 ) -> None:
     """A worker: validate each chunk of ``inbox`` into ``outbox`` until ``None``."""
-    _die_with_parent(parent)
+    die_with_parent(parent)
     while (chunk := inbox.get()) is not None:
         try:
             outbox.put(("ok", validate_chunk(chunk, header=header, today=today)))
