@@ -9,7 +9,9 @@ workers validate, the database and the report must be exactly that.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
+import json
 import os
 import re
 from pathlib import Path
@@ -174,6 +176,43 @@ def test_workers_give_the_same_rejects_file_as_the_serial_path(database: Databas
         assert (report.rows, report.rejected) == (300, 43)
     assert paths[0].read_bytes() == paths[1].read_bytes()
     assert paths[0].read_text(encoding="utf-8").count("\n") == 44
+
+
+def test_workers_read_json_lines_as_the_serial_path_does(database: Database, tmp_path: Path) -> None:
+    """JSON Lines with workers: the same report and byte-identical rejects (repeated keys, bad JSON, non-objects,
+    a non-UTF-8 line, numbers as numbers)."""
+    good = [
+        json.dumps(
+            {
+                "citizen_id": f"00109001{i:04d}",
+                "full_name": "Nguyễn Văn An",
+                "dob": None,
+                "gender": "M",
+                "vaccine": "Comirnaty",
+                "lot": f"L{i}",
+                "date": "2021-08-01",
+                "dose_number": 1 + i % 2,
+                "site_id": "HN-001",
+            },
+            ensure_ascii=False,
+        )
+        for i in range(120)
+    ]
+    bad = ['{"citizen_id": "1", "citizen_id": "2"}', "{not json", "[1, 2]", "\udcff\udcfe", '"text"']
+    lines = [line + "\n" for line in good]
+    for i, line in enumerate(bad):
+        lines.insert(i * 23, line + "\n")
+    reports = []
+    for n in (0, 2):
+        _empty(database)
+        reports.append(
+            import_lines(
+                database, lines, format="jsonl", rejects_path=tmp_path / f"r{n}.csv", batch_size=17, workers=n
+            )
+        )
+    assert reports[0] == dataclasses.replace(reports[1], rejects_path=reports[0].rejects_path)
+    assert (reports[0].rows, reports[0].imported, reports[0].rejected) == (125, 120, 5)
+    assert (tmp_path / "r0.csv").read_bytes() == (tmp_path / "r2.csv").read_bytes()
 
 
 def test_a_worker_that_dies_stops_the_import_after_the_stored_batches(
