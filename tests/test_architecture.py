@@ -119,6 +119,7 @@ def test_pure_modules_do_no_io_and_read_no_clock() -> None:
 #: layer rank of each pipeline stage package; a stage may import only stages of a rank <= its own
 PIPELINE_RANK = {
     "errors": 0,
+    "processes": 0,
     "records": 1,
     "log": 1,
     "registry": 2,

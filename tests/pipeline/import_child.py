@@ -1,11 +1,12 @@
 """A child process for the importer tests that need a process of their own.
 
-``python -m tests.pipeline.import_child URL ROWS MODE [PATH]``
+``python -m tests.pipeline.import_child URL ROWS MODE [PATH [WORKERS]]``
 
 * ``memory``: import ``ROWS`` generated rows from a generator; print one JSON line with the resident set size
   after the first :data:`WARM_ROWS` rows and the high-water mark at the end (``/proc/self/status``, KiB).
 * ``progress``: import the CSV file ``PATH`` with batches of :data:`CHILD_BATCH` rows, printing the rows done
-  after each commit and flushing, so that the parent can ``kill -9`` it mid-import.
+  after each commit and flushing, so that the parent can ``kill -9`` it mid-import; ``WORKERS`` validation
+  processes (default 0: none).
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def main(argv: list[str]) -> None:
         def announce(done: int) -> None:
             print(done, flush=True)
 
-        import_file(db, argv[3], batch_size=CHILD_BATCH, on_progress=announce)
+        workers = int(argv[4]) if len(argv) > 4 else 0
+        import_file(db, argv[3], batch_size=CHILD_BATCH, on_progress=announce, workers=workers)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     db.dispose()

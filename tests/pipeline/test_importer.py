@@ -10,6 +10,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 import tracemalloc
 import unicodedata
 from pathlib import Path
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 
 from tests.pipeline.import_child import CHILD_BATCH, HEADER, generated_rows
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.records import importer
+from vaxcred.pipeline.records import importer, staging
 from vaxcred.pipeline.records.importer import ImportReport, import_file, import_lines
 from vaxcred.storage import Database
 from vaxcred.storage.schema import doses, persons, sites
@@ -300,7 +301,7 @@ def test_a_crash_inside_a_batch_rolls_that_batch_back(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A failure after the third batch's inserts, before its commit, leaves two batches; a re-run completes."""
-    real_store = importer._store_batch
+    real_store = staging.store_batch
     calls = 0
 
     def failing_store(*args: Any) -> tuple[int, int]:
@@ -311,21 +312,45 @@ def test_a_crash_inside_a_batch_rolls_that_batch_back(
             raise ConnectionError("connection lost")
         return result
 
-    monkeypatch.setattr(importer, "_store_batch", failing_store)
+    monkeypatch.setattr(staging, "store_batch", failing_store)
     with pytest.raises(ConnectionError):
         import_lines(database, generated_rows(95), format="csv", batch_size=10)
     assert _count(database, doses) == 20
     assert _count(database, persons) == 10  # the third batch's new persons are gone too
-    monkeypatch.setattr(importer, "_store_batch", real_store)
+    monkeypatch.setattr(staging, "store_batch", real_store)
     report = import_lines(database, generated_rows(95), format="csv", batch_size=10)
     assert (report.imported, report.duplicates) == (75, 20)
     assert _count(database, doses) == 95
 
 
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for stat_path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_path.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat_path.parent.name))
+    return found
+
+
+def _gone(pids: set[int], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(Path(f"/proc/{pid}").exists() for pid in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["serial", "workers"])
 def test_kill_9_mid_import_then_a_rerun_stores_every_row_once(
-    database: Database, database_url: str, tmp_path: Path
+    database: Database, database_url: str, tmp_path: Path, workers: int
 ) -> None:
-    """A child killed with SIGKILL mid-import leaves whole batches only; the re-run stores the rest once."""
+    """A child killed with SIGKILL mid-import leaves whole batches only (PostgreSQL: COPY batches), its
+    validation workers die with it; the re-run stores the rest once."""
     rows = 30_000
     path = tmp_path / "doses.csv"
     with path.open("w", encoding="utf-8") as f:
@@ -338,17 +363,22 @@ def test_kill_9_mid_import_then_a_rerun_stores_every_row_once(
         str(rows),
         "progress",
         str(path),
+        str(workers),
     ]
+    helpers: set[int] = set()
     with subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, text=True) as child:
         assert child.stdout is not None
         try:
             for line in child.stdout:
                 if int(line) >= 5 * CHILD_BATCH:
+                    helpers = _children(child.pid)
                     child.send_signal(signal.SIGKILL)
                     break
         finally:
             child.kill()  # no-op once dead; never leave a child behind on a failed assertion
     assert child.returncode == -signal.SIGKILL
+    assert len(helpers) >= workers
+    assert _gone(helpers), "validation workers outlived the killed import"
     stored = _count(database, doses)
     assert 5 * CHILD_BATCH <= stored < rows
     assert stored % CHILD_BATCH == 0  # whole batches only

@@ -41,8 +41,9 @@ dose per row, UTF-8:
   citizen_id,full_name,dob,gender,vaccine,lot,date,dose_number,site_id
   001090012345,Nguyễn Văn Đức,1990-05-17,M,Comirnaty,FK1234,2021-09-12,2,VN001-S01
 
-Rows are stored 1,000 per transaction and deduplicated by their natural key (citizen ID, dose number, date,
+Rows are stored 5,000 per transaction and deduplicated by their natural key (citizen ID, dose number, date,
 site): importing a file again stores nothing twice, and after a crash the same command finishes the job.
+A file of 4 MiB or more is read by two worker processes while this one stores (both cores work).
 Bad rows are counted and, with --rejects, written there (CSV: line, field, code, reason, raw row; mode 0600
 because it holds personal data).
 

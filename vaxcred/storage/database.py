@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
 from vaxcred._extras import requires_extra
 
-__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Database", "open_database"]
+__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Database", "open_database", "withhold_details"]
 
 #: how long a SQLite writer waits for the write lock held by another connection or process
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -64,6 +64,14 @@ class Database:
             conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
             with conn.begin():
                 yield conn
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[Connection]:
+        """One connection for a series of write transactions (``with conn.begin():`` each, SQLite: ``BEGIN
+        IMMEDIATE``), for work that keeps session state between them (a temporary staging table)."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+            yield conn
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[Connection]:
@@ -174,13 +182,8 @@ def _withhold_postgres_details(engine: Engine) -> None:
     @sa.event.listens_for(engine, "handle_error")
     def _on_error(context: ExceptionContext) -> BaseException | None:
         original = context.original_exception
-        diag = getattr(original, "diag", None)  # psycopg.Error
-        primary = getattr(diag, "message_primary", None)
-        if not primary:
+        if not withhold_details(original):
             return None
-        sqlstate = getattr(diag, "sqlstate", None) or "?"
-        # the chained original is printed in tracebacks too: rewrite it in place
-        original.args = (f"{primary} [SQLSTATE {sqlstate}; details withheld: they may hold personal data]",)
         wrapped = context.sqlalchemy_exception
         if not isinstance(wrapped, sa.exc.DBAPIError) or not isinstance(original, Exception):
             return None
@@ -191,3 +194,19 @@ def _withhold_postgres_details(engine: Engine) -> None:
             hide_parameters=True,
             connection_invalidated=wrapped.connection_invalidated,
         )
+
+
+def withhold_details(error: BaseException) -> bool:
+    """Cut a PostgreSQL error's message to its primary line and SQLSTATE, in place (DETAIL / CONTEXT lines may
+    quote row values: ``Key (citizen_id)=(…)``, ``COPY …, line 3: "…"``); False if it is no server error.
+
+    The engine does this for statements run through SQLAlchemy; code using the driver directly (``COPY``)
+    calls it on what it catches."""
+    diag = getattr(error, "diag", None)  # psycopg.Error
+    primary = getattr(diag, "message_primary", None)
+    if not primary:
+        return False
+    sqlstate = getattr(diag, "sqlstate", None) or "?"
+    # the chained original is printed in tracebacks too: rewrite it in place
+    error.args = (f"{primary} [SQLSTATE {sqlstate}; details withheld: they may hold personal data]",)
+    return True

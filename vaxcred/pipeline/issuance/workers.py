@@ -12,14 +12,12 @@ stops the others after their current batch. Workers die with the parent: killing
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as dt
 import logging
 import multiprocessing
 import os
 import queue
 import secrets
-import signal
 import socket
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,6 +33,7 @@ from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.issuance.queue import Job, Signed, claim, commit, release
 from vaxcred.pipeline.issuance.rows import Candidate, SiteCertificates
 from vaxcred.pipeline.issuance.select import Eligible, Reason, evaluate
+from vaxcred.pipeline.processes import die_with_parent as _die_with_parent
 from vaxcred.storage import Database, open_database
 
 __all__ = ["WORKER_FAILED", "IssuanceReport", "run_processes", "work", "worker_id"]
@@ -51,8 +50,6 @@ _ISSUER_CODES: Final = frozenset(
         "issue.key_usage",
     }
 )
-#: prctl(2) option: the signal sent to this process when its parent dies
-_PR_SET_PDEATHSIG: Final = 1
 #: :class:`PipelineError` code: a worker process failed (its message says how)
 WORKER_FAILED: Final = "pipeline.issuance_worker_failed"
 
@@ -203,16 +200,6 @@ def work(
         total = total + batch
         on_batch(batch)
     return total
-
-
-def _die_with_parent(parent: int) -> None:
-    """Have the kernel kill this process when its parent dies (Linux ``PR_SET_PDEATHSIG``), so that a
-    ``kill -9`` of ``issue-batch`` takes its workers with it; exit now if the parent is already gone."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)  # the process's own symbols: libc's prctl on Linux
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(1)
 
 
 def _worker_main(

@@ -1,0 +1,98 @@
+"""Validating a chunk of import lines: each line read (:func:`~vaxcred.pipeline.records.reading.read_row`) and
+checked (:func:`~vaxcred.pipeline.records.model.parse_row`) into a staged row or a reject.
+
+Pure (no I/O, no clock): the same function runs in this process (a small import) or in worker processes
+(:mod:`vaxcred.pipeline.records.workers`), whose results the parent stores in file order. Everything here is
+plain tuples and strings, cheap to send between processes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from vaxcred.errors import VaxcredError
+from vaxcred.pipeline.records.cccd import IdType
+from vaxcred.pipeline.records.model import parse_row
+from vaxcred.pipeline.records.reading import NOT_UTF8, read_row
+from vaxcred.pipeline.records.rejects import raw_cell
+
+__all__ = ["STAGED_COLUMNS", "UNREADABLE", "Chunk", "ChunkResult", "Reject", "StagedRow", "validate_chunk"]
+
+#: the reject code of a row refused before :func:`parse_row` (which gives ``pipeline.bad_row``)
+UNREADABLE = "pipeline.unreadable_row"
+#: a valid row as the store receives it, in this column order
+STAGED_COLUMNS = (
+    "citizen_id",
+    "id_type",
+    "full_name",
+    "dob",
+    "gender",
+    "province_code",
+    "vaccine",
+    "lot",
+    "date",
+    "dose_number",
+    "site_id",
+)
+StagedRow = tuple[str, str, str, str, str, str | None, str, str, str, int, str]
+#: ``(line, field, code, reason, raw)``: a row of the rejects file (raw already cut)
+Reject = tuple[int, str, str, str, str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Chunk:
+    """Consecutive lines of the file, the first being line ``first_line`` (1-based); blank lines included."""
+
+    first_line: int
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChunkResult:
+    """What a chunk held: ``rows`` data lines = ``len(valid) + len(rejects)``, in file order within each."""
+
+    rows: int
+    valid: tuple[StagedRow, ...]
+    rejects: tuple[Reject, ...]
+    not_utf8: int  #: rejects whose reason is "not valid UTF-8" (for the whole-file hint)
+
+
+def validate_chunk(chunk: Chunk, *, header: Sequence[str] | None, today: dt.date | None) -> ChunkResult:
+    """Read and validate every line of ``chunk``: CSV named by ``header``, JSON Lines when it is ``None``."""
+    names = tuple(header) if header is not None else None
+    valid: list[StagedRow] = []
+    rejects: list[Reject] = []
+    rows = not_utf8 = 0
+    for number, line in enumerate(chunk.lines, start=chunk.first_line):
+        src = read_row(number, line, names)
+        if src is None:
+            continue
+        rows += 1
+        if src.fields is None:
+            not_utf8 += src.reason == NOT_UTF8
+            rejects.append((number, "", UNREADABLE, src.reason, raw_cell(src.raw)))
+            continue
+        try:
+            row = parse_row(src.fields, today=today)
+        except VaxcredError as e:
+            rejects.append((number, getattr(e, "field", None) or "", e.code, e.message, raw_cell(src.raw)))
+            continue
+        p, d = row.person, row.dose
+        valid.append(
+            (
+                p.citizen_id,
+                p.id_type.value,
+                p.full_name,
+                p.dob.text,
+                p.gender.value,
+                p.citizen_id[:3] if p.id_type is IdType.CCCD else None,
+                d.vaccine,
+                d.lot,
+                d.date,
+                d.dose_number,
+                d.site_id,
+            )
+        )
+    return ChunkResult(rows=rows, valid=tuple(valid), rejects=tuple(rejects), not_utf8=not_utf8)
