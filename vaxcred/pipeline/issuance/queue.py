@@ -325,7 +325,9 @@ def _store(
             supersedes=predecessors.get(s.eligible.person_id),
         )
     if links:
-        conn.execute(sa.insert(passport_doses), links)
+        # RETURNING makes SQLAlchemy send multi-row VALUES pages ("insertmanyvalues"): one statement per 1,000
+        # links instead of one per row (psycopg's executemany)
+        conn.execute(sa.insert(passport_doses).returning(passport_doses.c.passport_id), links).all()
     # the issuance log records each passport in the transaction that stores it (vaxcred.pipeline.log)
     log.append_entries(conn, log.Kind.PASSPORT, entries, now=job.now)
     return len(inserted), reasons

@@ -72,7 +72,8 @@ def append_entries(conn: Connection, kind: Kind, entries: Mapping[int, bytes], *
         for i, (object_id, entry) in enumerate(sorted(entries.items()))
     ]
     if rows:
-        conn.execute(sa.insert(issuance_log), rows)
+        # RETURNING: multi-row VALUES pages ("insertmanyvalues"), not one statement per entry
+        conn.execute(sa.insert(issuance_log).returning(issuance_log.c.seq), rows).all()
         conn.execute(sa.update(log_state).where(log_state.c.id == 1).values(size=size + len(rows)))
     return range(size, size + len(rows))
 

@@ -141,8 +141,9 @@ def store_results(
     """Insert one history row per result and copy the status onto the person; returns the counts."""
     if not rows:
         return RegistryCheckReport()
+    # RETURNING: multi-row VALUES pages ("insertmanyvalues"), not one statement per row
     conn.execute(
-        registry_checks.insert(),
+        registry_checks.insert().returning(registry_checks.c.id),
         [
             {
                 "person_id": row.id,
@@ -154,16 +155,17 @@ def store_results(
             }
             for row, result in zip(rows, results, strict=True)
         ],
-    )
-    conn.execute(
-        persons.update()
-        .where(persons.c.id == sa.bindparam("b_id"))
-        .values(registry_status=sa.bindparam("b_status"), registry_checked_at=sa.bindparam("b_at")),
-        [
-            {"b_id": row.id, "b_status": result.status.value, "b_at": result.checked_at}
-            for row, result in zip(rows, results, strict=True)
-        ],
-    )
+    ).all()
+    # one UPDATE per (status, time) — at most four per batch — instead of one per person
+    groups: dict[tuple[str, dt.datetime], list[int]] = {}
+    for row, result in zip(rows, results, strict=True):
+        groups.setdefault((result.status.value, result.checked_at), []).append(row.id)
+    for (status, checked_at), ids in sorted(groups.items()):
+        conn.execute(
+            persons.update()
+            .where(persons.c.id.in_(ids))
+            .values(registry_status=status, registry_checked_at=checked_at)
+        )
     statuses = [result.status for result in results]
     return RegistryCheckReport(
         checked=len(results),
