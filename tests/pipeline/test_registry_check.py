@@ -234,22 +234,30 @@ def test_recheck_and_person_ids_add_history(database: Database) -> None:
     assert (times[ids[0]], times[ids[1]], times[ids[2]]) == (latest, later, latest)
 
 
+class CorrectingRegistry:
+    """A registry during whose every lookup a correction renames the first person (a committed change)."""
+
+    def __init__(self, db: Database, inner: TableRegistry) -> None:
+        self.db, self.inner = db, inner
+        with db.connect() as conn:
+            self.first_id: int = conn.execute(sa.select(sa.func.min(persons.c.id))).scalar_one()
+
+    def lookup(self, citizen_ids: Sequence[str]) -> Mapping[str, RegistryEntry]:
+        with self.db.begin() as conn:
+            conn.execute(
+                persons.update().where(persons.c.id == self.first_id).values(full_name="Nguyễn Văn Sửa")
+            )
+        return self.inner.lookup(citizen_ids)
+
+
 def test_a_person_changed_during_the_lookup_is_not_stored(database: Database) -> None:
     """A correction landing while the registry answers: the stale result is dropped, the next run checks it."""
     load_people(database, invalid=False)
     inner = registry_for()
-    with database.connect() as conn:
-        first_id = conn.execute(sa.select(sa.func.min(persons.c.id))).scalar_one()
+    correcting = CorrectingRegistry(database, inner)
+    first_id = correcting.first_id
 
-    class CorrectingRegistry:
-        def lookup(self, citizen_ids: Sequence[str]) -> Mapping[str, RegistryEntry]:
-            with database.begin() as conn:
-                conn.execute(
-                    persons.update().where(persons.c.id == first_id).values(full_name="Nguyễn Văn Sửa")
-                )
-            return inner.lookup(citizen_ids)
-
-    report = run_registry_check(database, CorrectingRegistry(), now=NOW, batch_size=100)
+    report = run_registry_check(database, correcting, now=NOW, batch_size=100)
     assert report.skipped == 1
     assert report.checked == len(PEOPLE) - 1
     assert first_id not in check_rows_per_person(database)
@@ -376,18 +384,8 @@ def test_worker_processes_outage_commits_the_batches_handed_out_and_a_rerun_fini
 def test_worker_processes_drop_a_result_whose_person_changed_during_the_lookup(database: Database) -> None:
     """The re-read in the worker's transaction sees a correction made after the batch was read: skipped."""
     load_people(database, invalid=False)
-    inner = registry_for()
-    with database.connect() as conn:
-        first_id = conn.execute(sa.select(sa.func.min(persons.c.id))).scalar_one()
+    correcting = CorrectingRegistry(database, registry_for())
 
-    class CorrectingRegistry:
-        def lookup(self, citizen_ids: Sequence[str]) -> Mapping[str, RegistryEntry]:
-            with database.begin() as conn:
-                conn.execute(
-                    persons.update().where(persons.c.id == first_id).values(full_name="Nguyễn Văn Sửa")
-                )
-            return inner.lookup(citizen_ids)
-
-    report = run_registry_check(database, CorrectingRegistry(), now=NOW, batch_size=100, workers=2)
+    report = run_registry_check(database, correcting, now=NOW, batch_size=100, workers=2)
     assert (report.skipped, report.checked) == (1, len(PEOPLE) - 1)
-    assert first_id not in check_rows_per_person(database)
+    assert correcting.first_id not in check_rows_per_person(database)
