@@ -140,7 +140,10 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
             ["import", str(folder / "doses.csv"), "--rejects", str(folder / "rejects.csv"), *db, "--at", AT],
         )
         f.step("reimport", ["import", str(folder / "doses.csv"), *db, "--at", AT])
-        f.step("registry-check", ["registry-check", "--registry", str(f.registry), *db, "--at", AT])
+        f.step(
+            "registry-check",
+            ["registry-check", "--registry", str(f.registry), *db, "--at", AT, "--workers", "2"],
+        )
         f.step("sign-sites", ["sign-sites", "--keys", str(f.keys), *db, "--at", AT])
         _copy_sqlite(f.db_path, folder / "before-issuance.db")
         f.step("issue-batch", ["issue-batch", "--keys", str(f.keys), *db, "--at", AT])
@@ -217,7 +220,8 @@ def test_import_strict_exits_1_on_rejects(flow: Flow, db_copy: str) -> None:
 
 
 def test_registry_check_classifies_every_person(flow: Flow) -> None:
-    """Every person is checked once; the mix is the seeds' (most verified, about a fifth failing)."""
+    """Every person is checked once (two worker processes); the mix is the seeds' (most verified, about a fifth
+    failing)."""
     out = flow.outputs["registry-check"][1]
     assert f"checked {PEOPLE} persons" in out
     verified = int(out.split(" verified")[0].rsplit(" ", 1)[1])

@@ -47,8 +47,14 @@ def main(argv: list[str]) -> None:
         run_site_signing(db, signers, now=NOW, batch_size=BATCH, on_progress=lambda n: print(n, flush=True))
     elif stage == "registry":
         registry = TableRegistry.from_csv(argv[2])
+        workers = int(argv[3]) if len(argv) > 3 else 1
         run_registry_check(
-            db, registry, now=NOW, batch_size=BATCH, on_progress=lambda n: print(n, flush=True)
+            db,
+            registry,
+            now=NOW,
+            batch_size=BATCH,
+            workers=workers,
+            on_progress=lambda n: print(n, flush=True),
         )
     elif stage == "resolve":
         registry = TableRegistry.from_csv(argv[2])

@@ -27,6 +27,7 @@ from vaxcred import keys
 from vaxcred.errors import IssuanceError
 from vaxcred.issue import IssuedPassport, Issuer
 from vaxcred.model import DCC, generate_uvci
+from vaxcred.pipeline import log
 from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.issuance import select as issuance_select
 from vaxcred.pipeline.issuance.queue import Job, take_claims
@@ -44,6 +45,7 @@ from vaxcred.storage import Database, open_database
 from vaxcred.storage.schema import (
     doses,
     issuance_claims,
+    issuance_log,
     passport_doses,
     passports,
     persons,
@@ -1148,3 +1150,76 @@ def test_a_worker_process_dies_when_its_parent_is_killed() -> None:
                 time.sleep(0.05)
         finally:
             proc.kill()
+
+
+# --- the batched store: what it logs and stores does not depend on how the persons were batched ----------------
+
+
+def _stored_by_person(db: Database) -> dict[str, tuple[Any, ...]]:
+    """citizen ID -> (status, dn/sd/dt of the DCC, the passport's dose links, the check it relied on, supersedes)."""
+    out: dict[str, tuple[Any, ...]] = {}
+    with db.connect() as conn:
+        links: dict[int, list[int]] = {}
+        for passport_id, dose_id in conn.execute(
+            sa.select(passport_doses.c.passport_id, passport_doses.c.dose_id)
+        ):
+            links.setdefault(passport_id, []).append(dose_id)
+        for row in conn.execute(
+            sa.select(passports, persons.c.citizen_id).join(persons, persons.c.id == passports.c.person_id)
+        ):
+            out[row.citizen_id] = (
+                row.status,
+                sorted(links.get(row.id, [])),
+                row.registry_check_id,
+                row.supersedes,
+            )
+    return out
+
+
+def test_the_log_entry_issuance_builds_is_the_one_read_back_from_the_stored_rows(
+    database: Database, chain: Chain
+) -> None:
+    """Issuance logs entries built from the values it inserts (no re-read): each must equal build_entries() of the
+    stored rows (what the log audit recomputes), re-issues after a revocation (supersedes) included."""
+    people = [plan(i) for i in range(9)]
+    populate(database, chain, people)
+    issue(database, chain, batch_size=4)
+    with database.begin() as conn:
+        conn.execute(passports.update().where(passports.c.id <= 3).values(status="revoked", revoked_at=NOW))
+    assert issue(database, chain, batch_size=1000).issued == 3
+
+    with database.connect() as conn:
+        logged = dict(
+            conn.execute(
+                sa.select(issuance_log.c.object_id, issuance_log.c.entry).where(
+                    issuance_log.c.kind == "passport"
+                )
+            ).all()
+        )
+        ids = list(conn.execute(sa.select(passports.c.id)).scalars())
+        rebuilt = log.build_entries(conn, log.Kind.PASSPORT, ids)
+    assert len(logged) == 12
+    assert {k: bytes(v) for k, v in logged.items()} == rebuilt  # what the audit recomputes
+
+
+@pytest.mark.parametrize("batch_size", [1, 1000])
+def test_batch_size_changes_nothing_that_is_stored(database: Database, chain: Chain, batch_size: int) -> None:
+    """One person per batch and the whole population in one batch store the same passports as the simple model
+    (every eligible person: one ACTIVE passport linking all their doses, the newest check, no predecessor)."""
+    people = [plan(i) for i in range(10)]
+    populate(database, chain, people, mismatch=[plan(10)], not_found=[plan(11)])
+
+    report = issue(database, chain, batch_size=batch_size)
+
+    assert (report.issued, report.skipped_ineligible, report.failed) == (10, 2, 0)
+    with database.connect() as conn:
+        newest = dict(
+            conn.execute(
+                sa.select(persons.c.citizen_id, sa.func.max(registry_checks.c.id))
+                .join(persons, persons.c.id == registry_checks.c.person_id)
+                .group_by(persons.c.citizen_id)
+            ).all()
+        )
+    model = {p.citizen_id: ("active", dose_ids(database, p), newest[p.citizen_id], None) for p in people}
+    assert _stored_by_person(database) == model
+    assert_exactly_one_each(database, people)

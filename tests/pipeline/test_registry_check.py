@@ -20,7 +20,7 @@ from vaxcred.pipeline.registry.check import (
 )
 from vaxcred.pipeline.registry.lookup import RegistryEntry, TableRegistry
 from vaxcred.pipeline.synthetic import SyntheticPerson, generate_people
-from vaxcred.storage import Database
+from vaxcred.storage import Database, open_database
 from vaxcred.storage.schema import doses, persons, registry_checks
 
 NOW = dt.datetime(2023, 1, 1, 9, 0, tzinfo=dt.UTC)
@@ -234,22 +234,30 @@ def test_recheck_and_person_ids_add_history(database: Database) -> None:
     assert (times[ids[0]], times[ids[1]], times[ids[2]]) == (latest, later, latest)
 
 
+class CorrectingRegistry:
+    """A registry during whose every lookup a correction renames the first person (a committed change)."""
+
+    def __init__(self, db: Database, inner: TableRegistry) -> None:
+        self.db, self.inner = db, inner
+        with db.connect() as conn:
+            self.first_id: int = conn.execute(sa.select(sa.func.min(persons.c.id))).scalar_one()
+
+    def lookup(self, citizen_ids: Sequence[str]) -> Mapping[str, RegistryEntry]:
+        with self.db.begin() as conn:
+            conn.execute(
+                persons.update().where(persons.c.id == self.first_id).values(full_name="Nguyễn Văn Sửa")
+            )
+        return self.inner.lookup(citizen_ids)
+
+
 def test_a_person_changed_during_the_lookup_is_not_stored(database: Database) -> None:
     """A correction landing while the registry answers: the stale result is dropped, the next run checks it."""
     load_people(database, invalid=False)
     inner = registry_for()
-    with database.connect() as conn:
-        first_id = conn.execute(sa.select(sa.func.min(persons.c.id))).scalar_one()
+    correcting = CorrectingRegistry(database, inner)
+    first_id = correcting.first_id
 
-    class CorrectingRegistry:
-        def lookup(self, citizen_ids: Sequence[str]) -> Mapping[str, RegistryEntry]:
-            with database.begin() as conn:
-                conn.execute(
-                    persons.update().where(persons.c.id == first_id).values(full_name="Nguyễn Văn Sửa")
-                )
-            return inner.lookup(citizen_ids)
-
-    report = run_registry_check(database, CorrectingRegistry(), now=NOW, batch_size=100)
+    report = run_registry_check(database, correcting, now=NOW, batch_size=100)
     assert report.skipped == 1
     assert report.checked == len(PEOPLE) - 1
     assert first_id not in check_rows_per_person(database)
@@ -295,11 +303,89 @@ def test_registry_source_names_the_adapter() -> None:
         ({"now": dt.datetime(2023, 1, 1)}, ValueError),
         ({"now": "2023-01-01"}, TypeError),
         ({"now": NOW, "batch_size": 0}, ValueError),
+        ({"now": NOW, "workers": 0}, ValueError),
+        ({"now": NOW, "workers": True}, ValueError),
     ],
 )
 def test_caller_mistakes_are_refused(
     database: Database, kwargs: dict[str, object], error: type[Exception]
 ) -> None:
-    """A naive or missing time, a batch size below one: refused before anything is read."""
+    """A naive or missing time, a batch size or worker count below one: refused before anything is read."""
     with pytest.raises(error):
         run_registry_check(database, registry_for(), **kwargs)  # type: ignore[arg-type]
+
+
+# --- worker processes (workers > 1): this process looks up, the workers match and store --------------------------
+
+
+def history(db: Database) -> set[tuple[object, ...]]:
+    """Every registry_checks row as (citizen ID, status, fields, name difference, time, source)."""
+    with db.connect() as conn:
+        return {
+            tuple(r)
+            for r in conn.execute(
+                sa.select(
+                    persons.c.citizen_id,
+                    registry_checks.c.status,
+                    registry_checks.c.mismatch_fields,
+                    registry_checks.c.name_difference,
+                    registry_checks.c.checked_at,
+                    registry_checks.c.source,
+                ).join(persons, persons.c.id == registry_checks.c.person_id)
+            )
+        }
+
+
+def test_worker_processes_store_exactly_what_one_process_stores(
+    database: Database, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Two worker processes: the same counts, history rows and person statuses as the in-process run (on a
+    second database), every person once, progress reported per committed batch up to the total."""
+    load_people(database)
+    progress: list[int] = []
+
+    report = run_registry_check(
+        database, registry_for(), now=NOW, batch_size=40, workers=2, on_progress=progress.append
+    )
+
+    assert report == expected_report()
+    assert set(check_rows_per_person(database).values()) == {1}
+    assert progress == sorted(progress)
+    assert (progress[-1], len(progress)) == (report.checked, 8)
+    reference = open_database(f"sqlite:///{tmp_path_factory.mktemp('one-process')}/v.db")
+    reference.migrate()
+    try:
+        load_people(reference)
+        assert run_registry_check(reference, registry_for(), now=NOW, batch_size=40) == report
+        assert history(database) == history(reference)
+        assert stored_statuses(database) == stored_statuses(reference)
+    finally:
+        reference.dispose()
+
+
+def test_worker_processes_outage_commits_the_batches_handed_out_and_a_rerun_finishes(
+    database: Database,
+) -> None:
+    """The registry fails on the 3rd lookup: the two batches handed out are stored, the error propagates (not
+    a worker failure); a re-run with workers finishes with every person checked exactly once."""
+    load_people(database)
+    flaky = FailingRegistry(registry_for(), fail_on=3)
+    with pytest.raises(PipelineError) as excinfo:
+        run_registry_check(database, flaky, now=NOW, batch_size=50, workers=2)
+    assert excinfo.value.code == REGISTRY_UNAVAILABLE
+    assert sum(check_rows_per_person(database).values()) == 100
+
+    report = run_registry_check(database, registry_for(), now=NOW, batch_size=50, workers=2)
+    assert report.checked == expected_report().checked - 100
+    assert set(check_rows_per_person(database).values()) == {1}
+    assert len(check_rows_per_person(database)) == expected_report().checked
+
+
+def test_worker_processes_drop_a_result_whose_person_changed_during_the_lookup(database: Database) -> None:
+    """The re-read in the worker's transaction sees a correction made after the batch was read: skipped."""
+    load_people(database, invalid=False)
+    correcting = CorrectingRegistry(database, registry_for())
+
+    report = run_registry_check(database, correcting, now=NOW, batch_size=100, workers=2)
+    assert (report.skipped, report.checked) == (1, len(PEOPLE) - 1)
+    assert correcting.first_id not in check_rows_per_person(database)

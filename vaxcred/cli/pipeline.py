@@ -164,10 +164,18 @@ def import_(
 @registry_option
 @registry_timeout_option
 @click.option("--recheck", is_flag=True, help="Check every person again, not only those never checked.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes that match and store the results while this one reads and calls the registry "
+    "(2 on a 2-core machine); the stored results are the same.",
+)
 @db_option
 @at_option("Time stored with each result")
 def registry_check(
-    registry_source: str, registry_timeout: float, recheck: bool, db_url: str, at: str | None
+    registry_source: str, registry_timeout: float, recheck: bool, workers: int, db_url: str, at: str | None
 ) -> None:
     """Check every recorded person against the national population registry (Cơ sở dữ liệu quốc gia về
     dân cư): VERIFIED, MISMATCH (name / dob / gender), NOT_FOUND or INVALID_ID, stored with its time.
@@ -183,7 +191,9 @@ def registry_check(
         with storage_errors():
             length = unchecked_count(db, recheck=recheck)
             with progress("checking persons", length) as update:
-                report = run_registry_check(db, registry, now=now, recheck=recheck, on_progress=update)
+                report = run_registry_check(
+                    db, registry, now=now, recheck=recheck, on_progress=update, workers=workers
+                )
     finally:
         db.dispose()
     click.echo(

@@ -276,30 +276,32 @@ def _store(
     to_insert.sort(key=lambda s: s.eligible.person_id)
     # a re-issue after a correction names the revoked passport it replaces (only one ACTIVE passport can)
     predecessors = predecessors_of(conn, [s.eligible.person_id for s in to_insert])
+    values = [
+        {
+            "person_id": s.eligible.person_id,
+            "uvci": s.passport.uvci,
+            "hc1": s.passport.hc1,
+            "kid": s.passport.kid,
+            "iat": s.passport.iat,
+            "exp": s.passport.exp,
+            "issued_at": job.now,
+            "status": PassportStatus.ACTIVE.value,
+            "registry_check_id": s.eligible.check_id,
+            "supersedes": predecessors.get(s.eligible.person_id),
+        }
+        for s in to_insert
+    ]
     inserted = {
         person_id: passport_id
         for passport_id, person_id in conn.execute(
             db.insert_ignoring_conflicts(passports, on=["person_id"], where=_ACTIVE_PREDICATE).returning(
                 passports.c.id, passports.c.person_id
             ),
-            [
-                {
-                    "person_id": s.eligible.person_id,
-                    "uvci": s.passport.uvci,
-                    "hc1": s.passport.hc1,
-                    "kid": s.passport.kid,
-                    "iat": s.passport.iat,
-                    "exp": s.passport.exp,
-                    "issued_at": job.now,
-                    "status": PassportStatus.ACTIVE.value,
-                    "registry_check_id": s.eligible.check_id,
-                    "supersedes": predecessors.get(s.eligible.person_id),
-                }
-                for s in to_insert
-            ],
+            values,
         )
     }
     links: list[dict[str, int]] = []
+    entries: dict[int, bytes] = {}
     for s in to_insert:
         passport_id = inserted.get(s.eligible.person_id)
         if passport_id is None:  # someone else's ACTIVE passport won the unique index
@@ -309,10 +311,25 @@ def _store(
             {"passport_id": passport_id, "dose_id": dose_id, "site_signature_id": sig_id}
             for dose_id, sig_id in s.eligible.links
         )
+        # the entry of the row just inserted, from the values inserted (the audit recomputes it from the rows)
+        entries[passport_id] = log.passport_entry(
+            passport_id=passport_id,
+            person_id=s.eligible.person_id,
+            hc1=s.passport.hc1,
+            kid=s.passport.kid,
+            iat=s.passport.iat,
+            exp=s.passport.exp,
+            issued_at=job.now,
+            registry_check_id=s.eligible.check_id,
+            doses=s.eligible.links,
+            supersedes=predecessors.get(s.eligible.person_id),
+        )
     if links:
-        conn.execute(sa.insert(passport_doses), links)
+        # RETURNING makes SQLAlchemy send multi-row VALUES pages ("insertmanyvalues"): one statement per 1,000
+        # links instead of one per row (psycopg's executemany)
+        conn.execute(sa.insert(passport_doses).returning(passport_doses.c.passport_id), links).all()
     # the issuance log records each passport in the transaction that stores it (vaxcred.pipeline.log)
-    log.append(conn, log.Kind.PASSPORT, sorted(inserted.values()), now=job.now)
+    log.append_entries(conn, log.Kind.PASSPORT, entries, now=job.now)
     return len(inserted), reasons
 
 

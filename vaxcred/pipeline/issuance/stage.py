@@ -94,7 +94,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE: Final = 200
+BATCH_SIZE: Final = 1000
 #: a claim older than this belongs to a worker presumed dead
 DEFAULT_LEASE: Final = dt.timedelta(minutes=10)
 

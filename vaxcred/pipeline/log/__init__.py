@@ -3,7 +3,7 @@ it, signed tree heads by a dedicated log key, inclusion proofs for passports and
 
 * :mod:`~vaxcred.pipeline.log.entries` — what an entry records about a site-signed dose record, a passport, a
   revocation (hashes, ids, kids, times; no personal data);
-* :mod:`~vaxcred.pipeline.log.store` — :func:`append` inside the caller's transaction, gap-free leaf indexes;
+* :mod:`~vaxcred.pipeline.log.store` — :func:`append` (or :func:`append_entries` with entries the caller built) inside the caller's transaction, gap-free leaf indexes;
 * :mod:`~vaxcred.pipeline.log.heads` — signed tree heads (COSE_Sign1 by the log signer);
 * :mod:`~vaxcred.pipeline.log.proofs` — a passport's inclusion proof and its offline check;
 * :mod:`~vaxcred.pipeline.log.audit` — :func:`audit_log`, the log against the database and its heads;
@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from vaxcred.pipeline.log.anomalies import AnomalyReport, SiteCount, SiteHour, anomaly_report
 from vaxcred.pipeline.log.audit import AuditReport, Finding, audit_log
-from vaxcred.pipeline.log.entries import Kind, build_entries, decode_entry
+from vaxcred.pipeline.log.entries import Kind, build_entries, decode_entry, passport_entry
 from vaxcred.pipeline.log.heads import TreeHead, sign_tree_head, verify_tree_head
 from vaxcred.pipeline.log.proofs import PassportProof, passport_proof, verify_passport_proof
-from vaxcred.pipeline.log.store import append, leaf_hashes, log_size
+from vaxcred.pipeline.log.store import append, append_entries, leaf_hashes, log_size
 
 __all__ = [
     "AnomalyReport",
@@ -33,11 +33,13 @@ __all__ = [
     "TreeHead",
     "anomaly_report",
     "append",
+    "append_entries",
     "audit_log",
     "build_entries",
     "decode_entry",
     "leaf_hashes",
     "log_size",
+    "passport_entry",
     "passport_proof",
     "sign_tree_head",
     "verify_passport_proof",

@@ -26,11 +26,11 @@ change to a logged row — its bytes, its times, its evidence links — changes 
 
 from __future__ import annotations
 
-__all__ = ["ENTRY_VERSION", "Kind", "build_entries", "decode_entry", "site_record"]
+__all__ = ["ENTRY_VERSION", "Kind", "build_entries", "decode_entry", "passport_entry", "site_record"]
 
 import enum
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -89,28 +89,58 @@ def build_entries(conn: Connection, kind: Kind, object_ids: Sequence[int]) -> di
     return _revocation_entries(conn, ids)
 
 
+def passport_entry(
+    *,
+    passport_id: int,
+    person_id: int,
+    hc1: str,
+    kid: bytes,
+    iat: datetime,
+    exp: datetime,
+    issued_at: datetime,
+    registry_check_id: int | None,
+    doses: Iterable[tuple[int, int]],
+    supersedes: int | None,
+) -> bytes:
+    """The entry of one passport from its stored values (``doses``: its (dose id, site signature id) links, in
+    any order). :func:`build_entries` reads them from the database; issuance builds the entry from the values it
+    has just inserted, in the same transaction (the audit recomputes it from the rows)."""
+    trace: dict[str, object] = {
+        "person_id": person_id,  # whose passport it is: moving it to another person is a change
+        "kid": kid,
+        "iat": _micros(iat),
+        "exp": _micros(exp),
+        "issued_at": _micros(issued_at),
+        "registry_check_id": registry_check_id,
+        "doses": [[dose_id, signature_id] for dose_id, signature_id in sorted(doses)],
+        "supersedes": supersedes,
+    }
+    return _entry(Kind.PASSPORT, passport_id, _sha256(hc1.encode("utf-8")), trace)
+
+
 def _passport_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
-    links: dict[int, list[list[int]]] = {}
+    links: dict[int, list[tuple[int, int]]] = {}
     for row in conn.execute(
         sa.select(passport_doses.c.passport_id, passport_doses.c.dose_id, passport_doses.c.site_signature_id)
         .where(passport_doses.c.passport_id.in_(ids))
         .order_by(passport_doses.c.passport_id, passport_doses.c.dose_id)
     ):
-        links.setdefault(row.passport_id, []).append([row.dose_id, row.site_signature_id])
-    out = {}
-    for row in conn.execute(sa.select(passports).where(passports.c.id.in_(ids))):
-        trace: dict[str, object] = {
-            "person_id": row.person_id,  # whose passport it is: moving it to another person is a change
-            "kid": row.kid,
-            "iat": _micros(row.iat),
-            "exp": _micros(row.exp),
-            "issued_at": _micros(row.issued_at),
-            "registry_check_id": row.registry_check_id,
-            "doses": links.get(row.id, []),
-            "supersedes": row.supersedes,
-        }
-        out[row.id] = _entry(Kind.PASSPORT, row.id, _sha256(row.hc1.encode("utf-8")), trace)
-    return out
+        links.setdefault(row.passport_id, []).append((row.dose_id, row.site_signature_id))
+    return {
+        row.id: passport_entry(
+            passport_id=row.id,
+            person_id=row.person_id,
+            hc1=row.hc1,
+            kid=row.kid,
+            iat=row.iat,
+            exp=row.exp,
+            issued_at=row.issued_at,
+            registry_check_id=row.registry_check_id,
+            doses=links.get(row.id, ()),
+            supersedes=row.supersedes,
+        )
+        for row in conn.execute(sa.select(passports).where(passports.c.id.in_(ids)))
+    }
 
 
 _HASH_HEAD: Final = cbor.encode_head(2, HASH_LENGTH)

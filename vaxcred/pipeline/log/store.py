@@ -22,9 +22,9 @@ Nothing here reads the clock: ``now`` is a parameter.
 
 from __future__ import annotations
 
-__all__ = ["append", "leaf_hashes", "log_size"]
+__all__ = ["append", "append_entries", "leaf_hashes", "log_size"]
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -49,6 +49,16 @@ def append(conn: Connection, kind: Kind, object_ids: Sequence[int], *, now: date
     missing = set(object_ids) - entries.keys()
     if missing:
         raise ValueError(f"cannot log {kind.value} rows that do not exist: {sorted(missing)[:5]}")
+    return append_entries(conn, kind, entries, now=now)
+
+
+def append_entries(conn: Connection, kind: Kind, entries: Mapping[int, bytes], *, now: datetime) -> range:
+    """Log objects whose entries the caller built from the values it stored in ``conn``'s transaction (e.g.
+    :func:`~vaxcred.pipeline.log.entries.passport_entry`), in object-id order; returns their leaf indexes.
+
+    The caller vouches that each entry is what :func:`build_entries` would read back (the audit recomputes every
+    entry from the rows and reports any difference); this saves re-reading a batch it has just inserted.
+    """
     size = log_size(conn, lock=True)
     rows = [
         {
@@ -62,7 +72,8 @@ def append(conn: Connection, kind: Kind, object_ids: Sequence[int], *, now: date
         for i, (object_id, entry) in enumerate(sorted(entries.items()))
     ]
     if rows:
-        conn.execute(sa.insert(issuance_log), rows)
+        # RETURNING: multi-row VALUES pages ("insertmanyvalues"), not one statement per entry
+        conn.execute(sa.insert(issuance_log).returning(issuance_log.c.seq), rows).all()
         conn.execute(sa.update(log_state).where(log_state.c.id == 1).values(size=size + len(rows)))
     return range(size, size + len(rows))
 

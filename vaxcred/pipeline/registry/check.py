@@ -19,6 +19,11 @@
   anything else fails, the batches before it stay committed and the error propagates; run the stage again to
   finish.
 * ``on_progress(persons_done)`` is called after each committed batch.
+* **Both cores** (``workers`` > 1): this process reads the batches and calls the registry, worker processes
+  match and store them, each batch in the same transaction as above (:mod:`vaxcred.pipeline.registry.parallel`);
+  the per-batch pieces are in :mod:`vaxcred.pipeline.registry.batch`. Per batch: one read, one lookup, one write
+  transaction of three statements (re-read ``FOR UPDATE``, multi-row INSERT ``registry_checks``, executemany
+  UPDATE ``persons``).
 
 :func:`check_persons` is the in-transaction variant for a caller that already holds a connection (the
 corrections flow re-checks one person inside the transaction that changed it).
@@ -30,19 +35,26 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeAlias
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from vaxcred.model import DateOfBirth
-from vaxcred.pipeline.records.cccd import Gender, IdType
-from vaxcred.pipeline.records.model import Person
-from vaxcred.pipeline.registry.lookup import PopulationRegistry, RegistryResult, RegistryStatus, match
+from vaxcred.pipeline.registry.batch import (
+    COLUMNS,
+    PersonRow,
+    RegistryCheckReport,
+    lookup_batch,
+    match_batch,
+    person_rows,
+    store_batch,
+    store_results,
+)
+from vaxcred.pipeline.registry.lookup import PopulationRegistry
+from vaxcred.pipeline.registry.parallel import check_in_processes
 from vaxcred.storage import Database
-from vaxcred.storage.schema import persons, registry_checks
+from vaxcred.storage.schema import persons
 
 __all__ = [
     "BATCH_SIZE",
@@ -63,43 +75,6 @@ _MAX_SOURCE = 200
 ProgressCallback = Callable[[int], None]
 _Row: TypeAlias = Row[*tuple[Any, ...]]
 
-_COLUMNS = (
-    persons.c.id,
-    persons.c.citizen_id,
-    persons.c.id_type,
-    persons.c.full_name,
-    persons.c.dob,
-    persons.c.gender,
-    persons.c.registry_status,
-    persons.c.registry_checked_at,
-)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RegistryCheckReport:
-    """What one run stored: ``checked == verified + mismatch + not_found + invalid_id``.
-
-    ``skipped`` counts persons read for checking but changed before their result could be stored (left for
-    the next run or for whoever changed them).
-    """
-
-    checked: int = 0
-    verified: int = 0
-    mismatch: int = 0
-    not_found: int = 0
-    invalid_id: int = 0
-    skipped: int = 0
-
-    def __add__(self, other: RegistryCheckReport) -> RegistryCheckReport:
-        return RegistryCheckReport(
-            checked=self.checked + other.checked,
-            verified=self.verified + other.verified,
-            mismatch=self.mismatch + other.mismatch,
-            not_found=self.not_found + other.not_found,
-            invalid_id=self.invalid_id + other.invalid_id,
-            skipped=self.skipped + other.skipped,
-        )
-
 
 def registry_source(registry: PopulationRegistry) -> str:
     """What ``registry_checks.source`` records for ``registry``: its ``source`` attribute when it has one,
@@ -119,74 +94,46 @@ def _utc(now: dt.datetime) -> dt.datetime:
     return now.astimezone(dt.UTC)
 
 
-def _person(row: _Row) -> Person:
-    return Person(
-        citizen_id=row.citizen_id,
-        id_type=IdType(row.id_type),
-        full_name=row.full_name,
-        dob=DateOfBirth.from_text(row.dob),
-        gender=Gender(row.gender),
-    )
-
-
-def _lookup_and_match(
-    registry: PopulationRegistry, rows: Sequence[_Row], now: dt.datetime
-) -> list[RegistryResult]:
-    found = registry.lookup([row.citizen_id for row in rows])
-    return [match(_person(row), found.get(row.citizen_id), now=now) for row in rows]
-
-
-def _store(
-    conn: Connection,
-    rows: Sequence[_Row],
-    results: Sequence[RegistryResult],
-    *,
-    source: str,
-) -> RegistryCheckReport:
-    """Insert one history row per result and copy the status onto the person; returns the counts."""
-    if not rows:
-        return RegistryCheckReport()
-    conn.execute(
-        registry_checks.insert(),
-        [
-            {
-                "person_id": row.id,
-                "checked_at": result.checked_at,
-                "status": result.status.value,
-                "mismatch_fields": ",".join(result.mismatch_fields),
-                "name_difference": result.name_difference.value,
-                "source": source,
-            }
-            for row, result in zip(rows, results, strict=True)
-        ],
-    )
-    conn.execute(
-        persons.update()
-        .where(persons.c.id == sa.bindparam("b_id"))
-        .values(registry_status=sa.bindparam("b_status"), registry_checked_at=sa.bindparam("b_at")),
-        [
-            {"b_id": row.id, "b_status": result.status.value, "b_at": result.checked_at}
-            for row, result in zip(rows, results, strict=True)
-        ],
-    )
-    statuses = [result.status for result in results]
-    return RegistryCheckReport(
-        checked=len(results),
-        verified=statuses.count(RegistryStatus.VERIFIED),
-        mismatch=statuses.count(RegistryStatus.MISMATCH),
-        not_found=statuses.count(RegistryStatus.NOT_FOUND),
-        invalid_id=statuses.count(RegistryStatus.INVALID_ID),
-    )
-
-
 def _check_batch_size(batch_size: int) -> None:
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError("batch_size must be an int >= 1")
 
 
+def _check_workers(workers: int) -> None:
+    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
+        raise ValueError("workers must be an int within 1–64")
+
+
 def _person_id_chunks(person_ids: Iterable[int], size: int) -> list[list[int]]:
     ids = sorted({int(i) for i in person_ids})
     return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def _batches(
+    db: Database, *, batch_size: int, recheck: bool, person_ids: Iterable[int] | None
+) -> Iterator[list[PersonRow]]:
+    """The persons to check, ``batch_size`` at a time in id order, each batch read in its own short read."""
+    chunks = iter(_person_id_chunks(person_ids, batch_size)) if person_ids is not None else None
+    pending = None if recheck else persons.c.registry_status.is_(None)
+    last_id = 0
+    while True:
+        if chunks is not None:
+            chunk = next(chunks, None)
+            if chunk is None:
+                return
+            where: sa.ColumnElement[bool] = persons.c.id.in_(chunk)
+        else:
+            where = persons.c.id > last_id if pending is None else sa.and_(pending, persons.c.id > last_id)
+        with db.connect() as conn:
+            rows = person_rows(
+                conn.execute(sa.select(*COLUMNS).where(where).order_by(persons.c.id).limit(batch_size))
+            )
+        if not rows:
+            if chunks is not None:
+                continue
+            return
+        last_id = rows[-1].id
+        yield rows
 
 
 def run_registry_check(
@@ -199,63 +146,37 @@ def run_registry_check(
     person_ids: Iterable[int] | None = None,
     on_progress: ProgressCallback | None = None,
     source: str | None = None,
+    workers: int = 1,
 ) -> RegistryCheckReport:
     """Check persons against ``registry`` in id order, ``batch_size`` per lookup and per transaction.
 
     Selects persons never checked; ``recheck=True`` every person; ``person_ids`` exactly those persons
     (whatever their status; ids not stored are ignored). ``now`` (aware) is the time stored with each result;
-    ``source`` (default :func:`registry_source`) names the registry in the history. See the module docstring
-    for crash, outage and concurrency behaviour; errors propagate after the earlier batches were committed.
+    ``source`` (default :func:`registry_source`) names the registry in the history. ``workers`` > 1: this
+    process reads and looks up the batches while that many processes match and store them
+    (:mod:`vaxcred.pipeline.registry.parallel`); the stored results are the same. See the module docstring for
+    crash, outage and concurrency behaviour; errors propagate after the earlier batches were committed.
     """
     now = _utc(now)
     _check_batch_size(batch_size)
+    _check_workers(workers)
     source = (source or registry_source(registry))[:_MAX_SOURCE]
+    batches = _batches(db, batch_size=batch_size, recheck=recheck, person_ids=person_ids)
+    if workers > 1:
+        return check_in_processes(
+            db, registry, batches, now=now, source=source, workers=workers, on_progress=on_progress
+        )
     total = RegistryCheckReport()
-    chunks = iter(_person_id_chunks(person_ids, batch_size)) if person_ids is not None else None
-    pending = None if recheck else persons.c.registry_status.is_(None)
-    last_id = 0
-    while True:
-        if chunks is not None:
-            chunk = next(chunks, None)
-            if chunk is None:
-                break
-            where: sa.ColumnElement[bool] = persons.c.id.in_(chunk)
-        else:
-            where = persons.c.id > last_id if pending is None else sa.and_(pending, persons.c.id > last_id)
-        with db.connect() as conn:
-            rows = conn.execute(
-                sa.select(*_COLUMNS).where(where).order_by(persons.c.id).limit(batch_size)
-            ).all()
-        if not rows:
-            if chunks is not None:
-                continue
-            break
-        last_id = rows[-1].id
+    for rows in batches:
         try:
-            results = _lookup_and_match(registry, rows, now)
+            results = match_batch(rows, lookup_batch(registry, rows), now)
         except Exception:
             logger.warning(
                 "registry check stopped: %d persons checked in this run; run it again to finish",
                 total.checked,
             )
             raise
-        with db.begin() as conn:
-            current = {
-                row.id: tuple(row)
-                for row in conn.execute(
-                    sa.select(*_COLUMNS)
-                    .where(persons.c.id.in_([row.id for row in rows]))
-                    .order_by(persons.c.id)
-                    .with_for_update()
-                )
-            }
-            # only persons whose fields and registry state are still those that were checked
-            keep = [i for i, row in enumerate(rows) if current.get(row.id) == tuple(row)]
-            stored = _store(conn, [rows[i] for i in keep], [results[i] for i in keep], source=source)
-        skipped = len(rows) - len(keep)
-        if skipped:
-            logger.info("registry check: %d persons changed while being checked; left for a re-run", skipped)
-        total = total + stored + RegistryCheckReport(skipped=skipped)
+        total = total + store_batch(db, rows, results, source=source)
         if on_progress is not None:
             on_progress(total.checked)
     return total
@@ -280,11 +201,13 @@ def check_persons(
     ids = sorted({int(i) for i in person_ids})
     if not ids:
         return RegistryCheckReport()
-    rows = conn.execute(
-        sa.select(*_COLUMNS).where(persons.c.id.in_(ids)).order_by(persons.c.id).with_for_update()
-    ).all()
-    results = _lookup_and_match(registry, rows, now)
-    return _store(conn, rows, results, source=source)
+    rows = person_rows(
+        conn.execute(
+            sa.select(*COLUMNS).where(persons.c.id.in_(ids)).order_by(persons.c.id).with_for_update()
+        )
+    )
+    results = match_batch(rows, lookup_batch(registry, rows), now)
+    return store_results(conn, rows, results, source=source)
 
 
 def unchecked_count(db: Database, *, recheck: bool = False) -> int:
