@@ -117,7 +117,7 @@ def load_candidates(conn: Connection, person_ids: Sequence[int]) -> list[Candida
         .select_from(
             doses.outerjoin(signed, sa.and_(signed.c.dose_id == doses.c.id, signed.c.superseded_at.is_(None)))
         )
-        .where(doses.c.person_id.in_(ids))
+        .where(doses.c.person_id.in_(ids), doses.c.withdrawn_at.is_(None))  # withdrawn records: ignored
         .order_by(doses.c.person_id, doses.c.id)
     ):
         signature = (

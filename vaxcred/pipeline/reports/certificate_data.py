@@ -124,7 +124,7 @@ def certificate_data(db: Database, citizen_id: str) -> CertificateData:
                     sites, sites.c.site_id == doses.c.site_id
                 )
             )
-            .where(passport_doses.c.passport_id == passport.id)
+            .where(passport_doses.c.passport_id == passport.id, doses.c.withdrawn_at.is_(None))
             .order_by(doses.c.dose_number, doses.c.date, doses.c.id)
         ).all()
     return CertificateData(
