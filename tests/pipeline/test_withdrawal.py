@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.pipeline.test_corrections import Pipeline
+from tests.pipeline.test_corrections import Pipeline, dsc, site_ca, site_keys  # noqa: F401 (fixtures)
 from vaxcred import keys
 from vaxcred.codec import base45, compress, cose, cwt, prefix
 from vaxcred.issue import Issuer
@@ -34,7 +34,7 @@ from vaxcred.pipeline.corrections import (
 from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.issuance.stage import run_issuance
 from vaxcred.pipeline.records.cccd import Gender
-from vaxcred.pipeline.records.history import HistoryProblem, contradicts
+from vaxcred.pipeline.records.history import HistoryProblem
 from vaxcred.pipeline.records.importer import import_lines
 from vaxcred.pipeline.registry.lookup import RegistryEntry, TableRegistry
 from vaxcred.pipeline.reports.certificate_data import certificate_data
@@ -80,7 +80,7 @@ REGISTRY = TableRegistry(
         for c, name in NAMES.items()
     ]
 )
-SITES = ("HN-001", "HCM-017")
+SITES = ("HN-001", "HCM-017")  # those of the records (site_keys holds a third, unused)
 
 
 def _lines(people: dict[str, list[tuple[str, str, int, str]]]) -> list[str]:
@@ -91,27 +91,12 @@ def _lines(people: dict[str, list[tuple[str, str, int, str]]]) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module")
-def site_ca() -> keys.KeyPair:
-    return keys.make_site_ca(now=CA_TIME)
-
-
-@pytest.fixture(scope="module")
-def site_keys(site_ca: keys.KeyPair) -> dict[str, keys.KeyPair]:
-    return {
-        site: keys.make_site_certificate(site_ca, site_id=site, site_name=f"Trạm Y tế {site}", now=CA_TIME)
-        for site in SITES
-    }
-
-
-@pytest.fixture(scope="module")
-def dsc() -> keys.KeyPair:
-    return keys.make_dsc(keys.make_csca(now=CA_TIME), now=CA_TIME)
-
-
 @pytest.fixture
 def pipe(
-    database: Database, site_ca: keys.KeyPair, site_keys: dict[str, keys.KeyPair], dsc: keys.KeyPair
+    database: Database,
+    site_ca: keys.KeyPair,  # noqa: F811 (the fixture imported above)
+    site_keys: dict[str, keys.KeyPair],  # noqa: F811
+    dsc: keys.KeyPair,  # noqa: F811
 ) -> Pipeline:
     """Four persons imported, checked, signed; one issuance run (the contradictory three are held)."""
     pipeline = Pipeline(database, site_ca, site_keys, dsc)
@@ -144,27 +129,6 @@ def _linked(pipe: Pipeline, passport_id: int) -> set[int]:
                 sa.select(passport_doses.c.dose_id).where(passport_doses.c.passport_id == passport_id)
             ).scalars()
         )
-
-
-# --- the pure rule ----------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("one", "other", "expected"),
-    [
-        ((1, D("2021-08-01")), (1, D("2021-08-09")), True),  # dose 1 twice, two days
-        ((2, D("2021-09-01")), (2, D("2021-09-01")), True),  # the same dose at two sites
-        ((1, D("2021-08-01")), (3, D("2021-07-01")), True),  # dose 3 before dose 1
-        ((3, D("2021-07-01")), (1, D("2021-08-01")), True),  # either way round
-        ((1, D("2021-08-01")), (2, D("2021-08-01")), True),  # two doses on one day
-        ((1, D("2021-08-01")), (2, D("2021-09-01")), False),
-        ((2, D("2021-09-01")), (1, D("2021-08-01")), False),
-    ],
-)
-def test_contradicts(one: tuple[int, dt.date], other: tuple[int, dt.date], expected: bool) -> None:
-    """Two records contradict each other on the same dose number, or when the higher is dated on/before the lower."""
-    assert contradicts(one, other) is expected
-    assert contradicts(other, one) is expected
 
 
 # --- each contradiction kind: flagged, held, corrected, issued ---------------------------------------------------
