@@ -41,7 +41,15 @@ from vaxcred.pipeline.reports.certificate_data import certificate_data
 from vaxcred.pipeline.reports.quality import build_quality_report
 from vaxcred.pipeline.site_signing.stage import supersede_signature, unsigned_count
 from vaxcred.storage import Database
-from vaxcred.storage.schema import CorrectionState, PassportStatus, passport_doses, revocations
+from vaxcred.storage.schema import (
+    CorrectionState,
+    PassportStatus,
+    doses,
+    passport_doses,
+    persons,
+    revocations,
+    sites,
+)
 
 CA_TIME = dt.datetime(2022, 1, 1, tzinfo=dt.UTC)
 ISSUED = dt.datetime(2022, 4, 15, 9, 0, tzinfo=dt.UTC)
@@ -284,7 +292,8 @@ def test_hostile_duplicate_filings_are_refused(pipe: Pipeline) -> None:
 
 def test_a_withdrawn_record_takes_no_correction_and_a_resolution_twice_is_refused(pipe: Pipeline) -> None:
     """Once withdrawn: resolving again is correction_closed; filing another duplicate or a lot correction on it
-    is dose_withdrawn; a lot correction filed before the withdrawal is refused at resolution and stays open."""
+    is dose_withdrawn; a lot correction filed before the withdrawal is refused at resolution and stays open;
+    the withdrawn record keeps its natural key (another record cannot be moved onto it)."""
     db = pipe.db
     dose = _dose(pipe, DAYS, 1, "2021-08-09")
     lot_fix = file_correction(
@@ -308,6 +317,12 @@ def test_a_withdrawn_record_takes_no_correction_and_a_resolution_twice_is_refuse
     assert get_correction(db, lot_fix).state is CorrectionState.OPEN
     assert [d.lot for d in pipe.doses_of(DAYS) if d.id == dose.id] == ["B1"]
     assert reject_correction(db, lot_fix, now=LATER, note="bản ghi đã rút").state is CorrectionState.REJECTED
+    kept = _dose(pipe, DAYS, 1, "2021-08-01")
+    with pytest.raises(PipelineError, match="withdrawn record keeps its key") as taken:
+        file_correction(
+            db, citizen_id=DAYS, field="date", proposed_value="2021-08-09", dose_id=kept.id, now=LATER
+        )
+    assert taken.value.code == CORRECTION_CONFLICT
 
 
 def test_the_second_record_of_a_pair_cannot_be_withdrawn_after_the_first(pipe: Pipeline) -> None:
@@ -415,3 +430,31 @@ def test_withdrawing_the_record_a_passport_relied_on_revokes_and_reissues(pipe: 
     entry = _vaccination(new.hc1)
     assert (entry["dn"], entry["sd"]) == (2, 2)
     assert [(d.dose_number, d.lot) for d in certificate_data(db, CLEAN).doses] == [(1, "D1"), (2, "D2")]
+
+
+def test_migration_0005_keeps_every_stored_dose_in_force(empty_database: Database) -> None:
+    """A database from before withdrawals (revision 0003) upgraded to head: its doses are in force."""
+    db = empty_database
+    db.migrate("0003")
+    with db.begin() as conn:
+        conn.execute(sites.insert().values(site_id="HN-001"))
+        person_id = conn.execute(
+            persons.insert()
+            .values(citizen_id=CLEAN, id_type="CCCD", full_name=NAMES[CLEAN], dob="1990", gender="M")
+            .returning(persons.c.id)
+        ).scalar_one()
+        conn.execute(
+            doses.insert().values(
+                person_id=person_id,
+                dose_number=1,
+                date=D("2021-08-01"),
+                site_id="HN-001",
+                vaccine="EU/1/20/1528",
+                lot="D1",
+            )
+        )
+    db.migrate()
+    assert db.current_revision() == db.head_revision()
+    with db.connect() as conn:
+        assert conn.execute(sa.select(doses.c.withdrawn_at)).scalars().all() == [None]
+    assert recorded_doses(db, CLEAN)[0][0].withdrawn_at is None

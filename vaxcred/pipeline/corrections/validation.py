@@ -220,7 +220,9 @@ def _refuse_taken_key(
         query = query.where(doses.c.id != exclude)
     if conn.execute(query).first() is not None:
         raise PipelineError(
-            "this dose (number, date, site) is recorded already", code=CORRECTION_CONFLICT, field="dose"
+            "this dose (number, date, site) is recorded already (a withdrawn record keeps its key)",
+            code=CORRECTION_CONFLICT,
+            field="dose",
         )
 
 
