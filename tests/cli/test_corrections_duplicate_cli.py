@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
+from tests.cli.test_pipeline_cli import AT as FLOW_AT
+from tests.cli.test_pipeline_cli import (
+    SITES,
+    Flow,
+    _first_holder,
+    db_copy,  # noqa: F401 (a fixture)
+    flow,  # noqa: F401 (a fixture)
+    passphrase,  # noqa: F401 (a fixture)
+)
 from tests.cli.test_pipeline_operators import HEADER, REGISTRY, fresh_db, run
 
 CITIZEN = "001090012345"
@@ -96,3 +107,78 @@ def test_help_texts_name_the_duplicate_kind(tmp_path: Path) -> None:
     code, out = run(["corrections", "doses", "--help"])
     assert code == 0
     assert "withdrawn" in out
+
+
+def test_the_same_dose_at_two_sites_is_withdrawn_and_reissued_through_the_commands(
+    flow: Flow,  # noqa: F811 (the fixture imported above)
+    db_copy: str,  # noqa: F811
+    passphrase: None,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A passport holder's newest dose is imported again at another site (held: dose_repeated); the record the
+    passport rested on is withdrawn with `resolve --keys`: the passport is revoked and re-issued at once on the
+    other record; `corrections doses` shows the withdrawal and no contradiction."""
+    path = Path(db_copy.removeprefix("sqlite:///"))
+    citizen_id, dose_id, site = _first_holder(path)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        person = conn.execute(
+            "SELECT p.id_type, p.full_name, p.dob, p.gender, d.vaccine, d.lot, d.date, d.dose_number "
+            "FROM persons p JOIN doses d ON d.person_id = p.id WHERE d.id = ?",
+            (dose_id,),
+        ).fetchone()
+    id_type, name, dob, gender, vaccine, lot, date, number = person
+    other_site = next(s for s in SITES if s != site)
+    again = tmp_path / "again.csv"
+    again.write_text(
+        "citizen_id,id_type,full_name,dob,gender,vaccine,lot,date,dose_number,site_id\n"
+        f"{citizen_id},{id_type},{name},{dob},{gender},{vaccine},{lot},{date},{number},{other_site}\n",
+        encoding="utf-8",
+    )
+    db = ["--db", db_copy]
+    code, out = run(["import", str(again), *db, "--at", FLOW_AT])
+    assert code == 0, out
+    assert "doses imported:   1" in out
+    assert run(["sign-sites", "--keys", str(flow.keys), *db, "--at", FLOW_AT])[0] == 0
+    code, out = run(["corrections", "doses", "--citizen-id", citizen_id, *db])
+    assert "contradictory history (dose_repeated)" in out
+    code, out = run(
+        [
+            "corrections",
+            "file",
+            "--citizen-id",
+            citizen_id,
+            "--dose-id",
+            str(dose_id),
+            "--field",
+            "duplicate",
+            *db,
+            "--at",
+            FLOW_AT,
+        ]
+    )
+    assert code == 0, out
+    assert f"withdraw dose {dose_id} (duplicate), site {site}, open" in out
+    correction_id = out.split("correction ", 1)[1].split(":", 1)[0]
+    code, out = run(
+        [
+            "corrections",
+            "resolve",
+            correction_id,
+            "--registry",
+            str(flow.registry),
+            "--keys",
+            str(flow.keys),
+            *db,
+            "--at",
+            "2026-01-02T10:00:00Z",
+        ]
+    )
+    assert code == 0, out
+    assert "withdrawn (kept, ignored from now on)" in out
+    assert "never signed again" in out
+    assert "revoked (UCI and signature hash" in out
+    assert "re-signed and re-issued: 1 new passport" in out
+    code, out = run(["corrections", "doses", "--citizen-id", citizen_id, *db])
+    assert "contradictory" not in out
+    (line,) = [row for row in out.splitlines()[1:] if row.split()[0] == str(dose_id)]
+    assert "2026-01-02 17:00 ICT" in line
