@@ -254,7 +254,13 @@ def resolve_correction(
                     new = dt.date.fromisoformat(value)
                 elif kind is CorrectionField.DOSE_NUMBER:
                     new = int(value)
-                conn.execute(doses.update().where(doses.c.id == filed_dose.id).values({kind.value: new}))
+                changed = conn.execute(
+                    doses.update()
+                    .where(doses.c.id == filed_dose.id, doses.c.withdrawn_at.is_(None))
+                    .values({kind.value: new})
+                )
+                if changed.rowcount != 1:  # withdrawn by a resolution that committed after our first read
+                    _refuse_withdrawn(_dose_by_id(conn, filed_dose.id))
             dose_id = int(filed_dose.id)
             # (3) the site signs the corrected record again
             superseded = bool(supersede_signature(conn, dose_id, now=now))
