@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from vaxcred.pipeline.records.history import HistoryProblem, history_problems
+from vaxcred.pipeline.records.history import HistoryProblem, contradicts, history_problems
 from vaxcred.pipeline.records.importer import import_lines
 from vaxcred.pipeline.reports.quality import build_quality_report
 from vaxcred.storage import Database
@@ -66,3 +69,35 @@ def test_the_quality_report_counts_doses_in_contradictory_histories(database: Da
     assert quality.national.contradictory == 6
     assert quality.site("HCM-017").contradictory == 1
     assert quality.to_rows()[0]["contradictory"] == 6
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "expected"),
+    [
+        ((1, D("2021-08-01")), (1, D("2021-08-09")), True),  # dose 1 twice, two days
+        ((2, D("2021-09-01")), (2, D("2021-09-01")), True),  # the same dose at two sites
+        ((1, D("2021-08-01")), (3, D("2021-07-01")), True),  # dose 3 before dose 1
+        ((3, D("2021-07-01")), (1, D("2021-08-01")), True),  # either way round
+        ((1, D("2021-08-01")), (2, D("2021-08-01")), True),  # two doses on one day
+        ((1, D("2021-08-01")), (2, D("2021-09-01")), False),
+        ((2, D("2021-09-01")), (1, D("2021-08-01")), False),
+    ],
+)
+def test_contradicts(one: tuple[int, dt.date], other: tuple[int, dt.date], expected: bool) -> None:
+    """Two records contradict each other on the same dose number, or when the higher is dated on/before the lower."""
+    assert contradicts(one, other) is expected
+    assert contradicts(other, one) is expected
+
+
+_records = st.lists(
+    st.tuples(st.integers(1, 4), st.dates(dt.date(2021, 1, 1), dt.date(2021, 3, 1))), max_size=6
+)
+
+
+@given(_records)
+def test_a_history_is_contradictory_exactly_when_two_of_its_records_contradict(
+    records: list[tuple[int, dt.date]],
+) -> None:
+    """history_problems (neighbouring dose numbers) agrees with the pairwise rule the duplicate correction uses."""
+    pairwise = any(contradicts(a, b) for a, b in itertools.combinations(records, 2))
+    assert bool(history_problems(records)) is pairwise

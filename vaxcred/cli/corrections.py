@@ -45,6 +45,7 @@ from vaxcred.pipeline.reports.revocation_export import export_revocations
 from vaxcred.pipeline.site_signing.stage import run_site_signing
 from vaxcred.privacy import mask_dob, mask_name
 from vaxcred.storage import Database
+from vaxcred.storage.schema import CorrectionState
 from vaxcred.text import clip
 
 #: row ids are SQL BIGINTs: a larger number is no row (and no driver can bind it)
@@ -57,9 +58,18 @@ Name the dose with --dose-id, or with its natural key --dose-number/--dose-date/
 \b
   {"vaccine": "Vaxzevria", "lot": "ABV5678", "date": "2021-08-02", "dose_number": 1, "site_id": "VN001-S01"}
 
+--field duplicate (no --value) withdraws the named record: a duplicate entry or one recorded by mistake. It
+is kept, never deleted, and ignored from then on. Only a record that contradicts another of the person's
+(the same dose number again, on another day or at another site, or a dose out of order with its date) can
+be withdrawn: `corrections doses` shows which. A contradictory history (held from issuance) is resolved by
+--field date or dose_number (a wrong record) or duplicate (a record that should not exist).
+
+\b
+  vaxcred corrections file --citizen-id 001090012345 --dose-id 43 --field duplicate
+
 The correction goes to the site that recorded the dose (the missing dose's site), due in 48 hours. Filing
 the same open correction again prints its id. Exit code: 0 filed; 1 refused (unknown record, a value import
-would refuse); 3 usage error.
+would refuse, a withdrawn dose, a record that contradicts nothing); 3 usage error.
 """
 
 
@@ -69,15 +79,26 @@ def corrections() -> None:
 
 
 def _describe(correction: Correction) -> str:
+    if correction.field is CorrectionField.DUPLICATE:
+        what = f"withdraw dose {correction.dose_id} (duplicate)"
+    else:
+        what = f"{correction.field.value} of dose {correction.dose_id}"
+    late = ""
+    if correction.dose_withdrawn and correction.field is not CorrectionField.DUPLICATE:
+        late = " [dose withdrawn]"
+        if correction.state is CorrectionState.OPEN and correction.field not in PERSON_FIELDS:
+            late = " [dose withdrawn: reject it]"
     return (
-        f"correction {correction.id}: {correction.field.value} of dose {correction.dose_id}, "
-        f"site {safe(correction.site_id)}, {correction.state.value}, due {local_text(correction.due_at)}"
+        f"correction {correction.id}: {what}{late}, site {safe(correction.site_id)}, {correction.state.value}, "
+        f"due {local_text(correction.due_at)}"
     )
 
 
 def _shown_value(correction: Correction, reveal: bool) -> str:
     """The proposed value; a person field's (name, date of birth, gender) is masked unless revealed."""
     value = correction.proposed_value
+    if correction.field is CorrectionField.DUPLICATE:
+        return "withdraw the record (kept, never deleted)"
     if reveal or correction.field not in PERSON_FIELDS:
         return safe(value)
     if correction.field is CorrectionField.FULL_NAME:
@@ -91,8 +112,14 @@ def _shown_value(correction: Correction, reveal: bool) -> str:
 @click.option(
     "--citizen-id", required=True, metavar="ID", help="The citizen's CCCD / CMND / other ID number."
 )
-@click.option("--field", "field_name", required=True, type=click.Choice(_FIELDS), help="What to correct.")
-@click.option("--value", required=True, help="The proposed value (JSON for missing_dose).")
+@click.option(
+    "--field",
+    "field_name",
+    required=True,
+    type=click.Choice(_FIELDS),
+    help="What to correct; duplicate: withdraw the record (a duplicate entry, or recorded by mistake).",
+)
+@click.option("--value", help="The proposed value (JSON for missing_dose; none for duplicate).")
 @click.option(
     "--dose-id", type=click.IntRange(1, _MAX_ID), help="The dose the correction is about (its row id)."
 )
@@ -104,7 +131,7 @@ def _shown_value(correction: Correction, reveal: bool) -> str:
 def file_(
     citizen_id: str,
     field_name: str,
-    value: str,
+    value: str | None,
     dose_id: int | None,
     dose_number: int | None,
     dose_date: str | None,
@@ -112,13 +139,19 @@ def file_(
     db_url: str,
     at: str | None,
 ) -> None:
-    """File a correction of one dose record (or of its person's name, date of birth or gender)."""
+    """File a correction of one dose record (or of its person's name, date of birth or gender), or withdraw a
+    record (--field duplicate)."""
     key_parts = (dose_number, dose_date, dose_site)
     if any(p is not None for p in key_parts) and not all(p is not None for p in key_parts):
         raise click.UsageError("a natural key needs all of --dose-number, --dose-date and --dose-site")
     key = DoseKey(dose_number, dose_date, dose_site) if dose_number is not None else None  # type: ignore[arg-type]
     proposed: Any = value
-    if field_name == CorrectionField.MISSING_DOSE.value:
+    if field_name == CorrectionField.DUPLICATE.value:
+        if value is not None:
+            raise click.UsageError("--field duplicate takes no --value: it withdraws the named record")
+    elif value is None:
+        raise click.UsageError(f"--field {field_name} needs --value")
+    if field_name == CorrectionField.MISSING_DOSE.value and value is not None:
         try:
             proposed = json.loads(value)
         except ValueError as e:
@@ -188,7 +221,8 @@ def list_(site_id: str | None, limit: int, reveal: bool, db_url: str, at: str | 
 @db_option
 def doses_(citizen_id: str, db_url: str) -> None:
     """A person's dose records with the dose ids `corrections file --dose-id` names, whether each is
-    site-signed, its open corrections, and whether the history contradicts itself (held from issuance)."""
+    site-signed, its open corrections, when it was withdrawn (withdrawn records are kept and ignored), and
+    whether the records in force contradict each other (held from issuance)."""
     db = open_db(db_url)
     try:
         with storage_errors():
@@ -197,16 +231,20 @@ def doses_(citizen_id: str, db_url: str) -> None:
         db.dispose()
     click.echo(
         f"{'dose id':>8}  {'no.':>3}  {'date':<10}  {'site':<16}  {'vaccine':<14}  {'lot':<14}  signed  open"
+        "  withdrawn"
     )
     for d in recorded:
+        withdrawn = f"  {local_text(d.withdrawn_at)}" if d.withdrawn_at is not None else ""
         click.echo(
             f"{d.id:>8}  {d.dose_number:>3}  {d.date.isoformat():<10}  {safe(d.site_id):<16}  "
-            f"{safe(d.vaccine):<14}  {safe(d.lot):<14}  {'yes' if d.signed else 'no':<6}  {d.open_corrections}"
+            f"{safe(d.vaccine):<14}  {safe(d.lot):<14}  {'yes' if d.signed else 'no':<6}  "
+            f"{d.open_corrections:<4}{withdrawn}".rstrip()
         )
     if problems:
         click.echo(
             f"contradictory history ({', '.join(p.value for p in problems)}): held from issuance until a "
-            "correction fixes the date or dose number"
+            "correction fixes the date or dose number of a wrong record, or withdraws a record that should not "
+            "exist (--field duplicate)"
         )
 
 
@@ -250,8 +288,9 @@ def resolve(
     db_url: str,
     at: str | None,
 ) -> None:
-    """Apply correction CORRECTION_ID: update the record, re-check the person against the registry, revoke
-    the passport built on the old record (by UCI and signature hash) and, with --keys, re-issue it.
+    """Apply correction CORRECTION_ID: update the record (a duplicate: withdraw it), re-check the person
+    against the registry, revoke the passport built on the old record (by UCI and signature hash; a withdrawal
+    only if the passport was issued on that record) and, with --keys, re-issue it.
 
     Exit code: 0 resolved; 1 refused (closed already, conflicting record, registry failure); 3 usage error.
     """
@@ -272,19 +311,30 @@ def resolve(
                 reissue(done.person_id)  # no passport yet: sign and issue the first one now
     finally:
         db.dispose()
-    click.echo(f"correction {done.correction_id} resolved: dose {done.dose_id} of person {done.person_id}")
+    withdrawn = " withdrawn (kept, ignored from now on)" if done.withdrawn else ""
+    click.echo(
+        f"correction {done.correction_id} resolved: dose {done.dose_id} of person {done.person_id}{withdrawn}"
+    )
     status = done.registry_status.value if done.registry_status is not None else "not checked"
     click.echo(f"  registry check again: {status}")
     if done.superseded_signature:
-        click.echo("  the site's signature of the old record is superseded: the site signs again")
+        click.echo(
+            "  the site's signature of the record is superseded (a withdrawn record is never signed again)"
+            if done.withdrawn
+            else "  the site's signature of the old record is superseded: the site signs again"
+        )
     if done.revoked_passport_id is None:
-        click.echo("  no active passport to revoke")
+        click.echo(
+            "  no active passport was issued on this record: none revoked"
+            if done.withdrawn
+            else "  no active passport to revoke"
+        )
         if issued:
             click.echo(f"  signed and issued: {number(sum(issued))} new passport")
         elif done.registry_status is RegistryStatus.VERIFIED:
             click.echo(
                 "  next: `vaxcred sign-sites --keys KEYS` then `vaxcred issue-batch --keys KEYS` issue the "
-                "person's first passport (or resolve with --keys to do it now)"
+                "person's passport if they hold none (or resolve with --keys to do it now)"
             )
         else:
             click.echo(f"  next: no passport while the registry says {status}: correct the person's record")

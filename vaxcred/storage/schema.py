@@ -182,6 +182,9 @@ doses = sa.Table(
     sa.Column("site_id", sa.String(64), sa.ForeignKey(sites.c.site_id), nullable=False),
     sa.Column("vaccine", sa.String(64), nullable=False),  # VIETNAM_VACCINES key or mp code
     sa.Column("lot", sa.String(64), nullable=False),
+    # set when a resolved `duplicate` correction withdrew the record (never deleted); every reader takes
+    # `withdrawn_at IS NULL` only. The natural key below still holds it: a re-import does not bring it back
+    sa.Column("withdrawn_at", UtcDateTime, nullable=True),
     # the natural key; also serves every "doses of this person" lookup (leading column)
     sa.UniqueConstraint("person_id", "dose_number", "date", "site_id", name="uq_doses_natural_key"),
     sa.CheckConstraint("dose_number >= 1", name="dose_number_positive"),

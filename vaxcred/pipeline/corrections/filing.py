@@ -8,7 +8,9 @@ from collections.abc import Mapping
 import sqlalchemy as sa
 
 from vaxcred.pipeline.corrections.model import (
+    BAD_CORRECTION,
     RESPONSE_TIME,
+    WITHDRAW,
     CorrectionField,
     DoseKey,
     _parse_field,
@@ -21,6 +23,7 @@ from vaxcred.pipeline.corrections.validation import (
     _person_doses,
     _validate_change,
     _validate_missing_dose,
+    _validate_withdrawal,
 )
 from vaxcred.pipeline.records.calendar import vietnam_date
 from vaxcred.storage import Database
@@ -32,7 +35,7 @@ def file_correction(
     *,
     citizen_id: str,
     field: CorrectionField | str,
-    proposed_value: str | int | Mapping[str, object],
+    proposed_value: str | int | Mapping[str, object] | None = None,
     now: dt.datetime,
     dose_id: int | None = None,
     dose_key: DoseKey | tuple[int, dt.date | str, str] | None = None,
@@ -40,9 +43,10 @@ def file_correction(
     """File a correction for the citizen's dose ``dose_id`` or ``dose_key``; returns the correction's id.
 
     ``field`` is a :class:`CorrectionField`; ``proposed_value`` the new text (``dose_number`` also as an int),
-    or for ``missing_dose`` a mapping of :data:`MISSING_DOSE_FIELDS` (no dose needs naming then). The
-    correction is ``OPEN``, due ``now + 48 h``, routed to the site that recorded the dose (the missing
-    dose's site). The same open correction filed again returns its id. See the package docstring for errors.
+    or for ``missing_dose`` a mapping of :data:`MISSING_DOSE_FIELDS` (no dose needs naming then); a
+    ``duplicate`` correction (withdraw the named record) takes none. The correction is ``OPEN``, due
+    ``now + 48 h``, routed to the site that recorded the dose (the missing dose's site). The same open
+    correction filed again returns its id. See the package docstring for errors.
     """
     now = _require_utc(now)
     kind = _parse_field(field)
@@ -50,7 +54,14 @@ def file_correction(
     with db.begin() as conn:
         person = _person_by_citizen(conn, citizen_id)
         dose = _find_dose(conn, person, dose_id, key)
-        if kind is CorrectionField.MISSING_DOSE:
+        if kind is CorrectionField.DUPLICATE:
+            if proposed_value is not None:
+                raise ValueError("a duplicate correction takes no proposed value (it withdraws the dose)")
+            if dose is None:
+                raise TypeError("name the dose: dose_id or dose_key")
+            _validate_withdrawal(conn, dose, code=BAD_CORRECTION)
+            value, site_id = WITHDRAW, dose.site_id
+        elif kind is CorrectionField.MISSING_DOSE:
             value, new_dose = _validate_missing_dose(conn, person, proposed_value, today=vietnam_date(now))
             site_id = str(new_dose["site_id"])
             if dose is None:
@@ -61,6 +72,8 @@ def file_correction(
         else:
             if dose is None:
                 raise TypeError("name the dose: dose_id or dose_key")
+            if proposed_value is None:
+                raise TypeError(f"the proposed {kind.value} must be given")
             value = _validate_change(conn, person, dose, kind, proposed_value, today=vietnam_date(now))
             site_id = dose.site_id
         existing = conn.execute(

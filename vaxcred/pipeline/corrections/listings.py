@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -20,10 +21,15 @@ from vaxcred.storage import Database
 from vaxcred.storage.schema import CorrectionState, corrections, doses, persons, site_signatures
 
 
+def _with_dose_state() -> sa.Select[Any]:
+    """Corrections with their dose's ``withdrawn_at`` (:attr:`Correction.dose_withdrawn`)."""
+    return sa.select(corrections, doses.c.withdrawn_at).join(doses, doses.c.id == corrections.c.dose_id)
+
+
 def get_correction(db: Database, correction_id: int) -> Correction:
     """One correction by id (``pipeline.unknown_record`` if there is none)."""
     with db.connect() as conn:
-        row = conn.execute(sa.select(corrections).where(corrections.c.id == correction_id)).first()
+        row = conn.execute(_with_dose_state().where(corrections.c.id == correction_id)).first()
     if row is None:
         raise _unknown("correction")
     return _correction_from_row(row)
@@ -35,7 +41,7 @@ def open_corrections(
     """The open corrections of site ``site_id`` (``None``: of every site, nationally), the most urgent (earliest
     ``due_at``) first; at most ``limit`` of them."""
     query = (
-        sa.select(corrections)
+        _with_dose_state()
         .where(corrections.c.state == CorrectionState.OPEN.value)
         .order_by(corrections.c.due_at, corrections.c.id)
     )
@@ -69,7 +75,8 @@ def overdue_report(db: Database, *, now: dt.datetime) -> list[OverdueSite]:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RecordedDose:
     """A stored dose record as an operator needs it to file a correction: its ``id`` (``--dose-id``), natural
-    key, vaccine and lot, whether a site signature is current, and the open corrections naming it."""
+    key, vaccine and lot, whether a site signature is current, the open corrections naming it, and when a
+    ``duplicate`` correction withdrew it (``None``: in force)."""
 
     id: int
     dose_number: int
@@ -79,13 +86,15 @@ class RecordedDose:
     lot: str
     signed: bool
     open_corrections: int
+    withdrawn_at: dt.datetime | None = None
 
 
 def recorded_doses(
     db: Database, citizen_id: str
 ) -> tuple[tuple[RecordedDose, ...], tuple[HistoryProblem, ...]]:
-    """The person's dose records (by date, dose number, id) and what makes the history contradictory (``()``
-    when nothing); ``pipeline.unknown_record`` for no such citizen."""
+    """The person's dose records (by date, dose number, id; withdrawn ones too, with ``withdrawn_at``) and what
+    makes the records in force contradictory (``()`` when nothing); ``pipeline.unknown_record`` for no such
+    citizen."""
     if not isinstance(citizen_id, str):
         raise TypeError("citizen_id must be a str")
     signed = sa.exists().where(
@@ -110,6 +119,7 @@ def recorded_doses(
                 doses.c.site_id,
                 doses.c.vaccine,
                 doses.c.lot,
+                doses.c.withdrawn_at,
                 signed.label("signed"),
                 pending.label("pending"),
             )
@@ -126,7 +136,8 @@ def recorded_doses(
             lot=r.lot,
             signed=bool(r.signed),
             open_corrections=int(r.pending),
+            withdrawn_at=r.withdrawn_at,
         )
         for r in rows
     )
-    return found, history_problems((d.dose_number, d.date) for d in found)
+    return found, history_problems((d.dose_number, d.date) for d in found if d.withdrawn_at is None)

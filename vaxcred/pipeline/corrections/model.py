@@ -19,6 +19,7 @@ BAD_CORRECTION = "pipeline.bad_correction"
 UNKNOWN_RECORD = "pipeline.unknown_record"
 CORRECTION_CLOSED = "pipeline.correction_closed"
 CORRECTION_CONFLICT = "pipeline.correction_conflict"
+DOSE_WITHDRAWN = "pipeline.dose_withdrawn"
 
 #: a site answers a correction within 48 hours of receipt (seed 002)
 RESPONSE_TIME = dt.timedelta(hours=48)
@@ -39,12 +40,16 @@ class CorrectionField(StrEnum):
     DATE = "date"
     DOSE_NUMBER = "dose_number"
     MISSING_DOSE = "missing_dose"
+    #: withdraw the named record: a duplicate entry, or one recorded by mistake (kept, never deleted)
+    DUPLICATE = "duplicate"
 
 
 PERSON_FIELDS = frozenset({CorrectionField.FULL_NAME, CorrectionField.DOB, CorrectionField.GENDER})
 DOSE_FIELDS = frozenset(
     {CorrectionField.VACCINE, CorrectionField.LOT, CorrectionField.DATE, CorrectionField.DOSE_NUMBER}
 )
+#: the stored proposed value of a ``duplicate`` correction (it takes none: the change is the withdrawal)
+WITHDRAW = "withdraw"
 #: the keys of a missing dose's proposed value
 MISSING_DOSE_FIELDS = ("vaccine", "lot", "date", "dose_number", "site_id")
 
@@ -71,6 +76,8 @@ class Correction:
     due_at: dt.datetime
     resolved_at: dt.datetime | None
     resolution: str | None
+    #: the dose it names has been withdrawn (by another correction, or by this one once resolved)
+    dose_withdrawn: bool = False
 
     def __repr__(self) -> str:  # the proposed value may be a name or a date of birth
         return (
@@ -94,6 +101,7 @@ class Resolution:
     superseded_signature: bool  #: a current site signature of the dose was superseded (must be re-signed)
     revoked_passport_id: int | None  #: the person's active passport, now revoked
     registry_status: RegistryStatus | None  #: the person's status after the new registry check
+    withdrawn: bool = False  #: a ``duplicate`` correction: ``dose_id`` is withdrawn now
 
 
 class OverdueSite(NamedTuple):
@@ -168,4 +176,5 @@ def _correction_from_row(row: Row[Any]) -> Correction:
         due_at=row.due_at,
         resolved_at=row.resolved_at,
         resolution=row.resolution,
+        dose_withdrawn=getattr(row, "withdrawn_at", None) is not None,
     )

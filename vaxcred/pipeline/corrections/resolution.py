@@ -14,6 +14,7 @@ from vaxcred.pipeline.corrections.model import (
     _MAX_TEXT,
     BAD_CORRECTION,
     CORRECTION_CLOSED,
+    CORRECTION_CONFLICT,
     PERSON_FIELDS,
     REVOCATION_HASH_TYPES,
     Correction,
@@ -28,8 +29,10 @@ from vaxcred.pipeline.corrections.validation import (
     _dose_by_id,
     _missing_dose_proposal,
     _person_by_id,
+    _refuse_withdrawn,
     _validate_change,
     _validate_missing_dose,
+    _validate_withdrawal,
 )
 from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.records.calendar import vietnam_date
@@ -44,6 +47,7 @@ from vaxcred.storage.schema import (
     PassportStatus,
     corrections,
     doses,
+    passport_doses,
     passports,
     persons,
     revocations,
@@ -159,6 +163,43 @@ def _lock_current_signatures(conn: Connection, person_id: int) -> None:
     ).all()
 
 
+def _lock_doses_in_force(conn: Connection, person_id: int) -> None:
+    """``FOR UPDATE`` on the person's doses in force, in id order (PostgreSQL; SQLite serialises writers): two
+    ``duplicate`` resolutions for one person (the two records of a pair) run one after the other, and the second
+    sees the first's withdrawal — it is refused instead of withdrawing the pair's last record."""
+    conn.execute(
+        sa.select(doses.c.id)
+        .where(doses.c.person_id == person_id, doses.c.withdrawn_at.is_(None))
+        .order_by(doses.c.id)
+        .with_for_update()
+    ).all()
+
+
+def _active_passport_relies_on(conn: Connection, person_id: int, dose_id: int) -> bool:
+    """Whether the person's ACTIVE passport was issued on ``dose_id`` (links it in ``passport_doses``)."""
+    query = (
+        sa.select(passports.c.id)
+        .join(passport_doses, passport_doses.c.passport_id == passports.c.id)
+        .where(
+            passports.c.person_id == person_id,
+            passports.c.status == PassportStatus.ACTIVE.value,
+            passport_doses.c.dose_id == dose_id,
+        )
+    )
+    return conn.execute(query).first() is not None
+
+
+def _withdraw(conn: Connection, person_id: int, dose_id: int, *, now: dt.datetime) -> bool:
+    """Withdraw the dose (checked again on the locked, current records); returns whether the person's active
+    passport relied on it (then it must be revoked)."""
+    _lock_doses_in_force(conn, person_id)
+    _validate_withdrawal(conn, _dose_by_id(conn, dose_id), code=CORRECTION_CONFLICT)
+    conn.execute(
+        doses.update().where(doses.c.id == dose_id, doses.c.withdrawn_at.is_(None)).values(withdrawn_at=now)
+    )
+    return _active_passport_relies_on(conn, person_id, dose_id)
+
+
 def resolve_correction(
     db: Database,
     correction_id: int,
@@ -183,13 +224,21 @@ def resolve_correction(
         # below) or, once this commits, finds its inputs changed and stores nothing
         _lock_current_signatures(conn, person.id)
         # (2) apply the change, validated again on today's data
-        if kind is CorrectionField.MISSING_DOSE:
+        revoke = True
+        if kind is CorrectionField.DUPLICATE:
+            dose_id = int(filed_dose.id)
+            revoke = _withdraw(conn, person.id, dose_id, now=now)
+            # (3) the record's signature is superseded; site signing never signs a withdrawn record again
+            superseded = bool(supersede_signature(conn, dose_id, now=now))
+        elif kind is CorrectionField.MISSING_DOSE:
             _, new_dose = _validate_missing_dose(
                 conn, person, _missing_dose_proposal(correction), today=vietnam_date(now)
             )
             dose_id = int(conn.execute(doses.insert().values(new_dose).returning(doses.c.id)).scalar_one())
             superseded = False
         else:
+            if kind not in PERSON_FIELDS:
+                _refuse_withdrawn(filed_dose)  # withdrawn since filing: reject the correction
             value = _validate_change(
                 conn, person, filed_dose, kind, correction.proposed_value, today=vietnam_date(now)
             )
@@ -205,12 +254,23 @@ def resolve_correction(
                     new = dt.date.fromisoformat(value)
                 elif kind is CorrectionField.DOSE_NUMBER:
                     new = int(value)
-                conn.execute(doses.update().where(doses.c.id == filed_dose.id).values({kind.value: new}))
+                changed = conn.execute(
+                    doses.update()
+                    .where(doses.c.id == filed_dose.id, doses.c.withdrawn_at.is_(None))
+                    .values({kind.value: new})
+                )
+                if changed.rowcount != 1:  # withdrawn by a resolution that committed after our first read
+                    _refuse_withdrawn(_dose_by_id(conn, filed_dose.id))
             dose_id = int(filed_dose.id)
             # (3) the site signs the corrected record again
             superseded = bool(supersede_signature(conn, dose_id, now=now))
-        # (4) the passport built on the old record is revoked; its successor will supersede it
-        revoked = revoke_active_passport(conn, person.id, now=now, reason=f"correction {correction_id}")
+        # (4) the passport built on the old record is revoked; its successor will supersede it (a withdrawal
+        # revokes only a passport issued on the withdrawn record: one issued before it was recorded stays valid)
+        revoked = (
+            revoke_active_passport(conn, person.id, now=now, reason=f"correction {correction_id}")
+            if revoke
+            else None
+        )
     # (5) re-check the person (after the commit: a registry call never holds a transaction open)
     run_registry_check(db, registry, now=now, person_ids=[int(person.id)])
     with db.connect() as conn:
@@ -227,4 +287,5 @@ def resolve_correction(
         superseded_signature=superseded,
         revoked_passport_id=revoked,
         registry_status=RegistryStatus(status) if status is not None else None,
+        withdrawn=kind is CorrectionField.DUPLICATE,
     )

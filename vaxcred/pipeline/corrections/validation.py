@@ -14,6 +14,7 @@ from vaxcred.pipeline.corrections.model import (
     _MAX_TEXT,
     BAD_CORRECTION,
     CORRECTION_CONFLICT,
+    DOSE_WITHDRAWN,
     MISSING_DOSE_FIELDS,
     PERSON_FIELDS,
     Correction,
@@ -23,6 +24,7 @@ from vaxcred.pipeline.corrections.model import (
     _unknown,
 )
 from vaxcred.pipeline.errors import PipelineError
+from vaxcred.pipeline.records.history import contradicts
 from vaxcred.pipeline.records.model import ImportRow, parse_row
 from vaxcred.storage.schema import doses, persons, sites
 
@@ -45,8 +47,41 @@ def _dose_by_id(conn: Connection, dose_id: int) -> Row[Any]:
 
 
 def _person_doses(conn: Connection, person_id: int) -> list[Row[Any]]:
-    query = sa.select(doses).where(doses.c.person_id == person_id).order_by(doses.c.date, doses.c.id)
+    """The person's dose records in force (not withdrawn), by date."""
+    query = (
+        sa.select(doses)
+        .where(doses.c.person_id == person_id, doses.c.withdrawn_at.is_(None))
+        .order_by(doses.c.date, doses.c.id)
+    )
     return list(conn.execute(query))
+
+
+def _refuse_withdrawn(dose: Row[Any]) -> None:
+    if dose.withdrawn_at is not None:
+        raise PipelineError(
+            f"dose {dose.id} was withdrawn (a duplicate or a record made by mistake): no correction applies to it",
+            code=DOSE_WITHDRAWN,
+            field="dose",
+        )
+
+
+def _validate_withdrawal(conn: Connection, dose: Row[Any], *, code: str) -> None:
+    """A ``duplicate`` correction may withdraw ``dose`` only while it is in force and contradicts another record
+    in force of the same person (the same dose number again, or a dose number out of order with its date):
+    withdrawing it then removes a contradiction. Withdrawing a record that contradicts nothing — the only record
+    of its dose number in a consistent history — would resolve nothing and lose a dose: refused with ``code``
+    (``pipeline.bad_correction`` when filed, ``pipeline.correction_conflict`` when the history changed before
+    the resolution, e.g. the other record of a pair was withdrawn first)."""
+    _refuse_withdrawn(dose)
+    mine = (int(dose.dose_number), dose.date)
+    others = [(int(d.dose_number), d.date) for d in _person_doses(conn, dose.person_id) if d.id != dose.id]
+    if not any(contradicts(mine, other) for other in others):
+        raise PipelineError(
+            f"duplicate: dose {dose.id} contradicts no other record of the person (no second record of dose "
+            f"{mine[0]}, none out of order with it): withdrawing it would resolve nothing",
+            code=code,
+            field=CorrectionField.DUPLICATE.value,
+        )
 
 
 def _find_dose(
@@ -79,6 +114,7 @@ def _find_dose(
     row = conn.execute(query).first()
     if row is None:
         raise _unknown("dose for this citizen", "dose")
+    _refuse_withdrawn(row)
     return row
 
 
@@ -184,7 +220,9 @@ def _refuse_taken_key(
         query = query.where(doses.c.id != exclude)
     if conn.execute(query).first() is not None:
         raise PipelineError(
-            "this dose (number, date, site) is recorded already", code=CORRECTION_CONFLICT, field="dose"
+            "this dose (number, date, site) is recorded already (a withdrawn record keeps its key)",
+            code=CORRECTION_CONFLICT,
+            field="dose",
         )
 
 

@@ -227,7 +227,9 @@ def _still_current(conn: Connection, signed: Sequence[Signed]) -> set[int]:
     )
     dose_ids: dict[int, set[int]] = {}
     for person_id, dose_id in conn.execute(
-        sa.select(doses.c.person_id, doses.c.id).where(doses.c.person_id.in_(person_ids))
+        sa.select(doses.c.person_id, doses.c.id).where(
+            doses.c.person_id.in_(person_ids), doses.c.withdrawn_at.is_(None)
+        )
     ):
         dose_ids.setdefault(person_id, set()).add(dose_id)
     keep = set()

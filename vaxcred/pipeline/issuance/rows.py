@@ -133,7 +133,7 @@ def load_candidates(conn: Connection, person_ids: Sequence[int]) -> list[Candida
                 signed, sa.and_(signed.c.dose_id == doses.c.id, signed.c.superseded_at.is_(None))
             ).outerjoin(site_signature_batches, site_signature_batches.c.id == signed.c.batch_id)
         )
-        .where(doses.c.person_id.in_(ids))
+        .where(doses.c.person_id.in_(ids), doses.c.withdrawn_at.is_(None))  # withdrawn records: ignored
         .order_by(doses.c.person_id, doses.c.id)
     ):
         signature = (

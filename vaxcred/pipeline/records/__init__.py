@@ -15,7 +15,7 @@ from vaxcred.pipeline.records.cccd import (
     check_consistency,
     parse_citizen_id,
 )
-from vaxcred.pipeline.records.history import HistoryProblem, history_problems
+from vaxcred.pipeline.records.history import HistoryProblem, contradicts, history_problems
 from vaxcred.pipeline.records.importer import (
     BAD_IMPORT,
     BATCH_SIZE,
@@ -95,6 +95,7 @@ __all__ = [
     "build_cccd",
     "check_consistency",
     "compare_names",
+    "contradicts",
     "fold_diacritics",
     "history_problems",
     "import_file",

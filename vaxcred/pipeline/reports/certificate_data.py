@@ -151,7 +151,7 @@ def certificate_data(db: Database, citizen_id: str) -> CertificateData:
                 .join(site_signatures, site_signatures.c.id == passport_doses.c.site_signature_id)
                 .outerjoin(site_signature_batches, site_signature_batches.c.id == site_signatures.c.batch_id)
             )
-            .where(passport_doses.c.passport_id == passport.id)
+            .where(passport_doses.c.passport_id == passport.id, doses.c.withdrawn_at.is_(None))
             .order_by(doses.c.dose_number, doses.c.date, doses.c.id)
         ).all()
     return CertificateData(

@@ -221,6 +221,7 @@ def _aggregate_query() -> sa.Select[str, str | None, str | None, str, int, int, 
                 sa.and_(site_signatures.c.dose_id == doses.c.id, site_signatures.c.superseded_at.is_(None)),
             )
         )
+        .where(doses.c.withdrawn_at.is_(None))  # a withdrawn record is not counted
         .subquery("per_dose")
     )
     keys = (
@@ -241,6 +242,8 @@ def _contradictory_history() -> sa.Exists:
         one.c.person_id == persons.c.id,
         other.c.person_id == persons.c.id,
         one.c.id != other.c.id,
+        one.c.withdrawn_at.is_(None),
+        other.c.withdrawn_at.is_(None),
         sa.or_(
             one.c.dose_number == other.c.dose_number,
             sa.and_(one.c.dose_number < other.c.dose_number, other.c.date <= one.c.date),

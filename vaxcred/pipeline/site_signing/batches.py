@@ -225,6 +225,7 @@ def _to_sign(site_id: str, after: int, limit: int) -> sa.Select[Any]:
         .where(
             doses.c.site_id == site_id,
             doses.c.id > after,
+            doses.c.withdrawn_at.is_(None),
             persons.c.registry_status == _VERIFIED,
             ~_has_current_signature(),
         )

@@ -227,7 +227,7 @@ def _unsigned_counts(db: Database, site_ids: list[str]) -> tuple[int, int]:
             sa.func.coalesce(sa.func.sum(sa.case((verified, 0), else_=1)), 0),
         )
         .select_from(doses.join(persons, persons.c.id == doses.c.person_id))
-        .where(~_has_current_signature())
+        .where(~_has_current_signature(), doses.c.withdrawn_at.is_(None))
     )
     with db.connect() as conn:
         no_key, unverified = conn.execute(query).one()
@@ -255,7 +255,12 @@ def unsigned_count(db: Database, site_ids: list[str] | tuple[str, ...]) -> int:
     query = (
         sa.select(sa.func.count())
         .select_from(doses.join(persons, persons.c.id == doses.c.person_id))
-        .where(persons.c.registry_status == _VERIFIED, doses.c.site_id.in_(sorted(site_ids)), ~current)
+        .where(
+            persons.c.registry_status == _VERIFIED,
+            doses.c.site_id.in_(sorted(site_ids)),
+            doses.c.withdrawn_at.is_(None),
+            ~current,
+        )
     )
     with db.connect() as conn:
         return int(conn.execute(query).scalar_one())

@@ -152,7 +152,11 @@ def _recheck(
         for row in conn.execute(
             sa.select(*_DOSE_COLUMNS)
             .join(persons, persons.c.id == doses.c.person_id)
-            .where(doses.c.id.in_([row.id for row in rows]), persons.c.registry_status == _VERIFIED)
+            .where(
+                doses.c.id.in_([row.id for row in rows]),
+                doses.c.withdrawn_at.is_(None),
+                persons.c.registry_status == _VERIFIED,
+            )
             .order_by(doses.c.id)
             .with_for_update(read=True, of=[doses, persons])
         )
