@@ -364,7 +364,7 @@ def test_migrating_from_0003_keeps_v1_signatures(database_url: str, site_ca: key
                 {"kid": b"k" * 8, "cose": b"\xd2v1", "at": "2022-01-02 00:00:00"},
             )
         db.migrate()
-        assert db.current_revision() == "0004"
+        assert db.current_revision() == db.head_revision()
         with db.connect() as conn:
             row = conn.execute(sa.select(site_signatures)).one()
         assert (row.cose, row.batch_id, row.leaf_index, row.proof) == (b"\xd2v1", None, None, None)
