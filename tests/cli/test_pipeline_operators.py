@@ -234,13 +234,13 @@ def test_progress_outside_a_terminal_is_logged_with_rate_and_remaining(
     db = fresh_db(tmp_path)
     doses = tmp_path / "doses.csv"
     rows = "".join(
-        f"001090{i:06d},Nguyễn Văn An,1990,M,Comirnaty,L{i},2021-08-01,1,HN-001\n" for i in range(2500)
+        f"001090{i:06d},Nguyễn Văn An,1990,M,Comirnaty,L{i},2021-08-01,1,HN-001\n" for i in range(12_000)
     )
     doses.write_text(HEADER + rows, encoding="utf-8")
     code, out = run(["import", str(doses), "--db", db])
     assert code == 0, out
     lines = [line for line in out.splitlines() if "importing rows:" in line]
-    assert len(lines) >= 3  # one per 1,000-row batch, and the end
-    assert "importing rows: 1,000 of 2,500 (40.0 %)" in lines[0]
-    assert "/s, 1,500 remaining" in lines[0]
+    assert len(lines) >= 3  # one per 5,000-row batch, and the end
+    assert "importing rows: 5,000 of 12,000 (41.7 %)" in lines[0]
+    assert "/s, 7,000 remaining" in lines[0]
     assert lines[-1].endswith("(done)")
