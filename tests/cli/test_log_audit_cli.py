@@ -33,7 +33,8 @@ TAMPERING = {
         "(SELECT person_id FROM passports)) WHERE id = 2",
         "log.object_altered",
     ),
-    "site signature deleted": ("DELETE FROM site_signatures WHERE id = 3", "log.object_missing"),
+    # a batch member: its batch's entry lists it, so the batch is altered
+    "site signature deleted": ("DELETE FROM site_signatures WHERE id = 3", "log.object_altered"),
     "site signature back-dated": (
         "UPDATE site_signatures SET signed_at = '2025-12-01 00:00:00.000000' WHERE id = 3",
         "log.object_altered",

@@ -497,3 +497,17 @@ def test_a_batchs_members_are_read_by_index(signed: Database) -> None:
             )
         )
     assert "ix_site_signatures_batch_id" in plan
+
+
+def test_a_back_dated_member_is_found_by_the_log_audit(signed: Database, site_ca: keys.KeyPair) -> None:
+    """Regression: a member row's own columns (its signing time: what the anomaly report reads) were not in its
+    batch's entry, so back-dating one by SQL went unseen; now the batch is reported altered."""
+    with signed.begin() as conn:
+        victim = _members(conn)[PER_SIGNATURE + 2]
+        conn.execute(
+            site_signatures.update()
+            .where(site_signatures.c.id == victim.id)
+            .values(signed_at=NOW - dt.timedelta(days=30))
+        )
+        codes = {f.code for f in audit_log(conn, log_certificate=site_ca.certificate).findings}
+    assert codes == {"log.object_altered"}

@@ -1,8 +1,9 @@
 """The tamper-evident issuance log (RFC 9162 style): every signed object appended in the transaction that stores
 it, signed tree heads by a dedicated log key, inclusion proofs for passports and an end-to-end audit.
 
-* :mod:`~vaxcred.pipeline.log.entries` — what an entry records about a site-signed dose record, a passport, a
-  revocation (hashes, ids, kids, times; no personal data);
+* :mod:`~vaxcred.pipeline.log.entries` — what an entry records about a site-signed dose record (v1) or batch of
+  records (its head and members), a passport, a revocation (hashes, ids, kids, times; no personal data), and the
+  standalone form of a stored site signature (:func:`site_record`);
 * :mod:`~vaxcred.pipeline.log.store` — :func:`append` (or :func:`append_entries` with entries the caller built) inside the caller's transaction, gap-free leaf indexes;
 * :mod:`~vaxcred.pipeline.log.heads` — signed tree heads (COSE_Sign1 by the log signer);
 * :mod:`~vaxcred.pipeline.log.proofs` — a passport's inclusion proof and its offline check;
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from vaxcred.pipeline.log.anomalies import AnomalyReport, SiteCount, SiteHour, anomaly_report
 from vaxcred.pipeline.log.audit import AuditReport, Finding, audit_log
-from vaxcred.pipeline.log.entries import Kind, build_entries, decode_entry, passport_entry
+from vaxcred.pipeline.log.entries import Kind, build_entries, decode_entry, passport_entry, site_record
 from vaxcred.pipeline.log.heads import TreeHead, sign_tree_head, verify_tree_head
 from vaxcred.pipeline.log.proofs import PassportProof, passport_proof, verify_passport_proof
 from vaxcred.pipeline.log.store import append, append_entries, leaf_hashes, log_size
@@ -42,6 +43,7 @@ __all__ = [
     "passport_entry",
     "passport_proof",
     "sign_tree_head",
+    "site_record",
     "verify_passport_proof",
     "verify_tree_head",
 ]

@@ -8,8 +8,10 @@ kind            object hash (SHA-256 of)         trace (what the signature relie
 ``dose_record`` the site's COSE_Sign1 bytes (a v1  dose id, site id, site-certificate fingerprint, kid, signing
                 record, signed on its own)        time
 ``dose_batch``  SHA-256(head) ‖ for each member    site id, site-certificate fingerprint, kid, signing time, size,
-                SHA-256(SHA-256(path) ‖ payload),  the members as [signature id, dose id, leaf index] in
-                in signature id order (batch site  signature id order
+                SHA-256 of its row's [site id,     the members as [signature id, dose id, leaf index] in
+                certificate, kid, signing time,    signature id order
+                leaf index, path, payload], in
+                signature id order (batch site
                 signing: one entry per batch
                 covers its members)
 ``passport``    the HC1 text (UTF-8)             person id, DSC kid, iat, exp, issuance time, registry
@@ -211,6 +213,10 @@ def _dose_batch_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
             site_signatures.c.id,
             site_signatures.c.dose_id,
             site_signatures.c.batch_id,
+            site_signatures.c.site_id,
+            site_signatures.c.certificate,
+            site_signatures.c.kid,
+            site_signatures.c.signed_at,
             site_signatures.c.cose,
             site_signatures.c.leaf_index,
             site_signatures.c.proof,
@@ -219,8 +225,17 @@ def _dose_batch_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
         .order_by(site_signatures.c.batch_id, site_signatures.c.id)
     ):
         members[row.batch_id].append([row.id, row.dose_id, row.leaf_index])
-        # the member's audit path and payload (fixed-length inner hash: no boundary to move bytes across)
-        digests[row.batch_id].append(_sha256(_sha256(bytes(row.proof or b"")) + bytes(row.cose)))
+        # every column of the member row that a reader relies on (the anomaly report reads its time and site)
+        member = [
+            row.site_id,
+            row.certificate,
+            row.kid,
+            _micros(row.signed_at),
+            row.leaf_index,
+            row.proof,
+            row.cose,
+        ]
+        digests[row.batch_id].append(_sha256(cbor.dumps(member)))
     out = {}
     for batch_id, head in heads.items():
         trace: dict[str, object] = {
