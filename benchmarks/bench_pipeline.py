@@ -16,8 +16,7 @@ Stages, each timed on the wall clock (``time.perf_counter``), in this order:
   the import CSV and into the stand-in population registry (a separate SQLite file, see :class:`FileRegistry`);
   cached under ``--data-dir`` per size and seed, so a second run starts at the import;
 - import: :func:`vaxcred.pipeline.records.importer.import_file` of the CSV (~2.5 rows per person);
-- registry check: :func:`vaxcred.pipeline.registry.check.run_registry_check` against that registry, ``WORKERS``
-  processes matching and storing;
+- registry check: :func:`vaxcred.pipeline.registry.check.run_registry_check` against that registry;
 - site signing: :func:`vaxcred.pipeline.site_signing.stage.run_site_signing`, every site with its own certificate;
 - issuance: :func:`vaxcred.pipeline.issuance.stage.run_issuance`, ``WORKERS`` processes, passports stored.
 
@@ -435,7 +434,7 @@ def run_once(people: int, backend: str, workers: int, data_dir: Path, work_dir: 
         stage, checked = timed(
             "registry check",
             "persons",
-            lambda: run_registry_check(db, registry, now=CHECK_TIME, workers=workers),
+            lambda: run_registry_check(db, registry, now=CHECK_TIME),
             lambda r: r.checked,
             server=server,
         )

@@ -19,8 +19,9 @@
   anything else fails, the batches before it stay committed and the error propagates; run the stage again to
   finish.
 * ``on_progress(persons_done)`` is called after each committed batch.
-* **Both cores** (``workers`` > 1): this process reads the batches and calls the registry, worker processes
-  match and store them, each batch in the same transaction as above (:mod:`vaxcred.pipeline.registry.parallel`);
+* **Worker processes** (``workers`` > 1): this process reads the batches and calls the registry, worker
+  processes match and store them, each batch in the same transaction as above (not faster on a busy 2-core
+  machine: docs/pipeline.md) (:mod:`vaxcred.pipeline.registry.parallel`);
   the per-batch pieces are in :mod:`vaxcred.pipeline.registry.batch`. Per batch: one read, one lookup, one write
   transaction of three statements (re-read ``FOR UPDATE``, multi-row INSERT ``registry_checks``, executemany
   UPDATE ``persons``).
