@@ -883,7 +883,9 @@ def test_kill_9_at_random_moments_then_a_rerun_leaves_exactly_one_passport_each(
     seed = random.SystemRandom().randrange(2**32)
     rng = random.Random(seed)
     killed = mid_batch = 0
-    for _attempt in range(8):
+    # up to 20 children: under load a kill can land between batches several times in a row (seen on a busy
+    # 2-core machine with 8 tries); the loop stops as soon as both kinds of kill have happened
+    for _attempt in range(20):
         if killed >= 3 and mid_batch:
             break
         stored = _count_passports(database)
