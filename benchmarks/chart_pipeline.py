@@ -4,7 +4,8 @@
     .venv/bin/python -m benchmarks.chart_pipeline pipeline.txt [more.txt …]     # writes docs/img/bench_pipeline.png
 
 Reads every ``RESULT {json}`` line of the given files (one bar per people × backend; a later line for the same
-pair wins). The dashed line is the target: 1 M people in 5 minutes = 300 µs per person.
+pair wins). The dashed line is the target: 1 M people in 5 minutes = 300 µs per person. ``--markdown`` also prints
+the tables of docs/benchmarks.md (one per run: wall and CPU seconds per stage, the server's CPU and WAL).
 """
 
 from __future__ import annotations
@@ -90,12 +91,47 @@ def draw(results: list[dict[str, Any]], out: Path) -> None:
         lx += 150
     pen.text(
         (MARGIN, height - 28),
-        "2 vCPUs, CPython 3.11; SQLite synchronous=FULL (WAL), PostgreSQL fsync on; issuance 2 processes, signing 1 (SQLite) or 2 (PostgreSQL)",
+        "2 vCPUs, CPython 3.11; SQLite synchronous=FULL (WAL), PostgreSQL fsync on; issuance 2 processes; import 2 validation processes",
         fill=(60, 60, 60),
         font=small,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     image.save(out, format="PNG", optimize=True)
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    """One table per run, as docs/benchmarks.md shows them."""
+    out: list[str] = []
+    for r in results:
+        people, backend = int(r["people"]), str(r["backend"])
+        server = backend == "postgresql"
+        out.append(
+            f"**{people:,} people, {int(r['doses']):,} doses — {backend}** "
+            f"(processes: issuance {r['workers']}, signing {r['signing_workers']})\n"
+        )
+        head = "| stage | seconds | items | per second | µs per person | CPU s (ours) |"
+        rule = "|---|---:|---:|---:|---:|---:|"
+        if server:
+            head += " CPU s (server) | WAL MiB |"
+            rule += "---:|---:|"
+        out += [head, rule]
+        for st in r["stages"]:
+            row = (
+                f"| {st['name']} | {st['seconds']:.1f} | {st['items']:,} {st['unit']} | {st['per_second']:,} | "
+                f"{st['us_per_person']:.0f} | {st.get('cpu_seconds', 0):.1f} |"
+            )
+            if server:
+                row += f" {st.get('server_cpu_seconds', 0):.1f} | {st.get('wal_mib', 0):,.0f} |"
+            out.append(row)
+        total = f"| **total** | **{r['seconds']:.1f}** | {people:,} people | {people / r['seconds']:,.0f} | **{r['us_per_person']:.0f}** | |"
+        out.append(total + (" | |" if server else ""))
+        out.append(
+            f"\nPeak RSS: {r['peak_rss_mib']:.0f} MiB (the process tree, sampled sum; largest single process "
+            f"{max(r['main_rss_mib'], r['largest_child_rss_mib']):.0f} MiB)."
+            + (f" Database file {r['stored']['db_mib']:,.0f} MiB." if "db_mib" in r.get("stored", {}) else "")
+            + "\n"
+        )
+    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,9 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("inputs", nargs="+", help="bench_pipeline output files")
     parser.add_argument("--out", default="docs/img/bench_pipeline.png")
+    parser.add_argument("--markdown", action="store_true", help="also print the result tables (Markdown)")
     args = parser.parse_args(argv)
     texts = [Path(p).read_text(encoding="utf-8") for p in args.inputs]
-    draw(read_results(texts), Path(args.out))
+    results = read_results(texts)
+    draw(results, Path(args.out))
+    if args.markdown:
+        print(markdown(results))
     print(args.out)
     return 0
 
