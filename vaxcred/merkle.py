@@ -167,8 +167,9 @@ def _hashes(values: object) -> list[bytes] | None:
     if not isinstance(values, Sequence) or isinstance(values, bytes | str) or len(values) > _MAX_PROOF_LENGTH:
         return None
     items = list(values)
-    if not all(isinstance(v, bytes) and len(v) == HASH_LENGTH for v in items):
-        return None
+    for v in items:
+        if not isinstance(v, bytes) or len(v) != HASH_LENGTH:
+            return None
     return items
 
 
@@ -196,17 +197,18 @@ def verify_inclusion(
     if index >= tree_size:
         return False
     fn, sn, r = index, tree_size - 1, leaf
+    sha256 = hashlib.sha256  # node_hash inlined: this loop runs for every member of every batch verified
     for p in path:
         if sn == 0:
             return False
         if fn & 1 or fn == sn:
-            r = node_hash(p, r)
+            r = sha256(b"\x01" + p + r).digest()
             if not fn & 1:
                 while fn and not fn & 1:
                     fn >>= 1
                     sn >>= 1
         else:
-            r = node_hash(r, p)
+            r = sha256(b"\x01" + r + p).digest()
         fn >>= 1
         sn >>= 1
     return sn == 0 and r == expected_root

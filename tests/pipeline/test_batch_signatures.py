@@ -19,7 +19,7 @@ from vaxcred.codec import cbor, cose
 from vaxcred.crypto import Signer
 from vaxcred.pipeline.issuance.rows import SiteCertificates, load_candidates
 from vaxcred.pipeline.issuance.select import Eligible, Reason, evaluate
-from vaxcred.pipeline.log import audit_log
+from vaxcred.pipeline.log import Kind, audit_log, build_entries
 from vaxcred.pipeline.records.model import DoseRecord
 from vaxcred.pipeline.registry.check import run_registry_check
 from vaxcred.pipeline.reports.certificate_data import certificate_data
@@ -40,6 +40,7 @@ from vaxcred.pipeline.site_signing.workers import _recheck
 from vaxcred.storage import Database, open_database
 from vaxcred.storage.schema import (
     doses,
+    issuance_log,
     passport_doses,
     passports,
     persons,
@@ -138,6 +139,24 @@ def test_every_person_is_eligible_and_every_member_verifies(signed: Database, si
     assert all(0 < h.size <= PER_SIGNATURE for h in heads)
     assert sum(h.size for h in heads) == len(members)
     assert all(m.batch_id is not None and len(m.proof) % 32 == 0 for m in members)
+
+
+def test_batch_entries_built_at_signing_are_the_stored_rows_entries(signed: Database) -> None:
+    """Site signing logs each batch's entry from the values it inserted: byte for byte what the rows read back give."""
+    with signed.connect() as conn:
+        logged = {
+            row.object_id: bytes(row.entry)
+            for row in conn.execute(
+                sa.select(issuance_log.c.object_id, issuance_log.c.entry).where(
+                    issuance_log.c.kind == Kind.DOSE_BATCH.value
+                )
+            )
+        }
+        assert (
+            len(logged)
+            == conn.execute(sa.select(sa.func.count()).select_from(site_signature_batches)).scalar()
+        )
+        assert logged == build_entries(conn, Kind.DOSE_BATCH, list(logged))
 
 
 def _tamper_payload(conn: Connection, m: Any, _: list[Any]) -> None:

@@ -98,6 +98,8 @@ class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
     def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
+        if type(value) is dt.datetime and value.tzinfo is dt.UTC:  # the usual case, bound for every row
+            return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
         if not isinstance(value, dt.datetime):
             raise TypeError(f"expected a datetime, got {type(value).__name__}")
         if value.tzinfo is None or value.utcoffset() is None:

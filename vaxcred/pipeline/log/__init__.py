@@ -18,7 +18,15 @@ from __future__ import annotations
 
 from vaxcred.pipeline.log.anomalies import AnomalyReport, SiteCount, SiteHour, anomaly_report
 from vaxcred.pipeline.log.audit import AuditReport, Finding, audit_log
-from vaxcred.pipeline.log.entries import Kind, build_entries, decode_entry, passport_entry, site_record
+from vaxcred.pipeline.log.entries import (
+    BatchMemberRow,
+    Kind,
+    build_entries,
+    decode_entry,
+    dose_batch_entry,
+    passport_entry,
+    site_record,
+)
 from vaxcred.pipeline.log.heads import TreeHead, sign_tree_head, verify_tree_head
 from vaxcred.pipeline.log.proofs import PassportProof, passport_proof, verify_passport_proof
 from vaxcred.pipeline.log.store import append, append_entries, leaf_hashes, log_size
@@ -26,6 +34,7 @@ from vaxcred.pipeline.log.store import append, append_entries, leaf_hashes, log_
 __all__ = [
     "AnomalyReport",
     "AuditReport",
+    "BatchMemberRow",
     "Finding",
     "Kind",
     "PassportProof",
@@ -38,6 +47,7 @@ __all__ = [
     "audit_log",
     "build_entries",
     "decode_entry",
+    "dose_batch_entry",
     "leaf_hashes",
     "log_size",
     "passport_entry",

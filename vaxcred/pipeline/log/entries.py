@@ -28,13 +28,22 @@ change to a logged row — its bytes, its times, its evidence links — changes 
 
 from __future__ import annotations
 
-__all__ = ["ENTRY_VERSION", "Kind", "build_entries", "decode_entry", "passport_entry", "site_record"]
+__all__ = [
+    "ENTRY_VERSION",
+    "BatchMemberRow",
+    "Kind",
+    "build_entries",
+    "decode_entry",
+    "dose_batch_entry",
+    "passport_entry",
+    "site_record",
+]
 
 import enum
 import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -199,55 +208,79 @@ def _dose_record_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
     return out
 
 
+#: one member row of a dose batch as its log entry hashes it: (signature id, dose id, site id, certificate
+#: fingerprint, kid, signing time, leaf index, audit path, payload)
+BatchMemberRow = tuple[int, int, str, bytes, bytes, datetime, int, bytes, bytes]
+
+
+def dose_batch_entry(
+    *,
+    batch_id: int,
+    site_id: str,
+    certificate: bytes,
+    kid: bytes,
+    signed_at: datetime,
+    size: int,
+    head: bytes,
+    members: Iterable[BatchMemberRow],
+) -> bytes:
+    """The entry of one dose batch from its stored values, ``members`` in signature id order.
+    :func:`build_entries` reads them from the database; site signing builds the entry from the values it has
+    just inserted, in the same transaction (the audit recomputes it from the rows)."""
+    listed: list[list[int | None]] = []
+    digests = [_sha256(bytes(head))]
+    for sig_id, dose_id, m_site, m_cert, m_kid, m_signed_at, leaf_index, proof, payload in members:
+        listed.append([sig_id, dose_id, leaf_index])
+        # every column of the member row that a reader relies on (the anomaly report reads its time and site)
+        member = [m_site, m_cert, m_kid, _micros(m_signed_at), leaf_index, proof, payload]
+        digests.append(_sha256(cbor.dumps(member)))
+    trace: dict[str, object] = {
+        "site_id": site_id,
+        "certificate": certificate,
+        "kid": kid,
+        "signed_at": _micros(signed_at),
+        "size": size,
+        "members": listed,
+    }
+    return _entry(Kind.DOSE_BATCH, batch_id, _sha256(b"".join(digests)), trace)
+
+
 def _dose_batch_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
     heads = {
         row.id: row
         for row in conn.execute(sa.select(site_signature_batches).where(site_signature_batches.c.id.in_(ids)))
     }
-    members: dict[int, list[list[int | None]]] = {batch_id: [] for batch_id in heads}
-    digests: dict[int, list[bytes]] = {
-        batch_id: [_sha256(bytes(head.head))] for batch_id, head in heads.items()
-    }
+    members: dict[int, list[Any]] = {batch_id: [] for batch_id in heads}
     for row in conn.execute(
         sa.select(
+            site_signatures.c.batch_id,
             site_signatures.c.id,
             site_signatures.c.dose_id,
-            site_signatures.c.batch_id,
             site_signatures.c.site_id,
             site_signatures.c.certificate,
             site_signatures.c.kid,
             site_signatures.c.signed_at,
-            site_signatures.c.cose,
             site_signatures.c.leaf_index,
             site_signatures.c.proof,
+            site_signatures.c.cose,
         )
         .where(site_signatures.c.batch_id.in_(ids))
         .order_by(site_signatures.c.batch_id, site_signatures.c.id)
     ):
-        members[row.batch_id].append([row.id, row.dose_id, row.leaf_index])
-        # every column of the member row that a reader relies on (the anomaly report reads its time and site)
-        member = [
-            row.site_id,
-            row.certificate,
-            row.kid,
-            _micros(row.signed_at),
-            row.leaf_index,
-            row.proof,
-            row.cose,
-        ]
-        digests[row.batch_id].append(_sha256(cbor.dumps(member)))
-    out = {}
-    for batch_id, head in heads.items():
-        trace: dict[str, object] = {
-            "site_id": head.site_id,
-            "certificate": head.certificate,
-            "kid": head.kid,
-            "signed_at": _micros(head.signed_at),
-            "size": head.size,
-            "members": members[batch_id],
-        }
-        out[batch_id] = _entry(Kind.DOSE_BATCH, batch_id, _sha256(b"".join(digests[batch_id])), trace)
-    return out
+        members[row[0]].append(tuple(row[1:]))
+    return {
+        batch_id: dose_batch_entry(
+            batch_id=batch_id,
+            site_id=head.site_id,
+            certificate=head.certificate,
+            kid=head.kid,
+            signed_at=head.signed_at,
+            size=head.size,
+            head=head.head,
+            members=members[batch_id],
+        )
+        for batch_id, head in heads.items()
+    }
 
 
 def _revocation_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:

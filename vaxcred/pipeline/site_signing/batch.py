@@ -62,6 +62,7 @@ from vaxcred.pipeline.site_signing.batch_codec import (
     _HeadClaims,
     encode_batch_record,
 )
+from vaxcred.pipeline.site_signing.certs import _CertRef, _facts
 from vaxcred.pipeline.site_signing.codec import (
     SALT_LENGTH,
     DoseClaims,
@@ -180,9 +181,11 @@ def _verify_head(head: bytes, certificate: x509.Certificate) -> _HeadClaims:
 
 
 @functools.lru_cache(maxsize=HEAD_CACHE_SIZE)
-def _head_outcome(head: bytes, certificate: x509.Certificate) -> _HeadClaims | VaxcredError:
+def _head_outcome(head: bytes, certificate: _CertRef) -> _HeadClaims | VaxcredError:
+    """Keyed by the certificate's DER (:class:`~vaxcred.pipeline.site_signing.certs._CertRef`), whose hash a
+    bytes object keeps: hashing the pyca certificate itself on every member cost more than the rest of the key."""
     try:
-        return _verify_head(head, certificate)
+        return _verify_head(head, certificate.certificate)
     except VaxcredError as e:
         return e
 
@@ -205,7 +208,7 @@ def verify_batch_member(
     if not isinstance(head, bytes) or not isinstance(payload, bytes):
         raise TypeError("head and payload are bytes")
     # (1)–(5) of the head, once per head and certificate in this process
-    outcome = _head_outcome(head, site_certificate)
+    outcome = _head_outcome(head, _facts(site_certificate).ref)
     if isinstance(outcome, VaxcredError):
         raise outcome.with_traceback(None)
     # (5) the member's payload, and its place under the signed root

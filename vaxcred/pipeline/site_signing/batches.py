@@ -202,13 +202,44 @@ def _store_batch(
     ]
     inserted = conn.execute(
         db.insert_ignoring_conflicts(site_signatures, on=["dose_id"], where=_current).returning(
-            site_signatures.c.id
+            site_signatures.c.id, site_signatures.c.dose_id
         ),
         values,
     ).all()
     # the issuance log records each batch with its members in the transaction that stores them
-    # (vaxcred.pipeline.log: one entry per batch head, listing its members)
-    log.append(conn, log.Kind.DOSE_BATCH, list(batch_ids.values()), now=max(v["signed_at"] for v in values))
+    # (vaxcred.pipeline.log: one entry per batch head, listing its members), built from the values just
+    # inserted (what build_entries would read back; the audit recomputes it from the rows)
+    by_dose = {v["dose_id"]: v for v in values}
+    members: dict[int, list[log.BatchMemberRow]] = {batch_id: [] for batch_id in batch_ids.values()}
+    for sig_id, dose_id in sorted(inserted):
+        v = by_dose[dose_id]
+        members[v["batch_id"]].append(
+            (
+                sig_id,
+                dose_id,
+                v["site_id"],
+                v["certificate"],
+                v["kid"],
+                v["signed_at"],
+                v["leaf_index"],
+                v["proof"],
+                v["cose"],
+            )
+        )
+    entries = {
+        batch_ids[id(head)]: log.dose_batch_entry(
+            batch_id=batch_ids[id(head)],
+            site_id=head.site_id,
+            certificate=certificates[head.site_id]["fingerprint"],
+            kid=head.kid,
+            signed_at=head.signed_at,
+            size=head.size,
+            head=head.cose,
+            members=members[batch_ids[id(head)]],
+        )
+        for head in heads
+    }
+    log.append_entries(conn, log.Kind.DOSE_BATCH, entries, now=max(v["signed_at"] for v in values))
     return len(inserted), failed
 
 

@@ -48,6 +48,23 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return True  # unreadable: fail closed
 
 
+class _CertRef:
+    """A certificate as a cache key that hashes and compares by its DER (bytes keep their hash; a pyca
+    certificate re-hashes its parsed form, ~2 µs, on every ``hash``)."""
+
+    __slots__ = ("certificate", "der")
+
+    def __init__(self, certificate: x509.Certificate, der: bytes) -> None:
+        self.certificate = certificate
+        self.der = der
+
+    def __hash__(self) -> int:
+        return hash(self.der)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _CertRef) and self.der == other.der
+
+
 @dataclass(frozen=True, slots=True)
 class _CertFacts:
     """What signing and verification read from a site certificate, worked out once per certificate."""
@@ -59,10 +76,30 @@ class _CertFacts:
     not_after: datetime
     public_key: CertificatePublicKeyTypes | None  # None: unreadable, see key_error
     key_error: Exception | None
+    ref: _CertRef  # the certificate as a cache key (by DER)
+
+
+#: certificates whose facts :func:`_facts` finds by object identity (each entry holds its certificate, so an id
+#: is never reused while it is here)
+_IDENTITY_CACHE_SIZE: Final = 256
+_by_identity: dict[int, tuple[x509.Certificate, _CertFacts]] = {}
+
+
+def _facts(cert: x509.Certificate) -> _CertFacts:
+    """:func:`_facts_by_value`, first looked up by object identity: a verifier hands the same certificate object
+    for every record, and hashing a pyca certificate for the value cache costs more than the checks it feeds."""
+    entry = _by_identity.get(id(cert))
+    if entry is not None and entry[0] is cert:
+        return entry[1]
+    facts = _facts_by_value(cert)
+    if len(_by_identity) >= _IDENTITY_CACHE_SIZE:
+        _by_identity.clear()
+    _by_identity[id(cert)] = (cert, facts)
+    return facts
 
 
 @functools.lru_cache(maxsize=256)
-def _facts(cert: x509.Certificate) -> _CertFacts:
+def _facts_by_value(cert: x509.Certificate) -> _CertFacts:
     """The purpose verdict, site id, kid, validity and public key of ``cert``: a certificate is immutable (pyca
     objects hash and compare by their DER), so these never change; every check still runs on every record."""
     try:
@@ -70,14 +107,16 @@ def _facts(cert: x509.Certificate) -> _CertFacts:
         key_error: Exception | None = None
     except Exception as e:  # reported as signature.unsupported_key where the key is used
         public_key, key_error = None, e
+    der = cert.public_bytes(Encoding.DER)
     return _CertFacts(
         problem=_purpose_problem_uncached(cert),
         site_id=_site_id_or_none(cert),
-        kid=kid_for(cert.public_bytes(Encoding.DER)),
+        kid=kid_for(der),
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
         public_key=public_key,
         key_error=key_error,
+        ref=_CertRef(cert, der),
     )
 
 

@@ -230,7 +230,60 @@ def _decode_payload(raw: bytes, kid: bytes) -> DoseClaims:
 
 def _decode_leaf(raw: bytes, kid: bytes, signed_at: datetime) -> DoseClaims:
     """Step (5) of a batch member: its payload (the leaf), with the signing time and kid of its verified head."""
-    return _claims(_decode_map(raw, _LEAF_FIELDS, BATCH_VERSION, what="batch record payload"), kid, signed_at)
+    payload = _canonical_leaf(raw)
+    if payload is None:  # not the canonical form: the general decoder says what is wrong
+        payload = _decode_map(raw, _LEAF_FIELDS, BATCH_VERSION, what="batch record payload")
+    return _claims(payload, kid, signed_at)
+
+
+#: the keys of a member's payload after "v", in canonical order, as CBOR items
+_LEAF_KEYS: Final = tuple((key, _PAYLOAD_KEYS[key]) for key in _ORDERS[_LEAF_FIELDS] if key != "v")
+
+
+def _canonical_leaf(raw: bytes) -> dict[object, object] | None:
+    """The map of a member's payload when ``raw`` is exactly the canonical encoding of a version-2 map of the
+    leaf fields with unsigned-integer, text or byte-string values (what ``_decode_map`` would return for it),
+    else ``None``. The one form accepted is read in place, in one pass, without the general decoder and the
+    re-encoding it needs for the canonical check; every other input, valid or not, goes the general way."""
+    if not raw.startswith(_LEAF_START):
+        return None
+    pos = len(_LEAF_START)
+    size = len(raw)
+    payload: dict[object, object] = {"v": BATCH_VERSION}
+    try:
+        for key, item in _LEAF_KEYS:
+            if not raw.startswith(item, pos):
+                return None
+            pos += len(item)
+            head = raw[pos]
+            pos += 1
+            major, n = head >> 5, head & 0x1F
+            if n == 24:  # shortest form only: a one-byte argument is >= 24, a two-byte one >= 256
+                n = raw[pos]
+                pos += 1
+                if n < 24:
+                    return None
+            elif n == 25:
+                n = int.from_bytes(raw[pos : pos + 2], "big")
+                pos += 2
+                if n < 256 or pos > size:
+                    return None
+            elif n > 24:
+                return None
+            if major == 0:
+                payload[key] = n
+                continue
+            if major != 2 and major != 3:
+                return None
+            end = pos + n
+            if end > size:
+                return None
+            value = raw[pos:end]
+            payload[key] = value.decode("utf-8") if major == 3 else value
+            pos = end
+    except (IndexError, UnicodeDecodeError):
+        return None
+    return payload if pos == size else None
 
 
 #: the latest signing time a record may carry: 9999-12-31T23:59:59Z

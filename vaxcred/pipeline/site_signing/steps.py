@@ -125,15 +125,18 @@ def _check_claims(
     skew: timedelta,
 ) -> None:
     """Steps (6) site, (7) time, (8) chain, (9) citizen of verified claims."""
+    facts = _facts(certificate)
     # (6) site: a site signs only its own records
-    cert_site = site_id_of(certificate)
+    cert_site = facts.site_id
+    if cert_site is None:
+        cert_site = site_id_of(certificate)  # raises: the certificate names no site
     if claims.site_id != cert_site:
         raise KeyUsageError(
             f"record of site {claims.site_id} signed with the certificate of site {cert_site}",
             code="sitesign.not_own_record",
         )
     # (7) time: the certificate at the signing time, not now
-    if not _valid_at(certificate, claims.signed_at):
+    if not facts.not_before <= claims.signed_at <= facts.not_after:
         raise TimeError(
             f"the site certificate was not valid at the signing time {claims.signed_at.isoformat()}",
             code="sitesign.cert_not_valid",
