@@ -158,6 +158,7 @@ def run_registry_check(
     (:mod:`vaxcred.pipeline.registry.parallel`); the stored results are the same. See the module docstring for
     crash, outage and concurrency behaviour; errors propagate after the earlier batches were committed.
     """
+    db = db.for_batches()  # PostgreSQL: index plans for id-keyed batches (Database.for_batches)
     now = _utc(now)
     _check_batch_size(batch_size)
     _check_workers(workers)

@@ -58,7 +58,7 @@ def _worker_main(
     ``results``. ``write_lock`` (SQLite: its one writer) makes the workers queue for the write transaction on a
     lock that wakes the next one at once, rather than on ``busy_timeout``'s sleeps (up to 100 ms each)."""
     try:
-        db = open_database(url)
+        db = open_database(url).for_batches()
         try:
             while True:
                 try:

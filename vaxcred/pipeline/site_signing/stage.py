@@ -158,6 +158,7 @@ def run_site_signing(
     ``on_progress(signed_so_far)`` is called after each committed batch. Idempotent: a second run signs
     nothing new. Errors propagate after the batches before them were committed.
     """
+    db = db.for_batches()  # PostgreSQL: index plans for id-keyed batches (Database.for_batches)
     now = require_utc(now)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError("batch_size must be an int >= 1")

@@ -49,7 +49,7 @@ _CHILD_DB: Database | None = None
 def _child_init() -> None:
     global _CHILD_DB
     assert _FORK_STATE is not None, "a signing process must be forked by _run_parallel"
-    _CHILD_DB = open_database(_FORK_STATE.url)  # its own connections, never the parent's
+    _CHILD_DB = open_database(_FORK_STATE.url).for_batches()  # its own connections, never the parent's
 
 
 def _sign_site_in_child(site_id: str) -> tuple[int, int]:
