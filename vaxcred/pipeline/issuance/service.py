@@ -154,6 +154,7 @@ def serve_issuance(
     Exceptions other than library and database errors (a defect, an interrupt) propagate: the batch in hand
     releases its claims first (:func:`~vaxcred.pipeline.issuance.workers.work`).
     """
+    db = db.for_batches()  # PostgreSQL: index plans for id-keyed batches (Database.for_batches)
     rng = random.Random()  # noqa: S311 - jitter, not a secret
     site_ca_der = config.site_ca.public_bytes(Encoding.DER)
     crl_der = None if config.site_crl is None else config.site_crl.public_bytes(Encoding.DER)

@@ -191,6 +191,7 @@ def run_issuance(
     :class:`~vaxcred.errors.IssuanceError` when the issuer cannot sign at all (e.g. the DSC is not valid at
     ``now``); everything committed before stays, and a re-run continues.
     """
+    db = db.for_batches()  # PostgreSQL: index plans for id-keyed batches (Database.for_batches)
     now = utc(now, "now")
     if not isinstance(site_ca, x509.Certificate):
         raise TypeError("site_ca must be an x509.Certificate")

@@ -216,7 +216,7 @@ def _worker_main(
     sees the parent gone)."""
     _die_with_parent(parent)
     try:
-        db = open_database(url)
+        db = open_database(url).for_batches()
         try:
             work(
                 db,
