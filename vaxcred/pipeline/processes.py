@@ -13,7 +13,7 @@ import os
 import signal
 from typing import Final
 
-__all__ = ["die_with_parent"]
+__all__ = ["die_with_parent", "failure_message"]
 
 #: prctl(2) option: the signal sent to this process when its parent dies
 _PR_SET_PDEATHSIG: Final = 1
@@ -27,3 +27,9 @@ def die_with_parent(parent: int) -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:
         os._exit(1)
+
+
+def failure_message(error: BaseException) -> str:
+    """What a worker reports to its parent before it exits non-zero: the error's type, stable code (if any) and
+    message, on one line (the parent raises it as the stage's failure)."""
+    return f"{type(error).__name__}: {getattr(error, 'code', '')} {error}".strip()

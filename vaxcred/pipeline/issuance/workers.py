@@ -34,6 +34,7 @@ from vaxcred.pipeline.issuance.queue import Job, Signed, claim, commit, release
 from vaxcred.pipeline.issuance.rows import Candidate, SiteCertificates
 from vaxcred.pipeline.issuance.select import Eligible, Reason, evaluate
 from vaxcred.pipeline.processes import die_with_parent as _die_with_parent
+from vaxcred.pipeline.processes import failure_message
 from vaxcred.storage import Database, open_database
 
 __all__ = ["WORKER_FAILED", "IssuanceReport", "run_processes", "work", "worker_id"]
@@ -229,7 +230,7 @@ def _worker_main(
         finally:
             db.dispose()
     except BaseException as e:  # report anything, then exit non-zero
-        messages.put(("error", f"{type(e).__name__}: {getattr(e, 'code', '')} {e}".strip()))
+        messages.put(("error", failure_message(e)))
         raise SystemExit(1) from None
     messages.put(("done", None))
 

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from vaxcred.pipeline.errors import PipelineError
+from vaxcred.pipeline.processes import die_with_parent, failure_message
 from vaxcred.pipeline.registry.batch import (
     PersonRow,
     RegistryCheckReport,
@@ -56,7 +57,10 @@ def _worker_main(
 ) -> None:
     """A worker process: match and store each batch from ``tasks`` until ``None``; report counts on
     ``results``. ``write_lock`` (SQLite: its one writer) makes the workers queue for the write transaction on a
-    lock that wakes the next one at once, rather than on ``busy_timeout``'s sleeps (up to 100 ms each)."""
+    lock that wakes the next one at once, rather than on ``busy_timeout``'s sleeps (up to 100 ms each). Dies
+    with its parent, like every stage's workers (:func:`~vaxcred.pipeline.processes.die_with_parent`; a batch
+    is stored in one transaction, so nothing is half-stored)."""
+    die_with_parent(parent)
     try:
         db = open_database(url).for_batches()
         try:
@@ -77,7 +81,7 @@ def _worker_main(
         finally:
             db.dispose()
     except BaseException as e:  # report anything, then exit non-zero
-        results.put(("error", f"{type(e).__name__}: {getattr(e, 'code', '')} {e}".strip()))
+        results.put(("error", failure_message(e)))
         raise SystemExit(1) from None
     results.put(("done", None))
 
