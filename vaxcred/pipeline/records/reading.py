@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.records.model import ROW_FIELDS
+from vaxcred.pipeline.records.fields import ROW_FIELDS
 
 __all__ = [
     "BAD_IMPORT",

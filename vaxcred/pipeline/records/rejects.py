@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from vaxcred.pipeline.records.model import FORMULA_PREFIXES
+from vaxcred.pipeline.records.fields import FORMULA_PREFIXES
 from vaxcred.pipeline.records.reading import MAX_LINE_CHARS
 
 __all__ = ["MAX_RAW_CHARS", "REJECTS_HEADER", "RejectsFile", "neutralise_cell", "raw_cell"]

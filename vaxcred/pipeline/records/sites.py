@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.records.cccd import PROVINCES
-from vaxcred.pipeline.records.model import FORMULA_PREFIXES, SITE_ID_PATTERN
+from vaxcred.pipeline.records.fields import FORMULA_PREFIXES, SITE_ID_PATTERN
 from vaxcred.storage import Database
 from vaxcred.storage.schema import sites
 
