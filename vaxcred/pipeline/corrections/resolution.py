@@ -197,6 +197,8 @@ def _withdraw(conn: Connection, person_id: int, dose_id: int, *, now: dt.datetim
     conn.execute(
         doses.update().where(doses.c.id == dose_id, doses.c.withdrawn_at.is_(None)).values(withdrawn_at=now)
     )
+    # logged in this transaction (the correction is already resolved: the entry names it)
+    log.append(conn, log.Kind.WITHDRAWAL, [dose_id], now=now)
     return _active_passport_relies_on(conn, person_id, dose_id)
 
 

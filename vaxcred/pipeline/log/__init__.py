@@ -2,7 +2,8 @@
 it, signed tree heads by a dedicated log key, inclusion proofs for passports and an end-to-end audit.
 
 * :mod:`~vaxcred.pipeline.log.entries` — what an entry records about a site-signed dose record (v1) or batch of
-  records (its head and members), a passport, a revocation (hashes, ids, kids, times; no personal data), and the
+  records (its head and members), a passport, a revocation, a dose record's withdrawal (hashes, ids, kids, times;
+  no personal data), and the
   standalone form of a stored site signature (:func:`site_record`);
 * :mod:`~vaxcred.pipeline.log.store` — :func:`append` (or :func:`append_entries` with entries the caller built) inside the caller's transaction, gap-free leaf indexes;
 * :mod:`~vaxcred.pipeline.log.heads` — signed tree heads (COSE_Sign1 by the log signer);
@@ -26,6 +27,7 @@ from vaxcred.pipeline.log.entries import (
     dose_batch_entry,
     passport_entry,
     site_record,
+    withdrawal_entry,
 )
 from vaxcred.pipeline.log.heads import TreeHead, sign_tree_head, verify_tree_head
 from vaxcred.pipeline.log.proofs import PassportProof, passport_proof, verify_passport_proof
@@ -56,4 +58,5 @@ __all__ = [
     "site_record",
     "verify_passport_proof",
     "verify_tree_head",
+    "withdrawal_entry",
 ]

@@ -7,7 +7,11 @@
 (3) coverage: every passport, site signature and revocation row is in the log (nothing signed outside it): a v1
               site signature by its own entry, a batch member by its batch's (which lists every member: a row
               added to, removed from or altered in a batch alters the batch's entry);
-              a passport with a revocation row is still marked revoked (a revocation undone by hand is a finding)
+              a passport with a revocation row is still marked revoked (a revocation undone by hand is a finding);
+              every withdrawn dose (doses.withdrawn_at set) has its withdrawal entry — a withdrawal set by hand
+              is ``log.object_unlogged``, one cleared by hand ``log.withdrawal_undone``, one moved in time
+              ``log.object_altered`` — and names a resolved ``duplicate`` correction (an entry adopted by
+              migration 0006 for a withdrawal made without one is ``log.withdrawal_uncorrected``)
 (4) heads:    every stored tree head verifies under the log signer's certificate, its size is within the log,
               and its root equals the root of the first tree_size stored leaves: an entry removed, altered or
               reordered after a head was signed is a finding even when the rows were edited consistently;
@@ -35,6 +39,7 @@ from vaxcred.pipeline.log.heads import TreeHead, verify_tree_head
 from vaxcred.pipeline.log.store import log_size
 from vaxcred.storage.schema import (
     PassportStatus,
+    doses,
     issuance_log,
     log_tree_heads,
     passports,
@@ -48,9 +53,14 @@ _TABLES = {
     Kind.DOSE_RECORD: site_signatures,
     Kind.DOSE_BATCH: site_signature_batches,
     Kind.REVOCATION: revocations,
+    Kind.WITHDRAWAL: doses,
 }
-#: the rows of a kind's table that need an entry of that kind: a batch member is covered by its batch's entry
-_NEEDS_ENTRY = {Kind.DOSE_RECORD: site_signatures.c.batch_id.is_(None)}
+#: the rows of a kind's table that need an entry of that kind: a batch member is covered by its batch's entry,
+#: a dose needs a withdrawal entry once it is withdrawn
+_NEEDS_ENTRY = {
+    Kind.DOSE_RECORD: site_signatures.c.batch_id.is_(None),
+    Kind.WITHDRAWAL: doses.c.withdrawn_at.is_not(None),
+}
 #: report at most this many findings of one code (a wholesale rewrite would otherwise print millions)
 _MAX_PER_CODE = 50
 
@@ -114,7 +124,7 @@ def audit_log(
         if leaf_hash(entry) != bytes(row.leaf_hash):
             found.add("log.leaf_mismatch", f"entry {row.seq}: stored leaf hash is not the hash of its entry")
         try:
-            kind, object_id, _, _ = decode_entry(entry)
+            kind, object_id, _, trace = decode_entry(entry)
         except ValueError as e:
             found.add("log.entry_malformed", f"entry {row.seq}: {e}")
             continue
@@ -123,13 +133,23 @@ def audit_log(
                 "log.entry_mismatch", f"entry {row.seq} names {kind.value} {object_id}, its row another"
             )
         logged[kind][object_id] = (row.seq, entry)
+        if kind is Kind.WITHDRAWAL and trace.get("correction_id") is None:
+            found.add(
+                "log.withdrawal_uncorrected",
+                f"withdrawal of dose {object_id} (entry {row.seq}) names no resolved duplicate correction",
+            )
     # (2) objects and (3) coverage
     for kind, table in _TABLES.items():
         entries = logged[kind]
         rebuilt = build_entries(conn, kind, list(entries))
         for object_id, (seq, entry) in sorted(entries.items()):
             now = rebuilt.get(object_id)
-            if now is None:
+            if now is None and kind is Kind.WITHDRAWAL:
+                found.add(
+                    "log.withdrawal_undone",
+                    f"dose {object_id} was withdrawn (entry {seq}) but is in force again or no longer stored",
+                )
+            elif now is None:
                 found.add("log.object_missing", f"{kind.value} {object_id} (entry {seq}) is no longer stored")
             elif now != entry:
                 found.add(

@@ -19,7 +19,14 @@ kind            object hash (SHA-256 of)         trace (what the signature relie
                                                  built from, the passport it supersedes
 ``revocation``  the revocation row (hash type,   passport id, time
                 hash, kid, times), canonical CBOR
+``withdrawal``  [dose id, correction id,         the correction that withdrew the dose, the withdrawal time
+                withdrawal time], canonical      (object id: the dose id — a dose is withdrawn once, never
+                CBOR                             restored)
 ==============  ===============================  ==========================================================
+
+A withdrawal's correction is the resolved ``duplicate`` correction naming the dose (the lowest id if a database
+ever held two); ``None`` when there is none — a withdrawal made by hand before withdrawals were logged, adopted
+into the log by migration 0006, which the audit reports for ever (``log.withdrawal_uncorrected``).
 
 No names, citizen IDs or dates of birth: the log holds hashes and ids (SECURITY.md §4, "Retention"). The same
 builder makes the entry when an object is logged and when the audit recomputes it from the database, so any
@@ -37,6 +44,7 @@ __all__ = [
     "dose_batch_entry",
     "passport_entry",
     "site_record",
+    "withdrawal_entry",
 ]
 
 import enum
@@ -52,6 +60,9 @@ from vaxcred.codec import cbor
 from vaxcred.errors import CborError
 from vaxcred.merkle import HASH_LENGTH
 from vaxcred.storage.schema import (
+    CorrectionState,
+    corrections,
+    doses,
     passport_doses,
     passports,
     revocations,
@@ -72,6 +83,7 @@ class Kind(enum.StrEnum):
     DOSE_BATCH = "dose_batch"
     PASSPORT = "passport"
     REVOCATION = "revocation"
+    WITHDRAWAL = "withdrawal"
 
 
 def _micros(when: datetime | None) -> int | None:
@@ -97,6 +109,8 @@ def build_entries(conn: Connection, kind: Kind, object_ids: Sequence[int]) -> di
         return _dose_record_entries(conn, ids)
     if kind is Kind.DOSE_BATCH:
         return _dose_batch_entries(conn, ids)
+    if kind is Kind.WITHDRAWAL:
+        return _withdrawal_entries(conn, ids)
     return _revocation_entries(conn, ids)
 
 
@@ -292,6 +306,41 @@ def _revocation_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
         trace: dict[str, object] = {"passport_id": row.passport_id, "revoked_at": _micros(row.revoked_at)}
         out[row.id] = _entry(Kind.REVOCATION, row.id, _sha256(content), trace)
     return out
+
+
+#: the ``corrections.field`` of a correction that withdraws its dose (``CorrectionField.DUPLICATE``: corrections
+#: sit above the log)
+_DUPLICATE: Final = "duplicate"
+
+
+def withdrawal_entry(*, dose_id: int, correction_id: int | None, withdrawn_at: datetime) -> bytes:
+    """The entry of a dose record's withdrawal (``doses.withdrawn_at``) by the ``duplicate`` correction
+    ``correction_id``: ids and a time, nothing about the person or the dose's content."""
+    at = _micros(withdrawn_at)
+    trace: dict[str, object] = {"correction_id": correction_id, "withdrawn_at": at}
+    return _entry(Kind.WITHDRAWAL, dose_id, _sha256(cbor.dumps([dose_id, correction_id, at])), trace)
+
+
+def _withdrawal_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
+    """The withdrawn doses among ``ids`` (a dose in force has no withdrawal: absent from the result)."""
+    by_dose: dict[int, int] = dict(
+        conn.execute(
+            sa.select(corrections.c.dose_id, sa.func.min(corrections.c.id))
+            .where(
+                corrections.c.dose_id.in_(ids),
+                corrections.c.field == _DUPLICATE,
+                corrections.c.state == CorrectionState.RESOLVED.value,
+            )
+            .group_by(corrections.c.dose_id)
+        ).all()
+    )
+    query = sa.select(doses.c.id, doses.c.withdrawn_at).where(
+        doses.c.id.in_(ids), doses.c.withdrawn_at.is_not(None)
+    )
+    return {
+        dose_id: withdrawal_entry(dose_id=dose_id, correction_id=by_dose.get(dose_id), withdrawn_at=at)
+        for dose_id, at in conn.execute(query)
+    }
 
 
 def decode_entry(entry: bytes) -> tuple[Kind, int, bytes, dict[str, object]]:
