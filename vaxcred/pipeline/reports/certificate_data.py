@@ -97,8 +97,9 @@ class CertificateData:
             f"doses={len(self.doses)})"
         )
 
-    def render(self, *, creation_date: dt.datetime | None = None) -> bytes:
-        """The certificate PDF (:func:`render_certificate_pdf`; needs the ``pdf`` extra)."""
+    def render(self, *, creation_date: dt.datetime | None = None, site_records: bool = True) -> bytes:
+        """The certificate PDF (:func:`render_certificate_pdf`; needs the ``pdf`` extra), with each dose's
+        standalone site record as a QR code unless ``site_records`` is false."""
         from vaxcred.pipeline.reports.certificate_pdf import render_certificate_pdf
 
         return render_certificate_pdf(
@@ -109,6 +110,7 @@ class CertificateData:
             hc1=self.hc1,
             issued_at=self.issued_at,
             creation_date=creation_date,
+            site_records=site_records,
         )
 
 

@@ -5,6 +5,13 @@ birth, a table of the doses (dose number, date, vaccine, lot, vaccination site),
 QR code (:func:`vaxcred.qr.render_png` of the HC1 text) and the issuer line.  Minimal disclosure
 (SECURITY.md §4): no citizen ID, no gender, nothing the QR does not already carry besides lots and sites.
 
+Below them, one smaller QR code per dose that has one (:attr:`CertificateDose.site_record`): the dose's standalone
+site-signed record as text (``VXSR1:`` + Base45, :mod:`vaxcred.pipeline.reports.record_text`), alphanumeric
+mode, ECC level M, 48 mm wide, three to a row, continued on a second page when twenty doses need it. A verifier
+scans one and checks it with the site's certificate alone (``vaxcred records verify``), without the database or
+the passport. The record carries the salted hash of the citizen ID, not the ID (see docs/security.md, "Standalone
+site records on paper"); ``site_records=False`` leaves the codes out.
+
 The text is set in DejaVu Sans (regular and bold), vendored in ``vaxcred/data/fonts/`` with its licence
 (Bitstream Vera licence; Debian ``fonts-dejavu-core`` 2.37) because PDF core fonts have no Vietnamese
 glyphs; fpdf2 embeds a subset with a ToUnicode map, so the text stays searchable and copyable.
@@ -29,6 +36,7 @@ from typing import Final
 from vaxcred._extras import requires_extra
 from vaxcred.pipeline.reports.certificate_data import CertificateDose
 from vaxcred.pipeline.reports.certificate_data import check_text as _check_text
+from vaxcred.pipeline.reports.record_text import encode_record_text
 from vaxcred.qr import render_png
 from vaxcred.trust.store import require_utc
 
@@ -47,6 +55,12 @@ _TITLE_EN: Final = "COVID-19 VACCINATION CERTIFICATE"
 _MAX_DOSES: Final = 20
 _DATE_RE: Final = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?")
 _QR_SIZE_MM: Final = 62.0
+#: a site record's QR code: ECC level M holds the largest batch record (16 audit-path nodes, a 64-character lot)
+#: in version 26 with a P-256 site key (121 modules + the 4-module quiet zone each side: 0.37 mm a module at
+#: 48 mm), 29 with RSA-2048 (0.35 mm); a member of the default batch of 500 in version 20 (0.46 mm)
+_RECORD_QR_MM: Final = 48.0
+_RECORD_QR_ECC: Final = "M"
+_RECORDS_PER_ROW: Final = 3
 _MARGIN_MM: Final = 18.0
 
 
@@ -73,13 +87,14 @@ class _Certificate(FPDF):
         self.set_y(-14)
         self.set_font(_FONT_FAMILY, "", 7.5)
         self.set_text_color(90)
-        self.cell(
-            0,
-            4,
+        text = (
             "Mã QR là hộ chiếu vắc xin theo chuẩn EU DCC; quét mã để kiểm tra. / "
-            "The QR code is an EU DCC vaccine passport; scan it to verify.",
-            align=Align.C,
+            "The QR code is an EU DCC vaccine passport; scan it to verify."
+            if self.page_no() == 1
+            else "Các mã QR trên trang này là bản ghi mũi tiêm của cơ sở, không phải hộ chiếu vắc xin. / "
+            "The QR codes on this page are site records of doses, not vaccine passports."
         )
+        self.cell(0, 4, text, align=Align.C)
 
 
 def render_certificate_pdf(
@@ -92,12 +107,14 @@ def render_certificate_pdf(
     issued_at: datetime,
     issuer: str = DEFAULT_ISSUER,
     creation_date: datetime | None = None,
+    site_records: bool = True,
 ) -> bytes:
-    """Render the certificate as PDF bytes (A4, one page).
+    """Render the certificate as PDF bytes (A4; one page, a second when many doses carry site records).
 
     ``full_name`` as recorded (Vietnamese, normalised to NFC); ``dob`` ``YYYY[-MM[-DD]]``; ``doses`` 1-20
     rows, printed in dose-number order; ``hc1`` the passport text for the QR; ``issued_at`` (aware) printed as
-    the issue date; ``creation_date`` (aware) the PDF's metadata date, ``issued_at`` when omitted.
+    the issue date; ``creation_date`` (aware) the PDF's metadata date, ``issued_at`` when omitted;
+    ``site_records``: print each dose's standalone site record (when it has one) as a QR code.
     Bad arguments raise ``ValueError`` / ``TypeError``.
     """
     name = _check_text("full_name", full_name)
@@ -112,6 +129,11 @@ def render_certificate_pdf(
     if not all(isinstance(d, CertificateDose) for d in rows):
         raise TypeError("doses must be CertificateDose values")
     qr_png = render_png(hc1, ecc="Q", box_size=6, border=2)  # ValueError for text that is not HC1-shaped
+    record_codes = [
+        (dose.dose_number, render_png(encode_record_text(dose.site_record), ecc=_RECORD_QR_ECC, box_size=4))
+        for dose in rows
+        if site_records and dose.site_record
+    ]
 
     pdf = _Certificate(orientation="portrait", unit="mm", format="A4")
     pdf.set_creation_date(created.astimezone(UTC))
@@ -125,6 +147,8 @@ def render_certificate_pdf(
             pdf.add_font(_FONT_FAMILY, style, path)
         pdf.add_page()
         _draw(pdf, name, dob_text, rows, uvci_text, issuer_text, issued, qr_png)
+        if record_codes:
+            _draw_site_records(pdf, record_codes)
         return bytes(pdf.output())
 
 
@@ -231,3 +255,46 @@ def _draw(
         new_x=XPos.LMARGIN,
         new_y=YPos.NEXT,
     )
+
+
+def _draw_site_records(pdf: FPDF, codes: Sequence[tuple[int, bytes]]) -> None:
+    """The per-dose site records: a heading, one line on what they are, then the QR codes, labelled."""
+    label_mm = 5.0
+    row_mm = _RECORD_QR_MM + label_mm + 3
+    if pdf.get_y() + 22 + row_mm > pdf.page_break_trigger:  # the heading never ends a page alone
+        pdf.add_page()
+    pdf.ln(6)
+    pdf.set_font(_FONT_FAMILY, "B", 11)
+    pdf.cell(
+        0,
+        7,
+        "Bản ghi mũi tiêm có chữ ký của cơ sở / Site-signed dose records",
+        new_x=XPos.LMARGIN,
+        new_y=YPos.NEXT,
+    )
+    pdf.set_font(_FONT_FAMILY, "", 7.5)
+    pdf.set_text_color(90)
+    pdf.multi_cell(
+        0,
+        3.8,
+        "Mỗi mã là bản ghi một mũi tiêm do cơ sở tiêm ký, kiểm tra được chỉ với chứng thư của cơ sở (không phải hộ "
+        "chiếu vắc xin). / Each code is one dose's record signed by its vaccination site, verifiable with the "
+        "site's certificate alone (not a vaccine passport): vaxcred records verify.",
+        align=Align.L,
+        new_x=XPos.LMARGIN,
+        new_y=YPos.NEXT,
+    )
+    pdf.set_text_color(0)
+    pdf.ln(2)
+    gap = (pdf.epw - _RECORDS_PER_ROW * _RECORD_QR_MM) / (_RECORDS_PER_ROW - 1)
+    for start in range(0, len(codes), _RECORDS_PER_ROW):
+        if pdf.get_y() + row_mm > pdf.page_break_trigger:
+            pdf.add_page()
+        top = pdf.get_y()
+        for column, (dose_number, png) in enumerate(codes[start : start + _RECORDS_PER_ROW]):
+            x = pdf.l_margin + column * (_RECORD_QR_MM + gap)
+            pdf.image(io.BytesIO(png), x=x, y=top, w=_RECORD_QR_MM)
+            pdf.set_xy(x, top + _RECORD_QR_MM)
+            pdf.set_font(_FONT_FAMILY, "", 8.5)
+            pdf.cell(_RECORD_QR_MM, label_mm, f"Mũi / Dose {dose_number}", align=Align.C)
+        pdf.set_xy(pdf.l_margin, top + row_mm)
