@@ -60,6 +60,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "certificate-pdf": ("vaxcred.cli.signing:certificate_pdf", "The printable vaccination certificate (PDF)"),
     "pdf": ("vaxcred.cli.pdf:pdf_group", "Signed printable certificates (PDF, PAdES)"),
     "serve": ("vaxcred.cli.serve:serve", "Serve the verify API and the border officer's page"),
+    "records": (
+        "vaxcred.cli.records:records",
+        "Standalone site-signed dose records: export them from the database, verify one offline",
+    ),
     "sites": (
         "vaxcred.cli.sites:sites",
         "Vaccination sites: names, provinces and certificates, many at once",

@@ -1,4 +1,5 @@
-"""Reports and exports: the data-quality report and chart, the printable certificate PDF, revocation batches.
+"""Reports and exports: the data-quality report and chart, the printable certificate PDF, revocation batches,
+the standalone site-signed records of a person's doses and their text form.
 
 Public names of the modules below; import private helpers from their module. The certificate PDF and its signature (extra
 ``pdf``) and the chart (Pillow, extra ``qr``) load on first use of their names, so the pipeline runs with the
@@ -25,6 +26,13 @@ from vaxcred.pipeline.reports.quality import (
     build_quality_report,
     format_text,
 )
+from vaxcred.pipeline.reports.record_text import (
+    MAX_RECORD_TEXT_CHARS,
+    RECORD_TEXT_PREFIX,
+    decode_record_text,
+    encode_record_text,
+    read_record,
+)
 from vaxcred.pipeline.reports.revocation_export import (
     BAD_PASSPORT,
     PassportHashInput,
@@ -33,6 +41,12 @@ from vaxcred.pipeline.reports.revocation_export import (
     export_revocation_json,
     export_revocations,
     revocation_list,
+)
+from vaxcred.pipeline.reports.site_records import (
+    DOSE_WITHDRAWN,
+    ExportedRecords,
+    StandaloneRecord,
+    standalone_records,
 )
 
 if TYPE_CHECKING:
@@ -76,26 +90,35 @@ __all__ = [
     "CHART_WIDTH",
     "COUNT_FIELDS",
     "DEFAULT_ISSUER",
+    "DOSE_WITHDRAWN",
+    "MAX_RECORD_TEXT_CHARS",
     "NO_PASSPORT",
+    "RECORD_TEXT_PREFIX",
     "UNKNOWN_PROVINCE",
     "CertificateData",
     "CertificateDose",
+    "ExportedRecords",
     "PassportHashInput",
     "PdfSignatureReport",
     "QualityCounts",
     "QualityGroup",
     "QualityReport",
+    "StandaloneRecord",
     "build_quality_report",
     "certificate_data",
     "chart_size",
     "check_hc1",
     "decode_passport",
+    "decode_record_text",
+    "encode_record_text",
     "export_revocation_json",
     "export_revocations",
     "format_text",
+    "read_record",
     "render_certificate_pdf",
     "render_chart_png",
     "revocation_list",
     "sign_certificate_pdf",
+    "standalone_records",
     "verify_certificate_pdf",
 ]
