@@ -22,8 +22,8 @@ _MAX_HEAD_FILE = 4096
 
 @click.group("log")
 def log_group() -> None:
-    """The tamper-evident issuance log: every site-signed dose record, passport and revocation is appended
-    (RFC 9162 Merkle tree) in the transaction that stores it.
+    """The tamper-evident issuance log: every site-signed dose record, passport, revocation and withdrawal of a
+    dose record is appended (RFC 9162 Merkle tree) in the transaction that stores it.
 
     \b
     vaxcred log init-key --keys KEYS          the log signer (EKU log signing only) under the CSCA
