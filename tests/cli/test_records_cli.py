@@ -236,3 +236,16 @@ def test_records_verify_in_a_real_process_from_stdin(flow: Flow, tmp_path: Path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("VALID")
     assert citizen_id not in done.stdout + done.stderr
+
+
+def test_certificate_pdf_prints_a_code_per_dose_unless_told_not_to(flow: Flow, tmp_path: Path) -> None:  # noqa: F811
+    """`certificate-pdf` embeds the passport's QR and one per signed dose; --no-site-records only the passport's."""
+    citizen_id, _, _ = _first_holder(flow.db_path)
+    doses = len(_holder_doses(flow, citizen_id))
+    for flag, images in (("--site-records", 1 + doses), ("--no-site-records", 1)):
+        pdf = tmp_path / f"{flag}.pdf"
+        code, out = run(
+            ["certificate-pdf", "--citizen-id", citizen_id, "--out", str(pdf), flag, "--db", flow.db]
+        )
+        assert code == 0, out
+        assert pdf.read_bytes().count(b"/Subtype /Image") == images

@@ -239,11 +239,21 @@ def _sign_pdf(pdf: bytes, folder: Path, now: dt.datetime) -> tuple[bytes, str]:
     help="Key-chain folder: sign the PDF (PAdES) with its document signer (`vaxcred keys document-signer`). "
     "Without it the PDF is written unsigned.",
 )
+@click.option(
+    "--site-records/--no-site-records",
+    default=True,
+    show_default=True,
+    help="Print each dose's site-signed record as a QR code (it holds a salted hash of the citizen ID).",
+)
 @db_option
 @at_option("The PDF's creation date (and signing time)")
-def certificate_pdf(citizen_id: str, out: Path, folder: Path | None, db_url: str, at: str | None) -> None:
+def certificate_pdf(
+    citizen_id: str, out: Path, folder: Path | None, site_records: bool, db_url: str, at: str | None
+) -> None:
     """The printable vaccination certificate (Vietnamese + English, with the passport's QR code) of one
     person's active passport, written to a PDF file (mode 0600). Personal data goes to the file only.
+    Below the doses, one QR code per dose holds its standalone site-signed record (`vaxcred records verify`
+    checks one with the site certificate); --no-site-records leaves them out.
 
     With --keys the PDF carries a PAdES signature by the ministry's document signer, which any PDF reader
     shows and `vaxcred pdf verify` checks; without it the PDF is unsigned (said on stderr).
@@ -259,7 +269,7 @@ def certificate_pdf(citizen_id: str, out: Path, folder: Path | None, db_url: str
     finally:
         db.dispose()
     try:
-        pdf = data.render(creation_date=created)
+        pdf = data.render(creation_date=created, site_records=site_records)
     except ValueError as e:
         raise RefusedError(f"[pipeline.bad_certificate] {e}") from e
     signed_by = None
