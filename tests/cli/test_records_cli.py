@@ -249,3 +249,14 @@ def test_certificate_pdf_prints_a_code_per_dose_unless_told_not_to(flow: Flow, t
         )
         assert code == 0, out
         assert pdf.read_bytes().count(b"/Subtype /Image") == images
+
+
+def test_a_person_with_no_signed_dose_has_nothing_to_export(tmp_path: Path) -> None:
+    """Imported and checked but not site-signed: exit 1, pipeline.no_site_record, the unsigned doses counted."""
+    from tests.cli.test_corrections_duplicate_cli import CITIZEN, _database
+
+    db, _ = _database(tmp_path)
+    code, out = run(["records", "export", "--citizen-id", CITIZEN, "--db", db])
+    assert code == EXIT_INVALID, out
+    assert "[pipeline.no_site_record] no dose in force has a current site signature (3 unsigned)" in out
+    assert CITIZEN not in out

@@ -27,7 +27,7 @@ from vaxcred.cli._files import load_certificate_option, read_bounded
 from vaxcred.cli._pipeline import db_option, number, open_db, storage_errors
 from vaxcred.codec.image import sniff_image
 from vaxcred.pipeline.reports.record_text import encode_record_text, read_record
-from vaxcred.pipeline.reports.site_records import standalone_records
+from vaxcred.pipeline.reports.site_records import NO_SITE_RECORD, standalone_records
 from vaxcred.pipeline.site_signing.batch_codec import BATCH_RECORD_START
 from vaxcred.pipeline.site_signing.codec import DoseClaims
 from vaxcred.pipeline.site_signing.record import verify_dose
@@ -108,8 +108,7 @@ def export(db_url: str, citizen_id: str | None, dose_id: int | None, out: Path |
         db.dispose()
     if not found.records:
         raise RefusedError(
-            f"[pipeline.no_site_record] no dose in force has a current site signature "
-            f"({found.unsigned} unsigned)"
+            f"[{NO_SITE_RECORD}] no dose in force has a current site signature ({found.unsigned} unsigned)"
         )
     if out is not None:
         try:
@@ -132,7 +131,7 @@ def export(db_url: str, citizen_id: str | None, dose_id: int | None, out: Path |
 
 def _read_input(file: Path) -> bytes:
     if str(file) == "-":
-        return sys.stdin.buffer.read(_MAX_INPUT + 1)[: _MAX_INPUT + 1]
+        return sys.stdin.buffer.read(_MAX_INPUT + 1)
     return read_bounded(file, _MAX_INPUT, "FILE", refuse_larger=False)
 
 

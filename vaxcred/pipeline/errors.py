@@ -16,7 +16,9 @@
           pipeline.unknown_record         a correction naming a dose or person that does not exist
           pipeline.correction_closed      resolving or rejecting a correction that is no longer open
           pipeline.correction_conflict    a correction whose change clashes with another record
-          pipeline.dose_withdrawn         a correction naming a dose record a ``duplicate`` correction withdrew
+          pipeline.dose_withdrawn         a correction (or a record export) naming a dose record a ``duplicate``
+                                          correction withdrew
+          pipeline.no_site_record         a record export finding no dose in force with a current site signature
           pipeline.bad_passport           a stored passport that cannot be decoded (revocation needs it)
           pipeline.issuance_worker_failed an issuance worker process died or raised
           pipeline.registry_check_worker_failed  a registry-check worker process died or raised

@@ -44,6 +44,7 @@ from vaxcred.pipeline.reports.revocation_export import (
 )
 from vaxcred.pipeline.reports.site_records import (
     DOSE_WITHDRAWN,
+    NO_SITE_RECORD,
     ExportedRecords,
     StandaloneRecord,
     standalone_records,
@@ -93,6 +94,7 @@ __all__ = [
     "DOSE_WITHDRAWN",
     "MAX_RECORD_TEXT_CHARS",
     "NO_PASSPORT",
+    "NO_SITE_RECORD",
     "RECORD_TEXT_PREFIX",
     "UNKNOWN_PROVINCE",
     "CertificateData",

@@ -14,7 +14,7 @@ the export holds no name, ID or date of birth.
 
 from __future__ import annotations
 
-__all__ = ["DOSE_WITHDRAWN", "ExportedRecords", "StandaloneRecord", "standalone_records"]
+__all__ = ["DOSE_WITHDRAWN", "NO_SITE_RECORD", "ExportedRecords", "StandaloneRecord", "standalone_records"]
 
 from dataclasses import dataclass, field
 from datetime import date
@@ -30,6 +30,8 @@ from vaxcred.storage.schema import doses, persons, site_signature_batches, site_
 
 #: :class:`PipelineError` code: the dose asked for was withdrawn (the code corrections use for it)
 DOSE_WITHDRAWN: Final = "pipeline.dose_withdrawn"
+#: :class:`PipelineError` code (``vaxcred records export``): no dose asked for has a current site signature
+NO_SITE_RECORD: Final = "pipeline.no_site_record"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
