@@ -28,10 +28,13 @@ from tests.pipeline.test_corrections import (
     site_keys,  # noqa: F401 (fixture)
 )
 from vaxcred import keys
+from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.reports.certificate_data import CertificateData, certificate_data
 from vaxcred.pipeline.reports.record_text import RECORD_TEXT_PREFIX, decode_record_text, encode_record_text
+from vaxcred.pipeline.reports.site_records import standalone_records
 from vaxcred.pipeline.site_signing.batch_codec import encode_batch_record
 from vaxcred.pipeline.site_signing.record import verify_dose
+from vaxcred.pipeline.site_signing.stage import supersede_signature
 from vaxcred.qr.render import _make_qr
 
 PDFTOPPM = shutil.which("pdftoppm")
@@ -151,3 +154,29 @@ def test_the_largest_batch_record_fits_a_scannable_qr_version(site_ca: keys.KeyP
     worst = encode_batch_record(signed.head, 65_535, [bytes(32)] * 16, member.payload)
     text = encode_record_text(worst)
     assert _make_qr(text, "M", 1, 0).version <= MAX_VERSION[key]
+
+
+def test_standalone_records_are_the_current_signatures_of_doses_in_force(
+    issued: tuple[Pipeline, CertificateData],
+    site_keys: dict[str, keys.KeyPair],  # noqa: F811
+) -> None:
+    """Both backends: a person's export is one verifiable record per signed dose (the certificate's records); a
+    superseded signature is not exported but counted; a dose asked for by id that does not exist is refused."""
+    pipe, data = issued
+    found = standalone_records(pipe.db, citizen_id=DUC)
+    assert found.unsigned == 0
+    assert [r.record for r in found.records] == [d.site_record for d in data.doses]
+    for item in found.records:
+        claims = verify_dose(
+            item.record, site_certificate=site_keys[item.site_id].certificate, citizen_id=DUC
+        )
+        assert (claims.dose_number, claims.date) == (item.dose_number, item.date.isoformat())
+    first = found.records[0].dose_id
+    with pipe.db.begin() as conn:
+        assert supersede_signature(conn, first, now=ISSUED + dt.timedelta(days=1))
+    again = standalone_records(pipe.db, citizen_id=DUC)
+    assert ([r.dose_id for r in again.records], again.unsigned) == ([found.records[1].dose_id], 1)
+    assert standalone_records(pipe.db, dose_id=first).records == ()
+    with pytest.raises(PipelineError) as raised:
+        standalone_records(pipe.db, dose_id=10**9)
+    assert raised.value.code == "pipeline.unknown_record"
