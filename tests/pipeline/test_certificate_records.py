@@ -99,7 +99,7 @@ def test_each_dose_record_on_the_certificate_verifies_with_the_site_certificate(
     """The PDF holds the passport's QR and one QR per dose; each dose QR decodes (zxing-cpp) to VXSR1 text whose
     record verifies with the site certificate, the site CA and Đức's ID, and names that dose."""
     _, data = issued
-    pdf = data.render(creation_date=ISSUED)
+    pdf = data.render(creation_date=ISSUED, site_records=True)
     texts = _pdf_qr_texts(pdf)
     assert texts[0] == data.hc1
     records = texts[1:]
@@ -117,6 +117,7 @@ def test_each_dose_record_on_the_certificate_verifies_with_the_site_certificate(
         )
         assert (claims.dose_number, claims.date, claims.lot) == (dose.dose_number, dose.date, dose.lot)
     assert len(_pdf_qr_texts(data.render(creation_date=ISSUED, site_records=False))) == 1
+    assert len(_pdf_qr_texts(data.render(creation_date=ISSUED))) == 1  # off by default (docs/security.md)
 
 
 @pytest.mark.skipif(PDFTOPPM is None, reason="pdftoppm (poppler-utils) is not installed")
@@ -127,7 +128,7 @@ def test_the_printed_page_reads_back_every_code(
     """Page 1 rendered at 200 dpi (what a scanner sees): zxing-cpp reads the passport and both dose records."""
     _, data = issued
     path = tmp_path / "certificate.pdf"
-    path.write_bytes(data.render(creation_date=ISSUED))
+    path.write_bytes(data.render(creation_date=ISSUED, site_records=True))
     assert PDFTOPPM is not None
     subprocess.run([PDFTOPPM, "-png", "-r", "200", str(path), str(tmp_path / "page")], check=True)
     read = set()

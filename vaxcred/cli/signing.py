@@ -241,9 +241,10 @@ def _sign_pdf(pdf: bytes, folder: Path, now: dt.datetime) -> tuple[bytes, str]:
 )
 @click.option(
     "--site-records/--no-site-records",
-    default=True,
+    default=False,
     show_default=True,
-    help="Print each dose's site-signed record as a QR code (it holds a salted hash of the citizen ID).",
+    help="Also print each dose's site-signed record as a QR code. Off by default: a record holds a salted hash "
+    "of the citizen ID, which whoever scans the paper can recover by trying candidate IDs.",
 )
 @db_option
 @at_option("The PDF's creation date (and signing time)")
@@ -253,7 +254,8 @@ def certificate_pdf(
     """The printable vaccination certificate (Vietnamese + English, with the passport's QR code) of one
     person's active passport, written to a PDF file (mode 0600). Personal data goes to the file only.
     Below the doses, one QR code per dose holds its standalone site-signed record (`vaxcred records verify`
-    checks one with the site certificate); --no-site-records leaves them out.
+    checks one with the site certificate) when --site-records asks for them: off by default, since a record's
+    salted citizen-ID hash lets whoever scans the paper recover the ID.
 
     With --keys the PDF carries a PAdES signature by the ministry's document signer, which any PDF reader
     shows and `vaxcred pdf verify` checks; without it the PDF is unsigned (said on stderr).

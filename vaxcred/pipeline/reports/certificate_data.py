@@ -97,9 +97,10 @@ class CertificateData:
             f"doses={len(self.doses)})"
         )
 
-    def render(self, *, creation_date: dt.datetime | None = None, site_records: bool = True) -> bytes:
+    def render(self, *, creation_date: dt.datetime | None = None, site_records: bool = False) -> bytes:
         """The certificate PDF (:func:`render_certificate_pdf`; needs the ``pdf`` extra), with each dose's
-        standalone site record as a QR code unless ``site_records`` is false."""
+        standalone site record as a QR code when ``site_records`` is true (off by default: docs/security.md,
+        "Standalone site records on paper")."""
         from vaxcred.pipeline.reports.certificate_pdf import render_certificate_pdf
 
         return render_certificate_pdf(

@@ -10,7 +10,7 @@ site-signed record as text (``VXSR1:`` + Base45, :mod:`vaxcred.pipeline.reports.
 mode, ECC level M, 48 mm wide, three to a row, continued on a second page when twenty doses need it. A verifier
 scans one and checks it with the site's certificate alone (``vaxcred records verify``), without the database or
 the passport. The record carries the salted hash of the citizen ID, not the ID (see docs/security.md, "Standalone
-site records on paper"); ``site_records=False`` leaves the codes out.
+site records on paper"): they are printed only when asked for (``site_records=True``).
 
 The text is set in DejaVu Sans (regular and bold), vendored in ``vaxcred/data/fonts/`` with its licence
 (Bitstream Vera licence; Debian ``fonts-dejavu-core`` 2.37) because PDF core fonts have no Vietnamese
@@ -107,7 +107,7 @@ def render_certificate_pdf(
     issued_at: datetime,
     issuer: str = DEFAULT_ISSUER,
     creation_date: datetime | None = None,
-    site_records: bool = True,
+    site_records: bool = False,
 ) -> bytes:
     """Render the certificate as PDF bytes (A4; one page, a second when many doses carry site records).
 
