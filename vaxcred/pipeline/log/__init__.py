@@ -24,6 +24,7 @@ from vaxcred.pipeline.log.entries import (
     build_entries,
     decode_entry,
     dose_batch_entry,
+    dose_batch_member_digest,
     passport_entry,
     site_record,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "build_entries",
     "decode_entry",
     "dose_batch_entry",
+    "dose_batch_member_digest",
     "leaf_hashes",
     "log_size",
     "passport_entry",

@@ -64,6 +64,7 @@ from vaxcred.pipeline.site_signing.batches import (
     _store_batch,
     _to_sign,
 )
+from vaxcred.pipeline.site_signing.pipelined import _run_pipelined
 from vaxcred.pipeline.site_signing.record import is_site_certificate, site_id_of
 from vaxcred.pipeline.site_signing.workers import _run_parallel
 from vaxcred.storage import Database
@@ -143,6 +144,7 @@ def run_site_signing(
     on_progress: ProgressCallback | None = None,
     workers: int = 1,
     per_signature: int = PER_SIGNATURE,
+    pipelined: bool = True,
 ) -> SigningReport:
     """Sign, as of ``now`` (aware), every dose of a ``VERIFIED`` person recorded by a site in ``signers``
     that has no current signature; one transaction per ``batch_size`` doses, site by site, in dose id order.
@@ -151,6 +153,11 @@ def run_site_signing(
     they inherit ``signers``, so no key crosses a pipe; the signers must survive a fork, as
     :class:`~vaxcred.crypto.LocalSigner` does — an HSM session may not): see :func:`_run_parallel`. It pays on
     PostgreSQL; on SQLite (one writer) one process measured faster (docs/benchmarks.md, "National pipeline").
+
+    ``workers`` = 1 with ``pipelined`` (the default, where the platform can fork) signs in one forked child
+    process while this one reads the next batch and stores the previous one (:mod:`.pipelined`: two cores, one
+    writer; the same signatures as without it). ``pipelined=False`` reads, signs and stores each batch in this
+    process, in one transaction: for a signer that cannot survive a fork.
 
     Each transaction's doses are signed ``per_signature`` at a time under one batch head (one signature over
     the Merkle root, an audit path per record: :mod:`vaxcred.pipeline.site_signing.batch`).
@@ -176,6 +183,10 @@ def run_site_signing(
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
         signed, failed = _run_parallel(
             db, signers, certificates, now, (batch_size, per_signature), on_progress, workers
+        )
+    elif pipelined and "fork" in multiprocessing.get_all_start_methods():
+        signed, failed = _run_pipelined(
+            db, signers, certificates, now, (batch_size, per_signature), on_progress
         )
     else:
         signed, failed = _run_serial(db, signers, certificates, now, (batch_size, per_signature), on_progress)
