@@ -14,7 +14,6 @@ site ids and error codes.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +29,7 @@ from vaxcred.pipeline import log
 from vaxcred.pipeline.records.model import DoseRecord
 from vaxcred.pipeline.registry.lookup import RegistryStatus
 from vaxcred.pipeline.site_signing.batch import sign_batch
+from vaxcred.pipeline.site_signing.member_rows import insert_members
 from vaxcred.pipeline.site_signing.record import site_id_of
 from vaxcred.storage import Database
 from vaxcred.storage.schema import doses, persons, site_certificates, site_signature_batches, site_signatures
@@ -208,7 +208,7 @@ def _store_batch(
         )
         for row, s in signed
     ]
-    inserted = _insert_signatures(conn, values)
+    inserted = insert_members(conn, values)
     # the issuance log records each batch with its members in the transaction that stores them
     # (vaxcred.pipeline.log: one entry per batch head, listing its members), built from the values just
     # inserted (what build_entries would read back; the audit recomputes it from the rows)
@@ -238,60 +238,6 @@ def _store_batch(
     }
     log.append_entries(conn, log.Kind.DOSE_BATCH, entries, now=max(head.signed_at for head in heads))
     return len(inserted), failed
-
-
-#: the columns of a stored batch member, in the order of :func:`_store_batch`'s value tuples
-_SIGNATURE_COLUMNS = (
-    "dose_id",
-    "site_id",
-    "certificate",
-    "kid",
-    "cose",
-    "signed_at",
-    "batch_id",
-    "leaf_index",
-    "proof",
-)
-#: rows per INSERT statement (9 parameters each: far below SQLite's 32,766 and PostgreSQL's 65,535)
-_INSERT_PAGE = 1000
-
-
-@functools.cache
-def _insert_signatures_sql(paramstyle: str, rows: int) -> str:
-    """``INSERT … VALUES (…), … ON CONFLICT (dose_id) WHERE superseded_at IS NULL DO NOTHING RETURNING id,
-    dose_id`` for ``rows`` rows in the driver's placeholder style (the same text on both backends)."""
-    mark = "?" if paramstyle == "qmark" else "%s"
-    one = "(" + ", ".join([mark] * len(_SIGNATURE_COLUMNS)) + ")"
-    rows_sql = ", ".join([one] * rows)
-    # built from this module's constants and a row count only: no value reaches the text
-    insert = f"INSERT INTO site_signatures ({', '.join(_SIGNATURE_COLUMNS)}) VALUES {rows_sql}"  # noqa: S608
-    return f"{insert} ON CONFLICT (dose_id) WHERE superseded_at IS NULL DO NOTHING RETURNING id, dose_id"
-
-
-def _insert_signatures(conn: Connection, values: Sequence[tuple[Any, ...]]) -> list[tuple[int, int]]:
-    """Insert batch members (tuples in :data:`_SIGNATURE_COLUMNS` order), skipping a dose that already holds a
-    current signature (the unique partial index ``uq_site_signatures_current``); returns the stored (signature
-    id, dose id) pairs.
-
-    Straight to the driver, a page of rows per statement: SQLAlchemy's per-row parameter processing cost more
-    than the database's work (measured at 100 k people: 2.3 s of 7.8 s storing). The one value that needs
-    converting, the signing time (one per batch head), goes through its column type's own bind processor."""
-    dialect = conn.dialect
-    process = site_signatures.c.signed_at.type.dialect_impl(dialect).bind_processor(dialect)
-    times: dict[dt.datetime, Any] = {}
-    params: list[Any] = []
-    for value in values:
-        signed_at = value[5]
-        if signed_at not in times:
-            times[signed_at] = process(signed_at) if process is not None else signed_at
-        params.extend((*value[:5], times[signed_at], *value[6:]))
-    width = len(_SIGNATURE_COLUMNS)
-    inserted: list[tuple[int, int]] = []
-    for start in range(0, len(values), _INSERT_PAGE):
-        page = params[start * width : (start + _INSERT_PAGE) * width]
-        sql = _insert_signatures_sql(dialect.paramstyle, len(page) // width)
-        inserted.extend((int(i), int(d)) for i, d in conn.exec_driver_sql(sql, tuple(page)).all())
-    return inserted
 
 
 def _to_sign(site_id: str, after: int, limit: int) -> sa.Select[Any]:
