@@ -9,11 +9,15 @@
 
 * **Work queue.** A dose needs a signature while it has no *current* one (``site_signatures.superseded_at IS
   NULL``; a unique partial index allows at most one). Sites are taken one after the other, each walked along the
-  index (site_id, id), so a batch costs the same at any table size. The batch is read, signed (CPU only, no I/O)
-  and stored in one transaction, so a crash loses at most that batch and a re-run signs exactly what is missing;
-  a concurrent run's duplicate is dropped by the index (``signed`` counts only stored rows). On PostgreSQL the
-  batch's dose and person rows are read ``FOR SHARE``: a correction changing one of them waits for the batch,
-  then supersedes its fresh signature.
+  index (site_id, id), so a batch costs the same at any table size. With ``pipelined=False`` the batch is read,
+  signed (CPU only, no I/O) and stored in one transaction, so a crash loses at most that batch and a re-run signs
+  exactly what is missing; a concurrent run's duplicate is dropped by the index (``signed`` counts only stored
+  rows). On PostgreSQL the batch's dose and person rows are read ``FOR SHARE``: a correction changing one of them
+  waits for the batch, then supersedes its fresh signature.
+* **Pipelined** (one process, the default where the platform can fork): a forked child signs each batch while
+  this process reads the next and stores the one before, re-checking it in the storing transaction as the
+  parallel workers do (below); a crash loses the (at most two) batches in flight. See
+  :mod:`~vaxcred.pipeline.site_signing.pipelined`.
 * **Parallel** (``workers`` > 1): forked processes take the sites one at a time; each reads a batch, signs it
   outside any transaction and stores it in its own transaction that re-reads the batch's rows first and keeps a
   signature only for a dose still exactly as signed (a dose changed meanwhile is signed again inside that
