@@ -74,10 +74,10 @@ def _child_main(
 ) -> None:
     """The signing child: sign each batch of ``inbox`` into ``outbox`` until ``None``."""
     die_with_parent(parent)
-    signal.signal(
-        signal.SIGINT, signal.SIG_IGN
-    )  # the parent decides; a terminal's ^C reaches the whole group
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the service's handler (inherited through the fork)
+    # the parent decides when to stop (a terminal's ^C, or a service manager's SIGTERM to the whole group, reach
+    # the child too; the service's own handlers were inherited through the fork): the child ends with the parent
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     while (rows := inbox.get()) is not None:
         try:
             outbox.put(("ok", _sign_rows(rows, signers, now, per_signature)))
