@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: lock-exports demo demo-hsm test test-latest lock lint typecheck unit bench bench-hostile bench-hsm bench-pipeline bench-site-batches fuzz vectors clean sysdeps install bench-revocation bench-server oracles
+.PHONY: lock-exports demo demo-hsm test test-latest lock lint typecheck unit bench bench-hostile bench-hsm bench-pipeline bench-site-batches bench-site-signing fuzz vectors clean sysdeps install bench-revocation bench-server oracles
 
 $(UV): requirements/uv-bootstrap.txt
 	$(PY) -m venv $(TOOLS)
@@ -83,6 +83,13 @@ bench-pipeline: sysdeps $(STAMP)
 ## bench-site-batches: site signing per record, v1 vs batches of several sizes: sign, verify (issuance, cold), row bytes
 bench-site-batches: $(STAMP)
 	taskset -c 0 $(BIN)/python -m benchmarks.bench_site_batches --records 16384
+
+## bench-site-signing: the site-signing stage alone, serial vs pipelined vs 2 workers, interleaved (PEOPLE=…,
+## BACKEND=sqlite|postgresql|both, REPEAT=…): wall, client CPU, PostgreSQL server CPU and WAL per run
+bench-site-signing: PEOPLE ?= 100000
+bench-site-signing: BACKEND ?= both
+bench-site-signing: sysdeps $(STAMP)
+	PEOPLE=$(PEOPLE) BACKEND=$(BACKEND) $(BIN)/python -m benchmarks.bench_site_signing
 
 ## bench-revocation: memory per entry, build and lookup time of ENTRIES revocation hashes (issue 8: 10 M <= 300 MB)
 bench-revocation: ENTRIES ?= 10000000

@@ -416,8 +416,10 @@ def run_once(people: int, backend: str, workers: int, data_dir: Path, work_dir: 
                 return server_cpu_seconds(pg_dir), int(lsn)
 
         tree = stack.enter_context(TreeRss())
-        # SQLite has one writer: parallel signing measured slower there than one process (docs/benchmarks.md)
-        signing_workers = 1 if backend == "sqlite" else workers
+        # one process, pipelined (a forked child signs, the stage stores) on both backends: on SQLite one writer,
+        # on PostgreSQL two signing processes cost the server ~40 % more CPU (docs/pipeline.md, "Site signing on
+        # two cores")
+        signing_workers = 1
         stages: list[Stage] = []
         stage, report = timed(
             "import",

@@ -61,8 +61,9 @@ def sign_sites(folder: Path, only: tuple[str, ...], db_url: str, at: str | None)
 
     Every site key pair under KEYS/sites/ (made by `vaxcred keys site`) is loaded with the key passphrase
     ($VAXCRED_PASSPHRASE or a prompt); a site signs only the records it recorded, 128 under one signature
-    (a Merkle batch: each record keeps its audit path and verifies on its own). 500 doses per transaction;
-    re-running signs only what is missing. Exit code: 0 done; 1 a key could not be used or some doses could
+    (a Merkle batch: each record keeps its audit path and verifies on its own). 500 doses per transaction,
+    signed in a second process while this one stores the batch before (both cores; a dose changed meanwhile is
+    signed again before it is stored); re-running signs only what is missing. Exit code: 0 done; 1 a key could not be used or some doses could
     not be signed (see the log); 3 usage error.
     """
     now = parse_at(at)

@@ -22,6 +22,7 @@
           pipeline.bad_passport           a stored passport that cannot be decoded (revocation needs it)
           pipeline.issuance_worker_failed an issuance worker process died or raised
           pipeline.registry_check_worker_failed  a registry-check worker process died or raised
+          pipeline.site_signing_worker_failed    the site-signing process (pipelined signing) died or raised
           sitesign.*                      site-signed dose records (vaxcred.pipeline.site_signing.record): wrong_purpose,
                                           not_own_record, cert_not_valid, unknown_vaccine, bad_record on the
                                           signing side; the verifying side raises the matching core classes

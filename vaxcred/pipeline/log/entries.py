@@ -42,6 +42,7 @@ __all__ = [
     "build_entries",
     "decode_entry",
     "dose_batch_entry",
+    "dose_batch_member_digest",
     "passport_entry",
     "site_record",
     "withdrawal_entry",
@@ -227,6 +228,20 @@ def _dose_record_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
 BatchMemberRow = tuple[int, int, str, bytes, bytes, datetime, int, bytes, bytes]
 
 
+def dose_batch_member_digest(
+    site_id: str,
+    certificate: bytes,
+    kid: bytes,
+    signed_at: datetime,
+    leaf_index: int,
+    proof: bytes,
+    payload: bytes,
+) -> bytes:
+    """What a dose batch's entry hashes of one member row: every column a reader relies on (the anomaly report
+    reads its time and site). Site signing computes it in its signing process, beside the signature."""
+    return _sha256(cbor.dumps([site_id, certificate, kid, _micros(signed_at), leaf_index, proof, payload]))
+
+
 def dose_batch_entry(
     *,
     batch_id: int,
@@ -237,17 +252,19 @@ def dose_batch_entry(
     size: int,
     head: bytes,
     members: Iterable[BatchMemberRow],
+    member_digests: Iterable[bytes] | None = None,
 ) -> bytes:
     """The entry of one dose batch from its stored values, ``members`` in signature id order.
     :func:`build_entries` reads them from the database; site signing builds the entry from the values it has
-    just inserted, in the same transaction (the audit recomputes it from the rows)."""
-    listed: list[list[int | None]] = []
-    digests = [_sha256(bytes(head))]
-    for sig_id, dose_id, m_site, m_cert, m_kid, m_signed_at, leaf_index, proof, payload in members:
-        listed.append([sig_id, dose_id, leaf_index])
-        # every column of the member row that a reader relies on (the anomaly report reads its time and site)
-        member = [m_site, m_cert, m_kid, _micros(m_signed_at), leaf_index, proof, payload]
-        digests.append(_sha256(cbor.dumps(member)))
+    just inserted, in the same transaction (the audit recomputes it from the rows), passing each member's
+    :func:`dose_batch_member_digest` of those values, computed beforehand, in ``member_digests``."""
+    rows = list(members)
+    listed = [[sig_id, dose_id, leaf_index] for sig_id, dose_id, *_, leaf_index, _, _ in rows]
+    if member_digests is None:
+        member_digests = [dose_batch_member_digest(*row[2:]) for row in rows]
+    digests = [_sha256(bytes(head)), *member_digests]
+    if len(digests) != len(rows) + 1:
+        raise ValueError("one digest per member")
     trace: dict[str, object] = {
         "site_id": site_id,
         "certificate": certificate,

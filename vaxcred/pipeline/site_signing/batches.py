@@ -29,6 +29,7 @@ from vaxcred.pipeline import log
 from vaxcred.pipeline.records.model import DoseRecord
 from vaxcred.pipeline.registry.lookup import RegistryStatus
 from vaxcred.pipeline.site_signing.batch import sign_batch
+from vaxcred.pipeline.site_signing.member_rows import insert_members
 from vaxcred.pipeline.site_signing.record import site_id_of
 from vaxcred.storage import Database
 from vaxcred.storage.schema import doses, persons, site_certificates, site_signature_batches, site_signatures
@@ -80,13 +81,15 @@ class _Head(NamedTuple):
 
 
 class _Signed(NamedTuple):
-    """One signed dose: its batch head, leaf index, audit path and payload."""
+    """One signed dose: its batch head, leaf index, audit path and payload, and what its batch's log entry hashes
+    of the row that will store them (:func:`vaxcred.pipeline.log.dose_batch_member_digest`)."""
 
     dose_id: int
     head: _Head
     leaf_index: int
     proof: bytes  # the audit path's hashes, concatenated
     payload: bytes
+    digest: bytes
 
 
 def _dose_record(row: _DoseRow) -> DoseRecord:
@@ -135,11 +138,16 @@ def _sign_rows(
         head = (
             None if batch.head is None else _Head(site_id, batch.kid, batch.head, batch.size, batch.signed_at)
         )
+        fingerprint = _fingerprint(signers[site_id].certificate.public_bytes(Encoding.DER))
         for row, outcome in zip(chunk, batch.outcomes, strict=True):
             if isinstance(outcome, VaxcredError) or head is None:
                 out.append(outcome.code if isinstance(outcome, VaxcredError) else "sitesign.bad_record")
                 continue
-            out.append(_Signed(row.id, head, outcome.index, b"".join(outcome.proof), outcome.payload))
+            proof = b"".join(outcome.proof)
+            digest = log.dose_batch_member_digest(
+                site_id, fingerprint, head.kid, head.signed_at, outcome.index, proof, outcome.payload
+            )
+            out.append(_Signed(row.id, head, outcome.index, proof, outcome.payload, digest))
     return out
 
 
@@ -187,45 +195,33 @@ def _store_batch(
     ).scalars()
     batch_ids = {id(head): batch_id for head, batch_id in zip(heads, head_ids, strict=True)}
     values = [
-        {
-            "dose_id": row.id,
-            "site_id": row.site_id,
-            "certificate": certificates[row.site_id]["fingerprint"],
-            "kid": s.head.kid,
-            "cose": s.payload,
-            "signed_at": s.head.signed_at,
-            "batch_id": batch_ids[id(s.head)],
-            "leaf_index": s.leaf_index,
-            "proof": s.proof,
-        }
+        (
+            row.id,
+            row.site_id,
+            certificates[row.site_id]["fingerprint"],
+            s.head.kid,
+            s.payload,
+            s.head.signed_at,
+            batch_ids[id(s.head)],
+            s.leaf_index,
+            s.proof,
+        )
         for row, s in signed
     ]
-    inserted = conn.execute(
-        db.insert_ignoring_conflicts(site_signatures, on=["dose_id"], where=_current).returning(
-            site_signatures.c.id, site_signatures.c.dose_id
-        ),
-        values,
-    ).all()
+    inserted = insert_members(conn, values)
     # the issuance log records each batch with its members in the transaction that stores them
     # (vaxcred.pipeline.log: one entry per batch head, listing its members), built from the values just
     # inserted (what build_entries would read back; the audit recomputes it from the rows)
-    by_dose = {v["dose_id"]: v for v in values}
+    by_dose = {v[0]: v for v in values}
+    digest_of = {s.dose_id: s.digest for _, s in signed}
     members: dict[int, list[log.BatchMemberRow]] = {batch_id: [] for batch_id in batch_ids.values()}
+    digests: dict[int, list[bytes]] = {batch_id: [] for batch_id in batch_ids.values()}
     for sig_id, dose_id in sorted(inserted):
-        v = by_dose[dose_id]
-        members[v["batch_id"]].append(
-            (
-                sig_id,
-                dose_id,
-                v["site_id"],
-                v["certificate"],
-                v["kid"],
-                v["signed_at"],
-                v["leaf_index"],
-                v["proof"],
-                v["cose"],
-            )
+        _, site_id, certificate, kid, cose, signed_at, batch_id, leaf_index, proof = by_dose[dose_id]
+        members[batch_id].append(
+            (sig_id, dose_id, site_id, certificate, kid, signed_at, leaf_index, proof, cose)
         )
+        digests[batch_id].append(digest_of[dose_id])
     entries = {
         batch_ids[id(head)]: log.dose_batch_entry(
             batch_id=batch_ids[id(head)],
@@ -236,10 +232,11 @@ def _store_batch(
             size=head.size,
             head=head.cose,
             members=members[batch_ids[id(head)]],
+            member_digests=digests[batch_ids[id(head)]],
         )
         for head in heads
     }
-    log.append_entries(conn, log.Kind.DOSE_BATCH, entries, now=max(v["signed_at"] for v in values))
+    log.append_entries(conn, log.Kind.DOSE_BATCH, entries, now=max(head.signed_at for head in heads))
     return len(inserted), failed
 
 

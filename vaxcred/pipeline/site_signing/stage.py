@@ -9,11 +9,15 @@
 
 * **Work queue.** A dose needs a signature while it has no *current* one (``site_signatures.superseded_at IS
   NULL``; a unique partial index allows at most one). Sites are taken one after the other, each walked along the
-  index (site_id, id), so a batch costs the same at any table size. The batch is read, signed (CPU only, no I/O)
-  and stored in one transaction, so a crash loses at most that batch and a re-run signs exactly what is missing;
-  a concurrent run's duplicate is dropped by the index (``signed`` counts only stored rows). On PostgreSQL the
-  batch's dose and person rows are read ``FOR SHARE``: a correction changing one of them waits for the batch,
-  then supersedes its fresh signature.
+  index (site_id, id), so a batch costs the same at any table size. With ``pipelined=False`` the batch is read,
+  signed (CPU only, no I/O) and stored in one transaction, so a crash loses at most that batch and a re-run signs
+  exactly what is missing; a concurrent run's duplicate is dropped by the index (``signed`` counts only stored
+  rows). On PostgreSQL the batch's dose and person rows are read ``FOR SHARE``: a correction changing one of them
+  waits for the batch, then supersedes its fresh signature.
+* **Pipelined** (one process, the default where the platform can fork): a forked child signs each batch while
+  this process reads the next and stores the one before, re-checking it in the storing transaction as the
+  parallel workers do (below); a crash loses the (at most two) batches in flight. See
+  :mod:`~vaxcred.pipeline.site_signing.pipelined`.
 * **Parallel** (``workers`` > 1): forked processes take the sites one at a time; each reads a batch, signs it
   outside any transaction and stores it in its own transaction that re-reads the batch's rows first and keeps a
   signature only for a dose still exactly as signed (a dose changed meanwhile is signed again inside that
@@ -64,6 +68,7 @@ from vaxcred.pipeline.site_signing.batches import (
     _store_batch,
     _to_sign,
 )
+from vaxcred.pipeline.site_signing.pipelined import _run_pipelined
 from vaxcred.pipeline.site_signing.record import is_site_certificate, site_id_of
 from vaxcred.pipeline.site_signing.workers import _run_parallel
 from vaxcred.storage import Database
@@ -143,6 +148,7 @@ def run_site_signing(
     on_progress: ProgressCallback | None = None,
     workers: int = 1,
     per_signature: int = PER_SIGNATURE,
+    pipelined: bool = True,
 ) -> SigningReport:
     """Sign, as of ``now`` (aware), every dose of a ``VERIFIED`` person recorded by a site in ``signers``
     that has no current signature; one transaction per ``batch_size`` doses, site by site, in dose id order.
@@ -151,6 +157,11 @@ def run_site_signing(
     they inherit ``signers``, so no key crosses a pipe; the signers must survive a fork, as
     :class:`~vaxcred.crypto.LocalSigner` does — an HSM session may not): see :func:`_run_parallel`. It pays on
     PostgreSQL; on SQLite (one writer) one process measured faster (docs/benchmarks.md, "National pipeline").
+
+    ``workers`` = 1 with ``pipelined`` (the default, where the platform can fork) signs in one forked child
+    process while this one reads the next batch and stores the previous one (:mod:`.pipelined`: two cores, one
+    writer; the same signatures as without it). ``pipelined=False`` reads, signs and stores each batch in this
+    process, in one transaction: for a signer that cannot survive a fork.
 
     Each transaction's doses are signed ``per_signature`` at a time under one batch head (one signature over
     the Merkle root, an audit path per record: :mod:`vaxcred.pipeline.site_signing.batch`).
@@ -176,6 +187,10 @@ def run_site_signing(
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
         signed, failed = _run_parallel(
             db, signers, certificates, now, (batch_size, per_signature), on_progress, workers
+        )
+    elif pipelined and "fork" in multiprocessing.get_all_start_methods():
+        signed, failed = _run_pipelined(
+            db, signers, certificates, now, (batch_size, per_signature), on_progress
         )
     else:
         signed, failed = _run_serial(db, signers, certificates, now, (batch_size, per_signature), on_progress)

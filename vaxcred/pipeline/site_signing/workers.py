@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from vaxcred.crypto import Signer
@@ -137,6 +138,14 @@ def _run_parallel(
     return signed, failed
 
 
+def _id_among(conn: Connection, ids: list[int]) -> sa.ColumnElement[bool]:
+    """``doses.id IN (…)``; on PostgreSQL ``doses.id = ANY(%s)``, one array parameter (psycopg re-parses a
+    statement of hundreds of placeholders on every execution: too long for its query cache)."""
+    if conn.dialect.name == "postgresql":
+        return doses.c.id == sa.any_(sa.bindparam("ids", ids, type_=postgresql.ARRAY(sa.BigInteger)))
+    return doses.c.id.in_(ids)
+
+
 def _recheck(
     conn: Connection,
     rows: Sequence[_DoseRow],
@@ -153,7 +162,7 @@ def _recheck(
             sa.select(*_DOSE_COLUMNS)
             .join(persons, persons.c.id == doses.c.person_id)
             .where(
-                doses.c.id.in_([row.id for row in rows]),
+                _id_among(conn, [row.id for row in rows]),
                 doses.c.withdrawn_at.is_(None),
                 persons.c.registry_status == _VERIFIED,
             )

@@ -1,0 +1,229 @@
+"""Site signing on two cores with one writer: a forked child signs while this process reads and stores.
+
+::
+
+    parent: read batch 0 ─> child ─┐          transaction i: [store batch i-2 (re-checked) +] read batch i
+            read batch 1 ─> child ─┤ signs    ─> send batch i to the child
+            store 0 + read 2 ──────┘ batch    the child signs batch i-1 meanwhile (CPU only: no database,
+            store 1 + read 3 ─ …     after    no file, no lock), so signing overlaps the reads, the writes
+                                     batch    and the commits
+
+* **One writer.** Only this process touches the database, one connection, one write transaction per step
+  (SQLite: ``BEGIN IMMEDIATE``), so SQLite's single writer lock is never contended by the stage itself; the child
+  holds :data:`IN_FLIGHT` batches at most (memory bounded).
+* **Re-checked on store.** A batch is signed outside the transaction that stores it, so its store first makes sure
+  each dose is still exactly as signed, as the parallel workers do
+  (:func:`~vaxcred.pipeline.site_signing.workers._recheck`: the batch's doses and persons re-read, on PostgreSQL
+  ``FOR SHARE`` so a correction waits for the commit and then supersedes the fresh signature; a changed dose is
+  signed again inside the transaction, a person no longer ``VERIFIED`` left out). On SQLite the re-read is skipped
+  when no other connection has committed anything since the batch was read (``PRAGMA data_version`` unchanged on
+  this connection: the rows are then exactly as read); any other commit in between, a correction's or not, makes
+  it re-read.
+* **Exactly once, resumable.** Stores go through :func:`~vaxcred.pipeline.site_signing.batches._store_batch` like
+  every other path (``ON CONFLICT DO NOTHING`` on the unique partial index). A ``kill -9`` loses the batches in
+  flight only; a re-run signs them.
+* **The child dies with the stage** (``PR_SET_PDEATHSIG``, :func:`~vaxcred.pipeline.processes.die_with_parent`); a
+  child that dies or fails stops the run with :class:`PipelineError` ``pipeline.site_signing_worker_failed``
+  after the batches stored before it (nothing half-stored: a re-run finishes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import multiprocessing
+import os
+import queue
+import signal
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Final
+
+from sqlalchemy.engine import Connection
+
+from vaxcred.crypto import Signer
+from vaxcred.errors import VaxcredError
+from vaxcred.pipeline.errors import PipelineError
+from vaxcred.pipeline.processes import die_with_parent
+from vaxcred.pipeline.site_signing.batches import (
+    ProgressCallback,
+    _DoseRow,
+    _sign_rows,
+    _Signed,
+    _store_batch,
+    _to_sign,
+)
+from vaxcred.pipeline.site_signing.workers import _recheck
+from vaxcred.storage import Database
+
+__all__ = ["IN_FLIGHT", "SIGNING_WORKER_FAILED"]
+
+#: :class:`PipelineError` code: the signing child process died or failed
+SIGNING_WORKER_FAILED: Final = "pipeline.site_signing_worker_failed"
+#: batches sent to the child and not stored yet: one being signed, one waiting, so the child never idles
+IN_FLIGHT: Final = 2
+#: how often a parent waiting for a signed batch checks that the child is alive (seconds)
+_POLL_SECONDS: Final = 1.0
+_JOIN_SECONDS: Final = 5.0
+
+_Outcomes = list[_Signed | str]
+
+
+def _child_main(
+    inbox: Any, outbox: Any, signers: Mapping[str, Signer], now: dt.datetime, per_signature: int, parent: int
+) -> None:
+    """The signing child: sign each batch of ``inbox`` into ``outbox`` until ``None``."""
+    die_with_parent(parent)
+    # the parent decides when to stop (a terminal's ^C, or a service manager's SIGTERM to the whole group, reach
+    # the child too; the service's own handlers were inherited through the fork): the child ends with the parent
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    while (rows := inbox.get()) is not None:
+        try:
+            outbox.put(("ok", _sign_rows(rows, signers, now, per_signature)))
+        except Exception as e:  # a bug: its type and code only (a message may quote a record)
+            outbox.put(("error", e.code if isinstance(e, VaxcredError) else type(e).__name__))
+            return
+
+
+class _SigningChild:
+    """The forked child and its two queues; batches come back in the order they were sent."""
+
+    def __init__(self, signers: Mapping[str, Signer], now: dt.datetime, per_signature: int) -> None:
+        context = multiprocessing.get_context("fork")
+        self.inbox = context.Queue()
+        self.outbox = context.Queue()
+        self.process = context.Process(
+            target=_child_main,
+            args=(self.inbox, self.outbox, signers, now, per_signature, os.getpid()),
+            name="vaxcred-site-signing",
+            daemon=True,
+        )
+        self.process.start()
+
+    def send(self, rows: Sequence[_DoseRow]) -> None:
+        self.inbox.put(list(rows))
+
+    def receive(self) -> _Outcomes:
+        while True:
+            try:
+                kind, value = self.outbox.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                if not self.process.is_alive():
+                    raise PipelineError(
+                        f"the site-signing process died (exit code {self.process.exitcode}): the batches before "
+                        "it are stored; run the signing again to finish",
+                        code=SIGNING_WORKER_FAILED,
+                    ) from None
+                continue
+            if kind == "error":
+                raise PipelineError(
+                    f"the site-signing process failed ({value}): the batches before it are stored; run the "
+                    "signing again to finish",
+                    code=SIGNING_WORKER_FAILED,
+                )
+            assert isinstance(value, list)
+            return value
+
+    def close(self, *, finished: bool) -> None:
+        """Stop the child: after its last batch when every result was taken, else at once (it holds nothing
+        that is not re-signed by the next run)."""
+        with contextlib.suppress(ValueError, OSError):
+            self.inbox.put(None)
+        if finished:
+            self.process.join(_JOIN_SECONDS)
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        for box in (self.inbox, self.outbox):
+            box.close()
+            box.cancel_join_thread()  # batches never taken (a run that stopped early) are dropped
+
+
+@contextlib.contextmanager
+def _signing_child(
+    signers: Mapping[str, Signer], now: dt.datetime, per_signature: int
+) -> Iterator[_SigningChild]:
+    child = _SigningChild(signers, now, per_signature)
+    finished = False
+    try:
+        yield child
+        finished = True
+    finally:
+        child.close(finished=finished)
+
+
+def _data_version(conn: Connection) -> int | None:
+    """SQLite: a number that changes when another connection commits (``PRAGMA data_version``, this connection's
+    own commits leave it); PostgreSQL: ``None`` (no such cheap test: every store re-reads)."""
+    if conn.dialect.name != "sqlite":
+        return None
+    return int(conn.exec_driver_sql("PRAGMA data_version").scalar_one())
+
+
+class _Queue:
+    """The stage's work queue, site after site, each along the index (site_id, id): the next batch to sign."""
+
+    def __init__(self, site_ids: Sequence[str], batch_size: int) -> None:
+        self._sites = deque(site_ids)
+        self._after = 0
+        self._batch_size = batch_size
+
+    @property
+    def exhausted(self) -> bool:
+        return not self._sites
+
+    def next_batch(self, conn: Connection) -> list[_DoseRow]:
+        while self._sites:
+            rows = [
+                _DoseRow(*row)
+                for row in conn.execute(_to_sign(self._sites[0], self._after, self._batch_size))
+            ]
+            if rows:
+                self._after = rows[-1].id
+                return rows
+            self._sites.popleft()
+            self._after = 0
+        return []
+
+
+def _run_pipelined(
+    db: Database,
+    signers: Mapping[str, Signer],
+    certificates: Mapping[str, dict[str, Any]],
+    now: dt.datetime,
+    sizes: tuple[int, int],
+    on_progress: ProgressCallback | None,
+) -> tuple[int, int]:
+    """Sign in the forked child, read and store here (see the module documentation); returns (signed, failed)."""
+    batch_size, per_signature = sizes
+    work = _Queue(sorted(signers), batch_size)
+    in_flight: deque[tuple[list[_DoseRow], int | None]] = deque()
+    signed = failed = 0
+    with _signing_child(signers, now, per_signature) as child, db.writer() as conn:
+        while in_flight or not work.exhausted:
+            due: tuple[list[_DoseRow], int | None, _Outcomes] | None = None
+            if in_flight and (len(in_flight) >= IN_FLIGHT or work.exhausted):
+                rows, read_version = in_flight.popleft()
+                due = (
+                    rows,
+                    read_version,
+                    child.receive(),
+                )  # before the write lock: nobody waits on the child
+            stored: tuple[int, int] | None = None
+            with conn.begin():
+                version = _data_version(conn)
+                if due is not None:
+                    rows, read_version, outcomes = due
+                    if version is None or version != read_version:
+                        rows, outcomes = _recheck(conn, rows, outcomes, signers, now, per_signature)
+                    stored = _store_batch(db, conn, rows, outcomes, certificates)
+                if len(in_flight) < IN_FLIGHT and (batch := work.next_batch(conn)):
+                    child.send(batch)
+                    in_flight.append((batch, version))
+            if stored is not None:
+                signed += stored[0]
+                failed += stored[1]
+                if on_progress is not None:
+                    on_progress(signed)
+    return signed, failed
