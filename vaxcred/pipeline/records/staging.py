@@ -23,15 +23,13 @@ SQLAlchemy's (``OperationalError`` …) with their PostgreSQL details withheld (
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from vaxcred.pipeline.records.validation import StagedRow
-from vaxcred.storage.database import withhold_details
+from vaxcred.storage.database import driver_errors
 
 __all__ = ["STAGE_TABLE", "BatchCounts", "prepare", "store_batch"]
 
@@ -111,20 +109,9 @@ class BatchCounts(NamedTuple):
     dose_conflicts: int  #: rows whose natural key is stored with another vaccine or lot
 
 
-@contextlib.contextmanager
-def _driver_errors(conn: Connection) -> Iterator[Any]:
-    """The driver's connection; its errors re-raised as SQLAlchemy's, PostgreSQL details withheld."""
-    dbapi_error: type[Exception] = conn.dialect.loaded_dbapi.Error
-    try:
-        yield conn.connection.driver_connection
-    except dbapi_error as e:
-        withhold_details(e)
-        raise sa.exc.DBAPIError.instance(None, None, e, dbapi_error, hide_parameters=True) from e
-
-
 def prepare(conn: Connection) -> None:
     """Create this connection's staging table (once; it lives as long as the connection)."""
-    with conn.begin(), _driver_errors(conn) as driver:
+    with conn.begin(), driver_errors(conn) as driver:
         driver.execute(_PG_CREATE if conn.dialect.name == "postgresql" else _SQLITE_CREATE)
 
 
@@ -132,7 +119,7 @@ def store_batch(conn: Connection, rows: Sequence[StagedRow]) -> BatchCounts:
     """Store ``rows`` (in file order) inside the caller's transaction on ``conn`` (prepared by :func:`prepare`)."""
     if not rows:
         return BatchCounts(0, 0, 0)
-    with _driver_errors(conn) as driver:
+    with driver_errors(conn) as driver:
         if conn.dialect.name == "postgresql":
             return _store_postgres(driver, rows)
         return _store_sqlite(driver, rows)
