@@ -52,6 +52,7 @@ from vaxcred.pipeline.registry.batch import (
     store_batch,
 )
 from vaxcred.pipeline.registry.lookup import PopulationRegistry
+from vaxcred.pipeline.registry.parallel import WORKER_FAILED
 from vaxcred.storage import Database
 
 __all__ = ["IN_FLIGHT", "MATCHER_FAILED", "can_fork", "check_with_matcher"]
@@ -59,7 +60,7 @@ __all__ = ["IN_FLIGHT", "MATCHER_FAILED", "can_fork", "check_with_matcher"]
 logger = logging.getLogger(__name__)
 
 #: :class:`PipelineError` code: the matcher process failed or died (the parallel workers' code)
-MATCHER_FAILED: Final = "pipeline.registry_check_worker_failed"
+MATCHER_FAILED: Final = WORKER_FAILED
 #: batches handed to the matcher ahead of the one being stored (2: it always has the next one waiting)
 IN_FLIGHT: Final = 2
 #: how often this process, waiting for outcomes, checks that the matcher is alive (seconds)
