@@ -1,8 +1,8 @@
 """A child process for the kill -9 tests of site signing, the registry check and correction resolution.
 
 ``python -m tests.pipeline.stage_child sign URL KEYS``: every site key in ``KEYS/sites/`` signs its verified
-doses (:data:`BATCH` per transaction); ``registry URL REGISTRY_CSV``: check every unchecked person (:data:`BATCH`
-per lookup); ``resolve URL REGISTRY_CSV ID...``: resolve the corrections one after another.
+doses (:data:`BATCH` per transaction); ``registry URL REGISTRY_CSV [WORKERS [matcher|here]]``: check every unchecked person
+(:data:`BATCH` per lookup; with a forked matcher process or matching in the child itself); ``resolve URL REGISTRY_CSV ID...``: resolve the corrections one after another.
 
 Prints ``ready`` once started and one line after each committed batch (or resolution), flushed, so that the
 parent can ``kill -9`` it at a chosen point. Keys are encrypted with :data:`PASSPHRASE` (cheap iterations).
@@ -54,6 +54,7 @@ def main(argv: list[str]) -> None:
             now=NOW,
             batch_size=BATCH,
             workers=workers,
+            match_process=argv[4] == "matcher" if len(argv) > 4 else None,
             on_progress=lambda n: print(n, flush=True),
         )
     elif stage == "resolve":

@@ -217,16 +217,18 @@ def _assert_checks_sound(db: Database, seed: int) -> None:
             assert checks.get(person_id) == [(status, at)], f"seed {seed}"
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize(("workers", "matching"), [(1, "here"), (1, "matcher"), (2, "here")])
 def test_kill_9_during_registry_check_then_a_rerun_checks_everyone_once(
-    database: Database, database_url: str, registry_csv: Path, workers: int
+    database: Database, database_url: str, registry_csv: Path, workers: int, matching: str
 ) -> None:
-    """Killed at random batches (with worker processes: the run that reads and looks up is killed, its workers
-    stop after the batch they hold): every stored result is whole; the re-run checks exactly the others."""
+    """Killed at random batches (with worker processes or the forked matcher: the run that reads and looks up
+    is killed, its workers stop after the batch they hold, the matcher with it): every stored result is whole;
+    the re-run checks exactly the others."""
     _import(database)
     seed, rng = _seeded()
     for _ in range(KILLS):
-        _kill_at_random(["registry", database_url, str(registry_csv), str(workers)], rng, max_lines=6)
+        argv = ["registry", database_url, str(registry_csv), str(workers), matching]
+        _kill_at_random(argv, rng, max_lines=6)
         _assert_checks_sound(database, seed)
     run_registry_check(database, TableRegistry.from_csv(registry_csv), now=NOW, workers=workers)
     _assert_checks_sound(database, seed)

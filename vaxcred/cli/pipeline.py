@@ -169,8 +169,9 @@ def import_(
     type=click.IntRange(1, 64),
     default=1,
     show_default=True,
-    help="Processes that match and store the results while this one reads and calls the registry "
-    "(2 on a 2-core machine); the stored results are the same.",
+    help="1 (the default, for SQLite and PostgreSQL): this process reads, calls the registry and stores while, "
+    "on 2+ cores, one forked process matches; N > 1: N processes match and store while this one reads and "
+    "calls the registry (measured slower on SQLite). The stored results are the same.",
 )
 @db_option
 @at_option("Time stored with each result")

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
 from vaxcred._extras import requires_extra
 
-__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Database", "open_database", "withhold_details"]
+__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Database", "driver_errors", "open_database", "withhold_details"]
 
 #: how long a SQLite writer waits for the write lock held by another connection or process
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -226,6 +226,19 @@ def _withhold_postgres_details(engine: Engine) -> None:
             hide_parameters=True,
             connection_invalidated=wrapped.connection_invalidated,
         )
+
+
+@contextlib.contextmanager
+def driver_errors(conn: Connection) -> Iterator[Any]:
+    """The driver's own connection under ``conn`` (``COPY``, ``executemany`` without SQLAlchemy's per-row
+    parameter processing), inside ``conn``'s transaction; its errors re-raised as SQLAlchemy's
+    (``OperationalError`` …) with PostgreSQL details withheld and no parameters shown."""
+    dbapi_error: type[Exception] = conn.dialect.loaded_dbapi.Error
+    try:
+        yield conn.connection.driver_connection
+    except dbapi_error as e:
+        withhold_details(e)
+        raise sa.exc.DBAPIError.instance(None, None, e, dbapi_error, hide_parameters=True) from e
 
 
 def withhold_details(error: BaseException) -> bool:

@@ -7,11 +7,13 @@
               ├─ INSERT persons  first row per citizen_id           ORDER BY citizen_id, seq  ON CONFLICT DO NOTHING
               ├─ INSERT doses    first row per natural key, joined  ORDER BY natural key, seq ON CONFLICT DO NOTHING
               └─ SELECT          rows whose stored person differs; rows whose natural key is stored with
-                                 another vaccine or lot
+                                 another vaccine or lot (PostgreSQL: from the batch itself when every key
+                                 was new to the table, see _PG_SCRIPT)
 
 * **PostgreSQL**: the batch goes in with ``COPY … FROM STDIN`` (psycopg's ``Cursor.copy``, text format: it
-  escapes tabs, line breaks and backslashes), then the four statements in **one round trip** (the simple query
-  protocol runs them in order; the staging table is ``ON COMMIT DELETE ROWS``).
+  escapes tabs, line breaks and backslashes), then the statements in **one round trip** (the simple query
+  protocol runs them in order; the staging table is ``ON COMMIT DELETE ROWS``); a second round trip only for a
+  batch holding a key that was already stored (a re-import).
 * **SQLite**: ``executemany`` into the staging table, the same statements (``CROSS JOIN`` keeps the staging
   table the outer loop), then ``DELETE`` of the staging rows.
 
@@ -23,15 +25,13 @@ SQLAlchemy's (``OperationalError`` …) with their PostgreSQL details withheld (
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from vaxcred.pipeline.records.validation import StagedRow
-from vaxcred.storage.database import withhold_details
+from vaxcred.storage.database import driver_errors
 
 __all__ = ["STAGE_TABLE", "BatchCounts", "prepare", "store_batch"]
 
@@ -75,19 +75,31 @@ INSERT INTO persons (citizen_id, id_type, full_name, dob, gender, province_code)
     SELECT DISTINCT ON (citizen_id) citizen_id, id_type, full_name, dob, gender, province_code
     FROM vaxcred_import_stage ORDER BY citizen_id, seq
     ON CONFLICT (citizen_id) DO NOTHING;
-WITH inserted AS (
-    INSERT INTO doses (person_id, dose_number, date, site_id, vaccine, lot)
-    SELECT DISTINCT ON (p.id, s.dose_number, s.date, s.site_id)
-        p.id, s.dose_number, s.date, s.site_id, s.vaccine, s.lot
+WITH batch AS MATERIALIZED (
+    SELECT p.id AS person_id, s.dose_number, s.date, s.site_id, s.vaccine, s.lot,
+        row_number() OVER key = 1 AS first_of_key,
+        (p.id_type <> s.id_type OR p.full_name <> s.full_name OR p.dob <> s.dob OR p.gender <> s.gender)
+            AS person_differs,
+        (s.vaccine <> first_value(s.vaccine) OVER key OR s.lot <> first_value(s.lot) OVER key) AS dose_differs
     FROM vaxcred_import_stage AS s JOIN persons AS p ON p.citizen_id = s.citizen_id
-    ORDER BY p.id, s.dose_number, s.date, s.site_id, s.seq
+    WINDOW key AS (PARTITION BY p.id, s.dose_number, s.date, s.site_id ORDER BY s.seq)
+), inserted AS (
+    INSERT INTO doses (person_id, dose_number, date, site_id, vaccine, lot)
+    SELECT person_id, dose_number, date, site_id, vaccine, lot FROM batch WHERE first_of_key
+    ORDER BY person_id, dose_number, date, site_id
     ON CONFLICT (person_id, dose_number, date, site_id) DO NOTHING
     RETURNING 1
 )
-SELECT count(*) FROM inserted
+SELECT (SELECT count(*) FROM inserted), count(*) FILTER (WHERE first_of_key),
+    count(*) FILTER (WHERE person_differs), count(*) FILTER (WHERE dose_differs)
+FROM batch
 """
-#: one simple-protocol query: the plan settings, four statements, two results
-_PG_SCRIPT = ";".join((_PG_PLAN, _PG_INSERTS, _COUNT_CONFLICTS))
+#: one simple-protocol query: the plan settings, three statements, one result (inserted doses, natural keys in
+#: the batch, person conflicts, rows differing from the first row of their key). When every key of the batch
+#: was inserted by it (a first import), the stored dose of a row is its key's first row and the conflicts are
+#: counted from the batch alone: no second probe of persons and doses per row (measured at 100,000 people:
+#: 2.75 of the import's 7.6 s of server CPU); otherwise :data:`_COUNT_CONFLICTS` compares with the stored doses
+_PG_SCRIPT = ";".join((_PG_PLAN, _PG_INSERTS))
 _SQLITE_STATEMENTS = (
     """INSERT INTO sites (site_id)
         SELECT DISTINCT site_id FROM vaxcred_import_stage WHERE true ORDER BY site_id
@@ -111,20 +123,9 @@ class BatchCounts(NamedTuple):
     dose_conflicts: int  #: rows whose natural key is stored with another vaccine or lot
 
 
-@contextlib.contextmanager
-def _driver_errors(conn: Connection) -> Iterator[Any]:
-    """The driver's connection; its errors re-raised as SQLAlchemy's, PostgreSQL details withheld."""
-    dbapi_error: type[Exception] = conn.dialect.loaded_dbapi.Error
-    try:
-        yield conn.connection.driver_connection
-    except dbapi_error as e:
-        withhold_details(e)
-        raise sa.exc.DBAPIError.instance(None, None, e, dbapi_error, hide_parameters=True) from e
-
-
 def prepare(conn: Connection) -> None:
     """Create this connection's staging table (once; it lives as long as the connection)."""
-    with conn.begin(), _driver_errors(conn) as driver:
+    with conn.begin(), driver_errors(conn) as driver:
         driver.execute(_PG_CREATE if conn.dialect.name == "postgresql" else _SQLITE_CREATE)
 
 
@@ -132,7 +133,7 @@ def store_batch(conn: Connection, rows: Sequence[StagedRow]) -> BatchCounts:
     """Store ``rows`` (in file order) inside the caller's transaction on ``conn`` (prepared by :func:`prepare`)."""
     if not rows:
         return BatchCounts(0, 0, 0)
-    with _driver_errors(conn) as driver:
+    with driver_errors(conn) as driver:
         if conn.dialect.name == "postgresql":
             return _store_postgres(driver, rows)
         return _store_sqlite(driver, rows)
@@ -143,14 +144,16 @@ def _store_postgres(driver: Any, rows: Sequence[StagedRow]) -> BatchCounts:
         with cursor.copy(_PG_COPY) as copy:
             for row in rows:
                 copy.write_row(row)
-        cursor.execute(_PG_SCRIPT)  # no parameters: one simple-protocol round trip, four results
+        cursor.execute(_PG_SCRIPT)  # no parameters: one simple-protocol round trip
         results: list[tuple[int, ...]] = []
         while True:
             if cursor.description is not None:
                 results.append(cursor.fetchone())
             if not cursor.nextset():
                 break
-    (inserted,), (person_conflicts, dose_conflicts) = results
+        ((inserted, keys, person_conflicts, dose_conflicts),) = results
+        if inserted != keys:  # some keys were stored before (a re-import): compare with the stored doses
+            person_conflicts, dose_conflicts = cursor.execute(_COUNT_CONFLICTS).fetchone()
     return BatchCounts(int(inserted), int(person_conflicts), int(dose_conflicts))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeAlias
 
@@ -29,16 +29,21 @@ from vaxcred.pipeline.registry.lookup import (
     match,
 )
 from vaxcred.storage import Database
+from vaxcred.storage.database import driver_errors
 from vaxcred.storage.schema import persons, registry_checks
 
 __all__ = [
     "COLUMNS",
+    "Outcome",
     "PersonRow",
     "RegistryCheckReport",
     "lookup_batch",
     "match_batch",
+    "match_outcomes",
+    "outcomes",
     "person_rows",
     "store_batch",
+    "store_outcomes",
     "store_results",
 ]
 
@@ -131,6 +136,105 @@ def match_batch(
     return [match(_person(row), found.get(row.citizen_id), now=now) for row in rows]
 
 
+#: what is stored of one :class:`RegistryResult` besides its time: the status value, the mismatch fields as
+#: stored (``"name,dob,gender"``), the name-difference value. A plain tuple: a matcher process sends these
+Outcome: TypeAlias = tuple[str, str, str]
+
+
+def outcomes(results: Iterable[RegistryResult]) -> list[Outcome]:
+    """The stored form of ``results``."""
+    return [(r.status.value, ",".join(r.mismatch_fields), r.name_difference.value) for r in results]
+
+
+def match_outcomes(
+    rows: Sequence[PersonRow], found: Mapping[str, RegistryEntry], now: dt.datetime
+) -> list[Outcome]:
+    """:func:`match_batch` in the stored form (what a matcher process returns); every one checked at ``now``."""
+    return outcomes(match_batch(rows, found, now))
+
+
+#: SQLite: two executemany statements (C loops over the rows), no per-row SQLAlchemy parameter processing
+_SQLITE_INSERT = (
+    "INSERT INTO registry_checks (person_id, checked_at, status, mismatch_fields, name_difference, source) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_SQLITE_UPDATE = "UPDATE persons SET registry_status = ?, registry_checked_at = ? WHERE id = ?"
+#: PostgreSQL: one statement, one round trip: the history rows (in batch order) and the persons' status, the
+#: batch travelling as four arrays; the join walks the primary key (Database.for_batches plans)
+_PG_STORE = """
+WITH batch AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(fields)s::text[], %(differences)s::text[])
+        WITH ORDINALITY AS b(person_id, status, mismatch_fields, name_difference, n)
+), history AS (
+    INSERT INTO registry_checks (person_id, checked_at, status, mismatch_fields, name_difference, source)
+    SELECT person_id, %(at)s, status, mismatch_fields, name_difference, %(source)s FROM batch ORDER BY n
+)
+UPDATE persons AS p SET registry_status = b.status, registry_checked_at = %(at)s
+FROM batch AS b WHERE p.id = b.person_id
+"""
+
+
+def _sqlite_time(conn: Connection) -> Callable[[dt.datetime], Any]:
+    """``checked_at`` as SQLAlchemy would bind it on this connection (UtcDateTime's text form)."""
+    process = registry_checks.c.checked_at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    assert process is not None
+    return process
+
+
+def store_outcomes(
+    conn: Connection,
+    rows: Sequence[PersonRow],
+    stored: Sequence[Outcome],
+    *,
+    checked_at: dt.datetime,
+    source: str,
+) -> RegistryCheckReport:
+    """Insert one history row per outcome, checked at ``checked_at``, and copy the status onto the person
+    (inside the caller's transaction on ``conn``); returns the counts."""
+    if len(rows) != len(stored):
+        raise ValueError("one outcome per row")
+    if not rows:
+        return RegistryCheckReport()
+    with driver_errors(conn) as driver:
+        if conn.dialect.name == "postgresql":
+            with driver.cursor() as cursor:
+                cursor.execute(
+                    _PG_STORE,
+                    {
+                        "ids": [row.id for row in rows],
+                        "statuses": [o[0] for o in stored],
+                        "fields": [o[1] for o in stored],
+                        "differences": [o[2] for o in stored],
+                        "at": checked_at,
+                        "source": source,
+                    },
+                )
+        else:
+            at = _sqlite_time(conn)(checked_at)
+            cursor = driver.cursor()
+            try:
+                cursor.executemany(
+                    _SQLITE_INSERT,
+                    [
+                        (row.id, at, status, fields, difference, source)
+                        for row, (status, fields, difference) in zip(rows, stored, strict=True)
+                    ],
+                )
+                cursor.executemany(
+                    _SQLITE_UPDATE, [(o[0], at, row.id) for row, o in zip(rows, stored, strict=True)]
+                )
+            finally:
+                cursor.close()
+    statuses = [o[0] for o in stored]
+    return RegistryCheckReport(
+        checked=len(stored),
+        verified=statuses.count(RegistryStatus.VERIFIED.value),
+        mismatch=statuses.count(RegistryStatus.MISMATCH.value),
+        not_found=statuses.count(RegistryStatus.NOT_FOUND.value),
+        invalid_id=statuses.count(RegistryStatus.INVALID_ID.value),
+    )
+
+
 def store_results(
     conn: Connection,
     rows: Sequence[PersonRow],
@@ -139,45 +243,30 @@ def store_results(
     source: str,
 ) -> RegistryCheckReport:
     """Insert one history row per result and copy the status onto the person; returns the counts."""
-    if not rows:
-        return RegistryCheckReport()
-    # RETURNING: multi-row VALUES pages ("insertmanyvalues"), not one statement per row
-    conn.execute(
-        registry_checks.insert().returning(registry_checks.c.id),
-        [
-            {
-                "person_id": row.id,
-                "checked_at": result.checked_at,
-                "status": result.status.value,
-                "mismatch_fields": ",".join(result.mismatch_fields),
-                "name_difference": result.name_difference.value,
-                "source": source,
-            }
-            for row, result in zip(rows, results, strict=True)
-        ],
-    ).all()
-    # one UPDATE per (status, time) — at most four per batch — instead of one per person
-    groups: dict[tuple[str, dt.datetime], list[int]] = {}
-    for row, result in zip(rows, results, strict=True):
-        groups.setdefault((result.status.value, result.checked_at), []).append(row.id)
-    for (status, checked_at), ids in sorted(groups.items()):
-        conn.execute(
-            persons.update()
-            .where(persons.c.id.in_(ids))
-            .values(registry_status=status, registry_checked_at=checked_at)
+    if len(rows) != len(results):
+        raise ValueError("one result per row")
+    by_time: dict[dt.datetime, list[int]] = {}
+    for i, result in enumerate(results):
+        by_time.setdefault(result.checked_at, []).append(i)
+    report = RegistryCheckReport()
+    for checked_at, picked in sorted(by_time.items()):
+        report = report + store_outcomes(
+            conn,
+            [rows[i] for i in picked],
+            outcomes(results[i] for i in picked),
+            checked_at=checked_at,
+            source=source,
         )
-    statuses = [result.status for result in results]
-    return RegistryCheckReport(
-        checked=len(results),
-        verified=statuses.count(RegistryStatus.VERIFIED),
-        mismatch=statuses.count(RegistryStatus.MISMATCH),
-        not_found=statuses.count(RegistryStatus.NOT_FOUND),
-        invalid_id=statuses.count(RegistryStatus.INVALID_ID),
-    )
+    return report
 
 
 def store_batch(
-    db: Database, rows: Sequence[PersonRow], results: Sequence[RegistryResult], *, source: str
+    db: Database,
+    rows: Sequence[PersonRow],
+    stored: Sequence[Outcome],
+    *,
+    checked_at: dt.datetime,
+    source: str,
 ) -> RegistryCheckReport:
     """One write transaction: re-read the batch's persons (locked), store the results of those unchanged since
     they were read; the others are counted in ``skipped``."""
@@ -195,8 +284,10 @@ def store_batch(
         }
         # only persons whose fields and registry state are still those that were checked
         keep = [i for i, row in enumerate(rows) if current.get(row.id) == row]
-        stored = store_results(conn, [rows[i] for i in keep], [results[i] for i in keep], source=source)
+        report = store_outcomes(
+            conn, [rows[i] for i in keep], [stored[i] for i in keep], checked_at=checked_at, source=source
+        )
     skipped = len(rows) - len(keep)
     if skipped:
         logger.info("registry check: %d persons changed while being checked; left for a re-run", skipped)
-    return stored + RegistryCheckReport(skipped=skipped)
+    return report + RegistryCheckReport(skipped=skipped)

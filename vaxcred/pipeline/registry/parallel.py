@@ -36,7 +36,7 @@ from vaxcred.pipeline.registry.batch import (
     PersonRow,
     RegistryCheckReport,
     lookup_batch,
-    match_batch,
+    match_outcomes,
     store_batch,
 )
 from vaxcred.pipeline.registry.lookup import PopulationRegistry
@@ -74,9 +74,9 @@ def _worker_main(
                 if task is None:
                     break
                 rows, found = task
-                matched = match_batch(rows, found, now)
+                matched = match_outcomes(rows, found, now)
                 with write_lock or contextlib.nullcontext():
-                    stored = store_batch(db, rows, matched, source=source)
+                    stored = store_batch(db, rows, matched, checked_at=now, source=source)
                 results.put(("batch", stored))
         finally:
             db.dispose()

@@ -1,0 +1,193 @@
+"""The registry check on two cores: one forked process matches while this one reads, looks up and stores.
+
+::
+
+    this process                                              matcher process (forked, one)
+    ────────────────────────────────────────                  ──────────────────────────────────
+    read batch n+1, registry.lookup(its IDs) ── (rows, ──>    match every person (pure, CPU)
+    store batch n (one write transaction)        answer)      ──> outcomes (plain tuples)
+                                             <── outcomes ──
+
+SQLite has one writer, and the registry adapter (an HTTP client, a file handle) stays in one process: so this
+process keeps every database transaction and every lookup, exactly as the single-process stage does, and hands
+only the pure, CPU-bound matching to the other core. The write transaction is the same
+(:func:`~vaxcred.pipeline.registry.batch.store_batch`), batches are stored in id order, so the stored results
+are identical and a crash (``kill -9``) loses at most the batches in flight: their persons are still unchecked.
+
+* **Started only when it pays**: the first batch is matched here; the process starts with the second batch (a
+  run of one batch, a correction's re-check, never forks), and only where ``fork`` exists.
+* **Bounded**: at most :data:`IN_FLIGHT` batches are handed out ahead of the one being stored.
+* **Errors**: a registry error stops the reading; the batches already handed out are matched and stored, then
+  the error propagates (as in the single-process stage). A matcher that fails or dies stops the run with
+  :class:`~vaxcred.pipeline.errors.PipelineError` ``pipeline.registry_check_worker_failed`` after the batches
+  stored so far. The matcher dies with this process (:func:`~vaxcred.pipeline.processes.die_with_parent`).
+* The forked process touches no database, file or lock of this one's: only its two queues and the pure
+  :func:`~vaxcred.pipeline.registry.batch.match_outcomes`; it ends with ``os._exit`` (multiprocessing's), so
+  inherited connections are never used or closed there.
+
+Nothing here logs citizen IDs, names or dates of birth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import multiprocessing
+import os
+import queue
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final
+
+from vaxcred.errors import VaxcredError
+from vaxcred.pipeline.errors import PipelineError
+from vaxcred.pipeline.processes import die_with_parent
+from vaxcred.pipeline.registry.batch import (
+    Outcome,
+    PersonRow,
+    RegistryCheckReport,
+    lookup_batch,
+    match_outcomes,
+    store_batch,
+)
+from vaxcred.pipeline.registry.lookup import PopulationRegistry
+from vaxcred.pipeline.registry.parallel import WORKER_FAILED
+from vaxcred.storage import Database
+
+__all__ = ["IN_FLIGHT", "MATCHER_FAILED", "can_fork", "check_with_matcher"]
+
+logger = logging.getLogger(__name__)
+
+#: :class:`PipelineError` code: the matcher process failed or died (the parallel workers' code)
+MATCHER_FAILED: Final = WORKER_FAILED
+#: batches handed to the matcher ahead of the one being stored (2: it always has the next one waiting)
+IN_FLIGHT: Final = 2
+#: how often this process, waiting for outcomes, checks that the matcher is alive (seconds)
+_POLL: Final = 1.0
+_JOIN: Final = 5.0
+
+
+def can_fork() -> bool:
+    """Whether a matcher process can be forked here (Linux and the BSDs; not Windows)."""
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _matcher_main(inbox: Any, outbox: Any, now: dt.datetime, parent: int) -> None:
+    """The matcher: match each ``(rows, found)`` of ``inbox`` into ``outbox`` until ``None``."""
+    die_with_parent(parent)
+    while (task := inbox.get()) is not None:
+        rows, found = task
+        try:
+            outbox.put(("ok", match_outcomes([PersonRow._make(row) for row in rows], found, now)))
+        except Exception as e:  # a bug or a caller mistake: its kind, never its message (it may quote data)
+            outbox.put(("error", e.code if isinstance(e, VaxcredError) else type(e).__name__))
+            return
+
+
+class _Matcher:
+    """The forked matcher process and its two queues."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        context = multiprocessing.get_context("fork")
+        self.inbox = context.Queue()
+        self.outbox = context.Queue()
+        self.process = context.Process(
+            target=_matcher_main,
+            args=(self.inbox, self.outbox, now, os.getpid()),
+            name="vaxcred-registry-matcher",
+            daemon=True,
+        )
+        self.process.start()
+
+    def send(self, rows: Sequence[PersonRow], found: dict[str, Any]) -> None:
+        # plain tuples: a PersonRow would be rebuilt field by field when unpickled
+        self.inbox.put(([tuple(row) for row in rows], found))
+
+    def receive(self) -> list[Outcome]:
+        while True:
+            try:
+                kind, value = self.outbox.get(timeout=_POLL)
+            except queue.Empty:
+                if not self.process.is_alive():
+                    raise PipelineError(
+                        f"registry-check matcher process died (exit code {self.process.exitcode}): "
+                        "run the check again to finish",
+                        code=MATCHER_FAILED,
+                    ) from None
+                continue
+            if kind == "error":
+                raise PipelineError(
+                    f"registry-check matcher process failed ({value}): run the check again to finish",
+                    code=MATCHER_FAILED,
+                )
+            assert isinstance(value, list)
+            return value
+
+    def close(self, *, finished: bool) -> None:
+        """Stop the matcher: after its last batch when every result was taken, else at once (it holds nothing
+        that is not also unchecked in the database)."""
+        with contextlib.suppress(ValueError, OSError):
+            self.inbox.put(None)
+        if finished:
+            self.process.join(_JOIN)
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        for box in (self.inbox, self.outbox):
+            box.close()
+            box.cancel_join_thread()  # batches never matched (a run that stopped early) are dropped
+
+
+def check_with_matcher(
+    db: Database,
+    registry: PopulationRegistry,
+    batches: Iterable[Sequence[PersonRow]],
+    *,
+    now: dt.datetime,
+    source: str,
+    on_progress: Callable[[int], None] | None,
+    fork: bool,
+) -> RegistryCheckReport:
+    """Check ``batches``: look up and store here, match in a forked process from the second batch on when
+    ``fork`` (module docstring), else match here too. The stored results are the same either way."""
+    total = RegistryCheckReport()
+
+    def store(rows: Sequence[PersonRow], stored: Sequence[Outcome]) -> None:
+        nonlocal total
+        total = total + store_batch(db, rows, stored, checked_at=now, source=source)
+        if on_progress is not None:
+            on_progress(total.checked)
+
+    matcher: _Matcher | None = None
+    pending: deque[Sequence[PersonRow]] = deque()
+    finished = False
+    try:
+        for number, rows in enumerate(batches):
+            try:
+                found = lookup_batch(registry, rows)
+            except Exception:  # the registry failed: store what was handed out, then raise
+                while pending and matcher is not None:
+                    store(pending.popleft(), matcher.receive())
+                logger.warning(
+                    "registry check stopped: %d persons checked in this run; run it again to finish",
+                    total.checked,
+                )
+                raise
+            if number == 0 or not fork:
+                store(rows, match_outcomes(rows, found, now))
+                continue
+            if matcher is None:
+                matcher = _Matcher(now)
+            matcher.send(rows, found)
+            pending.append(rows)
+            if len(pending) > IN_FLIGHT:
+                store(pending.popleft(), matcher.receive())
+        while pending:
+            assert matcher is not None
+            store(pending.popleft(), matcher.receive())
+        finished = True
+    finally:
+        if matcher is not None:
+            matcher.close(finished=finished)
+    return total
