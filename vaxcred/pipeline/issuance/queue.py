@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from vaxcred.issue import IssuedPassport
 from vaxcred.pipeline import log
 from vaxcred.pipeline.corrections import predecessors_of
+from vaxcred.pipeline.issuance.bulk import insert_rows, stored_time
 from vaxcred.pipeline.issuance.rows import Candidate, SiteCertificates, load_candidates
 from vaxcred.pipeline.issuance.select import Eligible, Reason
 from vaxcred.pipeline.registry.lookup import RegistryStatus
@@ -52,9 +53,23 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
 
-#: the predicate of the partial unique index ``uq_passports_active_person``, as a literal (an ON CONFLICT target
-#: must name the index's predicate; a bound parameter cannot be used with executemany)
-_ACTIVE_PREDICATE: Final = passports.c.status == sa.literal_column(f"'{PassportStatus.ACTIVE.value}'")
+#: the conflict clause of the passports INSERT: the partial unique index ``uq_passports_active_person`` (an ON
+#: CONFLICT target must name the index's predicate), skipping a person someone else's ACTIVE passport holds
+_ONE_ACTIVE_PASSPORT: Final = (
+    f"ON CONFLICT (person_id) WHERE status = '{PassportStatus.ACTIVE.value}' DO NOTHING"
+)
+_PASSPORT_COLUMNS: Final = (
+    "person_id",
+    "uvci",
+    "hc1",
+    "kid",
+    "iat",
+    "exp",
+    "issued_at",
+    "status",
+    "registry_check_id",
+    "supersedes",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -278,41 +293,50 @@ def _store(
     to_insert.sort(key=lambda s: s.eligible.person_id)
     # a re-issue after a correction names the revoked passport it replaces (only one ACTIVE passport can)
     predecessors = predecessors_of(conn, [s.eligible.person_id for s in to_insert])
-    values = [
-        {
-            "person_id": s.eligible.person_id,
-            "uvci": s.passport.uvci,
-            "hc1": s.passport.hc1,
-            "kid": s.passport.kid,
-            "iat": s.passport.iat,
-            "exp": s.passport.exp,
-            "issued_at": job.now,
-            "status": PassportStatus.ACTIVE.value,
-            "registry_check_id": s.eligible.check_id,
-            "supersedes": predecessors.get(s.eligible.person_id),
-        }
+    times: dict[dt.datetime, object] = {}  # iat, exp and issued_at repeat across a batch: converted once each
+
+    def bound(value: dt.datetime) -> object:
+        found = times.get(value)
+        if found is None:
+            found = times[value] = stored_time(conn, value)
+        return found
+
+    issued_at = bound(job.now)
+    rows = [
+        (
+            s.eligible.person_id,
+            s.passport.uvci,
+            s.passport.hc1,
+            s.passport.kid,
+            bound(s.passport.iat),
+            bound(s.passport.exp),
+            issued_at,
+            PassportStatus.ACTIVE.value,
+            s.eligible.check_id,
+            predecessors.get(s.eligible.person_id),
+        )
         for s in to_insert
     ]
+    # the bulk INSERT of vaxcred.pipeline.issuance.bulk: the rows as the driver binds them, one statement a page
     inserted = {
-        person_id: passport_id
-        for passport_id, person_id in conn.execute(
-            db.insert_ignoring_conflicts(passports, on=["person_id"], where=_ACTIVE_PREDICATE).returning(
-                passports.c.id, passports.c.person_id
-            ),
-            values,
+        int(person_id): int(passport_id)  # type: ignore[call-overload]
+        for passport_id, person_id in insert_rows(
+            conn,
+            passports,
+            _PASSPORT_COLUMNS,
+            rows,
+            on_conflict=_ONE_ACTIVE_PASSPORT,
+            returning=("id", "person_id"),
         )
     }
-    links: list[dict[str, int]] = []
+    links: list[tuple[object, ...]] = []
     entries: dict[int, bytes] = {}
     for s in to_insert:
         passport_id = inserted.get(s.eligible.person_id)
         if passport_id is None:  # someone else's ACTIVE passport won the unique index
             reasons[s.eligible.person_id] = Reason.ALREADY_ACTIVE
             continue
-        links.extend(
-            {"passport_id": passport_id, "dose_id": dose_id, "site_signature_id": sig_id}
-            for dose_id, sig_id in s.eligible.links
-        )
+        links.extend((passport_id, dose_id, sig_id) for dose_id, sig_id in s.eligible.links)
         # the entry of the row just inserted, from the values inserted (the audit recomputes it from the rows)
         entries[passport_id] = log.passport_entry(
             passport_id=passport_id,
@@ -326,10 +350,7 @@ def _store(
             doses=s.eligible.links,
             supersedes=predecessors.get(s.eligible.person_id),
         )
-    if links:
-        # RETURNING makes SQLAlchemy send multi-row VALUES pages ("insertmanyvalues"): one statement per 1,000
-        # links instead of one per row (psycopg's executemany)
-        conn.execute(sa.insert(passport_doses).returning(passport_doses.c.passport_id), links).all()
+    insert_rows(conn, passport_doses, ("passport_id", "dose_id", "site_signature_id"), links)
     # the issuance log records each passport in the transaction that stores it (vaxcred.pipeline.log)
     log.append_entries(conn, log.Kind.PASSPORT, entries, now=job.now)
     return len(inserted), reasons
