@@ -387,3 +387,28 @@ def test_same_input_gives_the_same_payload(dsc: keys.KeyPair) -> None:
     dcc = sample_dcc()
     issuer = Issuer(dsc.signer())
     assert _message(issuer.issue(dcc, now=NOW))[2] == _message(issuer.issue(dcc, now=NOW))[2]
+
+
+# --- the issuer's validity memo (one ``now`` for a whole batch) ------------------------------------------
+
+
+def test_reused_issuer_gives_each_now_its_own_validity(dsc: keys.KeyPair) -> None:
+    """An issuer remembers the last ``now``'s iat/exp: another ``now`` gets its own, as a fresh issuer gives."""
+    issuer = Issuer(dsc.signer())
+    later = NOW + timedelta(days=3, seconds=7)
+    for moment in (NOW, later, NOW, later.astimezone(UTC7)):
+        reused = issuer.issue(sample_dcc(), now=moment)
+        fresh = Issuer(dsc.signer()).issue(sample_dcc(), now=moment)
+        assert (reused.iat, reused.exp) == (fresh.iat, fresh.exp)
+        assert reused.iat == moment.astimezone(UTC).replace(microsecond=0)
+        assert _claims(reused)[6] == int(moment.timestamp())
+
+
+def test_reused_issuer_still_refuses_a_now_outside_the_dsc(short_dsc: keys.KeyPair) -> None:
+    """A remembered good ``now`` never masks a refused one (nor is a refusal remembered)."""
+    issuer = Issuer(short_dsc.signer(), policy=IssuancePolicy(validity_months=1))
+    issuer.issue(sample_dcc(), now=NOW)
+    with pytest.raises(errors.IssuanceError) as caught:
+        issuer.issue(sample_dcc(), now=_not_after(short_dsc) + DAY)
+    assert caught.value.code == "issue.dsc_not_valid"
+    assert issuer.issue(sample_dcc(), now=NOW).iat == NOW.replace(microsecond=0)
