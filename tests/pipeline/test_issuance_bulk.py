@@ -159,3 +159,28 @@ def test_stored_time_is_sqlalchemys_sqlite_text(moment: dt.datetime) -> None:
             moment.astimezone(dt.UTC).replace(tzinfo=None)
         )
         assert stored_time(conn, moment) == expected
+
+
+@pytest.mark.parametrize("ids", [[], [2], [3, 1], [1, 2, 3, 10**6], list(range(-5, 2000))])
+def test_among_selects_what_in_selects(tables: Database, ids: list[int]) -> None:
+    """``among`` (PostgreSQL: ``= ANY(array)``, one parameter) selects exactly the rows ``IN`` selects."""
+    from vaxcred.pipeline.issuance.bulk import among
+
+    with tables.begin() as conn:
+        insert_rows(conn, BULK, COLUMNS, _bound(conn, ROWS))
+        found = conn.execute(sa.select(BULK.c.person_id).where(among(conn, BULK.c.person_id, ids))).scalars()
+        expected = conn.execute(sa.select(BULK.c.person_id).where(BULK.c.person_id.in_(ids))).scalars()
+        assert sorted(found) == sorted(expected) == sorted({1, 2, 3} & set(ids))
+
+
+def test_among_sends_one_array_parameter_on_postgresql(tables: Database) -> None:
+    """The point of ``among``: a thousand ids are one bound array on PostgreSQL, not a thousand parameters."""
+    from vaxcred.pipeline.issuance.bulk import among
+
+    with tables.connect() as conn:
+        query = sa.select(BULK.c.id).where(among(conn, BULK.c.person_id, range(1000)))
+        sql = str(query.compile(conn, compile_kwargs={"render_postcompile": True}))
+    if tables.backend == "postgresql":
+        assert "= ANY (%(param_1)s::BIGINT[])" in sql
+    else:
+        assert sql.count("?") == 1000

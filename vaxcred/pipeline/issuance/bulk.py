@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from typing import Final
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-__all__ = ["MAX_PARAMETERS", "insert_rows", "stored_time"]
+__all__ = ["MAX_PARAMETERS", "among", "insert_rows", "stored_time"]
 
 #: bound parameters per statement: under SQLite's 32,766 (its default SQLITE_MAX_VARIABLE_NUMBER since 3.32)
 #: and PostgreSQL's 65,535
@@ -81,3 +82,12 @@ def insert_rows(
         if returning:
             out.extend(tuple(row) for row in result)
     return out
+
+
+def among(conn: Connection, column: sa.ColumnElement[int], ids: Sequence[int]) -> sa.ColumnElement[bool]:
+    """``column IN ids`` for a batch's ids: on PostgreSQL ``column = ANY(:ids)``, one array parameter (the same
+    index scan as an IN list, without a thousand parameters to render, send and parse); elsewhere ``IN``."""
+    if conn.dialect.name == "postgresql":
+        values = [int(i) for i in ids]
+        return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(sa.BigInteger)))
+    return column.in_(ids)

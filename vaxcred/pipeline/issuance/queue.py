@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from vaxcred.issue import IssuedPassport
 from vaxcred.pipeline import log
 from vaxcred.pipeline.corrections import predecessors_of
-from vaxcred.pipeline.issuance.bulk import insert_rows, stored_time
+from vaxcred.pipeline.issuance.bulk import among, insert_rows, stored_time
 from vaxcred.pipeline.issuance.rows import Candidate, SiteCertificates, load_candidates
 from vaxcred.pipeline.issuance.select import Eligible, Reason
 from vaxcred.pipeline.registry.lookup import RegistryStatus
@@ -228,7 +228,9 @@ def _still_current(conn: Connection, signed: Sequence[Signed]) -> set[int]:
     current_signatures = set(
         conn.execute(
             sa.select(site_signatures.c.id)
-            .where(site_signatures.c.id.in_(signature_ids), site_signatures.c.superseded_at.is_(None))
+            .where(
+                among(conn, site_signatures.c.id, signature_ids), site_signatures.c.superseded_at.is_(None)
+            )
             .order_by(site_signatures.c.id)
             .with_for_update(read=True)
         ).scalars()
@@ -236,14 +238,14 @@ def _still_current(conn: Connection, signed: Sequence[Signed]) -> set[int]:
     newest_check = dict(
         conn.execute(
             sa.select(registry_checks.c.person_id, sa.func.max(registry_checks.c.id))
-            .where(registry_checks.c.person_id.in_(person_ids))
+            .where(among(conn, registry_checks.c.person_id, person_ids))
             .group_by(registry_checks.c.person_id)
         ).all()
     )
     dose_ids: dict[int, set[int]] = {}
     for person_id, dose_id in conn.execute(
         sa.select(doses.c.person_id, doses.c.id).where(
-            doses.c.person_id.in_(person_ids), doses.c.withdrawn_at.is_(None)
+            among(conn, doses.c.person_id, person_ids), doses.c.withdrawn_at.is_(None)
         )
     ):
         dose_ids.setdefault(person_id, set()).add(dose_id)
@@ -269,7 +271,7 @@ def _store(
         conn.execute(
             sa.update(issuance_claims)
             .where(
-                issuance_claims.c.person_id.in_(sorted(claimed)),
+                among(conn, issuance_claims.c.person_id, sorted(claimed)),
                 issuance_claims.c.worker == worker,
                 issuance_claims.c.state == ClaimState.CLAIMED.value,
             )

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.engine import Connection
 
 from vaxcred.errors import ChainError
+from vaxcred.pipeline.issuance.bulk import among
 from vaxcred.pipeline.site_signing.record import site_id_of
 from vaxcred.storage.schema import (
     doses,
@@ -91,12 +92,12 @@ def load_candidates(conn: Connection, person_ids: Sequence[int]) -> list[Candida
     ids = sorted(person_ids)
     people = conn.execute(
         sa.select(persons.c.id, persons.c.citizen_id, persons.c.full_name, persons.c.dob)
-        .where(persons.c.id.in_(ids))
+        .where(among(conn, persons.c.id, ids))
         .order_by(persons.c.id)
     ).all()
     newest = (
         sa.select(sa.func.max(registry_checks.c.id))
-        .where(registry_checks.c.person_id.in_(ids))
+        .where(among(conn, registry_checks.c.person_id, ids))
         .group_by(registry_checks.c.person_id)
         .scalar_subquery()
     )
@@ -133,7 +134,9 @@ def load_candidates(conn: Connection, person_ids: Sequence[int]) -> list[Candida
                 signed, sa.and_(signed.c.dose_id == doses.c.id, signed.c.superseded_at.is_(None))
             ).outerjoin(site_signature_batches, site_signature_batches.c.id == signed.c.batch_id)
         )
-        .where(doses.c.person_id.in_(ids), doses.c.withdrawn_at.is_(None))  # withdrawn records: ignored
+        .where(
+            among(conn, doses.c.person_id, ids), doses.c.withdrawn_at.is_(None)
+        )  # withdrawn records: ignored
         .order_by(doses.c.person_id, doses.c.id)
     )
     # rows unpacked as tuples, fetched at once: reading 15 columns by name off ~2.5 rows a person cost more
