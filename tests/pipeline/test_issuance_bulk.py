@@ -184,3 +184,14 @@ def test_among_sends_one_array_parameter_on_postgresql(tables: Database) -> None
         assert "= ANY (%(param_1)s::BIGINT[])" in sql
     else:
         assert sql.count("?") == 1000
+
+
+@pytest.mark.parametrize("ids", [[], [7], [5, 1, 3], list(range(3000, 0, -1)), [2**40]])
+def test_id_rows_are_the_ids_in_the_order_given(database: Database, ids: list[int]) -> None:
+    """``id_rows`` (one array parameter) yields each id once, as given: the claim upsert's rows, in its order."""
+    from vaxcred.pipeline.issuance.bulk import id_rows
+
+    with database.connect() as conn:
+        rows = id_rows(conn, ids)
+        query = sa.select(rows.c.value)
+        assert [int(v) for v in conn.execute(query).scalars()] == ids

@@ -14,6 +14,7 @@ SQL text is built only from the schema's table and column names (constants, neve
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from typing import Final
 
@@ -21,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-__all__ = ["MAX_PARAMETERS", "among", "insert_rows", "stored_time"]
+__all__ = ["MAX_PARAMETERS", "among", "id_rows", "insert_rows", "stored_time"]
 
 #: bound parameters per statement: under SQLite's 32,766 (its default SQLITE_MAX_VARIABLE_NUMBER since 3.32)
 #: and PostgreSQL's 65,535
@@ -91,3 +92,13 @@ def among(conn: Connection, column: sa.ColumnElement[int], ids: Sequence[int]) -
         values = [int(i) for i in ids]
         return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(sa.BigInteger)))
     return column.in_(ids)
+
+
+def id_rows(conn: Connection, ids: Sequence[int]) -> sa.TableValuedAlias:
+    """``ids`` as rows of one column ``value``, in the order given, from one parameter: PostgreSQL
+    ``unnest(:ids)`` (a ``BIGINT[]``), SQLite ``json_each(:ids)`` (a JSON array of integers)."""
+    values = [int(i) for i in ids]
+    if conn.dialect.name == "postgresql":
+        array = sa.bindparam(None, values, type_=postgresql.ARRAY(sa.BigInteger))
+        return sa.func.unnest(array).table_valued("value").render_derived()
+    return sa.func.json_each(sa.bindparam(None, json.dumps(values), type_=sa.Text)).table_valued("value")

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from vaxcred.issue import IssuedPassport
 from vaxcred.pipeline import log
 from vaxcred.pipeline.corrections import predecessors_of
-from vaxcred.pipeline.issuance.bulk import among, insert_rows, stored_time
+from vaxcred.pipeline.issuance.bulk import among, id_rows, insert_rows, stored_time
 from vaxcred.pipeline.issuance.rows import Candidate, SiteCertificates, load_candidates
 from vaxcred.pipeline.issuance.select import Eligible, Reason
 from vaxcred.pipeline.registry.lookup import RegistryStatus
@@ -165,7 +165,17 @@ def take_claims(
     if not person_ids:
         return []
     insert = postgresql.insert if db.backend == "postgresql" else sqlite.insert
-    statement = insert(issuance_claims)
+    # one row per id, in id order, from one array parameter (bulk.id_rows): the same rows as a multi-row VALUES
+    # of every id, with four parameters instead of four per person (WHERE true: SQLite's upsert grammar needs a
+    # WHERE after a SELECT's FROM)
+    ids = id_rows(conn, sorted(person_ids))
+    source = sa.select(
+        ids.c.value,
+        sa.literal(ClaimState.CLAIMED.value, type_=issuance_claims.c.state.type),
+        sa.literal(worker, type_=issuance_claims.c.worker.type),
+        sa.literal(claimed_at, type_=issuance_claims.c.claimed_at.type),
+    ).where(sa.true())
+    statement = insert(issuance_claims).from_select(["person_id", "state", "worker", "claimed_at"], source)
     free = sa.not_(_taken(job, claimed_at - job.lease))
     upsert = statement.on_conflict_do_update(
         index_elements=[issuance_claims.c.person_id],
@@ -176,12 +186,7 @@ def take_claims(
         },
         where=free,
     ).returning(issuance_claims.c.person_id)
-    # executemany: one compiled statement for every batch (SQLAlchemy sends it as multi-row VALUES)
-    rows = [
-        {"person_id": pid, "state": ClaimState.CLAIMED.value, "worker": worker, "claimed_at": claimed_at}
-        for pid in sorted(person_ids)
-    ]
-    return sorted(conn.execute(upsert, rows).scalars())
+    return sorted(conn.execute(upsert).scalars())
 
 
 def claim(
