@@ -38,7 +38,19 @@ def stored_time(conn: Connection, value: dt.datetime) -> dt.datetime | str:
     value = value.astimezone(dt.UTC)
     if conn.dialect.name != "sqlite":
         return value
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    # SQLAlchemy's format, not strftime's: %Y does not pad years before 1000 to four digits everywhere
+    return _SQLITE_TIME % (
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
+
+
+_SQLITE_TIME: Final = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
 
 
 def insert_rows(
