@@ -110,8 +110,8 @@ class Issuer:
             if _is_site_certificate(self._info)
             else frozenset(kind for kind in ("v", "t", "r") if eku_allows(self._info, kind))
         )
-        # the validity of the last ``now`` issued at: a batch signs every passport at one ``now``
-        self._last_times: tuple[datetime, _Times] | None = None
+        # the validity of the last ``now`` issued at (by its POSIX time): a batch signs every passport at one ``now``
+        self._last_times: tuple[float, _Times] | None = None
 
     @property
     def dsc(self) -> DscInfo:
@@ -145,13 +145,15 @@ class Issuer:
 
     def _times(self, now: datetime) -> _Times:
         """:meth:`_validity` at ``now`` with its datetimes, worked out once per instant in a row (it depends
-        on the instant only: equal aware datetimes are the same instant; a refusal is never remembered)."""
+        on the instant only; a refusal is never remembered). Keyed by ``now.timestamp()``, not by ``now``: two
+        aware datetimes of one zone compare equal by wall time, even an hour apart around a DST fold."""
+        instant = now.timestamp()
         last = self._last_times
-        if last is not None and last[0] == now:
+        if last is not None and last[0] == instant:
             return last[1]
         iat, exp = self._validity(now)
         times = _Times(iat, exp, datetime.fromtimestamp(iat, tz=UTC), datetime.fromtimestamp(exp, tz=UTC))
-        self._last_times = (now, times)
+        self._last_times = (instant, times)
         return times
 
     def issue(self, dcc: DCC | Mapping[str, Any], *, now: datetime) -> IssuedPassport:
