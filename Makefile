@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: lock-exports demo demo-hsm test test-latest lock lint typecheck unit bench bench-hostile bench-hsm bench-pipeline bench-site-batches bench-site-signing fuzz vectors clean sysdeps install bench-revocation bench-server oracles
+.PHONY: lock-exports demo demo-hsm test test-latest lock lint typecheck unit bench bench-hostile bench-hsm bench-pipeline bench-issuance bench-site-batches bench-site-signing fuzz vectors clean sysdeps install bench-revocation bench-server oracles
 
 $(UV): requirements/uv-bootstrap.txt
 	$(PY) -m venv $(TOOLS)
@@ -73,6 +73,11 @@ bench-hostile: $(STAMP)
 ## bench-hsm: ES256/PS256 signing and issuing with a key on a PKCS#11 token (throwaway SoftHSM2) vs in memory
 bench-hsm: sysdeps $(STAMP)
 	taskset -c 0 $(BIN)/python -m benchmarks.bench_hsm
+
+## bench-issuance: issuance alone, CPU per passport (client; PostgreSQL server + pg_stat_statements), repeated
+## on copies of one prepared database (PEOPLE=100000, BACKEND=sqlite|postgresql|both, WORKERS=2, REPEAT=2)
+bench-issuance: sysdeps $(STAMP)
+	PEOPLE="$(PEOPLE)" BACKEND="$(BACKEND)" WORKERS="$(WORKERS)" REPEAT="$(REPEAT)" $(BIN)/python -m benchmarks.bench_issuance
 
 ## bench-pipeline: the national pipeline end to end on generated people (PEOPLE=…, BACKEND=sqlite|postgresql|both)
 bench-pipeline: PEOPLE ?= 10000,100000,1000000

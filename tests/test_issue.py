@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import zlib
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 import base45
@@ -387,3 +387,56 @@ def test_same_input_gives_the_same_payload(dsc: keys.KeyPair) -> None:
     dcc = sample_dcc()
     issuer = Issuer(dsc.signer())
     assert _message(issuer.issue(dcc, now=NOW))[2] == _message(issuer.issue(dcc, now=NOW))[2]
+
+
+# --- the issuer's validity memo (one ``now`` for a whole batch) ------------------------------------------
+
+
+def test_reused_issuer_gives_each_now_its_own_validity(dsc: keys.KeyPair) -> None:
+    """An issuer remembers the last ``now``'s iat/exp: another ``now`` gets its own, as a fresh issuer gives."""
+    issuer = Issuer(dsc.signer())
+    later = NOW + timedelta(days=3, seconds=7)
+    for moment in (NOW, later, NOW, later.astimezone(UTC7)):
+        reused = issuer.issue(sample_dcc(), now=moment)
+        fresh = Issuer(dsc.signer()).issue(sample_dcc(), now=moment)
+        assert (reused.iat, reused.exp) == (fresh.iat, fresh.exp)
+        assert reused.iat == moment.astimezone(UTC).replace(microsecond=0)
+        assert _claims(reused)[6] == int(moment.timestamp())
+
+
+def test_reused_issuer_still_refuses_a_now_outside_the_dsc(short_dsc: keys.KeyPair) -> None:
+    """A remembered good ``now`` never masks a refused one (nor is a refusal remembered)."""
+    issuer = Issuer(short_dsc.signer(), policy=IssuancePolicy(validity_months=1))
+    issuer.issue(sample_dcc(), now=NOW)
+    with pytest.raises(errors.IssuanceError) as caught:
+        issuer.issue(sample_dcc(), now=_not_after(short_dsc) + DAY)
+    assert caught.value.code == "issue.dsc_not_valid"
+    assert issuer.issue(sample_dcc(), now=NOW).iat == NOW.replace(microsecond=0)
+
+
+class _FoldZone(tzinfo):
+    """A zone whose clocks go back an hour at 02:00 every day: 01:30 happens twice (fold 0: UTC-4, fold 1: UTC-5)."""
+
+    def utcoffset(self, moment: datetime | None) -> timedelta:
+        assert moment is not None
+        return timedelta(hours=-5 if moment.fold else -4)
+
+    def dst(self, moment: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def tzname(self, moment: datetime | None) -> str:
+        return "FOLD"
+
+
+def test_reused_issuer_tells_apart_the_two_instants_of_a_folded_hour(dsc: keys.KeyPair) -> None:
+    """Regression: two aware datetimes of one zone compare equal by wall time even an hour apart (DST fold);
+    the remembered validity must follow the instant, not the wall time."""
+    zone = _FoldZone()
+    first = NOW.astimezone(UTC7).replace(tzinfo=zone, hour=1, minute=30, second=0, microsecond=0, fold=0)
+    second = first.replace(fold=1)
+    assert first == second
+    assert first.timestamp() != second.timestamp()
+    issuer = Issuer(dsc.signer())
+    issued = [issuer.issue(sample_dcc(), now=moment).iat for moment in (first, second)]
+    assert issued == [first.astimezone(UTC), second.astimezone(UTC)]
+    assert issued[1] - issued[0] == timedelta(hours=1)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -87,6 +87,15 @@ def _to_json(dcc: DCC | Mapping[str, Any]) -> tuple[dict[str, Any], DCC]:
     return model.to_json(), model
 
 
+class _Times(NamedTuple):
+    """A passport's ``iat`` and ``exp``: seconds, and as aware datetimes."""
+
+    iat: int
+    exp: int
+    iat_dt: datetime
+    exp_dt: datetime
+
+
 class Issuer:
     """A DSC bound to a policy; reuse one per worker (the certificate checks are done once)."""
 
@@ -101,6 +110,8 @@ class Issuer:
             if _is_site_certificate(self._info)
             else frozenset(kind for kind in ("v", "t", "r") if eku_allows(self._info, kind))
         )
+        # the validity of the last ``now`` issued at (by its POSIX time): a batch signs every passport at one ``now``
+        self._last_times: tuple[float, _Times] | None = None
 
     @property
     def dsc(self) -> DscInfo:
@@ -132,6 +143,19 @@ class Issuer:
             raise errors.IssuanceError("exp must be after iat", code="issue.bad_validity")
         return int(iat_dt.timestamp()), int(exp_dt.timestamp())
 
+    def _times(self, now: datetime) -> _Times:
+        """:meth:`_validity` at ``now`` with its datetimes, worked out once per instant in a row (it depends
+        on the instant only; a refusal is never remembered). Keyed by ``now.timestamp()``, not by ``now``: two
+        aware datetimes of one zone compare equal by wall time, even an hour apart around a DST fold."""
+        instant = now.timestamp()
+        last = self._last_times
+        if last is not None and last[0] == instant:
+            return last[1]
+        iat, exp = self._validity(now)
+        times = _Times(iat, exp, datetime.fromtimestamp(iat, tz=UTC), datetime.fromtimestamp(exp, tz=UTC))
+        self._last_times = (instant, times)
+        return times
+
     def issue(self, dcc: DCC | Mapping[str, Any], *, now: datetime) -> IssuedPassport:
         """Sign ``dcc`` (a :class:`~vaxcred.model.DCC` or its JSON form) at ``now`` (aware)."""
         if not isinstance(now, datetime):
@@ -148,8 +172,8 @@ class Issuer:
         if model.v is not None:
             valuesets.check_vaccination(model.v)
         schema.validate_dcc(payload)
-        iat, exp = self._validity(now)
-        claims = cwt.encode_claims(iss=self._policy.iss, iat=iat, exp=exp, dcc=payload)
+        times = self._times(now)
+        claims = cwt.encode_claims(iss=self._policy.iss, iat=times.iat, exp=times.exp, dcc=payload)
         to_be_signed = cose.sig_structure_for(self._protected, claims)
         signature = self._signer.sign(to_be_signed)
         message = cose.encode_sign1(self._protected, claims, signature)
@@ -159,8 +183,8 @@ class Issuer:
             hc1=hc1,
             uvci=str(entry["ci"]),
             kid=self._signer.kid,
-            iat=datetime.fromtimestamp(iat, tz=UTC),
-            exp=datetime.fromtimestamp(exp, tz=UTC),
+            iat=times.iat_dt,
+            exp=times.exp_dt,
             cose=message,
         )
 

@@ -91,3 +91,36 @@ def test_generate_uvci_rejects_bad_options(kwargs: dict[str, object]) -> None:
         generate_uvci(**kwargs)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         generate_uvci(issuer="A" * 30, length=30)
+
+
+def _reference_luhn_sum(text: str, first_weight: int) -> int:
+    """The Luhn mod N sum as the algorithm states it: weights alternating from the last character."""
+    n = len(UVCI_ALPHABET)
+    total, weight = 0, first_weight
+    for ch in reversed(text):
+        product = UVCI_ALPHABET.index(ch) * weight
+        total += product // n + product % n
+        weight = 3 - weight
+    return total
+
+
+@given(text=st.text(alphabet=UVCI_ALPHABET, max_size=80), first_weight=st.sampled_from([1, 2]))
+def test_table_luhn_sum_is_the_stated_algorithm(text: str, first_weight: int) -> None:
+    """The per-character addend tables (two sums over alternate characters) give the textbook loop's sum."""
+    from vaxcred.model.uvci import _luhn_sum
+
+    assert _luhn_sum(text, first_weight=first_weight) == _reference_luhn_sum(text, first_weight)
+
+
+@given(
+    head=st.text(alphabet=UVCI_ALPHABET, max_size=20),
+    bad=st.characters(blacklist_characters=UVCI_ALPHABET),
+    tail=st.text(alphabet=UVCI_ALPHABET, max_size=20),
+)
+def test_table_luhn_sum_names_the_character_outside_the_alphabet(head: str, bad: str, tail: str) -> None:
+    """A character outside the alphabet anywhere is model.bad_uvci, naming that character."""
+    from vaxcred.model.uvci import _luhn_sum
+
+    with pytest.raises(ModelError, match=re.escape(repr(bad))) as caught:
+        _luhn_sum(head + bad + tail, first_weight=2)
+    assert caught.value.code == "model.bad_uvci"

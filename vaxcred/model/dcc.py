@@ -48,6 +48,22 @@ def _json_fields(cls: type) -> tuple[tuple[str, str], ...]:
     return found
 
 
+_FIELD_CHECKS: dict[type, tuple[tuple[str, str, bool, bool, bool], ...]] = {}
+
+
+def _field_checks(cls: type[_EntryBase]) -> tuple[tuple[str, str, bool, bool, bool], ...]:
+    """``(attribute, JSON key, integer, required, length-limited)`` of an entry class's fields, in order, worked
+    out once per class (``dataclasses.fields`` on every entry built cost more than the checks themselves)."""
+    found = _FIELD_CHECKS.get(cls)
+    if found is None:
+        ints, limited = cls._ints, cls._limited
+        found = _FIELD_CHECKS[cls] = tuple(
+            (f.name, _json_key(f.name), f.name in ints, f.default is not None, f.name in limited)
+            for f in fields(cls)  # type: ignore[arg-type]
+        )
+    return found
+
+
 class _EntryBase:
     """Shared checks and JSON mapping of the three entry types (dataclass fields, ``is_`` ↔ ``"is"``)."""
 
@@ -56,22 +72,22 @@ class _EntryBase:
     _limited: ClassVar[frozenset[str]] = frozenset({"is_", "ci", "nm", "tc"})
 
     def _validate(self) -> None:
-        for f in fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            key = _json_key(f.name)
-            if f.name in self._ints:
+        for name, key, is_int, required, limited in _field_checks(type(self)):
+            value = getattr(self, name)
+            if is_int:
                 if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                     raise ModelError(f"{key} must be a positive integer", code="model.bad_field")
             elif value is None:
-                if f.default is not None:
+                if required:
                     raise ModelError(f"{key} is required", code="model.bad_field")
             elif not isinstance(value, str):
                 raise ModelError(f"{key} must be a string", code="model.bad_field")
             else:
-                value = unicodedata.normalize("NFC", value)
-                if f.name in self._limited and len(value) > MAX_TEXT_LENGTH:
+                if not unicodedata.is_normalized("NFC", value):  # the usual text is NFC already: kept as is
+                    value = unicodedata.normalize("NFC", value)
+                    object.__setattr__(self, name, value)
+                if limited and len(value) > MAX_TEXT_LENGTH:
                     raise ModelError(f"{key} is longer than {MAX_TEXT_LENGTH} chars", code="model.bad_field")
-                object.__setattr__(self, f.name, value)
 
     def to_json(self) -> dict[str, Any]:
         """The entry as a JSON object (``is_`` becomes ``"is"``; absent optional fields omitted)."""

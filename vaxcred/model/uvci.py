@@ -42,17 +42,23 @@ class RandomChoice(Protocol):
     def choice(self, seq: Sequence[str], /) -> str: ...
 
 
+#: a character's Luhn mod 38 addend (``p // N + p % N`` of ``p = code * weight``) at weight 1 (its code) and 2
+_ADDEND_1 = _CODE
+_ADDEND_2 = {ch: (2 * code) // _N + (2 * code) % _N for ch, code in _CODE.items()}
+
+
 def _luhn_sum(text: str, *, first_weight: int) -> int:
-    total = 0
-    weight = first_weight
-    for ch in reversed(text):
-        code = _CODE.get(ch)
-        if code is None:
-            raise ModelError(f"UVCI character {ch!r} is outside A–Z 0–9 / :", code="model.bad_uvci")
-        p = code * weight
-        total += p // _N + p % _N
-        weight = 3 - weight  # 2, 1, 2, 1, ...
-    return total
+    """The Luhn mod 38 sum of ``text``, weights 2, 1, 2, … (or 1, 2, 1, …) from its last character."""
+    # the characters at weight 2 and at weight 1, read from the end: two table sums instead of a loop
+    last_weights = (_ADDEND_2, _ADDEND_1) if first_weight == 2 else (_ADDEND_1, _ADDEND_2)
+    backwards = text[::-1]
+    try:
+        return sum(map(last_weights[0].__getitem__, backwards[0::2])) + sum(
+            map(last_weights[1].__getitem__, backwards[1::2])
+        )
+    except KeyError:
+        bad = next(ch for ch in text if ch not in _CODE)
+        raise ModelError(f"UVCI character {bad!r} is outside A–Z 0–9 / :", code="model.bad_uvci") from None
 
 
 def uvci_checksum(uvci: str) -> str:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from vaxcred.issue import IssuedPassport
 from vaxcred.pipeline import log
 from vaxcred.pipeline.corrections import predecessors_of
+from vaxcred.pipeline.issuance.bulk import among, id_rows, insert_rows, stored_time
 from vaxcred.pipeline.issuance.rows import Candidate, SiteCertificates, load_candidates
 from vaxcred.pipeline.issuance.select import Eligible, Reason
 from vaxcred.pipeline.registry.lookup import RegistryStatus
@@ -52,9 +53,23 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
 
-#: the predicate of the partial unique index ``uq_passports_active_person``, as a literal (an ON CONFLICT target
-#: must name the index's predicate; a bound parameter cannot be used with executemany)
-_ACTIVE_PREDICATE: Final = passports.c.status == sa.literal_column(f"'{PassportStatus.ACTIVE.value}'")
+#: the conflict clause of the passports INSERT: the partial unique index ``uq_passports_active_person`` (an ON
+#: CONFLICT target must name the index's predicate), skipping a person someone else's ACTIVE passport holds
+_ONE_ACTIVE_PASSPORT: Final = (
+    f"ON CONFLICT (person_id) WHERE status = '{PassportStatus.ACTIVE.value}' DO NOTHING"
+)
+_PASSPORT_COLUMNS: Final = (
+    "person_id",
+    "uvci",
+    "hc1",
+    "kid",
+    "iat",
+    "exp",
+    "issued_at",
+    "status",
+    "registry_check_id",
+    "supersedes",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,7 +165,17 @@ def take_claims(
     if not person_ids:
         return []
     insert = postgresql.insert if db.backend == "postgresql" else sqlite.insert
-    statement = insert(issuance_claims)
+    # one row per id, in id order, from one array parameter (bulk.id_rows): the same rows as a multi-row VALUES
+    # of every id, with four parameters instead of four per person (WHERE true: SQLite's upsert grammar needs a
+    # WHERE after a SELECT's FROM)
+    ids = id_rows(conn, sorted(person_ids))
+    source = sa.select(
+        ids.c.value,
+        sa.literal(ClaimState.CLAIMED.value, type_=issuance_claims.c.state.type),
+        sa.literal(worker, type_=issuance_claims.c.worker.type),
+        sa.literal(claimed_at, type_=issuance_claims.c.claimed_at.type),
+    ).where(sa.true())
+    statement = insert(issuance_claims).from_select(["person_id", "state", "worker", "claimed_at"], source)
     free = sa.not_(_taken(job, claimed_at - job.lease))
     upsert = statement.on_conflict_do_update(
         index_elements=[issuance_claims.c.person_id],
@@ -161,12 +186,7 @@ def take_claims(
         },
         where=free,
     ).returning(issuance_claims.c.person_id)
-    # executemany: one compiled statement for every batch (SQLAlchemy sends it as multi-row VALUES)
-    rows = [
-        {"person_id": pid, "state": ClaimState.CLAIMED.value, "worker": worker, "claimed_at": claimed_at}
-        for pid in sorted(person_ids)
-    ]
-    return sorted(conn.execute(upsert, rows).scalars())
+    return sorted(conn.execute(upsert).scalars())
 
 
 def claim(
@@ -213,7 +233,9 @@ def _still_current(conn: Connection, signed: Sequence[Signed]) -> set[int]:
     current_signatures = set(
         conn.execute(
             sa.select(site_signatures.c.id)
-            .where(site_signatures.c.id.in_(signature_ids), site_signatures.c.superseded_at.is_(None))
+            .where(
+                among(conn, site_signatures.c.id, signature_ids), site_signatures.c.superseded_at.is_(None)
+            )
             .order_by(site_signatures.c.id)
             .with_for_update(read=True)
         ).scalars()
@@ -221,14 +243,14 @@ def _still_current(conn: Connection, signed: Sequence[Signed]) -> set[int]:
     newest_check = dict(
         conn.execute(
             sa.select(registry_checks.c.person_id, sa.func.max(registry_checks.c.id))
-            .where(registry_checks.c.person_id.in_(person_ids))
+            .where(among(conn, registry_checks.c.person_id, person_ids))
             .group_by(registry_checks.c.person_id)
         ).all()
     )
     dose_ids: dict[int, set[int]] = {}
     for person_id, dose_id in conn.execute(
         sa.select(doses.c.person_id, doses.c.id).where(
-            doses.c.person_id.in_(person_ids), doses.c.withdrawn_at.is_(None)
+            among(conn, doses.c.person_id, person_ids), doses.c.withdrawn_at.is_(None)
         )
     ):
         dose_ids.setdefault(person_id, set()).add(dose_id)
@@ -254,7 +276,7 @@ def _store(
         conn.execute(
             sa.update(issuance_claims)
             .where(
-                issuance_claims.c.person_id.in_(sorted(claimed)),
+                among(conn, issuance_claims.c.person_id, sorted(claimed)),
                 issuance_claims.c.worker == worker,
                 issuance_claims.c.state == ClaimState.CLAIMED.value,
             )
@@ -278,41 +300,50 @@ def _store(
     to_insert.sort(key=lambda s: s.eligible.person_id)
     # a re-issue after a correction names the revoked passport it replaces (only one ACTIVE passport can)
     predecessors = predecessors_of(conn, [s.eligible.person_id for s in to_insert])
-    values = [
-        {
-            "person_id": s.eligible.person_id,
-            "uvci": s.passport.uvci,
-            "hc1": s.passport.hc1,
-            "kid": s.passport.kid,
-            "iat": s.passport.iat,
-            "exp": s.passport.exp,
-            "issued_at": job.now,
-            "status": PassportStatus.ACTIVE.value,
-            "registry_check_id": s.eligible.check_id,
-            "supersedes": predecessors.get(s.eligible.person_id),
-        }
+    times: dict[dt.datetime, object] = {}  # iat, exp and issued_at repeat across a batch: converted once each
+
+    def bound(value: dt.datetime) -> object:
+        found = times.get(value)
+        if found is None:
+            found = times[value] = stored_time(conn, value)
+        return found
+
+    issued_at = bound(job.now)
+    rows = [
+        (
+            s.eligible.person_id,
+            s.passport.uvci,
+            s.passport.hc1,
+            s.passport.kid,
+            bound(s.passport.iat),
+            bound(s.passport.exp),
+            issued_at,
+            PassportStatus.ACTIVE.value,
+            s.eligible.check_id,
+            predecessors.get(s.eligible.person_id),
+        )
         for s in to_insert
     ]
+    # the bulk INSERT of vaxcred.pipeline.issuance.bulk: the rows as the driver binds them, one statement a page
     inserted = {
-        person_id: passport_id
-        for passport_id, person_id in conn.execute(
-            db.insert_ignoring_conflicts(passports, on=["person_id"], where=_ACTIVE_PREDICATE).returning(
-                passports.c.id, passports.c.person_id
-            ),
-            values,
+        int(person_id): int(passport_id)  # type: ignore[call-overload]
+        for passport_id, person_id in insert_rows(
+            conn,
+            passports,
+            _PASSPORT_COLUMNS,
+            rows,
+            on_conflict=_ONE_ACTIVE_PASSPORT,
+            returning=("id", "person_id"),
         )
     }
-    links: list[dict[str, int]] = []
+    links: list[tuple[object, ...]] = []
     entries: dict[int, bytes] = {}
     for s in to_insert:
         passport_id = inserted.get(s.eligible.person_id)
         if passport_id is None:  # someone else's ACTIVE passport won the unique index
             reasons[s.eligible.person_id] = Reason.ALREADY_ACTIVE
             continue
-        links.extend(
-            {"passport_id": passport_id, "dose_id": dose_id, "site_signature_id": sig_id}
-            for dose_id, sig_id in s.eligible.links
-        )
+        links.extend((passport_id, dose_id, sig_id) for dose_id, sig_id in s.eligible.links)
         # the entry of the row just inserted, from the values inserted (the audit recomputes it from the rows)
         entries[passport_id] = log.passport_entry(
             passport_id=passport_id,
@@ -326,10 +357,7 @@ def _store(
             doses=s.eligible.links,
             supersedes=predecessors.get(s.eligible.person_id),
         )
-    if links:
-        # RETURNING makes SQLAlchemy send multi-row VALUES pages ("insertmanyvalues"): one statement per 1,000
-        # links instead of one per row (psycopg's executemany)
-        conn.execute(sa.insert(passport_doses).returning(passport_doses.c.passport_id), links).all()
+    insert_rows(conn, passport_doses, ("passport_id", "dose_id", "site_signature_id"), links)
     # the issuance log records each passport in the transaction that stores it (vaxcred.pipeline.log)
     log.append_entries(conn, log.Kind.PASSPORT, entries, now=job.now)
     return len(inserted), reasons

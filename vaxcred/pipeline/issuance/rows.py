@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.engine import Connection
 
 from vaxcred.errors import ChainError
+from vaxcred.pipeline.issuance.bulk import among
 from vaxcred.pipeline.site_signing.record import site_id_of
 from vaxcred.storage.schema import (
     doses,
@@ -91,12 +92,12 @@ def load_candidates(conn: Connection, person_ids: Sequence[int]) -> list[Candida
     ids = sorted(person_ids)
     people = conn.execute(
         sa.select(persons.c.id, persons.c.citizen_id, persons.c.full_name, persons.c.dob)
-        .where(persons.c.id.in_(ids))
+        .where(among(conn, persons.c.id, ids))
         .order_by(persons.c.id)
     ).all()
     newest = (
         sa.select(sa.func.max(registry_checks.c.id))
-        .where(registry_checks.c.person_id.in_(ids))
+        .where(among(conn, registry_checks.c.person_id, ids))
         .group_by(registry_checks.c.person_id)
         .scalar_subquery()
     )
@@ -110,7 +111,7 @@ def load_candidates(conn: Connection, person_ids: Sequence[int]) -> list[Candida
     }
     signed = site_signatures.alias("s")
     dose_rows: dict[int, list[DoseRow]] = {}
-    for row in conn.execute(
+    query = (
         sa.select(
             doses.c.id,
             doses.c.person_id,
@@ -133,45 +134,67 @@ def load_candidates(conn: Connection, person_ids: Sequence[int]) -> list[Candida
                 signed, sa.and_(signed.c.dose_id == doses.c.id, signed.c.superseded_at.is_(None))
             ).outerjoin(site_signature_batches, site_signature_batches.c.id == signed.c.batch_id)
         )
-        .where(doses.c.person_id.in_(ids), doses.c.withdrawn_at.is_(None))  # withdrawn records: ignored
+        .where(
+            among(conn, doses.c.person_id, ids), doses.c.withdrawn_at.is_(None)
+        )  # withdrawn records: ignored
         .order_by(doses.c.person_id, doses.c.id)
-    ):
+    )
+    # rows unpacked as tuples, fetched at once: reading 15 columns by name off ~2.5 rows a person cost more
+    # than the database's join
+    for (
+        dose_id,
+        person_id,
+        dose_number,
+        day,
+        site_id,
+        vaccine,
+        lot,
+        sig_id,
+        sig_site_id,
+        certificate,
+        kid,
+        cose,
+        leaf_index,
+        proof,
+        head,
+    ) in conn.execute(query).all():
         signature = (
             None
-            if row.sig_id is None
+            if sig_id is None
             else SignatureRow(
-                id=row.sig_id,
-                site_id=row.sig_site_id,
-                certificate=row.certificate,
-                kid=row.kid,
-                cose=row.cose,
-                head=row.head,
-                leaf_index=row.leaf_index,
-                proof=row.proof,
+                id=sig_id,
+                site_id=sig_site_id,
+                certificate=certificate,
+                kid=kid,
+                cose=cose,
+                head=head,
+                leaf_index=leaf_index,
+                proof=proof,
             )
         )
-        dose_rows.setdefault(row.person_id, []).append(
+        dose_rows.setdefault(person_id, []).append(
             DoseRow(
-                id=row.id,
-                dose_number=row.dose_number,
-                date=row.date,
-                site_id=row.site_id,
-                vaccine=row.vaccine,
-                lot=row.lot,
+                id=dose_id,
+                dose_number=dose_number,
+                date=day,
+                site_id=site_id,
+                vaccine=vaccine,
+                lot=lot,
                 signature=signature,
             )
         )
+    unchecked = (None, None)
     return [
         Candidate(
-            person_id=p.id,
-            citizen_id=p.citizen_id,
-            full_name=p.full_name,
-            dob=p.dob,
-            check_id=checks.get(p.id, (None, None))[0],
-            check_status=checks.get(p.id, (None, None))[1],
-            doses=tuple(dose_rows.get(p.id, ())),
+            person_id=person_id,
+            citizen_id=citizen_id,
+            full_name=full_name,
+            dob=dob,
+            check_id=checks.get(person_id, unchecked)[0],
+            check_status=checks.get(person_id, unchecked)[1],
+            doses=tuple(dose_rows.get(person_id, ())),
         )
-        for p in people
+        for person_id, citizen_id, full_name, dob in people
     ]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import logging
 import multiprocessing
 import os
@@ -37,7 +38,7 @@ from vaxcred.pipeline.processes import die_with_parent as _die_with_parent
 from vaxcred.pipeline.processes import failure_message
 from vaxcred.storage import Database, open_database
 
-__all__ = ["WORKER_FAILED", "IssuanceReport", "run_processes", "work", "worker_id"]
+__all__ = ["WORKER_FAILED", "IssuanceReport", "run_processes", "settle_heap_once", "work", "worker_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -218,13 +219,19 @@ def _worker_main(
     _die_with_parent(parent)
     try:
         db = open_database(url).for_batches()
+        settle = settle_heap_once()
+
+        def on_batch(batch: IssuanceReport) -> None:
+            messages.put(("batch", batch))
+            settle()
+
         try:
             work(
                 db,
                 issuer_factory(),
                 job,
                 worker_id(worker_name),
-                lambda batch: messages.put(("batch", batch)),
+                on_batch,
                 lambda: stop.is_set() or os.getppid() != parent,
             )
         finally:
@@ -233,6 +240,24 @@ def _worker_main(
         messages.put(("error", failure_message(e)))
         raise SystemExit(1) from None
     messages.put(("done", None))
+
+
+def settle_heap_once() -> Callable[[], None]:
+    """A function that, on its first call only, collects garbage and then freezes every object left
+    (:func:`gc.freeze`): for a worker process after its first batch, when what it holds — modules, the compiled
+    statements, the issuer, the certificate caches — lives as long as the process. The cyclic collector then
+    no longer walks those objects on every full collection (about a tenth of a worker's CPU went to collections
+    walking them). Only for processes the pipeline starts: a caller's process keeps its collector as it is."""
+    done = False
+
+    def settle() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            gc.collect()
+            gc.freeze()
+
+    return settle
 
 
 def run_processes(
