@@ -1,4 +1,4 @@
-"""The issuance commit's bulk INSERTs (vaxcred.pipeline.issuance.bulk) on both backends: they store exactly what
+"""The issuance commit's bulk INSERTs (vaxcred.storage.bulk) on both backends: they store exactly what
 SQLAlchemy's INSERT stores, page by page, and skip conflicting rows like ``ON CONFLICT DO NOTHING``."""
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vaxcred.pipeline.issuance import bulk
-from vaxcred.pipeline.issuance.bulk import insert_rows, stored_time
-from vaxcred.storage import Database
+from vaxcred.storage import Database, bulk
+from vaxcred.storage.bulk import insert_rows, stored_time
 from vaxcred.storage.schema import UtcDateTime
 
 _META = sa.MetaData()
@@ -164,7 +163,7 @@ def test_stored_time_is_sqlalchemys_sqlite_text(moment: dt.datetime) -> None:
 @pytest.mark.parametrize("ids", [[], [2], [3, 1], [1, 2, 3, 10**6], list(range(-5, 2000))])
 def test_among_selects_what_in_selects(tables: Database, ids: list[int]) -> None:
     """``among`` (PostgreSQL: ``= ANY(array)``, one parameter) selects exactly the rows ``IN`` selects."""
-    from vaxcred.pipeline.issuance.bulk import among
+    from vaxcred.storage.bulk import among
 
     with tables.begin() as conn:
         insert_rows(conn, BULK, COLUMNS, _bound(conn, ROWS))
@@ -175,7 +174,7 @@ def test_among_selects_what_in_selects(tables: Database, ids: list[int]) -> None
 
 def test_among_sends_one_array_parameter_on_postgresql(tables: Database) -> None:
     """The point of ``among``: a thousand ids are one bound array on PostgreSQL, not a thousand parameters."""
-    from vaxcred.pipeline.issuance.bulk import among
+    from vaxcred.storage.bulk import among
 
     with tables.connect() as conn:
         query = sa.select(BULK.c.id).where(among(conn, BULK.c.person_id, range(1000)))
@@ -189,7 +188,7 @@ def test_among_sends_one_array_parameter_on_postgresql(tables: Database) -> None
 @pytest.mark.parametrize("ids", [[], [7], [5, 1, 3], list(range(3000, 0, -1)), [2**40]])
 def test_id_rows_are_the_ids_in_the_order_given(database: Database, ids: list[int]) -> None:
     """``id_rows`` (one array parameter) yields each id once, as given: the claim upsert's rows, in its order."""
-    from vaxcred.pipeline.issuance.bulk import id_rows
+    from vaxcred.storage.bulk import id_rows
 
     with database.connect() as conn:
         rows = id_rows(conn, ids)

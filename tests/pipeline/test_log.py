@@ -292,3 +292,33 @@ def test_anomaly_report_finds_night_signing_oversigning_and_unverified_passports
     assert report.passports_without_verified_registry == 1
     assert report.busiest_hours[0].signatures == 4
     assert report.busiest_hours[0].hour.hour == 5
+
+
+def test_appended_entries_read_back_as_given(history: Pipeline) -> None:
+    """append_entries (driver-bound rows, vaxcred.storage.bulk) stores each entry at the next leaf index, in
+    object-id order, with its leaf hash and the time given, read back through the schema's types; the size row
+    follows (checked in the same transaction, then rolled back)."""
+    at = dt.datetime(2024, 2, 29, 23, 59, 58, 123456, tzinfo=dt.UTC)
+    entries = {9_000_002: b"\xa1\x01\x02", 9_000_001: b"\x80"}
+    with history.db.engine.connect() as conn, conn.begin() as transaction:
+        size = log.log_size(conn)
+        added = log.append_entries(conn, log.Kind.REVOCATION, entries, now=at)
+        rows = conn.execute(
+            sa.select(
+                issuance_log.c.seq,
+                issuance_log.c.kind,
+                issuance_log.c.object_id,
+                issuance_log.c.entry,
+                issuance_log.c.leaf_hash,
+                issuance_log.c.logged_at,
+            )
+            .where(issuance_log.c.seq >= size)
+            .order_by(issuance_log.c.seq)
+        ).all()
+        assert log.log_size(conn) == size + 2
+        transaction.rollback()
+    assert added == range(size, size + 2)
+    assert [tuple(row) for row in rows] == [
+        (size, "revocation", 9_000_001, b"\x80", leaf_hash(b"\x80"), at),
+        (size + 1, "revocation", 9_000_002, b"\xa1\x01\x02", leaf_hash(b"\xa1\x01\x02"), at),
+    ]

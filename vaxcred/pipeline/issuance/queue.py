@@ -20,11 +20,11 @@ from sqlalchemy.engine import Connection
 from vaxcred.issue import IssuedPassport
 from vaxcred.pipeline import log
 from vaxcred.pipeline.corrections import predecessors_of
-from vaxcred.pipeline.issuance.bulk import among, id_rows, insert_rows, stored_time
 from vaxcred.pipeline.issuance.rows import Candidate, SiteCertificates, load_candidates
 from vaxcred.pipeline.issuance.select import Eligible, Reason
 from vaxcred.pipeline.registry.lookup import RegistryStatus
 from vaxcred.storage import Database
+from vaxcred.storage.bulk import among, id_rows, insert_rows, stored_time
 from vaxcred.storage.schema import (
     ClaimState,
     PassportStatus,
@@ -324,7 +324,7 @@ def _store(
         )
         for s in to_insert
     ]
-    # the bulk INSERT of vaxcred.pipeline.issuance.bulk: the rows as the driver binds them, one statement a page
+    # the bulk INSERT of vaxcred.storage.bulk: the rows as the driver binds them, one statement a page
     inserted = {
         int(person_id): int(passport_id)  # type: ignore[call-overload]
         for passport_id, person_id in insert_rows(

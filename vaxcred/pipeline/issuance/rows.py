@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.engine import Connection
 
 from vaxcred.errors import ChainError
-from vaxcred.pipeline.issuance.bulk import among
 from vaxcred.pipeline.site_signing.record import site_id_of
+from vaxcred.storage.bulk import among
 from vaxcred.storage.schema import (
     doses,
     persons,

@@ -32,7 +32,10 @@ from sqlalchemy.engine import Connection
 
 from vaxcred.merkle import leaf_hash
 from vaxcred.pipeline.log.entries import Kind, build_entries
+from vaxcred.storage import bulk
 from vaxcred.storage.schema import issuance_log, log_state
+
+_LOG_COLUMNS = ("seq", "kind", "object_id", "entry", "leaf_hash", "logged_at")
 
 
 def log_size(conn: Connection, *, lock: bool = False) -> int:
@@ -60,20 +63,14 @@ def append_entries(conn: Connection, kind: Kind, entries: Mapping[int, bytes], *
     entry from the rows and reports any difference); this saves re-reading a batch it has just inserted.
     """
     size = log_size(conn, lock=True)
+    logged_at = bulk.stored_time(conn, now)
     rows = [
-        {
-            "seq": size + i,
-            "kind": kind.value,
-            "object_id": object_id,
-            "entry": entry,
-            "leaf_hash": leaf_hash(entry),
-            "logged_at": now,
-        }
+        (size + i, kind.value, object_id, entry, leaf_hash(entry), logged_at)
         for i, (object_id, entry) in enumerate(sorted(entries.items()))
     ]
     if rows:
-        # RETURNING: multi-row VALUES pages ("insertmanyvalues"), not one statement per entry
-        conn.execute(sa.insert(issuance_log).returning(issuance_log.c.seq), rows).all()
+        # multi-row VALUES pages through the driver (vaxcred.storage.bulk): no per-row bind processing
+        bulk.insert_rows(conn, issuance_log, _LOG_COLUMNS, rows)
         conn.execute(sa.update(log_state).where(log_state.c.id == 1).values(size=size + len(rows)))
     return range(size, size + len(rows))
 

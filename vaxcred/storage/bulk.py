@@ -1,4 +1,4 @@
-"""Central issuance, the commit's bulk INSERTs written for the driver: multi-row ``VALUES`` with positional
+"""Bulk INSERTs written for the driver (central issuance's commit, the issuance log's appends): multi-row ``VALUES`` with positional
 parameters, sent through the caller's connection (its transaction) without SQLAlchemy's per-row work.
 
 A batch stores ~1,000 passports and ~2,500 links; SQLAlchemy's executemany path (``insertmanyvalues``) builds a
