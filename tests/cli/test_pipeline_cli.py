@@ -144,7 +144,7 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
             "registry-check",
             ["registry-check", "--registry", str(f.registry), *db, "--at", AT, "--workers", "2"],
         )
-        f.step("sign-sites", ["sign-sites", "--keys", str(f.keys), *db, "--at", AT])
+        f.step("sign-sites", ["sign-sites", "--keys", str(f.keys), *db, "--at", AT, "--workers", "2"])
         _copy_sqlite(f.db_path, folder / "before-issuance.db")
         f.step("issue-batch", ["issue-batch", "--keys", str(f.keys), *db, "--at", AT])
         f.step("issue-batch again", ["issue-batch", "--keys", str(f.keys), *db, "--at", AT])
@@ -276,7 +276,8 @@ def test_report_formats_parse(flow: Flow, tmp_path: Path) -> None:
 
 
 def test_sign_sites_signs_the_verified_doses(flow: Flow) -> None:
-    """Each site signs its own doses of verified persons; the report then counts them signed."""
+    """Each site signs its own doses of verified persons (two signing processes, --workers 2); the report then
+    counts them signed."""
     out = flow.outputs["sign-sites"][1]
     assert f"{len(SITES)} site keys" in out
     signed = int(out.split(" doses signed")[0].rsplit(" ", 1)[1].replace(",", ""))

@@ -54,9 +54,18 @@ def site_signers(chain: KeyChainDir, only: tuple[str, ...] = ()) -> dict[str, Si
     metavar="SITE_ID",
     help="Sign for this site only (repeatable; default: every site key in KEYS/sites/).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="1: this process reads and stores while one forked process signs (the choice for SQLite, one writer); "
+    "N > 1: N processes each sign and store whole sites (faster on PostgreSQL: 2 workers signed 100 k people's "
+    "doses in 12.6 s against 18.4 s, docs/pipeline.md). The stored signatures are the same.",
+)
 @db_option
 @at_option("Signing time; each site certificate must be valid then")
-def sign_sites(folder: Path, only: tuple[str, ...], db_url: str, at: str | None) -> None:
+def sign_sites(folder: Path, only: tuple[str, ...], workers: int, db_url: str, at: str | None) -> None:
     """Site signing (ký số chứng nhận tiêm): each site signs its own dose records whose person VERIFIED.
 
     Every site key pair under KEYS/sites/ (made by `vaxcred keys site`) is loaded with the key passphrase
@@ -80,7 +89,7 @@ def sign_sites(folder: Path, only: tuple[str, ...], db_url: str, at: str | None)
         with storage_errors():
             length = unsigned_count(db, sorted(signers))
             with progress("signing doses", length) as update:
-                report = run_site_signing(db, signers, now=now, on_progress=update)
+                report = run_site_signing(db, signers, now=now, on_progress=update, workers=workers)
     finally:
         db.dispose()
     click.echo(f"{len(signers)} site keys: {number(report.signed)} doses signed")
