@@ -71,10 +71,11 @@ def test_log_stays_gap_free_and_intact_with_issuance_and_site_signing_processes_
             assert child.stdout is not None
             assert child.stdout.readline().strip() == "ready"
         signers = [_signing_child(url, sites) for _ in range(2)]
-        for child in signers:  # both have loaded their keys and committed a first batch
-            assert child.stdout is not None
+        for child in signers:  # both have loaded their keys and committed a first batch, or found none left
+            assert child.stdout is not None  # (the other signed every dose first: seen in a fresh-clone run)
             assert child.stdout.readline().strip() == "ready"
-            assert child.stdout.readline().strip().isdigit()
+            first = child.stdout.readline().strip()
+            assert first.isdigit() or first == "end", first
         for child in issuers:  # release the issuers while the sites sign
             assert child.stdin is not None
             child.stdin.write("go\n")
@@ -85,6 +86,7 @@ def test_log_stays_gap_free_and_intact_with_issuance_and_site_signing_processes_
     finally:
         for child in [*issuers, *signers]:
             child.kill()
+            child.communicate()  # reap it and close its pipes (an open pipe warns in the next test)
 
     with db.connect() as conn:
         seqs = list(conn.execute(sa.select(issuance_log.c.seq).order_by(issuance_log.c.seq)).scalars())
