@@ -43,7 +43,7 @@ _BATCH_PLANS_OPTION = "vaxcred_batch_plans"
 #: PostgreSQL, every transaction of a batch stage: plan with the indexes (see Database.for_batches)
 _PG_BATCH_PLANS = (
     "SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; "
-    "SET LOCAL enable_material = off; SET LOCAL enable_bitmapscan = off"
+    "SET LOCAL enable_material = off"
 )
 
 
@@ -63,7 +63,7 @@ class Database:
         id: a batch of ≤ 1,000 persons or doses along an index, never a whole table.
 
         On PostgreSQL every transaction then plans with the indexes (``SET LOCAL enable_seqscan``,
-        ``enable_hashjoin``, ``enable_mergejoin``, ``enable_material``, ``enable_bitmapscan`` off). The planner otherwise judges by
+        ``enable_hashjoin``, ``enable_mergejoin``, ``enable_material`` off). The planner otherwise judges by
         statistics, and a table that grows from empty during a run (a fresh national database; claims and
         passports during the first issuance) has none that fit. Measured at 50,000 people on the default planner:
         whole tables scanned once per batch (``doses`` 193 times in site signing, ``registry_checks`` 129 times
@@ -71,10 +71,7 @@ class Database:
         materialisation allowed, issuance's anti-join on ``issuance_claims`` became a nested loop over a
         materialised list of the run's claims per person (server CPU 14 → 115 s). With all four off, every
         batch statement walks an index: server CPU registry check 2.4 → 1.9 s, site signing 7.2 → 5.6 s,
-        issuance 14.1 → 5.8 s. Bitmap scans off too: a bitmap scan reads every matching row before the ``LIMIT``
-        (site signing's queue of a site's doses after an id; the registry check's unchecked persons, which also
-        sorted them), where the index walk stops after a batch — at 100,000 people, quiet machine, site signing
-        13.2 → 9.2 s and its server CPU 14.4 → 7.8 s. SQLite: unchanged. The same connection pool; reports and audits keep the default
+        issuance 14.1 → 5.8 s. SQLite: unchanged. The same connection pool; reports and audits keep the default
         planner.
         """
         return Database(self.engine.execution_options(**{_BATCH_PLANS_OPTION: True}))
