@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeAlias
 
@@ -29,8 +29,9 @@ from vaxcred.pipeline.registry.lookup import (
     match,
 )
 from vaxcred.storage import Database
+from vaxcred.storage.bulk import stored_time
 from vaxcred.storage.database import driver_errors
-from vaxcred.storage.schema import persons, registry_checks
+from vaxcred.storage.schema import persons
 
 __all__ = [
     "COLUMNS",
@@ -174,13 +175,6 @@ FROM batch AS b WHERE p.id = b.person_id
 """
 
 
-def _sqlite_time(conn: Connection) -> Callable[[dt.datetime], Any]:
-    """``checked_at`` as SQLAlchemy would bind it on this connection (UtcDateTime's text form)."""
-    process = registry_checks.c.checked_at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    assert process is not None
-    return process
-
-
 def store_outcomes(
     conn: Connection,
     rows: Sequence[PersonRow],
@@ -210,7 +204,7 @@ def store_outcomes(
                     },
                 )
         else:
-            at = _sqlite_time(conn)(checked_at)
+            at = stored_time(conn, checked_at)  # UtcDateTime's text form, as SQLAlchemy binds it
             cursor = driver.cursor()
             try:
                 cursor.executemany(
