@@ -4,7 +4,8 @@ it, signed tree heads by a dedicated log key, inclusion proofs for passports and
 * :mod:`~vaxcred.pipeline.log.entries` — what an entry records about a site-signed dose record (v1) or batch of
   records (its head and members), a passport, a revocation, a dose record's withdrawal (hashes, ids, kids, times;
   no personal data), and the
-  standalone form of a stored site signature (:func:`site_record`);
+  standalone form of a stored site signature (:func:`site_record`); pure builders, no database;
+* :mod:`~vaxcred.pipeline.log.stored` — :func:`build_entries`, the entries of objects as their rows hold them now;
 * :mod:`~vaxcred.pipeline.log.store` — :func:`append` (or :func:`append_entries` with entries the caller built) inside the caller's transaction, gap-free leaf indexes;
 * :mod:`~vaxcred.pipeline.log.heads` — signed tree heads (COSE_Sign1 by the log signer);
 * :mod:`~vaxcred.pipeline.log.proofs` — a passport's inclusion proof and its offline check;
@@ -22,17 +23,19 @@ from vaxcred.pipeline.log.audit import AuditReport, Finding, audit_log
 from vaxcred.pipeline.log.entries import (
     BatchMemberRow,
     Kind,
-    build_entries,
     decode_entry,
     dose_batch_entry,
     dose_batch_member_digest,
+    dose_record_entry,
     passport_entry,
+    revocation_entry,
     site_record,
     withdrawal_entry,
 )
 from vaxcred.pipeline.log.heads import TreeHead, sign_tree_head, verify_tree_head
 from vaxcred.pipeline.log.proofs import PassportProof, passport_proof, verify_passport_proof
 from vaxcred.pipeline.log.store import append, append_entries, leaf_hashes, log_size
+from vaxcred.pipeline.log.stored import build_entries
 
 __all__ = [
     "AnomalyReport",
@@ -52,10 +55,12 @@ __all__ = [
     "decode_entry",
     "dose_batch_entry",
     "dose_batch_member_digest",
+    "dose_record_entry",
     "leaf_hashes",
     "log_size",
     "passport_entry",
     "passport_proof",
+    "revocation_entry",
     "sign_tree_head",
     "site_record",
     "verify_passport_proof",

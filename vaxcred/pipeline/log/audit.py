@@ -34,9 +34,10 @@ from sqlalchemy.engine import Connection
 
 from vaxcred.errors import VaxcredError
 from vaxcred.merkle import leaf_hash, root
-from vaxcred.pipeline.log.entries import Kind, build_entries, decode_entry
+from vaxcred.pipeline.log.entries import Kind, decode_entry
 from vaxcred.pipeline.log.heads import TreeHead, verify_tree_head
 from vaxcred.pipeline.log.store import log_size
+from vaxcred.pipeline.log.stored import build_entries
 from vaxcred.storage.schema import (
     PassportStatus,
     doses,

@@ -39,37 +39,25 @@ __all__ = [
     "ENTRY_VERSION",
     "BatchMemberRow",
     "Kind",
-    "build_entries",
     "decode_entry",
     "dose_batch_entry",
     "dose_batch_member_digest",
+    "dose_record_entry",
     "passport_entry",
+    "revocation_entry",
     "site_record",
     "withdrawal_entry",
 ]
 
 import enum
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from typing import Final
 
 from vaxcred.codec import cbor
 from vaxcred.errors import CborError
 from vaxcred.merkle import HASH_LENGTH
-from vaxcred.storage.schema import (
-    CorrectionState,
-    corrections,
-    doses,
-    passport_doses,
-    passports,
-    revocations,
-    site_signature_batches,
-    site_signatures,
-)
 
 #: 2: the passport trace names the person the passport belongs to (version 1 did not)
 ENTRY_VERSION: Final = 2
@@ -99,22 +87,6 @@ def _entry(kind: Kind, object_id: int, object_hash: bytes, trace: dict[str, obje
     return cbor.dumps([ENTRY_VERSION, kind.value, object_id, object_hash, trace])
 
 
-def build_entries(conn: Connection, kind: Kind, object_ids: Sequence[int]) -> dict[int, bytes]:
-    """The entries of these objects as stored now (ids without a row are absent from the result)."""
-    if not object_ids:
-        return {}
-    ids = sorted(set(object_ids))
-    if kind is Kind.PASSPORT:
-        return _passport_entries(conn, ids)
-    if kind is Kind.DOSE_RECORD:
-        return _dose_record_entries(conn, ids)
-    if kind is Kind.DOSE_BATCH:
-        return _dose_batch_entries(conn, ids)
-    if kind is Kind.WITHDRAWAL:
-        return _withdrawal_entries(conn, ids)
-    return _revocation_entries(conn, ids)
-
-
 def passport_entry(
     *,
     passport_id: int,
@@ -129,7 +101,7 @@ def passport_entry(
     supersedes: int | None,
 ) -> bytes:
     """The entry of one passport from its stored values (``doses``: its (dose id, site signature id) links, in
-    any order). :func:`build_entries` reads them from the database; issuance builds the entry from the values it
+    any order). :func:`~vaxcred.pipeline.log.stored.build_entries` reads them from the database; issuance builds the entry from the values it
     has just inserted, in the same transaction (the audit recomputes it from the rows)."""
     trace: dict[str, object] = {
         "person_id": person_id,  # whose passport it is: moving it to another person is a change
@@ -142,31 +114,6 @@ def passport_entry(
         "supersedes": supersedes,
     }
     return _entry(Kind.PASSPORT, passport_id, _sha256(hc1.encode("utf-8")), trace)
-
-
-def _passport_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
-    links: dict[int, list[tuple[int, int]]] = {}
-    for row in conn.execute(
-        sa.select(passport_doses.c.passport_id, passport_doses.c.dose_id, passport_doses.c.site_signature_id)
-        .where(passport_doses.c.passport_id.in_(ids))
-        .order_by(passport_doses.c.passport_id, passport_doses.c.dose_id)
-    ):
-        links.setdefault(row.passport_id, []).append((row.dose_id, row.site_signature_id))
-    return {
-        row.id: passport_entry(
-            passport_id=row.id,
-            person_id=row.person_id,
-            hc1=row.hc1,
-            kid=row.kid,
-            iat=row.iat,
-            exp=row.exp,
-            issued_at=row.issued_at,
-            registry_check_id=row.registry_check_id,
-            doses=links.get(row.id, ()),
-            supersedes=row.supersedes,
-        )
-        for row in conn.execute(sa.select(passports).where(passports.c.id.in_(ids)))
-    }
 
 
 _HASH_HEAD: Final = cbor.encode_head(2, HASH_LENGTH)
@@ -196,31 +143,31 @@ def site_record(cose: bytes, head: bytes | None, leaf_index: int | None, proof: 
     return b"".join(parts)
 
 
-def _dose_record_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
-    out = {}
-    query = (
-        sa.select(site_signatures, site_signature_batches.c.head)
-        .select_from(
-            site_signatures.outerjoin(
-                site_signature_batches, site_signature_batches.c.id == site_signatures.c.batch_id
-            )
-        )
-        .where(site_signatures.c.id.in_(ids))
-    )
-    for row in conn.execute(query):
-        trace: dict[str, object] = {
-            "dose_id": row.dose_id,
-            "site_id": row.site_id,
-            "certificate": row.certificate,
-            "kid": row.kid,
-            "signed_at": _micros(row.signed_at),
-        }
-        if row.batch_id is not None:
-            trace["batch"] = row.batch_id
-            trace["index"] = row.leaf_index
-        record = site_record(row.cose, row.head, row.leaf_index, row.proof)
-        out[row.id] = _entry(Kind.DOSE_RECORD, row.id, _sha256(record), trace)
-    return out
+def dose_record_entry(
+    *,
+    signature_id: int,
+    dose_id: int,
+    site_id: str,
+    certificate: bytes,
+    kid: bytes,
+    signed_at: datetime,
+    batch_id: int | None,
+    leaf_index: int | None,
+    record: bytes,
+) -> bytes:
+    """The entry of one stored site signature (``record``: its :func:`site_record`); a batch member names its
+    batch and leaf index in the trace."""
+    trace: dict[str, object] = {
+        "dose_id": dose_id,
+        "site_id": site_id,
+        "certificate": certificate,
+        "kid": kid,
+        "signed_at": _micros(signed_at),
+    }
+    if batch_id is not None:
+        trace["batch"] = batch_id
+        trace["index"] = leaf_index
+    return _entry(Kind.DOSE_RECORD, signature_id, _sha256(record), trace)
 
 
 #: one member row of a dose batch as its log entry hashes it: (signature id, dose id, site id, certificate
@@ -255,7 +202,7 @@ def dose_batch_entry(
     member_digests: Iterable[bytes] | None = None,
 ) -> bytes:
     """The entry of one dose batch from its stored values, ``members`` in signature id order.
-    :func:`build_entries` reads them from the database; site signing builds the entry from the values it has
+    :func:`~vaxcred.pipeline.log.stored.build_entries` reads them from the database; site signing builds the entry from the values it has
     just inserted, in the same transaction (the audit recomputes it from the rows), passing each member's
     :func:`dose_batch_member_digest` of those values, computed beforehand, in ``member_digests``."""
     rows = list(members)
@@ -276,58 +223,20 @@ def dose_batch_entry(
     return _entry(Kind.DOSE_BATCH, batch_id, _sha256(b"".join(digests)), trace)
 
 
-def _dose_batch_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
-    heads = {
-        row.id: row
-        for row in conn.execute(sa.select(site_signature_batches).where(site_signature_batches.c.id.in_(ids)))
-    }
-    members: dict[int, list[Any]] = {batch_id: [] for batch_id in heads}
-    for row in conn.execute(
-        sa.select(
-            site_signatures.c.batch_id,
-            site_signatures.c.id,
-            site_signatures.c.dose_id,
-            site_signatures.c.site_id,
-            site_signatures.c.certificate,
-            site_signatures.c.kid,
-            site_signatures.c.signed_at,
-            site_signatures.c.leaf_index,
-            site_signatures.c.proof,
-            site_signatures.c.cose,
-        )
-        .where(site_signatures.c.batch_id.in_(ids))
-        .order_by(site_signatures.c.batch_id, site_signatures.c.id)
-    ):
-        members[row[0]].append(tuple(row[1:]))
-    return {
-        batch_id: dose_batch_entry(
-            batch_id=batch_id,
-            site_id=head.site_id,
-            certificate=head.certificate,
-            kid=head.kid,
-            signed_at=head.signed_at,
-            size=head.size,
-            head=head.head,
-            members=members[batch_id],
-        )
-        for batch_id, head in heads.items()
-    }
-
-
-def _revocation_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
-    out = {}
-    for row in conn.execute(sa.select(revocations).where(revocations.c.id.in_(ids))):
-        content = cbor.dumps(
-            [row.passport_id, row.hash_type, row.hash, row.kid, _micros(row.revoked_at), _micros(row.expires)]
-        )
-        trace: dict[str, object] = {"passport_id": row.passport_id, "revoked_at": _micros(row.revoked_at)}
-        out[row.id] = _entry(Kind.REVOCATION, row.id, _sha256(content), trace)
-    return out
-
-
-#: the ``corrections.field`` of a correction that withdraws its dose (``CorrectionField.DUPLICATE``: corrections
-#: sit above the log)
-_DUPLICATE: Final = "duplicate"
+def revocation_entry(
+    *,
+    revocation_id: int,
+    passport_id: int,
+    hash_type: str,
+    hash_value: bytes,
+    kid: bytes,
+    revoked_at: datetime,
+    expires: datetime,
+) -> bytes:
+    """The entry of one revocation row from its stored values."""
+    content = cbor.dumps([passport_id, hash_type, hash_value, kid, _micros(revoked_at), _micros(expires)])
+    trace: dict[str, object] = {"passport_id": passport_id, "revoked_at": _micros(revoked_at)}
+    return _entry(Kind.REVOCATION, revocation_id, _sha256(content), trace)
 
 
 def withdrawal_entry(*, dose_id: int, correction_id: int | None, withdrawn_at: datetime) -> bytes:
@@ -336,28 +245,6 @@ def withdrawal_entry(*, dose_id: int, correction_id: int | None, withdrawn_at: d
     at = _micros(withdrawn_at)
     trace: dict[str, object] = {"correction_id": correction_id, "withdrawn_at": at}
     return _entry(Kind.WITHDRAWAL, dose_id, _sha256(cbor.dumps([dose_id, correction_id, at])), trace)
-
-
-def _withdrawal_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
-    """The withdrawn doses among ``ids`` (a dose in force has no withdrawal: absent from the result)."""
-    by_dose: dict[int, int] = dict(
-        conn.execute(
-            sa.select(corrections.c.dose_id, sa.func.min(corrections.c.id))
-            .where(
-                corrections.c.dose_id.in_(ids),
-                corrections.c.field == _DUPLICATE,
-                corrections.c.state == CorrectionState.RESOLVED.value,
-            )
-            .group_by(corrections.c.dose_id)
-        ).all()
-    )
-    query = sa.select(doses.c.id, doses.c.withdrawn_at).where(
-        doses.c.id.in_(ids), doses.c.withdrawn_at.is_not(None)
-    )
-    return {
-        dose_id: withdrawal_entry(dose_id=dose_id, correction_id=by_dose.get(dose_id), withdrawn_at=at)
-        for dose_id, at in conn.execute(query)
-    }
 
 
 def decode_entry(entry: bytes) -> tuple[Kind, int, bytes, dict[str, object]]:

@@ -31,7 +31,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from vaxcred.merkle import leaf_hash
-from vaxcred.pipeline.log.entries import Kind, build_entries
+from vaxcred.pipeline.log.entries import Kind
+from vaxcred.pipeline.log.stored import build_entries
 from vaxcred.storage import bulk
 from vaxcred.storage.schema import issuance_log, log_state
 
