@@ -79,7 +79,8 @@ bench-hsm: sysdeps $(STAMP)
 bench-issuance: sysdeps $(STAMP)
 	PEOPLE="$(PEOPLE)" BACKEND="$(BACKEND)" WORKERS="$(WORKERS)" REPEAT="$(REPEAT)" $(BIN)/python -m benchmarks.bench_issuance
 
-## bench-pipeline: the national pipeline end to end on generated people (PEOPLE=…, BACKEND=sqlite|postgresql|both)
+## bench-pipeline: the national pipeline end to end on generated people (PEOPLE=…, BACKEND=sqlite|postgresql|both,
+## PG_SETTINGS="-c name=value …" for the throwaway server)
 bench-pipeline: PEOPLE ?= 10000,100000,1000000
 bench-pipeline: BACKEND ?= sqlite
 bench-pipeline: sysdeps $(STAMP)

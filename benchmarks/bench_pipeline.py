@@ -8,7 +8,9 @@ Run as ``make bench-pipeline`` (``.venv/bin/python -m benchmarks.bench_pipeline`
 Each size runs in a fresh child process (so its memory figures are its own) against a fresh database: a new SQLite
 file, or a new database in a throwaway PostgreSQL cluster started for the run (Debian's server binaries, run as
 the ``postgres`` user when we are root, on a free loopback port; **durable settings**: ``fsync``,
-``synchronous_commit`` and ``full_page_writes`` on, like the SQLite side, which runs at ``synchronous=FULL``).
+``synchronous_commit`` and ``full_page_writes`` on, like the SQLite side, which runs at ``synchronous=FULL``;
+``shared_buffers=256MB``, ``max_wal_size=4GB``, ``checkpoint_timeout=15min``; ``PG_SETTINGS="-c name=value …"``
+adds or overrides server settings, and the ``RESULT`` line records them).
 
 Stages, each timed on the wall clock (``time.perf_counter``), in this order:
 
@@ -53,7 +55,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import sqlalchemy as sa
 from cryptography import x509
@@ -216,6 +218,10 @@ def make_keys(folder: Path) -> Keys:
 # --- PostgreSQL -----------------------------------------------------------------------------------------------
 
 
+#: server settings added to (and overriding) the durable ones: ``PG_SETTINGS="-c shared_buffers=2GB"``
+PG_SETTINGS: Final = os.environ.get("PG_SETTINGS", "").strip()
+
+
 @contextlib.contextmanager
 def postgres_database() -> Iterator[tuple[str, Path]]:
     """A fresh database in a throwaway, durably configured PostgreSQL cluster; yields its URL and its data
@@ -234,7 +240,7 @@ def postgres_database() -> Iterator[tuple[str, Path]]:
                     for fast in ("-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"):
                         options = options.replace(fast, "")
                     options = options.replace("-c shared_buffers=64MB", "-c shared_buffers=256MB")
-                    options += " -c max_wal_size=4GB -c checkpoint_timeout=15min"
+                    options += " -c max_wal_size=4GB -c checkpoint_timeout=15min " + PG_SETTINGS
                     argv = (*argv[:-1], options)
                 original(*argv)
 
@@ -490,6 +496,7 @@ def run_once(people: int, backend: str, workers: int, data_dir: Path, work_dir: 
         "backend": backend,
         "workers": workers,
         "signing_workers": signing_workers,
+        **({"pg_settings": PG_SETTINGS} if backend == "postgresql" and PG_SETTINGS else {}),
         "generate_seconds": round(generate_seconds, 1),
         "main_rss_mib": round(self_rss, 1),
         "largest_child_rss_mib": round(child_rss, 1),
