@@ -161,16 +161,18 @@ _SQLITE_INSERT = (
 )
 _SQLITE_UPDATE = "UPDATE persons SET registry_status = ?, registry_checked_at = ? WHERE id = ?"
 #: PostgreSQL: one statement, one round trip: the history rows (in batch order) and the persons' status, the
-#: batch travelling as four arrays; the join walks the primary key (Database.for_batches plans)
+#: batch travelling as four arrays; the join walks the primary key (Database.for_batches plans). Parameters go in
+#: binary (``%(…)b``): psycopg dumps a 1,000-string list ~6× faster than as array text (1.4 → 0.2 ms a batch
+#: and column, measured), and the server reads it without ``array_in``'s text parsing
 _PG_STORE = """
 WITH batch AS (
-    SELECT * FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(fields)s::text[], %(differences)s::text[])
+    SELECT * FROM unnest(%(ids)b::bigint[], %(statuses)b::text[], %(fields)b::text[], %(differences)b::text[])
         WITH ORDINALITY AS b(person_id, status, mismatch_fields, name_difference, n)
 ), history AS (
     INSERT INTO registry_checks (person_id, checked_at, status, mismatch_fields, name_difference, source)
-    SELECT person_id, %(at)s, status, mismatch_fields, name_difference, %(source)s FROM batch ORDER BY n
+    SELECT person_id, %(at)b, status, mismatch_fields, name_difference, %(source)b FROM batch ORDER BY n
 )
-UPDATE persons AS p SET registry_status = b.status, registry_checked_at = %(at)s
+UPDATE persons AS p SET registry_status = b.status, registry_checked_at = %(at)b
 FROM batch AS b WHERE p.id = b.person_id
 """
 
@@ -256,13 +258,13 @@ def store_results(
 _PG_STORE_UNCHANGED = """
 WITH batch AS (
     SELECT * FROM unnest(
-        %(ids)s::bigint[], %(citizen_ids)s::text[], %(id_types)s::text[], %(names)s::text[], %(dobs)s::text[],
-        %(genders)s::text[], %(read_statuses)s::text[], %(read_times)s::timestamptz[],
-        %(statuses)s::text[], %(fields)s::text[], %(differences)s::text[]
+        %(ids)b::bigint[], %(citizen_ids)b::text[], %(id_types)b::text[], %(names)b::text[], %(dobs)b::text[],
+        %(genders)b::text[], %(read_statuses)b::text[], %(read_times)b::timestamptz[],
+        %(statuses)b::text[], %(fields)b::text[], %(differences)b::text[]
     ) WITH ORDINALITY AS b(person_id, citizen_id, id_type, full_name, dob, gender, read_status, read_time,
                            status, mismatch_fields, name_difference, n)
 ), updated AS (
-    UPDATE persons AS p SET registry_status = b.status, registry_checked_at = %(at)s
+    UPDATE persons AS p SET registry_status = b.status, registry_checked_at = %(at)b
     FROM batch AS b
     WHERE p.id = b.person_id AND p.citizen_id = b.citizen_id AND p.id_type = b.id_type
         AND p.full_name = b.full_name AND p.dob = b.dob AND p.gender = b.gender
@@ -271,7 +273,7 @@ WITH batch AS (
     RETURNING b.n, b.person_id, b.status, b.mismatch_fields, b.name_difference
 ), history AS (
     INSERT INTO registry_checks (person_id, checked_at, status, mismatch_fields, name_difference, source)
-    SELECT person_id, %(at)s, status, mismatch_fields, name_difference, %(source)s FROM updated ORDER BY n
+    SELECT person_id, %(at)b, status, mismatch_fields, name_difference, %(source)b FROM updated ORDER BY n
 )
 SELECT n FROM updated
 """
@@ -286,6 +288,8 @@ def _store_unchanged_postgres(
     source: str,
 ) -> list[int]:
     """:data:`_PG_STORE_UNCHANGED` for ``rows`` (in id order); the positions in ``rows`` of those stored."""
+    if not rows:
+        return []
     with driver_errors(conn) as driver, driver.cursor() as cursor:
         cursor.execute(
             _PG_STORE_UNCHANGED,
