@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: lock-exports demo demo-hsm test test-latest lock lint typecheck unit bench bench-hostile bench-hsm bench-pipeline bench-issuance bench-site-batches bench-site-signing fuzz vectors clean sysdeps install bench-revocation bench-server oracles
+.PHONY: lock-exports demo demo-hsm test test-latest lock lint typecheck unit bench bench-hostile bench-hsm bench-pipeline bench-issuance bench-site-batches bench-site-signing bench-import-registry fuzz vectors clean sysdeps install bench-revocation bench-server oracles
 
 $(UV): requirements/uv-bootstrap.txt
 	$(PY) -m venv $(TOOLS)
@@ -96,6 +96,14 @@ bench-site-signing: PEOPLE ?= 100000
 bench-site-signing: BACKEND ?= both
 bench-site-signing: sysdeps $(STAMP)
 	PEOPLE=$(PEOPLE) BACKEND=$(BACKEND) $(BIN)/python -m benchmarks.bench_site_signing
+
+## bench-import-registry: import + registry check alone, REPEAT rounds (PEOPLE=…, BACKEND=sqlite|postgresql|both):
+## wall, pipeline CPU, PostgreSQL server CPU and WAL per stage, CPU µs per row
+bench-import-registry: PEOPLE ?= 100000
+bench-import-registry: BACKEND ?= postgresql
+bench-import-registry: REPEAT ?= 2
+bench-import-registry: sysdeps $(STAMP)
+	PEOPLE=$(PEOPLE) BACKEND=$(BACKEND) REPEAT=$(REPEAT) $(BIN)/python -m benchmarks.bench_import_registry
 
 ## bench-revocation: memory per entry, build and lookup time of ENTRIES revocation hashes (issue 8: 10 M <= 300 MB)
 bench-revocation: ENTRIES ?= 10000000

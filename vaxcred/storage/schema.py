@@ -165,8 +165,9 @@ persons = sa.Table(
     sa.Column("full_name", sa.String(200), nullable=False),  # NFC
     sa.Column("dob", sa.String(10), nullable=False),  # YYYY, YYYY-MM, YYYY-MM-DD or ""
     sa.Column("gender", sa.String(1), nullable=False),  # "M", "F" or ""
-    # from a CCCD's first three digits; NULL for CMND and other IDs
-    sa.Column("province_code", sa.String(3), nullable=True, index=True),
+    # from a CCCD's first three digits; NULL for CMND and other IDs. Not indexed (migration 0007): only grouped
+    # over (the quality report), while an index would be written by every import and registry update
+    sa.Column("province_code", sa.String(3), nullable=True),
     # copy of the newest registry_checks row: NULL = never checked (the registry stage's work queue)
     sa.Column("registry_status", sa.String(16), nullable=True),
     sa.Column("registry_checked_at", UtcDateTime, nullable=True),

@@ -161,16 +161,18 @@ _SQLITE_INSERT = (
 )
 _SQLITE_UPDATE = "UPDATE persons SET registry_status = ?, registry_checked_at = ? WHERE id = ?"
 #: PostgreSQL: one statement, one round trip: the history rows (in batch order) and the persons' status, the
-#: batch travelling as four arrays; the join walks the primary key (Database.for_batches plans)
+#: batch travelling as four arrays; the join walks the primary key (Database.for_batches plans). Parameters go in
+#: binary (``%(…)b``): psycopg dumps a 1,000-string list ~6× faster than as array text (1.4 → 0.2 ms a batch
+#: and column, measured), and the server reads it without ``array_in``'s text parsing
 _PG_STORE = """
 WITH batch AS (
-    SELECT * FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(fields)s::text[], %(differences)s::text[])
+    SELECT * FROM unnest(%(ids)b::bigint[], %(statuses)b::text[], %(fields)b::text[], %(differences)b::text[])
         WITH ORDINALITY AS b(person_id, status, mismatch_fields, name_difference, n)
 ), history AS (
     INSERT INTO registry_checks (person_id, checked_at, status, mismatch_fields, name_difference, source)
-    SELECT person_id, %(at)s, status, mismatch_fields, name_difference, %(source)s FROM batch ORDER BY n
+    SELECT person_id, %(at)b, status, mismatch_fields, name_difference, %(source)b FROM batch ORDER BY n
 )
-UPDATE persons AS p SET registry_status = b.status, registry_checked_at = %(at)s
+UPDATE persons AS p SET registry_status = b.status, registry_checked_at = %(at)b
 FROM batch AS b WHERE p.id = b.person_id
 """
 
@@ -219,14 +221,7 @@ def store_outcomes(
                 )
             finally:
                 cursor.close()
-    statuses = [o[0] for o in stored]
-    return RegistryCheckReport(
-        checked=len(stored),
-        verified=statuses.count(RegistryStatus.VERIFIED.value),
-        mismatch=statuses.count(RegistryStatus.MISMATCH.value),
-        not_found=statuses.count(RegistryStatus.NOT_FOUND.value),
-        invalid_id=statuses.count(RegistryStatus.INVALID_ID.value),
-    )
+    return _counts(stored)
 
 
 def store_results(
@@ -254,6 +249,80 @@ def store_results(
     return report
 
 
+#: PostgreSQL, :func:`store_batch` in one statement: the UPDATE takes only the persons whose fields and registry
+#: state are still those that were read (re-checked on the newest row version after a concurrent writer
+#: commits: READ COMMITTED's re-evaluation), and the history rows are inserted for exactly those, in batch
+#: order. No ``SELECT … FOR UPDATE`` before it: that re-read locked every row of the batch (one WAL record a
+#: person) only for the UPDATE to lock it again. Rows are locked in id order (the batch is sorted; the join
+#: walks the primary key from the unnest, Database.for_batches plans)
+_PG_STORE_UNCHANGED = """
+WITH batch AS (
+    SELECT * FROM unnest(
+        %(ids)b::bigint[], %(citizen_ids)b::text[], %(id_types)b::text[], %(names)b::text[], %(dobs)b::text[],
+        %(genders)b::text[], %(read_statuses)b::text[], %(read_times)b::timestamptz[],
+        %(statuses)b::text[], %(fields)b::text[], %(differences)b::text[]
+    ) WITH ORDINALITY AS b(person_id, citizen_id, id_type, full_name, dob, gender, read_status, read_time,
+                           status, mismatch_fields, name_difference, n)
+), updated AS (
+    UPDATE persons AS p SET registry_status = b.status, registry_checked_at = %(at)b
+    FROM batch AS b
+    WHERE p.id = b.person_id AND p.citizen_id = b.citizen_id AND p.id_type = b.id_type
+        AND p.full_name = b.full_name AND p.dob = b.dob AND p.gender = b.gender
+        AND p.registry_status IS NOT DISTINCT FROM b.read_status
+        AND p.registry_checked_at IS NOT DISTINCT FROM b.read_time
+    RETURNING b.n, b.person_id, b.status, b.mismatch_fields, b.name_difference
+), history AS (
+    INSERT INTO registry_checks (person_id, checked_at, status, mismatch_fields, name_difference, source)
+    SELECT person_id, %(at)b, status, mismatch_fields, name_difference, %(source)b FROM updated ORDER BY n
+)
+SELECT n FROM updated
+"""
+
+
+def _store_unchanged_postgres(
+    conn: Connection,
+    rows: Sequence[PersonRow],
+    stored: Sequence[Outcome],
+    *,
+    checked_at: dt.datetime,
+    source: str,
+) -> list[int]:
+    """:data:`_PG_STORE_UNCHANGED` for ``rows`` (in id order); the positions in ``rows`` of those stored."""
+    if not rows:
+        return []
+    with driver_errors(conn) as driver, driver.cursor() as cursor:
+        cursor.execute(
+            _PG_STORE_UNCHANGED,
+            {
+                "ids": [row.id for row in rows],
+                "citizen_ids": [row.citizen_id for row in rows],
+                "id_types": [row.id_type for row in rows],
+                "names": [row.full_name for row in rows],
+                "dobs": [row.dob for row in rows],
+                "genders": [row.gender for row in rows],
+                "read_statuses": [row.registry_status for row in rows],
+                "read_times": [row.registry_checked_at for row in rows],
+                "statuses": [o[0] for o in stored],
+                "fields": [o[1] for o in stored],
+                "differences": [o[2] for o in stored],
+                "at": checked_at,
+                "source": source,
+            },
+        )
+        return sorted(int(n) - 1 for (n,) in cursor.fetchall())
+
+
+def _counts(stored: Sequence[Outcome]) -> RegistryCheckReport:
+    statuses = [o[0] for o in stored]
+    return RegistryCheckReport(
+        checked=len(stored),
+        verified=statuses.count(RegistryStatus.VERIFIED.value),
+        mismatch=statuses.count(RegistryStatus.MISMATCH.value),
+        not_found=statuses.count(RegistryStatus.NOT_FOUND.value),
+        invalid_id=statuses.count(RegistryStatus.INVALID_ID.value),
+    )
+
+
 def store_batch(
     db: Database,
     rows: Sequence[PersonRow],
@@ -262,25 +331,34 @@ def store_batch(
     checked_at: dt.datetime,
     source: str,
 ) -> RegistryCheckReport:
-    """One write transaction: re-read the batch's persons (locked), store the results of those unchanged since
-    they were read; the others are counted in ``skipped``."""
+    """One write transaction: store the results of the batch's persons still unchanged since they were read;
+    the others are counted in ``skipped``. PostgreSQL: one conditional UPDATE + INSERT
+    (:data:`_PG_STORE_UNCHANGED`); SQLite (``BEGIN IMMEDIATE``: no other writer) re-reads the persons and stores
+    through :func:`store_outcomes`."""
+    if len(rows) != len(stored):
+        raise ValueError("one outcome per row")
+    order = sorted(range(len(rows)), key=lambda i: rows[i].id)
+    rows, stored = [rows[i] for i in order], [stored[i] for i in order]
     with db.begin() as conn:
-        current = {
-            row.id: row
-            for row in person_rows(
-                conn.execute(
-                    sa.select(*COLUMNS)
-                    .where(persons.c.id.in_([row.id for row in rows]))
-                    .order_by(persons.c.id)
-                    .with_for_update()
+        if conn.dialect.name == "postgresql":
+            keep = _store_unchanged_postgres(conn, rows, stored, checked_at=checked_at, source=source)
+            report = _counts([stored[i] for i in keep])
+        else:
+            current = {
+                row.id: row
+                for row in person_rows(
+                    conn.execute(
+                        sa.select(*COLUMNS)
+                        .where(persons.c.id.in_([row.id for row in rows]))
+                        .order_by(persons.c.id)
+                    )
                 )
+            }
+            # only persons whose fields and registry state are still those that were checked
+            keep = [i for i, row in enumerate(rows) if current.get(row.id) == row]
+            report = store_outcomes(
+                conn, [rows[i] for i in keep], [stored[i] for i in keep], checked_at=checked_at, source=source
             )
-        }
-        # only persons whose fields and registry state are still those that were checked
-        keep = [i for i, row in enumerate(rows) if current.get(row.id) == row]
-        report = store_outcomes(
-            conn, [rows[i] for i in keep], [stored[i] for i in keep], checked_at=checked_at, source=source
-        )
     skipped = len(rows) - len(keep)
     if skipped:
         logger.info("registry check: %d persons changed while being checked; left for a re-run", skipped)

@@ -11,9 +11,10 @@
   ``recheck=True`` checks everyone again (a new history row each); ``person_ids`` checks exactly those persons,
   whatever their status (the corrections flow).
 * **The registry is called outside any write transaction** (the HTTP registry may take seconds; a SQLite
-  write lock must not wait on it). The write transaction then re-reads the batch's persons (``FOR UPDATE`` on
-  PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serialises writers) and stores a result only for persons whose
-  fields and registry state are still those that were checked. A person changed in between (a correction, a
+  write lock must not wait on it). The write transaction then stores a result only for persons whose fields
+  and registry state are still those that were checked: PostgreSQL in one conditional ``UPDATE`` (re-checked on
+  the newest row version when a concurrent writer commits first) feeding the history ``INSERT``; SQLite
+  (``BEGIN IMMEDIATE`` serialises writers) re-reads the batch's persons and compares. A person changed in between (a correction, a
   concurrent check) is left out and counted in ``skipped``: a stale result is never stored.
 * **Outage.** When the registry is unavailable (:class:`PipelineError` ``pipeline.registry_unavailable``) or
   anything else fails, the batches before it stay committed and the error propagates; run the stage again to
@@ -23,8 +24,8 @@
   processes match and store them, each batch in the same transaction as above (not faster on a busy 2-core
   machine: docs/pipeline.md) (:mod:`vaxcred.pipeline.registry.parallel`);
   the per-batch pieces are in :mod:`vaxcred.pipeline.registry.batch`. Per batch: one read, one lookup, one write
-  transaction of three statements (re-read ``FOR UPDATE``, multi-row INSERT ``registry_checks``, executemany
-  UPDATE ``persons``).
+  transaction (PostgreSQL: one statement; SQLite: the re-read, executemany INSERT ``registry_checks``,
+  executemany UPDATE ``persons``).
 
 :func:`check_persons` is the in-transaction variant for a caller that already holds a connection (the
 corrections flow re-checks one person inside the transaction that changed it).

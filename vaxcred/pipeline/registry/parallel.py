@@ -5,8 +5,8 @@
     this process                                        worker processes (spawned, N)
     ───────────────────────────────                     ─────────────────────────────────────────────
     read a batch (persons, id order)                    match every person (pure, CPU)
-    registry.lookup(its citizen IDs)   ── (rows, ──>    one write transaction: re-read the batch's persons
-    next batch while the workers work      answer)        (locked), store the results of those unchanged
+    registry.lookup(its citizen IDs)   ── (rows, ──>    one write transaction: store the results of the
+    next batch while the workers work      answer)        batch's persons still unchanged
                                        <── counts ──    (registry_checks + persons.registry_status)
 
 The registry adapter stays in this process (an HTTP client, a file handle: nothing to pickle, one place for its
