@@ -74,7 +74,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from vaxcred.issue import DEFAULT_CERTIFICATE_ISSUER, IssuancePolicy, Issuer
 from vaxcred.keys import KeyChainDir
-from vaxcred.pipeline.issuance.queue import Clock, Job, active_passport, held_elsewhere, utc
+from vaxcred.pipeline.issuance.claims import Clock, Job, active_passport, held_elsewhere, utc
 from vaxcred.pipeline.issuance.rows import SiteCertificates
 from vaxcred.pipeline.issuance.select import registry_reason
 from vaxcred.pipeline.issuance.workers import WORKER_FAILED, IssuanceReport, run_processes, work, worker_id

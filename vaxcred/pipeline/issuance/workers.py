@@ -1,7 +1,7 @@
 """Central issuance, the workers: one worker's loop, and a pool of worker processes sharing the queue.
 
-A worker claims a batch (:func:`~vaxcred.pipeline.issuance.queue.claim`), evaluates and signs it outside any
-transaction, and stores it (:func:`~vaxcred.pipeline.issuance.queue.commit`), until no batch is left. A pool
+A worker claims a batch (:func:`~vaxcred.pipeline.issuance.claims.claim`), evaluates and signs it outside any
+transaction, and stores it (:func:`~vaxcred.pipeline.issuance.store.commit`), until no batch is left. A pool
 (:func:`run_processes`) starts N spawned processes; each opens the database from its URL and builds its own
 issuer with the (picklable) factory; batches are reported to the parent through a queue, and a failing worker
 stops the others after their current batch. Workers die with the parent: killing ``issue-batch`` (even with
@@ -31,9 +31,10 @@ from cryptography import x509
 from vaxcred.errors import IssuanceError, VaxcredError
 from vaxcred.issue import IssuedPassport, Issuer
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.issuance.queue import Job, Signed, claim, commit, release
+from vaxcred.pipeline.issuance.claims import Job, claim, release
 from vaxcred.pipeline.issuance.rows import Candidate, SiteCertificates
 from vaxcred.pipeline.issuance.select import Eligible, Reason, evaluate
+from vaxcred.pipeline.issuance.store import Signed, commit
 from vaxcred.pipeline.processes import die_with_parent as _die_with_parent
 from vaxcred.pipeline.processes import failure_message
 from vaxcred.storage import Database, open_database
