@@ -91,6 +91,7 @@ DECLARE
     v_ids bigint[];
     v_got bigint[];
     v_passports bigint[];
+    v_sequence regclass;
     v_done bigint[];
     v_drop bigint[];
     v_current bigint[];
@@ -125,9 +126,8 @@ BEGIN
                         OR (c.state = '{_DONE}' AND c.claimed_at >= p_run_started))
                 RETURNING c.person_id)
             SELECT coalesce(array_agg(person_id ORDER BY person_id), '{{}}') INTO v_got FROM got;
-            v_passports := ARRAY(
-                SELECT nextval(pg_get_serial_sequence('passports', 'id'))
-                FROM generate_series(1, cardinality(v_got)));
+            v_sequence := pg_get_serial_sequence('passports', 'id')::regclass;
+            v_passports := ARRAY(SELECT nextval(v_sequence) FROM generate_series(1, cardinality(v_got)));
             RETURN QUERY
             SELECT 'person', g.person_id, g.passport_id, p.citizen_id::text, p.full_name::text, p.dob::text,
                    chk.id, chk.status::text, pred.id,
