@@ -13,9 +13,9 @@ from tests.pipeline.test_issuance import (
     plan,
     populate,
 )
-from vaxcred.pipeline import log
+from tests.pipeline.test_issuance_roundtrip import passport_entries_as_stored
 from vaxcred.storage import Database
-from vaxcred.storage.schema import issuance_log, passport_doses
+from vaxcred.storage.schema import passport_doses
 
 
 def _links(db: Database) -> list[tuple[int, int, int]]:
@@ -53,13 +53,4 @@ def test_migration_0007_keeps_every_link_and_drops_only_their_foreign_keys(
                 passport_id=passport_id, dose_id=dose_id, site_signature_id=signature_id
             )
         )
-    with db.connect() as conn:
-        logged = dict(
-            conn.execute(
-                sa.select(issuance_log.c.object_id, issuance_log.c.entry).where(
-                    issuance_log.c.kind == log.Kind.PASSPORT.value
-                )
-            ).all()
-        )
-        assert len(logged) == 6
-        assert logged == log.build_entries(conn, log.Kind.PASSPORT, list(logged))
+    assert passport_entries_as_stored(db) == 6
