@@ -29,8 +29,8 @@ from vaxcred.issue import IssuedPassport, Issuer
 from vaxcred.model import DCC, generate_uvci
 from vaxcred.pipeline import log
 from vaxcred.pipeline.errors import PipelineError
+from vaxcred.pipeline.issuance import Job, take_claims
 from vaxcred.pipeline.issuance import select as issuance_select
-from vaxcred.pipeline.issuance.queue import Job, take_claims
 from vaxcred.pipeline.issuance.rows import DoseRow
 from vaxcred.pipeline.issuance.select import Reason, latest_dose, primary_series
 from vaxcred.pipeline.issuance.stage import IssuanceReport, pending_count, run_issuance

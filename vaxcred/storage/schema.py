@@ -314,12 +314,16 @@ sa.Index(
     postgresql_where=passports.c.supersedes.is_not(None),
 )
 
+# a passport's links to the doses and site signatures it was built from. No foreign keys (migration 0007): the one
+# writer (issuance's store) inserts them in the passport's own transaction, after re-checking that each dose is a
+# current dose of the person and locking each signature FOR SHARE as current; none of the three parents is ever
+# deleted; and the issuance log's passport entry holds the pairs, which `log audit` recomputes from these rows
 passport_doses = sa.Table(
     "passport_doses",
     metadata,
-    sa.Column("passport_id", Id, sa.ForeignKey(passports.c.id), primary_key=True),
-    sa.Column("dose_id", Id, sa.ForeignKey(doses.c.id), primary_key=True, index=True),
-    sa.Column("site_signature_id", Id, sa.ForeignKey(site_signatures.c.id), nullable=False),
+    sa.Column("passport_id", Id, primary_key=True),
+    sa.Column("dose_id", Id, primary_key=True, index=True),
+    sa.Column("site_signature_id", Id, nullable=False),
 )
 
 revocations = sa.Table(

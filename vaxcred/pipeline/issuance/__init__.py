@@ -5,12 +5,10 @@ Public names of the modules below; import private helpers from their module.
 
 from __future__ import annotations
 
-from vaxcred.pipeline.issuance.queue import (
+from vaxcred.pipeline.issuance.claims import (
     Job,
-    Signed,
     active_passport,
     claim,
-    commit,
     release,
     take_claims,
     utc,
@@ -49,6 +47,7 @@ from vaxcred.pipeline.issuance.stage import (
     pending_count,
     run_issuance,
 )
+from vaxcred.pipeline.issuance.store import Signed, commit
 from vaxcred.pipeline.issuance.workers import (
     WORKER_FAILED,
     IssuanceReport,

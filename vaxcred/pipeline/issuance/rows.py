@@ -36,7 +36,15 @@ from vaxcred.storage.schema import (
 )
 from vaxcred.trust.chain import check_issued_by
 
-__all__ = ["Candidate", "DoseRow", "SignatureRow", "SiteCertificate", "SiteCertificates", "load_candidates"]
+__all__ = [
+    "Candidate",
+    "DoseRow",
+    "SignatureRow",
+    "SiteCertificate",
+    "SiteCertificates",
+    "dose_row",
+    "load_candidates",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,6 +91,49 @@ class Candidate:
     check_id: int | None
     check_status: str | None
     doses: tuple[DoseRow, ...]
+
+
+def dose_row(
+    dose_id: int,
+    dose_number: int,
+    day: dt.date,
+    site_id: str,
+    vaccine: str,
+    lot: str,
+    sig_id: int | None,
+    sig_site_id: str,
+    certificate: bytes | None,
+    kid: bytes,
+    cose: bytes,
+    leaf_index: int | None,
+    proof: bytes | None,
+    head: bytes | None,
+) -> DoseRow:
+    """A :class:`DoseRow` from a dose's columns followed by its current signature's (``sig_id`` None: unsigned),
+    in the order :func:`load_candidates` reads them."""
+    signature = (
+        None
+        if sig_id is None
+        else SignatureRow(
+            id=sig_id,
+            site_id=sig_site_id,
+            certificate=certificate,
+            kid=kid,
+            cose=cose,
+            head=head,
+            leaf_index=leaf_index,
+            proof=proof,
+        )
+    )
+    return DoseRow(
+        id=dose_id,
+        dose_number=dose_number,
+        date=day,
+        site_id=site_id,
+        vaccine=vaccine,
+        lot=lot,
+        signature=signature,
+    )
 
 
 def load_candidates(conn: Connection, person_ids: Sequence[int]) -> list[Candidate]:
@@ -141,48 +192,8 @@ def load_candidates(conn: Connection, person_ids: Sequence[int]) -> list[Candida
     )
     # rows unpacked as tuples, fetched at once: reading 15 columns by name off ~2.5 rows a person cost more
     # than the database's join
-    for (
-        dose_id,
-        person_id,
-        dose_number,
-        day,
-        site_id,
-        vaccine,
-        lot,
-        sig_id,
-        sig_site_id,
-        certificate,
-        kid,
-        cose,
-        leaf_index,
-        proof,
-        head,
-    ) in conn.execute(query).all():
-        signature = (
-            None
-            if sig_id is None
-            else SignatureRow(
-                id=sig_id,
-                site_id=sig_site_id,
-                certificate=certificate,
-                kid=kid,
-                cose=cose,
-                head=head,
-                leaf_index=leaf_index,
-                proof=proof,
-            )
-        )
-        dose_rows.setdefault(person_id, []).append(
-            DoseRow(
-                id=dose_id,
-                dose_number=dose_number,
-                date=day,
-                site_id=site_id,
-                vaccine=vaccine,
-                lot=lot,
-                signature=signature,
-            )
-        )
+    for dose_id, person_id, *values in conn.execute(query).all():
+        dose_rows.setdefault(person_id, []).append(dose_row(dose_id, *values))
     unchecked = (None, None)
     return [
         Candidate(
@@ -218,8 +229,9 @@ class SiteCertificates:
         self._by_kid: dict[bytes, list[bytes]] = {}
         self._kids_loaded: set[bytes] = set()
 
-    def load(self, conn: Connection, candidates: Iterable[Candidate]) -> None:
-        """Read the certificates the candidates' signatures name that are not known yet."""
+    def missing(self, candidates: Iterable[Candidate]) -> tuple[set[bytes], set[bytes]]:
+        """The fingerprints, and the kids of signatures naming no certificate, that the candidates' signatures
+        name and this cache has not read yet."""
         fingerprints: set[bytes] = set()
         kids: set[bytes] = set()
         for candidate in candidates:
@@ -232,6 +244,11 @@ class SiteCertificates:
                         fingerprints.add(sig.certificate)
                 elif sig.kid not in self._kids_loaded:
                     kids.add(sig.kid)
+        return fingerprints, kids
+
+    def load(self, conn: Connection, candidates: Iterable[Candidate]) -> None:
+        """Read the certificates the candidates' signatures name that are not known yet."""
+        fingerprints, kids = self.missing(candidates)
         if not fingerprints and not kids:
             return
         query = sa.select(site_certificates.c.fingerprint, site_certificates.c.kid, site_certificates.c.der)

@@ -5,7 +5,7 @@ eligible person — with its own issuance time (``now``) and its own ``run_start
 an earlier pass, e.g. a dose not yet site-signed, are looked at again). Between passes the service waits ``poll``
 seconds (±20 % jitter, so workers on many hosts do not poll in step); after a failed pass it waits longer
 (doubling, up to five minutes). Several services on several hosts share one database exactly as several
-``issue-batch`` runs do (the claim queue of :mod:`~vaxcred.pipeline.issuance.queue`): exactly one passport per
+``issue-batch`` runs do (the claim queue of :mod:`~vaxcred.pipeline.issuance.claims`): exactly one passport per
 person, and a worker killed with ``-9`` leaves nothing half-stored, only claims the others take after the lease.
 
 Stopping: ``stop()`` is asked before every batch claim and during the wait, so the batch in hand is finished
@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from vaxcred.crypto import Signer
 from vaxcred.errors import VaxcredError
 from vaxcred.issue import DEFAULT_CERTIFICATE_ISSUER, Issuer
-from vaxcred.pipeline.issuance.queue import Clock, Job, utc
+from vaxcred.pipeline.issuance.claims import Clock, Job, utc
 from vaxcred.pipeline.issuance.rows import SiteCertificates
 from vaxcred.pipeline.issuance.workers import IssuanceReport, work
 from vaxcred.pipeline.site_signing.stage import run_site_signing

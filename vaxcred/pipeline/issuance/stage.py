@@ -11,10 +11,15 @@
     UPSERT issuance_claims → 'claimed' by this worker                                        (one ACTIVE per person) DO NOTHING
     read the claimed persons' checks, doses, signatures                                     INSERT passport_doses
 
+On PostgreSQL the commit of batch N and the claim of batch N+1 are one call, one transaction, one round trip
+(the same statements server-side, in a PL/pgSQL function: :mod:`~vaxcred.pipeline.issuance.roundtrip`).
+
 Modules: who is eligible and what the DCC holds — :mod:`~vaxcred.pipeline.issuance.select`; the stored rows a
-batch reads and the site-certificate cache — :mod:`~vaxcred.pipeline.issuance.rows`; the claim and commit
-transactions — :mod:`~vaxcred.pipeline.issuance.queue`; a worker's loop and the process pool —
-:mod:`~vaxcred.pipeline.issuance.workers`; this module: :func:`run_issuance` and :class:`KeyChainIssuerFactory`.
+batch reads and the site-certificate cache — :mod:`~vaxcred.pipeline.issuance.rows`; the claim transaction —
+:mod:`~vaxcred.pipeline.issuance.claims`; the commit transaction — :mod:`~vaxcred.pipeline.issuance.store`; both
+in one round trip on PostgreSQL — :mod:`~vaxcred.pipeline.issuance.roundtrip`; a worker's loop and the process
+pool — :mod:`~vaxcred.pipeline.issuance.workers`; this module: :func:`run_issuance` and
+:class:`KeyChainIssuerFactory`.
 
 **Guarantees.**
 
@@ -74,7 +79,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from vaxcred.issue import DEFAULT_CERTIFICATE_ISSUER, IssuancePolicy, Issuer
 from vaxcred.keys import KeyChainDir
-from vaxcred.pipeline.issuance.queue import Clock, Job, active_passport, held_elsewhere, utc
+from vaxcred.pipeline.issuance.claims import Clock, Job, active_passport, held_elsewhere, utc
 from vaxcred.pipeline.issuance.rows import SiteCertificates
 from vaxcred.pipeline.issuance.select import registry_reason
 from vaxcred.pipeline.issuance.workers import WORKER_FAILED, IssuanceReport, run_processes, work, worker_id

@@ -1,7 +1,7 @@
 """Central issuance, the workers: one worker's loop, and a pool of worker processes sharing the queue.
 
-A worker claims a batch (:func:`~vaxcred.pipeline.issuance.queue.claim`), evaluates and signs it outside any
-transaction, and stores it (:func:`~vaxcred.pipeline.issuance.queue.commit`), until no batch is left. A pool
+A worker claims a batch (:func:`~vaxcred.pipeline.issuance.claims.claim`), evaluates and signs it outside any
+transaction, and stores it (:func:`~vaxcred.pipeline.issuance.store.commit`), until no batch is left. A pool
 (:func:`run_processes`) starts N spawned processes; each opens the database from its URL and builds its own
 issuer with the (picklable) factory; batches are reported to the parent through a queue, and a failing worker
 stops the others after their current batch. Workers die with the parent: killing ``issue-batch`` (even with
@@ -26,14 +26,17 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
+import sqlalchemy as sa
 from cryptography import x509
 
 from vaxcred.errors import IssuanceError, VaxcredError
 from vaxcred.issue import IssuedPassport, Issuer
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.issuance.queue import Job, Signed, claim, commit, release
+from vaxcred.pipeline.issuance.claims import Job, claim, release
+from vaxcred.pipeline.issuance.roundtrip import Claimed, Stored, load_certificates, round_trips
 from vaxcred.pipeline.issuance.rows import Candidate, SiteCertificates
 from vaxcred.pipeline.issuance.select import Eligible, Reason, evaluate
+from vaxcred.pipeline.issuance.store import Signed, commit
 from vaxcred.pipeline.processes import die_with_parent as _die_with_parent
 from vaxcred.pipeline.processes import failure_message
 from vaxcred.storage import Database, open_database
@@ -169,10 +172,13 @@ def work(
     on_batch: Callable[[IssuanceReport], None],
     stop: Callable[[], bool] = lambda: False,
 ) -> IssuanceReport:
-    """Claim, evaluate, sign and commit batches until the queue is empty (or ``stop()``)."""
+    """Claim, evaluate, sign and commit batches until the queue is empty (or ``stop()``). PostgreSQL: one round
+    trip a batch (:func:`_work_in_round_trips`)."""
     site_ca = x509.load_der_x509_certificate(job.site_ca_der)
     crl = None if job.site_crl_der is None else x509.load_der_x509_crl(job.site_crl_der)
     certificates = SiteCertificates(site_ca, crl)
+    if db.backend == "postgresql":
+        return _work_in_round_trips(db, issuer, job, worker, on_batch, stop, certificates)
     total = IssuanceReport()
     cursor = 0
     while not stop():
@@ -190,18 +196,74 @@ def work(
             release(db, worker, claimed)  # what is still ours and not done; a crash leaves it to the lease
             raise
         reasons.update(stored_reasons)
-        batch = _outcomes(issued, list(reasons.values()))
-        logger.debug(
-            "issuance: persons %d–%d: %d issued, %d skipped, %d failed",
-            claimed[0],
-            claimed[-1],
-            batch.issued,
-            batch.skipped_ineligible,
-            batch.failed,
-        )
-        total = total + batch
-        on_batch(batch)
+        total = total + _reported(claimed, issued, reasons, on_batch)
     return total
+
+
+def _work_in_round_trips(
+    db: Database,
+    issuer: Issuer,
+    job: Job,
+    worker: str,
+    on_batch: Callable[[IssuanceReport], None],
+    stop: Callable[[], bool],
+    certificates: SiteCertificates,
+) -> IssuanceReport:
+    """:func:`work` on PostgreSQL: each call stores the batch signed last and claims the next one
+    (:mod:`~vaxcred.pipeline.issuance.roundtrip`); signing runs between the calls, outside any transaction."""
+    total = IssuanceReport()
+    with round_trips(db, job, worker) as trips:
+        claimed = Claimed(cursor=0)
+        persons: list[int] = []  # the batch claimed and signed, not stored yet
+        signed: list[Signed] = []
+        reasons: dict[int, Reason] = {}
+        while claimed.cursor is not None:
+            cursor = None if stop() else claimed.cursor  # None: store what is signed, claim nothing more
+            try:
+                try:
+                    stored, claimed = trips.step(cursor, persons, signed, claimed)
+                except sa.exc.IntegrityError:  # nothing of the call was kept: store alone, then claim alone
+                    issued, lost = commit(db, job, worker, persons, signed)
+                    stored = Stored(issued=issued, reasons=lost)
+                    claimed = trips.step(cursor)[1]
+            except BaseException:
+                release(
+                    db, worker, persons
+                )  # what is still ours and not done; a crash leaves it to the lease
+                raise
+            if persons:
+                reasons.update(stored.reasons)
+                total = total + _reported(persons, stored.issued, reasons, on_batch)
+            persons, signed, reasons = [c.person_id for c in claimed.candidates], [], {}
+            if not persons:
+                continue
+            try:
+                load_certificates(db, certificates, claimed.candidates)
+                reasons, signed = _evaluate_and_sign(issuer, job, claimed.candidates, certificates)
+            except BaseException:
+                release(db, worker, persons)
+                raise
+    return total
+
+
+def _reported(
+    persons: Sequence[int],
+    issued: int,
+    reasons: Mapping[int, Reason],
+    on_batch: Callable[[IssuanceReport], None],
+) -> IssuanceReport:
+    """A stored batch's outcomes, logged (counts and person row ids only) and passed to ``on_batch``."""
+    batch = _outcomes(issued, list(reasons.values()))
+    logger.debug(
+        "issuance: persons %d–%d: %d issued, %d skipped, %d failed",
+        persons[0],
+        persons[-1],
+        batch.issued,
+        batch.skipped_ineligible,
+        batch.failed,
+    )
+    on_batch(batch)
+    return batch
 
 
 def _worker_main(
