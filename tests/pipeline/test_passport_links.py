@@ -1,4 +1,4 @@
-"""Migration 0007: ``passport_doses`` loses its foreign keys (the store checks each link in its own transaction),
+"""Migration 0008: ``passport_doses`` loses its foreign keys (the store checks each link in its own transaction),
 keeping every link, its primary key and what the issuance log says about it, on both backends."""
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ def _links(db: Database) -> list[tuple[int, int, int]]:
         ]
 
 
-def test_migration_0007_keeps_every_link_and_drops_only_their_foreign_keys(
+def test_migration_0008_keeps_every_link_and_drops_only_their_foreign_keys(
     empty_database: Database,
     chain: Chain,  # noqa: F811
 ) -> None:
-    """Passports issued at 0006, then the upgrade: the same links, no foreign key left on them, the primary key
+    """Passports issued at 0007, then the upgrade: the same links, no foreign key left on them, the primary key
     still refusing a second link of a passport to a dose, and every passport's log entry still what the rows
     give."""
     db = empty_database
-    db.migrate("0006")
+    db.migrate("0007")
     populate(db, chain, [plan(i) for i in range(6)])
     assert issue(db, chain).issued == 6
     before = _links(db)

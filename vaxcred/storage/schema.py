@@ -314,7 +314,7 @@ sa.Index(
     postgresql_where=passports.c.supersedes.is_not(None),
 )
 
-# a passport's links to the doses and site signatures it was built from. No foreign keys (migration 0007): the one
+# a passport's links to the doses and site signatures it was built from. No foreign keys (migration 0008): the one
 # writer (issuance's store) inserts them in the passport's own transaction, after re-checking that each dose is a
 # current dose of the person and locking each signature FOR SHARE as current; none of the three parents is ever
 # deleted; and the issuance log's passport entry holds the pairs, which `log audit` recomputes from these rows

@@ -16,8 +16,8 @@ And the issuance log covers the links: each passport's entry holds its (dose, si
 audit`` recomputes every entry from ``passport_doses`` and reports any difference. The primary key and the dose
 index stay. SQLite rebuilds the table (its foreign keys cannot be dropped in place).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-07
 """
 
@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0007"
-down_revision: str | None = "0006"
+revision = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | None = None
 depends_on: str | None = None
 
