@@ -189,6 +189,10 @@ def _other_batch(same_site: bool) -> Callable[[Any, list[Any]], object]:
     return pick
 
 
+def _other_site_member(m: Any, members: list[Any]) -> Any:
+    return next(o for o in members if o.site_id != m.site_id)
+
+
 def _alter_head(conn: Connection, m: Any, _: list[Any]) -> None:
     head = conn.execute(
         sa.select(site_signature_batches.c.head).where(site_signature_batches.c.id == m.batch_id)
@@ -208,7 +212,16 @@ TAMPERING: dict[str, tuple[Callable[[Connection, Any, list[Any]], None], Reason]
     "wrong index": (_set(leaf_index=lambda m, ms: _neighbour(m, ms).leaf_index), Reason.SIGNATURE_INVALID),
     "no index": (_set(leaf_index=lambda m, _: None), Reason.SIGNATURE_INVALID),
     "head of another batch (swapped root)": (_set(batch_id=_other_batch(True)), Reason.SIGNATURE_INVALID),
-    "head of another site": (_set(batch_id=_other_batch(False)), Reason.SIGNATURE_INVALID),
+    # since 0007 a member carries its batch's site and certificate (one foreign key): moved as a whole
+    "head of another site": (
+        _set(
+            **{
+                column: (lambda c: lambda m, ms: getattr(_other_site_member(m, ms), c))(column)
+                for column in ("batch_id", "site_id", "certificate")
+            }
+        ),
+        Reason.SIGNATURE_INVALID,
+    ),
     "member read as a v1 record": (_set(batch_id=lambda m, _: None), Reason.SIGNATURE_INVALID),
     "head bytes altered": (_alter_head, Reason.SIGNATURE_INVALID),
     "another person's member copied": (
