@@ -543,3 +543,37 @@ def test_a_back_dated_member_is_found_by_the_log_audit(signed: Database, site_ca
         )
         codes = {f.code for f in audit_log(conn, log_certificate=site_ca.certificate).findings}
     assert codes == {"log.object_altered"}
+
+
+def test_a_batch_whose_doses_were_signed_meanwhile_stores_only_the_rest(
+    database: Database, signers: dict[str, Signer], site_ca: keys.KeyPair
+) -> None:
+    """Regression guard for the store's conflict path: doses a concurrent run signed after this batch was read
+    are skipped (PostgreSQL: the plain INSERT refused by the one-current-signature index, then the savepoint
+    rolled back and the batch stored without them), the others are stored once, and the log lists each
+    stored member once."""
+    load_people(database, invalid=False)
+    run_registry_check(database, registry_for(), now=CHECK_TIME)
+    certificates = {s: _certificate_row(signer) for s, signer in signers.items()}
+    with database.connect() as conn:
+        rows = [_DoseRow(*r) for r in conn.execute(_to_sign(KEYED[0], 0, 40))]
+    first = rows[5:12]  # the other run's batch: in the middle of this one
+    with database.begin() as conn:
+        assert _store_batch(
+            database, conn, first, _sign_rows(first, signers, NOW, PER_SIGNATURE), certificates
+        ) == (len(first), 0)
+    with database.begin() as conn:
+        stored, failed = _store_batch(
+            database, conn, rows, _sign_rows(rows, signers, NOW, PER_SIGNATURE), certificates
+        )
+    assert (stored, failed) == (len(rows) - len(first), 0)
+    with database.connect() as conn:
+        current = (
+            conn.execute(
+                sa.select(site_signatures.c.dose_id).where(site_signatures.c.superseded_at.is_(None))
+            )
+            .scalars()
+            .all()
+        )
+        assert audit_log(conn, log_certificate=site_ca.certificate).intact
+    assert sorted(current) == sorted(r.id for r in rows)
