@@ -241,10 +241,12 @@ def _store_batch(
 
 
 #: PostgreSQL, before a work-queue read: price a random page like a sequential one (the batch's rows are in
-#: memory or on SSD). With the default 4.0 the planner walks ``pk_doses`` from ``after`` and filters by site —
-#: every other site's doses read and dropped, ~21 rows per dose kept with the benchmark's 21 sites, whatever the
-#: table size — instead of the (site_id, id) index that holds exactly the site's rows in id order (measured,
-#: 20 k people: 14,500 rows and 6.6 ms per batch of 500 against 620 rows and 1.6 ms)
+#: memory or on SSD). With the default 4.0 the planner walks ``pk_doses`` from ``after`` and filters by site (the
+#: generic plan: every other site's doses read and dropped, ~21 rows per dose kept with the benchmark's 21 sites,
+#: whatever the table size) or gathers all the site's remaining doses in a bitmap and sorts them (the custom plan:
+#: a cost that grows with the site) instead of walking the (site_id, id) index, which holds exactly the site's
+#: rows in id order, and stopping after the batch (measured, 20 k people: 14,500 rows and 6.6 ms per batch of
+#: 500 against 620 rows and 1.6 ms; tests/pipeline/test_sitesign_queue_plan.py)
 _PG_QUEUE_PLAN = "SET LOCAL random_page_cost = 1.1"
 
 
