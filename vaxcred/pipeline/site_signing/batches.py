@@ -2,9 +2,11 @@
 
 A transaction's rows (one site) are signed in Merkle batches of ``per_signature`` records each
 (:func:`~vaxcred.pipeline.site_signing.batch.sign_batch`: one signature per batch head) and stored set-based:
-the heads in one multi-row INSERT … RETURNING id, the members in one multi-row INSERT … ON CONFLICT DO NOTHING
-naming their head, leaf index and audit path, then one log entry per head listing its stored members
-(:func:`vaxcred.pipeline.log.append`, ``dose_batch``).
+the heads in one multi-row INSERT … RETURNING id, the members in one INSERT naming their head, leaf index and audit
+path that skips doses signed meanwhile (:mod:`~vaxcred.pipeline.site_signing.member_rows`: ``ON CONFLICT DO
+NOTHING`` on SQLite, a plain INSERT in a savepoint first on PostgreSQL), then one log entry per head listing its
+stored members (:func:`vaxcred.pipeline.log.append`, ``dose_batch``). A member's batch, site and certificate are
+checked by one composite foreign key (storage migration 0007).
 
 Shared by the serial path (:func:`~vaxcred.pipeline.site_signing.stage.run_site_signing`) and the forked workers
 (:mod:`vaxcred.pipeline.site_signing.workers`). Nothing here logs personal data: log lines carry dose row ids,

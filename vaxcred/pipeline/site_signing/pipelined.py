@@ -20,7 +20,7 @@
   this connection: the rows are then exactly as read); any other commit in between, a correction's or not, makes
   it re-read.
 * **Exactly once, resumable.** Stores go through :func:`~vaxcred.pipeline.site_signing.batches._store_batch` like
-  every other path (``ON CONFLICT DO NOTHING`` on the unique partial index). A ``kill -9`` loses the batches in
+  every other path (the unique partial index skips a dose signed meanwhile). A ``kill -9`` loses the batches in
   flight only; a re-run signs them.
 * **The child dies with the stage** (``PR_SET_PDEATHSIG``, :func:`~vaxcred.pipeline.processes.die_with_parent`); a
   child that dies or fails stops the run with :class:`PipelineError` ``pipeline.site_signing_worker_failed``

@@ -5,7 +5,7 @@
     doses ⋈ persons  WHERE registry_status = 'VERIFIED' AND site has a signer AND no current signature
         ─> batch of ≤ N (one site, dose id order) ─> batch.sign_batch per M of them (one signature each) ─>
            one transaction: INSERT site_certificates (if absent, by fingerprint) + INSERT site_signature_batches
-           (the heads) + INSERT site_signatures (ON CONFLICT DO NOTHING) + the log entries
+           (the heads) + INSERT site_signatures (skipping doses signed meanwhile) + the log entries
 
 * **Work queue.** A dose needs a signature while it has no *current* one (``site_signatures.superseded_at IS
   NULL``; a unique partial index allows at most one). Sites are taken one after the other, each walked along the
