@@ -87,9 +87,9 @@ def _another_current_signature(error: sa.exc.IntegrityError) -> bool:
 def _insert_postgres(conn: Connection, columns: tuple[list[Any], ...]) -> list[tuple[int, int]]:
     """A plain INSERT in a savepoint; only if a dose was signed meanwhile (a concurrent run) the savepoint is rolled
     back and the rows inserted again skipping those. ``ON CONFLICT`` on every batch cost a speculative insertion
-    per row (a check of the index, a token lock and a confirmation record; measured, 20 k people: ~4 us of the
-    ~25 us a member's INSERT costs the server); the plain INSERT's unique check waits for and then refuses the
-    same conflicting rows."""
+    per row (a check of the index, a token lock and a confirmation record; measured, 20 k people, two workers:
+    the stage's server CPU 30.7 -> 29.0 us a dose, WAL -4.5 %); the plain INSERT's unique check waits for and
+    then refuses the same conflicting rows."""
     try:
         with conn.begin_nested():
             rows = conn.exec_driver_sql(_postgres_sql(skip_signed=False), columns).all()
