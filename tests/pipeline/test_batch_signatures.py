@@ -189,6 +189,10 @@ def _other_batch(same_site: bool) -> Callable[[Any, list[Any]], object]:
     return pick
 
 
+def _other_site_member(m: Any, members: list[Any]) -> Any:
+    return next(o for o in members if o.site_id != m.site_id)
+
+
 def _alter_head(conn: Connection, m: Any, _: list[Any]) -> None:
     head = conn.execute(
         sa.select(site_signature_batches.c.head).where(site_signature_batches.c.id == m.batch_id)
@@ -208,7 +212,16 @@ TAMPERING: dict[str, tuple[Callable[[Connection, Any, list[Any]], None], Reason]
     "wrong index": (_set(leaf_index=lambda m, ms: _neighbour(m, ms).leaf_index), Reason.SIGNATURE_INVALID),
     "no index": (_set(leaf_index=lambda m, _: None), Reason.SIGNATURE_INVALID),
     "head of another batch (swapped root)": (_set(batch_id=_other_batch(True)), Reason.SIGNATURE_INVALID),
-    "head of another site": (_set(batch_id=_other_batch(False)), Reason.SIGNATURE_INVALID),
+    # since 0009 a member carries its batch's site and certificate (one foreign key): moved as a whole
+    "head of another site": (
+        _set(
+            **{
+                column: (lambda c: lambda m, ms: getattr(_other_site_member(m, ms), c))(column)
+                for column in ("batch_id", "site_id", "certificate")
+            }
+        ),
+        Reason.SIGNATURE_INVALID,
+    ),
     "member read as a v1 record": (_set(batch_id=lambda m, _: None), Reason.SIGNATURE_INVALID),
     "head bytes altered": (_alter_head, Reason.SIGNATURE_INVALID),
     "another person's member copied": (
@@ -530,3 +543,37 @@ def test_a_back_dated_member_is_found_by_the_log_audit(signed: Database, site_ca
         )
         codes = {f.code for f in audit_log(conn, log_certificate=site_ca.certificate).findings}
     assert codes == {"log.object_altered"}
+
+
+def test_a_batch_whose_doses_were_signed_meanwhile_stores_only_the_rest(
+    database: Database, signers: dict[str, Signer], site_ca: keys.KeyPair
+) -> None:
+    """Regression guard for the store's conflict path: doses a concurrent run signed after this batch was read
+    are skipped (PostgreSQL: the plain INSERT refused by the one-current-signature index, then the savepoint
+    rolled back and the batch stored without them), the others are stored once, and the log lists each
+    stored member once."""
+    load_people(database, invalid=False)
+    run_registry_check(database, registry_for(), now=CHECK_TIME)
+    certificates = {s: _certificate_row(signer) for s, signer in signers.items()}
+    with database.connect() as conn:
+        rows = [_DoseRow(*r) for r in conn.execute(_to_sign(KEYED[0], 0, 40))]
+    first = rows[5:12]  # the other run's batch: in the middle of this one
+    with database.begin() as conn:
+        assert _store_batch(
+            database, conn, first, _sign_rows(first, signers, NOW, PER_SIGNATURE), certificates
+        ) == (len(first), 0)
+    with database.begin() as conn:
+        stored, failed = _store_batch(
+            database, conn, rows, _sign_rows(rows, signers, NOW, PER_SIGNATURE), certificates
+        )
+    assert (stored, failed) == (len(rows) - len(first), 0)
+    with database.connect() as conn:
+        current = (
+            conn.execute(
+                sa.select(site_signatures.c.dose_id).where(site_signatures.c.superseded_at.is_(None))
+            )
+            .scalars()
+            .all()
+        )
+        assert audit_log(conn, log_certificate=site_ca.certificate).intact
+    assert sorted(current) == sorted(r.id for r in rows)

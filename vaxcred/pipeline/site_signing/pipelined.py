@@ -20,7 +20,7 @@
   this connection: the rows are then exactly as read); any other commit in between, a correction's or not, makes
   it re-read.
 * **Exactly once, resumable.** Stores go through :func:`~vaxcred.pipeline.site_signing.batches._store_batch` like
-  every other path (``ON CONFLICT DO NOTHING`` on the unique partial index). A ``kill -9`` loses the batches in
+  every other path (the unique partial index skips a dose signed meanwhile). A ``kill -9`` loses the batches in
   flight only; a re-run signs them.
 * **The child dies with the stage** (``PR_SET_PDEATHSIG``, :func:`~vaxcred.pipeline.processes.die_with_parent`); a
   child that dies or fails stops the run with :class:`PipelineError` ``pipeline.site_signing_worker_failed``
@@ -48,10 +48,10 @@ from vaxcred.pipeline.processes import die_with_parent
 from vaxcred.pipeline.site_signing.batches import (
     ProgressCallback,
     _DoseRow,
+    _queue_rows,
     _sign_rows,
     _Signed,
     _store_batch,
-    _to_sign,
 )
 from vaxcred.pipeline.site_signing.workers import _recheck
 from vaxcred.storage import Database
@@ -175,10 +175,7 @@ class _Queue:
 
     def next_batch(self, conn: Connection) -> list[_DoseRow]:
         while self._sites:
-            rows = [
-                _DoseRow(*row)
-                for row in conn.execute(_to_sign(self._sites[0], self._after, self._batch_size))
-            ]
+            rows = _queue_rows(conn, self._sites[0], self._after, self._batch_size)
             if rows:
                 self._after = rows[-1].id
                 return rows

@@ -20,10 +20,10 @@ from vaxcred.pipeline.site_signing.batches import (
     _VERIFIED,
     ProgressCallback,
     _DoseRow,
+    _queue_rows,
     _sign_rows,
     _Signed,
     _store_batch,
-    _to_sign,
     logger,
 )
 from vaxcred.storage import Database, open_database
@@ -65,7 +65,7 @@ def _sign_site_in_child(site_id: str) -> tuple[int, int]:
     signed = failed = 0
     while True:
         with db.connect() as conn:
-            rows = [_DoseRow(*row) for row in conn.execute(_to_sign(site_id, last_id, state.batch_size))]
+            rows = _queue_rows(conn, site_id, last_id, state.batch_size)
         if not rows:
             return signed, failed
         last_id = rows[-1].id
