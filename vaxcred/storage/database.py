@@ -47,6 +47,11 @@ _PG_BATCH_PLANS = (
 )
 
 
+#: :meth:`Database.analyze` runs for a stage that changed at least this many rows (a small import or a re-check of
+#: a few persons leaves the statistics to autovacuum)
+ANALYZE_AFTER_ROWS = 10_000
+
+
 class Database:
     """An engine bound to one vaxcred database; build with :func:`open_database`."""
 
@@ -118,6 +123,20 @@ class Database:
         insert = postgresql.insert if self.backend == "postgresql" else sqlite.insert
         statement = insert(table)
         return statement.on_conflict_do_nothing(index_elements=list(on), index_where=where)
+
+    def analyze(self, *tables: sa.Table, changed_rows: int) -> None:
+        """PostgreSQL: ``ANALYZE`` these tables when a stage has changed ``changed_rows`` ≥
+        :data:`ANALYZE_AFTER_ROWS` rows of them in bulk, so that the next
+        stage plans with statistics that fit (PostgreSQL's "Populating a Database" advice). Otherwise autovacuum
+        takes them whenever a table crosses its threshold, mid-stage: seen at 100,000 people, ``persons`` analysed
+        while most were still unchecked made site signing's reads ~10x slower (86 against 29 µs of server CPU a
+        dose). A sample of 30,000 rows a table: about a second at a million rows. SQLite: nothing (its planner
+        works from the indexes without statistics, and ``ANALYZE`` would read every index)."""
+        if self.backend != "postgresql" or not tables or changed_rows < ANALYZE_AFTER_ROWS:
+            return
+        names = ", ".join(self.engine.dialect.identifier_preparer.format_table(t) for t in tables)
+        with self.begin() as conn:
+            conn.exec_driver_sql(f"ANALYZE {names}")
 
     def migrate(self, revision: str = "head") -> None:
         """Upgrade the schema to ``revision`` (Alembic, programmatic: no alembic.ini), in one transaction."""

@@ -66,6 +66,7 @@ from vaxcred.pipeline.records.rejects import MAX_RAW_CHARS, REJECTS_HEADER, Reje
 from vaxcred.pipeline.records.validation import Chunk, ChunkResult, StagedRow, validate_chunk
 from vaxcred.pipeline.records.workers import validate_in_processes
 from vaxcred.storage import Database
+from vaxcred.storage.schema import doses, persons
 
 __all__ = [
     "BAD_IMPORT",
@@ -195,6 +196,8 @@ def import_lines(
                 totals.store(conn, batch, on_progress)
     finally:
         rejects.close()
+    # PostgreSQL: the next stages plan with statistics of what was imported
+    db.analyze(persons, doses, changed_rows=totals.imported)
     return totals.report(rejects_path, rejects.error)
 
 

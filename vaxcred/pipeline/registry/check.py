@@ -57,7 +57,7 @@ from vaxcred.pipeline.registry.lookup import PopulationRegistry
 from vaxcred.pipeline.registry.matcher import can_fork, check_with_matcher
 from vaxcred.pipeline.registry.parallel import check_in_processes
 from vaxcred.storage import Database
-from vaxcred.storage.schema import persons
+from vaxcred.storage.schema import persons, registry_checks
 
 __all__ = [
     "BATCH_SIZE",
@@ -191,20 +191,24 @@ def run_registry_check(
     source = (source or registry_source(registry))[:_MAX_SOURCE]
     batches = _batches(db, batch_size=batch_size, recheck=recheck, person_ids=person_ids)
     if workers > 1:
-        return check_in_processes(
+        report = check_in_processes(
             db, registry, batches, now=now, source=source, workers=workers, on_progress=on_progress
         )
-    if match_process is None:
-        match_process = (os.cpu_count() or 1) >= 2
-    return check_with_matcher(
-        db,
-        registry,
-        batches,
-        now=now,
-        source=source,
-        on_progress=on_progress,
-        fork=match_process and can_fork(),
-    )
+    else:
+        if match_process is None:
+            match_process = (os.cpu_count() or 1) >= 2
+        report = check_with_matcher(
+            db,
+            registry,
+            batches,
+            now=now,
+            source=source,
+            on_progress=on_progress,
+            fork=match_process and can_fork(),
+        )
+    # PostgreSQL: site signing and issuance plan with the statuses as they now are
+    db.analyze(persons, registry_checks, changed_rows=report.checked)
+    return report
 
 
 def check_persons(

@@ -73,7 +73,7 @@ from vaxcred.pipeline.site_signing.pipelined import _run_pipelined
 from vaxcred.pipeline.site_signing.record import is_site_certificate, site_id_of
 from vaxcred.pipeline.site_signing.workers import _run_parallel
 from vaxcred.storage import Database
-from vaxcred.storage.schema import doses, persons, site_signatures
+from vaxcred.storage.schema import doses, persons, site_signature_batches, site_signatures
 from vaxcred.trust.store import require_utc
 
 # The batch, worker and audit code lives in site_signing_batches, site_signing_workers and site_signing_audit;
@@ -197,6 +197,8 @@ def run_site_signing(
     else:
         signed, failed = _run_serial(db, signers, certificates, now, (batch_size, per_signature), on_progress)
     no_key, unverified = _unsigned_counts(counted, site_ids)
+    # PostgreSQL: issuance plans with statistics of the signatures it joins
+    db.analyze(site_signatures, site_signature_batches, changed_rows=signed)
     return SigningReport(signed=signed, skipped_no_key=no_key, skipped_unverified=unverified, failed=failed)
 
 
