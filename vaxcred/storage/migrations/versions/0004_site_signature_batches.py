@@ -4,12 +4,12 @@ leaf index and audit path of a batch member (NULL for v1 rows, which keep their 
 SQLite cannot add a foreign key to an existing table: ``site_signatures`` is rebuilt. Until 2026-12-07 this
 revision used Alembic's batch mode, which drops the old table while ``passport_doses`` rows still point at it:
 on a SQLite database holding passports (foreign keys on) the DROP failed and the upgrade rolled back. Now the rows
-are set aside, the table dropped and created again as batch mode created it (same columns, order, keys and
-indexes: an empty database comes out of this revision exactly as before), and the rows put back under ``PRAGMA
-defer_foreign_keys`` (each put-back row satisfies the references its drop broke; SQLite checks the count at
-commit). The downgrade rebuilds the same way. Changing this revision alters no database that already passed it:
-a database batch mode failed on never got past 0004, and one it upgraded was left with the same schema as now.
-PostgreSQL alters the table in place, as before.
+are set aside, the table dropped and created again as batch mode created it (same columns in the same order, same
+named keys and indexes; only the table name in ``sqlite_master`` is no longer quoted), and the rows put back under
+``PRAGMA defer_foreign_keys`` (each put-back row satisfies the references its drop broke; SQLite checks the count
+at commit). The downgrade rebuilds the same way. Changing this revision alters no database that already upgraded:
+one batch mode failed on rolled back and never got past 0004, and one it upgraded has the schema this creates.
+PostgreSQL alters the table in place, with the same statements as before.
 
 Revision ID: 0004
 Revises: 0003
