@@ -4,6 +4,11 @@ NULL: the record is in force (every reader's filter: ``doses.withdrawn_at IS NUL
 ``duplicate`` correction naming the dose withdrew it then (``corrections``: dose_id, field ``duplicate``,
 state ``resolved``, ``resolved_at`` — the audit trail of who asked, which site answered, and when).
 
+The downgrade drops the column in place (``ALTER TABLE … DROP COLUMN``; SQLite 3.35 or newer). Until 2026-12-07 it
+used Alembic's batch mode, which on SQLite rebuilds ``doses`` by dropping it while site signatures, corrections and
+passport links still point at it: on a database holding any of them the DROP failed (foreign keys are on) and the
+downgrade rolled back. PostgreSQL runs the same statement as before.
+
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-07
@@ -27,5 +32,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("doses") as batch:
-        batch.drop_column("withdrawn_at")
+    op.drop_column("doses", "withdrawn_at")

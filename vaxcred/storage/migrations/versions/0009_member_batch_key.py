@@ -16,8 +16,8 @@ was stored: the log audit reports it) stops the upgrade with their row ids, befo
 (:class:`~vaxcred.errors.VaxcredError` ``storage.migration_blocked``).
 
 SQLite cannot alter a table's constraints: the table is rebuilt. Alembic's batch mode drops the old table while
-``passport_doses`` rows still point at it (an immediate foreign-key failure: revision 0004 cannot upgrade a
-SQLite database that holds passports); here the rows are set aside, the table dropped and created again, and
+``passport_doses`` rows still point at it (an immediate foreign-key failure: why revision 0004 could not upgrade
+a SQLite database that holds passports, until it did the same); here the rows are set aside, the table dropped and created again, and
 the rows put back under ``PRAGMA defer_foreign_keys`` (each put-back row satisfies the references its drop
 broke; SQLite checks the count at commit).
 
