@@ -139,10 +139,12 @@ def test_a_change_committed_while_the_store_waits_for_its_lock_is_seen(database:
         )
         worker.start()
         with database.connect() as conn:  # wait until the store is blocked on the correction's lock
-            for _ in range(200):
+            for _ in range(600):
                 waiting = conn.exec_driver_sql(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
                 ).scalar_one()
+                conn.rollback()  # pg_stat_activity is a snapshot per transaction: a fresh one each time
                 if waiting:
                     break
                 time.sleep(0.05)
