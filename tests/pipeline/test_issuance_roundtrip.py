@@ -29,8 +29,10 @@ from tests.pipeline.test_issuance import (
 )
 from vaxcred.pipeline import log
 from vaxcred.pipeline.issuance import Reason, run_issuance
+from vaxcred.pipeline.issuance.roundtrip_sql import CALL
 from vaxcred.pipeline.issuance.stage import IssuanceReport
 from vaxcred.storage import Database, open_database
+from vaxcred.storage.database import driver_errors
 from vaxcred.storage.schema import doses, issuance_log, registry_checks
 
 #: a round trip is one exchange the client ends and waits on: a simple Query, or an extended-protocol Sync
@@ -146,3 +148,46 @@ def test_a_record_changed_while_signing_is_not_issued(
     assert people[1].citizen_id not in active_passports(database)
     assert passport_entries_as_stored(database) == 4
     assert_exactly_one_each(database, [p for p in people if p is not people[1]])
+
+
+_ARRAY_SAMPLES: dict[str, list[list[Any]]] = {
+    "bigint[]": [[], [None], [None, None], [1, None, 2**62], [7], list(range(40_000, 40_003))],
+    "text[]": [
+        [],
+        [None],
+        ['HC1:6BF "quoted" \\ back, {braces} ', "Nguyễn Văn An", ""],
+        ["URN:UVCI:01:VN:BYT/A#1"],
+    ],
+    "bytea[]": [[], [None], [b'\x00\\"{,} NULL', b"", bytes(range(256))]],
+    "timestamptz[]": [
+        [],
+        [None],
+        [
+            dt.datetime(2022, 1, 1, tzinfo=dt.UTC),
+            dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+        ],
+        [dt.datetime(1970, 1, 1, 7, 0, 0, 1, tzinfo=dt.timezone(dt.timedelta(hours=7)))],
+    ],
+}
+
+
+def test_the_batch_calls_binary_array_parameters_arrive_unchanged(pg_cluster: PostgresCluster) -> None:
+    """Every array parameter of the batch call, sent in binary with its cast as CALL sends it, arrives as the
+    values given: empty, NULLs only, quotes, backslashes, braces, non-ASCII, NUL bytes, large ids, offsets."""
+    casts = re.findall(r"%b::(\w+\[\])", CALL)
+    assert len(casts) == 16, CALL
+    assert "%s::" not in CALL
+    url = pg_cluster.create_database()
+    try:
+        db = open_database(url)
+        try:
+            with db.engine.connect() as conn, driver_errors(conn) as raw:
+                for cast in sorted(set(casts)):
+                    for values in _ARRAY_SAMPLES[cast]:
+                        got = raw.execute(f"SELECT %b::{cast}", (values,)).fetchone()  # type: ignore[call-overload]
+                        assert got is not None
+                        assert got[0] == values, (cast, values, got)
+        finally:
+            db.dispose()
+    finally:
+        pg_cluster.drop_database(url)
