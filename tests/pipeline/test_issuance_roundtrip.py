@@ -29,8 +29,10 @@ from tests.pipeline.test_issuance import (
 )
 from vaxcred.pipeline import log
 from vaxcred.pipeline.issuance import Reason, run_issuance
+from vaxcred.pipeline.issuance.roundtrip_sql import CALL, FUNCTION
 from vaxcred.pipeline.issuance.stage import IssuanceReport
 from vaxcred.storage import Database, open_database
+from vaxcred.storage.database import driver_errors
 from vaxcred.storage.schema import doses, issuance_log, registry_checks
 
 #: a round trip is one exchange the client ends and waits on: a simple Query, or an extended-protocol Sync
@@ -146,3 +148,80 @@ def test_a_record_changed_while_signing_is_not_issued(
     assert people[1].citizen_id not in active_passports(database)
     assert passport_entries_as_stored(database) == 4
     assert_exactly_one_each(database, [p for p in people if p is not people[1]])
+
+
+_ARRAY_SAMPLES: dict[str, list[list[Any]]] = {
+    "bigint[]": [[], [None], [None, None], [1, None, 2**62], [7], list(range(40_000, 40_003))],
+    "text[]": [
+        [],
+        [None],
+        ['HC1:6BF "quoted" \\ back, {braces} ', "Nguyễn Văn An", ""],
+        ["URN:UVCI:01:VN:BYT/A#1"],
+    ],
+    "bytea[]": [[], [None], [b'\x00\\"{,} NULL', b"", bytes(range(256))]],
+    "timestamptz[]": [
+        [],
+        [None],
+        [
+            dt.datetime(2022, 1, 1, tzinfo=dt.UTC),
+            dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+        ],
+        [dt.datetime(1970, 1, 1, 7, 0, 0, 1, tzinfo=dt.timezone(dt.timedelta(hours=7)))],
+    ],
+}
+
+
+def test_the_batch_calls_binary_array_parameters_arrive_unchanged(pg_cluster: PostgresCluster) -> None:
+    """Every array parameter of the batch call, sent in binary with its cast as CALL sends it, arrives as the
+    values given: empty, NULLs only, quotes, backslashes, braces, non-ASCII, NUL bytes, large ids, offsets."""
+    casts = re.findall(r"%b::(\w+\[\])", CALL)
+    assert len(casts) == 16, CALL
+    assert "%s::" not in CALL
+    url = pg_cluster.create_database()
+    try:
+        db = open_database(url)
+        try:
+            with db.engine.connect() as conn, driver_errors(conn) as raw:
+                for cast in sorted(set(casts)):
+                    for values in _ARRAY_SAMPLES[cast]:
+                        got = raw.execute(f"SELECT %b::{cast}", (values,)).fetchone()  # type: ignore[call-overload]
+                        assert got is not None
+                        assert got[0] == values, (cast, values, got)
+        finally:
+            db.dispose()
+    finally:
+        pg_cluster.drop_database(url)
+
+
+_ROW_SAMPLES: dict[str, list[str]] = {
+    "text": ["NULL", "'Nguyễn Văn An'", "''"],
+    "bigint": ["NULL", "9223372036854775807", "1"],
+    "integer": ["NULL", "2147483647", "0"],
+    "date": ["NULL", "'2021-08-01'", "'0001-01-01'", "'9999-12-31'"],
+    "bytea": ["NULL", "'\\x00ff5c22'::bytea", "''::bytea", "decode(repeat('ab', 700), 'hex')"],
+}
+
+
+def test_the_batch_calls_binary_rows_read_as_text_rows_do(pg_cluster: PostgresCluster) -> None:
+    """Every column type the batch function returns reads the same in binary (as step() reads it) as in text:
+    same Python values and types (bytes, not memoryview), NULLs included."""
+    table = re.search(r"RETURNS TABLE \((.*?)\) LANGUAGE", FUNCTION, re.DOTALL)
+    assert table is not None
+    returned = set(re.findall(r"\br_\w+ (\w+)", table.group(1)))
+    assert returned == set(_ROW_SAMPLES), returned
+    url = pg_cluster.create_database()
+    try:
+        db = open_database(url)
+        try:
+            with db.engine.connect() as conn, driver_errors(conn) as raw:
+                for sql_type, samples in _ROW_SAMPLES.items():
+                    for sample in samples:
+                        query = f"SELECT ({sample})::{sql_type}"
+                        as_text = raw.execute(query).fetchone()  # type: ignore[call-overload]
+                        as_binary = raw.execute(query, binary=True).fetchone()  # type: ignore[call-overload]
+                        assert as_binary == as_text, query
+                        assert type(as_binary[0]) is type(as_text[0]), query
+        finally:
+            db.dispose()
+    finally:
+        pg_cluster.drop_database(url)

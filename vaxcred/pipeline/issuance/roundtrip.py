@@ -36,7 +36,8 @@ same, so every guarantee of :mod:`~vaxcred.pipeline.issuance.stage` holds as sta
 After an integrity error (the whole call rolls back) the batch is stored by :func:`~vaxcred.pipeline.issuance.
 store.commit`, person by person where needed, and the next batch is claimed by a call that stores nothing.
 Site certificates a batch names that the worker has not met yet are read in a separate query (a handful per
-worker: one per site certificate). Nothing here logs personal data.
+worker: one per site certificate). The call's array parameters and its rows travel in PostgreSQL's binary format
+(no per-element quoting in Python, no hex text for the byte strings either way). Nothing here logs personal data.
 """
 
 from __future__ import annotations
@@ -115,8 +116,10 @@ class RoundTrips:
             *arrays,
             job.now,
         )
+        # the rows in binary too: the server sends bytea (records, audit paths, batch heads, certificates) as it
+        # stores them instead of hex text, and the driver reads ids and byte strings without parsing
         with driver_errors(self._conn) as raw:
-            rows = raw.execute(CALL, parameters).fetchall()
+            rows = raw.execute(CALL, parameters, binary=True).fetchall()
         return _read(rows, len(signed))
 
 

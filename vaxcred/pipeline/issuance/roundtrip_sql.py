@@ -187,10 +187,13 @@ END
 $fn$
 """  # noqa: S608
 
+#: the call; its array parameters go in binary (``%b``): psycopg writes a text-format array element by element in
+#: Python, quoting and escaping each (~20 µs for an HC1 string, ~5 for a timestamp, ~4 for a bytea), and a
+#: binary one with a length prefix per element (~0.15 µs); the server receives the same values either way
 CALL: Final = (
     "SELECT * FROM pg_temp.vaxcred_issuance_batch("
-    "%s, %s, %s, %s, %s, %s, %s::bigint[], "
-    "%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::bytea[], "
-    "%s::timestamptz[], %s::timestamptz[], %s::bigint[], %s::bigint[], %s::bytea[], %s::bytea[], "
-    "%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s)"
+    "%s, %s, %s, %s, %s, %s, %b::bigint[], "
+    "%b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::bytea[], "
+    "%b::timestamptz[], %b::timestamptz[], %b::bigint[], %b::bigint[], %b::bytea[], %b::bytea[], "
+    "%b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %s)"
 )
