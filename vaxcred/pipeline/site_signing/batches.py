@@ -140,16 +140,29 @@ def _sign_rows(
         head = (
             None if batch.head is None else _Head(site_id, batch.kid, batch.head, batch.size, batch.signed_at)
         )
-        fingerprint = _fingerprint(signers[site_id].certificate.public_bytes(Encoding.DER))
-        for row, outcome in zip(chunk, batch.outcomes, strict=True):
-            if isinstance(outcome, VaxcredError) or head is None:
-                out.append(outcome.code if isinstance(outcome, VaxcredError) else "sitesign.bad_record")
-                continue
-            proof = b"".join(outcome.proof)
-            digest = log.dose_batch_member_digest(
-                site_id, fingerprint, head.kid, head.signed_at, outcome.index, proof, outcome.payload
+        if head is None:
+            out.extend(
+                [o.code if isinstance(o, VaxcredError) else "sitesign.bad_record" for o in batch.outcomes]
             )
-            out.append(_Signed(row.id, head, outcome.index, proof, outcome.payload, digest))
+            continue
+        fingerprint = _fingerprint(signers[site_id].certificate.public_bytes(Encoding.DER))
+        members = [
+            (row.id, o.index, b"".join(o.proof), o.payload)
+            for row, o in zip(chunk, batch.outcomes, strict=True)
+            if not isinstance(o, VaxcredError)
+        ]
+        digests = iter(
+            log.dose_batch_member_digests(
+                site_id, fingerprint, head.kid, head.signed_at, [m[1:] for m in members]
+            )
+        )
+        signed = iter(members)
+        for outcome in batch.outcomes:
+            if isinstance(outcome, VaxcredError):
+                out.append(outcome.code)
+                continue
+            dose_id, index, proof, payload = next(signed)
+            out.append(_Signed(dose_id, head, index, proof, payload, next(digests)))
     return out
 
 
