@@ -21,13 +21,16 @@ from vaxcred.crypto import Signer
 from vaxcred.pipeline.log import Kind, build_entries
 from vaxcred.pipeline.site_signing.batches import (
     _certificate_row,
+    _DoseRow,
     _queue_rows,
     _sign_rows,
     _Signed,
     _store_batch,
+    _to_sign,
 )
 from vaxcred.pipeline.site_signing.member_rows import _postgres_parameters, _postgres_sql
 from vaxcred.pipeline.site_signing.stage import verify_stored_signatures
+from vaxcred.pipeline.site_signing.workers import _recheck
 from vaxcred.storage import Database
 from vaxcred.storage.schema import issuance_log, site_signatures
 
@@ -95,3 +98,22 @@ def test_two_sites_members_stored_in_one_transaction_verify_and_log_as_read_back
         )
         assert len(logged) == 4  # 5 rows of each site, 4 a head: 2 heads each
         assert logged == build_entries(conn, Kind.DOSE_BATCH, list(logged))
+
+
+def test_queue_reads_through_the_driver_give_the_rows_sqlalchemy_gives(
+    checked: Database,  # noqa: F811 - fixture
+) -> None:
+    """The work-queue and recheck reads (PostgreSQL: compiled once, run through the driver) return exactly the
+    rows, values and types of the SQLAlchemy statement, locked or not, batch after batch."""
+    with checked.begin() as conn:
+        for site in KEYED:
+            expected = [_DoseRow(*row) for row in conn.execute(_to_sign(site, 0, 1000))]
+            assert len(expected) > 10
+            for lock in (False, True, False):
+                assert _queue_rows(conn, site, 0, 1000, lock=lock) == expected
+                assert _queue_rows(conn, site, expected[4].id, 3, lock=lock) == expected[5:8]
+            got = _recheck(conn, expected, ["x"] * len(expected), {}, NOW, 4)
+            assert got == (expected, ["x"] * len(expected))
+            assert [(type(r.id), type(r.date), type(r.dose_number)) for r in got[0]] == [
+                (int, dt.date, int)
+            ] * len(expected)
