@@ -99,12 +99,11 @@ def _postgres_sql(*, skip_signed: bool, shared: bool) -> str:
 def _postgres_parameters(rows: Sequence[tuple[Any, ...]]) -> tuple[bool, tuple[Any, ...]]:
     """(shared, parameters) for :func:`_postgres_sql`, in its placeholders' order: the :data:`_SHARED` columns
     as scalars when every row has the same values in them, else every column as an array."""
-    first = rows[0]
-    if all(row[i] == first[i] for row in rows for i in _SHARED_AT):
-        columns = list(zip(*rows, strict=True))
+    columns = list(zip(*rows, strict=True))
+    if all(columns[i].count(columns[i][0]) == len(rows) for i in _SHARED_AT):
         # the text's placeholders: the scalars (in the SELECT list), then the arrays (in unnest)
-        return True, (*(first[i] for i in _SHARED_AT), *(list(columns[i]) for i in _VARYING_AT))
-    return False, tuple(list(column) for column in zip(*rows, strict=True))
+        return True, (*(columns[i][0] for i in _SHARED_AT), *(list(columns[i]) for i in _VARYING_AT))
+    return False, tuple(list(column) for column in columns)
 
 
 def _another_current_signature(error: sa.exc.IntegrityError) -> bool:
