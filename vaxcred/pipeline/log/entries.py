@@ -42,6 +42,7 @@ __all__ = [
     "decode_entry",
     "dose_batch_entry",
     "dose_batch_member_digest",
+    "dose_batch_member_digests",
     "dose_record_entry",
     "passport_entry",
     "revocation_entry",
@@ -185,8 +186,77 @@ def dose_batch_member_digest(
     payload: bytes,
 ) -> bytes:
     """What a dose batch's entry hashes of one member row: every column a reader relies on (the anomaly report
-    reads its time and site). Site signing computes it in its signing process, beside the signature."""
-    return _sha256(cbor.dumps([site_id, certificate, kid, _micros(signed_at), leaf_index, proof, payload]))
+    reads its time and site). Site signing computes it in its signing process, beside the signature
+    (:func:`dose_batch_member_digests`: a head's members at once)."""
+    return dose_batch_member_digests(site_id, certificate, kid, signed_at, [(leaf_index, proof, payload)])[0]
+
+
+def dose_batch_member_digests(
+    site_id: str,
+    certificate: bytes,
+    kid: bytes,
+    signed_at: datetime,
+    members: Iterable[tuple[int, bytes, bytes]],
+) -> list[bytes]:
+    """:func:`dose_batch_member_digest` of each (leaf index, path, payload) of one batch head's members.
+
+    The hashed content is written by hand, byte-identical to ``cbor.dumps`` of the row's list (canonical CBOR):
+    the array head and the four columns every member of a head shares once, then each member's index, path and
+    payload (about 5 µs less per member than cbor2). Any value outside those forms (a time before 1970, a
+    non-UTF-8 text) goes the general way."""
+    micros = _micros(signed_at)
+    if (
+        type(site_id) is not str
+        or type(certificate) is not bytes
+        or type(kid) is not bytes
+        or type(micros) is not int
+        or not 0 <= micros < 1 << 64
+    ):
+        return [
+            _sha256(cbor.dumps([site_id, certificate, kid, micros, index, proof, payload]))
+            for index, proof, payload in members
+        ]
+    try:
+        site = cbor.encode_text(site_id)
+    except UnicodeEncodeError:
+        return [
+            _sha256(cbor.dumps([site_id, certificate, kid, micros, index, proof, payload]))
+            for index, proof, payload in members
+        ]
+    head = cbor.encode_head
+    prefix = b"".join(
+        (_MEMBER_ARRAY, site, head(2, len(certificate)), certificate, head(2, len(kid)), kid, head(0, micros))
+    )
+    sha256 = hashlib.sha256
+    out: list[bytes] = []
+    for index, proof, payload in members:
+        if (
+            type(index) is not int
+            or not 0 <= index < 1 << 64
+            or type(proof) is not bytes
+            or type(payload) is not bytes
+        ):
+            out.append(_sha256(cbor.dumps([site_id, certificate, kid, micros, index, proof, payload])))
+            continue
+        out.append(
+            sha256(
+                b"".join(
+                    (
+                        prefix,
+                        head(0, index),
+                        head(2, len(proof)),
+                        proof,
+                        head(2, len(payload)),
+                        payload,
+                    )
+                )
+            ).digest()
+        )
+    return out
+
+
+#: the CBOR head of a member row's seven-item array
+_MEMBER_ARRAY: Final = cbor.encode_head(4, 7)
 
 
 def dose_batch_entry(

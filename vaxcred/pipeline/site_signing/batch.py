@@ -135,13 +135,15 @@ def sign_batch(doses: Sequence[DoseRecord], *, signer: Signer, now: datetime) ->
     signed_at = now.replace(microsecond=0)
     site_id = _check_signer(signer, signed_at)
     payloads: list[bytes | PipelineError] = []
-    for dose in doses:
+    # every dose's salt from one read of the system's CSPRNG (what secrets.token_bytes reads, once a dose)
+    salts = secrets.token_bytes(SALT_LENGTH * len(doses))
+    for i, dose in enumerate(doses):
         try:
             fields = _dose_fields(dose, site_id, signed_at)
         except PipelineError as e:
             payloads.append(e)
             continue
-        salt = secrets.token_bytes(SALT_LENGTH)
+        salt = salts[i * SALT_LENGTH : (i + 1) * SALT_LENGTH]
         payloads.append(_encode_leaf(cid=citizen_hash(dose.citizen_id, salt), salt=salt, **fields))  # type: ignore[arg-type]
     members = [p for p in payloads if isinstance(p, bytes)]
     kid = signer.kid

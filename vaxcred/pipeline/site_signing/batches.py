@@ -140,16 +140,29 @@ def _sign_rows(
         head = (
             None if batch.head is None else _Head(site_id, batch.kid, batch.head, batch.size, batch.signed_at)
         )
-        fingerprint = _fingerprint(signers[site_id].certificate.public_bytes(Encoding.DER))
-        for row, outcome in zip(chunk, batch.outcomes, strict=True):
-            if isinstance(outcome, VaxcredError) or head is None:
-                out.append(outcome.code if isinstance(outcome, VaxcredError) else "sitesign.bad_record")
-                continue
-            proof = b"".join(outcome.proof)
-            digest = log.dose_batch_member_digest(
-                site_id, fingerprint, head.kid, head.signed_at, outcome.index, proof, outcome.payload
+        if head is None:
+            out.extend(
+                [o.code if isinstance(o, VaxcredError) else "sitesign.bad_record" for o in batch.outcomes]
             )
-            out.append(_Signed(row.id, head, outcome.index, proof, outcome.payload, digest))
+            continue
+        fingerprint = _fingerprint(signers[site_id].certificate.public_bytes(Encoding.DER))
+        members = [
+            (row.id, o.index, b"".join(o.proof), o.payload)
+            for row, o in zip(chunk, batch.outcomes, strict=True)
+            if not isinstance(o, VaxcredError)
+        ]
+        digests = iter(
+            log.dose_batch_member_digests(
+                site_id, fingerprint, head.kid, head.signed_at, [m[1:] for m in members]
+            )
+        )
+        signed = iter(members)
+        for outcome in batch.outcomes:
+            if isinstance(outcome, VaxcredError):
+                out.append(outcome.code)
+                continue
+            dose_id, index, proof, payload = next(signed)
+            out.append(_Signed(dose_id, head, index, proof, payload, next(digests)))
     return out
 
 
@@ -252,14 +265,50 @@ def _store_batch(
 _PG_QUEUE_PLAN = "SET LOCAL random_page_cost = 1.1"
 
 
-def _queue_rows(conn: Connection, site_id: str, after: int, limit: int) -> list[_DoseRow]:
-    """:func:`_to_sign` read in ``conn``'s transaction, along the (site_id, id) index on both backends."""
+def _queue_rows(
+    conn: Connection, site_id: str, after: int, limit: int, *, lock: bool = False
+) -> list[_DoseRow]:
+    """:func:`_to_sign` read in ``conn``'s transaction, along the (site_id, id) index on both backends; ``lock``:
+    the rows read ``FOR SHARE`` of doses and persons (PostgreSQL; SQLite has no row locks)."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(_PG_QUEUE_PLAN)
-    return [_DoseRow(*row) for row in conn.execute(_to_sign(site_id, after, limit))]
+        return _driver_rows(
+            conn, ("queue", lock), _queue_statement, {"site_id": site_id, "after": after, "limit": limit}
+        )
+    statement = _to_sign(site_id, after, limit)
+    if lock:
+        statement = statement.with_for_update(read=True, of=[doses, persons])
+    return [_DoseRow(*row) for row in conn.execute(statement)]
 
 
-def _to_sign(site_id: str, after: int, limit: int) -> sa.Select[Any]:
+def _queue_statement(lock: bool) -> sa.Select[Any]:
+    """:func:`_to_sign` with its site, lower bound and limit as bound parameters (compiled once)."""
+    statement = _to_sign(sa.bindparam("site_id"), sa.bindparam("after"), sa.bindparam("limit"))
+    return statement.with_for_update(read=True, of=[doses, persons]) if lock else statement
+
+
+#: PostgreSQL: the SQL text and fixed parameters of each dose-row read, compiled once per process
+_COMPILED: dict[tuple[str, bool], tuple[str, dict[str, Any]]] = {}
+
+
+def _driver_rows(
+    conn: Connection,
+    key: tuple[str, bool],
+    build: Callable[[bool], sa.Select[Any]],
+    parameters: Mapping[str, Any],
+) -> list[_DoseRow]:
+    """Rows of the statement ``build(key[1])`` (columns :data:`_DOSE_COLUMNS`), PostgreSQL only: compiled once
+    by SQLAlchemy for this dialect, then run straight through the driver (per batch, building, caching and
+    compiling the statement cost more than reading its rows; psycopg returns the columns' Python types)."""
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        statement = build(key[1]).compile(dialect=conn.dialect)
+        compiled = _COMPILED[key] = (str(statement), dict(statement.params))
+    text, fixed = compiled
+    return [_DoseRow(*row) for row in conn.exec_driver_sql(text, {**fixed, **parameters})]
+
+
+def _to_sign(site_id: Any, after: Any, limit: Any) -> sa.Select[Any]:
     """The next ``limit`` doses of ``site_id`` after dose id ``after`` that need a signature.
 
     One site per query: it walks the index (site_id, id) in order, so every batch costs the same however many

@@ -6,8 +6,9 @@ re-parsed by psycopg on every execution (a statement that long is past its query
 
 * SQLite: multi-row ``INSERT … VALUES`` pages through :func:`vaxcred.storage.bulk.insert_rows` (sqlite3 keeps the
   compiled statement of a full page: the text repeats);
-* PostgreSQL: ``INSERT … SELECT * FROM unnest(%s::bigint[], …)``, one array per column: nine parameters
-  whatever the batch size.
+* PostgreSQL: ``INSERT … SELECT … FROM unnest(%s::bigint[], …)``, one array per column: nine parameters
+  whatever the batch size; the columns every member shares (site, certificate, kid, signing time: one site and
+  one signing time a transaction) are bound once, as scalars, when all members agree on them.
 
 A dose that already holds a current signature (a concurrent run's) is skipped by the unique partial index
 ``uq_site_signatures_current``, and only stored rows come back (``RETURNING id, dose_id``): on SQLite through
@@ -63,16 +64,46 @@ _CURRENT_INDEX: Final = "uq_site_signatures_current"
 _UNIQUE_VIOLATION: Final = "23505"
 
 
+#: the columns every member of a transaction's batch usually shares (one site, its certificate and kid, one
+#: signing time): bound once as scalars, not as arrays of one repeated value (psycopg dumps each array element in
+#: Python)
+_SHARED: Final = frozenset({"site_id", "certificate", "kid", "signed_at"})
+_SHARED_AT: Final = tuple(i for i, name in enumerate(COLUMNS) if name in _SHARED)
+_VARYING_AT: Final = tuple(i for i, name in enumerate(COLUMNS) if name not in _SHARED)
+
+
 @functools.cache
-def _postgres_sql(*, skip_signed: bool) -> str:
-    arrays = ", ".join(
-        f"%b::{kind}[]" for kind in _PG_ARRAYS
-    )  # %b: binary arrays (text ones escape each value)
+def _postgres_sql(*, skip_signed: bool, shared: bool) -> str:
+    """The INSERT of :func:`_insert_postgres`: every column an array (``shared`` False), or the columns of
+    :data:`_SHARED` as scalars and the others as arrays, in :data:`COLUMNS` order either way."""
+    if shared:
+        varying = [COLUMNS[i] for i in _VARYING_AT]
+        arrays = ", ".join(f"%b::{_PG_ARRAYS[i]}[]" for i in _VARYING_AT)
+        picked = ", ".join(
+            f"%b::{kind}" if name in _SHARED else f"u.{name}"
+            for name, kind in zip(COLUMNS, _PG_ARRAYS, strict=True)
+        )
+        source = f"SELECT {picked} FROM unnest({arrays}) AS u({', '.join(varying)})"  # noqa: S608
+    else:
+        arrays = ", ".join(
+            f"%b::{kind}[]" for kind in _PG_ARRAYS
+        )  # %b: binary arrays (text ones escape each value)
+        source = f"SELECT * FROM unnest({arrays})"  # noqa: S608
     # built from this module's constants only: no value reaches the text
     return (
-        f"INSERT INTO site_signatures ({', '.join(COLUMNS)}) SELECT * FROM unnest({arrays}) "  # noqa: S608
+        f"INSERT INTO site_signatures ({', '.join(COLUMNS)}) {source} "
         f"{_ON_CONFLICT_SKIP if skip_signed else ''} RETURNING id, dose_id"
     )
+
+
+def _postgres_parameters(rows: Sequence[tuple[Any, ...]]) -> tuple[bool, tuple[Any, ...]]:
+    """(shared, parameters) for :func:`_postgres_sql`, in its placeholders' order: the :data:`_SHARED` columns
+    as scalars when every row has the same values in them, else every column as an array."""
+    columns = list(zip(*rows, strict=True))
+    if all(columns[i].count(columns[i][0]) == len(rows) for i in _SHARED_AT):
+        # the text's placeholders: the scalars (in the SELECT list), then the arrays (in unnest)
+        return True, (*(columns[i][0] for i in _SHARED_AT), *(list(columns[i]) for i in _VARYING_AT))
+    return False, tuple(list(column) for column in columns)
 
 
 def _another_current_signature(error: sa.exc.IntegrityError) -> bool:
@@ -84,20 +115,21 @@ def _another_current_signature(error: sa.exc.IntegrityError) -> bool:
     )
 
 
-def _insert_postgres(conn: Connection, columns: tuple[list[Any], ...]) -> list[tuple[int, int]]:
+def _insert_postgres(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[tuple[int, int]]:
     """A plain INSERT in a savepoint; only if a dose was signed meanwhile (a concurrent run) the savepoint is rolled
     back and the rows inserted again skipping those. ``ON CONFLICT`` on every batch cost a speculative insertion
     per row (a check of the index, a token lock and a confirmation record; measured, 20 k people, two workers:
     the stage's server CPU 30.7 -> 29.0 us a dose, WAL -4.5 %); the plain INSERT's unique check waits for and
     then refuses the same conflicting rows."""
+    shared, parameters = _postgres_parameters(rows)
     try:
         with conn.begin_nested():
-            rows = conn.exec_driver_sql(_postgres_sql(skip_signed=False), columns).all()
+            stored = conn.exec_driver_sql(_postgres_sql(skip_signed=False, shared=shared), parameters).all()
     except sa.exc.IntegrityError as e:
         if not _another_current_signature(e):
             raise
-        rows = conn.exec_driver_sql(_postgres_sql(skip_signed=True), columns).all()
-    return [(int(i), int(d)) for i, d in rows]
+        stored = conn.exec_driver_sql(_postgres_sql(skip_signed=True, shared=shared), parameters).all()
+    return [(int(i), int(d)) for i, d in stored]
 
 
 def insert_members(conn: Connection, values: Sequence[tuple[Any, ...]]) -> list[tuple[int, int]]:
@@ -109,7 +141,7 @@ def insert_members(conn: Connection, values: Sequence[tuple[Any, ...]]) -> list[
     times = {signed_at: stored_time(conn, signed_at) for signed_at in {v[_SIGNED_AT] for v in values}}
     rows = [(*v[:_SIGNED_AT], times[v[_SIGNED_AT]], *v[_SIGNED_AT + 1 :]) for v in values]
     if conn.dialect.name == "postgresql":
-        return _insert_postgres(conn, tuple(list(column) for column in zip(*rows, strict=True)))
+        return _insert_postgres(conn, rows)
     returned = insert_rows(
         conn, site_signatures, COLUMNS, rows, on_conflict=_ON_CONFLICT_SKIP, returning=("id", "dose_id")
     )

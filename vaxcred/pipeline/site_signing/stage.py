@@ -58,16 +58,14 @@ from vaxcred.pipeline.site_signing.audit import (
 )
 from vaxcred.pipeline.site_signing.batch_codec import MAX_BATCH_MEMBERS
 from vaxcred.pipeline.site_signing.batches import (
-    _PG_QUEUE_PLAN,
     _VERIFIED,
     ProgressCallback,
     _certificate_row,
     _current,
-    _DoseRow,
     _has_current_signature,
+    _queue_rows,
     _sign_rows,
     _store_batch,
-    _to_sign,
 )
 from vaxcred.pipeline.site_signing.pipelined import _run_pipelined
 from vaxcred.pipeline.site_signing.record import is_site_certificate, site_id_of
@@ -217,14 +215,7 @@ def _run_serial(
         last_id = 0
         while True:
             with db.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.exec_driver_sql(_PG_QUEUE_PLAN)
-                rows = [
-                    _DoseRow(*row)
-                    for row in conn.execute(
-                        _to_sign(site_id, last_id, batch_size).with_for_update(read=True, of=[doses, persons])
-                    )
-                ]
+                rows = _queue_rows(conn, site_id, last_id, batch_size, lock=True)
                 if not rows:
                     break
                 last_id = rows[-1].id

@@ -9,6 +9,7 @@ Pure: no files, no clock (``now`` is a parameter).
 
 from __future__ import annotations
 
+import functools
 import hmac
 from datetime import date as calendar_date
 from datetime import datetime, timedelta
@@ -42,12 +43,19 @@ def _bad_record(field_name: str, why: str) -> PipelineError:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _signing_day(signed_at: datetime) -> calendar_date:
+    """Viet Nam's calendar day at ``signed_at`` (a batch's doses share their signing time: kept, not
+    recomputed per dose; equal instants have equal days, whatever their time zone)."""
+    return vietnam_date(signed_at)
+
+
 def _dose_date(dose: DoseRecord, signed_at: datetime) -> str:
     try:
         day = calendar_date.fromisoformat(dose.date)
     except (TypeError, ValueError) as e:
         raise _bad_record("date", "not a YYYY-MM-DD calendar date") from e
-    if day > vietnam_date(signed_at):  # the dose's day is Viet Nam's calendar day
+    if day > _signing_day(signed_at):  # the dose's day is Viet Nam's calendar day
         raise _bad_record("date", "after the signing time")
     return day.isoformat()
 

@@ -20,6 +20,7 @@ from vaxcred.pipeline.site_signing.batches import (
     _VERIFIED,
     ProgressCallback,
     _DoseRow,
+    _driver_rows,
     _queue_rows,
     _sign_rows,
     _Signed,
@@ -138,12 +139,22 @@ def _run_parallel(
     return signed, failed
 
 
-def _id_among(conn: Connection, ids: list[int]) -> sa.ColumnElement[bool]:
-    """``doses.id IN (…)``; on PostgreSQL ``doses.id = ANY(%s)``, one array parameter (psycopg re-parses a
-    statement of hundreds of placeholders on every execution: too long for its query cache)."""
-    if conn.dialect.name == "postgresql":
-        return doses.c.id == sa.any_(sa.bindparam("ids", ids, type_=postgresql.ARRAY(sa.BigInteger)))
-    return doses.c.id.in_(ids)
+def _recheck_statement(postgres: bool, ids: list[int] | None = None) -> sa.Select[Any]:
+    """The batch's doses still to sign, ``FOR SHARE`` of doses and persons. ``doses.id IN (…)``; on PostgreSQL
+    ``doses.id = ANY(:ids)``, one array parameter (psycopg re-parses a statement of hundreds of placeholders on
+    every execution: too long for its query cache), bound when run (:func:`_driver_rows`)."""
+    among = (
+        doses.c.id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.BigInteger)))
+        if postgres
+        else doses.c.id.in_(ids or [])
+    )
+    return (
+        sa.select(*_DOSE_COLUMNS)
+        .join(persons, persons.c.id == doses.c.person_id)
+        .where(among, doses.c.withdrawn_at.is_(None), persons.c.registry_status == _VERIFIED)
+        .order_by(doses.c.id)
+        .with_for_update(read=True, of=[doses, persons])
+    )
 
 
 def _recheck(
@@ -156,20 +167,12 @@ def _recheck(
 ) -> tuple[list[_DoseRow], list[_Signed | str]]:
     """The batch's rows as stored now (locked on PostgreSQL) with their signatures: a worker's where the row is
     unchanged, a fresh one for a changed row; rows of persons no longer verified are dropped."""
-    current = {
-        row.id: _DoseRow(*row)
-        for row in conn.execute(
-            sa.select(*_DOSE_COLUMNS)
-            .join(persons, persons.c.id == doses.c.person_id)
-            .where(
-                _id_among(conn, [row.id for row in rows]),
-                doses.c.withdrawn_at.is_(None),
-                persons.c.registry_status == _VERIFIED,
-            )
-            .order_by(doses.c.id)
-            .with_for_update(read=True, of=[doses, persons])
-        )
-    }
+    ids = [row.id for row in rows]
+    if conn.dialect.name == "postgresql":
+        locked = _driver_rows(conn, ("recheck", True), _recheck_statement, {"ids": ids})
+    else:
+        locked = [_DoseRow(*row) for row in conn.execute(_recheck_statement(False, ids))]
+    current = {row.id: row for row in locked}
     kept_rows: list[_DoseRow] = []
     kept: list[_Signed | str] = []
     changed: list[int] = []  # positions in kept of rows signed again, under fresh batch heads

@@ -1,0 +1,119 @@
+"""Storing a transaction's batch members (site_signing.member_rows): on PostgreSQL the columns every member
+shares (site, certificate, kid, signing time) are bound once as scalars; a transaction whose members differ in
+them (two sites' rows stored together) binds every column as an array. Both store the same rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+from tests.pipeline.test_site_signing import (
+    KEYED,
+    NOW,
+    checked,  # noqa: F401 - fixture
+    signers,  # noqa: F401 - fixture
+    site_ca,  # noqa: F401 - fixture
+    site_keys,  # noqa: F401 - fixture
+)
+from vaxcred import keys
+from vaxcred.crypto import Signer
+from vaxcred.pipeline.log import Kind, build_entries
+from vaxcred.pipeline.site_signing.batches import (
+    _certificate_row,
+    _DoseRow,
+    _queue_rows,
+    _sign_rows,
+    _Signed,
+    _store_batch,
+    _to_sign,
+)
+from vaxcred.pipeline.site_signing.member_rows import _postgres_parameters, _postgres_sql
+from vaxcred.pipeline.site_signing.stage import verify_stored_signatures
+from vaxcred.pipeline.site_signing.workers import _recheck
+from vaxcred.storage import Database
+from vaxcred.storage.schema import issuance_log, site_signatures
+
+_WHEN = dt.datetime(2023, 1, 2, tzinfo=dt.UTC)
+
+
+def _row(dose_id: int, site: str = "S1", kid: bytes = b"k") -> tuple[object, ...]:
+    return (dose_id, site, b"fingerprint", kid, b"payload", _WHEN, 7, dose_id, b"path")
+
+
+def test_shared_columns_are_bound_once_only_when_every_row_shares_them() -> None:
+    """Scalars for site, certificate, kid and time when all rows agree (placeholders and parameters line up);
+    arrays of every column as soon as one row differs in any of them."""
+    shared, parameters = _postgres_parameters([_row(1), _row(2)])
+    assert shared
+    assert parameters == (
+        "S1",
+        b"fingerprint",
+        b"k",
+        _WHEN,
+        [1, 2],
+        [b"payload"] * 2,
+        [7, 7],
+        [1, 2],
+        [b"path"] * 2,
+    )
+    assert _postgres_sql(skip_signed=False, shared=True).count("%b") == len(parameters)
+    for odd in (_row(2, site="S2"), _row(2, kid=b"other")):
+        shared, parameters = _postgres_parameters([_row(1), odd])
+        assert not shared
+        assert len(parameters) == 9
+        assert all(isinstance(p, list) and len(p) == 2 for p in parameters)
+        assert _postgres_sql(skip_signed=False, shared=False).count("%b") == len(parameters)
+
+
+def test_two_sites_members_stored_in_one_transaction_verify_and_log_as_read_back(
+    checked: Database,  # noqa: F811 - fixture
+    signers: dict[str, Signer],  # noqa: F811 - fixture
+    site_ca: keys.KeyPair,  # noqa: F811 - fixture
+) -> None:
+    """Rows of two sites in one store (no shared columns: every column an array on PostgreSQL) are stored as
+    signed: each verifies from the stored bytes, and each batch's log entry is what the rows read back give."""
+    db = checked.for_batches()
+    with db.connect() as conn:
+        rows = [row for site in KEYED for row in _queue_rows(conn, site, 0, 5)]
+    assert {row.site_id for row in rows} == set(KEYED)
+    outcomes = _sign_rows(rows, signers, NOW, 4)
+    assert all(isinstance(o, _Signed) for o in outcomes)
+    certificates = {site: _certificate_row(signer) for site, signer in signers.items()}
+    with db.begin() as conn:
+        added, failed = _store_batch(db, conn, rows, outcomes, certificates)
+    assert (added, failed) == (len(rows), 0)
+    results = verify_stored_signatures(checked, site_ca=site_ca.certificate, now=NOW)
+    assert sorted(r.dose_id for r in results) == sorted(row.id for row in rows)
+    assert all(r.ok for r in results)
+    with checked.connect() as conn:
+        stored = conn.execute(sa.select(site_signatures.c.dose_id, site_signatures.c.site_id)).all()
+        assert sorted(stored) == sorted((row.id, row.site_id) for row in rows)
+        logged = dict(
+            conn.execute(
+                sa.select(issuance_log.c.object_id, issuance_log.c.entry).where(
+                    issuance_log.c.kind == Kind.DOSE_BATCH.value
+                )
+            ).all()
+        )
+        assert len(logged) == 4  # 5 rows of each site, 4 a head: 2 heads each
+        assert logged == build_entries(conn, Kind.DOSE_BATCH, list(logged))
+
+
+def test_queue_reads_through_the_driver_give_the_rows_sqlalchemy_gives(
+    checked: Database,  # noqa: F811 - fixture
+) -> None:
+    """The work-queue and recheck reads (PostgreSQL: compiled once, run through the driver) return exactly the
+    rows, values and types of the SQLAlchemy statement, locked or not, batch after batch."""
+    with checked.begin() as conn:
+        for site in KEYED:
+            expected = [_DoseRow(*row) for row in conn.execute(_to_sign(site, 0, 1000))]
+            assert len(expected) > 10
+            for lock in (False, True, False):
+                assert _queue_rows(conn, site, 0, 1000, lock=lock) == expected
+                assert _queue_rows(conn, site, expected[4].id, 3, lock=lock) == expected[5:8]
+            got = _recheck(conn, expected, ["x"] * len(expected), {}, NOW, 4)
+            assert got == (expected, ["x"] * len(expected))
+            assert [(type(r.id), type(r.date), type(r.dose_number)) for r in got[0]] == [
+                (int, dt.date, int)
+            ] * len(expected)
