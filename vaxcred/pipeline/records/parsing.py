@@ -59,7 +59,7 @@ from vaxcred.pipeline.records.fields import (
 from vaxcred.pipeline.records.row import DoseRecord, ImportRow, Person
 from vaxcred.pipeline.records.vaccines import resolve_vaccine
 
-__all__ = ["parse_gender", "parse_row"]
+__all__ = ["DosePart", "PersonPart", "parse_dose", "parse_gender", "parse_person", "parse_row"]
 
 
 def parse_gender(text: str) -> Gender:
@@ -144,6 +144,13 @@ def _earliest_birth(dob: DateOfBirth) -> dt.date | None:
     return dt.date(dob.year, dob.month or 1, dob.day or 1)
 
 
+#: the person part of a row (:func:`parse_person`): citizen ID, ID type, name (NFC), date of birth, gender, and
+#: the earliest day of birth (``None`` when the year is unknown)
+PersonPart = tuple[str, IdType, str, DateOfBirth, Gender, dt.date | None]
+#: the dose part of a row (:func:`parse_dose`): vaccine (canonical), lot, date, dose number, site ID
+DosePart = tuple[str, str, str, int, str]
+
+
 def parse_row(fields: Mapping[str, object], *, today: dt.date | None = None) -> ImportRow:
     """Validate one import row (see the module docstring); raises ``PipelineError`` ``pipeline.bad_row``.
 
@@ -155,7 +162,24 @@ def parse_row(fields: Mapping[str, object], *, today: dt.date | None = None) -> 
         raise TypeError("fields must be a mapping")
     if today is not None and (not isinstance(today, dt.date) or isinstance(today, dt.datetime)):
         raise TypeError("today must be a datetime.date")
+    citizen_id, id_type, full_name, dob, gender, born = parse_person(fields, today=today)
+    vaccine, lot, date_text, dose_number, site_id = parse_dose(fields, today=today, born=born)
+    person = Person(citizen_id=citizen_id, id_type=id_type, full_name=full_name, dob=dob, gender=gender)
+    dose = DoseRecord(
+        citizen_id=citizen_id,
+        vaccine=vaccine,
+        lot=lot,
+        date=date_text,
+        dose_number=dose_number,
+        site_id=site_id,
+    )
+    return ImportRow(person=person, dose=dose)
 
+
+def parse_person(fields: Mapping[str, object], *, today: dt.date | None) -> PersonPart:
+    """The person fields of :func:`parse_row` (``id_type``, ``citizen_id``, ``full_name``, ``dob``, ``gender``,
+    checked in that order, then their consistency): the first checks of a row, depending on these five cells
+    and ``today`` only (so a caller may reuse the result for a row with the same five values)."""
     id_type: IdType | None = None
     hint = _cell(fields, "id_type").upper() if "id_type" in fields else ""
     if hint:
@@ -196,6 +220,12 @@ def parse_row(fields: Mapping[str, object], *, today: dt.date | None = None) -> 
     if "gender" in problems:
         raise _fail("gender", "disagrees with the CCCD (digit 4)")
 
+    return citizen_id, cid.id_type, full_name, dob, gender, born
+
+
+def parse_dose(fields: Mapping[str, object], *, today: dt.date | None, born: dt.date | None) -> DosePart:
+    """The dose fields of :func:`parse_row` (``vaccine``, ``lot``, ``date``, ``dose_number``, ``site_id``, in that
+    order), checked after :func:`parse_person` (``born``: its earliest day of birth)."""
     try:
         vaccine = resolve_vaccine(_cell(fields, "vaccine"))
     except ValueError as e:
@@ -231,13 +261,4 @@ def parse_row(fields: Mapping[str, object], *, today: dt.date | None = None) -> 
     if not SITE_RE.match(site_id):
         raise _fail("site_id", f"{echo_code(site_id)} does not match {SITE_ID_PATTERN}")
 
-    person = Person(citizen_id=citizen_id, id_type=cid.id_type, full_name=full_name, dob=dob, gender=gender)
-    dose = DoseRecord(
-        citizen_id=citizen_id,
-        vaccine=vaccine,
-        lot=lot,
-        date=date_text,
-        dose_number=dose_number,
-        site_id=site_id,
-    )
-    return ImportRow(person=person, dose=dose)
+    return vaccine, lot, date_text, dose_number, site_id

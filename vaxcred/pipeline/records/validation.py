@@ -1,5 +1,6 @@
 """Validating a chunk of import lines: each line read (:func:`~vaxcred.pipeline.records.reading.read_row`) and
-checked (:func:`~vaxcred.pipeline.records.model.parse_row`) into a staged row or a reject.
+checked (the checks of :func:`~vaxcred.pipeline.records.model.parse_row`: :func:`~vaxcred.pipeline.records.parsing.parse_person`,
+:func:`~vaxcred.pipeline.records.parsing.parse_dose`) into a staged row or a reject.
 
 Pure (no I/O, no clock): the same function runs in this process (a small import) or in worker processes
 (:mod:`vaxcred.pipeline.records.workers`), whose results the parent stores in file order. Everything here is
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 from vaxcred.errors import VaxcredError
 from vaxcred.pipeline.records.cccd import IdType
-from vaxcred.pipeline.records.model import parse_row
+from vaxcred.pipeline.records.parsing import PersonPart, parse_dose, parse_person
 from vaxcred.pipeline.records.reading import NOT_UTF8, read_row
 from vaxcred.pipeline.records.rejects import raw_cell
 
@@ -37,6 +38,9 @@ STAGED_COLUMNS = (
     "site_id",
 )
 StagedRow = tuple[str, str, str, str, str, str | None, str, str, str, int, str]
+#: the cells :func:`parse_person` reads (a row's person part is reused when these equal the previous row's)
+_PERSON_CELLS = ("id_type", "citizen_id", "full_name", "dob", "gender")
+_MISSING = object()
 #: ``(line, field, code, reason, raw)``: a row of the rejects file (raw already cut)
 Reject = tuple[int, str, str, str, str]
 
@@ -61,38 +65,49 @@ class ChunkResult:
 
 def validate_chunk(chunk: Chunk, *, header: Sequence[str] | None, today: dt.date | None) -> ChunkResult:
     """Read and validate every line of ``chunk``: CSV named by ``header``, JSON Lines when it is ``None``."""
+    if today is not None and (not isinstance(today, dt.date) or isinstance(today, dt.datetime)):
+        raise TypeError("today must be a datetime.date")
     names = tuple(header) if header is not None else None
     valid: list[StagedRow] = []
     rejects: list[Reject] = []
     rows = not_utf8 = 0
+    # a person's rows usually follow each other: their person part is checked once (the same five cells give
+    # the same result; only a success is reused, so its cells are text or JSON null, equal only to their like)
+    last_cells: tuple[object, ...] | None = None
+    person: PersonPart | None = None
     for number, line in enumerate(chunk.lines, start=chunk.first_line):
         src = read_row(number, line, names)
         if src is None:
             continue
         rows += 1
-        if src.fields is None:
+        fields = src.fields
+        if fields is None:
             not_utf8 += src.reason == NOT_UTF8
             rejects.append((number, "", UNREADABLE, src.reason, raw_cell(src.raw)))
             continue
         try:
-            row = parse_row(src.fields, today=today)
+            cells = tuple([fields.get(name, _MISSING) for name in _PERSON_CELLS])
+            if person is None or cells != last_cells:
+                person = parse_person(fields, today=today)
+                last_cells = cells
+            citizen_id, id_type, full_name, dob, gender, born = person
+            vaccine, lot, date, dose_number, site_id = parse_dose(fields, today=today, born=born)
         except VaxcredError as e:
             rejects.append((number, getattr(e, "field", None) or "", e.code, e.message, raw_cell(src.raw)))
             continue
-        p, d = row.person, row.dose
         valid.append(
             (
-                p.citizen_id,
-                p.id_type.value,
-                p.full_name,
-                p.dob.text,
-                p.gender.value,
-                p.citizen_id[:3] if p.id_type is IdType.CCCD else None,
-                d.vaccine,
-                d.lot,
-                d.date,
-                d.dose_number,
-                d.site_id,
+                citizen_id,
+                id_type.value,
+                full_name,
+                dob.text,
+                gender.value,
+                citizen_id[:3] if id_type is IdType.CCCD else None,
+                vaccine,
+                lot,
+                date,
+                dose_number,
+                site_id,
             )
         )
     return ChunkResult(rows=rows, valid=tuple(valid), rejects=tuple(rejects), not_utf8=not_utf8)

@@ -39,7 +39,7 @@ from vaxcred.model import DateOfBirth
 from vaxcred.pipeline.errors import BAD_REGISTRY_DATA, PipelineError
 from vaxcred.pipeline.records.cccd import Gender, check_consistency, parse_citizen_id
 from vaxcred.pipeline.records.model import Person
-from vaxcred.pipeline.records.names import NameDifference, compare_names, names_match
+from vaxcred.pipeline.records.names import MATCHING_DIFFERENCES, NameDifference, compare_names
 from vaxcred.privacy import mask_dob, mask_id, mask_name
 
 __all__ = [
@@ -254,7 +254,7 @@ def match(person: Person, entry: RegistryEntry | None, *, now: dt.datetime) -> R
     # (3) the fields
     difference = compare_names(person.full_name, entry.full_name)
     fields: list[str] = []
-    if not names_match(person.full_name, entry.full_name):
+    if difference not in MATCHING_DIFFERENCES:  # names_match(), without comparing the names again
         fields.append("name")
     if not dates_of_birth_match(person.dob, entry.date_of_birth):
         fields.append("dob")
