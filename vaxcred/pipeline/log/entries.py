@@ -205,6 +205,10 @@ def dose_batch_member_digests(
     payload (about 5 µs less per member than cbor2). Any value outside those forms (a time before 1970, a
     non-UTF-8 text) goes the general way."""
     micros = _micros(signed_at)
+
+    def general(index: object, proof: object, payload: object) -> bytes:
+        return _sha256(cbor.dumps([site_id, certificate, kid, micros, index, proof, payload]))
+
     if (
         type(site_id) is not str
         or type(certificate) is not bytes
@@ -212,17 +216,11 @@ def dose_batch_member_digests(
         or type(micros) is not int
         or not 0 <= micros < 1 << 64
     ):
-        return [
-            _sha256(cbor.dumps([site_id, certificate, kid, micros, index, proof, payload]))
-            for index, proof, payload in members
-        ]
+        return [general(*member) for member in members]
     try:
         site = cbor.encode_text(site_id)
     except UnicodeEncodeError:
-        return [
-            _sha256(cbor.dumps([site_id, certificate, kid, micros, index, proof, payload]))
-            for index, proof, payload in members
-        ]
+        return [general(*member) for member in members]
     head = cbor.encode_head
     prefix = b"".join(
         (_MEMBER_ARRAY, site, head(2, len(certificate)), certificate, head(2, len(kid)), kid, head(0, micros))
@@ -236,7 +234,7 @@ def dose_batch_member_digests(
             or type(proof) is not bytes
             or type(payload) is not bytes
         ):
-            out.append(_sha256(cbor.dumps([site_id, certificate, kid, micros, index, proof, payload])))
+            out.append(general(index, proof, payload))
             continue
         out.append(
             sha256(
