@@ -231,6 +231,7 @@ def round_trips(db: Database, job: Job, worker: str) -> Iterator[RoundTrips]:
 
 def load_certificates(db: Database, certificates: SiteCertificates, candidates: Sequence[Candidate]) -> None:
     """Read the site certificates ``candidates`` name that the worker has not met yet (its own short read)."""
-    if any(certificates.missing(candidates)):
+    fingerprints, kids = certificates.missing(candidates)
+    if fingerprints or kids:
         with db.connect() as conn:
-            certificates.load(conn, candidates)
+            certificates.read(conn, fingerprints, kids)

@@ -248,7 +248,10 @@ class SiteCertificates:
 
     def load(self, conn: Connection, candidates: Iterable[Candidate]) -> None:
         """Read the certificates the candidates' signatures name that are not known yet."""
-        fingerprints, kids = self.missing(candidates)
+        self.read(conn, *self.missing(candidates))
+
+    def read(self, conn: Connection, fingerprints: set[bytes], kids: set[bytes]) -> None:
+        """Read these certificates (by fingerprint, and by kid for signatures naming none): :meth:`missing`'s."""
         if not fingerprints and not kids:
             return
         query = sa.select(site_certificates.c.fingerprint, site_certificates.c.kid, site_certificates.c.der)

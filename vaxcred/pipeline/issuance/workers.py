@@ -227,9 +227,8 @@ def _work_in_round_trips(
                     stored = Stored(issued=issued, reasons=lost)
                     claimed = trips.step(cursor)[1]
             except BaseException:
-                release(
-                    db, worker, persons
-                )  # what is still ours and not done; a crash leaves it to the lease
+                # what is still ours and not done; a crash leaves it to the lease
+                release(db, worker, persons)
                 raise
             if persons:
                 reasons.update(stored.reasons)
