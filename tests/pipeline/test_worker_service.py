@@ -33,7 +33,7 @@ from vaxcred.pipeline.issuance.service import (
 )
 from vaxcred.pipeline.records.cccd import Gender
 from vaxcred.pipeline.registry.lookup import RegistryEntry, write_registry_csv
-from vaxcred.storage import open_database
+from vaxcred.storage import Database, open_database
 from vaxcred.storage.schema import ClaimState, issuance_claims, passport_doses, passports, persons
 
 REPO = Path(__file__).resolve().parents[2]
@@ -289,29 +289,8 @@ def test_killed_worker_persons_are_finished_by_the_others_after_the_lease(pipeli
     for wave in range(3):
         pipeline.add_wave(wave)
     db = open_database(pipeline.url)
-    held = 0
     try:
-        with _workers(pipeline, 1, "--lease-minutes", "0.05") as (victim,):
-            rng = random.Random(7)
-            for _ in range(2000):  # stop it while it holds claims (it mostly does, mid-batch)
-                with db.connect() as conn:
-                    started = conn.execute(
-                        sa.select(sa.func.count()).select_from(issuance_claims)
-                    ).scalar_one()
-                if started:
-                    victim.send_signal(signal.SIGSTOP)
-                    with db.connect() as conn:
-                        held = conn.execute(
-                            sa.select(sa.func.count())
-                            .select_from(issuance_claims)
-                            .where(issuance_claims.c.state == ClaimState.CLAIMED.value)
-                        ).scalar_one()
-                    if held:
-                        break
-                    victim.send_signal(signal.SIGCONT)
-                time.sleep(rng.uniform(0, 0.01))
-            victim.send_signal(signal.SIGKILL)
-            assert victim.wait(15) == -signal.SIGKILL
+        held = (_kill_blocked if db.backend == "postgresql" else _kill_sampled)(pipeline, db)
     finally:
         db.dispose()
     assert held > 0, "the worker was never caught holding claims"
@@ -321,6 +300,66 @@ def test_killed_worker_persons_are_finished_by_the_others_after_the_lease(pipeli
         _until(_all_issued(pipeline.url), "the dead worker's persons")
         assert _stop(processes) == [0, 0]
     _assert_exactly_once(pipeline.url)
+
+
+def _claimed(db: Database) -> int:
+    with db.connect() as conn:
+        return conn.execute(
+            sa.select(sa.func.count())
+            .select_from(issuance_claims)
+            .where(issuance_claims.c.state == ClaimState.CLAIMED.value)
+        ).scalar_one()
+
+
+def _kill_blocked(pipeline: Pipeline, db: Database) -> int:
+    """PostgreSQL: start one worker while the test holds a lock its first store waits on (the INSERT into
+    passports), its first batch claimed and committed by the call before; kill -9 it there and end its session
+    (as the server does once it notices). Returns the claims it held. Sampling the claims table instead raced a
+    worker that issued all three waves before the first sample."""
+    held = 0
+    with db.engine.connect() as blocker:
+        blocker.begin()
+        blocker.exec_driver_sql("LOCK TABLE passports IN SHARE MODE")
+        with _workers(pipeline, 1, "--lease-minutes", "0.05") as (victim,):
+            for _ in range(600):
+                held = _claimed(db)
+                with db.connect() as conn:
+                    waiting = conn.exec_driver_sql(_WAITING_ON_A_LOCK.format("count(*)")).scalar_one()
+                if held and waiting:
+                    break
+                time.sleep(0.05)
+            victim.send_signal(signal.SIGKILL)
+            assert victim.wait(15) == -signal.SIGKILL
+            with db.connect() as conn:
+                conn.exec_driver_sql(_WAITING_ON_A_LOCK.format("pg_terminate_backend(pid)")).all()
+        blocker.rollback()
+    return held
+
+
+_WAITING_ON_A_LOCK = (
+    "SELECT {} FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+)
+
+
+def _kill_sampled(pipeline: Pipeline, db: Database) -> int:
+    """SQLite (one writer: a held lock would stop the claim too): stop the worker while it holds claims (it
+    mostly does, mid-batch), then kill -9 it. Returns the claims it held."""
+    held = 0
+    with _workers(pipeline, 1, "--lease-minutes", "0.05") as (victim,):
+        rng = random.Random(7)
+        for _ in range(2000):
+            with db.connect() as conn:
+                started = conn.execute(sa.select(sa.func.count()).select_from(issuance_claims)).scalar_one()
+            if started:
+                victim.send_signal(signal.SIGSTOP)
+                held = _claimed(db)
+                if held:
+                    break
+                victim.send_signal(signal.SIGCONT)
+            time.sleep(rng.uniform(0, 0.01))
+        victim.send_signal(signal.SIGKILL)
+        assert victim.wait(15) == -signal.SIGKILL
+    return held
 
 
 def test_sigterm_mid_run_leaves_no_half_state_and_a_restart_finishes(pipeline: Pipeline) -> None:
