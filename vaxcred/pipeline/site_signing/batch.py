@@ -72,11 +72,13 @@ from vaxcred.pipeline.site_signing.codec import (
     _protected_header,
     citizen_hash,
 )
+from vaxcred.pipeline.site_signing.leaves import DoseRowFields, member_payloads
 from vaxcred.pipeline.site_signing.steps import (
     _check_claims,
     _check_envelope_signer,
     _check_signer,
     _dose_fields,
+    _signing_day,
 )
 from vaxcred.trust.store import require_utc
 
@@ -129,11 +131,7 @@ def sign_batch(doses: Sequence[DoseRecord], *, signer: Signer, now: datetime) ->
     (``sitesign.not_own_record``, ``sitesign.unknown_vaccine``, ``sitesign.bad_record``) is refused alone, in
     ``outcomes``, and left out of the tree. ``ValueError`` for more than ``MAX_BATCH_MEMBERS`` doses.
     """
-    now = require_utc(now)
-    if len(doses) > MAX_BATCH_MEMBERS:
-        raise ValueError(f"a batch holds at most {MAX_BATCH_MEMBERS} doses")
-    signed_at = now.replace(microsecond=0)
-    site_id = _check_signer(signer, signed_at)
+    site_id, signed_at = _start(len(doses), signer, now)
     payloads: list[bytes | PipelineError] = []
     # every dose's salt from one read of the system's CSPRNG (what secrets.token_bytes reads, once a dose)
     salts = secrets.token_bytes(SALT_LENGTH * len(doses))
@@ -145,6 +143,35 @@ def sign_batch(doses: Sequence[DoseRecord], *, signer: Signer, now: datetime) ->
             continue
         salt = salts[i * SALT_LENGTH : (i + 1) * SALT_LENGTH]
         payloads.append(_encode_leaf(cid=citizen_hash(dose.citizen_id, salt), salt=salt, **fields))  # type: ignore[arg-type]
+    return _sign_payloads(payloads, signer, site_id, signed_at)
+
+
+def sign_dose_rows(rows: Sequence[DoseRowFields], *, signer: Signer, now: datetime) -> SignedBatch | None:
+    """:func:`sign_batch` of the rows' :class:`DoseRecord` objects, each payload written straight from its row
+    (:func:`~vaxcred.pipeline.site_signing.leaves.member_payloads`: the same bytes, no record built), or
+    ``None`` when a row is not in the usual form (then ``sign_batch`` of the records refuses it as always).
+    The signer is refused as ``sign_batch`` refuses it."""
+    site_id, signed_at = _start(len(rows), signer, now)
+    salts = secrets.token_bytes(SALT_LENGTH * len(rows))
+    payloads = member_payloads(rows, site_id, _signing_day(signed_at), salts)
+    if payloads is None:
+        return None
+    return _sign_payloads(payloads, signer, site_id, signed_at)
+
+
+def _start(count: int, signer: Signer, now: datetime) -> tuple[str, datetime]:
+    """(the signer's site, the signing time) once ``count`` doses may be signed by ``signer`` at ``now``."""
+    now = require_utc(now)
+    if count > MAX_BATCH_MEMBERS:
+        raise ValueError(f"a batch holds at most {MAX_BATCH_MEMBERS} doses")
+    signed_at = now.replace(microsecond=0)
+    return _check_signer(signer, signed_at), signed_at
+
+
+def _sign_payloads(
+    payloads: Sequence[bytes | PipelineError], signer: Signer, site_id: str, signed_at: datetime
+) -> SignedBatch:
+    """The batch of the member ``payloads`` (a refusal stays in its place among the outcomes), signed."""
     members = [p for p in payloads if isinstance(p, bytes)]
     kid = signer.kid
     if not members:

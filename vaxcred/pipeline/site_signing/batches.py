@@ -30,7 +30,7 @@ from vaxcred.errors import VaxcredError
 from vaxcred.pipeline import log
 from vaxcred.pipeline.records.model import DoseRecord
 from vaxcred.pipeline.registry.lookup import RegistryStatus
-from vaxcred.pipeline.site_signing.batch import sign_batch
+from vaxcred.pipeline.site_signing.batch import sign_batch, sign_dose_rows
 from vaxcred.pipeline.site_signing.member_rows import insert_members
 from vaxcred.pipeline.site_signing.record import site_id_of
 from vaxcred.storage import Database
@@ -133,7 +133,10 @@ def _sign_rows(
         chunk = rows[start:end]
         start = end
         try:
-            batch = sign_batch([_dose_record(row) for row in chunk], signer=signers[site_id], now=now)
+            # the usual rows' payloads written straight from them; any other row: the records' general way
+            batch = sign_dose_rows(chunk, signer=signers[site_id], now=now) or sign_batch(
+                [_dose_record(row) for row in chunk], signer=signers[site_id], now=now
+            )
         except (VaxcredError, ValueError, TypeError) as e:
             out.extend([e.code if isinstance(e, VaxcredError) else type(e).__name__] * len(chunk))
             continue
