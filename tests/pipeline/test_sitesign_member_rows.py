@@ -28,11 +28,16 @@ from vaxcred.pipeline.site_signing.batches import (
     _store_batch,
     _to_sign,
 )
-from vaxcred.pipeline.site_signing.member_rows import _postgres_parameters, _postgres_sql
+from vaxcred.pipeline.site_signing.member_rows import (
+    _postgres_parameters,
+    _postgres_sql,
+    insert_certificates,
+    insert_heads,
+)
 from vaxcred.pipeline.site_signing.stage import verify_stored_signatures
 from vaxcred.pipeline.site_signing.workers import _recheck
 from vaxcred.storage import Database
-from vaxcred.storage.schema import issuance_log, site_signatures
+from vaxcred.storage.schema import issuance_log, site_certificates, site_signature_batches, site_signatures
 
 _WHEN = dt.datetime(2023, 1, 2, tzinfo=dt.UTC)
 
@@ -117,3 +122,34 @@ def test_queue_reads_through_the_driver_give_the_rows_sqlalchemy_gives(
             assert [(type(r.id), type(r.date), type(r.dose_number)) for r in got[0]] == [
                 (int, dt.date, int)
             ] * len(expected)
+
+
+def test_heads_get_their_own_ids_in_the_order_given(
+    checked: Database,  # noqa: F811 - fixture
+    signers: dict[str, Signer],  # noqa: F811 - fixture
+) -> None:
+    """insert_heads returns each head's own id, in the order the heads were given (PostgreSQL matches the ids
+    returned to the heads by their bytes); insert_certificates stores a certificate once, however often given."""
+    site = KEYED[0]
+    certificate = _certificate_row(signers[site])
+    values = [
+        (site, certificate["fingerprint"], signers[site].kid, bytes([i]) * (40 - i), i + 1, NOW)
+        for i in (3, 0, 4, 1, 2)
+    ]
+    with checked.for_batches().begin() as conn:
+        insert_certificates(checked, conn, [certificate])
+        insert_certificates(checked, conn, [certificate])
+        ids = insert_heads(conn, values)
+        stored = conn.execute(
+            sa.select(
+                site_signature_batches.c.id,
+                site_signature_batches.c.head,
+                site_signature_batches.c.size,
+                site_signature_batches.c.signed_at,
+            )
+        ).all()
+        certificates = conn.execute(sa.select(sa.func.count()).select_from(site_certificates)).scalar_one()
+    assert len(set(ids)) == len(values)
+    by_id = {row.id: (row.head, row.size, row.signed_at) for row in stored}
+    assert [by_id[i] for i in ids] == [(v[3], v[4], NOW) for v in values]
+    assert certificates == 1

@@ -20,16 +20,18 @@ tried first and that statement only if the index refuses a row (:func:`_insert_p
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from vaxcred.storage import Database
 from vaxcred.storage.bulk import insert_rows, stored_time
-from vaxcred.storage.schema import site_signatures
+from vaxcred.storage.database import driver_errors
+from vaxcred.storage.schema import site_certificates, site_signature_batches, site_signatures
 
-__all__ = ["COLUMNS", "insert_members"]
+__all__ = ["COLUMNS", "insert_certificates", "insert_heads", "insert_members"]
 
 #: the columns of a stored batch member, in the order of :func:`insert_members`' value tuples
 COLUMNS: Final = (
@@ -146,3 +148,64 @@ def insert_members(conn: Connection, values: Sequence[tuple[Any, ...]]) -> list[
         conn, site_signatures, COLUMNS, rows, on_conflict=_ON_CONFLICT_SKIP, returning=("id", "dose_id")
     )
     return [(cast(int, i), cast(int, d)) for i, d in returned]  # RETURNING two BIGINT columns
+
+
+#: the batch heads' columns, in the order of :func:`insert_heads`' value tuples, and their PostgreSQL types
+HEAD_COLUMNS: Final = ("site_id", "certificate", "kid", "head", "size", "signed_at")
+_PG_HEAD_ARRAYS: Final = ("varchar", "bytea", "bytea", "bytea", "integer", "timestamptz")
+_PG_HEADS: Final = (
+    f"INSERT INTO site_signature_batches ({', '.join(HEAD_COLUMNS)}) "  # noqa: S608 - constants only
+    f"SELECT * FROM unnest({', '.join(f'%b::{kind}[]' for kind in _PG_HEAD_ARRAYS)}) RETURNING id, head"
+)
+_HEAD: Final = HEAD_COLUMNS.index("head")
+_HEAD_SIGNED_AT: Final = HEAD_COLUMNS.index("signed_at")
+
+
+def insert_heads(conn: Connection, values: Sequence[tuple[Any, ...]]) -> list[int]:
+    """Insert batch heads (tuples in :data:`HEAD_COLUMNS` order) in ``conn``'s transaction; returns their ids in
+    the order given. PostgreSQL: one ``INSERT … SELECT FROM unnest(…)`` straight through the driver, each id
+    matched to its head by the head's bytes (unique: each carries its own signature over a root of salted
+    leaves), not by the order rows come back in; SQLite: SQLAlchemy's multi-row INSERT … RETURNING, sorted by
+    parameter order."""
+    if not values:
+        return []
+    if conn.dialect.name != "postgresql":
+        statement = sa.insert(site_signature_batches).returning(
+            site_signature_batches.c.id, sort_by_parameter_order=True
+        )
+        return list(
+            conn.execute(statement, [dict(zip(HEAD_COLUMNS, v, strict=True)) for v in values]).scalars()
+        )
+    rows = [(*v[:_HEAD_SIGNED_AT], stored_time(conn, v[_HEAD_SIGNED_AT])) for v in values]
+    with driver_errors(conn) as driver, driver.cursor() as cursor:
+        cursor.execute(_PG_HEADS, [list(column) for column in zip(*rows, strict=True)])
+        ids = {bytes(head): int(i) for i, head in cursor.fetchall()}
+    if len(ids) != len(values):
+        raise RuntimeError("batch heads must be distinct")  # never: each has its own signature
+    return [ids[v[_HEAD]] for v in values]
+
+
+#: a site certificate's columns, in the order of :func:`insert_certificates`' value tuples
+CERTIFICATE_COLUMNS: Final = ("fingerprint", "site_id", "kid", "der", "not_before", "not_after")
+_PG_CERTIFICATE: Final = (
+    f"INSERT INTO site_certificates ({', '.join(CERTIFICATE_COLUMNS)}) "  # noqa: S608 - constants only
+    f"VALUES ({', '.join(['%s'] * len(CERTIFICATE_COLUMNS))}) ON CONFLICT (fingerprint) DO NOTHING"
+)
+
+
+def insert_certificates(db: Database, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Store the site certificates ``rows`` (column → value) that are not stored yet, in ``conn``'s transaction
+    (PostgreSQL: straight through the driver, a compiled statement a batch cost more than the insert)."""
+    if conn.dialect.name != "postgresql":
+        conn.execute(db.insert_ignoring_conflicts(site_certificates, on=["fingerprint"]), list(rows))
+        return
+    with driver_errors(conn) as driver, driver.cursor() as cursor:
+        for row in rows:
+            cursor.execute(
+                _PG_CERTIFICATE,
+                [
+                    *(row[name] for name in CERTIFICATE_COLUMNS[:4]),
+                    stored_time(conn, row["not_before"]),
+                    stored_time(conn, row["not_after"]),
+                ],
+            )
