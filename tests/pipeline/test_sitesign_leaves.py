@@ -20,7 +20,13 @@ from vaxcred.pipeline.records.model import DoseRecord
 from vaxcred.pipeline.records.vaccines import canonical_vaccines
 from vaxcred.pipeline.site_signing import batch as batch_module
 from vaxcred.pipeline.site_signing import batches
-from vaxcred.pipeline.site_signing.batch import SignedBatch, sign_batch, sign_dose_rows
+from vaxcred.pipeline.site_signing.batch import (
+    BatchMember,
+    SignedBatch,
+    SignedRows,
+    sign_batch,
+    sign_dose_rows,
+)
 from vaxcred.pipeline.site_signing.batches import _DoseRow, _sign_rows, _Signed
 
 CA_TIME = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
@@ -115,12 +121,20 @@ def _the_general_way(rows: Sequence[_DoseRow], signer: Signer) -> SignedBatch | 
         return type(e).__name__
 
 
-def _comparable(batch: SignedBatch) -> tuple[object, ...]:
-    """Everything of a batch but its ECDSA signature (randomised)."""
+def _comparable(batch: SignedBatch | SignedRows) -> tuple[object, ...]:
+    """Everything of a batch but its ECDSA signature (randomised); the straight way's columns as members."""
     assert batch.head is not None
     head = cbor2.loads(batch.head)
-    outcomes = tuple(o.code if isinstance(o, Exception) else o for o in batch.outcomes)
-    return (head.tag, head.value[:3], batch.kid, batch.site_id, batch.signed_at, batch.size, outcomes)
+    if isinstance(batch, SignedRows):
+        size = len(batch.payloads)
+        outcomes: tuple[object, ...] = tuple(
+            BatchMember(index=i, proof=proof, payload=payload)
+            for i, (proof, payload) in enumerate(zip(batch.proofs, batch.payloads, strict=True))
+        )
+    else:
+        size = batch.size
+        outcomes = tuple(o.code if isinstance(o, Exception) else o for o in batch.outcomes)
+    return (head.tag, head.value[:3], batch.kid, batch.site_id, batch.signed_at, size, outcomes)
 
 
 @settings(max_examples=300, deadline=None)
@@ -179,7 +193,7 @@ def test_one_unusual_row_sends_the_batch_the_general_way(signer: Signer, odd: di
 
 
 def _signed_rows(
-    rows: Sequence[_DoseRow], signer: Signer, straight: Callable[..., SignedBatch | None]
+    rows: Sequence[_DoseRow], signer: Signer, straight: Callable[..., SignedRows | None]
 ) -> list[tuple[object, ...]]:
     with pytest.MonkeyPatch.context() as patch, _fixed_salts():
         patch.setattr(batches, "sign_dose_rows", straight)

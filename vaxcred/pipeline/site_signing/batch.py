@@ -146,17 +146,38 @@ def sign_batch(doses: Sequence[DoseRecord], *, signer: Signer, now: datetime) ->
     return _sign_payloads(payloads, signer, site_id, signed_at)
 
 
-def sign_dose_rows(rows: Sequence[DoseRowFields], *, signer: Signer, now: datetime) -> SignedBatch | None:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignedRows:
+    """The outcome of :func:`sign_dose_rows`: every row signed, row ``i`` at leaf index ``i`` with its
+    ``payloads[i]`` and audit path ``proofs[i]`` (what :func:`sign_batch`'s ``outcomes`` hold, as columns)."""
+
+    head: bytes = field(repr=False)
+    kid: bytes
+    site_id: str
+    signed_at: datetime
+    payloads: tuple[bytes, ...] = field(repr=False)
+    proofs: tuple[tuple[bytes, ...], ...] = field(repr=False)
+
+
+def sign_dose_rows(rows: Sequence[DoseRowFields], *, signer: Signer, now: datetime) -> SignedRows | None:
     """:func:`sign_batch` of the rows' :class:`DoseRecord` objects, each payload written straight from its row
     (:func:`~vaxcred.pipeline.site_signing.leaves.member_payloads`: the same bytes, no record built), or
-    ``None`` when a row is not in the usual form (then ``sign_batch`` of the records refuses it as always).
-    The signer is refused as ``sign_batch`` refuses it."""
+    ``None`` when a row is not in the usual form (then ``sign_batch`` of the records refuses it as always;
+    so every row of a batch this returns is signed). The signer is refused as ``sign_batch`` refuses it."""
     site_id, signed_at = _start(len(rows), signer, now)
     salts = secrets.token_bytes(SALT_LENGTH * len(rows))
     payloads = member_payloads(rows, site_id, _signing_day(signed_at), salts)
-    if payloads is None:
+    if not payloads:
         return None
-    return _sign_payloads(payloads, signer, site_id, signed_at)
+    head, proofs = _sign_members(payloads, signer, site_id, signed_at)
+    return SignedRows(
+        head=head,
+        kid=signer.kid,
+        site_id=site_id,
+        signed_at=signed_at,
+        payloads=tuple(payloads),
+        proofs=proofs,
+    )
 
 
 def _start(count: int, signer: Signer, now: datetime) -> tuple[str, datetime]:
@@ -168,6 +189,19 @@ def _start(count: int, signer: Signer, now: datetime) -> tuple[str, datetime]:
     return _check_signer(signer, signed_at), signed_at
 
 
+def _sign_members(
+    members: Sequence[bytes], signer: Signer, site_id: str, signed_at: datetime
+) -> tuple[bytes, tuple[tuple[bytes, ...], ...]]:
+    """The signed head over the member payloads ``members`` (at least one) and each one's audit path."""
+    top, proofs = root_and_proofs([leaf_hash(p) for p in members])
+    head_payload = _encode_head_payload(site_id, top, len(members), int(signed_at.timestamp()))
+    protected = _protected_header(int(signer.algorithm), signer.kid, BATCH_CONTENT_TYPE)
+    head = cose.encode_sign1(
+        protected, head_payload, signer.sign(cose.sig_structure_for(protected, head_payload))
+    )
+    return head, proofs
+
+
 def _sign_payloads(
     payloads: Sequence[bytes | PipelineError], signer: Signer, site_id: str, signed_at: datetime
 ) -> SignedBatch:
@@ -177,12 +211,7 @@ def _sign_payloads(
     if not members:
         refused = tuple(p for p in payloads if isinstance(p, PipelineError))
         return SignedBatch(head=None, kid=kid, site_id=site_id, signed_at=signed_at, size=0, outcomes=refused)
-    top, proofs = root_and_proofs([leaf_hash(p) for p in members])
-    head_payload = _encode_head_payload(site_id, top, len(members), int(signed_at.timestamp()))
-    protected = _protected_header(int(signer.algorithm), kid, BATCH_CONTENT_TYPE)
-    head = cose.encode_sign1(
-        protected, head_payload, signer.sign(cose.sig_structure_for(protected, head_payload))
-    )
+    head, proofs = _sign_members(members, signer, site_id, signed_at)
     outcomes: list[BatchMember | PipelineError] = []
     index = 0
     for p in payloads:

@@ -30,7 +30,7 @@ from vaxcred.errors import VaxcredError
 from vaxcred.pipeline import log
 from vaxcred.pipeline.records.model import DoseRecord
 from vaxcred.pipeline.registry.lookup import RegistryStatus
-from vaxcred.pipeline.site_signing.batch import sign_batch, sign_dose_rows
+from vaxcred.pipeline.site_signing.batch import SignedBatch, sign_batch, sign_dose_rows
 from vaxcred.pipeline.site_signing.member_rows import insert_certificates, insert_heads, insert_members
 from vaxcred.pipeline.site_signing.record import site_id_of
 from vaxcred.storage import Database
@@ -131,42 +131,66 @@ def _sign_rows(
         end = start + 1
         while end < len(rows) and end - start < per_signature and rows[end].site_id == site_id:
             end += 1
-        chunk = rows[start:end]
+        out.extend(_sign_chunk(rows[start:end], site_id, signers[site_id], now))
         start = end
-        try:
-            # the usual rows' payloads written straight from them; any other row: the records' general way
-            batch = sign_dose_rows(chunk, signer=signers[site_id], now=now) or sign_batch(
-                [_dose_record(row) for row in chunk], signer=signers[site_id], now=now
+    return out
+
+
+def _sign_chunk(
+    chunk: Sequence[_DoseRow], site_id: str, signer: Signer, now: dt.datetime
+) -> list[_Signed | str]:
+    """One batch head's rows (one site) signed: the usual rows' payloads written straight from them
+    (:func:`~vaxcred.pipeline.site_signing.batch.sign_dose_rows`), any other batch the records' general way."""
+    try:
+        straight = sign_dose_rows(chunk, signer=signer, now=now)
+        if straight is None:
+            return _members(
+                chunk, sign_batch([_dose_record(row) for row in chunk], signer=signer, now=now), signer
             )
-        except (VaxcredError, ValueError, TypeError) as e:
-            out.extend([e.code if isinstance(e, VaxcredError) else type(e).__name__] * len(chunk))
-            continue
-        head = (
-            None if batch.head is None else _Head(site_id, batch.kid, batch.head, batch.size, batch.signed_at)
+    except (VaxcredError, ValueError, TypeError) as e:
+        return [e.code if isinstance(e, VaxcredError) else type(e).__name__] * len(chunk)
+    # every row signed, row i at leaf i
+    head = _Head(site_id, straight.kid, straight.head, len(chunk), straight.signed_at)
+    proofs = [b"".join(proof) for proof in straight.proofs]
+    digests = log.dose_batch_member_digests(
+        site_id,
+        _fingerprint(signer.certificate.public_bytes(Encoding.DER)),
+        head.kid,
+        head.signed_at,
+        zip(range(len(chunk)), proofs, straight.payloads, strict=True),
+    )
+    return [
+        _Signed(row.id, head, index, proof, payload, digest)
+        for row, index, proof, payload, digest in zip(
+            chunk, range(len(chunk)), proofs, straight.payloads, digests, strict=True
         )
-        if head is None:
-            out.extend(
-                [o.code if isinstance(o, VaxcredError) else "sitesign.bad_record" for o in batch.outcomes]
-            )
-            continue
-        fingerprint = _fingerprint(signers[site_id].certificate.public_bytes(Encoding.DER))
-        members = [
-            (row.id, o.index, b"".join(o.proof), o.payload)
-            for row, o in zip(chunk, batch.outcomes, strict=True)
-            if not isinstance(o, VaxcredError)
-        ]
-        digests = iter(
-            log.dose_batch_member_digests(
-                site_id, fingerprint, head.kid, head.signed_at, [m[1:] for m in members]
-            )
+    ]
+
+
+def _members(chunk: Sequence[_DoseRow], batch: SignedBatch, signer: Signer) -> list[_Signed | str]:
+    """The :class:`_Signed` of each row ``batch`` signed, the error code of each it refused."""
+    if batch.head is None:
+        return [o.code if isinstance(o, VaxcredError) else "sitesign.bad_record" for o in batch.outcomes]
+    head = _Head(batch.site_id, batch.kid, batch.head, batch.size, batch.signed_at)
+    members = [
+        (row.id, o.index, b"".join(o.proof), o.payload)
+        for row, o in zip(chunk, batch.outcomes, strict=True)
+        if not isinstance(o, VaxcredError)
+    ]
+    fingerprint = _fingerprint(signer.certificate.public_bytes(Encoding.DER))
+    digests = iter(
+        log.dose_batch_member_digests(
+            batch.site_id, fingerprint, head.kid, head.signed_at, [m[1:] for m in members]
         )
-        signed = iter(members)
-        for outcome in batch.outcomes:
-            if isinstance(outcome, VaxcredError):
-                out.append(outcome.code)
-                continue
-            dose_id, index, proof, payload = next(signed)
-            out.append(_Signed(dose_id, head, index, proof, payload, next(digests)))
+    )
+    signed = iter(members)
+    out: list[_Signed | str] = []
+    for outcome in batch.outcomes:
+        if isinstance(outcome, VaxcredError):
+            out.append(outcome.code)
+            continue
+        dose_id, index, proof, payload = next(signed)
+        out.append(_Signed(dose_id, head, index, proof, payload, next(digests)))
     return out
 
 
