@@ -16,6 +16,7 @@ site ids and error codes.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -298,12 +299,14 @@ def _queue_rows(
         return _driver_rows(
             conn, ("queue", lock), _queue_statement, {"site_id": site_id, "after": after, "limit": limit}
         )
-    statement = _to_sign(site_id, after, limit)
-    if lock:
-        statement = statement.with_for_update(read=True, of=[doses, persons])
-    return [_DoseRow(*row) for row in conn.execute(statement)]
+    # the statement built once (building it and its cache key each batch cost more than the SQL it runs)
+    return [
+        _DoseRow(*row)
+        for row in conn.execute(_queue_statement(lock), {"site_id": site_id, "after": after, "limit": limit})
+    ]
 
 
+@functools.cache
 def _queue_statement(lock: bool) -> sa.Select[Any]:
     """:func:`_to_sign` with its site, lower bound and limit as bound parameters (compiled once)."""
     statement = _to_sign(sa.bindparam("site_id"), sa.bindparam("after"), sa.bindparam("limit"))
