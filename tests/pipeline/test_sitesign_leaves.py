@@ -4,6 +4,7 @@ straightforward way (a DoseRecord per row, then sign_batch): the same bytes, the
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from vaxcred.pipeline.site_signing.batch import (
     sign_dose_rows,
 )
 from vaxcred.pipeline.site_signing.batches import _DoseRow, _sign_rows, _Signed
+from vaxcred.pipeline.site_signing.pipelined import _pack, _unpack
 
 CA_TIME = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
 #: 15:30 in Viet Nam on 2021-10-01: doses of that day are signable, of the 2nd not
@@ -212,3 +214,15 @@ def test_sign_rows_stores_and_logs_the_same_members_either_way(signer: Signer) -
     rows = [_usual_row(i) for i in range(40)]
     assert _signed_rows(rows, signer, sign_dose_rows) == _signed_rows(rows, signer, lambda *a, **k: None)
     assert secrets.token_bytes is not None  # the CSPRNG is back after the test
+
+
+def test_outcomes_cross_the_signing_pipe_unchanged(signer: Signer) -> None:
+    """The pipelined child's packed outcomes come back equal (signed rows under several heads, refusals in
+    place), each head one object again however many rows it signed."""
+    rows = [_usual_row(i, **({"date": dt.date(2021, 10, 2)} if i == 20 else {})) for i in range(40)]
+    outcomes = _sign_rows(rows, {SITE: signer}, NOW, 16)
+    assert any(isinstance(o, str) for o in outcomes)
+    back = _unpack(pickle.loads(pickle.dumps(_pack(outcomes))))
+    assert back == outcomes
+    heads = {id(o.head) for o in back if isinstance(o, _Signed)}
+    assert len(heads) == len({o.head for o in outcomes if isinstance(o, _Signed)}) == 3
