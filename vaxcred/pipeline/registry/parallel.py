@@ -16,7 +16,9 @@ stored results are the same and a crash loses at most the batches in flight (the
 At most ``2 × workers`` batches wait in the queue (bounded memory). A registry error stops the reading: the
 batches already handed out are finished and committed, then the error propagates. A failing worker stops the
 run with :class:`~vaxcred.pipeline.errors.PipelineError` ``pipeline.registry_check_worker_failed``. Workers exit
-when this process is gone (they poll for it while waiting for work).
+when this process is gone (they poll for it while waiting for work). Once they are gone, what is left in the
+task queue is dropped (:func:`~vaxcred.pipeline.processes.close_abandoned_queue`): its feeder thread, blocked
+writing batches into a pipe no worker reads, hung the interpreter at exit after all workers had died.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.processes import die_with_parent, failure_message
+from vaxcred.pipeline.processes import close_abandoned_queue, die_with_parent, failure_message
 from vaxcred.pipeline.registry.batch import (
     PersonRow,
     RegistryCheckReport,
@@ -139,6 +141,8 @@ def check_in_processes(
                 process.terminate()  # whatever it had not committed stays unchecked
             if process.pid is not None:  # started
                 process.join()
+        close_abandoned_queue(tasks)  # batches no worker took: else the interpreter hangs at exit
+        results.close()
     if failure is not None:
         logger.warning(
             "registry check stopped: %d persons checked in this run; run it again to finish",
