@@ -19,7 +19,11 @@
 * **Outage.** When the registry is unavailable (:class:`PipelineError` ``pipeline.registry_unavailable``) or
   anything else fails, the batches before it stay committed and the error propagates; run the stage again to
   finish.
-* ``on_progress(persons_done)`` is called after each committed batch.
+* ``on_progress(persons_done)`` is called after each committed batch, in order, in the caller's thread.
+* **The store overlapped** (``workers`` = 1, from the second batch on): one thread stores batch n on its own
+  connection while this one reads and looks up the next (:mod:`vaxcred.pipeline.registry.storer`); batches are
+  read by id (``id > last_id``), so a batch still being stored is never read twice nor skipped. The thread is
+  joined on every path: errors propagate after the batches before them were committed.
 * **Worker processes** (``workers`` > 1): this process reads the batches and calls the registry, worker
   processes match and store them, each batch in the same transaction as above (not faster on a busy 2-core
   machine: docs/pipeline.md) (:mod:`vaxcred.pipeline.registry.parallel`);
