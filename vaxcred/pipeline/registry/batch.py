@@ -22,10 +22,13 @@ from vaxcred.model import DateOfBirth
 from vaxcred.pipeline.records.cccd import Gender, IdType
 from vaxcred.pipeline.records.model import Person
 from vaxcred.pipeline.registry.lookup import (
+    EntryFields,
+    Judgement,
     PopulationRegistry,
     RegistryEntry,
     RegistryResult,
     RegistryStatus,
+    judge,
     match,
 )
 from vaxcred.storage import Database
@@ -37,12 +40,15 @@ __all__ = [
     "COLUMNS",
     "Outcome",
     "PersonRow",
+    "PlainEntry",
     "RegistryCheckReport",
     "lookup_batch",
     "match_batch",
     "match_outcomes",
+    "match_plain_outcomes",
     "outcomes",
     "person_rows",
+    "plain_entries",
     "store_batch",
     "store_outcomes",
     "store_results",
@@ -147,11 +153,45 @@ def outcomes(results: Iterable[RegistryResult]) -> list[Outcome]:
     return [(r.status.value, ",".join(r.mismatch_fields), r.name_difference.value) for r in results]
 
 
-def match_outcomes(
-    rows: Sequence[PersonRow], found: Mapping[str, RegistryEntry], now: dt.datetime
-) -> list[Outcome]:
-    """:func:`match_batch` in the stored form (what a matcher process returns); every one checked at ``now``."""
-    return outcomes(match_batch(rows, found, now))
+def _entry_fields(entry: RegistryEntry | None) -> EntryFields | None:
+    if entry is None:
+        return None
+    if not isinstance(entry, RegistryEntry):
+        raise TypeError("entry must be a RegistryEntry or None")
+    return entry.citizen_id, entry.full_name, entry.date_of_birth, entry.gender
+
+
+def match_outcomes(rows: Sequence[PersonRow], found: Mapping[str, RegistryEntry]) -> list[Outcome]:
+    """:func:`match_batch` in the stored form, without building the :class:`RegistryResult` s (the same rule:
+    :func:`~vaxcred.pipeline.registry.lookup.judge`)."""
+    return [_outcome(judge(_person(row), _entry_fields(found.get(row.citizen_id)))) for row in rows]
+
+
+#: a registry entry as a matcher process receives it: citizen ID, full name, date of birth text, gender value.
+#: Plain strings: a :class:`RegistryEntry` (a frozen dataclass) pickled and unpickled cost ~6 µs
+PlainEntry: TypeAlias = tuple[str, str, str, str]
+
+_GENDERS: dict[str, Gender] = {gender.value: gender for gender in Gender}
+
+
+def plain_entries(found: Mapping[str, RegistryEntry]) -> dict[str, PlainEntry]:
+    """The registry's answer as :data:`PlainEntry` s (the entries were validated when the adapter built them)."""
+    return {cid: (e.citizen_id, e.full_name, e.dob, e.gender.value) for cid, e in found.items()}
+
+
+def match_plain_outcomes(rows: Sequence[PersonRow], entries: Mapping[str, PlainEntry]) -> list[Outcome]:
+    """:func:`match_outcomes` on :func:`plain_entries` (what a matcher process runs)."""
+    matched: list[Outcome] = []
+    for row in rows:
+        entry = entries.get(row.citizen_id)
+        fields = None if entry is None else (entry[0], entry[1], _date_of_birth(entry[2]), _GENDERS[entry[3]])
+        matched.append(_outcome(judge(_person(row), fields)))
+    return matched
+
+
+def _outcome(judgement: Judgement) -> Outcome:
+    status, fields, difference = judgement
+    return status.value, ",".join(fields), difference.value
 
 
 #: SQLite: two executemany statements (C loops over the rows), no per-row SQLAlchemy parameter processing

@@ -239,7 +239,7 @@ def check_persons(
             sa.select(*COLUMNS).where(persons.c.id.in_(ids)).order_by(persons.c.id).with_for_update()
         )
     )
-    matched = match_outcomes(rows, lookup_batch(registry, rows), now)
+    matched = match_outcomes(rows, lookup_batch(registry, rows))
     return store_outcomes(conn, rows, matched, checked_at=now, source=source)
 
 

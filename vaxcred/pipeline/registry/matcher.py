@@ -59,6 +59,8 @@ from vaxcred.pipeline.registry.batch import (
     RegistryCheckReport,
     lookup_batch,
     match_outcomes,
+    match_plain_outcomes,
+    plain_entries,
     store_batch,
 )
 from vaxcred.pipeline.registry.lookup import PopulationRegistry
@@ -84,13 +86,13 @@ def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
-def _matcher_main(inbox: Any, outbox: Any, now: dt.datetime, parent: int) -> None:
+def _matcher_main(inbox: Any, outbox: Any, parent: int) -> None:
     """The matcher: match each ``(rows, found)`` of ``inbox`` into ``outbox`` until ``None``."""
     die_with_parent(parent)
     while (task := inbox.get()) is not None:
-        rows, found = task
+        rows, entries = task
         try:
-            outbox.put(("ok", match_outcomes([PersonRow._make(row) for row in rows], found, now)))
+            outbox.put(("ok", match_plain_outcomes([PersonRow._make(row) for row in rows], entries)))
         except Exception as e:  # a bug or a caller mistake: its kind, never its message (it may quote data)
             outbox.put(("error", e.code if isinstance(e, VaxcredError) else type(e).__name__))
             return
@@ -99,21 +101,21 @@ def _matcher_main(inbox: Any, outbox: Any, now: dt.datetime, parent: int) -> Non
 class _Matcher:
     """The forked matcher process and its two queues."""
 
-    def __init__(self, now: dt.datetime) -> None:
+    def __init__(self) -> None:
         context = multiprocessing.get_context("fork")
         self.inbox = context.Queue()
         self.outbox = context.Queue()
         self.process = context.Process(
             target=_matcher_main,
-            args=(self.inbox, self.outbox, now, os.getpid()),
+            args=(self.inbox, self.outbox, os.getpid()),
             name="vaxcred-registry-matcher",
             daemon=True,
         )
         self.process.start()
 
     def send(self, rows: Sequence[PersonRow], found: dict[str, Any]) -> None:
-        # plain tuples: a PersonRow would be rebuilt field by field when unpickled
-        self.inbox.put(([tuple(row) for row in rows], found))
+        # plain tuples: a PersonRow would be rebuilt field by field when unpickled, a RegistryEntry too
+        self.inbox.put(([tuple(row) for row in rows], plain_entries(found)))
 
     def receive(self) -> list[Outcome]:
         while True:
@@ -200,10 +202,10 @@ def check_with_matcher(
                 )
                 raise
             if number == 1:  # the matcher is forked before the store thread starts (no fork with threads)
-                matcher = _Matcher(now) if fork else None
+                matcher = _Matcher() if fork else None
                 storer = BatchStorer(functools.partial(store_batch, db, checked_at=now, source=source))
             if matcher is None:
-                store(rows, match_outcomes(rows, found, now))
+                store(rows, match_outcomes(rows, found))
                 continue
             matcher.send(rows, found)
             pending.append(rows)

@@ -76,7 +76,7 @@ def _worker_main(
                 if task is None:
                     break
                 rows, found = task
-                matched = match_outcomes(rows, found, now)
+                matched = match_outcomes(rows, found)
                 with write_lock or contextlib.nullcontext():
                     stored = store_batch(db, rows, matched, checked_at=now, source=source)
                 results.put(("batch", stored))
