@@ -294,15 +294,13 @@ def store_results(
 #: commits: READ COMMITTED's re-evaluation), and the history rows are inserted for exactly those, in batch
 #: order. No ``SELECT … FOR UPDATE`` before it: that re-read locked every row of the batch (one WAL record a
 #: person) only for the UPDATE to lock it again. Rows are locked in id order (the batch is sorted; the join
-#: walks the primary key from the unnest, Database.for_batches plans)
+#: walks the primary key from the unnest, Database.for_batches plans). ``{columns}``: the batch's eleven
+#: columns, :data:`_JOINED_COLUMNS` or :data:`_ARRAY_COLUMNS`
 _PG_STORE_UNCHANGED = """
 WITH batch AS (
-    SELECT * FROM unnest(
-        %(ids)b::bigint[], %(citizen_ids)b::text[], %(id_types)b::text[], %(names)b::text[], %(dobs)b::text[],
-        %(genders)b::text[], %(read_statuses)b::text[], %(read_times)b::timestamptz[],
-        %(statuses)b::text[], %(fields)b::text[], %(differences)b::text[]
-    ) WITH ORDINALITY AS b(person_id, citizen_id, id_type, full_name, dob, gender, read_status, read_time,
-                           status, mismatch_fields, name_difference, n)
+    SELECT * FROM unnest({columns})
+        WITH ORDINALITY AS b(person_id, citizen_id, id_type, full_name, dob, gender, read_status, read_time,
+                             status, mismatch_fields, name_difference, n)
 ), updated AS (
     UPDATE persons AS p SET registry_status = b.status, registry_checked_at = %(at)b
     FROM batch AS b
@@ -317,6 +315,41 @@ WITH batch AS (
 )
 SELECT n FROM updated
 """
+#: the never-NULL columns of the batch, each as ONE text of its values joined by :data:`_SEPARATOR` and split by
+#: the server (``string_to_array``): psycopg dumps a 1,000-value list element by element in Python (~0.3 ms a
+#: column, eight columns: ~2.4 µs a person), a joined text in one ``str.join`` (~0.04 ms). The nullable read
+#: status and time stay binary arrays. Used when no value holds the separator (counted) and the batch has two
+#: persons or more (``string_to_array('', …)`` is empty, not one empty string)
+_JOINED_COLUMNS = """
+    string_to_array(%(ids)b, %(separator)b)::bigint[], string_to_array(%(citizen_ids)b, %(separator)b),
+    string_to_array(%(id_types)b, %(separator)b), string_to_array(%(names)b, %(separator)b),
+    string_to_array(%(dobs)b, %(separator)b), string_to_array(%(genders)b, %(separator)b),
+    %(read_statuses)b::text[], %(read_times)b::timestamptz[], string_to_array(%(statuses)b, %(separator)b),
+    string_to_array(%(fields)b, %(separator)b), string_to_array(%(differences)b, %(separator)b)
+"""
+#: the batch as eleven binary arrays (a batch whose values hold the separator, a batch of one)
+_ARRAY_COLUMNS = """
+    %(ids)b::bigint[], %(citizen_ids)b::text[], %(id_types)b::text[], %(names)b::text[], %(dobs)b::text[],
+    %(genders)b::text[], %(read_statuses)b::text[], %(read_times)b::timestamptz[],
+    %(statuses)b::text[], %(fields)b::text[], %(differences)b::text[]
+"""
+_PG_STORE_JOINED = _PG_STORE_UNCHANGED.format(columns=_JOINED_COLUMNS)
+_PG_STORE_ARRAYS = _PG_STORE_UNCHANGED.format(columns=_ARRAY_COLUMNS)
+#: ASCII unit separator: no valid ID, name, date, gender or outcome holds it (names must be printable)
+_SEPARATOR = "\x1f"
+#: the never-NULL columns that travel joined
+_JOINED = ("ids", "citizen_ids", "id_types", "names", "dobs", "genders", "statuses", "fields", "differences")
+
+
+def _joined(columns: dict[str, Any], count: int) -> dict[str, Any] | None:
+    """``columns`` with the :data:`_JOINED` ones joined; None when a value holds :data:`_SEPARATOR`."""
+    joined = dict(columns, separator=_SEPARATOR)
+    for name in _JOINED:
+        text = _SEPARATOR.join(columns[name])
+        if text.count(_SEPARATOR) != count - 1:
+            return None
+        joined[name] = text
+    return joined
 
 
 def _store_unchanged_postgres(
@@ -330,25 +363,28 @@ def _store_unchanged_postgres(
     """:data:`_PG_STORE_UNCHANGED` for ``rows`` (in id order); the positions in ``rows`` of those stored."""
     if not rows:
         return []
+    columns: dict[str, Any] = {
+        "ids": [str(row.id) for row in rows],
+        "citizen_ids": [row.citizen_id for row in rows],
+        "id_types": [row.id_type for row in rows],
+        "names": [row.full_name for row in rows],
+        "dobs": [row.dob for row in rows],
+        "genders": [row.gender for row in rows],
+        "read_statuses": [row.registry_status for row in rows],
+        "read_times": [row.registry_checked_at for row in rows],
+        "statuses": [o[0] for o in stored],
+        "fields": [o[1] for o in stored],
+        "differences": [o[2] for o in stored],
+        "at": checked_at,
+        "source": source,
+    }
+    joined = _joined(columns, len(rows)) if len(rows) > 1 else None
+    if joined is None:
+        statement, params = _PG_STORE_ARRAYS, dict(columns, ids=[row.id for row in rows])
+    else:
+        statement, params = _PG_STORE_JOINED, joined
     with driver_errors(conn) as driver, driver.cursor() as cursor:
-        cursor.execute(
-            _PG_STORE_UNCHANGED,
-            {
-                "ids": [row.id for row in rows],
-                "citizen_ids": [row.citizen_id for row in rows],
-                "id_types": [row.id_type for row in rows],
-                "names": [row.full_name for row in rows],
-                "dobs": [row.dob for row in rows],
-                "genders": [row.gender for row in rows],
-                "read_statuses": [row.registry_status for row in rows],
-                "read_times": [row.registry_checked_at for row in rows],
-                "statuses": [o[0] for o in stored],
-                "fields": [o[1] for o in stored],
-                "differences": [o[2] for o in stored],
-                "at": checked_at,
-                "source": source,
-            },
-        )
+        cursor.execute(statement, params)
         return sorted(int(n) - 1 for (n,) in cursor.fetchall())
 
 
