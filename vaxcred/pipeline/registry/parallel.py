@@ -10,7 +10,8 @@
                                        <── counts ──    (registry_checks + persons.registry_status)
 
 The registry adapter stays in this process (an HTTP client, a file handle: nothing to pickle, one place for its
-retries and outage errors); a batch travels as plain tuples and the registry's entries. The transaction a worker
+retries and outage errors); a batch travels as plain tuples, the registry's entries too
+(:func:`~vaxcred.pipeline.registry.batch.plain_entries`). The transaction a worker
 runs is the one the single-process stage runs (:func:`~vaxcred.pipeline.registry.batch.store_batch`), so the
 stored results are the same and a crash loses at most the batches in flight (their persons are still unchecked).
 At most ``2 × workers`` batches wait in the queue (bounded memory). A registry error stops the reading: the
@@ -38,7 +39,8 @@ from vaxcred.pipeline.registry.batch import (
     PersonRow,
     RegistryCheckReport,
     lookup_batch,
-    match_outcomes,
+    match_plain_outcomes,
+    plain_entries,
     store_batch,
 )
 from vaxcred.pipeline.registry.lookup import PopulationRegistry
@@ -75,8 +77,8 @@ def _worker_main(
                     continue
                 if task is None:
                     break
-                rows, found = task
-                matched = match_outcomes(rows, found)
+                rows, entries = task
+                matched = match_plain_outcomes(rows, entries)
                 with write_lock or contextlib.nullcontext():
                     stored = store_batch(db, rows, matched, checked_at=now, source=source)
                 results.put(("batch", stored))
@@ -123,7 +125,7 @@ def check_in_processes(
                 found = lookup_batch(registry, rows)
                 while not state.errors:
                     try:
-                        tasks.put((list(rows), found), timeout=0.5)
+                        tasks.put((list(rows), plain_entries(found)), timeout=0.5)
                         break
                     except queue.Full:
                         state.collect(wait=0.0)
