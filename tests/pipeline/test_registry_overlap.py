@@ -8,7 +8,7 @@ import multiprocessing
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -24,7 +24,7 @@ from tests.pipeline.test_registry_check import (
     registry_for,
 )
 from vaxcred.pipeline.errors import REGISTRY_UNAVAILABLE, PipelineError
-from vaxcred.pipeline.registry.check import run_registry_check
+from vaxcred.pipeline.registry.check import RegistryCheckReport, run_registry_check
 from vaxcred.pipeline.registry.lookup import RegistryEntry, TableRegistry
 from vaxcred.pipeline.registry.matcher import IN_FLIGHT, can_fork
 from vaxcred.storage import Database
@@ -42,6 +42,15 @@ def match_modes() -> list[bool]:
 def person_ids(db: Database) -> list[int]:
     with db.connect() as conn:
         return list(conn.execute(sa.select(persons.c.id).order_by(persons.c.id)).scalars())
+
+
+def check(
+    db: Database, registry: Any, *, match_process: bool, on_progress: Callable[[int], None]
+) -> RegistryCheckReport:
+    """The stage in batches of :data:`BATCH`."""
+    return run_registry_check(
+        db, registry, now=NOW, batch_size=BATCH, match_process=match_process, on_progress=on_progress
+    )
 
 
 def assert_nothing_left_running() -> None:
@@ -112,14 +121,7 @@ def test_the_store_of_a_batch_overlaps_the_next_batches_lookup(
     registry = BlockingRegistry(registry_for(), blocker, hold_on=2, release_on=handed_over + 1)
     progress: list[int] = []
 
-    report = run_registry_check(
-        database,
-        registry,
-        now=NOW,
-        batch_size=BATCH,
-        match_process=match_process,
-        on_progress=progress.append,
-    )
+    report = check(database, registry, match_process=match_process, on_progress=progress.append)
 
     assert blocker.released_by == "lookup"
     assert report == expected_report()
@@ -159,14 +161,7 @@ def test_a_store_failing_mid_run_ends_it_after_the_batches_before_it(
     started = time.monotonic()
 
     with pytest.raises(sa.exc.DBAPIError, match="rejected"):
-        run_registry_check(
-            database,
-            registry_for(),
-            now=NOW,
-            batch_size=BATCH,
-            match_process=match_process,
-            on_progress=progress.append,
-        )
+        check(database, registry_for(), match_process=match_process, on_progress=progress.append)
 
     assert time.monotonic() - started < PATIENCE
     assert progress == [BATCH, 2 * BATCH, 3 * BATCH]
@@ -191,11 +186,9 @@ def test_a_registry_failing_mid_run_ends_it_after_the_batches_before_it(
     progress: list[int] = []
 
     with pytest.raises(PipelineError) as excinfo:
-        run_registry_check(
+        check(
             database,
             FailingRegistry(registry_for(), fail_on=5),
-            now=NOW,
-            batch_size=BATCH,
             match_process=match_process,
             on_progress=progress.append,
         )
@@ -223,14 +216,7 @@ def test_on_progress_raising_ends_the_run_with_its_error(database: Database, mat
             raise ProgressFailed
 
     with pytest.raises(ProgressFailed):
-        run_registry_check(
-            database,
-            registry_for(),
-            now=NOW,
-            batch_size=BATCH,
-            match_process=match_process,
-            on_progress=on_progress,
-        )
+        check(database, registry_for(), match_process=match_process, on_progress=on_progress)
 
     assert calls == [BATCH, 2 * BATCH]
     stored = check_rows_per_person(database)
