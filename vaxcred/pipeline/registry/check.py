@@ -197,7 +197,8 @@ def run_registry_check(
     ``source`` (default :func:`registry_source`) names the registry in the history. ``workers`` > 1: this
     process reads and looks up the batches while that many processes match and store them
     (:mod:`vaxcred.pipeline.registry.parallel`); the stored results are the same. ``workers`` = 1: this process
-    reads, looks up and stores while, from the second batch on, one forked process matches
+    reads and looks up while, from the second batch on, one of its threads stores
+    (:mod:`vaxcred.pipeline.registry.storer`) and one forked process matches
     (:mod:`vaxcred.pipeline.registry.matcher`) when ``match_process`` (default: on two cores or more), else this
     process matches too; the stored results are the same. See the module docstring for crash, outage and
     concurrency behaviour; errors propagate after the earlier batches were committed.
