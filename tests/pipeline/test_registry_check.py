@@ -5,7 +5,10 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import json
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -18,7 +21,8 @@ from vaxcred.pipeline.registry.check import (
     registry_source,
     run_registry_check,
 )
-from vaxcred.pipeline.registry.lookup import RegistryEntry, TableRegistry
+from vaxcred.pipeline.registry.lookup import RegistryEntry, TableRegistry, write_registry_csv
+from vaxcred.pipeline.registry.parallel import WORKER_FAILED
 from vaxcred.pipeline.synthetic import SyntheticPerson, generate_people
 from vaxcred.storage import Database, open_database
 from vaxcred.storage.schema import doses, persons, registry_checks
@@ -389,3 +393,21 @@ def test_worker_processes_drop_a_result_whose_person_changed_during_the_lookup(d
     report = run_registry_check(database, correcting, now=NOW, batch_size=100, workers=2)
     assert (report.skipped, report.checked) == (1, len(PEOPLE) - 1)
     assert correcting.first_id not in check_rows_per_person(database)
+
+
+def test_worker_processes_that_all_die_end_the_run_and_let_the_process_exit(
+    database: Database, database_url: str, tmp_path: Path
+) -> None:
+    """Regression: when every worker process exits at start, the run raises ``pipeline.registry_check_worker_
+    failed`` and the process then exits (it hung forever at exit: the task queue's feeder thread, joined by
+    multiprocessing at exit, was blocked writing batches into a pipe no process read)."""
+    people = generate_people(1200, seed=20230101, sites=SITES)  # batches of 400: more than a pipe holds
+    load_people(database, people, invalid=False)
+    registry_csv = tmp_path / "registry.csv"
+    write_registry_csv(registry_csv, (p.entry for p in people if p.entry is not None))
+    argv = [sys.executable, "-m", "tests.pipeline.registry_workers_child", database_url, str(registry_csv)]
+
+    child = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+    assert (child.returncode, child.stdout.strip()) == (0, WORKER_FAILED), child.stderr[-2000:]
+    assert sum(check_rows_per_person(database).values()) == 0

@@ -10,7 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from tests.pipeline.test_registry_check import (
+    INVALID_PERSONS,
     NOW,
+    PEOPLE,
     check_rows_per_person,
     expected_report,
     history,
@@ -19,6 +21,15 @@ from tests.pipeline.test_registry_check import (
     stored_statuses,
 )
 from vaxcred.pipeline.errors import PipelineError
+from vaxcred.pipeline.registry.batch import (
+    PersonRow,
+    lookup_batch,
+    match_batch,
+    match_outcomes,
+    match_plain_outcomes,
+    outcomes,
+    plain_entries,
+)
 from vaxcred.pipeline.registry.check import _PG_QUEUE_PLAN, _batch_query, run_registry_check
 from vaxcred.pipeline.registry.lookup import RegistryEntry, TableRegistry
 from vaxcred.pipeline.registry.matcher import MATCHER_FAILED, can_fork
@@ -157,3 +168,49 @@ def test_the_queue_read_walks_its_index_before_any_statistics(database: Database
     assert "ix_persons_registry_status_id" in plan
     assert "Sort" not in plan
     assert "Bitmap" not in plan
+
+
+def person_rows_of_people() -> list[PersonRow]:
+    """The synthetic people and the invalid-ID persons as the check reads them."""
+    recorded = [
+        {
+            "citizen_id": p.rows[0].person.citizen_id,
+            "id_type": p.rows[0].person.id_type.value,
+            "full_name": p.rows[0].person.full_name,
+            "dob": p.rows[0].person.dob.text,
+            "gender": p.rows[0].person.gender.value,
+        }
+        for p in PEOPLE
+    ]
+    return [
+        PersonRow(id=n, **values, registry_status=None, registry_checked_at=None)
+        for n, values in enumerate([*recorded, *INVALID_PERSONS], start=1)
+    ]
+
+
+def test_outcomes_without_results_and_from_plain_entries_are_what_match_decides() -> None:
+    """:func:`match_outcomes` (no ``RegistryResult`` built) and :func:`match_plain_outcomes` (the matcher's
+    plain entries) store exactly what :func:`match` decides, person by person, every status present."""
+    rows = person_rows_of_people()
+    found = lookup_batch(registry_for(), rows)
+
+    expected = outcomes(match_batch(rows, found, NOW))
+
+    assert match_outcomes(rows, found) == expected
+    assert match_plain_outcomes(rows, plain_entries(found)) == expected
+    assert {status for status, _, _ in expected} == {"VERIFIED", "MISMATCH", "NOT_FOUND", "INVALID_ID"}
+
+
+def test_an_entry_for_another_id_is_refused_from_plain_entries_too() -> None:
+    """A broken adapter's entry for another citizen ID: ``ValueError`` on every path, as :func:`match`."""
+    rows = person_rows_of_people()[:3]
+    found = lookup_batch(registry_for(), rows)
+    found[rows[0].citizen_id] = found[rows[1].citizen_id]
+
+    for matching in (
+        lambda: match_batch(rows, found, NOW),
+        lambda: match_outcomes(rows, found),
+        lambda: match_plain_outcomes(rows, plain_entries(found)),
+    ):
+        with pytest.raises(ValueError, match="another citizen ID"):
+            matching()

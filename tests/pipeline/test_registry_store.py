@@ -153,3 +153,39 @@ def test_a_change_committed_while_the_store_waits_for_its_lock_is_seen(database:
         worker.join(30)
     assert results == [RegistryCheckReport(checked=2, verified=2, skipped=1)]
     assert _history(database) == {ids[0]: 1, ids[2]: 1}
+
+
+ODD_VALUES = {
+    "separator-in-name": {"full_name": "Nguyễn\x1fVăn An"},
+    "empty-dob": {"dob": ""},
+    "empty-dob-and-gender": {"dob": "", "gender": ""},
+}
+
+
+@pytest.mark.parametrize("count", [1, 3])
+@pytest.mark.parametrize("odd", list(ODD_VALUES.values()), ids=list(ODD_VALUES))
+def test_a_batch_with_values_the_joined_form_cannot_carry_is_stored_whole(
+    database: Database, odd: dict[str, str], count: int
+) -> None:
+    """PostgreSQL sends the batch's columns as joined texts unless a value holds the separator or the batch is
+    of one (an empty text splits into no value): then as arrays. Either way every unchanged person gets its own
+    outcome, and a person changed after the read is skipped."""
+    ids = _store_persons(database, count)
+    with database.begin() as conn:
+        conn.execute(persons.update().where(persons.c.id == ids[0]).values(**odd))
+    rows = _read(database)
+    changed = ids[1:] and ids[-1:]  # the last person changes after the read (a batch of more than one)
+    with database.begin() as conn:
+        conn.execute(persons.update().where(persons.c.id.in_(changed)).values(full_name="Nguyễn Văn Ân"))
+    given: list[Outcome] = [("MISMATCH", "name", "different"), ("NOT_FOUND", "", "none"), VERIFIED]
+
+    report = store_batch(database, rows, given[:count], checked_at=NOW, source="test")
+
+    kept = ids[: count - len(changed)]
+    assert (report.checked, report.skipped) == (len(kept), len(changed))
+    assert _history(database) == dict.fromkeys(kept, 1)
+    with database.connect() as conn:
+        stored = dict(
+            conn.execute(sa.select(registry_checks.c.person_id, registry_checks.c.mismatch_fields)).all()
+        )
+    assert stored == {person_id: given[n][1] for n, person_id in enumerate(kept)}

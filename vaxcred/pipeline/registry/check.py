@@ -19,7 +19,11 @@
 * **Outage.** When the registry is unavailable (:class:`PipelineError` ``pipeline.registry_unavailable``) or
   anything else fails, the batches before it stay committed and the error propagates; run the stage again to
   finish.
-* ``on_progress(persons_done)`` is called after each committed batch.
+* ``on_progress(persons_done)`` is called after each committed batch, in order, in the caller's thread.
+* **The store overlapped** (``workers`` = 1, from the second batch on): one thread stores batch n on its own
+  connection while this one reads and looks up the next (:mod:`vaxcred.pipeline.registry.storer`); batches are
+  read by id (``id > last_id``), so a batch still being stored is never read twice nor skipped. The thread is
+  joined on every path: errors propagate after the batches before them were committed.
 * **Worker processes** (``workers`` > 1): this process reads the batches and calls the registry, worker
   processes match and store them, each batch in the same transaction as above (not faster on a busy 2-core
   machine: docs/pipeline.md) (:mod:`vaxcred.pipeline.registry.parallel`);
@@ -57,6 +61,7 @@ from vaxcred.pipeline.registry.lookup import PopulationRegistry
 from vaxcred.pipeline.registry.matcher import can_fork, check_with_matcher
 from vaxcred.pipeline.registry.parallel import check_in_processes
 from vaxcred.storage import Database
+from vaxcred.storage.database import driver_errors
 from vaxcred.storage.schema import persons, registry_checks
 
 __all__ = [
@@ -133,6 +138,17 @@ def _batch_query(*, last_id: int, batch_size: int, recheck: bool) -> sa.Select[A
     )
 
 
+def _driver_rows(conn: Connection, query: sa.Select[Any]) -> list[PersonRow]:
+    """PostgreSQL: the rows of ``query`` through the driver's cursor, one ``fetchall``, without SQLAlchemy's
+    per-row result processing. The time of the last check comes back aware in the session's zone: the same
+    instant, which is all the conditional store compares (SQLite, whose store compares rows in Python, reads
+    through SQLAlchemy as its re-read does)."""
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    with driver_errors(conn) as driver, driver.cursor() as cursor:
+        cursor.execute(str(compiled), compiled.params)
+        return [PersonRow._make(row) for row in cursor.fetchall()]
+
+
 def _batches(
     db: Database, *, batch_size: int, recheck: bool, person_ids: Iterable[int] | None
 ) -> Iterator[list[PersonRow]]:
@@ -150,7 +166,9 @@ def _batches(
         with db.connect() as conn:
             if db.backend == "postgresql":
                 conn.exec_driver_sql(_PG_QUEUE_PLAN)
-            rows = person_rows(conn.execute(query))
+                rows = _driver_rows(conn, query)
+            else:
+                rows = person_rows(conn.execute(query))
         if not rows:
             if chunks is not None:
                 continue
@@ -179,7 +197,8 @@ def run_registry_check(
     ``source`` (default :func:`registry_source`) names the registry in the history. ``workers`` > 1: this
     process reads and looks up the batches while that many processes match and store them
     (:mod:`vaxcred.pipeline.registry.parallel`); the stored results are the same. ``workers`` = 1: this process
-    reads, looks up and stores while, from the second batch on, one forked process matches
+    reads and looks up while, from the second batch on, one of its threads stores
+    (:mod:`vaxcred.pipeline.registry.storer`) and one forked process matches
     (:mod:`vaxcred.pipeline.registry.matcher`) when ``match_process`` (default: on two cores or more), else this
     process matches too; the stored results are the same. See the module docstring for crash, outage and
     concurrency behaviour; errors propagate after the earlier batches were committed.
@@ -235,7 +254,7 @@ def check_persons(
             sa.select(*COLUMNS).where(persons.c.id.in_(ids)).order_by(persons.c.id).with_for_update()
         )
     )
-    matched = match_outcomes(rows, lookup_batch(registry, rows), now)
+    matched = match_outcomes(rows, lookup_batch(registry, rows))
     return store_outcomes(conn, rows, matched, checked_at=now, source=source)
 
 

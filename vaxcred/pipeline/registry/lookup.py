@@ -32,7 +32,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeAlias, runtime_checkable
 
 from vaxcred.errors import ModelError
 from vaxcred.model import DateOfBirth
@@ -217,6 +217,12 @@ def _utc(now: dt.datetime) -> dt.datetime:
     return now.astimezone(dt.UTC)
 
 
+#: a registry entry's fields as :func:`judge` compares them: citizen ID, full name, date of birth, gender
+EntryFields: TypeAlias = tuple[str, str, DateOfBirth, Gender]
+#: :func:`judge`'s answer: the status, the mismatch fields (in :data:`MISMATCH_FIELDS` order), the name difference
+Judgement: TypeAlias = tuple[RegistryStatus, tuple[str, ...], NameDifference]
+
+
 def match(person: Person, entry: RegistryEntry | None, *, now: dt.datetime) -> RegistryResult:
     """Check ``person`` (as recorded) against the registry's ``entry`` (``None``: not found); pure.
 
@@ -228,45 +234,49 @@ def match(person: Person, entry: RegistryEntry | None, *, now: dt.datetime) -> R
     if entry is not None and not isinstance(entry, RegistryEntry):
         raise TypeError("entry must be a RegistryEntry or None")
     checked_at = _utc(now)
+    fields = None if entry is None else (entry.citizen_id, entry.full_name, entry.date_of_birth, entry.gender)
+    status, mismatch_fields, difference = judge(person, fields)
+    return RegistryResult(
+        citizen_id=person.citizen_id,
+        status=status,
+        mismatch_fields=mismatch_fields,
+        name_difference=difference,
+        checked_at=checked_at,
+    )
+
+
+def judge(person: Person, entry: EntryFields | None) -> Judgement:
+    """:func:`match`'s rule on the entry's fields (``None``: not found), without building a result: what a
+    batch stores (:mod:`vaxcred.pipeline.registry.batch`). ``ValueError`` when the entry is for another ID."""
     cid_text = person.citizen_id
 
     # (1) the ID itself
     try:
         cid = parse_citizen_id(cid_text, id_type=person.id_type)
     except PipelineError:
-        return RegistryResult(citizen_id=cid_text, status=RegistryStatus.INVALID_ID, checked_at=checked_at)
+        return RegistryStatus.INVALID_ID, (), NameDifference.NONE
     problems = check_consistency(cid, person.dob, person.gender)
     if problems:
         named = {"gender" if p == "gender" else "dob" for p in problems}
-        return RegistryResult(
-            citizen_id=cid_text,
-            status=RegistryStatus.INVALID_ID,
-            mismatch_fields=tuple(f for f in MISMATCH_FIELDS if f in named),
-            checked_at=checked_at,
-        )
+        return RegistryStatus.INVALID_ID, tuple(f for f in MISMATCH_FIELDS if f in named), NameDifference.NONE
 
     # (2) presence
     if entry is None:
-        return RegistryResult(citizen_id=cid_text, status=RegistryStatus.NOT_FOUND, checked_at=checked_at)
-    if entry.citizen_id != cid_text:
+        return RegistryStatus.NOT_FOUND, (), NameDifference.NONE
+    entry_id, entry_name, entry_dob, entry_gender = entry
+    if entry_id != cid_text:
         raise ValueError("the registry entry is for another citizen ID")
 
     # (3) the fields
-    difference = compare_names(person.full_name, entry.full_name)
+    difference = compare_names(person.full_name, entry_name)
     fields: list[str] = []
     if difference not in MATCHING_DIFFERENCES:  # names_match(), without comparing the names again
         fields.append("name")
-    if not dates_of_birth_match(person.dob, entry.date_of_birth):
+    if not dates_of_birth_match(person.dob, entry_dob):
         fields.append("dob")
-    if Gender.UNKNOWN not in (person.gender, entry.gender) and person.gender is not entry.gender:
+    if Gender.UNKNOWN not in (person.gender, entry_gender) and person.gender is not entry_gender:
         fields.append("gender")
-    return RegistryResult(
-        citizen_id=cid_text,
-        status=RegistryStatus.MISMATCH if fields else RegistryStatus.VERIFIED,
-        mismatch_fields=tuple(fields),
-        name_difference=difference,
-        checked_at=checked_at,
-    )
+    return (RegistryStatus.MISMATCH if fields else RegistryStatus.VERIFIED), tuple(fields), difference
 
 
 @runtime_checkable

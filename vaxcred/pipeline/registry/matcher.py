@@ -1,26 +1,35 @@
-"""The registry check on two cores: one forked process matches while this one reads, looks up and stores.
+"""The registry check on two cores: one forked process matches, one thread stores, while this one reads and looks up.
 
 ::
 
     this process                                              matcher process (forked, one)
     ────────────────────────────────────────                  ──────────────────────────────────
     read batch n+1, registry.lookup(its IDs) ── (rows, ──>    match every person (pure, CPU)
-    store batch n (one write transaction)        answer)      ──> outcomes (plain tuples)
+                                                 answer)      ──> outcomes (plain tuples)
                                              <── outcomes ──
+    store thread (:mod:`~vaxcred.pipeline.registry.storer`): batch n-2's one write transaction, meanwhile
 
 SQLite has one writer, and the registry adapter (an HTTP client, a file handle) stays in one process: so this
 process keeps every database transaction and every lookup, exactly as the single-process stage does, and hands
 only the pure, CPU-bound matching to the other core. The write transaction is the same
 (:func:`~vaxcred.pipeline.registry.batch.store_batch`), batches are stored in id order, so the stored results
 are identical and a crash (``kill -9``) loses at most the batches in flight: their persons are still unchecked.
+From the second batch on, the store runs in a thread on its own connection
+(:class:`~vaxcred.pipeline.registry.storer.BatchStorer`): while the server stores batch n, this process reads
+and looks up the next ones (the batches are read by id, ``id > last_id``: one still being stored is never read
+again). ``on_progress`` runs in this thread, after each batch committed, in order.
 
-* **Started only when it pays**: the first batch is matched here; the process starts with the second batch (a
-  run of one batch, a correction's re-check, never forks), and only where ``fork`` exists.
-* **Bounded**: at most :data:`IN_FLIGHT` batches are handed out ahead of the one being stored.
+* **Started only when it pays**: the first batch is matched and stored here; the matcher process is forked,
+  then the store thread started, at the second batch (a run of one batch, a correction's re-check, never forks
+  and starts no thread; no fork happens once a thread runs), and the matcher only where ``fork`` exists.
+* **Bounded**: at most :data:`IN_FLIGHT` batches are handed out ahead of the one handed to the store, which
+  holds at most two (one storing, one waiting).
 * **Errors**: a registry error stops the reading; the batches already handed out are matched and stored, then
   the error propagates (as in the single-process stage). A matcher that fails or dies stops the run with
   :class:`~vaxcred.pipeline.errors.PipelineError` ``pipeline.registry_check_worker_failed`` after the batches
-  stored so far. The matcher dies with this process (:func:`~vaxcred.pipeline.processes.die_with_parent`).
+  handed to the store are stored. A store that fails propagates its error after the batches committed before
+  it were reported. On every path the store thread is joined and the matcher stopped before the error
+  propagates. The matcher dies with this process (:func:`~vaxcred.pipeline.processes.die_with_parent`).
 * The forked process touches no database, file or lock of this one's: only its two queues and the pure
   :func:`~vaxcred.pipeline.registry.batch.match_outcomes`; it ends with ``os._exit`` (multiprocessing's), so
   inherited connections are never used or closed there.
@@ -32,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 import multiprocessing
 import os
@@ -42,17 +52,20 @@ from typing import Any, Final
 
 from vaxcred.errors import VaxcredError
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.processes import die_with_parent
+from vaxcred.pipeline.processes import close_abandoned_queue, die_with_parent
 from vaxcred.pipeline.registry.batch import (
     Outcome,
     PersonRow,
     RegistryCheckReport,
     lookup_batch,
     match_outcomes,
+    match_plain_outcomes,
+    plain_entries,
     store_batch,
 )
 from vaxcred.pipeline.registry.lookup import PopulationRegistry
 from vaxcred.pipeline.registry.parallel import WORKER_FAILED
+from vaxcred.pipeline.registry.storer import BatchStorer
 from vaxcred.storage import Database
 
 __all__ = ["IN_FLIGHT", "MATCHER_FAILED", "can_fork", "check_with_matcher"]
@@ -73,13 +86,13 @@ def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
-def _matcher_main(inbox: Any, outbox: Any, now: dt.datetime, parent: int) -> None:
+def _matcher_main(inbox: Any, outbox: Any, parent: int) -> None:
     """The matcher: match each ``(rows, found)`` of ``inbox`` into ``outbox`` until ``None``."""
     die_with_parent(parent)
     while (task := inbox.get()) is not None:
-        rows, found = task
+        rows, entries = task
         try:
-            outbox.put(("ok", match_outcomes([PersonRow._make(row) for row in rows], found, now)))
+            outbox.put(("ok", match_plain_outcomes([PersonRow._make(row) for row in rows], entries)))
         except Exception as e:  # a bug or a caller mistake: its kind, never its message (it may quote data)
             outbox.put(("error", e.code if isinstance(e, VaxcredError) else type(e).__name__))
             return
@@ -88,21 +101,21 @@ def _matcher_main(inbox: Any, outbox: Any, now: dt.datetime, parent: int) -> Non
 class _Matcher:
     """The forked matcher process and its two queues."""
 
-    def __init__(self, now: dt.datetime) -> None:
+    def __init__(self) -> None:
         context = multiprocessing.get_context("fork")
         self.inbox = context.Queue()
         self.outbox = context.Queue()
         self.process = context.Process(
             target=_matcher_main,
-            args=(self.inbox, self.outbox, now, os.getpid()),
+            args=(self.inbox, self.outbox, os.getpid()),
             name="vaxcred-registry-matcher",
             daemon=True,
         )
         self.process.start()
 
     def send(self, rows: Sequence[PersonRow], found: dict[str, Any]) -> None:
-        # plain tuples: a PersonRow would be rebuilt field by field when unpickled
-        self.inbox.put(([tuple(row) for row in rows], found))
+        # plain tuples: a PersonRow would be rebuilt field by field when unpickled, a RegistryEntry too
+        self.inbox.put(([tuple(row) for row in rows], plain_entries(found)))
 
     def receive(self) -> list[Outcome]:
         while True:
@@ -134,9 +147,8 @@ class _Matcher:
         if self.process.is_alive():
             self.process.kill()
         self.process.join()
-        for box in (self.inbox, self.outbox):
-            box.close()
-            box.cancel_join_thread()  # batches never matched (a run that stopped early) are dropped
+        close_abandoned_queue(self.inbox)  # batches never matched (a run that stopped early) are dropped
+        self.outbox.close()
 
 
 def check_with_matcher(
@@ -149,17 +161,31 @@ def check_with_matcher(
     on_progress: Callable[[int], None] | None,
     fork: bool,
 ) -> RegistryCheckReport:
-    """Check ``batches``: look up and store here, match in a forked process from the second batch on when
-    ``fork`` (module docstring), else match here too. The stored results are the same either way."""
+    """Check ``batches``: look up here, match in a forked process from the second batch on when ``fork``
+    (module docstring), else match here too; store from the second batch on in a thread while the next batch
+    is read and looked up (:mod:`vaxcred.pipeline.registry.storer`). The stored results are the same."""
     total = RegistryCheckReport()
 
-    def store(rows: Sequence[PersonRow], stored: Sequence[Outcome]) -> None:
+    def committed(reports: Iterable[RegistryCheckReport]) -> None:
         nonlocal total
-        total = total + store_batch(db, rows, stored, checked_at=now, source=source)
-        if on_progress is not None:
-            on_progress(total.checked)
+        for report in reports:
+            total = total + report
+            if on_progress is not None:
+                on_progress(total.checked)
+
+    def store(rows: Sequence[PersonRow], stored: Sequence[Outcome]) -> None:
+        if storer is None:  # the first batch: stored here (a run of one batch starts no thread)
+            committed([store_batch(db, rows, stored, checked_at=now, source=source)])
+        else:
+            storer.submit(rows, stored)
+            committed(storer.take())
+
+    def flush() -> None:
+        while storer is not None and (reports := storer.take(wait=True)):
+            committed(reports)
 
     matcher: _Matcher | None = None
+    storer: BatchStorer | None = None
     pending: deque[Sequence[PersonRow]] = deque()
     finished = False
     try:
@@ -169,16 +195,18 @@ def check_with_matcher(
             except Exception:  # the registry failed: store what was handed out, then raise
                 while pending and matcher is not None:
                     store(pending.popleft(), matcher.receive())
+                flush()
                 logger.warning(
                     "registry check stopped: %d persons checked in this run; run it again to finish",
                     total.checked,
                 )
                 raise
-            if number == 0 or not fork:
-                store(rows, match_outcomes(rows, found, now))
-                continue
+            if number == 1:  # the matcher is forked before the store thread starts (no fork with threads)
+                matcher = _Matcher() if fork else None
+                storer = BatchStorer(functools.partial(store_batch, db, checked_at=now, source=source))
             if matcher is None:
-                matcher = _Matcher(now)
+                store(rows, match_outcomes(rows, found))
+                continue
             matcher.send(rows, found)
             pending.append(rows)
             if len(pending) > IN_FLIGHT:
@@ -186,8 +214,11 @@ def check_with_matcher(
         while pending:
             assert matcher is not None
             store(pending.popleft(), matcher.receive())
+        flush()
         finished = True
     finally:
+        if storer is not None:
+            storer.close()
         if matcher is not None:
             matcher.close(finished=finished)
     return total

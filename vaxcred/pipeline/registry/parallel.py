@@ -10,13 +10,16 @@
                                        <── counts ──    (registry_checks + persons.registry_status)
 
 The registry adapter stays in this process (an HTTP client, a file handle: nothing to pickle, one place for its
-retries and outage errors); a batch travels as plain tuples and the registry's entries. The transaction a worker
+retries and outage errors); a batch travels as plain tuples, the registry's entries too
+(:func:`~vaxcred.pipeline.registry.batch.plain_entries`). The transaction a worker
 runs is the one the single-process stage runs (:func:`~vaxcred.pipeline.registry.batch.store_batch`), so the
 stored results are the same and a crash loses at most the batches in flight (their persons are still unchecked).
 At most ``2 × workers`` batches wait in the queue (bounded memory). A registry error stops the reading: the
 batches already handed out are finished and committed, then the error propagates. A failing worker stops the
 run with :class:`~vaxcred.pipeline.errors.PipelineError` ``pipeline.registry_check_worker_failed``. Workers exit
-when this process is gone (they poll for it while waiting for work).
+when this process is gone (they poll for it while waiting for work). Once they are gone, what is left in the
+task queue is dropped (:func:`~vaxcred.pipeline.processes.close_abandoned_queue`): its feeder thread, blocked
+writing batches into a pipe no worker reads, hung the interpreter at exit after all workers had died.
 """
 
 from __future__ import annotations
@@ -31,12 +34,13 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.processes import die_with_parent, failure_message
+from vaxcred.pipeline.processes import close_abandoned_queue, die_with_parent, failure_message
 from vaxcred.pipeline.registry.batch import (
     PersonRow,
     RegistryCheckReport,
     lookup_batch,
-    match_outcomes,
+    match_plain_outcomes,
+    plain_entries,
     store_batch,
 )
 from vaxcred.pipeline.registry.lookup import PopulationRegistry
@@ -73,8 +77,8 @@ def _worker_main(
                     continue
                 if task is None:
                     break
-                rows, found = task
-                matched = match_outcomes(rows, found, now)
+                rows, entries = task
+                matched = match_plain_outcomes(rows, entries)
                 with write_lock or contextlib.nullcontext():
                     stored = store_batch(db, rows, matched, checked_at=now, source=source)
                 results.put(("batch", stored))
@@ -121,7 +125,7 @@ def check_in_processes(
                 found = lookup_batch(registry, rows)
                 while not state.errors:
                     try:
-                        tasks.put((list(rows), found), timeout=0.5)
+                        tasks.put((list(rows), plain_entries(found)), timeout=0.5)
                         break
                     except queue.Full:
                         state.collect(wait=0.0)
@@ -139,6 +143,8 @@ def check_in_processes(
                 process.terminate()  # whatever it had not committed stays unchecked
             if process.pid is not None:  # started
                 process.join()
+        close_abandoned_queue(tasks)  # batches no worker took: else the interpreter hangs at exit
+        results.close()
     if failure is not None:
         logger.warning(
             "registry check stopped: %d persons checked in this run; run it again to finish",
