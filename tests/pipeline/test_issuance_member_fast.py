@@ -18,7 +18,14 @@ from vaxcred.pipeline.records.model import DoseRecord
 from vaxcred.pipeline.records.vaccines import vaccine_codes
 from vaxcred.pipeline.site_signing import batch_member_is
 from vaxcred.pipeline.site_signing.batch import BatchMember, SignedBatch, sign_batch
-from vaxcred.pipeline.site_signing.codec import _decode_leaf, _encode_leaf, _leaf_is, citizen_hash
+from vaxcred.pipeline.site_signing.codec import (
+    _claims,
+    _decode_leaf,
+    _encode_leaf,
+    _leaf_is,
+    _valid_text_fields,
+    citizen_hash,
+)
 from vaxcred.pipeline.site_signing.record import verify_stored_dose
 
 CA_TIME = datetime(2021, 1, 1, tzinfo=UTC)
@@ -285,3 +292,41 @@ def test_leaf_is_holds_exactly_when_the_decoded_leaf_says_these_values(
         dn,
     )
     assert shown == claims.matches_citizen(asked)
+
+
+_pick = st.sampled_from
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    site=_pick(["HN-001", "VN079-S01", "hn-001", "HN 001", "", "HN-001\n"]) | _codes,
+    mp=_pick(["EU/1/20/1528", "x" * 80, "x" * 81, "a\x7f", ""]) | _codes,
+    ma=_pick(["ORG-100030215", "", "\t"]) | _codes,
+    vp=_pick(["J07BX03", "1119349007", ""]) | _codes,
+    lot=_pick(["FK0001", " ", "  x ", "L\x00T", "", "x" * 81]) | _codes,
+    dt=_pick(["2021-09-01", "2024-02-29", "2023-02-29", "2021-13-01", "2021-9-01", "２０２１-09-01", ""])
+    | _codes,
+)
+def test_the_text_checks_give_the_claims_verdict(
+    site: str, mp: str, ma: str, vp: str, lot: str, dt: str
+) -> None:
+    """_valid_text_fields accepts exactly the text values _claims accepts (same regular expressions, blank lot,
+    calendar date), valid and invalid ones alike."""
+    payload: dict[object, object] = {
+        "site": site,
+        "cid": bytes(32),
+        "salt": bytes(16),
+        "mp": mp,
+        "ma": ma,
+        "vp": vp,
+        "lot": lot,
+        "dt": dt,
+        "dn": 1,
+    }
+    try:
+        _claims(payload, b"kid", NOW)
+    except VaxcredError:
+        accepted = False
+    else:
+        accepted = True
+    assert _valid_text_fields(site, mp, ma, vp, lot, dt) == accepted
