@@ -18,6 +18,7 @@ from vaxcred.merkle import (
     root_and_proofs,
     verify_consistency,
     verify_inclusion,
+    verify_inclusion_path,
 )
 
 # The Certificate Transparency reference data (RFC 6962 test vectors, reused for RFC 9162, whose hashing is
@@ -284,3 +285,30 @@ def test_root_and_proofs_refuses_entries_that_are_not_leaf_hashes() -> None:
     with pytest.raises(ValueError):
         root_and_proofs([b"an entry"])
     assert root_and_proofs([]) == (EMPTY_ROOT, ())
+
+
+@given(
+    st.integers(min_value=1, max_value=150),
+    st.data(),
+    st.integers(-2, 2),
+    st.integers(-1, 1),
+    st.binary(max_size=40),
+)
+def test_inclusion_over_a_concatenated_path_answers_as_over_its_hashes(
+    n: int, data: st.DataObject, index_shift: int, size_shift: int, edit: bytes
+) -> None:
+    """verify_inclusion_path(…, b"".join(path), …) is verify_inclusion(…, path, …) for genuine paths and for
+    edited ones (bytes inserted, cut, another index or tree size); a path of partial hashes is False."""
+    tree = _leaves(n)
+    head = root(tree)
+    i = data.draw(st.integers(0, n - 1))
+    joined = b"".join(inclusion_proof(tree, i))
+    assert verify_inclusion_path(tree[i], i, n, joined, head)
+    at = data.draw(st.integers(0, len(joined)))
+    cut = data.draw(st.integers(0, 40))
+    edited = joined[:at] + edit + joined[at + cut :]
+    index, size = i + index_shift, n + size_shift
+    expected = len(edited) % 32 == 0 and verify_inclusion(
+        tree[i], index, size, [edited[k : k + 32] for k in range(0, len(edited), 32)], head
+    )
+    assert verify_inclusion_path(tree[i], index, size, edited, head) == expected

@@ -36,6 +36,7 @@ __all__ = [
     "root_and_proofs",
     "verify_consistency",
     "verify_inclusion",
+    "verify_inclusion_path",
 ]
 
 HASH_LENGTH: Final = 32
@@ -201,6 +202,42 @@ def verify_inclusion(
     for p in path:
         if sn == 0:
             return False
+        if fn & 1 or fn == sn:
+            r = sha256(b"\x01" + p + r).digest()
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = sha256(b"\x01" + r + p).digest()
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == expected_root
+
+
+def verify_inclusion_path(leaf: bytes, index: int, tree_size: int, path: bytes, expected_root: bytes) -> bool:
+    """:func:`verify_inclusion` with the audit path as its hashes concatenated (how a store keeps it): the same
+    answer for the same path (a length that is not a multiple of :data:`HASH_LENGTH`: ``False``), without
+    splitting it into a list first."""
+    if (
+        type(path) is not bytes
+        or len(path) % HASH_LENGTH
+        or len(path) > _MAX_PROOF_LENGTH * HASH_LENGTH
+        or not _is_size(index)
+        or not _is_size(tree_size)
+        or not isinstance(leaf, bytes)
+        or len(leaf) != HASH_LENGTH
+        or not isinstance(expected_root, bytes)
+    ):
+        return False
+    if index >= tree_size:
+        return False
+    fn, sn, r = index, tree_size - 1, leaf
+    sha256 = hashlib.sha256
+    for start in range(0, len(path), HASH_LENGTH):
+        if sn == 0:
+            return False
+        p = path[start : start + HASH_LENGTH]
         if fn & 1 or fn == sn:
             r = sha256(b"\x01" + p + r).digest()
             if not fn & 1:

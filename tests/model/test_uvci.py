@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from vaxcred.errors import ModelError
 from vaxcred.model import UVCI_ALPHABET, generate_uvci, uvci_checksum, uvci_is_valid_checksum
+from vaxcred.model.uvci import _base36
 
 
 @pytest.mark.parametrize(
@@ -124,3 +125,39 @@ def test_table_luhn_sum_names_the_character_outside_the_alphabet(head: str, bad:
     with pytest.raises(ModelError, match=re.escape(repr(bad))) as caught:
         _luhn_sum(head + bad + tail, first_weight=2)
     assert caught.value.code == "model.bad_uvci"
+
+
+@given(st.integers(0, 36**38 - 1), st.integers(1, 38))
+def test_base36_pairs_write_what_one_symbol_at_a_time_writes(number: int, length: int) -> None:
+    """_base36 (two symbols a division) gives the string of the one-symbol-a-division loop it replaced."""
+    number %= 36**length
+    expected, rest = [], number
+    for _ in range(length):
+        rest, digit = divmod(rest, 36)
+        expected.append("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[digit])
+    assert _base36(number, length) == "".join(expected)
+
+
+@given(
+    st.sampled_from(["VN", "DE", "FR"]),
+    st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=1, max_size=8),
+    st.integers(8, 38),
+    st.integers(0, 2**32),
+)
+def test_generated_check_character_is_the_checksum_of_the_body(
+    country: str, issuer: str, length: int, seed: int
+) -> None:
+    """The check character worked out from the remembered prefix sum is uvci_checksum of the whole body, for
+    every length parity, issuer and source of randomness (secrets or a seeded one); too long a UVCI is refused."""
+    if len(f"URN:UVCI:01:{country}:{issuer}/") + length + 2 > 59:
+        with pytest.raises(ValueError, match="keep it under 60"):
+            generate_uvci(country, issuer, length=length)
+        return
+    for uvci in (
+        generate_uvci(country, issuer, length=length, rng=random.Random(seed)),
+        generate_uvci(country, issuer, length=length),
+    ):
+        body, _, check = uvci.rpartition("#")
+        assert check == uvci_checksum(body)
+        assert body.startswith(f"URN:UVCI:01:{country}:{issuer}/")
+        assert len(body) == len(f"URN:UVCI:01:{country}:{issuer}/") + length

@@ -7,10 +7,11 @@ revocation hashes are computed from it: it must not be guessable — SECURITY.md
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Final, Protocol
 
 from vaxcred.errors import ModelError
 
@@ -109,19 +110,42 @@ def generate_uvci(
         raise ValueError("issuer must be a non-empty A–Z0–9 component")
     if not 8 <= length <= 38:
         raise ValueError("length must be within 8–38")
+    body_prefix = f"URN:UVCI:01:{country}:{issuer}/"
+    if len(body_prefix) + length + 2 > _MAX_UVCI_LENGTH:
+        raise ValueError(
+            f"UVCI would be {len(body_prefix) + length + 2} characters; keep it under 60 (shorter issuer or length)"
+        )
     if rng is secrets:
         # one uniform draw below 36**length, written in base 36: same distribution, ~5x faster than
         # `length` calls of secrets.choice (issuance draws one UVCI per passport)
-        number = secrets.randbelow(len(_RANDOM_ALPHABET) ** length)
-        digits = []
-        for _ in range(length):
-            number, digit = divmod(number, len(_RANDOM_ALPHABET))
-            digits.append(_RANDOM_ALPHABET[digit])
-        opaque = "".join(digits)
+        opaque = _base36(secrets.randbelow(len(_RANDOM_ALPHABET) ** length), length)
     else:
         opaque = "".join(rng.choice(_RANDOM_ALPHABET) for _ in range(length))
-    body = f"URN:UVCI:01:{country}:{issuer}/{opaque}"
-    uvci = f"{body}#{uvci_checksum(body)}"
-    if len(uvci) > _MAX_UVCI_LENGTH:
-        raise ValueError(f"UVCI would be {len(uvci)} characters; keep it under 60 (shorter issuer or length)")
-    return uvci
+    # the check character of body_prefix + opaque: the prefix's Luhn sum at the weights the opaque part's
+    # length gives it, remembered, plus the opaque part's (the same total as uvci_checksum of the whole body)
+    total = _prefix_sum(body_prefix, len(opaque) % 2) + _luhn_sum(opaque, first_weight=2)
+    return f"{body_prefix}{opaque}#{UVCI_ALPHABET[(_N - total % _N) % _N]}"
+
+
+#: base-36 symbol pairs, least significant first, for every value below 36**2
+_PAIRS: Final = tuple(a + b for b in _RANDOM_ALPHABET for a in _RANDOM_ALPHABET)
+_PAIR_BASE: Final = len(_RANDOM_ALPHABET) ** 2
+
+
+def _base36(number: int, length: int) -> str:
+    """``number`` (below 36**length) as ``length`` base-36 symbols of :data:`_RANDOM_ALPHABET`, least
+    significant first (two at a time: half the divisions of one symbol at a time, the same string)."""
+    pairs = []
+    for _ in range(length // 2):
+        number, pair = divmod(number, _PAIR_BASE)
+        pairs.append(_PAIRS[pair])
+    if length % 2:
+        pairs.append(_RANDOM_ALPHABET[number % len(_RANDOM_ALPHABET)])
+    return "".join(pairs)
+
+
+@functools.lru_cache(maxsize=64)
+def _prefix_sum(prefix: str, shift: int) -> int:
+    """The Luhn mod 38 sum of ``prefix`` in a body that goes on for ``shift`` (mod 2) more characters: its last
+    character at weight 2 when the rest is even in length, else at weight 1 (issuance's prefix repeats)."""
+    return _luhn_sum(prefix, first_weight=1 if shift else 2)

@@ -48,10 +48,11 @@ from typing import Final
 
 from vaxcred.errors import VaxcredError
 from vaxcred.model import DCC, DateOfBirth, Name, Vaccination, generate_uvci
-from vaxcred.pipeline.issuance.rows import Candidate, DoseRow, SignatureRow, SiteCertificates
+from vaxcred.pipeline.issuance.rows import Candidate, DoseRow, SignatureRow, SiteCertificate, SiteCertificates
 from vaxcred.pipeline.records.history import history_problems
 from vaxcred.pipeline.records.model import vaccine_codes
 from vaxcred.pipeline.registry.lookup import RegistryStatus
+from vaxcred.pipeline.site_signing import batch_member_is
 from vaxcred.pipeline.site_signing.record import DoseClaims, verify_stored_dose
 
 __all__ = [
@@ -167,6 +168,10 @@ def _verify_signature(
         if option.window is None:
             problem = Reason.UNTRUSTED_CERTIFICATE
             continue
+        # (4)–(7) at once for a batch member that is exactly the stored dose: the verdict the steps below reach
+        # for it (accepted), without decoding the record; anything else — a refusal among them — goes below
+        if sig.head is not None and _member_is_dose(dose, sig, citizen_id, option, now):
+            return None
         # (6) signature, purpose, kid, own site, certificate valid at the signing time, citizen; a batch member:
         # its head's signature once per process (cached by head bytes and certificate), then its audit path
         try:
@@ -192,6 +197,46 @@ def _verify_signature(
     return problem
 
 
+def _member_is_dose(
+    dose: DoseRow, sig: SignatureRow, citizen_id: str, option: SiteCertificate, now: datetime
+) -> bool:
+    """Whether the batch member ``sig`` is a valid record, signed by ``option`` inside its window, of exactly
+    ``dose`` for ``citizen_id`` (:func:`~vaxcred.pipeline.site_signing.batch_member_is`): then
+    :func:`verify_stored_dose` accepts it, the signing time is in the window and :func:`_same_record` holds —
+    rules (5)–(7) pass. ``False`` proves nothing: the full steps run."""
+    if sig.head is None or sig.leaf_index is None or option.window is None:
+        return False
+    try:
+        codes = _vaccine_codes(dose.vaccine)
+    except ValueError:
+        return False
+    signed_at = batch_member_is(
+        sig.head,
+        sig.leaf_index,
+        sig.proof or b"",
+        sig.cose,
+        site_certificate=option.certificate,
+        citizen_id=citizen_id,
+        now=now,
+        site_id=dose.site_id,
+        mp=codes.mp,
+        ma=codes.ma,
+        vp=codes.vp,
+        lot=dose.lot,
+        date=dose.date.isoformat(),
+        dose_number=dose.dose_number,
+    )
+    if signed_at is None:
+        return False
+    start, end = option.window
+    return start <= signed_at <= end
+
+
+#: :func:`vaccine_codes`, remembered per worker (a handful of products; the codes are immutable; a refusal is
+#: raised again each time, never remembered)
+_vaccine_codes: Final = functools.lru_cache(maxsize=256)(vaccine_codes)
+
+
 def _signature_reason(code: str) -> Reason:
     if code == "sitesign.citizen_mismatch":
         return Reason.CITIZEN_MISMATCH
@@ -204,7 +249,7 @@ def _signature_reason(code: str) -> Reason:
 
 def _same_record(claims: DoseClaims, dose: DoseRow) -> bool:
     try:
-        codes = vaccine_codes(dose.vaccine)
+        codes = _vaccine_codes(dose.vaccine)
     except ValueError:
         return False
     return (
@@ -240,7 +285,7 @@ def build_dcc(candidate: Candidate, latest: DoseRow, *, certificate_issuer: str)
 
     Raises :class:`~vaxcred.errors.ModelError` / ``ValueError`` for data that cannot make a DCC.
     """
-    codes = vaccine_codes(latest.vaccine)
+    codes = _vaccine_codes(latest.vaccine)
     entry = Vaccination(
         tg=_COVID_19,
         vp=codes.vp,

@@ -114,7 +114,67 @@ def passport_entry(
         "doses": [[dose_id, signature_id] for dose_id, signature_id in sorted(doses)],
         "supersedes": supersedes,
     }
-    return _entry(Kind.PASSPORT, passport_id, _sha256(hc1.encode("utf-8")), trace)
+    object_hash = _sha256(hc1.encode("utf-8"))
+    fast = _passport_entry_by_hand(passport_id, object_hash, trace)
+    return _entry(Kind.PASSPORT, passport_id, object_hash, trace) if fast is None else fast
+
+
+#: a passport entry's fixed start: the five-item array, the version and the kind
+_PASSPORT_START: Final = (
+    cbor.encode_head(4, 5) + cbor.encode_head(0, ENTRY_VERSION) + cbor.encode_text("passport")
+)
+#: the trace's keys in canonical order (UTF-8 length, then bytes: RFC 8949 §4.2.1 as cbor2 applies it), each with
+#: its CBOR item
+_PASSPORT_TRACE: Final = tuple(
+    (key, cbor.encode_text(key))
+    for key in sorted(
+        ("person_id", "kid", "iat", "exp", "issued_at", "registry_check_id", "doses", "supersedes"),
+        key=lambda k: (len(k.encode()), k.encode()),
+    )
+)
+_NULL: Final = b"\xf6"
+_PAIR: Final = cbor.encode_head(4, 2)
+
+
+def _passport_entry_by_hand(passport_id: int, object_hash: bytes, trace: dict[str, object]) -> bytes | None:
+    """``_entry(Kind.PASSPORT, …)`` written by hand, byte for byte ``cbor.dumps`` of the entry (a hypothesis test
+    holds it to cbor2's canonical encoding): issuance builds one per passport, and cbor2's canonical mode sorting
+    the trace's keys cost more than the rest of the entry. ``None`` for any value outside the forms written here
+    (unsigned integers below 2**64, ``None`` where a trace allows it, byte strings, [int, int] pairs — a time
+    before 1970 is a negative number): the general encoder takes those."""
+    head = cbor.encode_head
+    if type(passport_id) is not int or not 0 <= passport_id < 1 << 64 or type(object_hash) is not bytes:
+        return None
+    parts = [_PASSPORT_START, head(0, passport_id), head(2, len(object_hash)), object_hash]
+    parts.append(head(5, len(_PASSPORT_TRACE)))
+    for key, item in _PASSPORT_TRACE:
+        value = trace[key]
+        parts.append(item)
+        kind = type(value)
+        if kind is int and 0 <= value < 1 << 64:  # type: ignore[operator]
+            parts.append(head(0, value))  # type: ignore[arg-type]
+        elif value is None and (key == "registry_check_id" or key == "supersedes"):
+            parts.append(_NULL)
+        elif kind is bytes and key == "kid":
+            parts.append(head(2, len(value)))  # type: ignore[arg-type]
+            parts.append(value)  # type: ignore[arg-type]
+        elif kind is list and key == "doses":
+            pairs: list[list[object]] = value  # type: ignore[assignment]
+            parts.append(head(4, len(pairs)))
+            for dose_id, signature_id in pairs:
+                if (
+                    type(dose_id) is not int
+                    or type(signature_id) is not int
+                    or not 0 <= dose_id < 1 << 64
+                    or not 0 <= signature_id < 1 << 64
+                ):
+                    return None
+                parts.append(_PAIR)
+                parts.append(head(0, dose_id))
+                parts.append(head(0, signature_id))
+        else:
+            return None
+    return b"".join(parts)
 
 
 _HASH_HEAD: Final = cbor.encode_head(2, HASH_LENGTH)

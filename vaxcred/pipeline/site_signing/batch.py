@@ -50,7 +50,7 @@ from cryptography import x509
 from vaxcred.codec import cose
 from vaxcred.crypto import Signer
 from vaxcred.errors import KeyUsageError, SignatureError, VaxcredError
-from vaxcred.merkle import leaf_hash, root_and_proofs, verify_inclusion
+from vaxcred.merkle import HASH_LENGTH, leaf_hash, root_and_proofs, verify_inclusion, verify_inclusion_path
 from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.records.model import DoseRecord
 from vaxcred.pipeline.site_signing.batch_codec import (
@@ -69,6 +69,7 @@ from vaxcred.pipeline.site_signing.codec import (
     _decode_envelope,
     _decode_leaf,
     _encode_leaf,
+    _leaf_is,
     _protected_header,
     citizen_hash,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "HEAD_CACHE_SIZE",
     "BatchMember",
     "SignedBatch",
+    "batch_member_is",
     "sign_batch",
     "verify_batch_member",
     "verify_batch_record",
@@ -285,6 +287,70 @@ def verify_batch_member(
     # (6)–(9) site, time, chain, citizen
     _check_claims(claims, site_certificate, site_ca=site_ca, citizen_id=citizen_id, now=now, skew=skew)
     return claims
+
+
+def batch_member_is(
+    head: bytes,
+    index: int,
+    proof: bytes,
+    payload: bytes,
+    *,
+    site_certificate: x509.Certificate,
+    citizen_id: str,
+    now: datetime,
+    site_id: str,
+    mp: str,
+    ma: str,
+    vp: str,
+    lot: str,
+    date: str,
+    dose_number: int,
+) -> datetime | None:
+    """The signing time when the stored batch member (``proof``: its concatenated audit path) is a valid record
+    of exactly these values for ``citizen_id`` — :func:`verify_batch_member` with ``site_certificate``,
+    ``citizen_id`` and ``now`` (no site CA, no skew) would accept it and return claims with these values —
+    else ``None``: not shown here, which is no verdict (verify it to learn whether and why it fails).
+
+    What issuance asks of each of a passport's records, in one pass: the head's steps (1)–(5) from the same
+    per-process cache as :func:`verify_batch_member` (keyed by the head's bytes and the certificate's DER: a
+    forged head is another key, verified on its own), the head's site and signing time against the certificate
+    and ``now`` (steps (6), (7)), then the member's payload compared, as bytes, with the canonical encoding of
+    the expected values (:func:`~vaxcred.pipeline.site_signing.codec._leaf_is`: step (5)'s decoding and checks,
+    and step (9), without decoding), and its audit path to the signed root — every member, every time."""
+    try:
+        now = require_utc(now)
+    except (TypeError, ValueError):
+        return None
+    if (
+        type(head) is not bytes
+        or type(proof) is not bytes
+        or type(index) is not int
+        or len(proof) % HASH_LENGTH
+    ):
+        return None
+    facts = _facts(site_certificate)
+    outcome = _head_outcome(head, facts.ref)
+    if isinstance(outcome, VaxcredError):
+        return None
+    signed_at = outcome.signed_at
+    # (6) site: the record's is the head's, the head's the certificate's; (7) time: the certificate valid at the
+    # signing time, which is not after now
+    if (
+        facts.site_id is None
+        or not site_id == outcome.site_id == facts.site_id
+        or not facts.not_before <= signed_at <= facts.not_after
+        or signed_at > now
+    ):
+        return None
+    # (5) the payload, and (9) the citizen
+    if not _leaf_is(
+        payload, citizen_id=citizen_id, site=site_id, mp=mp, ma=ma, vp=vp, lot=lot, dt=date, dn=dose_number
+    ):
+        return None
+    # (5) its place under the signed root
+    if not verify_inclusion_path(leaf_hash(payload), index, outcome.size, proof, outcome.root):
+        return None
+    return signed_at
 
 
 def verify_batch_record(

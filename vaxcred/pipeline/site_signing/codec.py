@@ -331,6 +331,70 @@ def _claims(payload: Mapping[object, object], kid: bytes, signed_at: datetime) -
     )
 
 
+def _valid_text_fields(site: str, mp: str, ma: str, vp: str, lot: str, dt: str) -> bool:
+    """Whether :func:`_claims` accepts these text values (``str`` each): its checks, field by field, without
+    building the claims (a test holds the two to the same verdict for any values). Not remembered: a
+    population's (site, codes, lot, date) combinations hardly repeat, and the checks cost less than a cache."""
+    if _DATE_RE.fullmatch(dt) is None or _CODE_RE.fullmatch(lot) is None or not lot.strip():
+        return False
+    if _SITE_ID_RE.fullmatch(site) is None:
+        return False
+    if _CODE_RE.fullmatch(mp) is None or _CODE_RE.fullmatch(ma) is None or _CODE_RE.fullmatch(vp) is None:
+        return False
+    try:
+        calendar_date.fromisoformat(dt)
+    except ValueError:
+        return False
+    return True
+
+
+def _leaf_is(
+    raw: bytes, *, citizen_id: str, site: str, mp: str, ma: str, vp: str, lot: str, dt: str, dn: int
+) -> bool:
+    """Whether ``raw`` is a batch member's payload saying exactly these values for ``citizen_id``: ``True``
+    only when :func:`_decode_leaf` of ``raw`` returns claims with exactly these values (every check of the
+    decoding passing) whose ``matches_citizen(citizen_id)`` holds; ``False``: not shown — decode it to learn
+    why (it may still be valid, e.g. for another citizen). The proof: ``raw`` equals the canonical encoding
+    (:func:`_encode_leaf`) of the version-2 map of these values with the salt ``raw`` carries and the citizen
+    hash of ``citizen_id`` under that salt, so decoding ``raw`` yields that map, and :func:`_claims` accepts
+    it because it accepts these values (:func:`_valid_text_fields`, the dose number's range, a 32-byte hash and
+    a 16-byte salt by construction). No decoding, no claims object: issuance checks ~2.5 records a passport."""
+    if (
+        type(raw) is not bytes
+        or type(citizen_id) is not str
+        or type(dn) is not int
+        or not 1 <= dn <= MAX_DOSE_NUMBER
+        or type(site) is not str
+        or type(mp) is not str
+        or type(ma) is not str
+        or type(vp) is not str
+        or type(lot) is not str
+        or type(dt) is not str
+        or not _valid_text_fields(site, mp, ma, vp, lot, dt)
+    ):
+        return False
+    try:
+        tail = _PAYLOAD_KEYS["site"] + _text_item(site)  # the last key and value of the canonical order
+        end = len(raw) - len(tail)
+        if end < SALT_LENGTH or not raw.endswith(tail):
+            return False
+        salt = raw[end - SALT_LENGTH : end]
+        expected = _encode_leaf(
+            site=site,
+            cid=citizen_hash(citizen_id, salt),
+            salt=salt,
+            mp=mp,
+            ma=ma,
+            vp=vp,
+            lot=lot,
+            dt=dt,
+            dn=dn,
+        )
+    except (UnicodeEncodeError, ValueError, TypeError, CborError):  # text UTF-8 cannot encode: not shown here
+        return False
+    return raw == expected
+
+
 def _decode_envelope(data: bytes, content_type: str = CONTENT_TYPE) -> tuple[cose.Sign1Message, int, bytes]:
     """Step (1): a tagged COSE_Sign1 with exactly alg, ``content_type`` and kid protected, nothing unprotected."""
     if not isinstance(data, bytes):
