@@ -44,12 +44,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import os
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-from sqlalchemy.engine import Connection
 
 from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.records import staging
@@ -64,7 +63,8 @@ from vaxcred.pipeline.records.reading import (
 )
 from vaxcred.pipeline.records.rejects import MAX_RAW_CHARS, REJECTS_HEADER, RejectsFile, neutralise_cell
 from vaxcred.pipeline.records.validation import Chunk, ChunkResult, StagedRow, validate_chunk
-from vaxcred.pipeline.records.workers import validate_in_processes
+from vaxcred.pipeline.records.workers import validation_processes
+from vaxcred.pipeline.records.writer import BatchWriter, Stored
 from vaxcred.storage import Database
 from vaxcred.storage.schema import doses, persons
 
@@ -169,18 +169,22 @@ def import_lines(
     if workers < 0:
         raise ValueError("workers must be 0 (validate here) or more")
     rejects = RejectsFile(rejects_path)
-    totals = _Totals()
+    totals = _Totals(on_progress)
     try:
         stream = iter(lines)
         header, first_line = _header(stream) if format == "csv" else (None, 1)
         chunks = _chunks(stream, first_line, batch_size)
-        results: Generator[ChunkResult, None, None] = (
-            validate_in_processes(chunks, workers=workers, header=header, today=today)
-            if workers
-            else (validate_chunk(chunk, header=header, today=today) for chunk in chunks)
-        )
-        with db.writer() as conn, contextlib.closing(results):
+        with contextlib.ExitStack() as stack:
+            # the workers are forked before the writer starts any thread (a fork copies only its own thread)
+            validate: Callable[[Iterable[Chunk]], Iterator[ChunkResult]] = (
+                stack.enter_context(validation_processes(workers, header=header, today=today))
+                if workers
+                else functools.partial(_validate_here, header=header, today=today)
+            )
+            results = validate(chunks)
+            conn = stack.enter_context(db.writer())
             staging.prepare(conn)
+            writer = stack.enter_context(BatchWriter(conn))
             batch: list[StagedRow] = []
             in_batch = 0
             for result in results:
@@ -189,11 +193,15 @@ def import_lines(
                 totals.add(result)
                 batch.extend(result.valid)
                 in_batch += result.rows
+                totals.committed(writer.collect(wait=False))  # on_progress as soon as we see the commit
                 if in_batch >= batch_size:
-                    totals.store(conn, batch, on_progress)
+                    totals.committed(writer.collect(wait=True))
+                    writer.submit(batch, totals.rows)
                     batch, in_batch = [], 0
             if in_batch or totals.rows == 0:
-                totals.store(conn, batch, on_progress)
+                totals.committed(writer.collect(wait=True))
+                writer.submit(batch, totals.rows)
+            totals.committed(writer.collect(wait=True))
     finally:
         rejects.close()
     # PostgreSQL: the next stages plan with statistics of what was imported
@@ -201,27 +209,34 @@ def import_lines(
     return totals.report(rejects_path, rejects.error)
 
 
+def _validate_here(
+    chunks: Iterable[Chunk], *, header: tuple[str, ...] | None, today: dt.date | None
+) -> Iterator[ChunkResult]:
+    return (validate_chunk(chunk, header=header, today=today) for chunk in chunks)
+
+
 class _Totals:
     """The running counts of an import."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_progress: ProgressCallback | None) -> None:
         self.rows = self.rejected = self.not_utf8 = 0
         self.imported = self.person_conflicts = self.dose_conflicts = 0
+        self._on_progress = on_progress
 
     def add(self, result: ChunkResult) -> None:
         self.rows += result.rows
         self.rejected += len(result.rejects)
         self.not_utf8 += result.not_utf8
 
-    def store(self, conn: Connection, batch: list[StagedRow], on_progress: ProgressCallback | None) -> None:
-        if batch:
-            with conn.begin():
-                counts = staging.store_batch(conn, batch)
-            self.imported += counts.inserted
-            self.person_conflicts += counts.person_conflicts
-            self.dose_conflicts += counts.dose_conflicts
-        if on_progress is not None:
-            on_progress(self.rows)
+    def committed(self, stored: Stored | None) -> None:
+        """Count a committed batch and say so (``on_progress``, in the calling thread)."""
+        if stored is None:
+            return
+        self.imported += stored.counts.inserted
+        self.person_conflicts += stored.counts.person_conflicts
+        self.dose_conflicts += stored.counts.dose_conflicts
+        if self._on_progress is not None:
+            self._on_progress(stored.rows_done)
 
     def report(self, rejects_path: Path | None, rejects_error: str) -> ImportReport:
         good = self.rows - self.rejected
