@@ -2,26 +2,40 @@
 
 ::
 
-    file ─> lines (≤ 64 Ki chars each) ─> chunks ─┬─> validate (reading + parse_row) ─┬─> staged rows ─> store:
-              (this process)                      │   in worker processes, or here    │   one transaction a batch
-                                                  │   for a small import              └─> rejects file
-                                                  └── results taken in file order
+    file ─> lines (≤ 64 Ki chars each) ─> chunks ─┬─> validate (reading + parse_row) ─┬─> staged rows ─> batch k+1
+              (this process)                      │   in worker processes, or here    │   (assembled here while
+                                                  │   for a small import              │    batch k is stored)
+                                                  └── results taken in file order     └─> rejects file
+    store thread: batch k ─> COPY / executemany + set-based statements, one transaction ─> committed
+                  (batch k+1 handed over only then: commits in file order; on_progress from this thread)
 
 * **Modules.** :mod:`~vaxcred.pipeline.records.reading` (lines, CSV header and hints, one row per line),
   :mod:`~vaxcred.pipeline.records.validation` (a chunk of lines → staged rows + rejects, pure),
   :mod:`~vaxcred.pipeline.records.workers` (validation in processes, in order, bounded),
   :mod:`~vaxcred.pipeline.records.staging` (a batch → the tables: COPY / executemany into a staging table,
-  then set-based statements), :mod:`~vaxcred.pipeline.records.rejects` (the 0600 rejects file).
-* **Both cores.** ``workers=N`` validates in N spawned processes while this one reads the file and stores;
+  then set-based statements), :mod:`~vaxcred.pipeline.records.writer` (a batch stored in a thread while the
+  next is assembled), :mod:`~vaxcred.pipeline.records.rejects` (the 0600 rejects file).
+* **Both cores.** ``workers=N`` validates in N worker processes while this one reads the file and assembles
+  batches, and a thread stores the batch before (:class:`~vaxcred.pipeline.records.writer.BatchWriter`: while
+  PostgreSQL's server or SQLite's engine works on batch k, without the GIL, batch k+1 is read and validated;
+  the workers are forked before that thread starts);
   :func:`import_file` picks ``min(2, cores)`` workers for a file of :data:`PARALLEL_MIN_BYTES` or more, and
   validates here for smaller ones (starting a worker costs ~0.3 s). The result is the same either way.
 * **Bounded memory.** A chunk holds at most :data:`CHUNK_ROWS` rows and about :data:`CHUNK_CHARS` characters;
-  at most two chunks per worker are in flight; one batch of staged rows is held while it is stored.
+  at most two chunks per worker are in flight; at most two batches of staged rows are held: one being stored,
+  the next being assembled (handed over once the first is committed).
 * **Idempotent.** A dose is stored once per natural key (citizen ID, dose number, date, site); re-importing a
   file adds nothing and counts its rows as ``duplicates``.
 * **Resumable.** One transaction per ``batch_size`` input rows (:data:`BATCH_SIZE`, 5,000), committed in file order: a
   crash (``kill -9`` of the import kills its workers too) loses at most the batch in flight, and running the same
-  import again stores exactly the rows that are missing. ``on_progress(rows_done)`` is called after each commit.
+  import again stores exactly the rows that are missing. ``on_progress(rows_done)`` is called after each commit,
+  in the calling thread (as soon as it sees the commit: at its next chunk, at the latest before the next batch
+  is handed over), so a callback needs no locking and its exception stops the import before the next batch.
+* **Errors** (a database error, a failed worker, an exception from ``on_progress``, ``KeyboardInterrupt``)
+  propagate after the batches before them were committed, and leave no thread or worker running: a store's
+  error comes out at the calling thread's next chunk (its batch rolled back); when the calling thread fails, the
+  batch being stored is waited for (it commits), except on ``KeyboardInterrupt``, which cancels its statement
+  (it rolls back, as a ^C during a store always did).
 * **Persons** are inserted when their citizen ID is new and otherwise left as stored: changing an identity
   (which a passport may rest on) is the corrections flow's job, not a re-import's. A valid row whose person
   fields differ from the stored person still lands its dose and is counted in ``person_conflicts``.

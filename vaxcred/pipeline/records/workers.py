@@ -6,9 +6,10 @@
                           chunk 1 ─> worker 1 ─┤  round robin: chunk i goes to worker i mod N, and its result
                           chunk 2 ─> worker 0 ─┤  is taken from worker i mod N's outbox, so results come back
                           …                    ┘  in file order without sorting
-    parent: store each result (one transaction per batch), write its rejects
+    parent: write each result's rejects, add its rows to the batch being assembled (a thread stores the one
+            before: :mod:`~vaxcred.pipeline.records.writer`)
 
-* **Bounded.** At most :data:`IN_FLIGHT_PER_WORKER` chunks per worker are sent ahead of the one being stored;
+* **Bounded.** At most :data:`IN_FLIGHT_PER_WORKER` chunks per worker are sent ahead of the one being taken;
   a chunk holds at most :data:`~vaxcred.pipeline.records.importer.CHUNK_ROWS` rows and about
   :data:`~vaxcred.pipeline.records.importer.CHUNK_CHARS` characters.
 * **Workers die with the parent.** Each worker asks the kernel for ``SIGKILL`` when its parent dies (Linux
@@ -16,7 +17,8 @@
   import with :class:`~vaxcred.pipeline.errors.PipelineError` ``pipeline.import_worker_failed`` after the
   batches stored so far — run the import again to finish.
 * Workers are *forked* on Linux (they start at once; a spawned interpreter spends ~1 s importing the pipeline
-  package) and spawned elsewhere. They touch no database, no file and no lock of the parent's — only their two
+  package) and spawned elsewhere, when :func:`validation_processes` is entered: the importer enters it before
+  it starts any thread (a fork copies only the forking thread, with every lock the others held). They touch no database, no file and no lock of the parent's — only their two
   queues and the pure :func:`~vaxcred.pipeline.records.validation.validate_chunk` — and send back plain tuples;
   they end with ``os._exit`` (multiprocessing's), so connections inherited from the parent are never closed
   or used by them.
