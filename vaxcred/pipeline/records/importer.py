@@ -2,26 +2,40 @@
 
 ::
 
-    file ─> lines (≤ 64 Ki chars each) ─> chunks ─┬─> validate (reading + parse_row) ─┬─> staged rows ─> store:
-              (this process)                      │   in worker processes, or here    │   one transaction a batch
-                                                  │   for a small import              └─> rejects file
-                                                  └── results taken in file order
+    file ─> lines (≤ 64 Ki chars each) ─> chunks ─┬─> validate (reading + parse_row) ─┬─> staged rows ─> batch k+1
+              (this process)                      │   in worker processes, or here    │   (assembled here while
+                                                  │   for a small import              │    batch k is stored)
+                                                  └── results taken in file order     └─> rejects file
+    store thread: batch k ─> COPY / executemany + set-based statements, one transaction ─> committed
+                  (batch k+1 handed over only then: commits in file order; on_progress from this thread)
 
 * **Modules.** :mod:`~vaxcred.pipeline.records.reading` (lines, CSV header and hints, one row per line),
   :mod:`~vaxcred.pipeline.records.validation` (a chunk of lines → staged rows + rejects, pure),
   :mod:`~vaxcred.pipeline.records.workers` (validation in processes, in order, bounded),
   :mod:`~vaxcred.pipeline.records.staging` (a batch → the tables: COPY / executemany into a staging table,
-  then set-based statements), :mod:`~vaxcred.pipeline.records.rejects` (the 0600 rejects file).
-* **Both cores.** ``workers=N`` validates in N spawned processes while this one reads the file and stores;
+  then set-based statements), :mod:`~vaxcred.pipeline.records.writer` (a batch stored in a thread while the
+  next is assembled), :mod:`~vaxcred.pipeline.records.rejects` (the 0600 rejects file).
+* **Both cores.** ``workers=N`` validates in N worker processes while this one reads the file and assembles
+  batches, and a thread stores the batch before (:class:`~vaxcred.pipeline.records.writer.BatchWriter`: while
+  PostgreSQL's server or SQLite's engine works on batch k, without the GIL, batch k+1 is read and validated;
+  the workers are forked before that thread starts);
   :func:`import_file` picks ``min(2, cores)`` workers for a file of :data:`PARALLEL_MIN_BYTES` or more, and
   validates here for smaller ones (starting a worker costs ~0.3 s). The result is the same either way.
 * **Bounded memory.** A chunk holds at most :data:`CHUNK_ROWS` rows and about :data:`CHUNK_CHARS` characters;
-  at most two chunks per worker are in flight; one batch of staged rows is held while it is stored.
+  at most two chunks per worker are in flight; at most two batches of staged rows are held: one being stored,
+  the next being assembled (handed over once the first is committed).
 * **Idempotent.** A dose is stored once per natural key (citizen ID, dose number, date, site); re-importing a
   file adds nothing and counts its rows as ``duplicates``.
 * **Resumable.** One transaction per ``batch_size`` input rows (:data:`BATCH_SIZE`, 5,000), committed in file order: a
   crash (``kill -9`` of the import kills its workers too) loses at most the batch in flight, and running the same
-  import again stores exactly the rows that are missing. ``on_progress(rows_done)`` is called after each commit.
+  import again stores exactly the rows that are missing. ``on_progress(rows_done)`` is called after each commit,
+  in the calling thread (as soon as it sees the commit: at its next chunk, at the latest before the next batch
+  is handed over), so a callback needs no locking and its exception stops the import before the next batch.
+* **Errors** (a database error, a failed worker, an exception from ``on_progress``, ``KeyboardInterrupt``)
+  propagate after the batches before them were committed, and leave no thread or worker running: a store's
+  error comes out at the calling thread's next chunk (its batch rolled back); when the calling thread fails, the
+  batch being stored is waited for (it commits), except on ``KeyboardInterrupt``, which cancels its statement
+  (it rolls back, as a ^C during a store always did).
 * **Persons** are inserted when their citizen ID is new and otherwise left as stored: changing an identity
   (which a passport may rest on) is the corrections flow's job, not a re-import's. A valid row whose person
   fields differ from the stored person still lands its dose and is counted in ``person_conflicts``.
@@ -44,12 +58,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import os
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-from sqlalchemy.engine import Connection
 
 from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.records import staging
@@ -64,7 +77,8 @@ from vaxcred.pipeline.records.reading import (
 )
 from vaxcred.pipeline.records.rejects import MAX_RAW_CHARS, REJECTS_HEADER, RejectsFile, neutralise_cell
 from vaxcred.pipeline.records.validation import Chunk, ChunkResult, StagedRow, validate_chunk
-from vaxcred.pipeline.records.workers import validate_in_processes
+from vaxcred.pipeline.records.workers import validation_processes
+from vaxcred.pipeline.records.writer import BatchWriter, Stored
 from vaxcred.storage import Database
 from vaxcred.storage.schema import doses, persons
 
@@ -169,18 +183,22 @@ def import_lines(
     if workers < 0:
         raise ValueError("workers must be 0 (validate here) or more")
     rejects = RejectsFile(rejects_path)
-    totals = _Totals()
+    totals = _Totals(on_progress)
     try:
         stream = iter(lines)
         header, first_line = _header(stream) if format == "csv" else (None, 1)
         chunks = _chunks(stream, first_line, batch_size)
-        results: Generator[ChunkResult, None, None] = (
-            validate_in_processes(chunks, workers=workers, header=header, today=today)
-            if workers
-            else (validate_chunk(chunk, header=header, today=today) for chunk in chunks)
-        )
-        with db.writer() as conn, contextlib.closing(results):
+        with contextlib.ExitStack() as stack:
+            # the workers are forked before the writer starts any thread (a fork copies only its own thread)
+            validate: Callable[[Iterable[Chunk]], Iterator[ChunkResult]] = (
+                stack.enter_context(validation_processes(workers, header=header, today=today))
+                if workers
+                else functools.partial(_validate_here, header=header, today=today)
+            )
+            results = validate(chunks)
+            conn = stack.enter_context(db.writer())
             staging.prepare(conn)
+            writer = stack.enter_context(BatchWriter(conn))
             batch: list[StagedRow] = []
             in_batch = 0
             for result in results:
@@ -189,11 +207,15 @@ def import_lines(
                 totals.add(result)
                 batch.extend(result.valid)
                 in_batch += result.rows
+                totals.committed(writer.collect(wait=False))  # on_progress as soon as we see the commit
                 if in_batch >= batch_size:
-                    totals.store(conn, batch, on_progress)
+                    totals.committed(writer.collect(wait=True))
+                    writer.submit(batch, totals.rows)
                     batch, in_batch = [], 0
             if in_batch or totals.rows == 0:
-                totals.store(conn, batch, on_progress)
+                totals.committed(writer.collect(wait=True))
+                writer.submit(batch, totals.rows)
+            totals.committed(writer.collect(wait=True))
     finally:
         rejects.close()
     # PostgreSQL: the next stages plan with statistics of what was imported
@@ -201,27 +223,34 @@ def import_lines(
     return totals.report(rejects_path, rejects.error)
 
 
+def _validate_here(
+    chunks: Iterable[Chunk], *, header: tuple[str, ...] | None, today: dt.date | None
+) -> Iterator[ChunkResult]:
+    return (validate_chunk(chunk, header=header, today=today) for chunk in chunks)
+
+
 class _Totals:
     """The running counts of an import."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_progress: ProgressCallback | None) -> None:
         self.rows = self.rejected = self.not_utf8 = 0
         self.imported = self.person_conflicts = self.dose_conflicts = 0
+        self._on_progress = on_progress
 
     def add(self, result: ChunkResult) -> None:
         self.rows += result.rows
         self.rejected += len(result.rejects)
         self.not_utf8 += result.not_utf8
 
-    def store(self, conn: Connection, batch: list[StagedRow], on_progress: ProgressCallback | None) -> None:
-        if batch:
-            with conn.begin():
-                counts = staging.store_batch(conn, batch)
-            self.imported += counts.inserted
-            self.person_conflicts += counts.person_conflicts
-            self.dose_conflicts += counts.dose_conflicts
-        if on_progress is not None:
-            on_progress(self.rows)
+    def committed(self, stored: Stored | None) -> None:
+        """Count a committed batch and say so (``on_progress``, in the calling thread)."""
+        if stored is None:
+            return
+        self.imported += stored.counts.inserted
+        self.person_conflicts += stored.counts.person_conflicts
+        self.dose_conflicts += stored.counts.dose_conflicts
+        if self._on_progress is not None:
+            self._on_progress(stored.rows_done)
 
     def report(self, rejects_path: Path | None, rejects_error: str) -> ImportReport:
         good = self.rows - self.rejected

@@ -25,7 +25,7 @@ SQLAlchemy's (``OperationalError`` …) with their PostgreSQL details withheld (
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Connection
@@ -33,12 +33,15 @@ from sqlalchemy.engine import Connection
 from vaxcred.pipeline.records.validation import StagedRow
 from vaxcred.storage.database import driver_errors
 
-__all__ = ["STAGE_TABLE", "BatchCounts", "prepare", "store_batch"]
+__all__ = ["STAGE_TABLE", "BatchCounts", "canceller", "prepare", "store_batch"]
 
 STAGE_TABLE = "vaxcred_import_stage"
 #: the columns in :data:`~vaxcred.pipeline.records.validation.STAGED_COLUMNS` order (a test checks)
 _PG_COPY = "COPY vaxcred_import_stage (citizen_id, id_type, full_name, dob, gender, province_code, vaccine, lot, date, dose_number, site_id) FROM STDIN"
 _SQLITE_STAGE = "INSERT INTO vaxcred_import_stage (citizen_id, id_type, full_name, dob, gender, province_code, vaccine, lot, date, dose_number, site_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+#: how long a cancel request may take to reach the server before we stop asking
+_CANCEL_SECONDS = 5.0
 
 _PG_CREATE = """
 CREATE TEMPORARY TABLE IF NOT EXISTS vaxcred_import_stage (
@@ -127,6 +130,17 @@ def prepare(conn: Connection) -> None:
     """Create this connection's staging table (once; it lives as long as the connection)."""
     with conn.begin(), driver_errors(conn) as driver:
         driver.execute(_PG_CREATE if conn.dialect.name == "postgresql" else _SQLITE_CREATE)
+
+
+def canceller(conn: Connection) -> Callable[[], None]:
+    """A function that stops the statement running on ``conn``, called from another thread: PostgreSQL's cancel
+    request, SQLite's ``sqlite3_interrupt``. The statement then fails and its transaction rolls back; with
+    nothing running it does nothing."""
+    driver: Any = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        return lambda: driver.cancel_safe(timeout=_CANCEL_SECONDS)
+    interrupt: Callable[[], None] = driver.interrupt
+    return interrupt
 
 
 def store_batch(conn: Connection, rows: Sequence[StagedRow]) -> BatchCounts:

@@ -6,9 +6,10 @@
                           chunk 1 ─> worker 1 ─┤  round robin: chunk i goes to worker i mod N, and its result
                           chunk 2 ─> worker 0 ─┤  is taken from worker i mod N's outbox, so results come back
                           …                    ┘  in file order without sorting
-    parent: store each result (one transaction per batch), write its rejects
+    parent: write each result's rejects, add its rows to the batch being assembled (a thread stores the one
+            before: :mod:`~vaxcred.pipeline.records.writer`)
 
-* **Bounded.** At most :data:`IN_FLIGHT_PER_WORKER` chunks per worker are sent ahead of the one being stored;
+* **Bounded.** At most :data:`IN_FLIGHT_PER_WORKER` chunks per worker are sent ahead of the one being taken;
   a chunk holds at most :data:`~vaxcred.pipeline.records.importer.CHUNK_ROWS` rows and about
   :data:`~vaxcred.pipeline.records.importer.CHUNK_CHARS` characters.
 * **Workers die with the parent.** Each worker asks the kernel for ``SIGKILL`` when its parent dies (Linux
@@ -16,7 +17,8 @@
   import with :class:`~vaxcred.pipeline.errors.PipelineError` ``pipeline.import_worker_failed`` after the
   batches stored so far — run the import again to finish.
 * Workers are *forked* on Linux (they start at once; a spawned interpreter spends ~1 s importing the pipeline
-  package) and spawned elsewhere. They touch no database, no file and no lock of the parent's — only their two
+  package) and spawned elsewhere, when :func:`validation_processes` is entered: the importer enters it before
+  it starts any thread (a fork copies only the forking thread, with every lock the others held). They touch no database, no file and no lock of the parent's — only their two
   queues and the pure :func:`~vaxcred.pipeline.records.validation.validate_chunk` — and send back plain tuples;
   they end with ``os._exit`` (multiprocessing's), so connections inherited from the parent are never closed
   or used by them.
@@ -30,7 +32,7 @@ import multiprocessing
 import os
 import queue
 from collections import deque
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Final
 
 from vaxcred.errors import VaxcredError
@@ -38,7 +40,7 @@ from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.processes import die_with_parent
 from vaxcred.pipeline.records.validation import Chunk, ChunkResult, validate_chunk
 
-__all__ = ["IMPORT_WORKER_FAILED", "IN_FLIGHT_PER_WORKER", "validate_in_processes"]
+__all__ = ["IMPORT_WORKER_FAILED", "IN_FLIGHT_PER_WORKER", "validation_processes"]
 
 #: :class:`PipelineError` code: a validation worker died or failed
 IMPORT_WORKER_FAILED: Final = "pipeline.import_worker_failed"
@@ -79,8 +81,23 @@ class _Pool:
             )
             for n, (inbox, outbox) in enumerate(zip(self.inboxes, self.outboxes, strict=True))
         ]
+        self.finished = False  #: every result was taken: the workers may end after their last chunk
         for process in self.processes:
             process.start()
+
+    def results(self, chunks: Iterable[Chunk]) -> Iterator[ChunkResult]:
+        """Each chunk sent to worker ``i mod N`` and its result taken from there: file order, no sorting."""
+        workers = len(self.processes)
+        pending: deque[int] = deque()
+        for number, chunk in enumerate(chunks):
+            worker = number % workers
+            self.inboxes[worker].put(chunk)
+            pending.append(worker)
+            if len(pending) > IN_FLIGHT_PER_WORKER * workers:
+                yield self.receive(pending.popleft())
+        while pending:
+            yield self.receive(pending.popleft())
+        self.finished = True
 
     def receive(self, worker: int) -> ChunkResult:
         while True:
@@ -119,25 +136,18 @@ class _Pool:
             box.cancel_join_thread()  # chunks never taken (an import that stopped early) are dropped
 
 
-def validate_in_processes(
-    chunks: Iterable[Chunk], *, workers: int, header: Sequence[str] | None, today: dt.date | None
-) -> Generator[ChunkResult, None, None]:
-    """:func:`~vaxcred.pipeline.records.validation.validate_chunk` of each chunk in ``workers`` processes;
-    results in the order of ``chunks``. Closing the iterator (or an error) stops and reaps the workers."""
+@contextlib.contextmanager
+def validation_processes(
+    workers: int, *, header: Sequence[str] | None, today: dt.date | None
+) -> Iterator[Callable[[Iterable[Chunk]], Iterator[ChunkResult]]]:
+    """Start ``workers`` validation processes *now* (forked before the caller starts any thread: a fork copies
+    only the forking thread, and a lock another thread held stays locked in the child) and yield a function
+    that gives :func:`~vaxcred.pipeline.records.validation.validate_chunk` of each of its chunks, validated in
+    them, in the order of the chunks. Leaving the block stops and reaps the workers."""
     if workers < 1:
         raise ValueError("workers must be at least 1")
     pool = _Pool(workers, tuple(header) if header is not None else None, today)
-    finished = False
     try:
-        pending: deque[int] = deque()
-        for number, chunk in enumerate(chunks):
-            worker = number % workers
-            pool.inboxes[worker].put(chunk)
-            pending.append(worker)
-            if len(pending) > IN_FLIGHT_PER_WORKER * workers:
-                yield pool.receive(pending.popleft())
-        while pending:
-            yield pool.receive(pending.popleft())
-        finished = True
+        yield pool.results
     finally:
-        pool.close(finished=finished)
+        pool.close(finished=pool.finished)
