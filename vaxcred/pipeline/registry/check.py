@@ -189,6 +189,7 @@ def run_registry_check(
     source: str | None = None,
     workers: int = 1,
     match_process: bool | None = None,
+    store_thread: bool | None = None,
 ) -> RegistryCheckReport:
     """Check persons against ``registry`` in id order, ``batch_size`` per lookup and per transaction.
 
@@ -197,8 +198,9 @@ def run_registry_check(
     ``source`` (default :func:`registry_source`) names the registry in the history. ``workers`` > 1: this
     process reads and looks up the batches while that many processes match and store them
     (:mod:`vaxcred.pipeline.registry.parallel`); the stored results are the same. ``workers`` = 1: this process
-    reads and looks up while, from the second batch on, one of its threads stores
-    (:mod:`vaxcred.pipeline.registry.storer`) and one forked process matches
+    reads and looks up while, from the second batch on, one of its threads stores when ``store_thread``
+    (:mod:`vaxcred.pipeline.registry.storer`; default: on PostgreSQL only — on SQLite the thread measured slower,
+    docs/pipeline.md) and one forked process matches
     (:mod:`vaxcred.pipeline.registry.matcher`) when ``match_process`` (default: on two cores or more), else this
     process matches too; the stored results are the same. See the module docstring for crash, outage and
     concurrency behaviour; errors propagate after the earlier batches were committed.
@@ -224,6 +226,7 @@ def run_registry_check(
             source=source,
             on_progress=on_progress,
             fork=match_process and can_fork(),
+            store_thread=db.backend == "postgresql" if store_thread is None else store_thread,
         )
     # PostgreSQL: site signing and issuance plan with the statuses as they now are
     db.analyze(persons, registry_checks, changed_rows=report.checked)

@@ -8,6 +8,7 @@
                                                  answer)      ──> outcomes (plain tuples)
                                              <── outcomes ──
     store thread (:mod:`~vaxcred.pipeline.registry.storer`): batch n-2's one write transaction, meanwhile
+    (PostgreSQL; on SQLite this process stores, in line)
 
 SQLite has one writer, and the registry adapter (an HTTP client, a file handle) stays in one process: so this
 process keeps every database transaction and every lookup, exactly as the single-process stage does, and hands
@@ -17,7 +18,11 @@ are identical and a crash (``kill -9``) loses at most the batches in flight: the
 From the second batch on, the store runs in a thread on its own connection
 (:class:`~vaxcred.pipeline.registry.storer.BatchStorer`): while the server stores batch n, this process reads
 and looks up the next ones (the batches are read by id, ``id > last_id``: one still being stored is never read
-again). ``on_progress`` runs in this thread, after each batch committed, in order.
+again). ``on_progress`` runs in this thread, after each batch committed, in order. The thread is used on
+PostgreSQL, whose server stores while this process waits; on SQLite the engine's work is this process's own
+CPU, and a store thread (its GIL released and retaken around every ``sqlite3_step``) measured slower (100 k
+people, quiet, in line vs thread, twice: SQLite 2.1 vs 2.9–3.0 s, PostgreSQL 3.4 vs 2.9 s), so SQLite stores in
+line (``store_thread=False``; :func:`~vaxcred.pipeline.registry.check.run_registry_check` decides).
 
 * **Started only when it pays**: the first batch is matched and stored here; the matcher process is forked,
   then the store thread started, at the second batch (a run of one batch, a correction's re-check, never forks
@@ -160,10 +165,12 @@ def check_with_matcher(
     source: str,
     on_progress: Callable[[int], None] | None,
     fork: bool,
+    store_thread: bool,
 ) -> RegistryCheckReport:
     """Check ``batches``: look up here, match in a forked process from the second batch on when ``fork``
     (module docstring), else match here too; store from the second batch on in a thread while the next batch
-    is read and looked up (:mod:`vaxcred.pipeline.registry.storer`). The stored results are the same."""
+    is read and looked up when ``store_thread`` (:mod:`vaxcred.pipeline.registry.storer`), else store here.
+    The stored results are the same."""
     total = RegistryCheckReport()
 
     def committed(reports: Iterable[RegistryCheckReport]) -> None:
@@ -203,7 +210,8 @@ def check_with_matcher(
                 raise
             if number == 1:  # the matcher is forked before the store thread starts (no fork with threads)
                 matcher = _Matcher() if fork else None
-                storer = BatchStorer(functools.partial(store_batch, db, checked_at=now, source=source))
+                if store_thread:
+                    storer = BatchStorer(functools.partial(store_batch, db, checked_at=now, source=source))
             if matcher is None:
                 store(rows, match_outcomes(rows, found))
                 continue
