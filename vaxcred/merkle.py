@@ -22,7 +22,7 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 __all__ = [
@@ -195,8 +195,13 @@ def verify_inclusion(
         or not isinstance(expected_root, bytes)
     ):
         return False
-    if index >= tree_size:
-        return False
+    return index < tree_size and _path_leads_to(leaf, index, tree_size, path, expected_root)
+
+
+def _path_leads_to(
+    leaf: bytes, index: int, tree_size: int, path: Iterable[bytes], expected_root: bytes
+) -> bool:
+    """RFC 9162 §2.1.3.2's loop over checked arguments (``index < tree_size``, hashes of the right length)."""
     fn, sn, r = index, tree_size - 1, leaf
     sha256 = hashlib.sha256  # node_hash inlined: this loop runs for every member of every batch verified
     for p in path:
@@ -230,25 +235,8 @@ def verify_inclusion_path(leaf: bytes, index: int, tree_size: int, path: bytes, 
         or not isinstance(expected_root, bytes)
     ):
         return False
-    if index >= tree_size:
-        return False
-    fn, sn, r = index, tree_size - 1, leaf
-    sha256 = hashlib.sha256
-    for start in range(0, len(path), HASH_LENGTH):
-        if sn == 0:
-            return False
-        p = path[start : start + HASH_LENGTH]
-        if fn & 1 or fn == sn:
-            r = sha256(b"\x01" + p + r).digest()
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = sha256(b"\x01" + r + p).digest()
-        fn >>= 1
-        sn >>= 1
-    return sn == 0 and r == expected_root
+    hashes = (path[start : start + HASH_LENGTH] for start in range(0, len(path), HASH_LENGTH))
+    return index < tree_size and _path_leads_to(leaf, index, tree_size, hashes, expected_root)
 
 
 def verify_consistency(
