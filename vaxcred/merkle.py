@@ -186,16 +186,22 @@ def verify_inclusion(
     The tree size is only as good as its source: take it, with the root, from a signed tree head.
     """
     path = _hashes(proof)
-    if (
-        path is None
-        or not _is_size(index)
-        or not _is_size(tree_size)
-        or not isinstance(leaf, bytes)
-        or len(leaf) != HASH_LENGTH
-        or not isinstance(expected_root, bytes)
-    ):
+    if path is None or not _inclusion_arguments(leaf, index, tree_size, expected_root):
         return False
-    return index < tree_size and _path_leads_to(leaf, index, tree_size, path, expected_root)
+    return _path_leads_to(leaf, index, tree_size, path, expected_root)
+
+
+def _inclusion_arguments(leaf: bytes, index: int, tree_size: int, expected_root: bytes) -> bool:
+    """Whether an inclusion check's arguments other than its path are usable: a leaf hash, sizes in range,
+    ``index < tree_size``, a root of bytes."""
+    return (
+        _is_size(index)
+        and _is_size(tree_size)
+        and index < tree_size
+        and isinstance(leaf, bytes)
+        and len(leaf) == HASH_LENGTH
+        and isinstance(expected_root, bytes)
+    )
 
 
 def _path_leads_to(
@@ -228,15 +234,11 @@ def verify_inclusion_path(leaf: bytes, index: int, tree_size: int, path: bytes, 
         type(path) is not bytes
         or len(path) % HASH_LENGTH
         or len(path) > _MAX_PROOF_LENGTH * HASH_LENGTH
-        or not _is_size(index)
-        or not _is_size(tree_size)
-        or not isinstance(leaf, bytes)
-        or len(leaf) != HASH_LENGTH
-        or not isinstance(expected_root, bytes)
+        or not _inclusion_arguments(leaf, index, tree_size, expected_root)
     ):
         return False
     hashes = (path[start : start + HASH_LENGTH] for start in range(0, len(path), HASH_LENGTH))
-    return index < tree_size and _path_leads_to(leaf, index, tree_size, hashes, expected_root)
+    return _path_leads_to(leaf, index, tree_size, hashes, expected_root)
 
 
 def verify_consistency(
