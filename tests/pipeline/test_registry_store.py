@@ -1,4 +1,4 @@
-"""The registry check's write transaction (registry.batch.store_batch) on both backends: a result is stored only
+"""The registry check's write transaction (registry.store.store_batch) on both backends: a result is stored only
 for a person still as it was read, whatever column changed, and a writer that commits while the store waits for
 its row lock (PostgreSQL) makes the store skip that person."""
 
@@ -17,8 +17,8 @@ from vaxcred.pipeline.registry.batch import (
     PersonRow,
     RegistryCheckReport,
     person_rows,
-    store_batch,
 )
+from vaxcred.pipeline.registry.store import store_batch
 from vaxcred.storage import Database
 from vaxcred.storage.schema import persons, registry_checks
 

@@ -55,11 +55,11 @@ from vaxcred.pipeline.registry.batch import (
     lookup_batch,
     match_outcomes,
     person_rows,
-    store_outcomes,
 )
 from vaxcred.pipeline.registry.lookup import PopulationRegistry
 from vaxcred.pipeline.registry.matcher import can_fork, check_with_matcher
 from vaxcred.pipeline.registry.parallel import check_in_processes
+from vaxcred.pipeline.registry.store import store_outcomes
 from vaxcred.storage import Database
 from vaxcred.storage.database import driver_errors
 from vaxcred.storage.schema import persons, registry_checks

@@ -13,7 +13,7 @@
 SQLite has one writer, and the registry adapter (an HTTP client, a file handle) stays in one process: so this
 process keeps every database transaction and every lookup, exactly as the single-process stage does, and hands
 only the pure, CPU-bound matching to the other core. The write transaction is the same
-(:func:`~vaxcred.pipeline.registry.batch.store_batch`), batches are stored in id order, so the stored results
+(:func:`~vaxcred.pipeline.registry.store.store_batch`), batches are stored in id order, so the stored results
 are identical and a crash (``kill -9``) loses at most the batches in flight: their persons are still unchecked.
 From the second batch on, the store runs in a thread on its own connection
 (:class:`~vaxcred.pipeline.registry.storer.BatchStorer`): while the server stores batch n, this process reads
@@ -66,10 +66,10 @@ from vaxcred.pipeline.registry.batch import (
     match_outcomes,
     match_plain_outcomes,
     plain_entries,
-    store_batch,
 )
 from vaxcred.pipeline.registry.lookup import PopulationRegistry
 from vaxcred.pipeline.registry.parallel import WORKER_FAILED
+from vaxcred.pipeline.registry.store import store_batch
 from vaxcred.pipeline.registry.storer import BatchStorer
 from vaxcred.storage import Database
 

@@ -12,7 +12,7 @@
 The registry adapter stays in this process (an HTTP client, a file handle: nothing to pickle, one place for its
 retries and outage errors); a batch travels as plain tuples, the registry's entries too
 (:func:`~vaxcred.pipeline.registry.batch.plain_entries`). The transaction a worker
-runs is the one the single-process stage runs (:func:`~vaxcred.pipeline.registry.batch.store_batch`), so the
+runs is the one the single-process stage runs (:func:`~vaxcred.pipeline.registry.store.store_batch`), so the
 stored results are the same and a crash loses at most the batches in flight (their persons are still unchecked).
 At most ``2 × workers`` batches wait in the queue (bounded memory). A registry error stops the reading: the
 batches already handed out are finished and committed, then the error propagates. A failing worker stops the
@@ -41,9 +41,9 @@ from vaxcred.pipeline.registry.batch import (
     lookup_batch,
     match_plain_outcomes,
     plain_entries,
-    store_batch,
 )
 from vaxcred.pipeline.registry.lookup import PopulationRegistry
+from vaxcred.pipeline.registry.store import store_batch
 from vaxcred.storage import Database, open_database
 
 __all__ = ["WORKER_FAILED", "check_in_processes"]

@@ -12,7 +12,7 @@
 A batch's write transaction waits on the database (PostgreSQL: its server backend stores, ~20 µs a person);
 in that time the caller reads and looks up the next batch, so the process and its server backend work at once.
 
-* **The same transaction**: :func:`~vaxcred.pipeline.registry.batch.store_batch`, batches stored one at a time
+* **The same transaction**: :func:`~vaxcred.pipeline.registry.store.store_batch`, batches stored one at a time
   in the order they were handed over (id order), so the stored results are those of the serial stage.
 * **Nothing read twice or skipped**: the caller reads its batches by id (``id > last_id`` of the batch before),
   so a batch still being stored (its persons unchecked until it commits) is never read again.
