@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -213,4 +214,16 @@ def test_an_entry_for_another_id_is_refused_from_plain_entries_too() -> None:
         lambda: match_plain_outcomes(rows, plain_entries(found)),
     ):
         with pytest.raises(ValueError, match="another citizen ID"):
+            matching()
+
+
+def test_an_answer_that_is_not_a_registry_entry_is_a_type_error_on_every_path() -> None:
+    """A broken adapter answering with something else than a ``RegistryEntry``: ``TypeError``, not an
+    ``AttributeError`` from deep inside, in process and before anything is sent to a matcher."""
+    rows = person_rows_of_people()[:2]
+    found: dict[str, Any] = dict(lookup_batch(registry_for(), rows))
+    found[rows[0].citizen_id] = ("not", "an", "entry")
+
+    for matching in (lambda: match_outcomes(rows, found), lambda: plain_entries(found)):
+        with pytest.raises(TypeError, match="RegistryEntry"):
             matching()

@@ -21,7 +21,6 @@ from vaxcred.model import DateOfBirth
 from vaxcred.pipeline.records.cccd import Gender, IdType
 from vaxcred.pipeline.records.model import Person
 from vaxcred.pipeline.registry.lookup import (
-    EntryFields,
     Judgement,
     PopulationRegistry,
     RegistryEntry,
@@ -145,20 +144,6 @@ def outcomes(results: Iterable[RegistryResult]) -> list[Outcome]:
     return [(r.status.value, ",".join(r.mismatch_fields), r.name_difference.value) for r in results]
 
 
-def _entry_fields(entry: RegistryEntry | None) -> EntryFields | None:
-    if entry is None:
-        return None
-    if not isinstance(entry, RegistryEntry):
-        raise TypeError("entry must be a RegistryEntry or None")
-    return entry.citizen_id, entry.full_name, entry.date_of_birth, entry.gender
-
-
-def match_outcomes(rows: Sequence[PersonRow], found: Mapping[str, RegistryEntry]) -> list[Outcome]:
-    """:func:`match_batch` in the stored form, without building the :class:`RegistryResult` s (the same rule:
-    :func:`~vaxcred.pipeline.registry.lookup.judge`)."""
-    return [_outcome(judge(_person(row), _entry_fields(found.get(row.citizen_id)))) for row in rows]
-
-
 #: a registry entry as a matcher process receives it: citizen ID, full name, date of birth text, gender value.
 #: Plain strings: a :class:`RegistryEntry` (a frozen dataclass) pickled and unpickled cost ~6 µs
 PlainEntry: TypeAlias = tuple[str, str, str, str]
@@ -167,8 +152,20 @@ _GENDERS: dict[str, Gender] = {gender.value: gender for gender in Gender}
 
 
 def plain_entries(found: Mapping[str, RegistryEntry]) -> dict[str, PlainEntry]:
-    """The registry's answer as :data:`PlainEntry` s (the entries were validated when the adapter built them)."""
-    return {cid: (e.citizen_id, e.full_name, e.dob, e.gender.value) for cid, e in found.items()}
+    """The registry's answer as :data:`PlainEntry` s (the entries were validated when the adapter built them);
+    ``TypeError`` for an answer that is not a :class:`RegistryEntry` (a broken adapter), on every path."""
+    plain: dict[str, PlainEntry] = {}
+    for cid, e in found.items():
+        if not isinstance(e, RegistryEntry):
+            raise TypeError("a registry's answer must map citizen IDs to RegistryEntry")
+        plain[cid] = (e.citizen_id, e.full_name, e.dob, e.gender.value)
+    return plain
+
+
+def match_outcomes(rows: Sequence[PersonRow], found: Mapping[str, RegistryEntry]) -> list[Outcome]:
+    """:func:`match_batch` in the stored form, without building the :class:`RegistryResult` s (the same rule:
+    :func:`~vaxcred.pipeline.registry.lookup.judge`), through the matcher processes' one path."""
+    return match_plain_outcomes(rows, plain_entries(found))
 
 
 def match_plain_outcomes(rows: Sequence[PersonRow], entries: Mapping[str, PlainEntry]) -> list[Outcome]:
