@@ -58,6 +58,17 @@ FROM batch AS b WHERE p.id = b.person_id
 """
 
 
+def _outcome_columns(stored: Sequence[Outcome], checked_at: dt.datetime, source: str) -> dict[str, Any]:
+    """The PostgreSQL store statements' outcome parameters: one list per outcome part, the time and the source."""
+    return {
+        "statuses": [o[0] for o in stored],
+        "fields": [o[1] for o in stored],
+        "differences": [o[2] for o in stored],
+        "at": checked_at,
+        "source": source,
+    }
+
+
 def store_outcomes(
     conn: Connection,
     rows: Sequence[PersonRow],
@@ -77,14 +88,7 @@ def store_outcomes(
             with driver.cursor() as cursor:
                 cursor.execute(
                     _PG_STORE,
-                    {
-                        "ids": [row.id for row in rows],
-                        "statuses": [o[0] for o in stored],
-                        "fields": [o[1] for o in stored],
-                        "differences": [o[2] for o in stored],
-                        "at": checked_at,
-                        "source": source,
-                    },
+                    {"ids": [row.id for row in rows], **_outcome_columns(stored, checked_at, source)},
                 )
         else:
             at = stored_time(conn, checked_at)  # UtcDateTime's text form, as SQLAlchemy binds it
@@ -213,11 +217,7 @@ def _store_unchanged_postgres(
         "genders": [row.gender for row in rows],
         "read_statuses": [row.registry_status for row in rows],
         "read_times": [row.registry_checked_at for row in rows],
-        "statuses": [o[0] for o in stored],
-        "fields": [o[1] for o in stored],
-        "differences": [o[2] for o in stored],
-        "at": checked_at,
-        "source": source,
+        **_outcome_columns(stored, checked_at, source),
     }
     joined = _joined(columns, len(rows)) if len(rows) > 1 else None
     if joined is None:
