@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import itertools
 
 import pytest
 import sqlalchemy as sa
@@ -22,6 +23,7 @@ from vaxcred import keys
 from vaxcred.crypto import Signer
 from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.registry.check import run_registry_check
+from vaxcred.pipeline.site_signing import workers as signing_workers
 from vaxcred.pipeline.site_signing.stage import (
     NO_CERTIFICATE,
     RECORD_MISMATCH,
@@ -303,8 +305,8 @@ def test_naive_time_is_refused(checked: Database, signers: dict[str, Signer]) ->
 def test_parallel_workers_sign_exactly_what_one_process_signs(
     checked: Database, signers: dict[str, Signer], site_ca: keys.KeyPair
 ) -> None:
-    """workers=2 (forked processes, whole sites each) stores the same signatures as one process would:
-    the same count, each dose once, every one verifying; a re-run signs nothing."""
+    """workers=2 (forked processes taking id ranges of the two keyed sites) stores the same signatures as one
+    process would: the same count, each dose once, every one verifying; a re-run signs nothing."""
     report = run_site_signing(checked, signers, now=NOW, batch_size=53, workers=2)
     assert report == expected_counts()
     rows = signatures(checked)
@@ -313,3 +315,40 @@ def test_parallel_workers_sign_exactly_what_one_process_signs(
     results = verify_stored_signatures(checked, site_ca=site_ca.certificate, now=NOW)
     assert all(ok for _, ok, _ in results)
     assert run_site_signing(checked, signers, now=NOW, workers=2).signed == 0
+
+
+@pytest.mark.parametrize("workers", [2, 3, 8])
+def test_work_units_split_the_sites_doses_into_ranges_that_meet_once(checked: Database, workers: int) -> None:
+    """With fewer than UNITS_PER_WORKER sites a worker, each site's dose ids are split into ranges that hold
+    every dose of the site exactly once (the last range unbounded), in site then id order."""
+    units = signing_workers._units(checked, KEYED, workers)
+    per_site = -(-workers * signing_workers.UNITS_PER_WORKER // len(KEYED))
+    assert len(units) == per_site * len(KEYED)
+    assert [site for site, _, _ in units] == sorted(site for site, _, _ in units)
+    with checked.connect() as conn:
+        ids = {
+            site: [i for (i,) in conn.execute(sa.select(doses.c.id).where(doses.c.site_id == site))]
+            for site in KEYED
+        }
+    for site in KEYED:
+        ranges = [(after, up_to) for unit_site, after, up_to in units if unit_site == site]
+        assert ranges[0][0] == 0
+        assert ranges[-1][1] is None
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+        held = collections.Counter(
+            i for i in ids[site] for after, up_to in ranges if i > after and (up_to is None or i <= up_to)
+        )
+        assert set(held.values()) == {1}
+        assert sorted(held) == sorted(ids[site])
+        used = [r for r in ranges if any(r[0] < i and (r[1] is None or i <= r[1]) for i in ids[site])]
+        assert len(used) > 1  # really split
+
+
+def test_work_units_are_whole_sites_when_there_are_enough_sites(
+    checked: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With UNITS_PER_WORKER sites a worker or more, each site is one unit, unbounded (no id range read)."""
+    monkeypatch.setattr(signing_workers, "UNITS_PER_WORKER", 1)
+    assert signing_workers._units(checked, KEYED, 2) == [(site, 0, None) for site in KEYED]
+    monkeypatch.setattr(signing_workers, "UNITS_PER_WORKER", 4)
+    assert signing_workers._units(checked, ["nowhere", *KEYED], 1)[0] == ("nowhere", 0, None)

@@ -18,10 +18,11 @@
   this process reads the next and stores the one before, re-checking it in the storing transaction as the
   parallel workers do (below); a crash loses the (at most two) batches in flight. See
   :mod:`~vaxcred.pipeline.site_signing.pipelined`.
-* **Parallel** (``workers`` > 1): forked processes take the sites one at a time; each reads a batch, signs it
-  outside any transaction and stores it in its own transaction that re-reads the batch's rows first and keeps a
-  signature only for a dose still exactly as signed (a dose changed meanwhile is signed again inside that
-  transaction). Same guarantees as above; see :func:`_run_parallel`.
+* **Parallel** (``workers`` > 1): forked processes take the sites one at a time (id ranges of them when there
+  are fewer than 16 sites a process, so that no process signs a large site alone at the end); each reads a
+  batch, signs it outside any transaction and stores it in its own transaction that re-reads the batch's rows
+  first and keeps a signature only for a dose still exactly as signed (a dose changed meanwhile is signed again
+  inside that transaction). Same guarantees as above; see :func:`_run_parallel`.
 * **A site signs only its own records.** ``signers`` maps a site id to that site's signer; a signer whose
   certificate is not a site certificate, names another site or is not valid at ``now`` is refused before
   anything is signed (:class:`PipelineError` ``sitesign.wrong_purpose`` / ``sitesign.not_own_record`` /
@@ -152,7 +153,7 @@ def run_site_signing(
     """Sign, as of ``now`` (aware), every dose of a ``VERIFIED`` person recorded by a site in ``signers``
     that has no current signature; one transaction per ``batch_size`` doses, site by site, in dose id order.
 
-    ``workers`` > 1 runs that many processes, each signing whole sites (forked, where the platform can fork:
+    ``workers`` > 1 runs that many processes, each signing whole sites or id ranges of them (forked, where the platform can fork:
     they inherit ``signers``, so no key crosses a pipe; the signers must survive a fork, as
     :class:`~vaxcred.crypto.LocalSigner` does — an HSM session may not): see :func:`_run_parallel`. It pays on
     PostgreSQL; on SQLite (one writer) one process measured faster (docs/benchmarks.md, "National pipeline").
