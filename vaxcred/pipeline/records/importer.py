@@ -76,6 +76,7 @@ from vaxcred.pipeline.records.reading import (
     parse_header,
 )
 from vaxcred.pipeline.records.rejects import MAX_RAW_CHARS, REJECTS_HEADER, RejectsFile, neutralise_cell
+from vaxcred.pipeline.records.streams import StreamWriters
 from vaxcred.pipeline.records.validation import Chunk, ChunkResult, StagedRow, validate_chunk
 from vaxcred.pipeline.records.workers import validation_processes
 from vaxcred.pipeline.records.writer import BatchWriter, Stored
@@ -94,6 +95,7 @@ __all__ = [
     "Format",
     "ImportReport",
     "default_workers",
+    "default_writers",
     "import_file",
     "import_lines",
     "neutralise_cell",
@@ -110,6 +112,9 @@ CHUNK_CHARS = 1 << 20
 PARALLEL_MIN_BYTES = 4 << 20
 #: workers :func:`import_file` starts at most: two keep the writer busy on a 2-core machine
 MAX_AUTO_WORKERS = 2
+#: PostgreSQL connections (server backends) :func:`import_file` stores a large file on: one backend was the
+#: bound of the import (busy while the other core idled half the time)
+MAX_AUTO_WRITERS = 2
 
 ProgressCallback = Callable[[int], None]
 
@@ -168,11 +173,13 @@ def import_lines(
     on_progress: ProgressCallback | None = None,
     today: dt.date | None = None,
     workers: int = 0,
+    writers: int = 1,
 ) -> ImportReport:
     """Import dose records from ``lines`` (CSV with a header row, or JSON Lines), streaming.
 
     ``today`` (the caller's clock) makes :func:`parse_row` refuse future dates. ``workers`` processes validate
-    the rows (0: this process does). Raises :class:`PipelineError` ``pipeline.bad_import`` for an unusable file
+    the rows (0: this process does). ``writers`` connections store each batch's rows split by citizen ID
+    (PostgreSQL; SQLite always stores on one: it has one write lock). Raises :class:`PipelineError` ``pipeline.bad_import`` for an unusable file
     (no header, a missing column); a database error, a failed worker or an exception from ``on_progress``
     propagates after the batches before it were committed — run the same import again to finish.
     """
@@ -182,6 +189,8 @@ def import_lines(
         raise ValueError("batch_size must be at least 1")
     if workers < 0:
         raise ValueError("workers must be 0 (validate here) or more")
+    if writers < 1:
+        raise ValueError("writers must be 1 or more")
     rejects = RejectsFile(rejects_path)
     totals = _Totals(on_progress)
     try:
@@ -196,9 +205,11 @@ def import_lines(
                 else functools.partial(_validate_here, header=header, today=today)
             )
             results = validate(chunks)
-            conn = stack.enter_context(db.writer())
-            staging.prepare(conn)
-            writer = stack.enter_context(BatchWriter(conn))
+            streams = writers if db.backend == "postgresql" else 1  # SQLite: one write lock, one writer
+            connections = [stack.enter_context(db.writer()) for _ in range(streams)]
+            for conn in connections:
+                staging.prepare(conn)
+            writer = StreamWriters([stack.enter_context(BatchWriter(conn)) for conn in connections])
             batch: list[StagedRow] = []
             in_batch = 0
             for result in results:
@@ -279,6 +290,13 @@ def default_workers(path: Path) -> int:
     return 0 if cores < 2 or size < PARALLEL_MIN_BYTES else min(MAX_AUTO_WORKERS, cores)
 
 
+def default_writers(db: Database, path: Path) -> int:
+    """The connections :func:`import_file` stores ``path`` on: :data:`MAX_AUTO_WRITERS` on PostgreSQL when it
+    validates in worker processes (:func:`default_workers`: a file of :data:`PARALLEL_MIN_BYTES` or more, two
+    cores or more), else one."""
+    return MAX_AUTO_WRITERS if db.backend == "postgresql" and default_workers(path) else 1
+
+
 def import_file(
     db: Database,
     path: Path | str,
@@ -289,9 +307,10 @@ def import_file(
     on_progress: ProgressCallback | None = None,
     today: dt.date | None = None,
     workers: int | None = None,
+    writers: int | None = None,
 ) -> ImportReport:
     """Import a ``.csv`` or ``.jsonl`` file (``.gz`` too); see :func:`import_lines`. ``workers=None`` picks
-    :func:`default_workers`."""
+    :func:`default_workers`, ``writers=None`` :func:`default_writers`."""
     path = Path(path)
     chosen = format or detect_format(path)
     with open_text(path) as stream:
@@ -304,4 +323,5 @@ def import_file(
             on_progress=on_progress,
             today=today,
             workers=default_workers(path) if workers is None else workers,
+            writers=default_writers(db, path) if writers is None else writers,
         )
