@@ -209,7 +209,10 @@ def import_lines(
             connections = [stack.enter_context(db.writer()) for _ in range(streams)]
             for conn in connections:
                 staging.prepare(conn)
-            writer = StreamWriters([stack.enter_context(BatchWriter(conn)) for conn in connections])
+            shared = streams > 1
+            writer = StreamWriters(
+                [stack.enter_context(BatchWriter(conn, shared_sites=shared)) for conn in connections]
+            )
             batch: list[StagedRow] = []
             in_batch = 0
             for result in results:
