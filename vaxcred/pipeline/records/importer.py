@@ -6,40 +6,53 @@
               (this process)                      │   in worker processes, or here    │   (assembled here while
                                                   │   for a small import              │    batch k is stored)
                                                   └── results taken in file order     └─> rejects file
-    store thread: batch k ─> COPY / executemany + set-based statements, one transaction ─> committed
-                  (batch k+1 handed over only then: commits in file order; on_progress from this thread)
+    store thread(s): batch k ─> COPY / executemany + set-based statements, one transaction a stream ─> committed
+                     (PostgreSQL, a large file: two streams, the rows split by citizen ID, each on its own
+                     connection; batch k+1 handed over only once every stream committed batch k)
 
 * **Modules.** :mod:`~vaxcred.pipeline.records.reading` (lines, CSV header and hints, one row per line),
   :mod:`~vaxcred.pipeline.records.validation` (a chunk of lines → staged rows + rejects, pure),
   :mod:`~vaxcred.pipeline.records.workers` (validation in processes, in order, bounded),
   :mod:`~vaxcred.pipeline.records.staging` (a batch → the tables: COPY / executemany into a staging table,
   then set-based statements), :mod:`~vaxcred.pipeline.records.writer` (a batch stored in a thread while the
-  next is assembled), :mod:`~vaxcred.pipeline.records.rejects` (the 0600 rejects file).
+  next is assembled), :mod:`~vaxcred.pipeline.records.streams` (a batch split by citizen ID over several
+  writers), :mod:`~vaxcred.pipeline.records.rejects` (the 0600 rejects file).
 * **Both cores.** ``workers=N`` validates in N worker processes while this one reads the file and assembles
   batches, and a thread stores the batch before (:class:`~vaxcred.pipeline.records.writer.BatchWriter`: while
   PostgreSQL's server or SQLite's engine works on batch k, without the GIL, batch k+1 is read and validated;
   the workers are forked before that thread starts);
   :func:`import_file` picks ``min(2, cores)`` workers for a file of :data:`PARALLEL_MIN_BYTES` or more, and
   validates here for smaller ones (starting a worker costs ~0.3 s). The result is the same either way.
+* **Two server backends** (PostgreSQL). ``writers=2`` stores each batch on two connections at once
+  (:class:`~vaxcred.pipeline.records.streams.StreamWriters`): its rows split by citizen ID into two streams,
+  each with its own connection, staging table and store thread, so that two server backends work (one was the
+  import's bound). A person's rows all fall in one stream, so the stored result and the counts are those of
+  one writer. :func:`import_file` picks :data:`MAX_AUTO_WRITERS` when it starts workers (:func:`default_writers`);
+  SQLite always stores on one connection (one write lock: a second writer would wait for it).
 * **Bounded memory.** A chunk holds at most :data:`CHUNK_ROWS` rows and about :data:`CHUNK_CHARS` characters;
-  at most two chunks per worker are in flight; at most two batches of staged rows are held: one being stored,
-  the next being assembled (handed over once the first is committed).
+  at most two chunks per worker are in flight; at most two batches of staged rows are held: one being stored
+  (by one stream, or split over two), the next being assembled (handed over once the first is committed).
 * **Idempotent.** A dose is stored once per natural key (citizen ID, dose number, date, site); re-importing a
   file adds nothing and counts its rows as ``duplicates``.
-* **Resumable.** One transaction per ``batch_size`` input rows (:data:`BATCH_SIZE`, 5,000), committed in file order: a
-  crash (``kill -9`` of the import kills its workers too) loses at most the batch in flight, and running the same
-  import again stores exactly the rows that are missing. ``on_progress(rows_done)`` is called after each commit,
-  in the calling thread (as soon as it sees the commit: at its next chunk, at the latest before the next batch
-  is handed over), so a callback needs no locking and its exception stops the import before the next batch.
+* **Resumable.** One transaction per ``batch_size`` input rows (:data:`BATCH_SIZE`, 5,000) — with two streams one
+  per stream for its part of them —, committed in file order (with two streams: each stream commits its parts
+  in file order, and batch k+1 reaches neither before both committed batch k): a crash (``kill -9`` of the
+  import kills its workers too) loses at most the batch in flight (with two streams: one part per stream, at
+  most one batch apart), and running the same import again stores exactly the rows that are missing.
+  ``on_progress(rows_done)`` is called after each batch is committed (by every stream), in the calling thread
+  (as soon as it sees the commit: at its next chunk, at the latest before the next batch is handed over), so a
+  callback needs no locking and its exception stops the import before the next batch.
 * **Errors** (a database error, a failed worker, an exception from ``on_progress``, ``KeyboardInterrupt``)
   propagate after the batches before them were committed, and leave no thread or worker running: a store's
-  error comes out at the calling thread's next chunk (its batch rolled back); when the calling thread fails, the
-  batch being stored is waited for (it commits), except on ``KeyboardInterrupt``, which cancels its statement
-  (it rolls back, as a ^C during a store always did).
+  error comes out at the calling thread's next chunk (its batch, or its stream's part of it, rolled back; the
+  other stream's part is waited for and commits); when the calling thread fails, the batch being stored is
+  waited for (it commits), except on ``KeyboardInterrupt``, which cancels its statements, every stream's (they
+  roll back, as a ^C during a store always did).
 * **Persons** are inserted when their citizen ID is new and otherwise left as stored: changing an identity
   (which a passport may rest on) is the corrections flow's job, not a re-import's. A valid row whose person
   fields differ from the stored person still lands its dose and is counted in ``person_conflicts``.
-* **Sites** first seen in an import are created with their ID only (name and province unknown).
+* **Sites** first seen in an import are created with their ID only (name and province unknown); with two
+  streams a batch's new sites are committed just before it (a site then stays if its batch fails).
 * **One row = one line.** An unbalanced quote rejects its line only; ``rows`` is always the number of
   non-blank data lines.
 * **Conflicting re-imports.** A valid row whose natural key is stored with another vaccine or lot is counted in

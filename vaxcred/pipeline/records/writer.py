@@ -21,6 +21,9 @@
   ``BaseException``) its statement is cancelled instead (:func:`~vaxcred.pipeline.records.staging.canceller`:
   it rolls back, as a ``^C`` during a store always did). Either way no thread outlives the import.
 * An in-memory SQLite database (a connection per thread, ``check_same_thread``) is stored in the calling thread.
+* **Several writers.** A PostgreSQL import may store on two connections at once, a :class:`BatchWriter` each,
+  every batch split between them by citizen ID (:mod:`~vaxcred.pipeline.records.streams`); each writer is the
+  above, on its own connection.
 """
 
 from __future__ import annotations
