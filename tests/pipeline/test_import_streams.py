@@ -21,9 +21,10 @@ from tests.pipeline.test_import_overlap import OVERLAP_TIMEOUT, STORE_THREAD, Co
 from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.records import importer, staging, workers
 from vaxcred.pipeline.records.importer import ImportReport, default_writers, import_file, import_lines
-from vaxcred.pipeline.records.streams import split_by_stream, stream_of
+from vaxcred.pipeline.records.streams import StreamWriters, split_by_stream, stream_of
 from vaxcred.pipeline.records.validation import ChunkResult, StagedRow
 from vaxcred.pipeline.records.workers import IMPORT_WORKER_FAILED
+from vaxcred.pipeline.records.writer import BatchWriter
 from vaxcred.storage import Database, open_database
 from vaxcred.storage.schema import doses, persons, sites
 
@@ -142,6 +143,28 @@ def test_the_rows_of_a_batch_keep_their_order_in_each_stream() -> None:
     for stream, part in enumerate(parts):
         assert part == [row for row in rows if stream_of(row[0], 2) == stream]
     assert split_by_stream(rows, 1) == [rows]
+
+
+def test_a_batch_is_collected_from_every_stream_before_the_next_is_submitted(pg_database: Database) -> None:
+    """StreamWriters holds one batch at a time: submitting again before every stream's part was collected is a
+    caller's bug; the batch comes back once, its counts summed over the streams."""
+    rows: list[StagedRow] = [
+        (f"0010900{n:05d}", "CCCD", "A", "1990", "M", "001", "Comirnaty", "L", "2021-08-01", 1, "HN-001")
+        for n in range(8)
+    ]
+    with pg_database.writer() as first, pg_database.writer() as second:
+        for conn in (first, second):
+            staging.prepare(conn)
+        with BatchWriter(first, shared_sites=True) as a, BatchWriter(second, shared_sites=True) as b:
+            writers = StreamWriters([a, b])
+            assert writers.collect(wait=True) is None
+            writers.submit(rows, 8)
+            with pytest.raises(RuntimeError, match="not collected"):
+                writers.submit(rows, 8)
+            stored = writers.collect(wait=True)
+            assert stored is not None
+            assert (stored.counts.inserted, stored.rows_done) == (8, 8)
+            assert writers.collect(wait=True) is None
 
 
 def test_stream_of_is_stable() -> None:

@@ -41,15 +41,17 @@ def stream_of(citizen_id: str, streams: int) -> int:
     return zlib.crc32(citizen_id.encode()) % streams
 
 
-def split_by_stream(rows: Sequence[StagedRow], streams: int) -> list[list[StagedRow]]:
-    """``rows`` in ``streams`` parts by :func:`stream_of` their citizen ID, file order kept within each part."""
+def split_by_stream(rows: Sequence[StagedRow], streams: int) -> list[Sequence[StagedRow]]:
+    """``rows`` in ``streams`` parts by :func:`stream_of` their citizen ID, file order kept within each part
+    (one stream: ``rows`` itself)."""
     if streams == 1:
-        return [list(rows)]
-    parts: list[list[StagedRow]] = [[] for _ in range(streams)]
+        return [rows]
+    lists: list[list[StagedRow]] = [[] for _ in range(streams)]
     crc32 = zlib.crc32
+    appends = [part.append for part in lists]
     for row in rows:
-        parts[crc32(row[0].encode()) % streams].append(row)
-    return parts
+        appends[crc32(row[0].encode()) % streams](row)
+    return list(lists)
 
 
 class StreamWriters:
