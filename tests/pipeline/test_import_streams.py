@@ -167,6 +167,12 @@ def test_a_batch_is_collected_from_every_stream_before_the_next_is_submitted(pg_
             assert writers.collect(wait=True) is None
 
 
+def test_writers_must_be_one_or_more(pg_database: Database) -> None:
+    """writers=0 is a caller's bug, refused before anything is read."""
+    with pytest.raises(ValueError, match="writers"):
+        import_lines(pg_database, generated_rows(3), format="csv", writers=0)
+
+
 def test_stream_of_is_stable() -> None:
     """The stream of a citizen ID is CRC-32 of its bytes: the same in every process and run (not Python's
     salted hash), pinned here."""
