@@ -6,7 +6,7 @@
               (this process)                      │   in worker processes, or here    │   (assembled here while
                                                   │   for a small import              │    batch k is stored)
                                                   └── results taken in file order     └─> rejects file
-    store thread(s): batch k ─> COPY / executemany + set-based statements, one transaction a stream ─> committed
+    store thread(s): batch k ─> COPY / executemany + set-based statements, a transaction a stream ─> committed
                      (PostgreSQL, a large file: two streams, the rows split by citizen ID, each on its own
                      connection; batch k+1 handed over only once every stream committed batch k)
 
@@ -192,9 +192,10 @@ def import_lines(
 
     ``today`` (the caller's clock) makes :func:`parse_row` refuse future dates. ``workers`` processes validate
     the rows (0: this process does). ``writers`` connections store each batch's rows split by citizen ID
-    (PostgreSQL; SQLite always stores on one: it has one write lock). Raises :class:`PipelineError` ``pipeline.bad_import`` for an unusable file
-    (no header, a missing column); a database error, a failed worker or an exception from ``on_progress``
-    propagates after the batches before it were committed — run the same import again to finish.
+    (PostgreSQL; SQLite always stores on one: it has one write lock). Raises :class:`PipelineError`
+    ``pipeline.bad_import`` for an unusable file (no header, a missing column); a database error, a failed
+    worker or an exception from ``on_progress`` propagates after the batches before it were committed — run the
+    same import again to finish.
     """
     if format not in ("csv", "jsonl"):
         raise ValueError(f"unknown import format {format!r}: 'csv' or 'jsonl'")
