@@ -1,12 +1,14 @@
 """A child process for the importer tests that need a process of their own.
 
-``python -m tests.pipeline.import_child URL ROWS MODE [PATH [WORKERS]]``
+``python -m tests.pipeline.import_child URL ROWS MODE [PATH [WORKERS [WRITERS]]]``
 
 * ``memory``: import ``ROWS`` generated rows from a generator; print one JSON line with the resident set size
   after the first :data:`WARM_ROWS` rows and the high-water mark at the end (``/proc/self/status``, KiB).
 * ``progress``: import the CSV file ``PATH`` with batches of :data:`CHILD_BATCH` rows, printing the rows done
   after each commit and flushing, so that the parent can ``kill -9`` it mid-import; ``WORKERS`` validation
-  processes (default 0: none).
+  processes (default 0: none), ``WRITERS`` store connections (default 1; PostgreSQL).
+
+``memory`` stores on two connections (PostgreSQL; SQLite on one): the bound holds with two streams.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def main(argv: list[str]) -> None:
             if done == WARM_ROWS:
                 warm["rss_kib"] = _status_kib("VmRSS")
 
-        report = import_lines(db, generated_rows(rows), format="csv", on_progress=on_progress)
+        report = import_lines(db, generated_rows(rows), format="csv", on_progress=on_progress, writers=2)
         print(
             json.dumps(
                 {
@@ -68,7 +70,10 @@ def main(argv: list[str]) -> None:
             print(done, flush=True)
 
         workers = int(argv[4]) if len(argv) > 4 else 0
-        import_file(db, argv[3], batch_size=CHILD_BATCH, on_progress=announce, workers=workers)
+        writers = int(argv[5]) if len(argv) > 5 else 1
+        import_file(
+            db, argv[3], batch_size=CHILD_BATCH, on_progress=announce, workers=workers, writers=writers
+        )
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     db.dispose()

@@ -139,23 +139,29 @@ _line = st.one_of(_good_line, _good_line, _good_line, st.sampled_from(_GARBAGE).
     body=st.lists(_line, max_size=40),
     batch_size=st.integers(1, 9),
     workers=st.sampled_from((0, 1, 2)),
+    writers=st.sampled_from((1, 2)),
     twice=st.booleans(),
 )
 def test_the_fast_path_stores_what_the_model_says(
-    database: Database, body: list[str], batch_size: int, workers: int, twice: bool
+    database: Database, body: list[str], batch_size: int, workers: int, writers: int, twice: bool
 ) -> None:
-    """Random files with bad rows mixed in, any batch size, 0–2 workers: the stored persons and doses and the
-    report are the model's; a second import of the same file adds nothing and reports every good row."""
+    """Random files with bad rows mixed in, any batch size, 0–2 workers, 1–2 writers (PostgreSQL; SQLite stores
+    on one): the stored persons and doses and the report are the model's; a second import of the same file adds
+    nothing and reports every good row."""
     _empty(database)
     lines = [HEADER, *body]
     expected, people, stored = _model(lines)
-    report = import_lines(database, lines, format="csv", batch_size=batch_size, workers=workers, today=TODAY)
+    options: dict[str, Any] = {
+        "batch_size": batch_size,
+        "workers": workers,
+        "writers": writers,
+        "today": TODAY,
+    }
+    report = import_lines(database, lines, format="csv", **options)
     assert report == expected
     assert _stored(database) == (people, stored)
     if twice:
-        again = import_lines(
-            database, lines, format="csv", batch_size=batch_size, workers=workers, today=TODAY
-        )
+        again = import_lines(database, lines, format="csv", **options)
         assert (again.rows, again.imported, again.rejected) == (expected.rows, 0, expected.rejected)
         assert again.duplicates + again.dose_conflicts == expected.rows - expected.rejected
         assert _stored(database) == (people, stored)

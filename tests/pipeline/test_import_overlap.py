@@ -212,11 +212,12 @@ def test_a_keyboard_interrupt_leaves_whole_batches_and_no_thread(database: Datab
     assert (report.imported, report.duplicates) == (200 - stored, stored)
 
 
-def test_a_keyboard_interrupt_cancels_a_store_stuck_on_a_lock(database: Database) -> None:
-    """A real SIGINT while the store waits on a lock another session holds (the import waiting for that store):
-    the store's statement is cancelled (it rolls back) and the import raises KeyboardInterrupt at once instead of
-    waiting for the lock. (SQLite's busy wait can be interrupted neither by ^C, before this change, nor by
-    ``sqlite3_interrupt``: PostgreSQL only.)"""
+@pytest.mark.parametrize("writers", [1, 2], ids=["one-writer", "two-writers"])
+def test_a_keyboard_interrupt_cancels_a_store_stuck_on_a_lock(database: Database, writers: int) -> None:
+    """A real SIGINT while the store waits on a lock another session holds (the import waiting for that store;
+    with two writers, both streams' stores waiting): every store's statement is cancelled (it rolls back) and
+    the import raises KeyboardInterrupt at once instead of waiting for the lock. (SQLite's busy wait can be
+    interrupted neither by ^C, before this change, nor by ``sqlite3_interrupt``: PostgreSQL only.)"""
     if database.backend != "postgresql":
         pytest.skip("SQLite waits out its busy timeout whatever happens (as it always did)")
     if threading.current_thread() is not threading.main_thread():
@@ -228,12 +229,14 @@ def test_a_keyboard_interrupt_cancels_a_store_stuck_on_a_lock(database: Database
     handler = signal.signal(signal.SIGINT, signal.default_int_handler)  # a pytest-xdist worker ignores ^C
     try:
         holder.cursor().execute("LOCK TABLE doses IN SHARE MODE")  # every insert into doses waits for it
-        interrupter = threading.Thread(target=_interrupt_once_waiting_on_a_lock, args=(database, main, ended))
+        interrupter = threading.Thread(
+            target=_interrupt_once_waiting_on_a_lock, args=(database, main, ended, writers)
+        )
         interrupter.start()
         started = time.monotonic()
         try:
             with pytest.raises(KeyboardInterrupt):
-                import_lines(database, generated_rows(200), format="csv", batch_size=10)
+                import_lines(database, generated_rows(200), format="csv", batch_size=10, writers=writers)
             elapsed = time.monotonic() - started
         finally:
             ended.set()
@@ -247,8 +250,10 @@ def test_a_keyboard_interrupt_cancels_a_store_stuck_on_a_lock(database: Database
     _nothing_left_running()
 
 
-def _interrupt_once_waiting_on_a_lock(database: Database, main: int, ended: threading.Event) -> None:
-    """Send SIGINT to the main thread once a session of ``database`` waits on a lock; if the import has not
+def _interrupt_once_waiting_on_a_lock(
+    database: Database, main: int, ended: threading.Event, sessions: int = 1
+) -> None:
+    """Send SIGINT to the main thread once ``sessions`` sessions of ``database`` wait on a lock; if the import has not
     ended :data:`OVERLAP_TIMEOUT` seconds later (the test failing), end the sessions holding locks so that it
     cannot hang."""
     deadline = time.monotonic() + OVERLAP_TIMEOUT
@@ -256,7 +261,7 @@ def _interrupt_once_waiting_on_a_lock(database: Database, main: int, ended: thre
         while time.monotonic() < deadline and not ended.is_set():
             waiting = conn.exec_driver_sql("SELECT count(*) FROM pg_locks WHERE NOT granted").scalar_one()
             conn.rollback()
-            if waiting:
+            if waiting >= sessions:
                 signal.pthread_kill(main, signal.SIGINT)
                 break
             time.sleep(0.05)

@@ -23,6 +23,7 @@ from tests.pipeline.import_child import CHILD_BATCH, HEADER, generated_rows
 from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.records import importer, staging
 from vaxcred.pipeline.records.importer import ImportReport, import_file, import_lines
+from vaxcred.pipeline.records.streams import stream_of
 from vaxcred.storage import Database
 from vaxcred.storage.schema import doses, persons, sites
 
@@ -345,12 +346,17 @@ def _gone(pids: set[int], timeout: float = 10.0) -> bool:
     return False
 
 
-@pytest.mark.parametrize("workers", [0, 2], ids=["serial", "workers"])
+@pytest.mark.parametrize(
+    ("workers", "writers"), [(0, 1), (2, 1), (2, 2)], ids=["serial", "workers", "two-writers"]
+)
 def test_kill_9_mid_import_then_a_rerun_stores_every_row_once(
-    database: Database, database_url: str, tmp_path: Path, workers: int
+    database: Database, database_url: str, tmp_path: Path, workers: int, writers: int
 ) -> None:
-    """A child killed with SIGKILL mid-import leaves whole batches only (PostgreSQL: COPY batches), its
-    validation workers die with it; the re-run stores the rest once."""
+    """A child killed with SIGKILL mid-import leaves whole batches only (PostgreSQL: COPY batches; two writers:
+    whole parts of batches, each stream's a prefix of the file's, at most one batch apart), its validation
+    workers die with it; the re-run stores the rest once."""
+    if writers > 1 and database.backend != "postgresql":
+        pytest.skip("SQLite stores on one connection whatever writers says")
     rows = 30_000
     path = tmp_path / "doses.csv"
     with path.open("w", encoding="utf-8") as f:
@@ -364,6 +370,7 @@ def test_kill_9_mid_import_then_a_rerun_stores_every_row_once(
         "progress",
         str(path),
         str(workers),
+        str(writers),
     ]
     helpers: set[int] = set()
     with subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, text=True) as child:
@@ -381,10 +388,39 @@ def test_kill_9_mid_import_then_a_rerun_stores_every_row_once(
     assert _gone(helpers), "validation workers outlived the killed import"
     stored = _count(database, doses)
     assert 5 * CHILD_BATCH <= stored < rows
-    assert stored % CHILD_BATCH == 0  # whole batches only
+    committed = _committed_parts(database, writers)
+    assert min(committed) >= 5
+    assert (
+        max(committed) - min(committed) <= 1
+    )  # a batch is handed over once every stream committed the one before
     report = import_file(database, path)
     assert (report.imported, report.duplicates) == (rows - stored, stored)
     assert _count(database, doses) == rows
+
+
+def _committed_parts(database: Database, writers: int) -> list[int]:
+    """Per stream, how many of its parts of batches (of :data:`CHILD_BATCH` rows of ``generated_rows``) are
+    stored; fails unless each is whole and they are the stream's first ones (committed in file order)."""
+    expected: dict[tuple[int, int], int] = {}
+    for i in range(30_000):
+        citizen_id = f"0010900{i // 2:05d}"
+        key = (stream_of(citizen_id, writers), i // CHILD_BATCH)
+        expected[key] = expected.get(key, 0) + 1
+    found = dict.fromkeys(expected, 0)
+    with database.connect() as conn:
+        for citizen_id, dose_number in conn.execute(
+            sa.select(persons.c.citizen_id, doses.c.dose_number).join(persons)
+        ):
+            i = 2 * int(citizen_id[-5:]) + dose_number - 1
+            found[(stream_of(citizen_id, writers), i // CHILD_BATCH)] += 1
+    assert all(found[key] in (0, expected[key]) for key in expected), "a part of a batch was stored in part"
+    committed = []
+    for stream in range(writers):
+        parts = [found[key] == expected[key] for key in sorted(expected) if key[0] == stream]
+        count = parts.index(False) if False in parts else len(parts)
+        assert not any(parts[count:]), f"stream {stream} committed a part after one it lost"
+        committed.append(count)
+    return committed
 
 
 def test_import_streams_200k_rows_in_constant_memory(database: Database, database_url: str) -> None:

@@ -43,7 +43,8 @@ dose per row, UTF-8:
 
 Rows are stored 5,000 per transaction and deduplicated by their natural key (citizen ID, dose number, date,
 site): importing a file again stores nothing twice, and after a crash the same command finishes the job.
-A file of 4 MiB or more is read by two worker processes while this one stores (both cores work).
+A file of 4 MiB or more is read by two worker processes while this one stores (both cores work); on
+PostgreSQL it is stored on two connections at once (two server backends; the rows split by citizen ID).
 Bad rows are counted and, with --rejects, written there (CSV: line, field, code, reason, raw row; mode 0600
 because it holds personal data).
 

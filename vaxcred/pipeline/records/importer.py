@@ -6,40 +6,53 @@
               (this process)                      │   in worker processes, or here    │   (assembled here while
                                                   │   for a small import              │    batch k is stored)
                                                   └── results taken in file order     └─> rejects file
-    store thread: batch k ─> COPY / executemany + set-based statements, one transaction ─> committed
-                  (batch k+1 handed over only then: commits in file order; on_progress from this thread)
+    store thread(s): batch k ─> COPY / executemany + set-based statements, a transaction a stream ─> committed
+                     (PostgreSQL, a large file: two streams, the rows split by citizen ID, each on its own
+                     connection; batch k+1 handed over only once every stream committed batch k)
 
 * **Modules.** :mod:`~vaxcred.pipeline.records.reading` (lines, CSV header and hints, one row per line),
   :mod:`~vaxcred.pipeline.records.validation` (a chunk of lines → staged rows + rejects, pure),
   :mod:`~vaxcred.pipeline.records.workers` (validation in processes, in order, bounded),
   :mod:`~vaxcred.pipeline.records.staging` (a batch → the tables: COPY / executemany into a staging table,
   then set-based statements), :mod:`~vaxcred.pipeline.records.writer` (a batch stored in a thread while the
-  next is assembled), :mod:`~vaxcred.pipeline.records.rejects` (the 0600 rejects file).
+  next is assembled), :mod:`~vaxcred.pipeline.records.streams` (a batch split by citizen ID over several
+  writers), :mod:`~vaxcred.pipeline.records.rejects` (the 0600 rejects file).
 * **Both cores.** ``workers=N`` validates in N worker processes while this one reads the file and assembles
   batches, and a thread stores the batch before (:class:`~vaxcred.pipeline.records.writer.BatchWriter`: while
   PostgreSQL's server or SQLite's engine works on batch k, without the GIL, batch k+1 is read and validated;
   the workers are forked before that thread starts);
   :func:`import_file` picks ``min(2, cores)`` workers for a file of :data:`PARALLEL_MIN_BYTES` or more, and
   validates here for smaller ones (starting a worker costs ~0.3 s). The result is the same either way.
+* **Two server backends** (PostgreSQL). ``writers=2`` stores each batch on two connections at once
+  (:class:`~vaxcred.pipeline.records.streams.StreamWriters`): its rows split by citizen ID into two streams,
+  each with its own connection, staging table and store thread, so that two server backends work (one was the
+  import's bound). A person's rows all fall in one stream, so the stored result and the counts are those of
+  one writer. :func:`import_file` picks :data:`MAX_AUTO_WRITERS` when it starts workers (:func:`default_writers`);
+  SQLite always stores on one connection (one write lock: a second writer would wait for it).
 * **Bounded memory.** A chunk holds at most :data:`CHUNK_ROWS` rows and about :data:`CHUNK_CHARS` characters;
-  at most two chunks per worker are in flight; at most two batches of staged rows are held: one being stored,
-  the next being assembled (handed over once the first is committed).
+  at most two chunks per worker are in flight; at most two batches of staged rows are held: one being stored
+  (by one stream, or split over two), the next being assembled (handed over once the first is committed).
 * **Idempotent.** A dose is stored once per natural key (citizen ID, dose number, date, site); re-importing a
   file adds nothing and counts its rows as ``duplicates``.
-* **Resumable.** One transaction per ``batch_size`` input rows (:data:`BATCH_SIZE`, 5,000), committed in file order: a
-  crash (``kill -9`` of the import kills its workers too) loses at most the batch in flight, and running the same
-  import again stores exactly the rows that are missing. ``on_progress(rows_done)`` is called after each commit,
-  in the calling thread (as soon as it sees the commit: at its next chunk, at the latest before the next batch
-  is handed over), so a callback needs no locking and its exception stops the import before the next batch.
+* **Resumable.** One transaction per ``batch_size`` input rows (:data:`BATCH_SIZE`, 5,000) — with two streams one
+  per stream for its part of them —, committed in file order (with two streams: each stream commits its parts
+  in file order, and batch k+1 reaches neither before both committed batch k): a crash (``kill -9`` of the
+  import kills its workers too) loses at most the batch in flight (with two streams: one part per stream, at
+  most one batch apart), and running the same import again stores exactly the rows that are missing.
+  ``on_progress(rows_done)`` is called after each batch is committed (by every stream), in the calling thread
+  (as soon as it sees the commit: at its next chunk, at the latest before the next batch is handed over), so a
+  callback needs no locking and its exception stops the import before the next batch.
 * **Errors** (a database error, a failed worker, an exception from ``on_progress``, ``KeyboardInterrupt``)
   propagate after the batches before them were committed, and leave no thread or worker running: a store's
-  error comes out at the calling thread's next chunk (its batch rolled back); when the calling thread fails, the
-  batch being stored is waited for (it commits), except on ``KeyboardInterrupt``, which cancels its statement
-  (it rolls back, as a ^C during a store always did).
+  error comes out at the calling thread's next chunk (its batch, or its stream's part of it, rolled back; the
+  other stream's part is waited for and commits); when the calling thread fails, the batch being stored is
+  waited for (it commits), except on ``KeyboardInterrupt``, which cancels its statements, every stream's (they
+  roll back, as a ^C during a store always did).
 * **Persons** are inserted when their citizen ID is new and otherwise left as stored: changing an identity
   (which a passport may rest on) is the corrections flow's job, not a re-import's. A valid row whose person
   fields differ from the stored person still lands its dose and is counted in ``person_conflicts``.
-* **Sites** first seen in an import are created with their ID only (name and province unknown).
+* **Sites** first seen in an import are created with their ID only (name and province unknown); with two
+  streams a batch's new sites are committed just before it (a site then stays if its batch fails).
 * **One row = one line.** An unbalanced quote rejects its line only; ``rows`` is always the number of
   non-blank data lines.
 * **Conflicting re-imports.** A valid row whose natural key is stored with another vaccine or lot is counted in
@@ -76,6 +89,7 @@ from vaxcred.pipeline.records.reading import (
     parse_header,
 )
 from vaxcred.pipeline.records.rejects import MAX_RAW_CHARS, REJECTS_HEADER, RejectsFile, neutralise_cell
+from vaxcred.pipeline.records.streams import StreamWriters
 from vaxcred.pipeline.records.validation import Chunk, ChunkResult, StagedRow, validate_chunk
 from vaxcred.pipeline.records.workers import validation_processes
 from vaxcred.pipeline.records.writer import BatchWriter, Stored
@@ -94,6 +108,7 @@ __all__ = [
     "Format",
     "ImportReport",
     "default_workers",
+    "default_writers",
     "import_file",
     "import_lines",
     "neutralise_cell",
@@ -110,6 +125,9 @@ CHUNK_CHARS = 1 << 20
 PARALLEL_MIN_BYTES = 4 << 20
 #: workers :func:`import_file` starts at most: two keep the writer busy on a 2-core machine
 MAX_AUTO_WORKERS = 2
+#: PostgreSQL connections (server backends) :func:`import_file` stores a large file on: one backend was the
+#: bound of the import (busy while the other core idled half the time)
+MAX_AUTO_WRITERS = 2
 
 ProgressCallback = Callable[[int], None]
 
@@ -168,13 +186,16 @@ def import_lines(
     on_progress: ProgressCallback | None = None,
     today: dt.date | None = None,
     workers: int = 0,
+    writers: int = 1,
 ) -> ImportReport:
     """Import dose records from ``lines`` (CSV with a header row, or JSON Lines), streaming.
 
     ``today`` (the caller's clock) makes :func:`parse_row` refuse future dates. ``workers`` processes validate
-    the rows (0: this process does). Raises :class:`PipelineError` ``pipeline.bad_import`` for an unusable file
-    (no header, a missing column); a database error, a failed worker or an exception from ``on_progress``
-    propagates after the batches before it were committed — run the same import again to finish.
+    the rows (0: this process does). ``writers`` connections store each batch's rows split by citizen ID
+    (PostgreSQL; SQLite always stores on one: it has one write lock). Raises :class:`PipelineError`
+    ``pipeline.bad_import`` for an unusable file (no header, a missing column); a database error, a failed
+    worker or an exception from ``on_progress`` propagates after the batches before it were committed — run the
+    same import again to finish.
     """
     if format not in ("csv", "jsonl"):
         raise ValueError(f"unknown import format {format!r}: 'csv' or 'jsonl'")
@@ -182,6 +203,8 @@ def import_lines(
         raise ValueError("batch_size must be at least 1")
     if workers < 0:
         raise ValueError("workers must be 0 (validate here) or more")
+    if writers < 1:
+        raise ValueError("writers must be 1 or more")
     rejects = RejectsFile(rejects_path)
     totals = _Totals(on_progress)
     try:
@@ -196,9 +219,14 @@ def import_lines(
                 else functools.partial(_validate_here, header=header, today=today)
             )
             results = validate(chunks)
-            conn = stack.enter_context(db.writer())
-            staging.prepare(conn)
-            writer = stack.enter_context(BatchWriter(conn))
+            streams = writers if db.backend == "postgresql" else 1  # SQLite: one write lock, one writer
+            connections = [stack.enter_context(db.writer()) for _ in range(streams)]
+            for conn in connections:
+                staging.prepare(conn)
+            shared = streams > 1
+            writer = StreamWriters(
+                [stack.enter_context(BatchWriter(conn, shared_sites=shared)) for conn in connections]
+            )
             batch: list[StagedRow] = []
             in_batch = 0
             for result in results:
@@ -279,6 +307,13 @@ def default_workers(path: Path) -> int:
     return 0 if cores < 2 or size < PARALLEL_MIN_BYTES else min(MAX_AUTO_WORKERS, cores)
 
 
+def default_writers(db: Database, path: Path) -> int:
+    """The connections :func:`import_file` stores ``path`` on: :data:`MAX_AUTO_WRITERS` on PostgreSQL when it
+    validates in worker processes (:func:`default_workers`: a file of :data:`PARALLEL_MIN_BYTES` or more, two
+    cores or more), else one."""
+    return MAX_AUTO_WRITERS if db.backend == "postgresql" and default_workers(path) else 1
+
+
 def import_file(
     db: Database,
     path: Path | str,
@@ -289,9 +324,10 @@ def import_file(
     on_progress: ProgressCallback | None = None,
     today: dt.date | None = None,
     workers: int | None = None,
+    writers: int | None = None,
 ) -> ImportReport:
     """Import a ``.csv`` or ``.jsonl`` file (``.gz`` too); see :func:`import_lines`. ``workers=None`` picks
-    :func:`default_workers`."""
+    :func:`default_workers`, ``writers=None`` :func:`default_writers`."""
     path = Path(path)
     chosen = format or detect_format(path)
     with open_text(path) as stream:
@@ -304,4 +340,5 @@ def import_file(
             on_progress=on_progress,
             today=today,
             workers=default_workers(path) if workers is None else workers,
+            writers=default_writers(db, path) if writers is None else writers,
         )

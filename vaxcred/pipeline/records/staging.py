@@ -33,12 +33,19 @@ from sqlalchemy.engine import Connection
 from vaxcred.pipeline.records.validation import StagedRow
 from vaxcred.storage.database import driver_errors
 
-__all__ = ["STAGE_TABLE", "BatchCounts", "canceller", "prepare", "store_batch"]
+__all__ = ["STAGE_TABLE", "BatchCounts", "NewSites", "canceller", "prepare", "store_batch"]
 
 STAGE_TABLE = "vaxcred_import_stage"
 #: the columns in :data:`~vaxcred.pipeline.records.validation.STAGED_COLUMNS` order (a test checks)
 _PG_COPY = "COPY vaxcred_import_stage (citizen_id, id_type, full_name, dob, gender, province_code, vaccine, lot, date, dose_number, site_id) FROM STDIN"
 _SQLITE_STAGE = "INSERT INTO vaxcred_import_stage (citizen_id, id_type, full_name, dob, gender, province_code, vaccine, lot, date, dose_number, site_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+#: the sites of a batch, sorted, in a transaction of their own ahead of it (:class:`NewSites`)
+_PG_SITES = (
+    "INSERT INTO sites (site_id) SELECT unnest(%s::text[]) ORDER BY 1 ON CONFLICT (site_id) DO NOTHING"
+)
+#: site IDs a :class:`NewSites` remembers at most (Viet Nam has ~11,000 communes; past this it starts again)
+_KNOWN_SITES_MAX = 100_000
 
 #: how long a cancel request may take to reach the server before we stop asking
 _CANCEL_SECONDS = 5.0
@@ -124,6 +131,31 @@ class BatchCounts(NamedTuple):
     inserted: int  #: doses newly stored
     person_conflicts: int  #: rows whose person is stored with another name / dob / gender / ID type
     dose_conflicts: int  #: rows whose natural key is stored with another vaccine or lot
+
+
+class NewSites:
+    """Stores, in a short transaction of its own ahead of a batch, the batch's sites not stored yet (PostgreSQL).
+
+    For an import on several connections (:mod:`~vaxcred.pipeline.records.streams`): a site that two streams'
+    batches both insert would otherwise make one batch transaction wait for the other's commit (``ON CONFLICT``
+    waits for an uncommitted conflicting row), serialising the streams while new sites keep appearing. Committed
+    first, a site is found by the batch's own ``INSERT … ON CONFLICT DO NOTHING`` without a wait; two streams'
+    site transactions wait on each other at most for one short statement, in site order (no deadlock). A site so
+    committed stays if its batch then fails (with its ID only, as an import creates it; the re-run's rows use it).
+    Remembers the sites it committed or found, so that a batch of known sites costs no round trip."""
+
+    def __init__(self) -> None:
+        self._known: set[str] = set()
+
+    def store(self, conn: Connection, rows: Sequence[StagedRow]) -> None:
+        new = sorted({row[10] for row in rows}.difference(self._known))
+        if not new:
+            return
+        with conn.begin(), driver_errors(conn) as driver:
+            driver.execute(_PG_SITES, (new,))
+        if len(self._known) + len(new) > _KNOWN_SITES_MAX:
+            self._known.clear()
+        self._known.update(new)
 
 
 def prepare(conn: Connection) -> None:

@@ -21,6 +21,9 @@
   ``BaseException``) its statement is cancelled instead (:func:`~vaxcred.pipeline.records.staging.canceller`:
   it rolls back, as a ``^C`` during a store always did). Either way no thread outlives the import.
 * An in-memory SQLite database (a connection per thread, ``check_same_thread``) is stored in the calling thread.
+* **Several writers.** A PostgreSQL import may store on two connections at once, a :class:`BatchWriter` each,
+  every batch split between them by citizen ID (:mod:`~vaxcred.pipeline.records.streams`); each writer is the
+  above, on its own connection.
 """
 
 from __future__ import annotations
@@ -50,19 +53,26 @@ class Stored(NamedTuple):
     rows_done: int
 
 
-def _store(conn: Connection, rows: Sequence[StagedRow], rows_done: int) -> Stored:
-    """One batch in one transaction (none for a batch without valid rows)."""
+def _store(
+    conn: Connection, rows: Sequence[StagedRow], rows_done: int, sites: staging.NewSites | None
+) -> Stored:
+    """One batch in one transaction (none for a batch without valid rows), its new ``sites`` first in one of
+    their own when given."""
     if not rows:
         return Stored(staging.BatchCounts(0, 0, 0), rows_done)
+    if sites is not None:
+        sites.store(conn, rows)
     with conn.begin():
         counts = staging.store_batch(conn, rows)
     return Stored(counts, rows_done)
 
 
 class _StoreThread(threading.Thread):
-    def __init__(self, conn: Connection, rows: Sequence[StagedRow], rows_done: int) -> None:
+    def __init__(
+        self, conn: Connection, rows: Sequence[StagedRow], rows_done: int, sites: staging.NewSites | None
+    ) -> None:
         super().__init__(name="vaxcred-import-store", daemon=True)
-        self._args = (conn, rows, rows_done)
+        self._args = (conn, rows, rows_done, sites)
         self.stored: Stored | None = None
         self.error: BaseException | None = None
         #: set when the store ended. Waited for instead of ``join``: Python 3.11's ``join`` interrupted by ^C
@@ -82,10 +92,13 @@ class _StoreThread(threading.Thread):
 class BatchWriter:
     """Stores batches on ``conn`` (prepared by :func:`~vaxcred.pipeline.records.staging.prepare`) one at a time,
     each in a thread while the caller assembles the next; use as a context manager (leaving it ends the store in
-    flight: waited for, or cancelled on ``BaseException``)."""
+    flight: waited for, or cancelled on ``BaseException``). ``shared_sites``: another writer stores batches into
+    the same tables at once, so each batch's new sites are committed ahead of it
+    (:class:`~vaxcred.pipeline.records.staging.NewSites`; PostgreSQL)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, shared_sites: bool = False) -> None:
         self._conn = conn
+        self._sites = staging.NewSites() if shared_sites else None
         self._threaded = not isinstance(conn.engine.pool, SingletonThreadPool)
         self._cancel = staging.canceller(conn)
         self._pending: _StoreThread | None = None
@@ -97,9 +110,9 @@ class BatchWriter:
         if self._pending is not None or self._ready is not None:
             raise RuntimeError("the previous batch was not collected")
         if not self._threaded:
-            self._ready = _store(self._conn, rows, rows_done)
+            self._ready = _store(self._conn, rows, rows_done, self._sites)
             return
-        thread = _StoreThread(self._conn, rows, rows_done)
+        thread = _StoreThread(self._conn, rows, rows_done, self._sites)
         thread.start()
         self._pending = thread
 
