@@ -7,9 +7,10 @@ that matters and lets the other run: a store paused between its INSERT and its c
 one of its doses runs (the correction waits, then supersedes the fresh signature); a correction of the person
 or a registry result committed between the read and the store (the person's doses are left out); a
 correction of the person through *another* of their doses paused before its commit while the store's INSERT
-runs (the store waits, then leaves the person's doses out). Each fails without the guard (a store without the
-version join and without the re-read) — and the last one also with the guard but without the corrections'
-new dose versions.
+runs (the store waits, then leaves the person's doses out); a store about to re-read a batch while a
+correction of the person runs (the store holds no row lock then: no deadlock). The race tests fail without the
+guard (a store without the version join and without the re-read), the in-flight person one also without the
+corrections' new dose versions, and the last one if the store keeps its dose locks through the re-read.
 """
 
 from __future__ import annotations
@@ -338,3 +339,80 @@ def test_a_batch_signed_meanwhile_by_another_run_is_stored_exactly_once(
         assert batch.store(pg, conn) == (BATCH - 10, 0)
     assert sorted(_signatures(pg)) == sorted(row.id for row in batch.rows)
     assert all(check.ok for check in verify_stored_signatures(pg, site_ca=site_ca.certificate, now=NOW))
+
+
+def test_a_batch_re_read_holds_no_lock_a_person_correction_waits_for(
+    pg: Database, signers: dict[str, Signer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch with one dose of a person changed (it drops out of the guarded INSERT) and another dose of theirs
+    unchanged: by the time the store re-reads, the INSERT's row locks are gone with its savepoint, so a
+    correction of the person runs its updates to the end without waiting for the store (which then waits for the
+    correction and leaves the person out) — no deadlock between a store holding one dose and re-reading
+    another and a correction holding the person's doses."""
+    batch = _Batch(pg, signers)
+    held = next(
+        r
+        for r in batch.rows
+        if len({d for d in _person_of(pg, r)[1] if d in {row.id for row in batch.rows}}) > 1
+    )
+    person, their_doses = _person_of(pg, held)
+    changed = next(d for d in their_doses if d != held.id and d in {row.id for row in batch.rows})
+    with pg.begin() as conn:
+        conn.execute(doses.update().where(doses.c.id == changed).values(lot="CHANGED1"))
+    correction = file_correction(
+        pg,
+        citizen_id=held.citizen_id,
+        dose_id=held.id,
+        field="full_name",
+        proposed_value="Lê Văn Khác",
+        now=NOW,
+    )
+    re_reading, re_read = threading.Event(), threading.Event()
+    recheck = workers._recheck
+
+    def recheck_after_pause(*args: Any, **kwargs: Any) -> Any:
+        re_reading.set()
+        assert re_read.wait(WAIT)
+        return recheck(*args, **kwargs)
+
+    monkeypatch.setattr(workers, "_recheck", recheck_after_pause)
+    paused, go = threading.Event(), threading.Event()
+    revoke = resolution_module.revoke_active_passport
+
+    def revoke_after_pause(*args: Any, **kwargs: Any) -> int | None:
+        paused.set()
+        assert go.wait(WAIT)
+        return revoke(*args, **kwargs)
+
+    monkeypatch.setattr(resolution_module, "revoke_active_passport", revoke_after_pause)
+    second = open_database(pg.engine.url.render_as_string(hide_password=False))
+    try:
+
+        def store() -> tuple[int, int]:
+            with pg.for_batches().begin() as conn:
+                return batch.store(pg, conn)
+
+        storing = _Run(store)
+        storing.start()
+        assert re_reading.wait(WAIT)
+        fix = _Run(
+            lambda: resolve_correction(
+                second, correction, now=CORRECTED_AT, registry=_registry_without(held.citizen_id)
+            )
+        )
+        fix.start()
+        reached = paused.wait(WAIT / 3)  # its updates done: it never waited for the store
+        re_read.set()
+        assert _blocked_or_done(pg, storing)  # the re-read waits for the correction's commit
+        go.set()
+        fix.outcome()
+        added, failed = storing.outcome()
+    finally:
+        re_read.set()
+        go.set()
+        second.dispose()
+    assert reached, "the correction waited for a lock the store held while re-reading"
+    in_batch = {row.id for row in batch.rows} & set(their_doses)
+    assert not in_batch & _signatures(pg).keys()
+    assert (added, failed) == (BATCH - len(in_batch), 0)
+    assert _status(pg, person) != "VERIFIED"
