@@ -136,6 +136,7 @@ def _blocked_or_done(db: Database, thread: threading.Thread) -> bool:
                     "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
                 )
             ).scalar_one()
+            conn.rollback()  # pg_stat_activity is read once per transaction: the next poll reads it afresh
             if waiting:
                 return True
             if not thread.is_alive():
