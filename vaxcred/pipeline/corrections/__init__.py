@@ -70,7 +70,11 @@ open correction (dose, field, canonical value) filed again returns the existing 
    withdrawal is checked again on them, and ``withdrawn_at`` is set); or the person row (its ``registry_status`` reset to NULL — unchecked — so that a crash
    before step 5 leaves the person in the registry stage's queue; site signing takes ``VERIFIED`` persons only,
    so nothing is signed or issued on the stale result), the dose row, or a new dose row (dose fields leave the
-   registry status as it is: the registry compares person fields only);
+   registry status as it is: the registry compares person fields only). On PostgreSQL a person-field change first
+   gives every dose in force of the person a new row version (locked in id order, a no-op UPDATE): site signing's
+   store keeps a signature only for dose rows still at the version its batch read and holds them ``FOR SHARE``
+   until its commit, so a store in flight is waited for (and its signature of the named dose superseded in 3),
+   and a later one re-reads the person and leaves them out;
 3. the current site signature of the dose the correction names is superseded
    (:func:`vaxcred.pipeline.site_signing.stage.supersede_signature`): the site signs the corrected record again in
    the next site-signing run, and issuance waits for that (a new missing dose has no signature yet either);

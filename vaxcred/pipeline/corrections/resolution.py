@@ -175,6 +175,27 @@ def _lock_doses_in_force(conn: Connection, person_id: int) -> None:
     ).all()
 
 
+def _new_dose_versions(conn: Connection, person_id: int) -> None:
+    """PostgreSQL: give each of the person's doses in force a new row version (a no-op UPDATE), locked first in
+    id order, before the person row changes. Site signing's store keeps a signature only for a dose row still
+    at the version its batch read, holding it ``FOR SHARE`` until the commit
+    (:mod:`vaxcred.pipeline.site_signing.member_rows`): a store in flight holding any dose of this person makes
+    this wait for its commit (the signature it stores is then superseded below, if it is the named dose's), and
+    a store after it finds every dose of the person at a new version and re-reads them (the person is no longer
+    ``VERIFIED``: left out). A store's locking statement re-checks only the rows it locks (READ COMMITTED),
+    never the person row: hence all the person's doses, not only the named one. Doses before the person, both in
+    id order, as the store locks them: no deadlock with its re-read (dose, then its person). SQLite serialises
+    writers (``BEGIN IMMEDIATE``) and its store re-reads."""
+    if conn.dialect.name != "postgresql":
+        return
+    _lock_doses_in_force(conn, person_id)
+    conn.execute(
+        doses.update()
+        .where(doses.c.person_id == person_id, doses.c.withdrawn_at.is_(None))
+        .values(id=doses.c.id)
+    )
+
+
 def _active_passport_relies_on(conn: Connection, person_id: int, dose_id: int) -> bool:
     """Whether the person's ACTIVE passport was issued on ``dose_id`` (links it in ``passport_doses``)."""
     query = (
@@ -245,6 +266,7 @@ def resolve_correction(
                 conn, person, filed_dose, kind, correction.proposed_value, today=vietnam_date(now)
             )
             if kind in PERSON_FIELDS:
+                _new_dose_versions(conn, person.id)
                 conn.execute(
                     persons.update()
                     .where(persons.c.id == person.id)

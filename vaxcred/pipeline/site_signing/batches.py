@@ -73,6 +73,16 @@ _DOSE_COLUMNS = (
     persons.c.citizen_id,
 )
 
+#: a batch's row versions, PostgreSQL: dose id → (``doses.xmin``, ``persons.xmin``) as read with the row (the
+#: server's text of each ``xid``). The store's member INSERT keeps a signature only where both are still the
+#: same (:mod:`~vaxcred.pipeline.site_signing.member_rows`, the row-version guard); ``None`` on SQLite
+Versions = dict[int, tuple[str, str]]
+#: the row versions the PostgreSQL queue read adds to :data:`_DOSE_COLUMNS`
+_VERSION_COLUMNS: tuple[sa.ColumnClause[Any], ...] = (
+    sa.literal_column("doses.xmin"),
+    sa.literal_column("persons.xmin"),
+)
+
 
 class _Head(NamedTuple):
     """A signed batch head, not stored yet."""
@@ -201,8 +211,14 @@ def _store_batch(
     rows: Sequence[_DoseRow],
     outcomes: Sequence[_Signed | str],
     certificates: Mapping[str, dict[str, Any]],
+    *,
+    versions: Versions | None = None,
 ) -> tuple[int, int]:
-    """Store one batch's signatures; returns (signatures stored, doses that could not be signed)."""
+    """Store one batch's signatures; returns (signatures stored, doses that could not be signed).
+
+    ``versions`` (PostgreSQL, the rows' versions as read): the member INSERT is guarded by them and raises
+    :class:`~vaxcred.pipeline.site_signing.member_rows.RowsChanged` if any row changed (see
+    :func:`~vaxcred.pipeline.site_signing.member_rows.insert_members`; the caller rolls back to a savepoint)."""
     signed: list[tuple[_DoseRow, _Signed]] = []
     failed = 0
     for row, outcome in zip(rows, outcomes, strict=True):
@@ -247,7 +263,9 @@ def _store_batch(
         )
         for row, s in signed
     ]
-    inserted = insert_members(conn, values)
+    inserted = insert_members(
+        conn, values, versions=None if versions is None else [versions[row.id] for row, _ in signed]
+    )
     # the issuance log records each batch with its members in the transaction that stores them
     # (vaxcred.pipeline.log: one entry per batch head, listing its members), built from the values just
     # inserted (what build_entries would read back; the audit recomputes it from the rows)
@@ -306,6 +324,31 @@ def _queue_rows(
     ]
 
 
+def _queue_batch(
+    conn: Connection, site_id: str, after: int, limit: int
+) -> tuple[list[_DoseRow], Versions | None]:
+    """:func:`_queue_rows` for a batch signed outside the transaction that stores it, with each row's versions
+    on PostgreSQL (:data:`Versions`; SQLite: ``None``)."""
+    if conn.dialect.name != "postgresql":
+        return _queue_rows(conn, site_id, after, limit), None
+    conn.exec_driver_sql(_PG_QUEUE_PLAN)
+    fetched = _driver_fetch(
+        conn,
+        ("queue-versions", False),
+        _versioned_queue_statement,
+        {"site_id": site_id, "after": after, "limit": limit},
+    )
+    width = len(_DOSE_COLUMNS)
+    return [_DoseRow._make(row[:width]) for row in fetched], {
+        row[0]: (row[width], row[width + 1]) for row in fetched
+    }
+
+
+def _versioned_queue_statement(_: bool) -> sa.Select[Any]:
+    """:func:`_queue_statement` (not locking) with :data:`_VERSION_COLUMNS` after the dose columns."""
+    return _queue_statement(False).add_columns(*_VERSION_COLUMNS)
+
+
 @functools.cache
 def _queue_statement(lock: bool) -> sa.Select[Any]:
     """:func:`_to_sign` with its site, lower bound and limit as bound parameters (compiled once)."""
@@ -323,10 +366,21 @@ def _driver_rows(
     build: Callable[[bool], sa.Select[Any]],
     parameters: Mapping[str, Any],
 ) -> list[_DoseRow]:
-    """Rows of the statement ``build(key[1])`` (columns :data:`_DOSE_COLUMNS`), PostgreSQL only: compiled once
-    by SQLAlchemy for this dialect, then run on the driver's own cursor in ``conn``'s transaction and fetched at
-    once (per batch, building, caching and compiling the statement cost more than reading its rows, and
-    SQLAlchemy's result fetched them one by one: ~1 µs a row; psycopg returns the columns' Python types)."""
+    """Rows of the statement ``build(key[1])`` (columns :data:`_DOSE_COLUMNS`), PostgreSQL only (see
+    :func:`_driver_fetch`)."""
+    return list(map(_DoseRow._make, _driver_fetch(conn, key, build, parameters)))
+
+
+def _driver_fetch(
+    conn: Connection,
+    key: tuple[str, bool],
+    build: Callable[[bool], sa.Select[Any]],
+    parameters: Mapping[str, Any],
+) -> list[tuple[Any, ...]]:
+    """The rows of the statement ``build(key[1])``, PostgreSQL only: compiled once by SQLAlchemy for this
+    dialect, then run on the driver's own cursor in ``conn``'s transaction and fetched at once (per batch,
+    building, caching and compiling the statement cost more than reading its rows, and SQLAlchemy's result
+    fetched them one by one: ~1 µs a row; psycopg returns the columns' Python types)."""
     compiled = _COMPILED.get(key)
     if compiled is None:
         statement = build(key[1]).compile(dialect=conn.dialect)
@@ -334,7 +388,8 @@ def _driver_rows(
     text, fixed = compiled
     with driver_errors(conn) as driver, driver.cursor() as cursor:
         cursor.execute(text, {**fixed, **parameters})
-        return list(map(_DoseRow._make, cursor.fetchall()))
+        fetched: list[tuple[Any, ...]] = cursor.fetchall()
+        return fetched
 
 
 def _to_sign(site_id: Any, after: Any, limit: Any) -> sa.Select[Any]:

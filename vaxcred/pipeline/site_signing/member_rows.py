@@ -31,7 +31,7 @@ from vaxcred.storage.bulk import insert_rows, stored_time
 from vaxcred.storage.database import driver_errors
 from vaxcred.storage.schema import site_certificates, site_signature_batches, site_signatures
 
-__all__ = ["COLUMNS", "insert_certificates", "insert_heads", "insert_members"]
+__all__ = ["COLUMNS", "RowsChanged", "insert_certificates", "insert_heads", "insert_members"]
 
 #: the columns of a stored batch member, in the order of :func:`insert_members`' value tuples
 COLUMNS: Final = (
@@ -74,11 +74,38 @@ _SHARED_AT: Final = tuple(i for i, name in enumerate(COLUMNS) if name in _SHARED
 _VARYING_AT: Final = tuple(i for i, name in enumerate(COLUMNS) if name not in _SHARED)
 
 
+#: the row-version guard (PostgreSQL): each member joined to its dose and person rows *as read* by the work
+#: queue (``xmin``, the version a row's writer gave it), the doses locked ``FOR SHARE`` in id order. A row whose
+#: dose or person changed since the read drops out; a writer of the dose still in flight is waited for (then the
+#: dose's new version drops out too), and one that comes later waits for this transaction's commit — so a
+#: correction supersedes the signature stored here (see :func:`insert_members`)
+_GUARD: Final = (
+    " JOIN doses AS d ON d.id = u.dose_id AND d.xmin = u.dose_version"
+    " JOIN persons AS p ON p.id = d.person_id AND p.xmin = u.person_version"
+    " ORDER BY d.id FOR SHARE OF d"
+)
+#: the versions travel as two texts of comma-separated ``xid`` numbers, split by the server (psycopg dumps a list
+#: element by element in Python, ~0.6 µs each; a ``str.join`` of the texts the queue read returned costs ~0.05)
+_VERSION_ARRAYS: Final = ", string_to_array(%b, ',')::xid[], string_to_array(%b, ',')::xid[]"
+
+
 @functools.cache
-def _postgres_sql(*, skip_signed: bool, shared: bool) -> str:
+def _postgres_sql(*, skip_signed: bool, shared: bool, guarded: bool = False) -> str:
     """The INSERT of :func:`_insert_postgres`: every column an array (``shared`` False), or the columns of
-    :data:`_SHARED` as scalars and the others as arrays, in :data:`COLUMNS` order either way."""
-    if shared:
+    :data:`_SHARED` as scalars and the others as arrays, in :data:`COLUMNS` order either way; ``guarded``: two
+    more arrays, each member's dose and person row versions, and :data:`_GUARD`."""
+    if guarded:
+        names = [COLUMNS[i] for i in _VARYING_AT] if shared else list(COLUMNS)
+        arrays = ", ".join(f"%b::{_PG_ARRAYS[COLUMNS.index(name)]}[]" for name in names) + _VERSION_ARRAYS
+        picked = ", ".join(
+            f"%b::{kind}" if shared and name in _SHARED else f"u.{name}"
+            for name, kind in zip(COLUMNS, _PG_ARRAYS, strict=True)
+        )
+        source = (
+            f"SELECT {picked} FROM unnest({arrays}) "  # noqa: S608
+            f"AS u({', '.join(names)}, dose_version, person_version){_GUARD}"
+        )
+    elif shared:
         varying = [COLUMNS[i] for i in _VARYING_AT]
         arrays = ", ".join(f"%b::{_PG_ARRAYS[i]}[]" for i in _VARYING_AT)
         picked = ", ".join(
@@ -134,16 +161,53 @@ def _insert_postgres(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[
     return [(int(i), int(d)) for i, d in stored]
 
 
-def insert_members(conn: Connection, values: Sequence[tuple[Any, ...]]) -> list[tuple[int, int]]:
+class RowsChanged(Exception):
+    """The guarded member INSERT stored fewer rows than given: a dose or person changed since the batch was
+    read, or a concurrent run signed one of its doses. The caller rolls back to its savepoint and stores the
+    batch the re-checking way (:func:`vaxcred.pipeline.site_signing.workers._store_checked`)."""
+
+
+def _insert_guarded(
+    conn: Connection, rows: Sequence[tuple[Any, ...]], versions: Sequence[tuple[str, str]]
+) -> list[tuple[int, int]]:
+    """The guarded INSERT (:data:`_GUARD`): every row stored, or :class:`RowsChanged` (the rows stored so far
+    are left for the caller's savepoint to roll back). A dose holding a current signature already (a concurrent
+    run's) raises the unique index's IntegrityError, also left to the caller."""
+    shared, parameters = _postgres_parameters(rows)
+    dose_versions, person_versions = (",".join(column) for column in zip(*versions, strict=True))
+    stored = conn.exec_driver_sql(
+        _postgres_sql(skip_signed=False, shared=shared, guarded=True),
+        (*parameters, dose_versions, person_versions),
+    ).all()
+    if len(stored) != len(rows):
+        raise RowsChanged(f"{len(rows) - len(stored)} of {len(rows)} rows changed since they were read")
+    return [(int(i), int(d)) for i, d in stored]
+
+
+def insert_members(
+    conn: Connection,
+    values: Sequence[tuple[Any, ...]],
+    *,
+    versions: Sequence[tuple[str, str]] | None = None,
+) -> list[tuple[int, int]]:
     """Insert batch members (tuples in :data:`COLUMNS` order) in ``conn``'s transaction; returns the stored
-    (signature id, dose id) pairs."""
+    (signature id, dose id) pairs.
+
+    ``versions`` (PostgreSQL; one per value: the ``doses.xmin`` and ``persons.xmin`` its row was read with)
+    stores them only if every dose and person row is still that version, holding the doses ``FOR SHARE`` until
+    the commit (:data:`_GUARD`); otherwise it raises :class:`RowsChanged` (or the unique index's
+    IntegrityError) and the caller's savepoint must be rolled back."""
     if not values:
         return []
     # a batch holds few signing times: each converted once
     times = {signed_at: stored_time(conn, signed_at) for signed_at in {v[_SIGNED_AT] for v in values}}
     rows = [(*v[:_SIGNED_AT], times[v[_SIGNED_AT]], *v[_SIGNED_AT + 1 :]) for v in values]
     if conn.dialect.name == "postgresql":
+        if versions is not None:
+            return _insert_guarded(conn, rows, versions)
         return _insert_postgres(conn, rows)
+    if versions is not None:
+        raise ValueError("row versions are PostgreSQL's")
     returned = insert_rows(
         conn, site_signatures, COLUMNS, rows, on_conflict=_ON_CONFLICT_SKIP, returning=("id", "dose_id")
     )

@@ -11,14 +11,16 @@
 * **One writer.** Only this process touches the database, one connection, one write transaction per step
   (SQLite: ``BEGIN IMMEDIATE``), so SQLite's single writer lock is never contended by the stage itself; the child
   holds :data:`IN_FLIGHT` batches at most (memory bounded).
-* **Re-checked on store.** A batch is signed outside the transaction that stores it, so its store first makes sure
-  each dose is still exactly as signed, as the parallel workers do
-  (:func:`~vaxcred.pipeline.site_signing.workers._recheck`: the batch's doses and persons re-read, on PostgreSQL
-  ``FOR SHARE`` so a correction waits for the commit and then supersedes the fresh signature; a changed dose is
-  signed again inside the transaction, a person no longer ``VERIFIED`` left out). On SQLite the re-read is skipped
-  when no other connection has committed anything since the batch was read (``PRAGMA data_version`` unchanged on
-  this connection: the rows are then exactly as read); any other commit in between, a correction's or not, makes
-  it re-read.
+* **Checked on store.** A batch is signed outside the transaction that stores it, so its store makes sure each
+  dose is still exactly as signed, as the parallel workers do
+  (:func:`~vaxcred.pipeline.site_signing.workers._store_checked`). PostgreSQL: the queue read returns each row's
+  versions (``doses.xmin``, ``persons.xmin``) and the member INSERT stores the batch only if every row is still at
+  them, holding the doses ``FOR SHARE`` (a correction waits for the commit and then supersedes the fresh
+  signature); if any row changed, the batch is re-read (:func:`~vaxcred.pipeline.site_signing.workers._recheck`,
+  ``FOR SHARE`` of doses and persons: a changed dose signed again inside the transaction, a person no longer
+  ``VERIFIED`` left out). SQLite: the re-read is skipped when no other connection has committed anything since
+  the batch was read (``PRAGMA data_version`` unchanged on this connection: the rows are then exactly as read);
+  any other commit in between, a correction's or not, makes it re-read.
 * **Exactly once, resumable.** Stores go through :func:`~vaxcred.pipeline.site_signing.batches._store_batch` like
   every other path (the unique partial index skips a dose signed meanwhile). A ``kill -9`` loses the batches in
   flight only; a re-run signs them.
@@ -47,14 +49,15 @@ from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.processes import die_with_parent
 from vaxcred.pipeline.site_signing.batches import (
     ProgressCallback,
+    Versions,
     _DoseRow,
     _Head,
-    _queue_rows,
+    _queue_batch,
     _sign_rows,
     _Signed,
     _store_batch,
 )
-from vaxcred.pipeline.site_signing.workers import _recheck
+from vaxcred.pipeline.site_signing.workers import _store_checked
 from vaxcred.storage import Database
 
 __all__ = ["IN_FLIGHT", "SIGNING_WORKER_FAILED"]
@@ -199,15 +202,16 @@ class _Queue:
     def exhausted(self) -> bool:
         return not self._sites
 
-    def next_batch(self, conn: Connection) -> list[_DoseRow]:
+    def next_batch(self, conn: Connection) -> tuple[list[_DoseRow], Versions | None]:
+        """The next batch and, on PostgreSQL, its rows' versions (:func:`_queue_batch`)."""
         while self._sites:
-            rows = _queue_rows(conn, self._sites[0], self._after, self._batch_size)
+            rows, versions = _queue_batch(conn, self._sites[0], self._after, self._batch_size)
             if rows:
                 self._after = rows[-1].id
-                return rows
+                return rows, versions
             self._sites.popleft()
             self._after = 0
-        return []
+        return [], None
 
 
 def _run_pipelined(
@@ -221,11 +225,12 @@ def _run_pipelined(
     """Sign in the forked child, read and store here (see the module documentation); returns (signed, failed)."""
     batch_size, per_signature = sizes
     work = _Queue(sorted(signers), batch_size)
-    in_flight: deque[tuple[list[_DoseRow], int | None]] = deque()
+    # each batch with what its store checks: SQLite's data_version at the read, PostgreSQL's row versions
+    in_flight: deque[tuple[list[_DoseRow], int | Versions | None]] = deque()
     signed = failed = 0
     with _signing_child(signers, now, per_signature) as child, db.writer() as conn:
         while in_flight or not work.exhausted:
-            due: tuple[list[_DoseRow], int | None, _Outcomes] | None = None
+            due: tuple[list[_DoseRow], int | Versions | None, _Outcomes] | None = None
             if in_flight and (len(in_flight) >= IN_FLIGHT or work.exhausted):
                 rows, read_version = in_flight.popleft()
                 due = (
@@ -238,12 +243,18 @@ def _run_pipelined(
                 version = _data_version(conn)
                 if due is not None:
                     rows, read_version, outcomes = due
-                    if version is None or version != read_version:
-                        rows, outcomes = _recheck(conn, rows, outcomes, signers, now, per_signature)
-                    stored = _store_batch(db, conn, rows, outcomes, certificates)
-                if len(in_flight) < IN_FLIGHT and (batch := work.next_batch(conn)):
-                    child.send(batch)
-                    in_flight.append((batch, version))
+                    if isinstance(read_version, dict) or version != read_version:
+                        versions = read_version if isinstance(read_version, dict) else None
+                        stored = _store_checked(
+                            db, conn, (rows, outcomes, versions), (signers, certificates), now, per_signature
+                        )
+                    else:
+                        stored = _store_batch(db, conn, rows, outcomes, certificates)
+                if len(in_flight) < IN_FLIGHT:
+                    batch, versions = work.next_batch(conn)
+                    if batch:
+                        child.send(batch)
+                        in_flight.append((batch, version if versions is None else versions))
             if stored is not None:
                 signed += stored[0]
                 failed += stored[1]

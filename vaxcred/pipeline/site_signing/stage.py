@@ -20,9 +20,10 @@
   :mod:`~vaxcred.pipeline.site_signing.pipelined`.
 * **Parallel** (``workers`` > 1): forked processes take the sites one at a time (id ranges of them when there
   are fewer than 16 sites a process, so that no process signs a large site alone at the end); each reads a
-  batch, signs it outside any transaction and stores it in its own transaction that re-reads the batch's rows
-  first and keeps a signature only for a dose still exactly as signed (a dose changed meanwhile is signed again
-  inside that transaction). Same guarantees as above; see :func:`_run_parallel`.
+  batch, signs it outside any transaction and stores it in its own transaction that keeps a signature only for a
+  dose still exactly as signed (PostgreSQL: the member INSERT compares the rows' versions as read; SQLite, or a
+  row changed: the batch's rows re-read; a dose changed meanwhile is signed again inside that transaction). Same
+  guarantees as above; see :func:`_run_parallel`.
 * **A site signs only its own records.** ``signers`` maps a site id to that site's signer; a signer whose
   certificate is not a site certificate, names another site or is not valid at ``now`` is refused before
   anything is signed (:class:`PipelineError` ``sitesign.wrong_purpose`` / ``sitesign.not_own_record`` /

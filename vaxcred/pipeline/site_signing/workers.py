@@ -19,14 +19,16 @@ from vaxcred.pipeline.site_signing.batches import (
     _DOSE_COLUMNS,
     _VERIFIED,
     ProgressCallback,
+    Versions,
     _DoseRow,
     _driver_rows,
-    _queue_rows,
+    _queue_batch,
     _sign_rows,
     _Signed,
     _store_batch,
     logger,
 )
+from vaxcred.pipeline.site_signing.member_rows import RowsChanged, _another_current_signature
 from vaxcred.storage import Database, open_database
 from vaxcred.storage.schema import doses, persons
 
@@ -67,7 +69,7 @@ def _sign_site_in_child(unit: tuple[str, int, int | None]) -> tuple[int, int]:
     signed = failed = 0
     while True:
         with db.connect() as conn:
-            rows = _queue_rows(conn, site_id, last_id, state.batch_size)
+            rows, versions = _queue_batch(conn, site_id, last_id, state.batch_size)
         if up_to is not None and rows and rows[-1].id > up_to:
             rows = [row for row in rows if row.id <= up_to]  # the rest is the next unit's
         if not rows:
@@ -75,8 +77,14 @@ def _sign_site_in_child(unit: tuple[str, int, int | None]) -> tuple[int, int]:
         last_id = rows[-1].id
         outcomes = _sign_rows(rows, state.signers, state.now, state.per_signature)
         with db.begin() as conn:
-            rows, outcomes = _recheck(conn, rows, outcomes, state.signers, state.now, state.per_signature)
-            added, bad = _store_batch(db, conn, rows, outcomes, state.certificates)
+            added, bad = _store_checked(
+                db,
+                conn,
+                (rows, outcomes, versions),
+                (state.signers, state.certificates),
+                state.now,
+                state.per_signature,
+            )
         signed += added
         failed += bad
         state.progress.put((added, bad))
@@ -95,12 +103,13 @@ def _run_parallel(
     the sites are few) one at a time; each reads, signs and stores its unit's batches.
 
     A batch is read in a short read transaction and signed outside any transaction, so the processes sign at the
-    same time (SQLite has one writer: only the stores take turns). Its store transaction first re-reads the
-    batch's doses and persons (PostgreSQL: ``FOR SHARE``) and keeps a signature only for a dose whose stored
-    content and person (still ``VERIFIED``) are exactly what was signed; a dose changed meanwhile is signed again
-    there, from its current content, inside the transaction; a dose whose person is no longer verified is left.
-    So a stored signature always signs the dose as it is when the signature commits — as in the serial path —
-    and a crash loses at most the batches not yet committed (a re-run signs them).
+    same time (SQLite has one writer: only the stores take turns). Its store keeps a signature only for a dose
+    whose stored content and person (still ``VERIFIED``) are exactly what was signed (:func:`_store_checked`:
+    on PostgreSQL the member INSERT compares the rows' versions; else, or when a row changed, the batch's doses
+    and persons are re-read); a dose changed meanwhile is signed again there, from its current content, inside
+    the transaction; a dose whose person is no longer verified is left. So a stored signature always signs the
+    dose as it is when the signature commits — as in the serial path — and a crash loses at most the batches
+    not yet committed (a re-run signs them).
     """
     global _FORK_STATE
     units = _units(db, sorted(signers), workers)
@@ -228,3 +237,38 @@ def _recheck(
         for i, outcome in zip(changed, fresh, strict=True):
             kept[i] = outcome
     return kept_rows, kept
+
+
+def _store_checked(
+    db: Database,
+    conn: Connection,
+    batch: tuple[Sequence[_DoseRow], Sequence[_Signed | str], Versions | None],
+    keys: tuple[Mapping[str, Signer], Mapping[str, dict[str, Any]]],
+    now: dt.datetime,
+    per_signature: int,
+) -> tuple[int, int]:
+    """Store a batch signed outside ``conn``'s transaction, keeping a signature only for a dose still exactly as
+    signed, of a person still ``VERIFIED``; returns :func:`_store_batch`'s (stored, failed).
+
+    ``batch`` = (rows, their outcomes, their versions as read: PostgreSQL's :data:`Versions`, ``None`` on
+    SQLite); ``keys`` = (signers, certificates). With versions and every row signed, the **row-version guard**:
+    the batch is stored in a savepoint by a member INSERT joined to the doses and persons at the versions read
+    (the doses locked ``FOR SHARE`` until the commit: a correction of one waits, then supersedes the signature
+    stored here; one that committed first gave the row a new version). If any row changed, or a concurrent run
+    signed one of the doses, the savepoint is rolled back (its row locks with it) and the batch goes the
+    re-checking way, as without versions: :func:`_recheck` re-reads the doses and persons ``FOR SHARE`` (a
+    changed dose signed again under a head of its own, a person no longer verified left out), then
+    :func:`_store_batch` (a dose signed meanwhile skipped)."""
+    rows, outcomes, versions = batch
+    signers, certificates = keys
+    if versions is not None and not any(isinstance(o, str) for o in outcomes):
+        try:
+            with conn.begin_nested():
+                return _store_batch(db, conn, rows, outcomes, certificates, versions=versions)
+        except RowsChanged:
+            logger.info("site signing: a batch's rows changed while it was signed; re-checked")
+        except sa.exc.IntegrityError as e:
+            if not _another_current_signature(e):
+                raise
+    rows, outcomes = _recheck(conn, rows, outcomes, signers, now, per_signature)
+    return _store_batch(db, conn, rows, outcomes, certificates)
