@@ -79,7 +79,7 @@ def lock_persons(conn: Connection, person_ids: Sequence[int]) -> None:
     waits for this transaction (and then revokes the passport stored), or this waits for it and the re-check,
     read after the lock, sees its change. One lock a passport, on a row the claim has already written (was:
     ``FOR SHARE`` on every signature relied on — a lock, a WAL record and a dirtied page each)."""
-    if person_ids:
+    if person_ids and conn.dialect.name == "postgresql":  # SQLite: the write transaction is the lock
         conn.execute(
             sa.select(persons.c.id)
             .where(among(conn, persons.c.id, person_ids))
