@@ -146,7 +146,7 @@ def test_upgrading_from_0008_keeps_every_row_and_reference(at_0008: Database) ->
     rebuilt under rows of passport_doses that point at it), and no reference is left dangling."""
     before = _rows(at_0008)
 
-    at_0008.migrate()
+    at_0008.migrate("0009")
 
     assert at_0008.current_revision() == "0009"
     assert _rows(at_0008) == before

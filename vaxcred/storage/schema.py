@@ -13,6 +13,7 @@
              ├─< passports ─< passport_doses >── doses, site_signatures
              │       └─< revocations              one row per hash type
              └── issuance_claims                  one row per person, claimed FOR UPDATE SKIP LOCKED
+                                                  (fillfactor 50: claimed → done is a HOT update)
 
     issuance_log                                  append-only Merkle log (RFC 9162): one entry per signed
     log_tree_heads                                object (dose record, passport, revocation); signed heads;
@@ -296,7 +297,7 @@ passports = sa.Table(
     "passports",
     metadata,
     sa.Column("id", Id, primary_key=True, autoincrement=True),
-    sa.Column("person_id", Id, sa.ForeignKey(persons.c.id), nullable=False, index=True),
+    sa.Column("person_id", Id, sa.ForeignKey(persons.c.id), nullable=False),
     sa.Column("uvci", sa.String(64), nullable=False, unique=True),
     sa.Column("hc1", sa.Text, nullable=False),
     sa.Column("kid", sa.LargeBinary(32), nullable=False),
@@ -318,6 +319,14 @@ sa.Index(
     sqlite_where=passports.c.status == PassportStatus.ACTIVE.value,
     postgresql_where=passports.c.status == PassportStatus.ACTIVE.value,
 )
+# a person's revoked passports (the predecessor a re-issue supersedes): every reader by person names the status,
+# ACTIVE (the unique index above) or REVOKED (this one), so issuing a passport writes no entry here (0010)
+sa.Index(
+    "ix_passports_revoked_person_id",
+    passports.c.person_id,
+    sqlite_where=passports.c.status == PassportStatus.REVOKED.value,
+    postgresql_where=passports.c.status == PassportStatus.REVOKED.value,
+)
 # a passport is superseded at most once (corrections chain successors: old -> new)
 sa.Index(
     "uq_passports_supersedes",
@@ -328,14 +337,15 @@ sa.Index(
 )
 
 # a passport's links to the doses and site signatures it was built from. No foreign keys (migration 0008): the one
-# writer (issuance's store) inserts them in the passport's own transaction, after re-checking that each dose is a
-# current dose of the person and locking each signature FOR SHARE as current; none of the three parents is ever
-# deleted; and the issuance log's passport entry holds the pairs, which `log audit` recomputes from these rows
+# writer (issuance's store) inserts them in the passport's own transaction, after re-checking (the person locked
+# first) that each dose is a current dose of the person and each signature current; none of the three parents is
+# ever deleted; and the issuance log's passport entry holds the pairs, which `log audit` recomputes from these rows.
+# Read by passport only (the primary key's leading column): no index on dose_id (migration 0010)
 passport_doses = sa.Table(
     "passport_doses",
     metadata,
     sa.Column("passport_id", Id, primary_key=True),
-    sa.Column("dose_id", Id, primary_key=True, index=True),
+    sa.Column("dose_id", Id, primary_key=True),
     sa.Column("site_signature_id", Id, nullable=False),
 )
 
@@ -363,9 +373,10 @@ issuance_claims = sa.Table(
     sa.Column("worker", sa.String(64), nullable=False),
     sa.Column("claimed_at", UtcDateTime, nullable=False),
     sa.CheckConstraint(_one_of("state", ClaimState), name="state"),
+    # every claim is found by its primary key, and nothing else is indexed (migration 0010): `claimed → done`
+    # stays on its page — a HOT update, no index entry — when the page has room for the new version
+    postgresql_with={"fillfactor": 50},
 )
-# stale claims of dead workers: state = 'claimed' AND claimed_at < now - lease
-sa.Index("ix_issuance_claims_state_claimed_at", issuance_claims.c.state, issuance_claims.c.claimed_at)
 
 issuance_log = sa.Table(
     "issuance_log",

@@ -63,9 +63,9 @@ open correction (dose, field, canonical value) filed again returns the existing 
 
 1. the correction moves ``OPEN → RESOLVED`` under its row lock (``FOR UPDATE``; SQLite's ``BEGIN IMMEDIATE``
    serialises writers): of two concurrent resolutions one wins, the other gets ``pipeline.correction_closed``.
-   The person's current site signatures are locked ``FOR UPDATE`` too: an issuance commit holding ``FOR SHARE``
-   on them finishes first (and its passport is revoked in step 4), or finds its inputs changed and stores
-   nothing. The proposed value is validated again on the current data;
+   The person's row and current site signatures are locked ``FOR UPDATE`` too: an issuance commit holding the
+   person (``FOR KEY SHARE``, taken before its re-check) finishes first (and its passport is revoked in step
+   4), or waits and finds its inputs changed and stores nothing. The proposed value is validated again on the current data;
 2. the change is applied (a ``duplicate``: the person's records in force are locked ``FOR UPDATE``, the
    withdrawal is checked again on them, and ``withdrawn_at`` is set); or the person row (its ``registry_status`` reset to NULL — unchecked — so that a crash
    before step 5 leaves the person in the registry stage's queue; site signing takes ``VERIFIED`` persons only,

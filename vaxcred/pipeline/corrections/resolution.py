@@ -151,7 +151,11 @@ def revoke_active_passport(
 
 
 def _lock_current_signatures(conn: Connection, person_id: int) -> None:
-    """``FOR UPDATE`` on the person's current site signatures (PostgreSQL; SQLite serialises writers)."""
+    """``FOR UPDATE`` on the person's row, then on its current site signatures (PostgreSQL; SQLite serialises
+    writers). The person's row is what an issuance commit locks (``FOR KEY SHARE``, before its re-check:
+    :func:`vaxcred.pipeline.issuance.store.lock_persons`): a commit in flight finishes first and its passport is
+    revoked below, or it waits for this transaction and its re-check sees the change."""
+    conn.execute(sa.select(persons.c.id).where(persons.c.id == person_id).with_for_update()).all()
     conn.execute(
         sa.select(site_signatures.c.id)
         .where(
@@ -243,8 +247,8 @@ def resolve_correction(
         filed_dose = _dose_by_id(conn, correction.dose_id)
         person = _person_by_id(conn, filed_dose.person_id)
         kind = correction.field
-        # an issuance commit in flight holds FOR SHARE on these: it finishes first (and its passport is revoked
-        # below) or, once this commits, finds its inputs changed and stores nothing
+        # an issuance commit in flight holds FOR KEY SHARE on the person: it finishes first (and its passport is
+        # revoked below) or, once this commits, finds its inputs changed and stores nothing
         _lock_current_signatures(conn, person.id)
         # (2) apply the change, validated again on today's data
         revoke = True

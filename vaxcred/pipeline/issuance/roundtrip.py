@@ -9,7 +9,7 @@
       passport ids reserved at its claim         claim upsert (free rows only); a passport id per claimed person
     one call ──────────────────────────────►     (nextval); their newest check, doses, current signatures, batch
                                                  heads, and the revoked passport a re-issue supersedes
-                                             (2) store N: our claims → done; signatures relied on FOR SHARE;
+                                             (2) store N: our claims → done; the persons FOR KEY SHARE;
                                                  re-check (signatures current, dose set and newest check
                                                  unchanged, same predecessor); INSERT passports ON CONFLICT (one
                                                  ACTIVE per person) DO NOTHING; passport_doses; the log entries
@@ -27,8 +27,9 @@ same, so every guarantee of :mod:`~vaxcred.pipeline.issuance.stage` holds as sta
 * *exactly once*: the claim upsert's ``WHERE`` and the partial unique index, as before;
 * *crash safety*: the call is one transaction; ``kill -9`` at any moment leaves batch N either stored with
   batch N+1 claimed, or neither (its claims then wait for the lease, or a ``lease=0`` re-run);
-* *a changed record is not issued*: the re-check runs in the storing transaction, after the signatures are
-  locked ``FOR SHARE``; a predecessor read at claim time is re-checked too;
+* *a changed record is not issued*: the re-check runs in the storing transaction, after the persons stored are
+  locked ``FOR KEY SHARE`` (a correction locks its person ``FOR UPDATE`` first:
+  :func:`~vaxcred.pipeline.issuance.store.lock_persons`); a predecessor read at claim time is re-checked too;
 * *log entries in the passport's transaction*: entries are built by the worker from the values it sends and the
   passport ids reserved at claim time (a passport that is not stored leaves a gap in ``passports.id``, as an
   ``ON CONFLICT DO NOTHING`` always could); the server gives them their leaf indexes.

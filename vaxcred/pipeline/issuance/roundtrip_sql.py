@@ -115,10 +115,11 @@ BEGIN
             v_drop := v_drop || r_person;
             RETURN NEXT;
         END LOOP;
-        -- the signatures relied on: a correction that supersedes one waits for this transaction
-        v_current := ARRAY(
-            SELECT id FROM site_signatures WHERE id = ANY(l_sig) AND superseded_at IS NULL
-            ORDER BY id FOR SHARE);
+        -- the persons stored, KEY SHARE (the lock the passports' foreign key takes, taken before the re-check):
+        -- a correction takes its person FOR UPDATE first, so it waits for this transaction (and revokes what
+        -- it stored), or this waits for it and the re-check below (a fresh snapshot) sees its change
+        PERFORM 1 FROM persons WHERE id = ANY(s_person) AND NOT (id = ANY(v_drop)) ORDER BY id FOR KEY SHARE;
+        v_current := ARRAY(SELECT id FROM site_signatures WHERE id = ANY(l_sig) AND superseded_at IS NULL);
         v_stale := ARRAY(SELECT unnest(l_sig) EXCEPT SELECT unnest(v_current));
         r_kind := 'record.changed';
         FOR r_person IN

@@ -47,8 +47,10 @@ pool — :mod:`~vaxcred.pipeline.issuance.workers`; this module: :func:`run_issu
 * *Concurrency* — PostgreSQL: several workers (processes, machines) share one database; ``SKIP LOCKED`` keeps them
   off each other's rows while claiming, and the claim rows keep them apart afterwards. ``NO KEY UPDATE`` (rather
   than ``UPDATE``) does not block imports whose foreign-key checks take ``KEY SHARE`` on persons. The commit takes
-  ``FOR SHARE`` on the site signatures it relied on, so a correction that supersedes one waits for it (the
-  corrections flow must supersede before looking for the passport to re-issue). SQLite: ``BEGIN IMMEDIATE`` makes
+  ``FOR KEY SHARE`` on the persons it stores before its re-check, and a correction takes its person ``FOR UPDATE``
+  before changing anything, so one waits for the other: a correction after the commit revokes the passport, a
+  commit after the correction refuses the changed record (the corrections flow must lock the person before it
+  supersedes, withdraws or adds, and look for the passport to revoke after). SQLite: ``BEGIN IMMEDIATE`` makes
   the claim and commit transactions one writer at a time (one machine); signing runs outside them.
 * *Sensitive data* — log lines carry counts and person row ids only.
 

@@ -33,11 +33,12 @@ from vaxcred.storage.schema import (
     issuance_claims,
     passport_doses,
     passports,
+    persons,
     registry_checks,
     site_signatures,
 )
 
-__all__ = ["PASSPORT_COLUMNS", "Signed", "commit"]
+__all__ = ["PASSPORT_COLUMNS", "Signed", "commit", "lock_persons"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,20 +72,35 @@ class Signed:
 # --- storing --------------------------------------------------------------------------------------------------
 
 
+def lock_persons(conn: Connection, person_ids: Sequence[int]) -> None:
+    """``FOR KEY SHARE`` on ``person_ids``' rows, in id order (PostgreSQL; SQLite serialises writers): the lock
+    the passports' foreign key takes anyway, taken before the re-check. A correction locks its person ``FOR
+    UPDATE`` before it changes anything (:func:`vaxcred.pipeline.corrections.resolve_correction`), so either it
+    waits for this transaction (and then revokes the passport stored), or this waits for it and the re-check,
+    read after the lock, sees its change. One lock a passport, on a row the claim has already written (was:
+    ``FOR SHARE`` on every signature relied on — a lock, a WAL record and a dirtied page each)."""
+    if person_ids and conn.dialect.name == "postgresql":  # SQLite: the write transaction is the lock
+        conn.execute(
+            sa.select(persons.c.id)
+            .where(among(conn, persons.c.id, person_ids))
+            .order_by(persons.c.id)
+            .with_for_update(read=True, key_share=True)
+        ).all()
+
+
 def _still_current(conn: Connection, signed: Sequence[Signed]) -> set[int]:
-    """The persons whose signatures, newest registry check and dose set are still those relied on."""
+    """The persons whose signatures, newest registry check and dose set are still those relied on (read after
+    :func:`lock_persons`)."""
     if not signed:
         return set()
     person_ids = sorted(s.eligible.person_id for s in signed)
     signature_ids = sorted(sig for s in signed for _, sig in s.eligible.links)
+    lock_persons(conn, person_ids)
     current_signatures = set(
         conn.execute(
-            sa.select(site_signatures.c.id)
-            .where(
+            sa.select(site_signatures.c.id).where(
                 among(conn, site_signatures.c.id, signature_ids), site_signatures.c.superseded_at.is_(None)
             )
-            .order_by(site_signatures.c.id)
-            .with_for_update(read=True)
         ).scalars()
     )
     newest_check = dict(
