@@ -66,13 +66,13 @@ def _map_layout(keys: tuple[object, ...]) -> tuple[bytes, tuple[tuple[str, bytes
     """The head and canonically ordered (key, encoded key) pairs of a map with these keys (all text)."""
     layout = _KEY_ORDERS.get(keys)  # type: ignore[arg-type]
     if layout is None:
-        for key in keys:
-            if type(key) is not str:
-                raise _NotJson
-        order = sorted(keys, key=_text_key_order)  # type: ignore[arg-type]
+        texts = [key for key in keys if type(key) is str]
+        if len(texts) != len(keys):
+            raise _NotJson
+        order = sorted(texts, key=_text_key_order)
         layout = (encode_head(5, len(order)), tuple((key, encode_text(key)) for key in order))
         if len(_KEY_ORDERS) < _KEY_ORDERS_MAX:
-            _KEY_ORDERS[keys] = layout  # type: ignore[index]
+            _KEY_ORDERS[tuple(texts)] = layout
     return layout
 
 
@@ -95,7 +95,7 @@ def _write_json(obj: object, parts: list[bytes], depth: int) -> None:
             parts.append(item)
             value = mapping[key]
             if type(value) is str:  # most values: written here, without a call
-                raw = value.encode("utf-8")  # type: ignore[attr-defined]
+                raw = value.encode("utf-8")
                 size = len(raw)
                 parts.append(_SMALL_HEADS[0x60 | size] if size < 24 else encode_head(3, size))
                 parts.append(raw)
