@@ -8,6 +8,8 @@ import zlib
 import base45 as base45_package
 import cbor2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vaxcred.codec import base45, cbor, compress, cose, cwt
 
@@ -82,6 +84,49 @@ def test_dumps_json_equals_deterministic_dumps() -> None:
     assert cbor.dumps_json(DCC) == cbor.dumps(DCC) == cbor2.dumps(DCC, canonical=True)
     for _ in range(3000):
         value = _json_values(rng)
+        assert cbor.dumps_json(value) == cbor.dumps(value)
+
+
+_json_scalars = (
+    st.text(max_size=30)
+    | st.text(st.characters(), max_size=300)
+    | st.integers(-(2**66), 2**66)
+    | st.sampled_from([0, 23, 24, 255, 256, 65535, 65536, 2**32, 2**64 - 1, 2**64, -(2**64), -(2**64) - 1])
+    | st.booleans()
+    | st.none()
+    | st.floats(allow_nan=False)
+)
+_json_like = st.recursive(
+    _json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.dictionaries(st.text(max_size=26) | st.integers(-3, 3), inner, max_size=6)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_json_like)
+def test_dumps_json_writes_what_the_deterministic_encoder_writes(value: object) -> None:
+    """For any JSON-like value (text of any length, integers around every head size and past 64 bits, floats,
+    non-text keys, lone surrogates): dumps_json gives dumps's bytes, or fails as dumps fails."""
+    try:
+        expected: bytes | type[BaseException] = cbor.dumps(value)
+    except Exception as e:
+        expected = type(e)
+    try:
+        got: bytes | type[BaseException] = cbor.dumps_json(value)
+    except Exception as e:
+        got = type(e)
+    assert got == expected
+
+
+def test_dumps_json_of_nesting_past_its_depth_is_the_encoders() -> None:
+    """Nesting deeper than the fast path goes (and a DCC-shaped value at every depth) gives dumps's bytes."""
+    value: object = DCC
+    for depth in range(40):
+        value = [value, 1] if depth % 2 else {"k": value, "": None}
         assert cbor.dumps_json(value) == cbor.dumps(value)
 
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vaxcred.errors import ModelError
-from vaxcred.model import Name, transliterate
+from vaxcred.model import Name, names, transliterate
 
 # The twelve Vietnamese vowels and the five tone marks (combining characters).
 VOWELS = "aăâeêioôơuưy"
@@ -260,3 +260,43 @@ def test_property_output_is_clean_icao(text: str) -> None:
     assert "<<" not in out
     assert len(out) <= 80
     assert transliterate(unicodedata.normalize("NFD", text)) == out
+
+
+def _uncached(name: str, max_len: int) -> str:
+    try:
+        return names._icao.__wrapped__(name, max_len)
+    except ModelError as e:
+        return f"refused {e.code}"
+
+
+@given(
+    words=st.lists(
+        st.sampled_from(["Nguyễn", "Văn", "Đức", "Hương", "O'Neil", "Anne-Marie", "1", "Ǆ", "  "])
+        | st.text(max_size=6),
+        max_size=4,
+    ),
+    max_len=st.sampled_from([80, 80, 5, 1]),
+)
+def test_transliterate_remembered_answers_as_computed(words: list[str], max_len: int) -> None:
+    """transliterate (remembered per process) gives the uncached computation's name or refusal, asked twice."""
+    name = " ".join(words)
+    for _ in range(2):
+        try:
+            got = transliterate(name, max_len)
+        except ModelError as e:
+            got = f"refused {e.code}"
+        assert got == _uncached(name, max_len)
+
+
+def test_transliterate_remembers_plain_text_only() -> None:
+    """A str subclass is read as the plain text it holds (the cache never keys on a subclass's own equality)."""
+
+    class Loud(str):
+        def __hash__(self) -> int:
+            return 0
+
+        def __eq__(self, other: object) -> bool:
+            return True
+
+    assert transliterate(Loud("Đức")) == "DUC"
+    assert transliterate("Văn") == "VAN"

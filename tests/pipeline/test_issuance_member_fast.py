@@ -330,3 +330,42 @@ def test_the_text_checks_give_the_claims_verdict(
     else:
         accepted = True
     assert _valid_text_fields(site, mp, ma, vp, lot, dt) == accepted
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"citizen_id": "0010900\ud80000001"},
+        {"site": "HN-\ud800"},
+        {"lot": "FK\ud800"},
+        {"mp": "EU/\ud800"},
+        {"ma": "\udfff"},
+        {"vp": "J07\ud800"},
+        {"dt": "2021-09-0\ud800"},
+        {"dt": "2021-02-30"},
+        {"lot": "   "},
+        {"dn": 0},
+        {"dn": 10},
+        {"dn": True},
+        {"lot": 7},
+        {"mp": None},
+    ],
+)
+def test_leaf_is_is_false_for_values_no_valid_payload_holds(
+    members: list[Stored], change: dict[str, Any]
+) -> None:
+    """Values UTF-8 cannot encode, that the decoder refuses, or of another type: _leaf_is answers False (never
+    raises), for the genuine payload of the member whose values are otherwise these."""
+    m = members[1]
+    values: dict[str, Any] = {
+        "citizen_id": m.citizen_id,
+        "site": m.values["site_id"],
+        "mp": m.values["mp"],
+        "ma": m.values["ma"],
+        "vp": m.values["vp"],
+        "lot": m.values["lot"],
+        "dt": m.values["date"],
+        "dn": m.values["dose_number"],
+    }
+    assert _leaf_is(m.payload, **values)
+    assert not _leaf_is(m.payload, **{**values, **change})

@@ -28,20 +28,23 @@ def dumps(obj: object) -> bytes:
 
 
 def dumps_json(obj: object) -> bytes:
-    """:func:`dumps` for JSON-like data (the DCC): the same bytes, about a third faster.
+    """:func:`dumps` for JSON-like data (the DCC): the same bytes, about a third of the time.
 
-    cbor2's deterministic mode sorts every map by encoding each key; for maps whose keys are all text
-    the order is simply (UTF-8 length, UTF-8 bytes), so the data is copied once with its maps in that
-    order (the order of each key set is computed once and remembered) and written by cbor2's plain mode,
-    which keeps insertion order.  The copy is made only of ``dict`` with ``str`` keys, ``list``, ``str``,
-    ``int``, ``bool`` and ``None``, for which both modes write identical items; anything else (floats,
-    which the deterministic mode shortens, non-text keys, other types) goes to :func:`dumps` unchanged.
+    cbor2's deterministic mode sorts every map by encoding each key; for maps whose keys are all text the
+    order is simply (UTF-8 length, UTF-8 bytes), so the items are written here, in Python, each map in that
+    order (the order of each key set and its encoded keys are computed once and remembered): the DCC is a
+    handful of small maps and short strings, for which calling into cbor2 and copying the data into sorted maps
+    cost more than writing the heads. Only ``dict`` with ``str`` keys, ``list``, ``str``, ``int`` (in CBOR's
+    64-bit range), ``bool`` and ``None`` are written here, as the deterministic mode writes them; anything else
+    (floats, which the deterministic mode shortens, big integers, non-text keys, text UTF-8 cannot encode,
+    deeper nesting, other types) sends the whole value to :func:`dumps` unchanged.
     """
+    parts: list[bytes] = []
     try:
-        ordered = _json_ordered(obj, _JSON_MAX_DEPTH)
-    except _NotJson:
+        _write_json(obj, parts, _JSON_MAX_DEPTH)
+    except (_NotJson, UnicodeEncodeError):
         return dumps(obj)
-    return bytes(cbor2.dumps(ordered))
+    return b"".join(parts)
 
 
 class _NotJson(Exception):
@@ -49,7 +52,8 @@ class _NotJson(Exception):
 
 
 _JSON_MAX_DEPTH: Final = 32
-_KEY_ORDERS: dict[tuple[str, ...], tuple[str, ...]] = {}
+#: key tuple (in the map's order) -> the map's head and its (key, encoded key) pairs in canonical order
+_KEY_ORDERS: dict[tuple[str, ...], tuple[bytes, tuple[tuple[str, bytes], ...]]] = {}
 _KEY_ORDERS_MAX: Final = 512
 
 
@@ -58,35 +62,71 @@ def _text_key_order(key: str) -> tuple[int, bytes]:
     return len(raw), raw
 
 
-def _json_ordered(obj: object, depth: int) -> object:
+def _map_layout(keys: tuple[object, ...]) -> tuple[bytes, tuple[tuple[str, bytes], ...]]:
+    """The head and canonically ordered (key, encoded key) pairs of a map with these keys (all text)."""
+    layout = _KEY_ORDERS.get(keys)  # type: ignore[arg-type]
+    if layout is None:
+        texts = [key for key in keys if type(key) is str]
+        if len(texts) != len(keys):
+            raise _NotJson
+        order = sorted(texts, key=_text_key_order)
+        layout = (encode_head(5, len(order)), tuple((key, encode_text(key)) for key in order))
+        if len(_KEY_ORDERS) < _KEY_ORDERS_MAX:
+            _KEY_ORDERS[tuple(texts)] = layout
+    return layout
+
+
+def _write_json(obj: object, parts: list[bytes], depth: int) -> None:
+    """Append the items of ``obj`` to ``parts``; :class:`_NotJson` (or ``UnicodeEncodeError``) for anything
+    :func:`dumps_json` leaves to :func:`dumps`."""
     kind = type(obj)
-    if kind is dict:
+    if kind is str:
+        raw = obj.encode("utf-8")  # type: ignore[attr-defined]
+        size = len(raw)
+        parts.append(_SMALL_HEADS[0x60 | size] if size < 24 else encode_head(3, size))
+        parts.append(raw)
+    elif kind is dict:
         if depth <= 0:
             raise _NotJson
         mapping: dict[object, object] = obj  # type: ignore[assignment]
-        keys = tuple(mapping)
-        order = _KEY_ORDERS.get(keys)  # type: ignore[arg-type]
-        if order is None:
-            for key in keys:
-                if type(key) is not str:
-                    raise _NotJson
-            order = tuple(sorted(keys, key=_text_key_order))  # type: ignore[arg-type]
-            if len(_KEY_ORDERS) < _KEY_ORDERS_MAX:
-                _KEY_ORDERS[keys] = order  # type: ignore[index]
-        out: dict[str, object] = {}
-        for key in order:
+        head, order = _map_layout(tuple(mapping))
+        parts.append(head)
+        for key, item in order:
+            parts.append(item)
             value = mapping[key]
-            vt = type(value)
-            out[key] = value if vt is str or vt is int else _json_ordered(value, depth - 1)
-        return out
-    if kind is list:
+            if type(value) is str:  # most values: written here, without a call
+                raw = value.encode("utf-8")
+                size = len(raw)
+                parts.append(_SMALL_HEADS[0x60 | size] if size < 24 else encode_head(3, size))
+                parts.append(raw)
+            else:
+                _write_json(value, parts, depth - 1)
+    elif kind is int:
+        number: int = obj  # type: ignore[assignment]
+        if 0 <= number < _INT_LIMIT:
+            parts.append(encode_head(0, number))
+        elif -_INT_LIMIT <= number < 0:
+            parts.append(encode_head(1, -1 - number))
+        else:
+            raise _NotJson  # a bignum: cbor2 tags it
+    elif kind is list:
         if depth <= 0:
             raise _NotJson
         items: list[object] = obj  # type: ignore[assignment]
-        return [v if type(v) is str or type(v) is int else _json_ordered(v, depth - 1) for v in items]
-    if kind is str or kind is int or kind is bool or obj is None:
-        return obj
-    raise _NotJson
+        parts.append(encode_head(4, len(items)))
+        for value in items:
+            _write_json(value, parts, depth - 1)
+    elif obj is None:
+        parts.append(b"\xf6")
+    elif obj is True:
+        parts.append(b"\xf5")
+    elif obj is False:
+        parts.append(b"\xf4")
+    else:
+        raise _NotJson
+
+
+_INT_LIMIT: Final = 1 << 64
 
 
 def encode_head(major: int, argument: int) -> bytes:

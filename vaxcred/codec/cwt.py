@@ -176,7 +176,7 @@ def encode_claims(*, iss: str | None, iat: int, exp: int, dcc: Mapping[str, Any]
             _IAT_KEY,
             encode_head(0, iat),
             _HCERT_KEY_MAP1_DCC_KEY,
-            dumps_json(dict(dcc)),
+            dumps_json(dcc if type(dcc) is dict else dict(dcc)),
         )
     )
 

@@ -18,6 +18,7 @@ produce); "hyphens" are ``-``, U+2010 HYPHEN and U+2011 NON-BREAKING HYPHEN.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -74,6 +75,13 @@ def transliterate(name: str, max_len: int = MAX_NAME_LENGTH) -> str:
         raise TypeError(f"name must be str, not {type(name).__name__}")
     if max_len < 1:
         raise ValueError("max_len must be positive")
+    return _icao(str(name), max_len)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _icao(name: str, max_len: int) -> str:
+    """:func:`transliterate` of checked arguments, remembered per process: a population's family names and
+    given names repeat (a refusal is raised again each time, never remembered)."""
     text = unicodedata.normalize("NFC", name).strip().translate(_PRE_NFD)
     out: list[str] = []
     for ch in unicodedata.normalize("NFD", text):

@@ -29,8 +29,9 @@ Verification (:func:`verify_batch_record`, reached through
 
 Steps (1)–(5) of the head depend only on the head bytes and the certificate, so their outcome is kept in a
 bounded per-process cache keyed by exactly those (:data:`HEAD_CACHE_SIZE` entries): a verifier of many members
-of one batch checks its signature once and then hashes ~log2(n) nodes per member. Everything else runs for
-every member. What a proof shows of other members: only their leaf hashes, hashes of payloads that carry a
+of one batch checks its signature once and then hashes ~log2(n) nodes per member (issuance's
+:func:`batch_member_is`: fewer, its paths stopping at nodes the batch's earlier members proved,
+:class:`~vaxcred.merkle.KnownTree`, :data:`KNOWN_TREES` trees a process). Everything else runs for every member. What a proof shows of other members: only their leaf hashes, hashes of payloads that carry a
 random 16-byte salt each (SECURITY.md, "Batch site signatures").
 
 Pure: no files, no clock (``now`` is a parameter); salts come from :mod:`secrets`.
@@ -50,7 +51,7 @@ from cryptography import x509
 from vaxcred.codec import cose
 from vaxcred.crypto import Signer
 from vaxcred.errors import KeyUsageError, SignatureError, VaxcredError
-from vaxcred.merkle import HASH_LENGTH, leaf_hash, root_and_proofs, verify_inclusion, verify_inclusion_path
+from vaxcred.merkle import HASH_LENGTH, KnownTree, leaf_hash, root_and_proofs, verify_inclusion
 from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.records.model import DoseRecord
 from vaxcred.pipeline.site_signing.batch_codec import (
@@ -85,6 +86,7 @@ from vaxcred.trust.store import require_utc
 
 __all__ = [
     "HEAD_CACHE_SIZE",
+    "KNOWN_TREES",
     "BatchMember",
     "SignedBatch",
     "batch_member_is",
@@ -316,7 +318,9 @@ def batch_member_is(
     forged head is another key, verified on its own), the head's site and signing time against the certificate
     and ``now`` (steps (6), (7)), then the member's payload compared, as bytes, with the canonical encoding of
     the expected values (:func:`~vaxcred.pipeline.site_signing.codec._leaf_is`: step (5)'s decoding and checks,
-    and step (9), without decoding), and its audit path to the signed root — every member, every time."""
+    and step (9), without decoding), and its audit path to the signed root — every member, every time (the path
+    hashed up to the first node an earlier member's accepted path proved under that root,
+    :class:`~vaxcred.merkle.KnownTree`: the same answer as hashing it to the root)."""
     try:
         now = require_utc(now)
     except (TypeError, ValueError):
@@ -347,10 +351,16 @@ def batch_member_is(
         payload, citizen_id=citizen_id, site=site_id, mp=mp, ma=ma, vp=vp, lot=lot, dt=date, dn=dose_number
     ):
         return None
-    # (5) its place under the signed root
-    if not verify_inclusion_path(leaf_hash(payload), index, outcome.size, proof, outcome.root):
+    # (5) its place under the signed root (the nodes earlier members' paths proved under it are not hashed again)
+    if not _known_tree(outcome.size, outcome.root).verify_path(leaf_hash(payload), index, proof):
         return None
     return signed_at
+
+
+#: the signed trees whose proved nodes a process keeps for :func:`batch_member_is` (keyed by size and root, taken
+#: from verified heads only); issuance meets about 25 batches at a time (those of one stretch of persons)
+KNOWN_TREES: Final = 256
+_known_tree: Final = functools.lru_cache(maxsize=KNOWN_TREES)(KnownTree)
 
 
 def verify_batch_record(
