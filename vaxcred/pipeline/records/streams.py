@@ -12,10 +12,12 @@
   bytes, not Python's salted ``hash``), so all rows of a person, and so of each natural key, are stored by
   one stream, in file order: "the first row of a citizen ID creates the person, the first row of a natural key
   the dose" holds exactly as with one stream, and so do the counts (person and dose conflicts, duplicates).
-* **No deadlock.** The streams share only sites: each stream's transaction inserts its sites first, sorted,
-  ``ON CONFLICT DO NOTHING`` (a stream inserting a site the other one inserted but has not committed waits for
-  that commit); both take those waits in site order, and after their sites statement they touch disjoint rows
-  (their own persons and doses; the doses' foreign key checks find committed sites or their own).
+* **No deadlock, no waiting on sites.** The streams share only sites. With two streams each part's sites not
+  yet stored go in first, sorted, ``ON CONFLICT DO NOTHING``, in a short transaction of their own
+  (:class:`~vaxcred.pipeline.records.staging.NewSites`): a site new to both streams makes one wait only for the
+  other's short sites commit (in site order: no cycle), not for its whole batch. After that the two
+  transactions touch disjoint rows (their own persons and doses; the doses' foreign key checks find committed
+  sites). A site so stored stays when its batch then fails (with its ID only, as an import creates it).
 * **Committed in file order, per stream.** Each stream commits its parts in file order; batch k+1 is handed to
   any stream only once all streams committed batch k, so at most one part per stream is in flight (what a
   ``kill -9`` loses) and at most two batches are held (the one being stored, the one being assembled).
