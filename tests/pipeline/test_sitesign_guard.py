@@ -168,6 +168,21 @@ class _Run(threading.Thread):
         return self.result
 
 
+def _pause_before_revocation(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """Make a correction's resolution stop inside its transaction (its locks held) just before it revokes:
+    ``paused`` is set there, and it goes on once ``go`` is set."""
+    paused, go = threading.Event(), threading.Event()
+    revoke = resolution_module.revoke_active_passport
+
+    def revoke_after_pause(*args: Any, **kwargs: Any) -> int | None:
+        paused.set()
+        assert go.wait(WAIT)
+        return revoke(*args, **kwargs)
+
+    monkeypatch.setattr(resolution_module, "revoke_active_passport", revoke_after_pause)
+    return paused, go
+
+
 def test_a_correction_of_a_dose_waits_for_the_store_in_flight_and_supersedes_its_signature(
     pg: Database,
     signers: dict[str, Signer],
@@ -262,15 +277,7 @@ def test_a_person_correction_through_another_dose_in_flight_makes_the_store_wait
         proposed_value="Trần Thị Khác",
         now=NOW,
     )
-    paused, go = threading.Event(), threading.Event()
-    revoke = resolution_module.revoke_active_passport
-
-    def revoke_after_pause(*args: Any, **kwargs: Any) -> int | None:
-        paused.set()
-        assert go.wait(WAIT)
-        return revoke(*args, **kwargs)
-
-    monkeypatch.setattr(resolution_module, "revoke_active_passport", revoke_after_pause)
+    paused, go = _pause_before_revocation(monkeypatch)
     second = open_database(pg.engine.url.render_as_string(hide_password=False))
     try:
         fix = _Run(
@@ -377,15 +384,7 @@ def test_a_batch_re_read_holds_no_lock_a_person_correction_waits_for(
         return recheck(*args, **kwargs)
 
     monkeypatch.setattr(workers, "_recheck", recheck_after_pause)
-    paused, go = threading.Event(), threading.Event()
-    revoke = resolution_module.revoke_active_passport
-
-    def revoke_after_pause(*args: Any, **kwargs: Any) -> int | None:
-        paused.set()
-        assert go.wait(WAIT)
-        return revoke(*args, **kwargs)
-
-    monkeypatch.setattr(resolution_module, "revoke_active_passport", revoke_after_pause)
+    paused, go = _pause_before_revocation(monkeypatch)
     second = open_database(pg.engine.url.render_as_string(hide_password=False))
     try:
 
