@@ -21,6 +21,7 @@ from tests.pipeline.test_registry_check import (
     registry_for,
     stored_statuses,
 )
+from vaxcred.errors import VaxcredError
 from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.registry.batch import (
     PersonRow,
@@ -227,3 +228,30 @@ def test_an_answer_that_is_not_a_registry_entry_is_a_type_error_on_every_path() 
     for matching in (lambda: match_outcomes(rows, found), lambda: plain_entries(found)):
         with pytest.raises(TypeError, match="RegistryEntry"):
             matching()
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "error"),
+    [
+        ("id_type", "cccd", ValueError),  # not an IdType value
+        ("gender", "m", ValueError),  # not a Gender value
+        ("full_name", "  ", ValueError),  # blank
+        ("full_name", "Nguye\u0302\u0303n Va\u0306n A", ValueError),  # not NFC
+        ("dob", "1985-13", VaxcredError),  # not a date
+        ("citizen_id", "", ValueError),  # empty
+    ],
+)
+def test_a_stored_row_the_person_model_refuses_is_refused_by_the_matcher_alike(
+    column: str, value: str, error: type[Exception]
+) -> None:
+    """A stored row that :class:`Person` refuses (written by hand past the import's checks) raises the same
+    error from the matcher's path, which judges rows without building a ``Person``, as from :func:`match`'s."""
+    rows = person_rows_of_people()[:3]
+    found = lookup_batch(registry_for(), rows)
+    bad = [rows[0], rows[1]._replace(**{column: value}), rows[2]]
+
+    with pytest.raises(error) as via_match:
+        match_batch(bad, found, NOW)
+    with pytest.raises(error) as via_matcher:
+        match_plain_outcomes(bad, plain_entries(found))
+    assert str(via_matcher.value) == str(via_match.value)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeAlias
@@ -25,7 +26,7 @@ from vaxcred.pipeline.registry.lookup import (
     PopulationRegistry,
     RegistryEntry,
     RegistryResult,
-    judge,
+    judge_recorded,
     match,
 )
 from vaxcred.storage.schema import persons
@@ -174,8 +175,34 @@ def match_plain_outcomes(rows: Sequence[PersonRow], entries: Mapping[str, PlainE
     for row in rows:
         entry = entries.get(row.citizen_id)
         fields = None if entry is None else (entry[0], entry[1], _date_of_birth(entry[2]), _GENDERS[entry[3]])
-        matched.append(_outcome(judge(_person(row), fields)))
+        matched.append(_outcome(judge_recorded(*_recorded(row), fields)))
     return matched
+
+
+_ID_TYPES: dict[str, IdType] = {id_type.value: id_type for id_type in IdType}
+#: a person row's fields as :func:`~vaxcred.pipeline.registry.lookup.judge_recorded` takes them
+_Recorded: TypeAlias = tuple[str, IdType, str, DateOfBirth, Gender]
+
+
+def _recorded(row: PersonRow) -> _Recorded:
+    """The fields :func:`_person` gives, without building the :class:`Person`: the same checks (a non-empty ID,
+    a known ID type and gender, a non-blank NFC name, a valid date of birth), done directly; a row failing one
+    goes through :func:`_person`, which raises what it always raised."""
+    citizen_id, full_name = row.citizen_id, row.full_name
+    id_type, gender = _ID_TYPES.get(row.id_type), _GENDERS.get(row.gender)
+    if (
+        id_type is not None
+        and gender is not None
+        and type(citizen_id) is str
+        and citizen_id
+        and type(full_name) is str
+        and full_name.strip()
+        and unicodedata.is_normalized("NFC", full_name)
+        and type(row.dob) is str
+    ):
+        return citizen_id, id_type, full_name, _date_of_birth(row.dob), gender
+    person = _person(row)
+    return person.citizen_id, person.id_type, person.full_name, person.dob, person.gender
 
 
 def _outcome(judgement: Judgement) -> Outcome:
