@@ -24,13 +24,16 @@ from tests.pipeline.test_registry_check import (
 from vaxcred.errors import VaxcredError
 from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.registry.batch import (
+    COLUMNS,
     PersonRow,
     lookup_batch,
     match_batch,
     match_outcomes,
     match_plain_outcomes,
     outcomes,
+    person_rows,
     plain_entries,
+    read_person_rows,
 )
 from vaxcred.pipeline.registry.check import _PG_QUEUE_PLAN, _batch_query, run_registry_check
 from vaxcred.pipeline.registry.lookup import RegistryEntry, TableRegistry
@@ -255,3 +258,24 @@ def test_a_stored_row_the_person_model_refuses_is_refused_by_the_matcher_alike(
     with pytest.raises(error) as via_matcher:
         match_plain_outcomes(bad, plain_entries(found))
     assert str(via_matcher.value) == str(via_match.value)
+
+
+def test_the_driver_read_gives_what_sqlalchemy_reads(database: Database) -> None:
+    """:func:`read_person_rows` (the driver's cursor; the check's reads and SQLite's re-read in the store) gives
+    the rows SQLAlchemy's typed read gives, value for value and type for type, checked and unchecked persons,
+    an ``IN`` list and a ``LIMIT`` bound alike: the store's comparison of read and re-read rows is unchanged."""
+    load_people(database)
+    run_registry_check(database, registry_for(), now=NOW, batch_size=60, person_ids=range(1, 40))
+
+    with database.connect() as conn:
+        for query in (
+            sa.select(*COLUMNS).order_by(persons.c.id),
+            sa.select(*COLUMNS).where(persons.c.id.in_([3, 5, 77])).order_by(persons.c.id),
+            sa.select(*COLUMNS).where(persons.c.id > 30).order_by(persons.c.id).limit(20),
+        ):
+            fast, typed = read_person_rows(conn, query), person_rows(conn.execute(query))
+            assert fast == typed
+            assert [tuple(map(type, row)) for row in fast] == [tuple(map(type, row)) for row in typed]
+    with database.connect() as conn:
+        everyone = read_person_rows(conn, sa.select(*COLUMNS).order_by(persons.c.id))
+    assert {row.registry_checked_at for row in everyone} == {None, NOW}

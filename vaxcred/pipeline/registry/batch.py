@@ -16,7 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeAlias
 
-from sqlalchemy.engine import Row
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
 
 from vaxcred.model import DateOfBirth
 from vaxcred.pipeline.records.cccd import Gender, IdType
@@ -29,6 +30,7 @@ from vaxcred.pipeline.registry.lookup import (
     judge_recorded,
     match,
 )
+from vaxcred.storage.database import driver_errors
 from vaxcred.storage.schema import persons
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "outcomes",
     "person_rows",
     "plain_entries",
+    "read_person_rows",
 ]
 
 logger = logging.getLogger(__name__)
@@ -105,6 +108,35 @@ class PersonRow(NamedTuple):
 def person_rows(rows: Iterable[_Row]) -> list[PersonRow]:
     """The rows of a ``SELECT *COLUMNS`` as :class:`PersonRow` s."""
     return [PersonRow(*row) for row in rows]
+
+
+def read_person_rows(conn: Connection, query: sa.Select[Any]) -> list[PersonRow]:
+    """The rows of ``query`` (a ``SELECT *COLUMNS``) through the driver's cursor, one ``fetchall``, without
+    SQLAlchemy's per-row result processing (~3 → ~1.5 µs a person on SQLite).
+
+    The values are SQLAlchemy's: only the time of the last check has a result type
+    (:class:`~vaxcred.storage.schema.UtcDateTime`), and SQLite's text is turned into an aware UTC ``datetime``
+    by that type's own result processor (a test compares both reads). PostgreSQL gives it aware in the
+    session's zone: the same instant, which is all the conditional store compares."""
+    dialect = conn.dialect
+    compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    postgresql = dialect.name == "postgresql"
+    params: Any = (
+        compiled.params if postgresql else tuple(compiled.params[name] for name in compiled.positiontup or ())
+    )
+    with driver_errors(conn) as driver:
+        cursor = driver.cursor()
+        try:
+            cursor.execute(str(compiled), params)
+            fetched = cursor.fetchall()
+        finally:
+            cursor.close()
+    make = PersonRow._make
+    if postgresql:
+        return [make(row) for row in fetched]
+    to_time = persons.c.registry_checked_at.type.dialect_impl(dialect).result_processor(dialect, None)
+    assert to_time is not None  # UtcDateTime always processes
+    return [make(row) if row[7] is None else make((*row[:7], to_time(row[7]))) for row in fetched]
 
 
 @functools.lru_cache(maxsize=1 << 16)
