@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: lock-exports demo demo-hsm test test-latest lock lint typecheck unit bench bench-hostile bench-hsm bench-pipeline bench-issuance bench-site-batches bench-site-signing bench-import-registry fuzz vectors clean sysdeps install bench-revocation bench-server oracles
+.PHONY: lock-exports demo demo-hsm test test-latest lock lint typecheck unit bench bench-hostile bench-hsm bench-pipeline bench-issuance bench-site-batches bench-site-signing bench-import-registry bench-import-barrier fuzz vectors clean sysdeps install bench-revocation bench-server oracles
 
 $(UV): requirements/uv-bootstrap.txt
 	$(PY) -m venv $(TOOLS)
@@ -104,6 +104,12 @@ bench-import-registry: BACKEND ?= postgresql
 bench-import-registry: REPEAT ?= 2
 bench-import-registry: sysdeps $(STAMP)
 	PEOPLE=$(PEOPLE) BACKEND=$(BACKEND) REPEAT=$(REPEAT) $(BIN)/python -m benchmarks.bench_import_registry
+
+## bench-import-barrier: the import's two PostgreSQL streams, how long each waits for the other at the per-batch
+## barrier (PEOPLE=…): store, idle and barrier seconds per stream, the calling thread blocked
+bench-import-barrier: PEOPLE ?= 100000
+bench-import-barrier: sysdeps $(STAMP)
+	PEOPLE=$(PEOPLE) $(BIN)/python -m benchmarks.bench_import_barrier
 
 ## bench-revocation: memory per entry, build and lookup time of ENTRIES revocation hashes (issue 8: 10 M <= 300 MB)
 bench-revocation: ENTRIES ?= 10000000

@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from vaxcred.errors import VaxcredError
@@ -21,6 +21,7 @@ from vaxcred.pipeline.records.cccd import (
     IdType,
     build_cccd,
     check_consistency,
+    id_problems,
     parse_citizen_id,
 )
 
@@ -251,3 +252,56 @@ def test_parse_citizen_id_raises_only_pipeline_errors(text: str) -> None:
         assert cid.number == text
         return
     assert error.code == "pipeline.invalid_id"
+
+
+def _slow_id_problems(
+    number: str, id_type: IdType, dob: DateOfBirth, gender: Gender
+) -> tuple[str, ...] | None:
+    """What the registry check decided before :func:`id_problems`: a parse, then the consistency check."""
+    try:
+        cid = parse_citizen_id(number, id_type=id_type)
+    except PipelineError:
+        return None
+    return check_consistency(cid, dob, gender)
+
+
+_CCCD_LIKE = st.builds(
+    lambda province, digits, tail: province + digits + tail,
+    st.sampled_from([*sorted(PROVINCES)[:5], "000", "999", "٠١٢"]),
+    st.text("0123456789", min_size=3, max_size=3),
+    st.text("0123456789", min_size=6, max_size=6) | st.text("0123456789 x١", max_size=8),
+)
+_DOBS = st.sampled_from(["", "1900", "1985", "1985-03", "2000-02-29", "2005-12-31", "2085", "2099-01-01"])
+
+
+@given(
+    number=_CCCD_LIKE | st.text("0123456789ABZ ", max_size=14),
+    id_type=st.sampled_from(IdType),
+    dob=_DOBS,
+    gender=st.sampled_from(Gender),
+)
+@example(number="00108501234\u0665", id_type=IdType.CCCD, dob="1985", gender=Gender.MALE)  # a non-ASCII digit
+def test_id_problems_decides_what_parse_and_consistency_decide(
+    number: str, id_type: IdType, dob: str, gender: Gender
+) -> None:
+    """:func:`id_problems` (a CCCD's digits read directly) gives the answer of :func:`parse_citizen_id` +
+    :func:`check_consistency` for every number, type, date of birth and gender: valid, refused, inconsistent."""
+    assert id_problems(number, id_type, _dob(dob), gender) == _slow_id_problems(
+        number, id_type, _dob(dob), gender
+    )
+
+
+def test_id_problems_covers_every_answer_and_refuses_wrong_types_as_before() -> None:
+    """Each branch of :func:`id_problems` (consistent, each problem, refused) and a caller's wrong type:
+    ``TypeError`` as :func:`parse_citizen_id` / :func:`check_consistency` raise it."""
+    cccd = build_cccd(province_code="001", birth_year=1985, gender=Gender.MALE, sequence=1)
+    assert id_problems(cccd, IdType.CCCD, _dob("1985-03-17"), Gender.MALE) == ()
+    assert id_problems(cccd, IdType.CCCD, _dob("2085"), Gender.FEMALE) == ("century", "gender")
+    assert id_problems(cccd, IdType.CCCD, _dob("1986"), Gender.UNKNOWN) == ("birth_year",)
+    assert id_problems("999" + cccd[3:], IdType.CCCD, _dob(""), Gender.MALE) is None
+    assert id_problems(cccd, IdType.CMND, _dob(""), Gender.MALE) is None
+    assert id_problems("123456789", IdType.CMND, _dob("1985"), Gender.MALE) == ()
+    with pytest.raises(TypeError):
+        id_problems(cccd, "CCCD", _dob(""), Gender.MALE)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        id_problems(cccd, IdType.CCCD, "1985", Gender.MALE)  # type: ignore[arg-type]

@@ -21,15 +21,19 @@ from tests.pipeline.test_registry_check import (
     registry_for,
     stored_statuses,
 )
+from vaxcred.errors import VaxcredError
 from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.registry.batch import (
+    COLUMNS,
     PersonRow,
     lookup_batch,
     match_batch,
     match_outcomes,
     match_plain_outcomes,
     outcomes,
+    person_rows,
     plain_entries,
+    read_person_rows,
 )
 from vaxcred.pipeline.registry.check import _PG_QUEUE_PLAN, _batch_query, run_registry_check
 from vaxcred.pipeline.registry.lookup import RegistryEntry, TableRegistry
@@ -227,3 +231,51 @@ def test_an_answer_that_is_not_a_registry_entry_is_a_type_error_on_every_path() 
     for matching in (lambda: match_outcomes(rows, found), lambda: plain_entries(found)):
         with pytest.raises(TypeError, match="RegistryEntry"):
             matching()
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "error"),
+    [
+        ("id_type", "cccd", ValueError),  # not an IdType value
+        ("gender", "m", ValueError),  # not a Gender value
+        ("full_name", "  ", ValueError),  # blank
+        ("full_name", "Nguye\u0302\u0303n Va\u0306n A", ValueError),  # not NFC
+        ("dob", "1985-13", VaxcredError),  # not a date
+        ("citizen_id", "", ValueError),  # empty
+    ],
+)
+def test_a_stored_row_the_person_model_refuses_is_refused_by_the_matcher_alike(
+    column: str, value: str, error: type[Exception]
+) -> None:
+    """A stored row that :class:`Person` refuses (written by hand past the import's checks) raises the same
+    error from the matcher's path, which judges rows without building a ``Person``, as from :func:`match`'s."""
+    rows = person_rows_of_people()[:3]
+    found = lookup_batch(registry_for(), rows)
+    bad = [rows[0], rows[1]._replace(**{column: value}), rows[2]]
+
+    with pytest.raises(error) as via_match:
+        match_batch(bad, found, NOW)
+    with pytest.raises(error) as via_matcher:
+        match_plain_outcomes(bad, plain_entries(found))
+    assert str(via_matcher.value) == str(via_match.value)
+
+
+def test_the_driver_read_gives_what_sqlalchemy_reads(database: Database) -> None:
+    """:func:`read_person_rows` (the driver's cursor; the check's reads and SQLite's re-read in the store) gives
+    the rows SQLAlchemy's typed read gives, value for value and type for type, checked and unchecked persons,
+    an ``IN`` list and a ``LIMIT`` bound alike: the store's comparison of read and re-read rows is unchanged."""
+    load_people(database)
+    run_registry_check(database, registry_for(), now=NOW, batch_size=60, person_ids=range(1, 40))
+
+    with database.connect() as conn:
+        for query in (
+            sa.select(*COLUMNS).order_by(persons.c.id),
+            sa.select(*COLUMNS).where(persons.c.id.in_([3, 5, 77])).order_by(persons.c.id),
+            sa.select(*COLUMNS).where(persons.c.id > 30).order_by(persons.c.id).limit(20),
+        ):
+            fast, typed = read_person_rows(conn, query), person_rows(conn.execute(query))
+            assert fast == typed
+            assert [tuple(map(type, row)) for row in fast] == [tuple(map(type, row)) for row in typed]
+    with database.connect() as conn:
+        everyone = read_person_rows(conn, sa.select(*COLUMNS).order_by(persons.c.id))
+    assert {row.registry_checked_at for row in everyone} == {None, NOW}

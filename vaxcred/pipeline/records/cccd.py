@@ -47,6 +47,7 @@ __all__ = [
     "IdType",
     "build_cccd",
     "check_consistency",
+    "id_problems",
     "parse_citizen_id",
 ]
 
@@ -228,6 +229,41 @@ def check_consistency(cid: CitizenId, dob: DateOfBirth, gender: Gender) -> tuple
     if gender is not Gender.UNKNOWN and gender is not cid.gender:
         problems.append("gender")
     return tuple(problems)
+
+
+def id_problems(number: str, id_type: IdType, dob: DateOfBirth, gender: Gender) -> tuple[str, ...] | None:
+    """``None`` when ``number`` is not a valid ID of ``id_type`` (:func:`parse_citizen_id` refuses it), else
+    :func:`check_consistency`'s problems: the registry check's first step, once per person.
+
+    The same answer as those two functions, without building a :class:`CitizenId` for the common case (a
+    12-digit CCCD with a known province: the digits read directly, ~4 µs → ~1 µs a person); anything else
+    (another type, another shape, a caller's wrong type) goes through them. A hypothesis test compares both."""
+    if (
+        id_type is IdType.CCCD
+        and type(number) is str
+        and len(number) == 12
+        and number.isascii()
+        and number.isdigit()  # ASCII: exactly [0-9]{12}, as _CCCD_RE
+        and number[:3] in _load_provinces()
+        and type(dob) is DateOfBirth
+        and type(gender) is Gender
+    ):
+        digit = ord(number[3]) - 48
+        problems: list[str] = []
+        year = dob.year
+        if year is not None:
+            if year // 100 * 100 != _FIRST_CENTURY + 100 * (digit // 2):
+                problems.append("century")
+            if year % 100 != int(number[4:6]):
+                problems.append("birth_year")
+        if gender is not Gender.UNKNOWN and gender is not (Gender.MALE if digit % 2 == 0 else Gender.FEMALE):
+            problems.append("gender")
+        return tuple(problems)
+    try:
+        cid = parse_citizen_id(number, id_type=id_type)
+    except PipelineError:
+        return None
+    return check_consistency(cid, dob, gender)
 
 
 def build_cccd(*, province_code: str, birth_year: int, gender: Gender, sequence: int) -> str:

@@ -55,13 +55,13 @@ from vaxcred.pipeline.registry.batch import (
     lookup_batch,
     match_outcomes,
     person_rows,
+    read_person_rows,
 )
 from vaxcred.pipeline.registry.lookup import PopulationRegistry
 from vaxcred.pipeline.registry.matcher import can_fork, check_with_matcher
 from vaxcred.pipeline.registry.parallel import check_in_processes
 from vaxcred.pipeline.registry.store import store_outcomes
 from vaxcred.storage import Database
-from vaxcred.storage.database import driver_errors
 from vaxcred.storage.schema import persons, registry_checks
 
 __all__ = [
@@ -138,17 +138,6 @@ def _batch_query(*, last_id: int, batch_size: int, recheck: bool) -> sa.Select[A
     )
 
 
-def _driver_rows(conn: Connection, query: sa.Select[Any]) -> list[PersonRow]:
-    """PostgreSQL: the rows of ``query`` through the driver's cursor, one ``fetchall``, without SQLAlchemy's
-    per-row result processing. The time of the last check comes back aware in the session's zone: the same
-    instant, which is all the conditional store compares (SQLite, whose store compares rows in Python, reads
-    through SQLAlchemy as its re-read does)."""
-    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    with driver_errors(conn) as driver, driver.cursor() as cursor:
-        cursor.execute(str(compiled), compiled.params)
-        return [PersonRow._make(row) for row in cursor.fetchall()]
-
-
 def _batches(
     db: Database, *, batch_size: int, recheck: bool, person_ids: Iterable[int] | None
 ) -> Iterator[list[PersonRow]]:
@@ -166,9 +155,7 @@ def _batches(
         with db.connect() as conn:
             if db.backend == "postgresql":
                 conn.exec_driver_sql(_PG_QUEUE_PLAN)
-                rows = _driver_rows(conn, query)
-            else:
-                rows = person_rows(conn.execute(query))
+            rows = read_person_rows(conn, query)
         if not rows:
             if chunks is not None:
                 continue

@@ -37,7 +37,7 @@ from typing import Protocol, TypeAlias, runtime_checkable
 from vaxcred.errors import ModelError
 from vaxcred.model import DateOfBirth
 from vaxcred.pipeline.errors import BAD_REGISTRY_DATA, PipelineError
-from vaxcred.pipeline.records.cccd import Gender, check_consistency, parse_citizen_id
+from vaxcred.pipeline.records.cccd import Gender, IdType, id_problems
 from vaxcred.pipeline.records.model import Person
 from vaxcred.pipeline.records.names import MATCHING_DIFFERENCES, NameDifference, compare_names
 from vaxcred.privacy import mask_dob, mask_id, mask_name
@@ -248,14 +248,24 @@ def match(person: Person, entry: RegistryEntry | None, *, now: dt.datetime) -> R
 def judge(person: Person, entry: EntryFields | None) -> Judgement:
     """:func:`match`'s rule on the entry's fields (``None``: not found), without building a result: what a
     batch stores (:mod:`vaxcred.pipeline.registry.batch`). ``ValueError`` when the entry is for another ID."""
-    cid_text = person.citizen_id
+    return judge_recorded(
+        person.citizen_id, person.id_type, person.full_name, person.dob, person.gender, entry
+    )
 
+
+def judge_recorded(
+    citizen_id: str,
+    id_type: IdType,
+    full_name: str,
+    dob: DateOfBirth,
+    gender: Gender,
+    entry: EntryFields | None,
+) -> Judgement:
+    """:func:`judge` on the fields of a :class:`Person` (a batch's rows are judged without building one)."""
     # (1) the ID itself
-    try:
-        cid = parse_citizen_id(cid_text, id_type=person.id_type)
-    except PipelineError:
+    problems = id_problems(citizen_id, id_type, dob, gender)
+    if problems is None:
         return RegistryStatus.INVALID_ID, (), NameDifference.NONE
-    problems = check_consistency(cid, person.dob, person.gender)
     if problems:
         named = {"gender" if p == "gender" else "dob" for p in problems}
         return RegistryStatus.INVALID_ID, tuple(f for f in MISMATCH_FIELDS if f in named), NameDifference.NONE
@@ -264,17 +274,17 @@ def judge(person: Person, entry: EntryFields | None) -> Judgement:
     if entry is None:
         return RegistryStatus.NOT_FOUND, (), NameDifference.NONE
     entry_id, entry_name, entry_dob, entry_gender = entry
-    if entry_id != cid_text:
+    if entry_id != citizen_id:
         raise ValueError("the registry entry is for another citizen ID")
 
     # (3) the fields
-    difference = compare_names(person.full_name, entry_name)
+    difference = compare_names(full_name, entry_name)
     fields: list[str] = []
     if difference not in MATCHING_DIFFERENCES:  # names_match(), without comparing the names again
         fields.append("name")
-    if not dates_of_birth_match(person.dob, entry_dob):
+    if not dates_of_birth_match(dob, entry_dob):
         fields.append("dob")
-    if Gender.UNKNOWN not in (person.gender, entry_gender) and person.gender is not entry_gender:
+    if Gender.UNKNOWN not in (gender, entry_gender) and gender is not entry_gender:
         fields.append("gender")
     return (RegistryStatus.MISMATCH if fields else RegistryStatus.VERIFIED), tuple(fields), difference
 

@@ -22,7 +22,7 @@ from vaxcred.pipeline.registry.batch import (
     PersonRow,
     RegistryCheckReport,
     outcomes,
-    person_rows,
+    read_person_rows,
 )
 from vaxcred.pipeline.registry.lookup import RegistryResult, RegistryStatus
 from vaxcred.storage import Database
@@ -263,12 +263,11 @@ def store_batch(
         else:
             current = {
                 row.id: row
-                for row in person_rows(
-                    conn.execute(
-                        sa.select(*COLUMNS)
-                        .where(persons.c.id.in_([row.id for row in rows]))
-                        .order_by(persons.c.id)
-                    )
+                for row in read_person_rows(
+                    conn,
+                    sa.select(*COLUMNS)
+                    .where(persons.c.id.in_([row.id for row in rows]))
+                    .order_by(persons.c.id),
                 )
             }
             # only persons whose fields and registry state are still those that were checked
