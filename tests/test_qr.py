@@ -378,9 +378,13 @@ def test_fuzz_mutated_images_raise_only_image_error(image: bytes, edits: list[tu
     ids=["mild", "moderate", "hard"],
 )
 def test_decode_photo_like_degraded_qr(
-    angle: float, blur: float, noise: float, scale: float, quality: int
+    angle: float, blur: float, noise: float, scale: float, quality: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A tilted, blurred, noisy, downscaled JPEG of a rendered QR still decodes exactly."""
+    # The decoder's passes stop at a wall-clock budget (40 ms); on a loaded machine the hard image's later passes
+    # were left out and the test failed. What is checked here is that the passes read the image, not how fast:
+    # the budget has its own test below.
+    monkeypatch.setattr(qr_decode, "_TIME_BUDGET", 60.0)
     png = qr.render_png(HC1_600)
     assert (
         qr.decode_image(_photo(png, angle=angle, blur=blur, noise=noise, scale=scale, quality=quality))
