@@ -18,13 +18,15 @@ from vaxcred.pipeline.records.model import DoseRecord
 from vaxcred.pipeline.records.vaccines import vaccine_codes
 from vaxcred.pipeline.site_signing import batch_member_is
 from vaxcred.pipeline.site_signing.batch import BatchMember, SignedBatch, sign_batch
-from vaxcred.pipeline.site_signing.codec import (
+from vaxcred.pipeline.site_signing.claims import citizen_hash
+from vaxcred.pipeline.site_signing.decoding import (
     _claims,
     _decode_leaf,
-    _encode_leaf,
+)
+from vaxcred.pipeline.site_signing.encoding import _encode_leaf
+from vaxcred.pipeline.site_signing.leaf_match import (
     _leaf_is,
     _valid_text_fields,
-    citizen_hash,
 )
 from vaxcred.pipeline.site_signing.record import verify_stored_dose
 

@@ -31,7 +31,7 @@ from vaxcred.pipeline.site_signing.batch_codec import (
     MAX_BATCH_MEMBERS,
     encode_batch_record,
 )
-from vaxcred.pipeline.site_signing.codec import _encode_leaf
+from vaxcred.pipeline.site_signing.encoding import _encode_leaf
 from vaxcred.pipeline.site_signing.record import (
     CONTENT_TYPE,
     citizen_hash,

@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 from vaxcred import keys
 from vaxcred.errors import VaxcredError
 from vaxcred.pipeline.site_signing.certs import _facts, site_id_of
-from vaxcred.pipeline.site_signing.codec import (
-    _LEAF_FIELDS,
-    BATCH_VERSION,
+from vaxcred.pipeline.site_signing.claims import BATCH_VERSION
+from vaxcred.pipeline.site_signing.decoding import (
     _canonical_leaf,
     _decode_map,
+)
+from vaxcred.pipeline.site_signing.encoding import (
+    _LEAF_FIELDS,
     _encode_leaf,
     _encode_payload,
 )

@@ -29,7 +29,7 @@ from vaxcred.codec.image import sniff_image
 from vaxcred.pipeline.reports.record_text import encode_record_text, read_record
 from vaxcred.pipeline.reports.site_records import NO_SITE_RECORD, standalone_records
 from vaxcred.pipeline.site_signing.batch_codec import BATCH_RECORD_START
-from vaxcred.pipeline.site_signing.codec import DoseClaims
+from vaxcred.pipeline.site_signing.claims import DoseClaims
 from vaxcred.pipeline.site_signing.record import verify_dose
 from vaxcred.text import clip
 

@@ -31,7 +31,7 @@ from vaxcred.pipeline.site_signing.certs import (
     is_site_certificate,
     site_id_of,
 )
-from vaxcred.pipeline.site_signing.codec import (
+from vaxcred.pipeline.site_signing.claims import (
     BATCH_VERSION,
     CITIZEN_HASH_LENGTH,
     CONTENT_TYPE,

@@ -64,16 +64,20 @@ from vaxcred.pipeline.site_signing.batch_codec import (
     encode_batch_record,
 )
 from vaxcred.pipeline.site_signing.certs import _CertRef, _facts
-from vaxcred.pipeline.site_signing.codec import (
+from vaxcred.pipeline.site_signing.claims import (
     SALT_LENGTH,
     DoseClaims,
-    _decode_envelope,
-    _decode_leaf,
-    _encode_leaf,
-    _leaf_is,
-    _protected_header,
     citizen_hash,
 )
+from vaxcred.pipeline.site_signing.decoding import (
+    _decode_envelope,
+    _decode_leaf,
+)
+from vaxcred.pipeline.site_signing.encoding import (
+    _encode_leaf,
+    _protected_header,
+)
+from vaxcred.pipeline.site_signing.leaf_match import _leaf_is
 from vaxcred.pipeline.site_signing.leaves import DoseRowFields, member_payloads
 from vaxcred.pipeline.site_signing.steps import (
     _check_claims,
@@ -317,7 +321,7 @@ def batch_member_is(
     per-process cache as :func:`verify_batch_member` (keyed by the head's bytes and the certificate's DER: a
     forged head is another key, verified on its own), the head's site and signing time against the certificate
     and ``now`` (steps (6), (7)), then the member's payload compared, as bytes, with the canonical encoding of
-    the expected values (:func:`~vaxcred.pipeline.site_signing.codec._leaf_is`: step (5)'s decoding and checks,
+    the expected values (:func:`~vaxcred.pipeline.site_signing.leaf_match._leaf_is`: step (5)'s decoding and checks,
     and step (9), without decoding), and its audit path to the signed root — every member, every time (the path
     hashed up to the first node an earlier member's accepted path proved under that root,
     :class:`~vaxcred.merkle.KnownTree`: the same answer as hashing it to the root)."""

@@ -28,9 +28,9 @@ from vaxcred.errors import CborError, CoseError
 from vaxcred.merkle import HASH_LENGTH
 from vaxcred.pipeline.log.entries import site_record
 from vaxcred.pipeline.site_signing.certs import _SITE_ID_RE
-from vaxcred.pipeline.site_signing.codec import (
+from vaxcred.pipeline.site_signing.claims import BATCH_VERSION
+from vaxcred.pipeline.site_signing.decoding import (
     _MAX_RECORD_BYTES,
-    BATCH_VERSION,
     MAX_SIGNED,
     _bytes,
     _decode_map,

@@ -28,11 +28,13 @@ from typing import Final, Protocol
 from vaxcred.codec import cbor
 from vaxcred.pipeline.records.fields import MAX_DOSE_NUMBER, MAX_LOT_LENGTH, SITE_RE
 from vaxcred.pipeline.records.vaccines import canonical_vaccines, vaccine_codes
-from vaxcred.pipeline.site_signing.codec import (
-    _LEAF_START,
-    _PAYLOAD_KEYS,
+from vaxcred.pipeline.site_signing.claims import (
     CITIZEN_HASH_LENGTH,
     SALT_LENGTH,
+)
+from vaxcred.pipeline.site_signing.encoding import (
+    _LEAF_START,
+    _PAYLOAD_KEYS,
 )
 
 __all__ = ["DoseRowFields", "member_payloads"]

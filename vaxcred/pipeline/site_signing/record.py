@@ -82,17 +82,21 @@ from vaxcred.pipeline.records.model import DoseRecord
 from vaxcred.pipeline.site_signing.batch import verify_batch_member, verify_batch_record
 from vaxcred.pipeline.site_signing.batch_codec import BATCH_RECORD_START
 from vaxcred.pipeline.site_signing.certs import is_site_certificate, site_id_of
-from vaxcred.pipeline.site_signing.codec import (
-    _TAG_18,
+from vaxcred.pipeline.site_signing.claims import (
     CONTENT_TYPE,
     RECORD_VERSION,
     SALT_LENGTH,
     DoseClaims,
+    citizen_hash,
+)
+from vaxcred.pipeline.site_signing.decoding import (
+    _TAG_18,
     _decode_envelope,
     _decode_payload,
+)
+from vaxcred.pipeline.site_signing.encoding import (
     _encode_payload,
     _protected_header,
-    citizen_hash,
 )
 from vaxcred.pipeline.site_signing.steps import (
     _check_claims,

@@ -23,7 +23,7 @@ from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.records.calendar import vietnam_date
 from vaxcred.pipeline.records.model import DoseRecord, vaccine_codes
 from vaxcred.pipeline.site_signing.certs import _facts, _purpose_problem, _valid_at, site_id_of
-from vaxcred.pipeline.site_signing.codec import DoseClaims
+from vaxcred.pipeline.site_signing.claims import DoseClaims
 from vaxcred.trust.chain import check_issued_by
 from vaxcred.valuesets import VaccineCodes
 
