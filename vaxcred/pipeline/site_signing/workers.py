@@ -15,20 +15,11 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from vaxcred.crypto import Signer
-from vaxcred.pipeline.site_signing.batches import (
-    _DOSE_COLUMNS,
-    _VERIFIED,
-    ProgressCallback,
-    Versions,
-    _DoseRow,
-    _driver_rows,
-    _queue_batch,
-    _sign_rows,
-    _Signed,
-    _store_batch,
-    logger,
-)
 from vaxcred.pipeline.site_signing.member_rows import RowsChanged, _another_current_signature
+from vaxcred.pipeline.site_signing.queue_versions import Versions, _queue_batch
+from vaxcred.pipeline.site_signing.sign_rows import _sign_rows, _Signed
+from vaxcred.pipeline.site_signing.store import ProgressCallback, _store_batch, logger
+from vaxcred.pipeline.site_signing.work_queue import _DOSE_COLUMNS, _VERIFIED, _DoseRow, _driver_rows
 from vaxcred.storage import Database, open_database
 from vaxcred.storage.schema import doses, persons
 
