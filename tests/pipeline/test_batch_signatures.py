@@ -23,19 +23,15 @@ from vaxcred.pipeline.log import Kind, audit_log, build_entries
 from vaxcred.pipeline.records.model import DoseRecord
 from vaxcred.pipeline.registry.check import run_registry_check
 from vaxcred.pipeline.reports.certificate_data import certificate_data
-from vaxcred.pipeline.site_signing.batches import (
-    _certificate_row,
-    _DoseRow,
-    _sign_rows,
-    _store_batch,
-    _to_sign,
-)
 from vaxcred.pipeline.site_signing.record import sign_dose, verify_dose
+from vaxcred.pipeline.site_signing.sign_rows import _certificate_row, _sign_rows
 from vaxcred.pipeline.site_signing.stage import (
     run_site_signing,
     supersede_signature,
     verify_stored_signatures,
 )
+from vaxcred.pipeline.site_signing.store import _store_batch
+from vaxcred.pipeline.site_signing.work_queue import _DoseRow, _to_sign
 from vaxcred.pipeline.site_signing.workers import _recheck
 from vaxcred.storage import Database, open_database
 from vaxcred.storage.schema import (

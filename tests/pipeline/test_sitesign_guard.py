@@ -35,8 +35,10 @@ from vaxcred.pipeline.corrections import resolution as resolution_module
 from vaxcred.pipeline.registry.check import run_registry_check
 from vaxcred.pipeline.registry.lookup import TableRegistry
 from vaxcred.pipeline.site_signing import workers
-from vaxcred.pipeline.site_signing.batches import _certificate_row, _DoseRow, _queue_batch, _sign_rows
+from vaxcred.pipeline.site_signing.queue_versions import _queue_batch
+from vaxcred.pipeline.site_signing.sign_rows import _certificate_row, _sign_rows
 from vaxcred.pipeline.site_signing.stage import run_site_signing, verify_stored_signatures
+from vaxcred.pipeline.site_signing.work_queue import _DoseRow
 from vaxcred.pipeline.site_signing.workers import _store_checked
 from vaxcred.storage import Database, open_database
 from vaxcred.storage.schema import doses, persons, site_signatures

@@ -20,7 +20,7 @@ from vaxcred.crypto import Signer
 from vaxcred.pipeline.records.model import DoseRecord
 from vaxcred.pipeline.records.vaccines import canonical_vaccines
 from vaxcred.pipeline.site_signing import batch as batch_module
-from vaxcred.pipeline.site_signing import batches
+from vaxcred.pipeline.site_signing import sign_rows
 from vaxcred.pipeline.site_signing.batch import (
     BatchMember,
     SignedBatch,
@@ -28,8 +28,9 @@ from vaxcred.pipeline.site_signing.batch import (
     sign_batch,
     sign_dose_rows,
 )
-from vaxcred.pipeline.site_signing.batches import _DoseRow, _sign_rows, _Signed
 from vaxcred.pipeline.site_signing.pipelined import _pack, _unpack
+from vaxcred.pipeline.site_signing.sign_rows import _sign_rows, _Signed
+from vaxcred.pipeline.site_signing.work_queue import _DoseRow
 
 CA_TIME = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
 #: 15:30 in Viet Nam on 2021-10-01: doses of that day are signable, of the 2nd not
@@ -198,7 +199,7 @@ def _signed_rows(
     rows: Sequence[_DoseRow], signer: Signer, straight: Callable[..., SignedRows | None]
 ) -> list[tuple[object, ...]]:
     with pytest.MonkeyPatch.context() as patch, _fixed_salts():
-        patch.setattr(batches, "sign_dose_rows", straight)
+        patch.setattr(sign_rows, "sign_dose_rows", straight)
         outcomes = _sign_rows(rows, {SITE: signer}, NOW, 16)
     assert all(isinstance(o, _Signed) for o in outcomes)
     return [

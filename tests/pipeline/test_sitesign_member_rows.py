@@ -19,22 +19,16 @@ from tests.pipeline.test_site_signing import (
 from vaxcred import keys
 from vaxcred.crypto import Signer
 from vaxcred.pipeline.log import Kind, build_entries
-from vaxcred.pipeline.site_signing.batches import (
-    _certificate_row,
-    _DoseRow,
-    _queue_rows,
-    _sign_rows,
-    _Signed,
-    _store_batch,
-    _to_sign,
-)
 from vaxcred.pipeline.site_signing.member_rows import (
     _postgres_parameters,
     _postgres_sql,
     insert_certificates,
     insert_heads,
 )
+from vaxcred.pipeline.site_signing.sign_rows import _certificate_row, _sign_rows, _Signed
 from vaxcred.pipeline.site_signing.stage import verify_stored_signatures
+from vaxcred.pipeline.site_signing.store import _store_batch
+from vaxcred.pipeline.site_signing.work_queue import _DoseRow, _queue_rows, _to_sign
 from vaxcred.pipeline.site_signing.workers import _recheck
 from vaxcred.storage import Database
 from vaxcred.storage.schema import issuance_log, site_certificates, site_signature_batches, site_signatures

@@ -22,7 +22,6 @@ from vaxcred.crypto import Algorithm, Signer
 from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.log import audit_log
 from vaxcred.pipeline.registry.check import run_registry_check
-from vaxcred.pipeline.site_signing.batches import _DoseRow, _to_sign
 from vaxcred.pipeline.site_signing.pipelined import SIGNING_WORKER_FAILED
 from vaxcred.pipeline.site_signing.stage import (
     SigningReport,
@@ -30,6 +29,7 @@ from vaxcred.pipeline.site_signing.stage import (
     unsigned_count,
     verify_stored_signatures,
 )
+from vaxcred.pipeline.site_signing.work_queue import _DoseRow, _to_sign
 from vaxcred.storage import Database, open_database
 from vaxcred.storage.schema import doses, persons, site_signature_batches, site_signatures
 

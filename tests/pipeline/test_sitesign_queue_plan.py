@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from vaxcred.pipeline.site_signing.batches import _PG_QUEUE_PLAN, _to_sign
+from vaxcred.pipeline.site_signing.work_queue import _PG_QUEUE_PLAN, _to_sign
 from vaxcred.storage import Database
 
 SITES = 21  # as many as the benchmark's dataset: each site holds ~1/21 of the doses

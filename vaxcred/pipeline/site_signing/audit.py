@@ -18,8 +18,9 @@ from sqlalchemy.engine import Row
 from vaxcred.errors import VaxcredError
 from vaxcred.pipeline.log.entries import site_record
 from vaxcred.pipeline.records.model import vaccine_codes
-from vaxcred.pipeline.site_signing.batches import _current, _fingerprint
 from vaxcred.pipeline.site_signing.record import DoseClaims, verify_dose
+from vaxcred.pipeline.site_signing.sign_rows import _fingerprint
+from vaxcred.pipeline.site_signing.work_queue import _current
 from vaxcred.storage import Database
 from vaxcred.storage.schema import doses, persons, site_certificates, site_signature_batches, site_signatures
 from vaxcred.trust.store import require_utc

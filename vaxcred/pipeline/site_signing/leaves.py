@@ -41,7 +41,7 @@ __all__ = ["DoseRowFields", "member_payloads"]
 
 
 class DoseRowFields(Protocol):
-    """The fields of a stored dose row a payload is written from (``batches._DoseRow``)."""
+    """The fields of a stored dose row a payload is written from (``work_queue._DoseRow``)."""
 
     @property
     def dose_number(self) -> int: ...

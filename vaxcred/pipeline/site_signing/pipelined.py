@@ -21,7 +21,7 @@
   ``VERIFIED`` left out). SQLite: the re-read is skipped when no other connection has committed anything since
   the batch was read (``PRAGMA data_version`` unchanged on this connection: the rows are then exactly as read);
   any other commit in between, a correction's or not, makes it re-read.
-* **Exactly once, resumable.** Stores go through :func:`~vaxcred.pipeline.site_signing.batches._store_batch` like
+* **Exactly once, resumable.** Stores go through :func:`~vaxcred.pipeline.site_signing.store._store_batch` like
   every other path (the unique partial index skips a dose signed meanwhile). A ``kill -9`` loses the batches in
   flight only; a re-run signs them.
 * **The child dies with the stage** (``PR_SET_PDEATHSIG``, :func:`~vaxcred.pipeline.processes.die_with_parent`); a
@@ -47,16 +47,10 @@ from vaxcred.crypto import Signer
 from vaxcred.errors import VaxcredError
 from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.processes import die_with_parent
-from vaxcred.pipeline.site_signing.batches import (
-    ProgressCallback,
-    Versions,
-    _DoseRow,
-    _Head,
-    _queue_batch,
-    _sign_rows,
-    _Signed,
-    _store_batch,
-)
+from vaxcred.pipeline.site_signing.queue_versions import Versions, _queue_batch
+from vaxcred.pipeline.site_signing.sign_rows import _Head, _sign_rows, _Signed
+from vaxcred.pipeline.site_signing.store import ProgressCallback, _store_batch
+from vaxcred.pipeline.site_signing.work_queue import _DoseRow
 from vaxcred.pipeline.site_signing.workers import _store_checked
 from vaxcred.storage import Database
 

@@ -59,18 +59,11 @@ from vaxcred.pipeline.site_signing.audit import (
     verify_stored_signatures,
 )
 from vaxcred.pipeline.site_signing.batch_codec import MAX_BATCH_MEMBERS
-from vaxcred.pipeline.site_signing.batches import (
-    _VERIFIED,
-    ProgressCallback,
-    _certificate_row,
-    _current,
-    _has_current_signature,
-    _queue_rows,
-    _sign_rows,
-    _store_batch,
-)
 from vaxcred.pipeline.site_signing.pipelined import _run_pipelined
 from vaxcred.pipeline.site_signing.record import is_site_certificate, site_id_of
+from vaxcred.pipeline.site_signing.sign_rows import _certificate_row, _sign_rows
+from vaxcred.pipeline.site_signing.store import ProgressCallback, _store_batch
+from vaxcred.pipeline.site_signing.work_queue import _VERIFIED, _current, _has_current_signature, _queue_rows
 from vaxcred.pipeline.site_signing.workers import _run_parallel
 from vaxcred.storage import Database
 from vaxcred.storage.schema import doses, persons, site_signature_batches, site_signatures

@@ -15,20 +15,11 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from vaxcred.crypto import Signer
-from vaxcred.pipeline.site_signing.batches import (
-    _DOSE_COLUMNS,
-    _VERIFIED,
-    ProgressCallback,
-    Versions,
-    _DoseRow,
-    _driver_rows,
-    _queue_batch,
-    _sign_rows,
-    _Signed,
-    _store_batch,
-    logger,
-)
 from vaxcred.pipeline.site_signing.member_rows import RowsChanged, _another_current_signature
+from vaxcred.pipeline.site_signing.queue_versions import Versions, _queue_batch
+from vaxcred.pipeline.site_signing.sign_rows import _sign_rows, _Signed
+from vaxcred.pipeline.site_signing.store import ProgressCallback, _store_batch, logger
+from vaxcred.pipeline.site_signing.work_queue import _DOSE_COLUMNS, _VERIFIED, _DoseRow, _driver_rows
 from vaxcred.storage import Database, open_database
 from vaxcred.storage.schema import doses, persons
 
@@ -56,6 +47,21 @@ def _child_init() -> None:
     _CHILD_DB = open_database(_FORK_STATE.url).for_batches()  # its own connections, never the parent's
 
 
+def _read_batch(db: Database, site_id: str, after: int, limit: int) -> tuple[list[_DoseRow], Versions | None]:
+    """A unit's next batch (:func:`~vaxcred.pipeline.site_signing.queue_versions._queue_batch`), read in a
+    transaction that **commits** (it writes nothing: a commit ends it as a rollback would).
+
+    PostgreSQL: psycopg forgets every statement it prepared on a connection at each ROLLBACK, and a read ended by
+    SQLAlchemy's rollback (``db.connect()``) did that after every batch, so no statement of the worker's batches
+    ever reached psycopg's prepare threshold (5 runs): each was parsed, analysed and planned again on every
+    batch (measured, 100 k people, ``workers=2``: planning alone ~330 ms of the server's ~8 s). Committed, the
+    connection keeps them: from the sixth batch on, the server runs each statement's prepared plan
+    (``tests/pipeline/test_sitesign_prepared.py``; the queue read's generic plan walks the site's index like its
+    custom one: ``tests/pipeline/test_sitesign_queue_plan.py``)."""
+    with db.begin() as conn:
+        return _queue_batch(conn, site_id, after, limit)
+
+
 def _sign_site_in_child(unit: tuple[str, int, int | None]) -> tuple[int, int]:
     """A worker process: sign every pending dose of a unit — site ``unit[0]``'s doses with ids after ``unit[1]``
     and up to ``unit[2]`` (``None``: no upper bound) —, batch by batch (see :func:`_run_parallel`).
@@ -68,8 +74,7 @@ def _sign_site_in_child(unit: tuple[str, int, int | None]) -> tuple[int, int]:
     site_id, last_id, up_to = unit
     signed = failed = 0
     while True:
-        with db.connect() as conn:
-            rows, versions = _queue_batch(conn, site_id, last_id, state.batch_size)
+        rows, versions = _read_batch(db, site_id, last_id, state.batch_size)
         if up_to is not None and rows and rows[-1].id > up_to:
             rows = [row for row in rows if row.id <= up_to]  # the rest is the next unit's
         if not rows:
