@@ -69,8 +69,8 @@ from vaxcred.storage import Database
 from vaxcred.storage.schema import doses, persons, site_signature_batches, site_signatures
 from vaxcred.trust.store import require_utc
 
-# The batch, worker and audit code lives in site_signing_batches, site_signing_workers and site_signing_audit;
-# the private names imported above as ``name`` stay importable from here.
+# The queue reads, signing and storing a batch, the workers and the audit live in work_queue, queue_versions,
+# sign_rows, store, workers and audit; the private names imported above as ``name`` stay importable from here.
 __all__ = [
     "BATCH_SIZE",
     "NO_CERTIFICATE",
