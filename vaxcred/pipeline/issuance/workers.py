@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import gc
 import logging
 import multiprocessing
 import os
@@ -37,8 +36,8 @@ from vaxcred.pipeline.issuance.roundtrip import Claimed, Stored, load_certificat
 from vaxcred.pipeline.issuance.rows import Candidate, SiteCertificates
 from vaxcred.pipeline.issuance.select import Eligible, Reason, evaluate
 from vaxcred.pipeline.issuance.store import Signed, commit
+from vaxcred.pipeline.processes import YOUNG_GC_THRESHOLD, failure_message, settle_heap_once
 from vaxcred.pipeline.processes import die_with_parent as _die_with_parent
-from vaxcred.pipeline.processes import failure_message
 from vaxcred.storage import Database, open_database
 
 __all__ = [
@@ -65,9 +64,6 @@ _ISSUER_CODES: Final = frozenset(
 )
 #: :class:`PipelineError` code: a worker process failed (its message says how)
 WORKER_FAILED: Final = "pipeline.issuance_worker_failed"
-#: the youngest generation's collection threshold in a worker process after its first batch
-#: (:func:`settle_heap_once`; CPython's default is 700)
-YOUNG_GC_THRESHOLD: Final = 50_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -312,31 +308,6 @@ def _worker_main(
         messages.put(("error", failure_message(e)))
         raise SystemExit(1) from None
     messages.put(("done", None))
-
-
-def settle_heap_once() -> Callable[[], None]:
-    """A function that, on its first call only, collects garbage and then freezes every object left
-    (:func:`gc.freeze`): for a worker process after its first batch, when what it holds — modules, the compiled
-    statements, the issuer, the certificate caches — lives as long as the process. The cyclic collector then
-    no longer walks those objects on every full collection (about a tenth of a worker's CPU went to collections
-    walking them). It then raises the youngest generation's threshold to :data:`YOUNG_GC_THRESHOLD` (the
-    older generations' stay): a passport allocates ~270 tracked containers (row tuples, the DCC's dicts, the
-    records' objects), so at the default 700 a young collection ran every ~3 passports and walked the batch's
-    live objects again each time (~4.5 % of a worker's CPU after the freeze). Garbage cycles are still collected,
-    after at most that many allocations (a few MB). Only for processes the pipeline starts: a caller's process
-    keeps its collector as it is."""
-    done = False
-
-    def settle() -> None:
-        nonlocal done
-        if not done:
-            done = True
-            gc.collect()
-            gc.freeze()
-            _, middle, oldest = gc.get_threshold()
-            gc.set_threshold(YOUNG_GC_THRESHOLD, middle, oldest)
-
-    return settle
 
 
 def run_processes(

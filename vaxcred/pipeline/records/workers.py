@@ -37,7 +37,7 @@ from typing import Any, Final
 
 from vaxcred.errors import VaxcredError
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.processes import die_with_parent
+from vaxcred.pipeline.processes import die_with_parent, settle_heap_once
 from vaxcred.pipeline.records.validation import Chunk, ChunkResult, validate_chunk
 
 __all__ = ["IMPORT_WORKER_FAILED", "IN_FLIGHT_PER_WORKER", "validation_processes"]
@@ -58,9 +58,11 @@ def _worker_main(
 ) -> None:
     """A worker: validate each chunk of ``inbox`` into ``outbox`` until ``None``."""
     die_with_parent(parent)
+    settle = settle_heap_once(forked=_FORK)
     while (chunk := inbox.get()) is not None:
         try:
             outbox.put(("ok", validate_chunk(chunk, header=header, today=today)))
+            settle()
         except Exception as e:  # a bug: say which kind, never the message (it may quote a row)
             code = e.code if isinstance(e, VaxcredError) else type(e).__name__
             outbox.put(("error", code))

@@ -57,7 +57,7 @@ from typing import Any, Final
 
 from vaxcred.errors import VaxcredError
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.processes import close_abandoned_queue, die_with_parent
+from vaxcred.pipeline.processes import close_abandoned_queue, die_with_parent, settle_heap_once
 from vaxcred.pipeline.registry.batch import (
     Outcome,
     PersonRow,
@@ -94,10 +94,12 @@ def can_fork() -> bool:
 def _matcher_main(inbox: Any, outbox: Any, parent: int) -> None:
     """The matcher: match each ``(rows, found)`` of ``inbox`` into ``outbox`` until ``None``."""
     die_with_parent(parent)
+    settle = settle_heap_once(forked=True)
     while (task := inbox.get()) is not None:
         rows, entries = task
         try:
             outbox.put(("ok", match_plain_outcomes([PersonRow._make(row) for row in rows], entries)))
+            settle()
         except Exception as e:  # a bug or a caller mistake: its kind, never its message (it may quote data)
             outbox.put(("error", e.code if isinstance(e, VaxcredError) else type(e).__name__))
             return

@@ -34,7 +34,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.processes import close_abandoned_queue, die_with_parent, failure_message
+from vaxcred.pipeline.processes import (
+    close_abandoned_queue,
+    die_with_parent,
+    failure_message,
+    settle_heap_once,
+)
 from vaxcred.pipeline.registry.batch import (
     PersonRow,
     RegistryCheckReport,
@@ -67,6 +72,7 @@ def _worker_main(
     die_with_parent(parent)
     try:
         db = open_database(url).for_batches()
+        settle = settle_heap_once()
         try:
             while True:
                 try:
@@ -82,6 +88,7 @@ def _worker_main(
                 with write_lock or contextlib.nullcontext():
                     stored = store_batch(db, rows, matched, checked_at=now, source=source)
                 results.put(("batch", stored))
+                settle()
         finally:
             db.dispose()
     except BaseException as e:  # report anything, then exit non-zero

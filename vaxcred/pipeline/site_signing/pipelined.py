@@ -46,7 +46,7 @@ from sqlalchemy.engine import Connection
 from vaxcred.crypto import Signer
 from vaxcred.errors import VaxcredError
 from vaxcred.pipeline.errors import PipelineError
-from vaxcred.pipeline.processes import die_with_parent
+from vaxcred.pipeline.processes import die_with_parent, settle_heap_once
 from vaxcred.pipeline.site_signing.queue_versions import Versions, _queue_batch
 from vaxcred.pipeline.site_signing.sign_rows import _Head, _sign_rows, _Signed
 from vaxcred.pipeline.site_signing.store import ProgressCallback, _store_batch
@@ -76,9 +76,11 @@ def _child_main(
     # the child too; the service's own handlers were inherited through the fork): the child ends with the parent
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    settle = settle_heap_once(forked=True)
     while (rows := inbox.get()) is not None:
         try:
             outbox.put(("ok", _pack(_sign_rows(rows, signers, now, per_signature))))
+            settle()
         except Exception as e:  # a bug: its type and code only (a message may quote a record)
             outbox.put(("error", e.code if isinstance(e, VaxcredError) else type(e).__name__))
             return

@@ -6,7 +6,7 @@ import concurrent.futures
 import datetime as dt
 import multiprocessing
 import queue
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from vaxcred.crypto import Signer
+from vaxcred.pipeline.processes import settle_heap_once
 from vaxcred.pipeline.site_signing.member_rows import RowsChanged, _another_current_signature
 from vaxcred.pipeline.site_signing.queue_versions import Versions, _queue_batch
 from vaxcred.pipeline.site_signing.sign_rows import _sign_rows, _Signed
@@ -39,12 +40,15 @@ class _ForkState:
 
 _FORK_STATE: _ForkState | None = None
 _CHILD_DB: Database | None = None
+#: the worker process's :func:`~vaxcred.pipeline.processes.settle_heap_once`, called after each batch it stores
+_CHILD_SETTLE: Callable[[], None] = lambda: None  # noqa: E731
 
 
 def _child_init() -> None:
-    global _CHILD_DB
+    global _CHILD_DB, _CHILD_SETTLE
     assert _FORK_STATE is not None, "a signing process must be forked by _run_parallel"
     _CHILD_DB = open_database(_FORK_STATE.url).for_batches()  # its own connections, never the parent's
+    _CHILD_SETTLE = settle_heap_once(forked=True)
 
 
 def _read_batch(db: Database, site_id: str, after: int, limit: int) -> tuple[list[_DoseRow], Versions | None]:
@@ -93,6 +97,7 @@ def _sign_site_in_child(unit: tuple[str, int, int | None]) -> tuple[int, int]:
         signed += added
         failed += bad
         state.progress.put((added, bad))
+        _CHILD_SETTLE()
 
 
 def _run_parallel(
