@@ -15,6 +15,7 @@ corrections' new dose versions, and the last one if the store keeps its dose loc
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import time
@@ -50,9 +51,10 @@ CORRECTED_AT = NOW + dt.timedelta(hours=1)
 WAIT = 30.0
 
 
-@pytest.fixture
-def pg(pg_cluster: PostgresCluster) -> Iterator[Database]:
-    """A PostgreSQL database with the synthetic people imported and checked against the registry."""
+@contextlib.contextmanager
+def checked_database(pg_cluster: PostgresCluster) -> Iterator[Database]:
+    """A PostgreSQL database with the synthetic people imported and checked against the registry (dropped
+    after)."""
     url = pg_cluster.create_database()
     db = open_database(url)
     try:
@@ -63,6 +65,13 @@ def pg(pg_cluster: PostgresCluster) -> Iterator[Database]:
     finally:
         db.dispose()
         pg_cluster.drop_database(url)
+
+
+@pytest.fixture
+def pg(pg_cluster: PostgresCluster) -> Iterator[Database]:
+    """A PostgreSQL database with the synthetic people imported and checked against the registry."""
+    with checked_database(pg_cluster) as db:
+        yield db
 
 
 @pytest.fixture

@@ -13,12 +13,10 @@ from collections.abc import Iterator
 import pytest
 
 from tests.pipeline.pg import PostgresCluster
-from tests.pipeline.test_registry_check import NOW as CHECK_TIME
-from tests.pipeline.test_registry_check import load_people, registry_for
 from tests.pipeline.test_site_signing import KEYED
-from vaxcred.pipeline.registry.check import run_registry_check
+from tests.pipeline.test_sitesign_guard import checked_database
 from vaxcred.pipeline.site_signing.workers import _read_batch
-from vaxcred.storage import Database, open_database
+from vaxcred.storage import Database
 
 #: more reads than psycopg's prepare threshold (5)
 READS = 8
@@ -27,16 +25,8 @@ READS = 8
 @pytest.fixture
 def pg(pg_cluster: PostgresCluster) -> Iterator[Database]:
     """A PostgreSQL database with the synthetic people imported and checked, opened as a worker opens it."""
-    url = pg_cluster.create_database()
-    db = open_database(url)
-    try:
-        db.migrate()
-        load_people(db, invalid=False)
-        run_registry_check(db, registry_for(), now=CHECK_TIME)
+    with checked_database(pg_cluster) as db:
         yield db.for_batches()
-    finally:
-        db.dispose()
-        pg_cluster.drop_database(url)
 
 
 def _prepared(db: Database) -> list[str]:
