@@ -26,6 +26,7 @@ from vaxcred.x509util import (
     eku_allows,
     encode_pkup,
     load_certificate_bytes,
+    load_untrusted_certificate,
     parse_dsc,
 )
 
@@ -309,3 +310,14 @@ def test_load_certificate_bytes_rejects_non_certificates(data: bytes | str) -> N
     with pytest.raises(KeyStoreError) as info:
         load_certificate_bytes(data)
     assert info.value.code == "keys.bad_certificate"
+
+
+def test_untrusted_certificate_with_a_non_positive_serial_is_a_value_error() -> None:
+    """A serial number made negative (cryptography only warns: RFC 5280 disallows it) is a ValueError, whatever
+    the warning filters; the same certificate with its serial intact loads."""
+    der = _certificate([])
+    assert load_untrusted_certificate(der).serial_number == 7
+    at = der.index(bytes([0x02, 0x01, 0x07])) + 2
+    negative = der[:at] + b"\xf9" + der[at + 1 :]  # -7
+    with pytest.raises(ValueError, match="RFC 5280"):
+        load_untrusted_certificate(negative)

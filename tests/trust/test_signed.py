@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -278,3 +279,18 @@ def test_naive_now_is_a_caller_error(signed: bytes, csca: Issued) -> None:
         load_signed_trust_list(
             signed, anchor=csca.cert, environment=Environment.PROD, now=datetime(2025, 6, 1)
         )
+
+
+def test_carried_certificate_with_a_negative_serial_is_refused(signed: bytes, csca: Issued) -> None:
+    """One flipped bit that makes the carried (x5chain) certificate's serial number negative is a TrustStoreError,
+    whatever the warning filters (cryptography only warns about such a serial; under ``-W error``, as here, the
+    warning itself escaped: found by test_any_bit_flip_refused)."""
+    chain = cose.decode_sign1(signed).protected[33]
+    serial = x509.load_der_x509_certificate(chain).serial_number
+    raw = serial.to_bytes(serial.bit_length() // 8 + 1, "big")  # DER: a leading zero when the top bit is set
+    at = signed.index(bytes([0x02, len(raw)]) + raw) + 2
+    tampered = bytearray(signed)
+    tampered[at] ^= 0x80  # the sign bit: now negative
+    with pytest.raises(TrustStoreError) as raised:
+        _load(bytes(tampered), csca)
+    assert raised.value.code == "trust.malformed"

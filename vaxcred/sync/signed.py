@@ -27,6 +27,7 @@ from vaxcred.errors import ChainError, DecodeError, SignatureError, SyncError
 from vaxcred.oids import TRUST_LIST_EKU
 from vaxcred.trust.chain import check_issued_by
 from vaxcred.trust.store import require_utc
+from vaxcred.x509util import load_untrusted_certificate
 
 __all__ = ["sign_document", "verify_document"]
 
@@ -83,7 +84,7 @@ def verify_document(
     if msg.alg is None or msg.kid is None or not msg.kid_in_protected or not isinstance(chain, bytes):
         raise SyncError("alg, kid and x5chain must be in the protected header", code="sync.malformed")
     try:
-        signer = x509.load_der_x509_certificate(chain)
+        signer = load_untrusted_certificate(chain)
     except (ValueError, x509.InvalidVersion) as e:  # InvalidVersion is no ValueError (found by the bit flips)
         raise SyncError("x5chain is not a certificate", code="sync.malformed") from e
     if msg.kid != kid_for(chain):

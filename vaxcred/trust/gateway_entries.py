@@ -17,7 +17,7 @@ from cryptography import x509
 
 from vaxcred.errors import VaxcredError
 from vaxcred.trust.store import KID_LENGTH, TrustedDsc, dsc_problem, is_country
-from vaxcred.x509util import parse_dsc
+from vaxcred.x509util import load_untrusted_certificate, parse_dsc
 
 #: one certificate (real DSCs and CSCAs are 0.5-3 KB)
 MAX_CERTIFICATE_BYTES: Final = 64 * 1024
@@ -164,7 +164,7 @@ def _kid_bytes(kid: str) -> bytes | None:
 
 def certificate(der: bytes) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(der)
+        return load_untrusted_certificate(der)
     except (ValueError, x509.InvalidVersion) as e:
         raise Reject(f"rawData is not a usable certificate: {e}") from e
 

@@ -56,7 +56,7 @@ from vaxcred.trust.store import (
     is_country,
     require_utc,
 )
-from vaxcred.x509util import parse_dsc
+from vaxcred.x509util import load_untrusted_certificate, parse_dsc
 
 __all__ = [
     "CONTENT_TYPE",
@@ -192,7 +192,7 @@ def _signing_certificate(msg: cose.Sign1Message, anchor: x509.Certificate) -> x5
     if not isinstance(chain, bytes):
         raise _malformed("x5chain must be one DER certificate (bstr)")
     try:
-        return x509.load_der_x509_certificate(chain)
+        return load_untrusted_certificate(chain)
     except (ValueError, x509.InvalidVersion) as e:
         raise _malformed(f"x5chain is not a certificate: {type(e).__name__}") from e
 
