@@ -15,7 +15,7 @@ from vaxcred import keys
 from vaxcred.errors import IssuanceError
 from vaxcred.issue import issue, vaccination_dcc
 from vaxcred.keys.purpose_signers import make_document_signer
-from vaxcred.pipeline.reports import CertificateDose, render_certificate_pdf
+from vaxcred.pipeline.reports import CertificateDose, pdf_signature, render_certificate_pdf
 from vaxcred.pipeline.reports.pdf_signature import sign_certificate_pdf, verify_certificate_pdf
 
 NOW = datetime(2021, 10, 1, 9, 0, tzinfo=UTC)
@@ -77,6 +77,21 @@ def test_signed_pdf_verifies_against_the_csca(
 def test_signing_time_is_the_given_now_not_the_clock(signed: bytes) -> None:
     """The /M date in the signature dictionary is ``now`` (2021), whatever today's date is."""
     assert re.search(rb"/M \(D(:|\\072)20211001090000Z\)", signed)  # pyHanko escapes the colon as \072
+
+
+def test_a_signer_certificate_cryptography_cannot_read_is_a_report(
+    signed: bytes, chain: tuple[keys.KeyPair, keys.KeyPair], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyHanko's parser reads certificates cryptography's refuses (a serial number that is not positive, say):
+    such a signer is a failed report naming it, never an exception."""
+
+    def unreadable(der: bytes) -> None:
+        raise ValueError("not an RFC 5280 certificate")
+
+    monkeypatch.setattr(pdf_signature, "load_untrusted_certificate", unreadable)
+    report = verify_certificate_pdf(signed, trust_roots=[chain[0].certificate], now=NOW + timedelta(days=1))
+    assert not report.ok
+    assert any("not readable" in problem for problem in report.problems), report.problems
 
 
 def test_untrusted_root_is_reported(signed: bytes) -> None:

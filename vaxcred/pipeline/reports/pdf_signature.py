@@ -36,6 +36,7 @@ from vaxcred.crypto import Algorithm, Signer, raw_to_der
 from vaxcred.errors import IssuanceError
 from vaxcred.oids import DOCUMENT_SIGNING_EKU
 from vaxcred.trust.store import require_utc
+from vaxcred.x509util import load_untrusted_certificate
 
 _FIELD = "MinistrySignature"
 _MAX_PDF_BYTES = 8 * 1024 * 1024
@@ -230,7 +231,10 @@ def verify_certificate_pdf(
         return failed(f"signature cannot be validated: {e}")
     from pyhanko.sign.validation.status import SignatureCoverageLevel
 
-    signer_cert = x509.load_der_x509_certificate(status.signing_cert.dump())
+    try:  # pyhanko's parser (asn1crypto) reads what cryptography's may refuse: an unreadable signer is a failure
+        signer_cert = load_untrusted_certificate(status.signing_cert.dump())
+    except (ValueError, x509.InvalidVersion) as e:
+        return failed(f"the signer's certificate is not readable: {e}")
     document_signer = _has_document_signing_eku(signer_cert)
     covers = status.coverage == SignatureCoverageLevel.ENTIRE_FILE
     problems = []
