@@ -321,3 +321,8 @@ def test_untrusted_certificate_with_a_non_positive_serial_is_a_value_error() -> 
     negative = der[:at] + b"\xf9" + der[at + 1 :]  # -7
     with pytest.raises(ValueError, match="RFC 5280"):
         load_untrusted_certificate(negative)
+    pem = b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(negative) + b"-----END CERTIFICATE-----\n"
+    for form in (negative, base64.b64encode(negative), pem):  # DER, base64 DER, PEM: a typed refusal each
+        with pytest.raises(KeyStoreError) as raised:
+            load_certificate_bytes(form)
+        assert raised.value.code == "keys.bad_certificate"

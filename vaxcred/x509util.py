@@ -124,13 +124,13 @@ def load_certificate_bytes(data: bytes | str) -> bytes:
     stripped = raw.strip()
     try:
         if _PEM_RE.search(stripped):
-            cert = x509.load_pem_x509_certificate(stripped)
+            cert = _strictly(x509.load_pem_x509_certificate, stripped)
             return cert.public_bytes(Encoding.DER)
         if stripped[:1] == b"\x30":
-            x509.load_der_x509_certificate(raw)
+            load_untrusted_certificate(raw)
             return raw
         der = base64.b64decode(b"".join(stripped.split()), validate=True)
-        x509.load_der_x509_certificate(der)
+        load_untrusted_certificate(der)
     except (ValueError, TypeError, binascii.Error, x509.InvalidVersion) as e:
         raise KeyStoreError(
             f"not a certificate (PEM, DER or base64 DER): {e}", code="keys.bad_certificate"
@@ -145,10 +145,15 @@ def load_untrusted_certificate(der: bytes) -> x509.Certificate:
     warning itself was raised, an exception outside the library's error tree (found by a bit-flip test of a
     signed trust list's carried certificate). The filter is the calling thread's for the moment of the parse
     (:class:`warnings.catch_warnings`)."""
+    return _strictly(x509.load_der_x509_certificate, der)
+
+
+def _strictly(load: Callable[[bytes], x509.Certificate], data: bytes) -> x509.Certificate:
+    """``load(data)`` with cryptography's deprecation warnings raised as ``ValueError`` (see above)."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", CryptographyDeprecationWarning)
         try:
-            return x509.load_der_x509_certificate(der)
+            return load(data)
         except CryptographyDeprecationWarning as e:
             raise ValueError(f"not an RFC 5280 certificate: {e}") from e
 
