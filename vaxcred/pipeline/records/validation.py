@@ -75,6 +75,8 @@ def validate_chunk(chunk: Chunk, *, header: Sequence[str] | None, today: dt.date
     # the same result; only a success is reused, so its cells are text or JSON null, equal only to their like)
     last_cells: tuple[object, ...] | None = None
     person: PersonPart | None = None
+    # and its six staged columns built once (the enums' ``.value`` is a descriptor call: ~0.5 µs a row each)
+    staged_person: tuple[str, str, str, str, str, str | None] = ("", "", "", "", "", None)
     for number, line in enumerate(chunk.lines, start=chunk.first_line):
         src = read_row(number, line, names)
         if src is None:
@@ -90,24 +92,18 @@ def validate_chunk(chunk: Chunk, *, header: Sequence[str] | None, today: dt.date
             if person is None or cells != last_cells:
                 person = parse_person(fields, today=today)
                 last_cells = cells
-            citizen_id, id_type, full_name, dob, gender, born = person
-            vaccine, lot, date, dose_number, site_id = parse_dose(fields, today=today, born=born)
+                citizen_id, id_type, full_name, dob, gender, _ = person
+                staged_person = (
+                    citizen_id,
+                    id_type.value,
+                    full_name,
+                    dob.text,
+                    gender.value,
+                    citizen_id[:3] if id_type is IdType.CCCD else None,
+                )
+            vaccine, lot, date, dose_number, site_id = parse_dose(fields, today=today, born=person[5])
         except VaxcredError as e:
             rejects.append((number, getattr(e, "field", None) or "", e.code, e.message, raw_cell(src.raw)))
             continue
-        valid.append(
-            (
-                citizen_id,
-                id_type.value,
-                full_name,
-                dob.text,
-                gender.value,
-                citizen_id[:3] if id_type is IdType.CCCD else None,
-                vaccine,
-                lot,
-                date,
-                dose_number,
-                site_id,
-            )
-        )
+        valid.append((*staged_person, vaccine, lot, date, dose_number, site_id))
     return ChunkResult(rows=rows, valid=tuple(valid), rejects=tuple(rejects), not_utf8=not_utf8)
