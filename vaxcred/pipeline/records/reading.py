@@ -45,9 +45,6 @@ NOT_UTF8 = "not valid UTF-8"
 
 Format = Literal["csv", "jsonl"]
 
-#: a CSV line holding none of these splits on commas exactly as ``csv.reader`` reads it (a tested property)
-_CSV_SPECIAL = ('"', "\r", "\n", "\x00")
-
 
 @dataclass(frozen=True, slots=True)
 class SourceRow:
@@ -80,7 +77,9 @@ def is_utf8(text: str) -> bool:
 
 def csv_cells(raw: str) -> list[str] | str:
     """The cells of one CSV line, or why it is not one (strict: an unbalanced quote is an error)."""
-    if not any(special in raw for special in _CSV_SPECIAL):
+    # a line holding no quote, CR, LF or NUL splits on commas exactly as csv.reader reads it (a tested property);
+    # four `in` tests: ~0.4 µs a line, any() over a generator of them ~1.3 µs
+    if not ('"' in raw or "\r" in raw or "\n" in raw or "\x00" in raw):
         return raw.split(",")  # the common line: what csv.reader gives, ~10x faster
     try:
         return next(csv.reader([raw], strict=True))
