@@ -10,6 +10,7 @@ plain tuples and strings, cheap to send between processes.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -74,6 +75,12 @@ def validate_chunk(chunk: Chunk, *, header: Sequence[str] | None, today: dt.date
     # a person's rows usually follow each other: their person part is checked once (the same five cells give
     # the same result; only a success is reused, so its cells are text or JSON null, equal only to their like)
     last_cells: tuple[object, ...] | None = None
+    # a CSV row names every header column: one C call takes the five cells (~0.6 µs a row less than the loop)
+    person_cells = (
+        operator.itemgetter(*_PERSON_CELLS)
+        if names is not None and set(_PERSON_CELLS) <= set(names)
+        else None
+    )
     person: PersonPart | None = None
     # and its six staged columns built once (the enums' ``.value`` is a descriptor call: ~0.5 µs a row each)
     staged_person: tuple[str, str, str, str, str, str | None] = ("", "", "", "", "", None)
@@ -88,7 +95,11 @@ def validate_chunk(chunk: Chunk, *, header: Sequence[str] | None, today: dt.date
             rejects.append((number, "", UNREADABLE, src.reason, raw_cell(src.raw)))
             continue
         try:
-            cells = tuple([fields.get(name, _MISSING) for name in _PERSON_CELLS])
+            cells = (
+                person_cells(fields)
+                if person_cells is not None
+                else tuple([fields.get(name, _MISSING) for name in _PERSON_CELLS])
+            )
             if person is None or cells != last_cells:
                 person = parse_person(fields, today=today)
                 last_cells = cells
