@@ -5,8 +5,9 @@ warm from genuine members of the same batch (issue 9 §2, session 5)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -371,3 +372,19 @@ def test_leaf_is_is_false_for_values_no_valid_payload_holds(
     }
     assert _leaf_is(m.payload, **values)
     assert not _leaf_is(m.payload, **{**values, **change})
+
+
+def test_now_in_any_zone_is_the_same_instant_and_a_naive_now_is_refused(
+    site: keys.KeyPair, members: list[Stored]
+) -> None:
+    """`now` is read as an instant whatever its zone (UTC itself skips the conversion): the same verdicts as the
+    full check; a naive `now` is no verdict (None), never an exception."""
+    genuine = members[2]
+    zones = [ZoneInfo("Asia/Ho_Chi_Minh"), ZoneInfo("UTC"), timezone(timedelta(hours=-5))]
+    for zone in zones:
+        assert _fast(genuine, site.certificate, now=NOW.astimezone(zone)) == NOW, zone
+        earlier = (NOW - timedelta(microseconds=1)).astimezone(zone)
+        assert _fast(genuine, site.certificate, now=earlier) is None, zone
+        assert _full(genuine, site.certificate, now=earlier) == "sitesign.signed_in_future"
+    assert _fast(genuine, site.certificate, now=NOW.replace(tzinfo=None)) is None
+    assert _fast(genuine, site.certificate, now="2021-10-01T08:30:15Z") is None

@@ -20,17 +20,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
 from vaxcred._extras import requires_extra
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Database", "driver_errors", "open_database", "withhold_details"]
 
@@ -144,15 +143,21 @@ class Database:
             if self.backend == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
             with _alembic_config(conn) as config:
+                from alembic import command
+
                 command.upgrade(config, revision)
 
     def current_revision(self) -> str | None:
         """The schema revision the database is at (``None`` for an empty database)."""
+        from alembic.runtime.migration import MigrationContext
+
         with self.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
     def head_revision(self) -> str | None:
         """The newest revision this version of vaxcred knows."""
+        from alembic.script import ScriptDirectory
+
         with self.connect() as conn, _alembic_config(conn) as config:
             return ScriptDirectory.from_config(config).get_current_head()
 
@@ -169,6 +174,11 @@ class Database:
 
 @contextlib.contextmanager
 def _alembic_config(conn: Connection) -> Iterator[Config]:
+    # Alembic is imported where a migration or a revision is asked for, not with the module: a stage's worker
+    # process opens the database and never migrates (importing it there cost ~2 s of CPU a process when no
+    # bytecode is cached)
+    from alembic.config import Config
+
     with resources.as_file(resources.files("vaxcred.storage") / "migrations") as script_location:
         config = Config()
         config.set_main_option("script_location", str(script_location))

@@ -44,7 +44,7 @@ worker: one per site certificate). The call's array parameters and its rows trav
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -52,6 +52,7 @@ from sqlalchemy.engine import Connection
 
 from vaxcred.merkle import leaf_hash
 from vaxcred.pipeline import log
+from vaxcred.pipeline.issuance import pg_arrays
 from vaxcred.pipeline.issuance.claims import Job, utc
 from vaxcred.pipeline.issuance.roundtrip_sql import CALL, FUNCTION
 from vaxcred.pipeline.issuance.rows import Candidate, DoseRow, SiteCertificates, dose_row
@@ -113,7 +114,7 @@ class RoundTrips:
             job.run_started,
             0 if cursor is None else cursor,
             0 if cursor is None else job.batch_size,
-            sorted(claimed),
+            pg_arrays.int8_array(sorted(claimed)),
             *arrays,
             job.now,
         )
@@ -124,8 +125,27 @@ class RoundTrips:
         return _read(rows, len(signed))
 
 
-def _store_arrays(job: Job, signed: Sequence[Signed], reserved: Claimed | None) -> tuple[list[Any], ...]:
-    """The signed batch as the function's column arrays, with each passport's log entry and leaf hash."""
+#: the binary array builder of each of the function's store columns, in its order (``s_person`` … ``l_sig``)
+_COLUMN_TYPES: Final[tuple[Callable[[Any], bytes], ...]] = (
+    (pg_arrays.int8_array,) * 2
+    + (pg_arrays.text_array,) * 2
+    + (pg_arrays.bytea_array,)
+    + (pg_arrays.timestamptz_array,) * 2
+    + (pg_arrays.int8_array,) * 2
+    + (pg_arrays.bytea_array,) * 2
+    + (pg_arrays.int8_array,) * 4
+)
+
+
+def _store_arrays(job: Job, signed: Sequence[Signed], reserved: Claimed | None) -> tuple[bytes, ...]:
+    """The signed batch as the function's column arrays (each in PostgreSQL's binary array format), with each
+    passport's log entry and leaf hash."""
+    columns = _store_columns(job, signed, reserved)
+    return tuple(build(column) for build, column in zip(_COLUMN_TYPES, columns, strict=True))
+
+
+def _store_columns(job: Job, signed: Sequence[Signed], reserved: Claimed | None) -> tuple[list[Any], ...]:
+    """The signed batch as the function's columns, as lists."""
     columns: tuple[list[Any], ...] = tuple([] for _ in range(15))
     if not signed or reserved is None:
         return columns
@@ -221,6 +241,7 @@ def round_trips(db: Database, job: Job, worker: str) -> Iterator[RoundTrips]:
         with driver_errors(conn) as raw:
             raw.rollback()  # nothing open (a no-op when idle), so that autocommit may be switched on
             raw.autocommit = True
+            pg_arrays.register(raw)
         try:
             with driver_errors(conn) as raw:
                 raw.execute(FUNCTION)

@@ -43,7 +43,7 @@ import functools
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from cryptography import x509
@@ -325,10 +325,13 @@ def batch_member_is(
     and step (9), without decoding), and its audit path to the signed root — every member, every time (the path
     hashed up to the first node an earlier member's accepted path proved under that root,
     :class:`~vaxcred.merkle.KnownTree`: the same answer as hashing it to the root)."""
-    try:
-        now = require_utc(now)
-    except (TypeError, ValueError):
-        return None
+    # an exact datetime in UTC is what require_utc would return (astimezone to its own zone): only other values
+    # go through it (issuance asks with the same UTC `now` for every record)
+    if type(now) is not datetime or now.tzinfo is not UTC:
+        try:
+            now = require_utc(now)
+        except (TypeError, ValueError):
+            return None
     if (
         type(head) is not bytes
         or type(proof) is not bytes
