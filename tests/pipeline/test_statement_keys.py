@@ -10,6 +10,7 @@ test fails; the parent tests fail on 0010's foreign keys too (they let an unrefe
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -378,3 +379,36 @@ def test_migration_down_and_up_with_rows(pg_cluster: PostgresCluster) -> None:
 def _downgrade(db: Database, revision: str) -> None:
     with db.begin() as conn, _alembic_config(conn) as config:
         command.downgrade(config, revision)
+
+
+def test_a_parent_another_transaction_is_inserting(pg_db: Database, rows: Rows) -> None:
+    """Concurrency, as the import's two streams meet a new site: a dose naming a site another transaction has
+    inserted but not committed is refused (the foreign key did not wait either); the import's upsert of the site
+    waits for that transaction, and once it committed the dose is checked against the site and stored."""
+    first = pg_db.engine.raw_connection()
+    second = pg_db.engine.raw_connection()
+    try:
+        first.cursor().execute("INSERT INTO sites (site_id) VALUES ('HN-NEW')")  # not committed
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            second.cursor().execute(
+                "INSERT INTO doses (person_id, dose_number, date, site_id, vaccine, lot) "
+                "VALUES (%s, 5, '2021-08-01', 'HN-NEW', 'Comirnaty', 'FK1')",
+                (rows.person,),
+            )
+        second.rollback()
+        committer = threading.Timer(0.5, first.commit)
+        committer.start()
+        cursor = second.cursor()
+        cursor.execute("INSERT INTO sites (site_id) VALUES ('HN-NEW') ON CONFLICT (site_id) DO NOTHING")
+        assert cursor.rowcount == 0  # it waited for the first transaction, whose site it found
+        cursor.execute(
+            "INSERT INTO doses (person_id, dose_number, date, site_id, vaccine, lot) "
+            "VALUES (%s, 5, '2021-08-01', 'HN-NEW', 'Comirnaty', 'FK1')",
+            (rows.person,),
+        )
+        second.commit()
+        committer.join()
+    finally:
+        first.close()
+        second.close()
+    assert count(pg_db, doses) == 2
