@@ -27,6 +27,8 @@ from vaxcred.storage.schema import (
     KEPT_PARENTS,
     STATEMENT_CHECKED_KEYS,
     doses,
+    issuance_claims,
+    passports,
     persons,
     registry_checks,
     site_certificates,
@@ -77,6 +79,9 @@ class Rows:
                 fingerprint=cert, site_id=site, kid=b"k" * 32, der=b"der", not_before=AT, not_after=AT
             )
         )
+        self.check = conn.execute(
+            sa.insert(registry_checks).values(**check_row(self.person)).returning(registry_checks.c.id)
+        ).scalar_one()
         self.batch = conn.execute(
             sa.insert(site_signature_batches)
             .values(site_id=site, certificate=cert, kid=b"k" * 32, head=b"head", size=1, signed_at=AT)
@@ -114,6 +119,24 @@ def member_row(rows: Rows, **overrides: Any) -> dict[str, Any]:
 
 def check_row(person_id: int) -> dict[str, Any]:
     return {"person_id": person_id, "checked_at": AT, "status": "VERIFIED", "source": "table"}
+
+
+def passport_row(person_id: int, check_id: int, uvci: str = "URN:UVCI:01:VN:A") -> dict[str, Any]:
+    return {
+        "person_id": person_id,
+        "uvci": uvci,
+        "hc1": "HC1:...",
+        "kid": b"12345678",
+        "iat": AT,
+        "exp": AT,
+        "issued_at": AT,
+        "status": "revoked",  # any number a person (one active)
+        "registry_check_id": check_id,
+    }
+
+
+def claim_row(person_id: int) -> dict[str, Any]:
+    return {"person_id": person_id, "state": "claimed", "worker": "w", "claimed_at": AT}
 
 
 def refused(db: Database, statement: Callable[[Connection], object], constraint: str | None = None) -> str:
@@ -167,6 +190,21 @@ CASES: dict[str, tuple[sa.Table, Callable[[Rows], dict[str, Any]], Callable[[Row
         registry_checks,
         lambda r: check_row(r.person),
         lambda r: check_row(MISSING),
+    ),
+    "fk_passports_person_id_persons": (
+        passports,
+        lambda r: passport_row(r.person, r.check, f"URN:UVCI:01:VN:{r.person}"),
+        lambda r: passport_row(MISSING, r.check, "URN:UVCI:01:VN:BAD"),
+    ),
+    "fk_passports_registry_check_id_registry_checks": (
+        passports,
+        lambda r: passport_row(r.person, r.check, f"URN:UVCI:01:VN:{r.person}"),
+        lambda r: passport_row(r.person, MISSING, "URN:UVCI:01:VN:BAD"),
+    ),
+    "fk_issuance_claims_person_id_persons": (
+        issuance_claims,
+        lambda r: claim_row(r.person),
+        lambda r: claim_row(MISSING),
     ),
 }
 
@@ -252,6 +290,9 @@ UPDATES: dict[str, tuple[sa.Table, Callable[[Rows], dict[str, Any]]]] = {
     "fk_doses_person_id_persons": (doses, lambda r: {"person_id": MISSING}),
     "fk_doses_site_id_sites": (doses, lambda r: {"site_id": "HN-SECRET"}),
     "fk_registry_checks_person_id_persons": (registry_checks, lambda r: {"person_id": MISSING}),
+    "fk_passports_person_id_persons": (passports, lambda r: {"person_id": MISSING}),
+    "fk_passports_registry_check_id_registry_checks": (passports, lambda r: {"registry_check_id": MISSING}),
+    "fk_issuance_claims_person_id_persons": (issuance_claims, lambda r: {"person_id": MISSING}),
 }
 
 
@@ -263,7 +304,8 @@ def test_a_key_column_updated_to_a_missing_parent_is_refused(
     table, missing = UPDATES[constraint]
     with pg_db.begin() as conn:
         conn.execute(sa.insert(site_signatures).values(**member_row(rows)))
-        conn.execute(sa.insert(registry_checks).values(**check_row(rows.person)))
+        conn.execute(sa.insert(passports).values(**passport_row(rows.person, rows.check)))
+        conn.execute(sa.insert(issuance_claims).values(**claim_row(rows.person)))
         second = Rows(conn, site="HN-002", citizen_id="001090011111")
     refused(pg_db, lambda conn: conn.execute(sa.update(table).values(**missing(rows))), constraint)
     existing = {
@@ -276,10 +318,15 @@ def test_a_key_column_updated_to_a_missing_parent_is_refused(
         "fk_doses_person_id_persons": {"person_id": second.person, "dose_number": 7},
         "fk_doses_site_id_sites": {"site_id": second.site, "dose_number": 7},
         "fk_registry_checks_person_id_persons": {"person_id": second.person},
+        "fk_passports_person_id_persons": {"person_id": second.person},
+        "fk_passports_registry_check_id_registry_checks": {"registry_check_id": second.check},
+        "fk_issuance_claims_person_id_persons": {"person_id": second.person},
     }[constraint]
-    first = {site_signatures: site_signatures.c.dose_id == rows.dose, doses: doses.c.id == rows.dose}.get(
-        table, sa.true()
-    )
+    first = {
+        site_signatures: site_signatures.c.dose_id == rows.dose,
+        doses: doses.c.id == rows.dose,
+        registry_checks: registry_checks.c.id == rows.check,
+    }.get(table, sa.true())
     with pg_db.begin() as conn:
         assert conn.execute(sa.update(table).where(first).values(**existing)).rowcount == 1
 
@@ -289,12 +336,14 @@ PARENT_TABLES = {
     "persons": persons,
     "sites": sites,
     "site_signature_batches": site_signature_batches,
+    "registry_checks": registry_checks,
 }
 KEY_CHANGES: dict[str, Callable[[Rows], dict[str, Any]]] = {
     "doses": lambda r: {"id": MISSING},
     "persons": lambda r: {"id": MISSING},
     "sites": lambda r: {"site_id": "HN-009"},
     "site_signature_batches": lambda r: {"certificate": OTHER_CERT},
+    "registry_checks": lambda r: {"id": MISSING},
 }
 
 
@@ -345,7 +394,8 @@ def test_migration_down_and_up_with_rows(pg_cluster: PostgresCluster) -> None:
         with db.begin() as conn:
             rows = Rows(conn)
             conn.execute(sa.insert(site_signatures).values(**member_row(rows)))
-            conn.execute(sa.insert(registry_checks).values(**check_row(rows.person)))
+            conn.execute(sa.insert(passports).values(**passport_row(rows.person, rows.check)))
+            conn.execute(sa.insert(issuance_claims).values(**claim_row(rows.person)))
         assert _foreign_keys(db) >= STATEMENT_CHECKED_KEYS
         db.migrate("0011")
         assert not STATEMENT_CHECKED_KEYS & _foreign_keys(db)
@@ -369,7 +419,14 @@ def test_migration_down_and_up_with_rows(pg_cluster: PostgresCluster) -> None:
         db.migrate()
         assert db.current_revision() == "0011"
         refused(db, lambda conn: conn.execute(sa.insert(doses).values(**dose_row(MISSING))))
-        for table, expected in ((persons, 1), (doses, 1), (site_signatures, 1), (registry_checks, 1)):
+        for table, expected in (
+            (persons, 1),
+            (doses, 1),
+            (site_signatures, 1),
+            (registry_checks, 1),
+            (passports, 1),
+            (issuance_claims, 1),
+        ):
             assert count(db, table) == expected
     finally:
         db.dispose()

@@ -191,10 +191,13 @@ STATEMENT_CHECKED_KEYS = frozenset(
         "fk_doses_person_id_persons",
         "fk_doses_site_id_sites",
         "fk_registry_checks_person_id_persons",
+        "fk_passports_person_id_persons",
+        "fk_passports_registry_check_id_registry_checks",
+        "fk_issuance_claims_person_id_persons",
     }
 )
 #: PostgreSQL (migration 0011): the parents of :data:`STATEMENT_CHECKED_KEYS`: never deleted, truncated or re-keyed
-KEPT_PARENTS = frozenset({"doses", "persons", "sites", "site_signature_batches"})
+KEPT_PARENTS = frozenset({"doses", "persons", "sites", "site_signature_batches", "registry_checks"})
 
 doses = sa.Table(
     "doses",

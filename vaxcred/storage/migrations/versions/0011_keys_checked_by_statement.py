@@ -3,7 +3,7 @@
 A row-level foreign key runs, for every inserted row, one SPI query with its own executor start-up and a ``FOR KEY
 SHARE`` lock on the parent row (a lock is a write: the parent's page dirtied, WAL). On the bulk inserts that was the
 largest server cost left: ~35–40 % of site signing's server CPU (two keys a member row), and a share of the
-import's (two a dose) and the registry check's (one a check). Each of these keys becomes:
+import's (two a dose), the registry check's (one a check) and issuance's (two a passport, one a claim). Each of these keys becomes:
 
 * **on the child, an ``AFTER INSERT … FOR EACH STATEMENT`` trigger with a transition table**: one anti-join of the
   statement's rows against the parent's key index; a row whose parent does not exist fails the statement with
@@ -14,7 +14,8 @@ import's (two a dose) and the registry check's (one a check). Each of these keys
   is in the SET list and its value changes (the ``WHEN`` clause), and checks that row's new key.
 * **on the parent, nothing is ever deleted, truncated or re-keyed**: the check takes no lock on the parent row, so
   a concurrent DELETE or key UPDATE could otherwise remove a parent a child committed a moment later points to.
-  By design these rows are kept (a dose is withdrawn, a person's status reset, a batch or site never removed):
+  By design these rows are kept (a dose is withdrawn, a person's status reset, a batch, site or registry check
+  never removed):
   ``BEFORE DELETE`` and ``BEFORE TRUNCATE`` statement triggers refuse (23503) before any row is touched, and a
   ``BEFORE UPDATE OF`` the key ``FOR EACH ROW … WHEN`` (old key ≠ new key) trigger refuses a changed key
   (``UPDATE doses SET id = id``, the corrections' no-op new row version, is not a change and passes).
@@ -30,7 +31,9 @@ first statement must not hash the whole parent for every later one.
 
 Keys converted (each a measured cost, docs/pipeline.md, session 8): ``site_signatures.dose_id → doses``,
 ``site_signatures (batch_id, site_id, certificate) → site_signature_batches``, ``doses.person_id → persons``,
-``doses.site_id → sites``, ``registry_checks.person_id → persons``. Every other key stays a foreign key. SQLite
+``doses.site_id → sites``, ``registry_checks.person_id → persons``, ``passports.person_id → persons``,
+``passports.registry_check_id → registry_checks``, ``issuance_claims.person_id → persons``. Every other key stays
+a foreign key (``passports.supersedes``, ``revocations``, ``corrections``, ``site_certificates``, the batches' own). SQLite
 keeps all of them (its checks are an index probe in the same B-tree code, no lock: nothing to gain). Downgrade
 drops the triggers and functions and adds the foreign keys back (``NOT VALID``, then ``VALIDATE``).
 
@@ -72,6 +75,15 @@ KEYS = (
     Key("fk_doses_person_id_persons", "doses", ("person_id",), "persons", ("id",)),
     Key("fk_doses_site_id_sites", "doses", ("site_id",), "sites", ("site_id",)),
     Key("fk_registry_checks_person_id_persons", "registry_checks", ("person_id",), "persons", ("id",)),
+    Key("fk_passports_person_id_persons", "passports", ("person_id",), "persons", ("id",)),
+    Key(
+        "fk_passports_registry_check_id_registry_checks",
+        "passports",
+        ("registry_check_id",),
+        "registry_checks",
+        ("id",),
+    ),
+    Key("fk_issuance_claims_person_id_persons", "issuance_claims", ("person_id",), "persons", ("id",)),
 )
 #: the parents of those keys and their key columns: never deleted, truncated or re-keyed
 PARENTS = {
@@ -79,6 +91,7 @@ PARENTS = {
     "site_signature_batches": ("id", "site_id", "certificate"),
     "persons": ("id",),
     "sites": ("site_id",),
+    "registry_checks": ("id",),
 }
 _TRANSITION = "vaxcred_new_rows"
 
