@@ -411,7 +411,7 @@ def run_once(people: int, backend: str, workers: int, data_dir: Path, work_dir: 
             url = f"sqlite:///{work_dir / 'vaxcred.db'}"
         db = open_database(url)
         stack.callback(db.dispose)
-        db.migrate()
+        db.migrate(os.environ.get("SCHEMA_REVISION") or "head")  # an older revision: A/B of a migration
         server: Callable[[], tuple[float, int]] | None = None
         if data_dir is not None:
             pg_dir = data_dir

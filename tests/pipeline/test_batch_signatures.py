@@ -348,6 +348,10 @@ def test_a_removed_member_is_found_by_the_log_audit(signed: Database, site_ca: k
             "log.object_altered"
         }
         conn.execute(site_signatures.delete().where(site_signatures.c.batch_id == victim.batch_id))
+        if (
+            signed.backend == "postgresql"
+        ):  # batches are never deleted (0011's triggers): a superuser's tampering
+            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
         conn.execute(site_signature_batches.delete().where(site_signature_batches.c.id == victim.batch_id))
         codes = {f.code for f in audit_log(conn, log_certificate=site_ca.certificate).findings}
     assert codes == {"log.object_missing"}

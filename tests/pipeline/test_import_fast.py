@@ -101,6 +101,10 @@ def _stored(db: Database) -> tuple[dict[str, tuple[str, ...]], dict[tuple[Any, .
 
 def _empty(db: Database) -> None:
     with db.begin() as conn:
+        if db.backend == "postgresql":
+            # doses, persons and sites are never deleted (migration 0011's triggers refuse it); a test resets them
+            # as a superuser would restore a dump: with the triggers off for this transaction
+            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
         for table in (doses, persons, sites):
             conn.execute(sa.delete(table))
 

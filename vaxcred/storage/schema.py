@@ -42,6 +42,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 __all__ = [
+    "KEPT_PARENTS",
+    "STATEMENT_CHECKED_KEYS",
     "ClaimState",
     "CorrectionState",
     "PassportStatus",
@@ -176,6 +178,26 @@ persons = sa.Table(
 )
 # work queues in id order: WHERE registry_status IS NULL (to check) / = 'VERIFIED' (to sign, to issue) AND id > ?
 sa.Index("ix_persons_registry_status_id", persons.c.registry_status, persons.c.id)
+
+#: PostgreSQL (migration 0011): these foreign keys are checked once a statement by triggers (an anti-join of the
+#: statement's rows, a transition table, against the parent's key; SQLSTATE 23503 as before) instead of once a row
+#: with a lock on the parent; their parents (:data:`KEPT_PARENTS`) refuse DELETE, TRUNCATE and a changed key, so
+#: the unlocked check cannot be raced. They stay declared here: SQLite keeps them as foreign keys, and they say
+#: what the triggers check
+STATEMENT_CHECKED_KEYS = frozenset(
+    {
+        "fk_site_signatures_dose_id_doses",
+        "fk_site_signatures_batch_id_site_signature_batches",
+        "fk_doses_person_id_persons",
+        "fk_doses_site_id_sites",
+        "fk_registry_checks_person_id_persons",
+        "fk_passports_person_id_persons",
+        "fk_passports_registry_check_id_registry_checks",
+        "fk_issuance_claims_person_id_persons",
+    }
+)
+#: PostgreSQL (migration 0011): the parents of :data:`STATEMENT_CHECKED_KEYS`: never deleted, truncated or re-keyed
+KEPT_PARENTS = frozenset({"doses", "persons", "sites", "site_signature_batches", "registry_checks"})
 
 doses = sa.Table(
     "doses",
