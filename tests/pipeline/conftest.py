@@ -70,3 +70,16 @@ def database(empty_database: Database) -> Database:
     """A database migrated to the newest schema."""
     empty_database.migrate()
     return empty_database
+
+
+@pytest.fixture
+def pg_database(pg_cluster: PostgresCluster) -> Iterator[Database]:
+    """A new PostgreSQL database migrated to the newest schema (for tests of PostgreSQL-only behaviour)."""
+    url = pg_cluster.create_database()
+    db = open_database(url)
+    try:
+        db.migrate()
+        yield db
+    finally:
+        db.dispose()
+        pg_cluster.drop_database(url)

@@ -8,13 +8,10 @@ it now commits (:func:`vaxcred.pipeline.registry.check._batches`). The store alr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.pipeline.pg import PostgresCluster
 from vaxcred.pipeline.registry.check import _batches
-from vaxcred.storage import Database, open_database
+from vaxcred.storage import Database
 from vaxcred.storage.schema import persons
 
 #: more batches than psycopg's prepare threshold (5)
@@ -23,31 +20,24 @@ BATCH_SIZE = 3
 
 
 @pytest.fixture
-def pg(pg_cluster: PostgresCluster) -> Iterator[Database]:
+def pg(pg_database: Database) -> Database:
     """A migrated PostgreSQL database holding BATCHES batches of unchecked persons, opened as the stage opens it."""
-    url = pg_cluster.create_database()
-    db = open_database(url)
-    try:
-        db.migrate()
-        with db.begin() as conn:
-            conn.execute(
-                persons.insert().values(
-                    [
-                        {
-                            "citizen_id": f"0010900{n:05d}",
-                            "id_type": "CCCD",
-                            "full_name": "Nguyễn Văn An",
-                            "dob": "1990-01-02",
-                            "gender": "M",
-                        }
-                        for n in range(BATCHES * BATCH_SIZE)
-                    ]
-                )
+    with pg_database.begin() as conn:
+        conn.execute(
+            persons.insert().values(
+                [
+                    {
+                        "citizen_id": f"0010900{n:05d}",
+                        "id_type": "CCCD",
+                        "full_name": "Nguyễn Văn An",
+                        "dob": "1990-01-02",
+                        "gender": "M",
+                    }
+                    for n in range(BATCHES * BATCH_SIZE)
+                ]
             )
-        yield db.for_batches()
-    finally:
-        db.dispose()
-        pg_cluster.drop_database(url)
+        )
+    return pg_database.for_batches()
 
 
 def _prepared(db: Database) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -45,15 +45,8 @@ OTHER_CERT = bytes(32)
 
 
 @pytest.fixture
-def pg_db(pg_cluster: PostgresCluster) -> Iterator[Database]:
-    url = pg_cluster.create_database()
-    db = open_database(url)
-    try:
-        db.migrate()
-        yield db
-    finally:
-        db.dispose()
-        pg_cluster.drop_database(url)
+def pg_db(pg_database: Database) -> Database:
+    return pg_database
 
 
 class Rows:
