@@ -139,18 +139,11 @@ def _batch_query(*, last_id: int, batch_size: int, recheck: bool) -> sa.Select[A
 
 
 def _read_batch(db: Database, query: sa.Select[Any]) -> list[PersonRow]:
-    """One batch read in its own short transaction. PostgreSQL: the transaction **commits** (it writes nothing:
-    a commit ends it as a rollback would; a read-only transaction has no xid and writes no WAL). psycopg forgets
-    every statement it prepared on a connection at each ROLLBACK, and a read returned with SQLAlchemy's rollback
-    (``db.connect()``) did that after every batch, so the queue read never reached psycopg's prepare threshold
-    (5 runs) and the server parsed and planned it again per batch; committed, it is prepared from the sixth
-    batch on (``tests/pipeline/test_registry_prepared.py``). SQLite: a deferred read transaction (``db.begin()``
-    would take the write lock)."""
-    if db.backend != "postgresql":
-        with db.connect() as conn:
-            return read_person_rows(conn, query)
-    with db.begin() as conn:
-        conn.exec_driver_sql(_PG_QUEUE_PLAN)
+    """One batch read in its own short transaction that commits (:meth:`~vaxcred.storage.Database.read`: on
+    PostgreSQL the queue read stays prepared, ``tests/pipeline/test_registry_prepared.py``)."""
+    with db.read() as conn:
+        if db.backend == "postgresql":
+            conn.exec_driver_sql(_PG_QUEUE_PLAN)
         return read_person_rows(conn, query)
 
 

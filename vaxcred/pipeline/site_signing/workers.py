@@ -52,17 +52,11 @@ def _child_init() -> None:
 
 
 def _read_batch(db: Database, site_id: str, after: int, limit: int) -> tuple[list[_DoseRow], Versions | None]:
-    """A unit's next batch (:func:`~vaxcred.pipeline.site_signing.queue_versions._queue_batch`), read in a
-    transaction that **commits** (it writes nothing: a commit ends it as a rollback would).
-
-    PostgreSQL: psycopg forgets every statement it prepared on a connection at each ROLLBACK, and a read ended by
-    SQLAlchemy's rollback (``db.connect()``) did that after every batch, so no statement of the worker's batches
-    ever reached psycopg's prepare threshold (5 runs): each was parsed, analysed and planned again on every
-    batch (measured, 100 k people, ``workers=2``: planning alone ~330 ms of the server's ~8 s). Committed, the
-    connection keeps them: from the sixth batch on, the server runs each statement's prepared plan
-    (``tests/pipeline/test_sitesign_prepared.py``; the queue read's generic plan walks the site's index like its
-    custom one: ``tests/pipeline/test_sitesign_queue_plan.py``)."""
-    with db.begin() as conn:
+    """A unit's next batch (:func:`~vaxcred.pipeline.site_signing.queue_versions._queue_batch`) in a read that
+    commits (:meth:`~vaxcred.storage.Database.read`: on PostgreSQL the queue read stays prepared,
+    ``tests/pipeline/test_sitesign_prepared.py``; its generic plan walks the site's index like its custom one:
+    ``tests/pipeline/test_sitesign_queue_plan.py``)."""
+    with db.read() as conn:
         return _queue_batch(conn, site_id, after, limit)
 
 
