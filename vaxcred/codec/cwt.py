@@ -28,6 +28,7 @@ from enum import IntEnum
 from typing import Any, Final
 
 from vaxcred.codec.cbor import Tagged, dumps_json, encode_head, encode_text, loads
+from vaxcred.codec.vaccination_cbor import vaccination_cbor
 from vaxcred.errors import ClaimsError
 from vaxcred.text import clip
 
@@ -167,7 +168,10 @@ def encode_claims(*, iss: str | None, iat: int, exp: int, dcc: Mapping[str, Any]
         raise TypeError("iss must be a str or None")
     # The outer layout is fixed, so it is written by hand, byte-identical to the deterministic encoding of
     # {1: iss, 4: exp, 6: iat, -260: {1: dcc}} (keys 01 < 04 < 06 < 39 01 03); only the DCC goes through
-    # the encoder.
+    # the encoder (a vaccination in vaxcred's own layout through its one-pass writer: the same bytes).
+    encoded = vaccination_cbor(dcc)
+    if encoded is None:
+        encoded = dumps_json(dcc if type(dcc) is dict else dict(dcc))
     return b"".join(
         (
             _MAP3 if iss is None else _MAP4 + _ISS_KEY + encode_text(iss),
@@ -176,7 +180,7 @@ def encode_claims(*, iss: str | None, iat: int, exp: int, dcc: Mapping[str, Any]
             _IAT_KEY,
             encode_head(0, iat),
             _HCERT_KEY_MAP1_DCC_KEY,
-            dumps_json(dcc if type(dcc) is dict else dict(dcc)),
+            encoded,
         )
     )
 

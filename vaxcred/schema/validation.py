@@ -38,6 +38,7 @@ from vaxcred.schema.compiler import (
     _Compiler,
     _Node,
 )
+from vaxcred.schema.vaccination import plainly_valid
 
 __all__ = ["NEWEST_SCHEMA_VERSION", "SCHEMA_VERSIONS", "schema_version_for", "validate_dcc"]
 
@@ -67,8 +68,12 @@ _VERSION_SET = frozenset(SCHEMA_VERSIONS)
 def validate_dcc(dcc: Mapping[str, Any]) -> None:
     """Validate a decoded DCC payload against the schema of its ``ver``; :class:`SchemaError` if invalid.
 
-    The message lists the problems found (locations and rules, not values).
+    The message lists the problems found (locations and rules, not values). A vaccination DCC in vaxcred's own
+    layout is accepted in one pass (:func:`~vaxcred.schema.vaccination.plainly_valid`); anything else, and
+    every refusal, goes through the compiled schema.
     """
+    if plainly_valid(dcc):
+        return
     try:
         ver = dcc.get("ver") if isinstance(dcc, dict) else None
         try:
