@@ -1,5 +1,6 @@
-"""The import's row checks read a CCCD's digits directly, check a name word by word and remember dose dates:
-each must decide exactly what the general checks decide (the reference functions below are the code before)."""
+"""The import's row checks read a common CSV line directly, a CCCD's digits directly, check a name word by word
+and remember dose dates: each must decide exactly what the general code decides (the reference functions below
+are the code before)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from vaxcred.pipeline.errors import PipelineError
 from vaxcred.pipeline.records.cccd import PROVINCES, IdType, check_consistency, parse_citizen_id
 from vaxcred.pipeline.records.fields import DATE_RE, DOSE_NUMBER_RE, EARLIEST_DOSE_DATE, MAX_DOSE_NUMBER
 from vaxcred.pipeline.records.parsing import _fail, parse_dose, parse_gender, parse_person
+from vaxcred.pipeline.records.reading import MAX_LINE_CHARS, parse_header, plain_csv_fields, read_row
 
 TODAY = dt.date(2023, 1, 8)
 
@@ -206,3 +208,31 @@ def test_parse_dose_decides_dates_and_dose_numbers_as_before(
         assert new == old
     else:
         assert new == ("Comirnaty", "FK1", *old, "HN-001")  # type: ignore[misc]
+
+
+HEADER = parse_header("citizen_id,full_name,dob,gender,vaccine,lot,date,dose_number,site_id,id_type")
+_CELLS = st.text(
+    st.sampled_from(['"', "\r", "\n", "\x00", "\udcff", ",", " ", "\t", "a", "é", "1", "-"]), max_size=4
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    line=st.builds(
+        lambda cells, end: ",".join(cells) + end,
+        st.lists(_CELLS, min_size=8, max_size=11),
+        st.sampled_from(["", "\n", "\r\n", "\r"]),
+    )
+    | st.sampled_from(["", "\n", "   \n", ",,,,,,,,,\n", "a" * (MAX_LINE_CHARS + 1) + ",,,,,,,,,\n"])
+)
+@example(line='001,"An",,,,,,,,\n')
+@example(line="001,An,,,,,,,\n")  # nine cells, ten names
+@example(line="001,An\udcff,,,,,,,,\n")
+def test_a_plain_csv_line_gives_the_fields_read_row_gives(line: str) -> None:
+    """``plain_csv_fields`` answers only for a line ``read_row`` reads as those cells; any other line is left
+    to ``read_row`` (``None``)."""
+    fields = plain_csv_fields(line, HEADER)
+    if fields is not None:
+        src = read_row(2, line, HEADER)
+        assert src is not None
+        assert src.fields == fields

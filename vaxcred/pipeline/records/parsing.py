@@ -90,10 +90,15 @@ def _fail(field: str, why: str) -> PipelineError:
     return PipelineError(f"{field}: {why}", code=BAD_ROW, field=field)
 
 
+_MISSING = object()
+
+
 def _cell(fields: Mapping[str, object], name: str) -> str:
-    if name not in fields:
+    value = fields.get(name, _MISSING)
+    if type(value) is str:  # the common cell: one look-up, one test
+        return value.strip()
+    if value is _MISSING:
         raise _fail(name, "missing")
-    value = fields[name]
     if value is None:
         return ""
     if not isinstance(value, str):
@@ -176,6 +181,11 @@ def _earliest_birth(dob: DateOfBirth) -> dt.date | None:
     if dob.year is None:
         return None
     return dt.date(dob.year, dob.month or 1, dob.day or 1)
+
+
+#: a vaccine cell's canonical vaccine (:func:`resolve_vaccine`), remembered: a few names fill a column (an
+#: unknown one raises, never remembered)
+_vaccine = functools.lru_cache(maxsize=1 << 10)(resolve_vaccine)
 
 
 @functools.lru_cache(maxsize=1 << 12)
@@ -285,7 +295,7 @@ def parse_dose(fields: Mapping[str, object], *, today: dt.date | None, born: dt.
     """The dose fields of :func:`parse_row` (``vaccine``, ``lot``, ``date``, ``dose_number``, ``site_id``, in that
     order), checked after :func:`parse_person` (``born``: its earliest day of birth)."""
     try:
-        vaccine = resolve_vaccine(_cell(fields, "vaccine"))
+        vaccine = _vaccine(_cell(fields, "vaccine"))
     except ValueError as e:
         raise _fail("vaccine", str(e)) from None
 
