@@ -10,14 +10,18 @@ from collections.abc import Mapping
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from psycopg._copy_base import TextFormatter
+from psycopg.adapt import Transformer
 
 from vaxcred.errors import ModelError, VaxcredError
 from vaxcred.model import DateOfBirth, Name
 from vaxcred.pipeline.errors import PipelineError
+from vaxcred.pipeline.records import staging
 from vaxcred.pipeline.records.cccd import PROVINCES, IdType, check_consistency, parse_citizen_id
 from vaxcred.pipeline.records.fields import DATE_RE, DOSE_NUMBER_RE, EARLIEST_DOSE_DATE, MAX_DOSE_NUMBER
 from vaxcred.pipeline.records.parsing import _fail, parse_dose, parse_gender, parse_person
 from vaxcred.pipeline.records.reading import MAX_LINE_CHARS, parse_header, plain_csv_fields, read_row
+from vaxcred.pipeline.records.validation import StagedRow
 
 TODAY = dt.date(2023, 1, 8)
 
@@ -236,3 +240,50 @@ def test_a_plain_csv_line_gives_the_fields_read_row_gives(line: str) -> None:
         src = read_row(2, line, HEADER)
         assert src is not None
         assert src.fields == fields
+
+
+_STAGED_TEXT = st.text(
+    st.sampled_from(["a", "Ễ", "1", " ", "-", "\\", "\t", "\n", "\r", "N", "."]), max_size=4
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            _STAGED_TEXT,
+            st.sampled_from(["CCCD", "CMND", "OTHER"]),
+            _STAGED_TEXT,
+            st.sampled_from(["", "1985", "1985-03-17"]),
+            st.sampled_from(["", "M", "F"]),
+            st.sampled_from([None, "001", "\\N"]),
+            st.sampled_from(["Comirnaty", "Vaxzevria"]),
+            _STAGED_TEXT,
+            st.sampled_from(["2021-08-01"]),
+            st.integers(1, 9),
+            _STAGED_TEXT,
+        ),
+        max_size=6,
+    )
+)
+@example(
+    rows=[
+        ("001085012345", "CCCD", "Lê An", "1985", "M", "001", "Comirnaty", "FK1", "2021-08-01", 1, "HN-001")
+    ]
+)
+@example(
+    rows=[("123456789", "CMND", "Lê An", "1985", "M", None, "Comirnaty", "FK1", "2021-08-01", 2, "HN-001")]
+)
+def test_the_copy_text_is_what_psycopg_writes_or_none(rows: list[StagedRow]) -> None:
+    """The batch's COPY text is psycopg's own text for the same rows, byte for byte; a batch with a cell that
+    needs escaping gets ``None`` (psycopg writes it row by row)."""
+    formatter = TextFormatter(Transformer())
+    expected = b"".join([*(bytes(formatter.write_row(row)) for row in rows), bytes(formatter.end())])
+    plain = all(
+        not any(ch in str(cell) for ch in "\\\t\n\r") for row in rows for cell in row if cell is not None
+    )
+    text = staging._copy_text(rows)
+    if plain:
+        assert text is not None
+    if text is not None:
+        assert text.encode() == expected
