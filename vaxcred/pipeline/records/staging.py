@@ -10,8 +10,9 @@
                                  another vaccine or lot (PostgreSQL: from the batch itself when every key
                                  was new to the table, see _PG_SCRIPT)
 
-* **PostgreSQL**: the batch goes in with ``COPY … FROM STDIN`` (psycopg's ``Cursor.copy``, text format: it
-  escapes tabs, line breaks and backslashes), then the statements in **one round trip** (the simple query
+* **PostgreSQL**: the batch goes in with ``COPY … FROM STDIN`` (psycopg's ``Cursor.copy``, text format: a batch
+  whose cells need no escaping as one text built here, any other row by row through psycopg, which escapes tabs,
+  line breaks and backslashes: :func:`_copy_text`), then the statements in **one round trip** (the simple query
   protocol runs them in order; the staging table is ``ON COMMIT DELETE ROWS``); a second round trip only for a
   batch holding a key that was already stored (a re-import).
 * **SQLite**: ``executemany`` into the staging table, the same statements (``CROSS JOIN`` keeps the staging
