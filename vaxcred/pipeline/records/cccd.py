@@ -237,20 +237,23 @@ def cccd_digits(number: str) -> tuple[int, int, Gender] | None:
     gender — when ``number`` is one for :func:`parse_citizen_id` (12 ASCII digits, digits 1–3 a province code),
     else ``None``: the common case of an import row and of the registry check, read directly (no
     :class:`CitizenId` built)."""
-    if (
-        type(number) is str
-        and len(number) == 12
-        and number.isascii()
-        and number.isdigit()  # ASCII: exactly [0-9]{12}, as _CCCD_RE
-        and number[:3] in _load_provinces()
-    ):
-        digit = ord(number[3]) - 48
-        return (
-            _FIRST_CENTURY + 100 * (digit // 2),
-            int(number[4:6]),
-            Gender.MALE if digit % 2 == 0 else Gender.FEMALE,
-        )
+    if type(number) is str and len(number) == 12 and number.isascii() and number.isdigit():
+        # ASCII: exactly [0-9]{12}, as _CCCD_RE
+        return _cccd_prefix(number[:6])
     return None
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _cccd_prefix(prefix: str) -> tuple[int, int, Gender] | None:
+    """:func:`cccd_digits` of a CCCD's first six digits (≤ 63,000 valid prefixes: remembered)."""
+    if prefix[:3] not in _load_provinces():
+        return None
+    digit = ord(prefix[3]) - 48
+    return (
+        _FIRST_CENTURY + 100 * (digit // 2),
+        int(prefix[4:6]),
+        Gender.MALE if digit % 2 == 0 else Gender.FEMALE,
+    )
 
 
 def id_problems(number: str, id_type: IdType, dob: DateOfBirth, gender: Gender) -> tuple[str, ...] | None:
