@@ -274,13 +274,18 @@ _STAGED_TEXT = st.text(
 @example(
     rows=[("123456789", "CMND", "Lê An", "1985", "M", None, "Comirnaty", "FK1", "2021-08-01", 2, "HN-001")]
 )
+@example(
+    rows=[("123456789", "CMND", "Lê An", "1985", "M", None, "Comirnaty", None, "2021-08-01", 2, "HN-001")]
+)
 def test_the_copy_text_is_what_psycopg_writes_or_none(rows: list[StagedRow]) -> None:
     """The batch's COPY text is psycopg's own text for the same rows, byte for byte; a batch with a cell that
     needs escaping gets ``None`` (psycopg writes it row by row)."""
     formatter = TextFormatter(Transformer())
     expected = b"".join([*(bytes(formatter.write_row(row)) for row in rows), bytes(formatter.end())])
     plain = all(
-        not any(ch in str(cell) for ch in "\\\t\n\r") for row in rows for cell in row if cell is not None
+        not any(ch in str(cell) for ch in "\\\t\n\r") and (cell is not None or column == 5)
+        for row in rows
+        for column, cell in enumerate(row)
     )
     text = staging._copy_text(rows)
     if plain:
