@@ -43,8 +43,9 @@ from types import MappingProxyType
 
 from vaxcred.errors import ModelError
 from vaxcred.model import DateOfBirth, Name
+from vaxcred.model.names import MAX_NAME_LENGTH, transliterate
 from vaxcred.pipeline.errors import BAD_ROW, PipelineError
-from vaxcred.pipeline.records.cccd import Gender, IdType, check_consistency, parse_citizen_id
+from vaxcred.pipeline.records.cccd import Gender, IdType, cccd_digits, parse_citizen_id
 from vaxcred.pipeline.records.fields import (
     DATE_RE,
     DOSE_NUMBER_RE,
@@ -89,10 +90,15 @@ def _fail(field: str, why: str) -> PipelineError:
     return PipelineError(f"{field}: {why}", code=BAD_ROW, field=field)
 
 
+_MISSING = object()
+
+
 def _cell(fields: Mapping[str, object], name: str) -> str:
-    if name not in fields:
+    value = fields.get(name, _MISSING)
+    if type(value) is str:  # the common cell: one look-up, one test
+        return value.strip()
+    if value is _MISSING:
         raise _fail(name, "missing")
-    value = fields[name]
     if value is None:
         return ""
     if not isinstance(value, str):
@@ -100,10 +106,16 @@ def _cell(fields: Mapping[str, object], name: str) -> str:
     return value.strip()
 
 
+#: the dose numbers as a CSV cell holds them (the common case of :func:`_parse_dose_number`, one dict look-up)
+_DOSE_NUMBERS = {str(n): n for n in range(1, MAX_DOSE_NUMBER + 1)}
+
+
 def _parse_dose_number(fields: Mapping[str, object]) -> int:
     if "dose_number" not in fields:
         raise _fail("dose_number", "missing")
     raw = fields["dose_number"]
+    if type(raw) is str and (known := _DOSE_NUMBERS.get(raw)) is not None:
+        return known
     if isinstance(raw, int) and not isinstance(raw, bool):
         number = raw
     elif isinstance(raw, str) and DOSE_NUMBER_RE.match(raw.strip()):
@@ -121,6 +133,14 @@ def _name_problem(full_name: str) -> str:
     """``""`` if ``full_name`` (NFC) is printable and gives a DCC name (surname + rest, ICAO-transliterable)."""
     if not full_name.isprintable():
         return "contains control characters"
+    words = full_name.split()
+    if (
+        words
+        and len(words[0]) <= MAX_NAME_LENGTH
+        and all(map(_plain_word, words))
+        and len(" ".join(words[1:])) <= MAX_NAME_LENGTH
+    ):
+        return ""  # what Name.from_vietnamese gives such a name (the reasoning at _plain_word)
     try:
         Name.from_vietnamese(full_name)
     except ModelError as e:
@@ -128,13 +148,32 @@ def _name_problem(full_name: str) -> str:
     return ""
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _parse_dob(text: str) -> DateOfBirth | str:
-    """The date of birth, or why it is invalid (``DateOfBirth`` is immutable: safe to share)."""
+@functools.lru_cache(maxsize=1 << 14)
+def _plain_word(word: str) -> bool:
+    """Whether the word (no whitespace, NFC) transliterates to letters only (``A–Z``, at least one).
+
+    A name (printable, NFC) whose every word is such a word, with a surname and a rest of at most
+    :data:`MAX_NAME_LENGTH` characters each, is a valid :meth:`Name.from_vietnamese`: transliteration is
+    character by character (a space becomes the filler ``<``), so the surname's form is its word's and the
+    rest's is its words' forms joined by single fillers: letters, never empty, nothing refused. Every other
+    name goes through :meth:`Name.from_vietnamese` itself. The words of a population's names repeat (~300
+    Vietnamese syllables), its full names much less (113,000 in a million people: past the name cache)."""
     try:
-        return DateOfBirth.from_text(text)
+        form = transliterate(word)
+    except ModelError:
+        return False
+    return bool(form) and "<" not in form
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_dob(text: str) -> tuple[DateOfBirth, dt.date | None] | str:
+    """The date of birth and its earliest day (:func:`_earliest_birth`), or why it is invalid (``DateOfBirth``
+    is immutable: safe to share)."""
+    try:
+        dob = DateOfBirth.from_text(text)
     except ModelError as e:
         return e.message
+    return dob, _earliest_birth(dob)
 
 
 def _earliest_birth(dob: DateOfBirth) -> dt.date | None:
@@ -142,6 +181,26 @@ def _earliest_birth(dob: DateOfBirth) -> dt.date | None:
     if dob.year is None:
         return None
     return dt.date(dob.year, dob.month or 1, dob.day or 1)
+
+
+#: a vaccine cell's canonical vaccine (:func:`resolve_vaccine`), remembered: a few names fill a column (an
+#: unknown one raises, never remembered)
+_vaccine = functools.lru_cache(maxsize=1 << 10)(resolve_vaccine)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _dose_date(text: str) -> dt.date | str:
+    """A dose date's cell (trimmed) as a date not before :data:`EARLIEST_DOSE_DATE`, or why it is not (dose dates
+    repeat: a few thousand days)."""
+    if not DATE_RE.match(text):
+        return "must be YYYY-MM-DD"
+    try:
+        date = dt.date.fromisoformat(text)
+    except ValueError:
+        return "is not a calendar date"
+    if date < EARLIEST_DOSE_DATE:
+        return f"is before {EARLIEST_DOSE_DATE.isoformat()}"
+    return date
 
 
 #: the person part of a row (:func:`parse_person`): citizen ID, ID type, name (NFC), date of birth, gender, and
@@ -189,10 +248,18 @@ def parse_person(fields: Mapping[str, object], *, today: dt.date | None) -> Pers
             raise _fail("id_type", "must be CCCD, CMND or OTHER") from None
 
     citizen_id = _cell(fields, "citizen_id")
-    try:
-        cid = parse_citizen_id(citizen_id, id_type=id_type)
-    except PipelineError as e:
-        raise _fail("citizen_id", e.message) from e
+    # a CCCD (12 ASCII digits, a province code) read directly, as parse_citizen_id would: no CitizenId built
+    digits = cccd_digits(citizen_id) if id_type is None or id_type is IdType.CCCD else None
+    if digits is not None:
+        kind = IdType.CCCD
+    else:
+        try:
+            cid = parse_citizen_id(citizen_id, id_type=id_type)
+        except PipelineError as e:
+            raise _fail("citizen_id", e.message) from e
+        kind = cid.id_type
+        if cid.century is not None and cid.birth_year_2 is not None:
+            digits = (cid.century, cid.birth_year_2, cid.gender)
 
     full_name = unicodedata.normalize("NFC", _cell(fields, "full_name"))
     if not full_name:
@@ -204,8 +271,7 @@ def parse_person(fields: Mapping[str, object], *, today: dt.date | None) -> Pers
     dob_or_problem = _parse_dob(_cell(fields, "dob"))
     if isinstance(dob_or_problem, str):
         raise _fail("dob", dob_or_problem)
-    dob = dob_or_problem
-    born = _earliest_birth(dob)
+    dob, born = dob_or_problem
     if today is not None and born is not None and born > today:
         raise _fail("dob", "is in the future")
 
@@ -214,20 +280,22 @@ def parse_person(fields: Mapping[str, object], *, today: dt.date | None) -> Pers
     except ValueError as e:
         raise _fail("gender", str(e)) from None
 
-    problems = check_consistency(cid, dob, gender)
-    if "century" in problems or "birth_year" in problems:
-        raise _fail("dob", "the year of birth disagrees with the CCCD (digits 4–6)")
-    if "gender" in problems:
-        raise _fail("gender", "disagrees with the CCCD (digit 4)")
+    if digits is not None:  # check_consistency's rules, on the digits
+        century, birth_year_2, coded_gender = digits
+        year = dob.year
+        if year is not None and (year // 100 * 100 != century or year % 100 != birth_year_2):
+            raise _fail("dob", "the year of birth disagrees with the CCCD (digits 4–6)")
+        if gender is not Gender.UNKNOWN and gender is not coded_gender:
+            raise _fail("gender", "disagrees with the CCCD (digit 4)")
 
-    return citizen_id, cid.id_type, full_name, dob, gender, born
+    return citizen_id, kind, full_name, dob, gender, born
 
 
 def parse_dose(fields: Mapping[str, object], *, today: dt.date | None, born: dt.date | None) -> DosePart:
     """The dose fields of :func:`parse_row` (``vaccine``, ``lot``, ``date``, ``dose_number``, ``site_id``, in that
     order), checked after :func:`parse_person` (``born``: its earliest day of birth)."""
     try:
-        vaccine = resolve_vaccine(_cell(fields, "vaccine"))
+        vaccine = _vaccine(_cell(fields, "vaccine"))
     except ValueError as e:
         raise _fail("vaccine", str(e)) from None
 
@@ -242,14 +310,9 @@ def parse_dose(fields: Mapping[str, object], *, today: dt.date | None, born: dt.
         raise _fail("lot", "starts with =, +, - or @ (a spreadsheet would run it as a formula)")
 
     date_text = _cell(fields, "date")
-    if not DATE_RE.match(date_text):
-        raise _fail("date", "must be YYYY-MM-DD")
-    try:
-        date = dt.date.fromisoformat(date_text)
-    except ValueError:
-        raise _fail("date", "is not a calendar date") from None
-    if date < EARLIEST_DOSE_DATE:
-        raise _fail("date", f"is before {EARLIEST_DOSE_DATE.isoformat()}")
+    date = _dose_date(date_text)
+    if isinstance(date, str):
+        raise _fail("date", date)
     if today is not None and date > today:
         raise _fail("date", "is in the future")
     if born is not None and date < born:  # at the precision known: before the first possible birthday

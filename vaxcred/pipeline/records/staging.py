@@ -10,8 +10,9 @@
                                  another vaccine or lot (PostgreSQL: from the batch itself when every key
                                  was new to the table, see _PG_SCRIPT)
 
-* **PostgreSQL**: the batch goes in with ``COPY … FROM STDIN`` (psycopg's ``Cursor.copy``, text format: it
-  escapes tabs, line breaks and backslashes), then the statements in **one round trip** (the simple query
+* **PostgreSQL**: the batch goes in with ``COPY … FROM STDIN`` (psycopg's ``Cursor.copy``, text format: a batch
+  whose cells need no escaping as one text built here, any other row by row through psycopg, which escapes tabs,
+  line breaks and backslashes: :func:`_copy_text`), then the statements in **one round trip** (the simple query
   protocol runs them in order; the staging table is ``ON COMMIT DELETE ROWS``); a second round trip only for a
   batch holding a key that was already stored (a re-import).
 * **SQLite**: ``executemany`` into the staging table, the same statements (``CROSS JOIN`` keeps the staging
@@ -36,6 +37,8 @@ from vaxcred.storage.database import driver_errors
 __all__ = ["STAGE_TABLE", "BatchCounts", "NewSites", "canceller", "prepare", "store_batch"]
 
 STAGE_TABLE = "vaxcred_import_stage"
+#: a missing value in COPY's text format
+_COPY_NULL = "\\N"
 #: the columns in :data:`~vaxcred.pipeline.records.validation.STAGED_COLUMNS` order (a test checks)
 _PG_COPY = "COPY vaxcred_import_stage (citizen_id, id_type, full_name, dob, gender, province_code, vaccine, lot, date, dose_number, site_id) FROM STDIN"
 _SQLITE_STAGE = "INSERT INTO vaxcred_import_stage (citizen_id, id_type, full_name, dob, gender, province_code, vaccine, lot, date, dose_number, site_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -185,11 +188,39 @@ def store_batch(conn: Connection, rows: Sequence[StagedRow]) -> BatchCounts:
         return _store_sqlite(driver, rows)
 
 
+def _copy_text(rows: Sequence[StagedRow]) -> str | None:
+    """The batch in ``COPY``'s text format when no cell needs escaping — what psycopg's ``write_row`` writes for
+    it, at ~0.7 instead of ~1.7 µs a row —, else ``None`` (psycopg escapes row by row). Checked on the whole
+    text: exactly one tab between cells and one line feed a row, a backslash only in the ``\\N`` of each
+    missing province code, no carriage return, no NUL; a cell holding any of them fails a count, and so does a
+    missing value in another column (it would read ``None``: psycopg sends it as NULL, refused there)."""
+    nulls = sum([row.count(None) for row in rows])
+    text = "".join(
+        [
+            f"{a}\t{b}\t{c}\t{d}\t{e}\t{_COPY_NULL if f is None else f}\t{g}\t{h}\t{i}\t{j}\t{k}\n"
+            for a, b, c, d, e, f, g, h, i, j, k in rows
+        ]
+    )
+    if (
+        text.count("\\") != nulls
+        or text.count("\t") != 10 * len(rows)
+        or text.count("\n") != len(rows)
+        or "\r" in text
+        or "\x00" in text
+    ):
+        return None
+    return text
+
+
 def _store_postgres(driver: Any, rows: Sequence[StagedRow]) -> BatchCounts:
     with driver.cursor() as cursor:
         with cursor.copy(_PG_COPY) as copy:
-            for row in rows:
-                copy.write_row(row)
+            text = _copy_text(rows)
+            if text is not None:
+                copy.write(text)
+            else:
+                for row in rows:
+                    copy.write_row(row)
         cursor.execute(_PG_SCRIPT)  # no parameters: one simple-protocol round trip
         results: list[tuple[int, ...]] = []
         while True:

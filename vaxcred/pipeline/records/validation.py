@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from vaxcred.errors import VaxcredError
 from vaxcred.pipeline.records.cccd import IdType
 from vaxcred.pipeline.records.parsing import PersonPart, parse_dose, parse_person
-from vaxcred.pipeline.records.reading import NOT_UTF8, read_row
+from vaxcred.pipeline.records.reading import NOT_UTF8, cut, plain_csv_fields, read_row
 from vaxcred.pipeline.records.rejects import raw_cell
 
 __all__ = ["STAGED_COLUMNS", "UNREADABLE", "Chunk", "ChunkResult", "Reject", "StagedRow", "validate_chunk"]
@@ -85,15 +85,19 @@ def validate_chunk(chunk: Chunk, *, header: Sequence[str] | None, today: dt.date
     # and its six staged columns built once (the enums' ``.value`` is a descriptor call: ~0.5 µs a row each)
     staged_person: tuple[str, str, str, str, str, str | None] = ("", "", "", "", "", None)
     for number, line in enumerate(chunk.lines, start=chunk.first_line):
-        src = read_row(number, line, names)
-        if src is None:
-            continue
-        rows += 1
-        fields = src.fields
+        # the common CSV line read directly; any other line (blank, quoted, bad …) as read_row reads it
+        fields: Mapping[str, object] | None = plain_csv_fields(line, names) if names is not None else None
         if fields is None:
-            not_utf8 += src.reason == NOT_UTF8
-            rejects.append((number, "", UNREADABLE, src.reason, raw_cell(src.raw)))
-            continue
+            src = read_row(number, line, names)
+            if src is None:
+                continue
+            fields = src.fields
+            if fields is None:
+                rows += 1
+                not_utf8 += src.reason == NOT_UTF8
+                rejects.append((number, "", UNREADABLE, src.reason, raw_cell(src.raw)))
+                continue
+        rows += 1
         try:
             cells = (
                 person_cells(fields)
@@ -114,7 +118,8 @@ def validate_chunk(chunk: Chunk, *, header: Sequence[str] | None, today: dt.date
                 )
             vaccine, lot, date, dose_number, site_id = parse_dose(fields, today=today, born=person[5])
         except VaxcredError as e:
-            rejects.append((number, getattr(e, "field", None) or "", e.code, e.message, raw_cell(src.raw)))
+            raw = cut(line)[0]  # the row's text as read_row keeps it
+            rejects.append((number, getattr(e, "field", None) or "", e.code, e.message, raw_cell(raw)))
             continue
         valid.append((*staged_person, vaccine, lot, date, dose_number, site_id))
     return ChunkResult(rows=rows, valid=tuple(valid), rejects=tuple(rejects), not_utf8=not_utf8)
