@@ -6,9 +6,9 @@ re-parsed by psycopg on every execution (a statement that long is past its query
 
 * SQLite: multi-row ``INSERT … VALUES`` pages through :func:`vaxcred.storage.bulk.insert_rows` (sqlite3 keeps the
   compiled statement of a full page: the text repeats);
-* PostgreSQL: ``INSERT … SELECT … FROM unnest(%s::bigint[], …)``, one array per column: nine parameters
-  whatever the batch size; the columns every member shares (site, certificate, kid, signing time: one site and
-  one signing time a transaction) are bound once, as scalars, when all members agree on them.
+* PostgreSQL: ``INSERT … SELECT … FROM unnest(%s::bigint[], …)``, one array per column: six parameters
+  whatever the batch size; the signing time (one a transaction) is bound once, as a scalar, when all members
+  agree on it. A member names only its batch: its site, certificate and kid are the batch's (migration 0012).
 
 A dose that already holds a current signature (a concurrent run's) is skipped by the unique partial index
 ``uq_site_signatures_current``, and only stored rows come back (``RETURNING id, dose_id``): on SQLite through
@@ -34,29 +34,9 @@ from vaxcred.storage.schema import site_certificates, site_signature_batches, si
 __all__ = ["COLUMNS", "RowsChanged", "insert_certificates", "insert_heads", "insert_members"]
 
 #: the columns of a stored batch member, in the order of :func:`insert_members`' value tuples
-COLUMNS: Final = (
-    "dose_id",
-    "site_id",
-    "certificate",
-    "kid",
-    "cose",
-    "signed_at",
-    "batch_id",
-    "leaf_index",
-    "proof",
-)
+COLUMNS: Final = ("dose_id", "cose", "signed_at", "batch_id", "leaf_index", "proof")
 #: PostgreSQL: each column's array type, in :data:`COLUMNS` order
-_PG_ARRAYS: Final = (
-    "bigint",
-    "varchar",
-    "bytea",
-    "bytea",
-    "bytea",
-    "timestamptz",
-    "bigint",
-    "integer",
-    "bytea",
-)
+_PG_ARRAYS: Final = ("bigint", "bytea", "timestamptz", "bigint", "integer", "bytea")
 _ON_CONFLICT_SKIP: Final = "ON CONFLICT (dose_id) WHERE superseded_at IS NULL DO NOTHING"
 _SIGNED_AT: Final = COLUMNS.index("signed_at")
 
@@ -66,10 +46,10 @@ _CURRENT_INDEX: Final = "uq_site_signatures_current"
 _UNIQUE_VIOLATION: Final = "23505"
 
 
-#: the columns every member of a transaction's batch usually shares (one site, its certificate and kid, one
-#: signing time): bound once as scalars, not as arrays of one repeated value (psycopg dumps each array element in
-#: Python)
-_SHARED: Final = frozenset({"site_id", "certificate", "kid", "signed_at"})
+#: the column every member of a transaction's batch usually shares (one signing time): bound once as a scalar,
+#: not as an array of one repeated value (psycopg dumps each array element in Python). A member's site,
+#: certificate and kid are its batch's, not stored with it (migration 0012)
+_SHARED: Final = frozenset({"signed_at"})
 _SHARED_AT: Final = tuple(i for i, name in enumerate(COLUMNS) if name in _SHARED)
 _VARYING_AT: Final = tuple(i for i, name in enumerate(COLUMNS) if name not in _SHARED)
 
