@@ -180,15 +180,21 @@ def test_a_member_that_disagrees_with_its_batch_blocks_the_upgrade(at_0008: Data
     row, and the database stays at 0008 exactly as it was."""
     with at_0008.begin() as conn:
         conn.execute(site_signatures.update().where(site_signatures.c.id == 11).values(site_id="B"))
-    before = _rows(at_0008)
+    assert_upgrade_blocked_by_row_11(at_0008, "0008")
+
+
+def assert_upgrade_blocked_by_row_11(db: Database, revision: str) -> None:
+    """Migrating ``db`` to head stops with storage.migration_blocked naming row 11; ``db`` stays at
+    ``revision`` exactly as it was."""
+    before = _rows(db)
 
     with pytest.raises(VaxcredError) as caught:
-        at_0008.migrate()
+        db.migrate()
 
     assert caught.value.code == "storage.migration_blocked"
     assert "ids 11)" in caught.value.message
-    assert at_0008.current_revision() == "0008"
-    assert _rows(at_0008) == before
+    assert db.current_revision() == revision
+    assert _rows(db) == before
 
 
 def test_downgrading_restores_the_three_keys(at_0008: Database) -> None:

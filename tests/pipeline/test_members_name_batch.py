@@ -12,8 +12,15 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from tests.pipeline.test_member_batch_key import AT, CERT_A, CERT_B, _fill_0008, _foreign_key_problems, _rows
-from vaxcred.errors import VaxcredError
+from tests.pipeline.test_member_batch_key import (
+    AT,
+    CERT_A,
+    CERT_B,
+    _fill_0008,
+    _foreign_key_problems,
+    _rows,
+    assert_upgrade_blocked_by_row_11,
+)
 from vaxcred.storage import Database
 from vaxcred.storage.database import _alembic_config
 from vaxcred.storage.schema import site_signatures
@@ -128,12 +135,4 @@ def test_a_member_that_disagrees_with_its_batch_blocks_the_upgrade(at_0011: Data
         with at_0011.begin() as conn:
             conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
             conn.execute(site_signatures.update().where(site_signatures.c.id == 11).values(changes))
-    before = _rows(at_0011)
-
-    with pytest.raises(VaxcredError) as caught:
-        at_0011.migrate()
-
-    assert caught.value.code == "storage.migration_blocked"
-    assert "ids 11)" in caught.value.message
-    assert at_0011.current_revision() == "0011"
-    assert _rows(at_0011) == before
+    assert_upgrade_blocked_by_row_11(at_0011, "0011")
