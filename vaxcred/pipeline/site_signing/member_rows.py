@@ -26,7 +26,6 @@ from typing import Any, Final, cast
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from vaxcred.pipeline.site_signing import pg_arrays
 from vaxcred.storage import Database
 from vaxcred.storage.bulk import insert_rows, stored_time
 from vaxcred.storage.database import driver_errors
@@ -106,27 +105,34 @@ def _postgres_sql(*, skip_signed: bool, shared: bool, guarded: bool = False) -> 
     )
 
 
-#: each array type's encoder (:mod:`~vaxcred.pipeline.site_signing.pg_arrays`: the server's binary array format
-#: written at once, ~1 µs of client CPU a member less than psycopg's element-by-element dump); others: a list
-_ENCODERS: Final[dict[str, Callable[[Sequence[Any]], Any]]] = {
-    "bigint": pg_arrays.bigint_array,
-    "integer": pg_arrays.integer_array,
-    "bytea": pg_arrays.bytea_array,
-}
-_ENCODER_AT: Final = tuple(_ENCODERS.get(kind, list) for kind in _PG_ARRAYS)
+@functools.cache
+def _encoders() -> tuple[Callable[[Sequence[Any]], Any], ...]:
+    """Each column's array encoder, in :data:`COLUMNS` order (:mod:`~vaxcred.pipeline.site_signing.pg_arrays`:
+    the server's binary array format written at once, ~1 µs of client CPU a member less than psycopg's
+    element-by-element dump; other types: a list). Imported here, on PostgreSQL only: psycopg is the
+    ``postgres`` extra's, and SQLite installs sign without it."""
+    from vaxcred.pipeline.site_signing import pg_arrays
+
+    encoders: dict[str, Callable[[Sequence[Any]], Any]] = {
+        "bigint": pg_arrays.bigint_array,
+        "integer": pg_arrays.integer_array,
+        "bytea": pg_arrays.bytea_array,
+    }
+    return tuple(encoders.get(kind, list) for kind in _PG_ARRAYS)
 
 
 def _postgres_parameters(rows: Sequence[tuple[Any, ...]]) -> tuple[bool, tuple[Any, ...]]:
     """(shared, parameters) for :func:`_postgres_sql`, in its placeholders' order: the :data:`_SHARED` columns
     as scalars when every row has the same values in them, else every column as an array."""
     columns = list(zip(*rows, strict=True))
+    encoders = _encoders()
     if all(columns[i].count(columns[i][0]) == len(rows) for i in _SHARED_AT):
         # the text's placeholders: the scalars (in the SELECT list), then the arrays (in unnest)
         return True, (
             *(columns[i][0] for i in _SHARED_AT),
-            *(_ENCODER_AT[i](columns[i]) for i in _VARYING_AT),
+            *(encoders[i](columns[i]) for i in _VARYING_AT),
         )
-    return False, tuple(encode(column) for encode, column in zip(_ENCODER_AT, columns, strict=True))
+    return False, tuple(encode(column) for encode, column in zip(encoders, columns, strict=True))
 
 
 def _another_current_signature(error: sa.exc.IntegrityError) -> bool:
