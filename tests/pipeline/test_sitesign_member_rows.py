@@ -28,7 +28,7 @@ from vaxcred.pipeline.site_signing.member_rows import (
     insert_certificates,
     insert_heads,
 )
-from vaxcred.pipeline.site_signing.pg_arrays import bigint_array, bytea_array, integer_array
+from vaxcred.pipeline.site_signing.pg_arrays import bigint_array, bytea_array, integer_array, register
 from vaxcred.pipeline.site_signing.sign_rows import _certificate_row, _sign_rows, _Signed
 from vaxcred.pipeline.site_signing.stage import verify_stored_signatures
 from vaxcred.pipeline.site_signing.store import _store_batch
@@ -160,6 +160,7 @@ def test_binary_arrays_read_back_as_written(pg_database: Database) -> None:
     integers = [-(2**31), 0, 7, 2**31 - 1]
     blobs = [b"", b"\x00\xff", bytes(5000), b"payload"]
     with pg_database.connect() as conn:
+        register(conn.connection.driver_connection)
         got = conn.exec_driver_sql(
             "SELECT %b::bigint[], %b::integer[], %b::bytea[], cardinality(%b::bytea[])",
             (bigint_array(bigints), integer_array(integers), bytea_array(blobs), bytea_array([b"x"])),

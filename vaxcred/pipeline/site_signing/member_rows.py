@@ -135,6 +135,14 @@ def _postgres_parameters(rows: Sequence[tuple[Any, ...]]) -> tuple[bool, tuple[A
     return False, tuple(encode(column) for encode, column in zip(encoders, columns, strict=True))
 
 
+def _register_arrays(conn: Connection) -> None:
+    """Let ``conn``'s psycopg connection send :func:`_encoders`' arrays (PostgreSQL only)."""
+    from vaxcred.pipeline.site_signing import pg_arrays
+
+    with driver_errors(conn) as driver:
+        pg_arrays.register(driver)
+
+
 def _another_current_signature(error: sa.exc.IntegrityError) -> bool:
     """Whether ``error`` is a dose that holds a current signature already (a concurrent run stored it)."""
     diag = getattr(error.orig, "diag", None)
@@ -151,6 +159,7 @@ def _insert_postgres(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[
     the stage's server CPU 30.7 -> 29.0 us a dose, WAL -4.5 %); the plain INSERT's unique check waits for and
     then refuses the same conflicting rows."""
     shared, parameters = _postgres_parameters(rows)
+    _register_arrays(conn)
     try:
         with conn.begin_nested():
             stored = conn.exec_driver_sql(_postgres_sql(skip_signed=False, shared=shared), parameters).all()
@@ -174,6 +183,7 @@ def _insert_guarded(
     are left for the caller's savepoint to roll back). A dose holding a current signature already (a concurrent
     run's) raises the unique index's IntegrityError, also left to the caller."""
     shared, parameters = _postgres_parameters(rows)
+    _register_arrays(conn)
     dose_versions, person_versions = (",".join(column) for column in zip(*versions, strict=True))
     stored = conn.exec_driver_sql(
         _postgres_sql(skip_signed=False, shared=shared, guarded=True),

@@ -9,7 +9,7 @@ are what the server's ``array_recv`` reads — the same values as psycopg's list
 server's work are unchanged.
 
 A value is an :class:`Array` of one array type (:class:`BigintArray`, :class:`IntegerArray`, :class:`ByteaArray`:
-the encoded bytes), dumped as is with that type's oid by a dumper registered on psycopg's global adapters for
+the encoded bytes), dumped as is with that type's oid by a dumper :func:`register` puts on the connection, for
 these classes only (nothing else is dumped differently).
 
 Binary array format (PostgreSQL ``array_send``): int32 dimensions (1), int32 has-nulls (0), uint32 element type
@@ -23,7 +23,7 @@ import functools
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import psycopg
 from psycopg import pq
@@ -81,8 +81,17 @@ def _dumper(array_oid: int) -> type[Dumper]:
     return ArrayDumper
 
 
-for _type, (_, _oid) in ((BigintArray, _INT8), (IntegerArray, _INT4), (ByteaArray, _BYTEA)):
-    psycopg.adapters.register_dumper(_type, _dumper(_oid))
+_DUMPERS: Final = tuple(
+    (cls, _dumper(oid))
+    for cls, (_, oid) in ((BigintArray, _INT8), (IntegerArray, _INT4), (ByteaArray, _BYTEA))
+)
+
+
+def register(conn: psycopg.Connection[Any]) -> None:
+    """Let psycopg connection ``conn`` send these arrays (a connection copies psycopg's adapters when it is
+    opened: registering them globally would miss the connections already open)."""
+    for cls, dumper in _DUMPERS:
+        conn.adapters.register_dumper(cls, dumper)
 
 
 @functools.lru_cache(maxsize=64)
