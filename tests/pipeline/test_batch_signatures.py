@@ -100,11 +100,23 @@ def _verdicts(db: Database, site_ca: x509.Certificate) -> dict[int, Eligible | R
     }
 
 
+_BATCH_NAMED = ("site_id", "certificate", "kid")
+
+
 def _members(conn: Connection) -> list[Any]:
     return list(
         conn.execute(
-            sa.select(site_signatures, doses.c.person_id)
+            sa.select(
+                *(c for c in site_signatures.c if c.name not in _BATCH_NAMED),
+                # a member's site, certificate and kid are its batch's (0012)
+                *(
+                    sa.func.coalesce(site_signature_batches.c[c], site_signatures.c[c]).label(c)
+                    for c in _BATCH_NAMED
+                ),
+                doses.c.person_id,
+            )
             .join(doses, doses.c.id == site_signatures.c.dose_id)
+            .outerjoin(site_signature_batches, site_signature_batches.c.id == site_signatures.c.batch_id)
             .where(site_signatures.c.superseded_at.is_(None))
             .order_by(site_signatures.c.id)
         )
@@ -185,10 +197,6 @@ def _other_batch(same_site: bool) -> Callable[[Any, list[Any]], object]:
     return pick
 
 
-def _other_site_member(m: Any, members: list[Any]) -> Any:
-    return next(o for o in members if o.site_id != m.site_id)
-
-
 def _alter_head(conn: Connection, m: Any, _: list[Any]) -> None:
     head = conn.execute(
         sa.select(site_signature_batches.c.head).where(site_signature_batches.c.id == m.batch_id)
@@ -208,17 +216,16 @@ TAMPERING: dict[str, tuple[Callable[[Connection, Any, list[Any]], None], Reason]
     "wrong index": (_set(leaf_index=lambda m, ms: _neighbour(m, ms).leaf_index), Reason.SIGNATURE_INVALID),
     "no index": (_set(leaf_index=lambda m, _: None), Reason.SIGNATURE_INVALID),
     "head of another batch (swapped root)": (_set(batch_id=_other_batch(True)), Reason.SIGNATURE_INVALID),
-    # since 0009 a member carries its batch's site and certificate (one foreign key): moved as a whole
-    "head of another site": (
+    # since 0012 a member's site and certificate are its batch's: it moves with its batch
+    "head of another site": (_set(batch_id=_other_batch(False)), Reason.SIGNATURE_INVALID),
+    # a v1 row names its own site and kid (0012's CHECK): its batch's copied into it
+    "member read as a v1 record": (
         _set(
-            **{
-                column: (lambda c: lambda m, ms: getattr(_other_site_member(m, ms), c))(column)
-                for column in ("batch_id", "site_id", "certificate")
-            }
+            batch_id=lambda m, _: None,
+            **{column: (lambda c: lambda m, _: getattr(m, c))(column) for column in _BATCH_NAMED},
         ),
         Reason.SIGNATURE_INVALID,
     ),
-    "member read as a v1 record": (_set(batch_id=lambda m, _: None), Reason.SIGNATURE_INVALID),
     "head bytes altered": (_alter_head, Reason.SIGNATURE_INVALID),
     "another person's member copied": (
         _set(
@@ -268,7 +275,7 @@ def test_a_row_forged_into_a_valid_batch_is_rejected(signed: Database, site_ca: 
         conn.execute(
             site_signatures.update().where(site_signatures.c.id == victim.id).values(superseded_at=NOW)
         )
-        copied = ("site_id", "certificate", "kid", "cose", "signed_at", "batch_id", "leaf_index", "proof")
+        copied = ("cose", "signed_at", "batch_id", "leaf_index", "proof")
         conn.execute(
             site_signatures.insert().values(dose_id=victim.dose_id, **{c: getattr(model, c) for c in copied})
         )
@@ -305,7 +312,13 @@ def test_mixed_v1_and_batch_rows_are_both_accepted(
             conn.execute(
                 site_signatures.update()
                 .where(site_signatures.c.id == m.id)
-                .values(cose=v1.cose, batch_id=None, leaf_index=None, proof=None)
+                .values(
+                    cose=v1.cose,
+                    batch_id=None,
+                    leaf_index=None,
+                    proof=None,
+                    **{c: getattr(m, c) for c in _BATCH_NAMED},  # a v1 row names its own (0012)
+                )
             )
     verdicts = _verdicts(signed, site_ca.certificate)
     assert all(isinstance(v, Eligible) for v in verdicts.values())

@@ -166,8 +166,9 @@ def test_a_member_must_carry_its_batchs_site_and_certificate(
     at_0008: Database, changes: dict[str, Any]
 ) -> None:
     """After 0009 a member naming another site or certificate than its batch, or no stored batch, is refused
-    (before, each column was checked alone: a member of batch 7 under site B was stored)."""
-    at_0008.migrate()
+    (before, each column was checked alone: a member of batch 7 under site B was stored). Up to 0011: since
+    0012 a member names no site or certificate at all (tests/pipeline/test_members_name_batch.py)."""
+    at_0008.migrate("0011")
     with pytest.raises(sa.exc.IntegrityError), at_0008.begin() as conn:
         conn.execute(site_signatures.insert().values(_member(**changes)))
     with at_0008.begin() as conn:
@@ -179,15 +180,21 @@ def test_a_member_that_disagrees_with_its_batch_blocks_the_upgrade(at_0008: Data
     row, and the database stays at 0008 exactly as it was."""
     with at_0008.begin() as conn:
         conn.execute(site_signatures.update().where(site_signatures.c.id == 11).values(site_id="B"))
-    before = _rows(at_0008)
+    assert_upgrade_blocked_by_row_11(at_0008, "0008")
+
+
+def assert_upgrade_blocked_by_row_11(db: Database, revision: str) -> None:
+    """Migrating ``db`` to head stops with storage.migration_blocked naming row 11; ``db`` stays at
+    ``revision`` exactly as it was."""
+    before = _rows(db)
 
     with pytest.raises(VaxcredError) as caught:
-        at_0008.migrate()
+        db.migrate()
 
     assert caught.value.code == "storage.migration_blocked"
     assert "ids 11)" in caught.value.message
-    assert at_0008.current_revision() == "0008"
-    assert _rows(at_0008) == before
+    assert db.current_revision() == revision
+    assert _rows(db) == before
 
 
 def test_downgrading_restores_the_three_keys(at_0008: Database) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
 from tests.pipeline.test_issuance import (
     Chain,
@@ -15,6 +16,7 @@ from tests.pipeline.test_issuance import (
 )
 from tests.pipeline.test_issuance_roundtrip import passport_entries_as_stored
 from vaxcred.storage import Database
+from vaxcred.storage.database import _alembic_config
 from vaxcred.storage.schema import passport_doses
 
 
@@ -30,13 +32,21 @@ def test_migration_0008_keeps_every_link_and_drops_only_their_foreign_keys(
     empty_database: Database,
     chain: Chain,  # noqa: F811
 ) -> None:
-    """Passports issued at 0007, then the upgrade: the same links, no foreign key left on them, the primary key
-    still refusing a second link of a passport to a dose, and every passport's log entry still what the rows
-    give."""
+    """Passports at 0007, then the upgrade: the same links, no foreign key left on them, the primary key still
+    refusing a second link of a passport to a dose, and every passport's log entry still what the rows give.
+    (Issued at head and taken down to 0007: site signing writes 0012's member rows, which 0007 cannot hold.)"""
     db = empty_database
-    db.migrate("0007")
+    db.migrate()
     populate(db, chain, [plan(i) for i in range(6)])
     assert issue(db, chain).issued == 6
+    with db.begin() as conn, _alembic_config(conn) as config:
+        command.downgrade(config, "0007")
+    assert db.current_revision() == "0007"
+    assert {fk["referred_table"] for fk in sa.inspect(db.engine).get_foreign_keys("passport_doses")} == {
+        "passports",
+        "doses",
+        "site_signatures",
+    }
     before = _links(db)
     assert len(before) == 11  # 2 + 1 + 3 + 2 doses, then again
 

@@ -34,7 +34,7 @@ from vaxcred.pipeline.site_signing.stage import (
     verify_stored_signatures,
 )
 from vaxcred.storage import Database
-from vaxcred.storage.schema import doses, persons, site_certificates, site_signatures
+from vaxcred.storage.schema import doses, persons, site_certificates, site_signature_batches, site_signatures
 
 KEY_TIME = dt.datetime(2022, 12, 1, tzinfo=dt.UTC)
 NOW = dt.datetime(2023, 1, 2, 10, 30, 5, 123_000, tzinfo=dt.UTC)
@@ -94,13 +94,15 @@ def signatures(
                 sa.select(
                     site_signatures.c.id,
                     site_signatures.c.dose_id,
-                    site_signatures.c.site_id,
+                    # a batch member's site is its batch's (0012)
+                    sa.func.coalesce(site_signature_batches.c.site_id, site_signatures.c.site_id),
                     doses.c.site_id,
                     site_signatures.c.cose,
                     site_signatures.c.signed_at,
                     site_signatures.c.superseded_at,
                 )
                 .join(doses, doses.c.id == site_signatures.c.dose_id)
+                .outerjoin(site_signature_batches, site_signature_batches.c.id == site_signatures.c.batch_id)
                 .order_by(site_signatures.c.id)
             )
         )
@@ -210,12 +212,15 @@ def test_a_dose_changed_without_superseding_is_a_record_mismatch(
 def test_a_signature_without_its_certificate_is_reported(
     checked: Database, signers: dict[str, Signer], site_ca: keys.KeyPair
 ) -> None:
-    """A signature whose certificate link is missing cannot be verified independently."""
+    """A signature whose certificate link is missing cannot be verified independently (a v1 row: a batch
+    member's certificate is its batch's, always stored, since 0012)."""
     run_site_signing(checked, signers, now=NOW)
-    signature_id, dose_id, *_ = signatures(checked)[0]
+    signature_id, dose_id, site_id, *_ = signatures(checked)[0]
     with checked.begin() as conn:
         conn.execute(
-            site_signatures.update().where(site_signatures.c.id == signature_id).values(certificate=None)
+            site_signatures.update()
+            .where(site_signatures.c.id == signature_id)
+            .values(batch_id=None, site_id=site_id, kid=signers[site_id].kid, certificate=None)
         )
     results = verify_stored_signatures(checked, site_ca=site_ca.certificate, dose_ids=[dose_id])
     assert results == [SignatureCheck(dose_id, False, NO_CERTIFICATE)]

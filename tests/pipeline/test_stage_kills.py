@@ -145,7 +145,7 @@ def _assert_signatures_sound(db: Database, seed: int) -> int:
                 site_signatures.c.leaf_index,
                 site_signatures.c.proof,
                 site_signature_batches.c.head,
-                site_signatures.c.site_id,
+                site_signature_batches.c.site_id,  # a member's site and certificate are its batch's (0012)
                 site_certificates.c.der,
                 doses.c.site_id.label("dose_site"),
                 doses.c.dose_number,
@@ -154,10 +154,10 @@ def _assert_signatures_sound(db: Database, seed: int) -> int:
                 persons.c.citizen_id,
                 persons.c.registry_status,
             )
-            .join(site_certificates, site_certificates.c.fingerprint == site_signatures.c.certificate)
+            .join(site_signature_batches, site_signature_batches.c.id == site_signatures.c.batch_id)
+            .join(site_certificates, site_certificates.c.fingerprint == site_signature_batches.c.certificate)
             .join(doses, doses.c.id == site_signatures.c.dose_id)
             .join(persons, persons.c.id == doses.c.person_id)
-            .outerjoin(site_signature_batches, site_signature_batches.c.id == site_signatures.c.batch_id)
         ).all()
     for r in rows:
         claims = verify_stored_dose(

@@ -6,8 +6,8 @@
            │
     persons ─┬─< doses >── sites                 UNIQUE natural key (person_id, dose_number, date, site_id)
              │     ├─< site_signatures >── site_signature_batches   at most one current signature per dose;
-             │     │                              a batch member points at its signed batch head
-             │     │                              and carries its site and certificate (one key)
+             │     │                              a batch member points at its signed batch head,
+             │     │                              whose site, certificate and kid are its own (0012)
              │     └─< corrections >── sites      routed to the site that recorded the dose
              ├─< registry_checks                  history: one row per check, newest = highest id
              ├─< passports ─< passport_doses >── doses, site_signatures
@@ -247,40 +247,32 @@ site_signature_batches = sa.Table(
     sa.Column("size", sa.Integer, nullable=False),  # leaves under the root (members stored: at most that)
     sa.Column("signed_at", UtcDateTime, nullable=False),
 )
-# what a batch member's composite foreign key names: its batch, with the batch's site and certificate (0009)
-sa.Index(
-    "uq_site_signature_batches_id_site_id_certificate",
-    site_signature_batches.c.id,
-    site_signature_batches.c.site_id,
-    site_signature_batches.c.certificate,
-    unique=True,
-)
 
 site_signatures = sa.Table(
     "site_signatures",
     metadata,
     sa.Column("id", Id, primary_key=True, autoincrement=True),
     sa.Column("dose_id", Id, sa.ForeignKey(doses.c.id), nullable=False),
-    # a batch member's site and certificate are its batch's (the composite foreign key below); a v1 row's
-    # (batch_id NULL: nothing writes one since 0004) were checked by foreign keys of their own until 0009
-    sa.Column("site_id", sa.String(64), nullable=False),
+    # a v1 row's (batch_id NULL: nothing writes one since 0004) site, certificate and kid; a batch member has
+    # none (NULL, the CHECK below): its batch's are its own (migration 0012; until then each member repeated
+    # them, ~77 bytes a row, under a composite key to its batch)
+    sa.Column("site_id", sa.String(64), nullable=True),
     sa.Column("certificate", sa.LargeBinary(32), nullable=True),
-    sa.Column("kid", sa.LargeBinary(32), nullable=False),
+    sa.Column("kid", sa.LargeBinary(32), nullable=True),
     # v1 (batch_id NULL): the COSE_Sign1 over the canonical CBOR dose record; batch member: its payload (the leaf)
     sa.Column("cose", sa.LargeBinary, nullable=False),
     sa.Column("signed_at", UtcDateTime, nullable=False),
     # batch members only: the batch head, the leaf index and the audit path (32-byte hashes, concatenated)
-    sa.Column("batch_id", Id, nullable=True),
+    sa.Column("batch_id", Id, sa.ForeignKey(site_signature_batches.c.id), nullable=True),
     sa.Column("leaf_index", sa.Integer, nullable=True),
     sa.Column("proof", sa.LargeBinary, nullable=True),
     # set when a correction changes the dose: the record must be signed again
     sa.Column("superseded_at", UtcDateTime, nullable=True),
-    # one check per stored member instead of three (batch, site, certificate: the site signing INSERT's
-    # largest cost on PostgreSQL), and a member cannot name another site or certificate than its batch's.
-    # MATCH SIMPLE: a row with batch_id (or certificate) NULL is not checked
-    sa.ForeignKeyConstraint(
-        ["batch_id", "site_id", "certificate"],
-        [site_signature_batches.c.id, site_signature_batches.c.site_id, site_signature_batches.c.certificate],
+    # a v1 row names its site and kid; a batch member names only its batch (0012)
+    sa.CheckConstraint(
+        "(batch_id IS NULL AND site_id IS NOT NULL AND kid IS NOT NULL)"
+        " OR (batch_id IS NOT NULL AND site_id IS NULL AND certificate IS NULL AND kid IS NULL)",
+        name="v1_or_member",
     ),
 )
 # at most one current signature per dose; INSERT … ON CONFLICT (dose_id) WHERE superseded_at IS NULL

@@ -85,7 +85,8 @@ BEGIN
             SELECT 'person', g.person_id, g.passport_id, p.citizen_id::text, p.full_name::text, p.dob::text,
                    chk.id, chk.status::text, pred.id,
                    d.id, d.dose_number::integer, d.date, d.site_id::text, d.vaccine::text, d.lot::text,
-                   s.id, s.site_id::text, s.certificate, s.kid, s.cose, s.leaf_index, s.proof, b.head
+                   s.id, coalesce(b.site_id, s.site_id)::text, coalesce(b.certificate, s.certificate),
+                   coalesce(b.kid, s.kid), s.cose, s.leaf_index, s.proof, b.head
             FROM unnest(v_got, v_passports) AS g(person_id, passport_id)
             JOIN persons p ON p.id = g.person_id
             LEFT JOIN LATERAL (

@@ -172,9 +172,10 @@ def load_candidates(conn: Connection, person_ids: Sequence[int]) -> list[Candida
             doses.c.vaccine,
             doses.c.lot,
             signed.c.id.label("sig_id"),
-            signed.c.site_id.label("sig_site_id"),
-            signed.c.certificate,
-            signed.c.kid,
+            # a batch member's site, certificate and kid are its batch's (storage migration 0012)
+            sa.func.coalesce(site_signature_batches.c.site_id, signed.c.site_id).label("sig_site_id"),
+            sa.func.coalesce(site_signature_batches.c.certificate, signed.c.certificate).label("certificate"),
+            sa.func.coalesce(site_signature_batches.c.kid, signed.c.kid).label("kid"),
             signed.c.cose,
             signed.c.leaf_index,
             signed.c.proof,

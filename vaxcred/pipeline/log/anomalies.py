@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from vaxcred.storage.schema import doses, passports, registry_checks, site_signatures
+from vaxcred.storage.schema import doses, passports, registry_checks, site_signature_batches, site_signatures
 
 #: Viet Nam's civil time (UTC+7, no daylight saving since 1975)
 VIETNAM = timezone(timedelta(hours=7))
@@ -66,7 +66,16 @@ def anomaly_report(
     outside: dict[str, int] = {}
     total: dict[str, int] = {}
     # streamed: one row per signature (a day of a large province fits easily; the query is a plain scan)
-    for site_id, signed_at in conn.execute(sa.select(site_signatures.c.site_id, site_signatures.c.signed_at)):
+    # a batch member's site is its batch's (storage migration 0012)
+    signing_sites = sa.select(
+        sa.func.coalesce(site_signature_batches.c.site_id, site_signatures.c.site_id),
+        site_signatures.c.signed_at,
+    ).select_from(
+        site_signatures.outerjoin(
+            site_signature_batches, site_signature_batches.c.id == site_signatures.c.batch_id
+        )
+    )
+    for site_id, signed_at in conn.execute(signing_sites):
         local = signed_at.astimezone(VIETNAM)
         hour = local.replace(minute=0, second=0, microsecond=0)
         per_hour[(site_id, hour)] = per_hour.get((site_id, hour), 0) + 1

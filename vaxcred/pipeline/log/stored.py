@@ -82,7 +82,21 @@ def _passport_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
 
 def _dose_record_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
     query = (
-        sa.select(site_signatures, site_signature_batches.c.head)
+        sa.select(
+            site_signatures.c.id,
+            site_signatures.c.dose_id,
+            # a batch member's are its batch's (storage migration 0012)
+            *(
+                sa.func.coalesce(site_signature_batches.c[c], site_signatures.c[c]).label(c)
+                for c in ("site_id", "certificate", "kid")
+            ),
+            site_signatures.c.signed_at,
+            site_signatures.c.batch_id,
+            site_signatures.c.leaf_index,
+            site_signatures.c.cose,
+            site_signatures.c.proof,
+            site_signature_batches.c.head,
+        )
         .select_from(
             site_signatures.outerjoin(
                 site_signature_batches, site_signature_batches.c.id == site_signatures.c.batch_id
@@ -112,14 +126,12 @@ def _dose_batch_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
         for row in conn.execute(sa.select(site_signature_batches).where(site_signature_batches.c.id.in_(ids)))
     }
     members: dict[int, list[Any]] = {batch_id: [] for batch_id in heads}
-    for row in conn.execute(
+    # a member's site, certificate and kid are its batch's (storage migration 0012)
+    for batch_id, *row in conn.execute(
         sa.select(
             site_signatures.c.batch_id,
             site_signatures.c.id,
             site_signatures.c.dose_id,
-            site_signatures.c.site_id,
-            site_signatures.c.certificate,
-            site_signatures.c.kid,
             site_signatures.c.signed_at,
             site_signatures.c.leaf_index,
             site_signatures.c.proof,
@@ -128,7 +140,8 @@ def _dose_batch_entries(conn: Connection, ids: list[int]) -> dict[int, bytes]:
         .where(site_signatures.c.batch_id.in_(ids))
         .order_by(site_signatures.c.batch_id, site_signatures.c.id)
     ):
-        members[row[0]].append(tuple(row[1:]))
+        head = heads[batch_id]
+        members[batch_id].append((*row[:2], head.site_id, head.certificate, head.kid, *row[2:]))
     return {
         batch_id: dose_batch_entry(
             batch_id=batch_id,

@@ -40,6 +40,13 @@ RECORD_MISMATCH = "sitesign.record_mismatch"
 
 _Row: TypeAlias = Row[*tuple[Any, ...]]
 
+#: a stored signature's site, kid and certificate: a batch member's are its batch's (storage migration 0012), a
+#: v1 row's its own
+_site_id, _kid, _certificate = (
+    sa.func.coalesce(site_signature_batches.c[c], site_signatures.c[c])
+    for c in ("site_id", "kid", "certificate")
+)
+
 
 class SignatureCheck(NamedTuple):
     """One stored signature re-verified: ``code`` is ``None`` when ``ok``, else the error code."""
@@ -87,13 +94,13 @@ def check_stored_signatures(
         sa.select(
             site_signatures.c.id.label("signature_id"),
             site_signatures.c.dose_id,
-            site_signatures.c.site_id,
-            site_signatures.c.kid,
+            _site_id.label("site_id"),
+            _kid.label("kid"),
             site_signatures.c.cose,
             site_signatures.c.leaf_index,
             site_signatures.c.proof,
             site_signature_batches.c.head,
-            site_signatures.c.certificate,
+            _certificate.label("certificate"),
             site_certificates.c.der,
             doses.c.site_id.label("dose_site_id"),
             doses.c.dose_number,
@@ -105,8 +112,8 @@ def check_stored_signatures(
         .select_from(
             site_signatures.join(doses, doses.c.id == site_signatures.c.dose_id)
             .join(persons, persons.c.id == doses.c.person_id)
-            .outerjoin(site_certificates, site_certificates.c.fingerprint == site_signatures.c.certificate)
             .outerjoin(site_signature_batches, site_signature_batches.c.id == site_signatures.c.batch_id)
+            .outerjoin(site_certificates, site_certificates.c.fingerprint == _certificate)
         )
         .where(_current)
         .order_by(site_signatures.c.id)

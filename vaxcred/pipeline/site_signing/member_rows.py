@@ -6,9 +6,9 @@ re-parsed by psycopg on every execution (a statement that long is past its query
 
 * SQLite: multi-row ``INSERT … VALUES`` pages through :func:`vaxcred.storage.bulk.insert_rows` (sqlite3 keeps the
   compiled statement of a full page: the text repeats);
-* PostgreSQL: ``INSERT … SELECT … FROM unnest(%s::bigint[], …)``, one array per column: nine parameters
-  whatever the batch size; the columns every member shares (site, certificate, kid, signing time: one site and
-  one signing time a transaction) are bound once, as scalars, when all members agree on them.
+* PostgreSQL: ``INSERT … SELECT … FROM unnest(%s::bigint[], …)``, one array per column: six parameters
+  whatever the batch size; the signing time (one a transaction) is bound once, as a scalar, when all members
+  agree on it. A member names only its batch: its site, certificate and kid are the batch's (migration 0012).
 
 A dose that already holds a current signature (a concurrent run's) is skipped by the unique partial index
 ``uq_site_signatures_current``, and only stored rows come back (``RETURNING id, dose_id``): on SQLite through
@@ -20,7 +20,7 @@ tried first and that statement only if the index refuses a row (:func:`_insert_p
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, cast
 
 import sqlalchemy as sa
@@ -34,29 +34,9 @@ from vaxcred.storage.schema import site_certificates, site_signature_batches, si
 __all__ = ["COLUMNS", "RowsChanged", "insert_certificates", "insert_heads", "insert_members"]
 
 #: the columns of a stored batch member, in the order of :func:`insert_members`' value tuples
-COLUMNS: Final = (
-    "dose_id",
-    "site_id",
-    "certificate",
-    "kid",
-    "cose",
-    "signed_at",
-    "batch_id",
-    "leaf_index",
-    "proof",
-)
+COLUMNS: Final = ("dose_id", "cose", "signed_at", "batch_id", "leaf_index", "proof")
 #: PostgreSQL: each column's array type, in :data:`COLUMNS` order
-_PG_ARRAYS: Final = (
-    "bigint",
-    "varchar",
-    "bytea",
-    "bytea",
-    "bytea",
-    "timestamptz",
-    "bigint",
-    "integer",
-    "bytea",
-)
+_PG_ARRAYS: Final = ("bigint", "bytea", "timestamptz", "bigint", "integer", "bytea")
 _ON_CONFLICT_SKIP: Final = "ON CONFLICT (dose_id) WHERE superseded_at IS NULL DO NOTHING"
 _SIGNED_AT: Final = COLUMNS.index("signed_at")
 
@@ -66,10 +46,10 @@ _CURRENT_INDEX: Final = "uq_site_signatures_current"
 _UNIQUE_VIOLATION: Final = "23505"
 
 
-#: the columns every member of a transaction's batch usually shares (one site, its certificate and kid, one
-#: signing time): bound once as scalars, not as arrays of one repeated value (psycopg dumps each array element in
-#: Python)
-_SHARED: Final = frozenset({"site_id", "certificate", "kid", "signed_at"})
+#: the column every member of a transaction's batch usually shares (one signing time): bound once as a scalar,
+#: not as an array of one repeated value (psycopg dumps each array element in Python). A member's site,
+#: certificate and kid are its batch's, not stored with it (migration 0012)
+_SHARED: Final = frozenset({"signed_at"})
 _SHARED_AT: Final = tuple(i for i, name in enumerate(COLUMNS) if name in _SHARED)
 _VARYING_AT: Final = tuple(i for i, name in enumerate(COLUMNS) if name not in _SHARED)
 
@@ -125,14 +105,42 @@ def _postgres_sql(*, skip_signed: bool, shared: bool, guarded: bool = False) -> 
     )
 
 
+@functools.cache
+def _encoders() -> tuple[Callable[[Sequence[Any]], Any], ...]:
+    """Each column's array encoder, in :data:`COLUMNS` order (:mod:`~vaxcred.pipeline.site_signing.pg_arrays`:
+    the server's binary array format written at once, ~1 µs of client CPU a member less than psycopg's
+    element-by-element dump; other types: a list). Imported here, on PostgreSQL only: psycopg is the
+    ``postgres`` extra's, and SQLite installs sign without it."""
+    from vaxcred.pipeline.site_signing import pg_arrays
+
+    encoders: dict[str, Callable[[Sequence[Any]], Any]] = {
+        "bigint": pg_arrays.bigint_array,
+        "integer": pg_arrays.integer_array,
+        "bytea": pg_arrays.bytea_array,
+    }
+    return tuple(encoders.get(kind, list) for kind in _PG_ARRAYS)
+
+
 def _postgres_parameters(rows: Sequence[tuple[Any, ...]]) -> tuple[bool, tuple[Any, ...]]:
     """(shared, parameters) for :func:`_postgres_sql`, in its placeholders' order: the :data:`_SHARED` columns
     as scalars when every row has the same values in them, else every column as an array."""
     columns = list(zip(*rows, strict=True))
+    encoders = _encoders()
     if all(columns[i].count(columns[i][0]) == len(rows) for i in _SHARED_AT):
         # the text's placeholders: the scalars (in the SELECT list), then the arrays (in unnest)
-        return True, (*(columns[i][0] for i in _SHARED_AT), *(list(columns[i]) for i in _VARYING_AT))
-    return False, tuple(list(column) for column in columns)
+        return True, (
+            *(columns[i][0] for i in _SHARED_AT),
+            *(encoders[i](columns[i]) for i in _VARYING_AT),
+        )
+    return False, tuple(encode(column) for encode, column in zip(encoders, columns, strict=True))
+
+
+def _register_arrays(conn: Connection) -> None:
+    """Let ``conn``'s psycopg connection send :func:`_encoders`' arrays (PostgreSQL only)."""
+    from vaxcred.pipeline.site_signing import pg_arrays
+
+    with driver_errors(conn) as driver:
+        pg_arrays.register(driver)
 
 
 def _another_current_signature(error: sa.exc.IntegrityError) -> bool:
@@ -151,6 +159,7 @@ def _insert_postgres(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[
     the stage's server CPU 30.7 -> 29.0 us a dose, WAL -4.5 %); the plain INSERT's unique check waits for and
     then refuses the same conflicting rows."""
     shared, parameters = _postgres_parameters(rows)
+    _register_arrays(conn)
     try:
         with conn.begin_nested():
             stored = conn.exec_driver_sql(_postgres_sql(skip_signed=False, shared=shared), parameters).all()
@@ -174,6 +183,7 @@ def _insert_guarded(
     are left for the caller's savepoint to roll back). A dose holding a current signature already (a concurrent
     run's) raises the unique index's IntegrityError, also left to the caller."""
     shared, parameters = _postgres_parameters(rows)
+    _register_arrays(conn)
     dose_versions, person_versions = (",".join(column) for column in zip(*versions, strict=True))
     stored = conn.exec_driver_sql(
         _postgres_sql(skip_signed=False, shared=shared, guarded=True),

@@ -2,8 +2,8 @@
 members in one INSERT naming their head, leaf index and audit path that skips doses signed meanwhile
 (:mod:`~vaxcred.pipeline.site_signing.member_rows`: ``ON CONFLICT DO NOTHING`` on SQLite, a plain INSERT in a
 savepoint first on PostgreSQL), then one log entry per head listing its stored members
-(:func:`vaxcred.pipeline.log.append`, ``dose_batch``). A member's batch, site and certificate are checked by one
-composite foreign key (storage migration 0009).
+(:func:`vaxcred.pipeline.log.append`, ``dose_batch``). A member names only its batch (one key): its site,
+certificate and kid are the batch's (storage migration 0012).
 
 Shared by the serial path (:func:`~vaxcred.pipeline.site_signing.stage.run_site_signing`), the pipelined signing and
 the forked workers. Nothing here logs personal data: log lines carry dose row ids, site ids and error codes.
@@ -76,17 +76,7 @@ def _store_batch(
     )
     batch_ids = {id(head): batch_id for head, batch_id in zip(heads, head_ids, strict=True)}
     values = [
-        (
-            row.id,
-            row.site_id,
-            certificates[row.site_id]["fingerprint"],
-            s.head.kid,
-            s.payload,
-            s.head.signed_at,
-            batch_ids[id(s.head)],
-            s.leaf_index,
-            s.proof,
-        )
+        (row.id, s.payload, s.head.signed_at, batch_ids[id(s.head)], s.leaf_index, s.proof)
         for row, s in signed
     ]
     inserted = insert_members(
@@ -94,13 +84,19 @@ def _store_batch(
     )
     # the issuance log records each batch with its members in the transaction that stores them
     # (vaxcred.pipeline.log: one entry per batch head, listing its members), built from the values just
-    # inserted (what build_entries would read back; the audit recomputes it from the rows)
+    # inserted and their batch's site, certificate and kid (what build_entries would read back; the audit
+    # recomputes it from the rows)
     by_dose = {v[0]: v for v in values}
     digest_of = {s.dose_id: s.digest for _, s in signed}
     members: dict[int, list[log.BatchMemberRow]] = {batch_id: [] for batch_id in batch_ids.values()}
     digests: dict[int, list[bytes]] = {batch_id: [] for batch_id in batch_ids.values()}
+    named = {
+        batch_ids[id(head)]: (head.site_id, certificates[head.site_id]["fingerprint"], head.kid)
+        for head in heads
+    }
     for sig_id, dose_id in sorted(inserted):
-        _, site_id, certificate, kid, cose, signed_at, batch_id, leaf_index, proof = by_dose[dose_id]
+        _, cose, signed_at, batch_id, leaf_index, proof = by_dose[dose_id]
+        site_id, certificate, kid = named[batch_id]
         members[batch_id].append(
             (sig_id, dose_id, site_id, certificate, kid, signed_at, leaf_index, proof, cose)
         )
