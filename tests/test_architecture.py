@@ -174,6 +174,7 @@ PACKAGE_RANK = {
         "base45": 0,
         "compress": 0,
         "cbor_encode": 0,
+        "vaccination_cbor": 1,
         "cbor": 1,
         "cose": 2,
         "cwt": 2,

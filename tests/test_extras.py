@@ -165,3 +165,21 @@ def test_a_stage_worker_does_not_import_alembic(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", fresh], capture_output=True, text=True, check=False, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_every_stage_loads_without_the_postgres_extra() -> None:
+    """A SQLite install (the 'pipeline' extra, no psycopg) imports every stage, the worker service and the CLI:
+    the PostgreSQL array builders (vaxcred.storage.pg_arrays, which imports psycopg) load only on that backend.
+    (Issuance's batch call imported them with its module, so issue-batch failed on such an install.)"""
+    out = _run_blocked(
+        ["psycopg", "psycopg_binary", "psycopg_c"],
+        "import vaxcred.pipeline.issuance.workers, vaxcred.pipeline.issuance.stage\n"
+        "import vaxcred.pipeline.site_signing.stage, vaxcred.pipeline.site_signing.workers\n"
+        "import vaxcred.pipeline.records.importer, vaxcred.pipeline.registry.check\n"
+        "import vaxcred.pipeline.corrections, vaxcred.pipeline.reports, vaxcred.pipeline.issuance.service\n"
+        "import vaxcred.cli, vaxcred.cli.worker, vaxcred.cli.pipeline, vaxcred.cli.signing\n"
+        "import sys\n"
+        "print(sorted(m for m, v in sys.modules.items() if v is not None and (m.startswith('psycopg') or m.endswith('pg_arrays'))))\n",
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

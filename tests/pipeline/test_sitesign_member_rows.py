@@ -1,5 +1,5 @@
 """Storing a transaction's batch members (site_signing.member_rows): on PostgreSQL the signing time every member
-shares is bound once as a scalar, the other columns as binary arrays written by site_signing.pg_arrays; a
+shares is bound once as a scalar, the other columns as binary arrays written by storage.pg_arrays; a
 transaction whose members differ in it binds every column as an array. Both store the same rows; the arrays
 read back exactly as written."""
 
@@ -28,13 +28,13 @@ from vaxcred.pipeline.site_signing.member_rows import (
     insert_certificates,
     insert_heads,
 )
-from vaxcred.pipeline.site_signing.pg_arrays import bigint_array, bytea_array, integer_array, register
 from vaxcred.pipeline.site_signing.sign_rows import _certificate_row, _sign_rows, _Signed
 from vaxcred.pipeline.site_signing.stage import verify_stored_signatures
 from vaxcred.pipeline.site_signing.store import _store_batch
 from vaxcred.pipeline.site_signing.work_queue import _DoseRow, _queue_rows, _to_sign
 from vaxcred.pipeline.site_signing.workers import _recheck
 from vaxcred.storage import Database
+from vaxcred.storage.pg_arrays import bigint_array, bytea_array, integer_array, register
 from vaxcred.storage.schema import issuance_log, site_certificates, site_signature_batches, site_signatures
 
 _WHEN = dt.datetime(2023, 1, 2, tzinfo=dt.UTC)

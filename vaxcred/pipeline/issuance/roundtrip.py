@@ -44,6 +44,7 @@ worker: one per site certificate). The call's array parameters and its rows trav
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -52,7 +53,6 @@ from sqlalchemy.engine import Connection
 
 from vaxcred.merkle import leaf_hash
 from vaxcred.pipeline import log
-from vaxcred.pipeline.issuance import pg_arrays
 from vaxcred.pipeline.issuance.claims import Job, utc
 from vaxcred.pipeline.issuance.roundtrip_sql import CALL, FUNCTION
 from vaxcred.pipeline.issuance.rows import Candidate, DoseRow, SiteCertificates, dose_row
@@ -104,6 +104,8 @@ class RoundTrips:
         """Store ``signed`` (the batch ``reserved`` claimed: ``claimed`` persons, ``signed`` ones among them)
         and claim the batch after ``cursor`` (None: claim nothing), in one call. ``IntegrityError`` (SQLAlchemy's)
         when the store broke a constraint: nothing of the call is kept."""
+        from vaxcred.storage.pg_arrays import bigint_array  # PostgreSQL only (see _column_types)
+
         job = self._job
         at = utc(job.clock(), "clock()")
         arrays = _store_arrays(job, signed, reserved)
@@ -114,7 +116,7 @@ class RoundTrips:
             job.run_started,
             0 if cursor is None else cursor,
             0 if cursor is None else job.batch_size,
-            pg_arrays.int8_array(sorted(claimed)),
+            bigint_array(sorted(claimed)),
             *arrays,
             job.now,
         )
@@ -125,23 +127,29 @@ class RoundTrips:
         return _read(rows, len(signed))
 
 
-#: the binary array builder of each of the function's store columns, in its order (``s_person`` … ``l_sig``)
-_COLUMN_TYPES: Final[tuple[Callable[[Any], bytes], ...]] = (
-    (pg_arrays.int8_array,) * 2
-    + (pg_arrays.text_array,) * 2
-    + (pg_arrays.bytea_array,)
-    + (pg_arrays.timestamptz_array,) * 2
-    + (pg_arrays.int8_array,) * 2
-    + (pg_arrays.bytea_array,) * 2
-    + (pg_arrays.int8_array,) * 4
-)
+@functools.cache
+def _column_types() -> tuple[Callable[[Any], bytes], ...]:
+    """The binary array builder of each of the function's store columns, in its order (``s_person`` …
+    ``l_sig``). :mod:`vaxcred.storage.pg_arrays` is imported on PostgreSQL only, here and in
+    :func:`round_trips`: it imports psycopg (the ``postgres`` extra), and SQLite runs load this module too."""
+    from vaxcred.storage import pg_arrays as arrays
+
+    return (
+        (arrays.bigint_array,) * 2
+        + (arrays.text_array,) * 2
+        + (arrays.bytea_array,)
+        + (arrays.timestamptz_array,) * 2
+        + (arrays.bigint_array,) * 2
+        + (arrays.bytea_array,) * 2
+        + (arrays.bigint_array,) * 4
+    )
 
 
 def _store_arrays(job: Job, signed: Sequence[Signed], reserved: Claimed | None) -> tuple[bytes, ...]:
     """The signed batch as the function's column arrays (each in PostgreSQL's binary array format), with each
     passport's log entry and leaf hash."""
     columns = _store_columns(job, signed, reserved)
-    return tuple(build(column) for build, column in zip(_COLUMN_TYPES, columns, strict=True))
+    return tuple(build(column) for build, column in zip(_column_types(), columns, strict=True))
 
 
 def _store_columns(job: Job, signed: Sequence[Signed], reserved: Claimed | None) -> tuple[list[Any], ...]:
@@ -241,6 +249,8 @@ def round_trips(db: Database, job: Job, worker: str) -> Iterator[RoundTrips]:
         with driver_errors(conn) as raw:
             raw.rollback()  # nothing open (a no-op when idle), so that autocommit may be switched on
             raw.autocommit = True
+            from vaxcred.storage import pg_arrays  # PostgreSQL only (see _column_types)
+
             pg_arrays.register(raw)
         try:
             with driver_errors(conn) as raw:

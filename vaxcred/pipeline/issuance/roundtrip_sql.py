@@ -192,7 +192,7 @@ $fn$
 #: the call; its array parameters go in binary (``%b``): psycopg writes a text-format array element by element in
 #: Python, quoting and escaping each (~20 µs for an HC1 string, ~5 for a timestamp, ~4 for a bytea), and a
 #: binary one with a length prefix per element (~0.15 µs); the server receives the same values either way. The
-#: worker builds each array's binary form itself (:mod:`~vaxcred.pipeline.issuance.pg_arrays`: one pack per
+#: worker builds each array's binary form itself (:mod:`~vaxcred.storage.pg_arrays`: one pack per
 #: element, no per-element dumper lookup), typed bigint[], text[], bytea[], timestamptz[] as the casts say
 CALL: Final = (
     "SELECT * FROM pg_temp.vaxcred_issuance_batch("

@@ -107,11 +107,11 @@ def _postgres_sql(*, skip_signed: bool, shared: bool, guarded: bool = False) -> 
 
 @functools.cache
 def _encoders() -> tuple[Callable[[Sequence[Any]], Any], ...]:
-    """Each column's array encoder, in :data:`COLUMNS` order (:mod:`~vaxcred.pipeline.site_signing.pg_arrays`:
+    """Each column's array encoder, in :data:`COLUMNS` order (:mod:`~vaxcred.storage.pg_arrays`:
     the server's binary array format written at once, ~1 µs of client CPU a member less than psycopg's
     element-by-element dump; other types: a list). Imported here, on PostgreSQL only: psycopg is the
     ``postgres`` extra's, and SQLite installs sign without it."""
-    from vaxcred.pipeline.site_signing import pg_arrays
+    from vaxcred.storage import pg_arrays
 
     encoders: dict[str, Callable[[Sequence[Any]], Any]] = {
         "bigint": pg_arrays.bigint_array,
@@ -137,7 +137,7 @@ def _postgres_parameters(rows: Sequence[tuple[Any, ...]]) -> tuple[bool, tuple[A
 
 def _register_arrays(conn: Connection) -> None:
     """Let ``conn``'s psycopg connection send :func:`_encoders`' arrays (PostgreSQL only)."""
-    from vaxcred.pipeline.site_signing import pg_arrays
+    from vaxcred.storage import pg_arrays
 
     with driver_errors(conn) as driver:
         pg_arrays.register(driver)

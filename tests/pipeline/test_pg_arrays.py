@@ -1,4 +1,4 @@
-"""issuance.pg_arrays: the batch call's arrays built in PostgreSQL's binary format by the worker are read by the
+"""storage.pg_arrays: the batch stages' arrays built in PostgreSQL's binary format by the worker are read by the
 real server as exactly the values psycopg's own list dumping sends (hypothesis: random values, NULLs, empty
 arrays, the 64-bit limits, any text but NUL, instants in any time zone)."""
 
@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.pipeline.pg import PostgresCluster
-from vaxcred.pipeline.issuance import pg_arrays
+from vaxcred.storage import pg_arrays
 
 _SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -59,7 +59,13 @@ def _check(
 @_SETTINGS
 @given(values=st.lists(st.one_of(_INT8, st.none()), max_size=30) | st.lists(_INT8, max_size=300))
 def test_int8_arrays(conn: psycopg.Connection[Any], values: list[int | None]) -> None:
-    _check(conn, "bigint[]", pg_arrays.int8_array, values)
+    _check(conn, "bigint[]", pg_arrays.bigint_array, values)
+
+
+@_SETTINGS
+@given(values=st.lists(st.integers(min_value=-(2**31), max_value=2**31 - 1), max_size=300))
+def test_int4_arrays(conn: psycopg.Connection[Any], values: list[int]) -> None:
+    _check(conn, "integer[]", pg_arrays.integer_array, values)
 
 
 @_SETTINGS
@@ -85,10 +91,11 @@ def test_timestamptz_arrays(conn: psycopg.Connection[Any], values: list[dt.datet
 
 def test_the_limits_and_empty_arrays(conn: psycopg.Connection[Any]) -> None:
     """The 64-bit limits and NULLs; every type's empty array; a naive time or an out-of-range integer refused."""
-    _check(conn, "bigint[]", pg_arrays.int8_array, [-(2**63), 2**63 - 1, None, 0, -1])
-    _check(conn, "bigint[]", pg_arrays.int8_array, [None])
+    _check(conn, "bigint[]", pg_arrays.bigint_array, [-(2**63), 2**63 - 1, None, 0, -1])
+    _check(conn, "bigint[]", pg_arrays.bigint_array, [None])
     for sql_type, build in (
-        ("bigint[]", pg_arrays.int8_array),
+        ("bigint[]", pg_arrays.bigint_array),
+        ("integer[]", pg_arrays.integer_array),
         ("text[]", pg_arrays.text_array),
         ("bytea[]", pg_arrays.bytea_array),
         ("timestamptz[]", pg_arrays.timestamptz_array),
@@ -97,4 +104,6 @@ def test_the_limits_and_empty_arrays(conn: psycopg.Connection[Any]) -> None:
     with pytest.raises(TypeError):
         pg_arrays.timestamptz_array([dt.datetime(2026, 1, 1)])
     with pytest.raises(struct.error):  # no 64-bit value
-        pg_arrays.int8_array([2**63])
+        pg_arrays.bigint_array([2**63])
+    with pytest.raises(struct.error):  # no 32-bit value
+        pg_arrays.integer_array([2**31])
