@@ -22,6 +22,7 @@ An empty array has no dimension.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import struct
 from collections.abc import Sequence
 from typing import Any, Final
@@ -53,8 +54,9 @@ _header: Final = struct.Struct(">iiIii").pack  # ndim 1, has NULLs, element type
 _empty: Final = struct.Struct(">iiI").pack  # ndim 0, no NULLs, element type
 _length: Final = struct.Struct(">i").pack
 _int8: Final = struct.Struct(">iq").pack
-_int4: Final = struct.Struct(">ii").pack
 _NULL: Final = _length(-1)
+#: the framed lengths of the usual elements, made once (payloads, audit paths, names are short)
+_LENGTHS: Final = tuple(_length(n) for n in range(4096))
 #: PostgreSQL's timestamp epoch
 _EPOCH: Final = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND: Final = dt.timedelta(microseconds=1)
@@ -92,24 +94,31 @@ def bigint_array(values: Sequence[int | None]) -> BigintArray:
     if None in values:
         body = b"".join([_NULL if v is None else _int8(8, v) for v in values])
         return BigintArray(_array(_INT8, count, True, body))
-    # no NULL: the values packed at once, then spread into 12-byte elements (length 8, value) byte by byte
-    packed = struct.pack(f">{count}q", *values)
-    elements = bytearray(12 * count)
-    elements[3::12] = b"\x08" * count
-    for k in range(8):
-        elements[4 + k :: 12] = packed[k::8]
-    return BigintArray(_array(_INT8, count, False, bytes(elements)))
+    return BigintArray(_array(_INT8, count, False, _framed(values, "q", 8)))
 
 
 def integer_array(values: Sequence[int]) -> IntegerArray:
     """``values`` (each fits a signed 32-bit integer: else :class:`struct.error`) as an ``integer[]``."""
-    return IntegerArray(_array(_INT4, len(values), False, b"".join([_int4(4, v) for v in values])))
+    return IntegerArray(_array(_INT4, len(values), False, _framed(values, "i", 4)))
+
+
+@functools.lru_cache(maxsize=64)
+def _framing(count: int, code: str) -> struct.Struct:
+    return struct.Struct(">" + ("i" + code) * count)
+
+
+def _framed(values: Sequence[int | None], code: str, size: int) -> bytes:
+    """``values`` (no NULL: a ``None`` is a :class:`struct.error`) as elements, each its length ``size`` then its value: one pack of a remembered
+    format (a batch's sizes repeat)."""
+    framed: list[int | None] = [size] * (2 * len(values))
+    framed[1::2] = values
+    return _framing(len(values), code).pack(*framed)
 
 
 def _elements(data: list[bytes]) -> bytes:
     """Each of ``data`` after its 4-byte length."""
     parts: list[bytes] = [b""] * (2 * len(data))
-    parts[0::2] = map(_length, map(len, data))
+    parts[0::2] = [_LENGTHS[n] if n < len(_LENGTHS) else _length(n) for n in map(len, data)]
     parts[1::2] = data
     return b"".join(parts)
 
