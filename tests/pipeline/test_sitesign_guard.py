@@ -198,6 +198,35 @@ def _pause_before_revocation(monkeypatch: pytest.MonkeyPatch) -> tuple[threading
     return paused, go
 
 
+def _store_during_correction(
+    pg: Database, batch: _Batch, correction: int, registry: TableRegistry, monkeypatch: pytest.MonkeyPatch
+) -> tuple[bool, Any, tuple[int, int]]:
+    """Resolve ``correction`` on a second connection, paused inside its transaction before it revokes (its
+    changes made, its locks held); meanwhile store ``batch`` on another thread; then let the correction commit.
+    Returns (whether the store waited on a lock, the resolution, the store's (stored, failed))."""
+    paused, go = _pause_before_revocation(monkeypatch)
+    second = open_database(pg.engine.url.render_as_string(hide_password=False))
+    try:
+        fix = _Run(lambda: resolve_correction(second, correction, now=CORRECTED_AT, registry=registry))
+        fix.start()
+        assert paused.wait(WAIT)
+
+        def store() -> tuple[int, int]:
+            with pg.for_batches().begin() as conn:
+                return batch.store(pg, conn)
+
+        storing = _Run(store)
+        storing.start()
+        waited = _blocked_or_done(pg, storing)
+        go.set()
+        resolved = fix.outcome()
+        stored: tuple[int, int] = storing.outcome()
+    finally:
+        go.set()
+        second.dispose()
+    return waited, resolved, stored
+
+
 def test_a_correction_of_a_dose_waits_for_the_store_in_flight_and_supersedes_its_signature(
     pg: Database,
     signers: dict[str, Signer],
@@ -292,30 +321,9 @@ def test_a_person_correction_through_another_dose_in_flight_makes_the_store_wait
         proposed_value="Trần Thị Khác",
         now=NOW,
     )
-    paused, go = _pause_before_revocation(monkeypatch)
-    second = open_database(pg.engine.url.render_as_string(hide_password=False))
-    try:
-        fix = _Run(
-            lambda: resolve_correction(
-                second, correction, now=CORRECTED_AT, registry=_registry_without(held.citizen_id)
-            )
-        )
-        fix.start()
-        assert paused.wait(WAIT)
-
-        def store() -> tuple[int, int]:
-            with pg.for_batches().begin() as conn:
-                return batch.store(pg, conn)
-
-        storing = _Run(store)
-        storing.start()
-        waited = _blocked_or_done(pg, storing)
-        go.set()
-        fix.outcome()
-        added, failed = storing.outcome()
-    finally:
-        go.set()
-        second.dispose()
+    waited, _, (added, failed) = _store_during_correction(
+        pg, batch, correction, _registry_without(held.citizen_id), monkeypatch
+    )
     assert waited, "the store did not wait for the correction in flight"
     in_batch = {row.id for row in batch.rows} & set(their_doses)
     assert held.id in in_batch
@@ -449,26 +457,9 @@ def test_a_dose_correction_in_flight_makes_the_store_wait_then_the_dose_is_signe
     correction = file_correction(
         pg, citizen_id=target.citizen_id, dose_id=target.id, field="lot", proposed_value="FIXED2", now=NOW
     )
-    paused, go = _pause_before_revocation(monkeypatch)
-    second = open_database(pg.engine.url.render_as_string(hide_password=False))
-    try:
-        fix = _Run(lambda: resolve_correction(second, correction, now=CORRECTED_AT, registry=registry_for()))
-        fix.start()
-        assert paused.wait(WAIT)
-
-        def store() -> tuple[int, int]:
-            with pg.for_batches().begin() as conn:
-                return batch.store(pg, conn)
-
-        storing = _Run(store)
-        storing.start()
-        waited = _blocked_or_done(pg, storing)
-        go.set()
-        resolved = fix.outcome()
-        added, failed = storing.outcome()
-    finally:
-        go.set()
-        second.dispose()
+    waited, resolved, (added, failed) = _store_during_correction(
+        pg, batch, correction, registry_for(), monkeypatch
+    )
     assert waited, "the store did not wait for the correction in flight"
     assert not resolved.superseded_signature  # nothing was signed when it superseded
     assert (added, failed) == (BATCH, 0)
