@@ -422,7 +422,7 @@ def run_once(people: int, backend: str, workers: int, data_dir: Path, work_dir: 
                 return server_cpu_seconds(pg_dir), int(lsn)
 
         tree = stack.enter_context(TreeRss())
-        # SQLite: one process, pipelined (a forked child signs, the stage stores; one writer). PostgreSQL: WORKERS
+        # SQLite: one process, pipelined (a forked child reads and signs, the stage stores; one writer). PostgreSQL: WORKERS
         # processes — they cost the server ~10 % more CPU than one pipelined process, but one process and its
         # server backend take turns, and on a quiet machine (make bench-site-signing, 100 k people) two workers
         # signed in 12.6 s against 18.4 s pipelined (docs/pipeline.md, "Site signing on two cores")

@@ -1,14 +1,17 @@
 """Site signing's row-version guard on a real PostgreSQL server, raced deterministically with two connections.
 
 A batch is read (with each row's ``doses.xmin`` / ``persons.xmin``), signed outside any transaction, then stored
-by a member INSERT joined to the rows at those versions, the doses held ``FOR SHARE`` until the commit
-(:func:`vaxcred.pipeline.site_signing.workers._store_checked`). Each test here pauses one side at the point
+by a member INSERT joined to the rows at those versions, under the signing lock held shared until the commit
+(:func:`vaxcred.pipeline.site_signing.workers._store_checked`; a correction takes it exclusive first). Each test here pauses one side at the point
 that matters and lets the other run: a store paused between its INSERT and its commit while a correction of
 one of its doses runs (the correction waits, then supersedes the fresh signature); a correction of the person
 or a registry result committed between the read and the store (the person's doses are left out); a
 correction of the person through *another* of their doses paused before its commit while the store's INSERT
 runs (the store waits, then leaves the person's doses out); a store about to re-read a batch while a
-correction of the person runs (the store holds no row lock then: no deadlock). The race tests fail without the
+correction of the person runs (the store holds no lock then: no deadlock); a lot correction paused before its
+commit while the store's INSERT runs (the store waits, then signs the corrected dose); a store in flight holding
+no dose row lock. Without the store's shared lock the paused-correction tests fail; without the correction's
+exclusive lock the first test does. The race tests fail without the
 guard (a store without the version join and without the re-read), the in-flight person one also without the
 corrections' new dose versions, and the last one if the store keeps its dose locks through the re-read.
 """
@@ -36,6 +39,7 @@ from vaxcred.pipeline.corrections import resolution as resolution_module
 from vaxcred.pipeline.registry.check import run_registry_check
 from vaxcred.pipeline.registry.lookup import TableRegistry
 from vaxcred.pipeline.site_signing import workers
+from vaxcred.pipeline.site_signing.member_rows import SIGNING_LOCK
 from vaxcred.pipeline.site_signing.queue_versions import _queue_batch
 from vaxcred.pipeline.site_signing.sign_rows import _certificate_row, _sign_rows
 from vaxcred.pipeline.site_signing.stage import run_site_signing, verify_stored_signatures
@@ -194,6 +198,35 @@ def _pause_before_revocation(monkeypatch: pytest.MonkeyPatch) -> tuple[threading
     return paused, go
 
 
+def _store_during_correction(
+    pg: Database, batch: _Batch, correction: int, registry: TableRegistry, monkeypatch: pytest.MonkeyPatch
+) -> tuple[bool, Any, tuple[int, int]]:
+    """Resolve ``correction`` on a second connection, paused inside its transaction before it revokes (its
+    changes made, its locks held); meanwhile store ``batch`` on another thread; then let the correction commit.
+    Returns (whether the store waited on a lock, the resolution, the store's (stored, failed))."""
+    paused, go = _pause_before_revocation(monkeypatch)
+    second = open_database(pg.engine.url.render_as_string(hide_password=False))
+    try:
+        fix = _Run(lambda: resolve_correction(second, correction, now=CORRECTED_AT, registry=registry))
+        fix.start()
+        assert paused.wait(WAIT)
+
+        def store() -> tuple[int, int]:
+            with pg.for_batches().begin() as conn:
+                return batch.store(pg, conn)
+
+        storing = _Run(store)
+        storing.start()
+        waited = _blocked_or_done(pg, storing)
+        go.set()
+        resolved = fix.outcome()
+        stored: tuple[int, int] = storing.outcome()
+    finally:
+        go.set()
+        second.dispose()
+    return waited, resolved, stored
+
+
 def test_a_correction_of_a_dose_waits_for_the_store_in_flight_and_supersedes_its_signature(
     pg: Database,
     signers: dict[str, Signer],
@@ -288,30 +321,9 @@ def test_a_person_correction_through_another_dose_in_flight_makes_the_store_wait
         proposed_value="Trần Thị Khác",
         now=NOW,
     )
-    paused, go = _pause_before_revocation(monkeypatch)
-    second = open_database(pg.engine.url.render_as_string(hide_password=False))
-    try:
-        fix = _Run(
-            lambda: resolve_correction(
-                second, correction, now=CORRECTED_AT, registry=_registry_without(held.citizen_id)
-            )
-        )
-        fix.start()
-        assert paused.wait(WAIT)
-
-        def store() -> tuple[int, int]:
-            with pg.for_batches().begin() as conn:
-                return batch.store(pg, conn)
-
-        storing = _Run(store)
-        storing.start()
-        waited = _blocked_or_done(pg, storing)
-        go.set()
-        fix.outcome()
-        added, failed = storing.outcome()
-    finally:
-        go.set()
-        second.dispose()
+    waited, _, (added, failed) = _store_during_correction(
+        pg, batch, correction, _registry_without(held.citizen_id), monkeypatch
+    )
     assert waited, "the store did not wait for the correction in flight"
     in_batch = {row.id for row in batch.rows} & set(their_doses)
     assert held.id in in_batch
@@ -427,3 +439,55 @@ def test_a_batch_re_read_holds_no_lock_a_person_correction_waits_for(
     assert not in_batch & _signatures(pg).keys()
     assert (added, failed) == (BATCH - len(in_batch), 0)
     assert _status(pg, person) != "VERIFIED"
+
+
+def test_a_dose_correction_in_flight_makes_the_store_wait_then_the_dose_is_signed_as_corrected(
+    pg: Database,
+    signers: dict[str, Signer],
+    site_ca: keys.KeyPair,  # noqa: F811 - fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A lot correction paused after its update and its (empty) supersede, before its commit, while the store's
+    INSERT runs over a batch holding that dose: the store waits on the signing lock the correction holds
+    exclusive, then finds the dose at a new version and signs it again as corrected. Without the store's shared
+    lock it would not wait: its INSERT would see the old row and commit a signature of the old lot that the
+    correction (already past its supersede) leaves current."""
+    batch = _Batch(pg, signers)
+    target = batch.rows[7]
+    correction = file_correction(
+        pg, citizen_id=target.citizen_id, dose_id=target.id, field="lot", proposed_value="FIXED2", now=NOW
+    )
+    waited, resolved, (added, failed) = _store_during_correction(
+        pg, batch, correction, registry_for(), monkeypatch
+    )
+    assert waited, "the store did not wait for the correction in flight"
+    assert not resolved.superseded_signature  # nothing was signed when it superseded
+    assert (added, failed) == (BATCH, 0)
+    assert _signatures(pg)[target.id] is True
+    assert all(
+        check.ok for check in verify_stored_signatures(pg, site_ca=site_ca.certificate, now=CORRECTED_AT)
+    )
+
+
+def test_a_store_in_flight_holds_no_dose_row_lock(pg: Database, signers: dict[str, Signer]) -> None:
+    """Between its member INSERT and its commit a store holds the signing lock, not its doses: another
+    connection locks every dose of the batch ``FOR UPDATE NOWAIT`` at once (before session 10 the INSERT locked
+    each dose ``FOR SHARE``: a lock, a WAL record and a dirtied page a dose), but cannot take the signing lock
+    exclusive."""
+    batch = _Batch(pg, signers)
+    ids = [row.id for row in batch.rows]
+    with pg.for_batches().connect() as conn:
+        transaction = conn.begin()
+        assert batch.store(pg, conn) == (BATCH, 0)
+        with pg.connect() as other:
+            locked = other.execute(
+                sa.select(doses.c.id).where(doses.c.id.in_(ids)).with_for_update(nowait=True)
+            ).scalars()
+            assert sorted(locked) == sorted(ids)
+            assert (
+                other.execute(sa.select(sa.func.pg_try_advisory_xact_lock(SIGNING_LOCK))).scalar_one()
+                is False
+            )
+            other.rollback()
+        transaction.commit()
+    assert sum(_signatures(pg).values()) == BATCH

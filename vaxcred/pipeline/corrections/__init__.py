@@ -61,6 +61,10 @@ open correction (dose, field, canonical value) filed again returns the existing 
 
 **Resolution** (:func:`resolve_correction`), in one transaction:
 
+0. on PostgreSQL the transaction first takes site signing's lock exclusive
+   (:func:`vaxcred.pipeline.site_signing.stage.lock_out_signing`; a signing store holds it shared from its
+   member INSERT to its commit): a store in flight commits first (and its signature of the named dose is
+   superseded in 3), a later one waits for this commit and finds the rows changed;
 1. the correction moves ``OPEN → RESOLVED`` under its row lock (``FOR UPDATE``; SQLite's ``BEGIN IMMEDIATE``
    serialises writers): of two concurrent resolutions one wins, the other gets ``pipeline.correction_closed``.
    The person's row and current site signatures are locked ``FOR UPDATE`` too: an issuance commit holding the
@@ -72,9 +76,9 @@ open correction (dose, field, canonical value) filed again returns the existing 
    so nothing is signed or issued on the stale result), the dose row, or a new dose row (dose fields leave the
    registry status as it is: the registry compares person fields only). On PostgreSQL a person-field change first
    gives every dose in force of the person a new row version (locked in id order, a no-op UPDATE): site signing's
-   store keeps a signature only for dose rows still at the version its batch read and holds them ``FOR SHARE``
-   until its commit, so a store in flight is waited for (and its signature of the named dose superseded in 3),
-   and a later one re-reads the person and leaves them out;
+   store keeps a signature only for dose rows still at the version its batch read, so a later store re-reads the
+   person and leaves them out (with the lock of step 0 the person row's own new version would do; the dose
+   versions are kept as a second line);
 3. the current site signature of the dose the correction names is superseded
    (:func:`vaxcred.pipeline.site_signing.stage.supersede_signature`): the site signs the corrected record again in
    the next site-signing run, and issuance waits for that (a new missing dose has no signature yet either);

@@ -39,7 +39,7 @@ from vaxcred.pipeline.records.calendar import vietnam_date
 from vaxcred.pipeline.registry.check import run_registry_check
 from vaxcred.pipeline.registry.lookup import PopulationRegistry, RegistryStatus
 from vaxcred.pipeline.reports.revocation_export import BAD_PASSPORT, decode_passport
-from vaxcred.pipeline.site_signing.stage import supersede_signature
+from vaxcred.pipeline.site_signing.stage import lock_out_signing, supersede_signature
 from vaxcred.revocation import HashType, revocation_hashes
 from vaxcred.storage import Database
 from vaxcred.storage.schema import (
@@ -182,14 +182,13 @@ def _lock_doses_in_force(conn: Connection, person_id: int) -> None:
 def _new_dose_versions(conn: Connection, person_id: int) -> None:
     """PostgreSQL: give each of the person's doses in force a new row version (a no-op UPDATE), locked first in
     id order, before the person row changes. Site signing's store keeps a signature only for a dose row still
-    at the version its batch read, holding it ``FOR SHARE`` until the commit
-    (:mod:`vaxcred.pipeline.site_signing.member_rows`): a store in flight holding any dose of this person makes
-    this wait for its commit (the signature it stores is then superseded below, if it is the named dose's), and
-    a store after it finds every dose of the person at a new version and re-reads them (the person is no longer
-    ``VERIFIED``: left out). A store's locking statement re-checks only the rows it locks (READ COMMITTED),
-    never the person row: hence all the person's doses, not only the named one. Doses before the person, both in
-    id order, as the store locks them: no deadlock with its re-read (dose, then its person). SQLite serialises
-    writers (``BEGIN IMMEDIATE``) and its store re-reads."""
+    at the version its batch read (:mod:`vaxcred.pipeline.site_signing.member_rows`), and since session 10 the
+    resolution holds site signing's lock exclusive (:func:`lock_out_signing`, taken first): a store in flight
+    has committed before this runs, and a later one finds the person row at a new version anyway. The dose
+    versions are kept as a second line (a store that read before this commit re-reads these doses too); before
+    the lock they were what made a store in flight wait, its row locks re-checking only the rows it locked.
+    Doses before the person, both in id order, as the store's re-read locks them: no deadlock with it. SQLite
+    serialises writers (``BEGIN IMMEDIATE``) and its store re-reads."""
     if conn.dialect.name != "postgresql":
         return
     _lock_doses_in_force(conn, person_id)
@@ -242,6 +241,9 @@ def resolve_correction(
     now = _require_utc(now)
     text = _note(note, required=False)
     with db.begin() as conn:
+        # first of all (before any row lock or log append): a site-signing store in flight commits before this
+        # changes a dose (then its signature is superseded below), a later one waits for this commit
+        lock_out_signing(conn)
         # (1) OPEN -> RESOLVED, under the row lock
         correction = _close(conn, correction_id, state=CorrectionState.RESOLVED, now=now, note=text)
         filed_dose = _dose_by_id(conn, correction.dose_id)

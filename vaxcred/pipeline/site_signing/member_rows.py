@@ -31,7 +31,7 @@ from vaxcred.storage.bulk import insert_rows, stored_time
 from vaxcred.storage.database import driver_errors
 from vaxcred.storage.schema import site_certificates, site_signature_batches, site_signatures
 
-__all__ = ["COLUMNS", "RowsChanged", "insert_certificates", "insert_heads", "insert_members"]
+__all__ = ["COLUMNS", "SIGNING_LOCK", "RowsChanged", "insert_certificates", "insert_heads", "insert_members"]
 
 #: the columns of a stored batch member, in the order of :func:`insert_members`' value tuples
 COLUMNS: Final = ("dose_id", "cose", "signed_at", "batch_id", "leaf_index", "proof")
@@ -55,15 +55,22 @@ _VARYING_AT: Final = tuple(i for i, name in enumerate(COLUMNS) if name not in _S
 
 
 #: the row-version guard (PostgreSQL): each member joined to its dose and person rows *as read* by the work
-#: queue (``xmin``, the version a row's writer gave it), the doses locked ``FOR SHARE`` in id order. A row whose
-#: dose or person changed since the read drops out; a writer of the dose still in flight is waited for (then the
-#: dose's new version drops out too), and one that comes later waits for this transaction's commit — so a
-#: correction supersedes the signature stored here (see :func:`insert_members`)
+#: queue (``xmin``, the version a row's writer gave it). A row whose dose or person changed since the read drops
+#: out. No row lock: the INSERT runs under :data:`SIGNING_LOCK` held shared (:func:`_hold_signing_lock`), which
+#: every writer of a dose or signature takes exclusive first (:func:`vaxcred.pipeline.site_signing.stage.
+#: lock_out_signing`) — a writer in flight is waited for (its change committed: the row drops out), one that comes
+#: later waits for this transaction's commit and supersedes the signature stored here (see :func:`insert_members`)
 _GUARD: Final = (
     " JOIN doses AS d ON d.id = u.dose_id AND d.xmin = u.dose_version"
     " JOIN persons AS p ON p.id = d.person_id AND p.xmin = u.person_version"
-    " ORDER BY d.id FOR SHARE OF d"
 )
+#: PostgreSQL advisory lock key (one for the whole database) that orders the guarded member INSERT against every
+#: change of a dose or of a current signature: taken **shared** by the guarded INSERT's savepoint (signing runs do
+#: not exclude one another: the one-current-signature index does that) and **exclusive** by each writer, first
+#: in its transaction. Before session 10 each dose was locked ``FOR SHARE`` instead (a lock per dose: a heap
+#: write, a WAL record and a dirtied page each)
+SIGNING_LOCK: Final = 0x7661786372656402  # "vaxcred" + 2 (the migrations' lock is + 1)
+_SHARED_LOCK: Final = "SELECT pg_advisory_xact_lock_shared(%s)"
 #: the versions travel as two texts of comma-separated ``xid`` numbers, split by the server (psycopg dumps a list
 #: element by element in Python, ~0.6 µs each; a ``str.join`` of the texts the queue read returned costs ~0.05)
 _VERSION_ARRAYS: Final = ", string_to_array(%b, ',')::xid[], string_to_array(%b, ',')::xid[]"
@@ -176,15 +183,25 @@ class RowsChanged(Exception):
     batch the re-checking way (:func:`vaxcred.pipeline.site_signing.workers._store_checked`)."""
 
 
+def _hold_signing_lock(conn: Connection) -> None:
+    """:data:`SIGNING_LOCK` shared until the end of ``conn``'s transaction — or of its savepoint, if that is
+    rolled back (PostgreSQL releases a subtransaction's locks with it; the re-read path then holds row locks
+    instead). Its own statement, before the INSERT: the INSERT's snapshot is taken once the lock is granted, so
+    it sees every writer that held the lock before."""
+    conn.exec_driver_sql(_SHARED_LOCK, (SIGNING_LOCK,))
+
+
 def _insert_guarded(
     conn: Connection, rows: Sequence[tuple[Any, ...]], versions: Sequence[tuple[str, str]]
 ) -> list[tuple[int, int]]:
-    """The guarded INSERT (:data:`_GUARD`): every row stored, or :class:`RowsChanged` (the rows stored so far
-    are left for the caller's savepoint to roll back). A dose holding a current signature already (a concurrent
-    run's) raises the unique index's IntegrityError, also left to the caller."""
+    """The guarded INSERT (:data:`_GUARD`) under :data:`SIGNING_LOCK` held shared: every row stored, or
+    :class:`RowsChanged` (the rows stored so far, and the lock, are left for the caller's savepoint to roll
+    back). A dose holding a current signature already (a concurrent run's) raises the unique index's
+    IntegrityError, also left to the caller."""
     shared, parameters = _postgres_parameters(rows)
     _register_arrays(conn)
     dose_versions, person_versions = (",".join(column) for column in zip(*versions, strict=True))
+    _hold_signing_lock(conn)
     stored = conn.exec_driver_sql(
         _postgres_sql(skip_signed=False, shared=shared, guarded=True),
         (*parameters, dose_versions, person_versions),
@@ -204,8 +221,8 @@ def insert_members(
     (signature id, dose id) pairs.
 
     ``versions`` (PostgreSQL; one per value: the ``doses.xmin`` and ``persons.xmin`` its row was read with)
-    stores them only if every dose and person row is still that version, holding the doses ``FOR SHARE`` until
-    the commit (:data:`_GUARD`); otherwise it raises :class:`RowsChanged` (or the unique index's
+    stores them only if every dose and person row is still that version, holding :data:`SIGNING_LOCK` shared
+    until the commit (:data:`_GUARD`); otherwise it raises :class:`RowsChanged` (or the unique index's
     IntegrityError) and the caller's savepoint must be rolled back."""
     if not values:
         return []

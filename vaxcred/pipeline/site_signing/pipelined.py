@@ -1,26 +1,30 @@
-"""Site signing on two cores with one writer: a forked child signs while this process reads and stores.
+"""Site signing on two cores with one writer: a forked child reads and signs while this process stores.
 
 ::
 
-    parent: read batch 0 ─> child ─┐          transaction i: [store batch i-2 (re-checked) +] read batch i
-            read batch 1 ─> child ─┤ signs    ─> send batch i to the child
-            store 0 + read 2 ──────┘ batch    the child signs batch i-1 meanwhile (CPU only: no database,
-            store 1 + read 3 ─ …     after    no file, no lock), so signing overlaps the reads, the writes
-                                     batch    and the commits
+    parent: ask 0, ask 1 ─> child                     step i: [receive batch i ─] store it ─> ask for i+2
+    child:  read 0 + sign 0 ─> parent                 the child reads (its own connection, a read that commits:
+            read 1 + sign 1 ─> parent                 no write, no lock on SQLite's WAL) and signs batch i+1
+    parent: store 0 ─> ask 2;  store 1 ─> ask 3 …     meanwhile, so the reads and the signing overlap the writes
+                                                      and the commits
 
-* **One writer.** Only this process touches the database, one connection, one write transaction per step
-  (SQLite: ``BEGIN IMMEDIATE``), so SQLite's single writer lock is never contended by the stage itself; the child
-  holds :data:`IN_FLIGHT` batches at most (memory bounded).
+* **One writer.** Only this process writes, one connection, one write transaction per step (SQLite: ``BEGIN
+  IMMEDIATE``), so SQLite's single writer lock is never contended by the stage itself; the child only reads, and
+  holds :data:`IN_FLIGHT` batches at most (memory bounded). Until session 10 this process read too and the child
+  only signed: on SQLite at 100 k people the parent used ~7.2 CPU-s against the child's ~3.7, so one core waited
+  on the other (≈1.4 of 2 busy); reading in the child balances them (~5.5 and ~5.7).
 * **Checked on store.** A batch is signed outside the transaction that stores it, so its store makes sure each
   dose is still exactly as signed, as the parallel workers do
   (:func:`~vaxcred.pipeline.site_signing.workers._store_checked`). PostgreSQL: the queue read returns each row's
   versions (``doses.xmin``, ``persons.xmin``) and the member INSERT stores the batch only if every row is still at
-  them, holding the doses ``FOR SHARE`` (a correction waits for the commit and then supersedes the fresh
-  signature); if any row changed, the batch is re-read (:func:`~vaxcred.pipeline.site_signing.workers._recheck`,
-  ``FOR SHARE`` of doses and persons: a changed dose signed again inside the transaction, a person no longer
-  ``VERIFIED`` left out). SQLite: the re-read is skipped when no other connection has committed anything since
-  the batch was read (``PRAGMA data_version`` unchanged on this connection: the rows are then exactly as read);
-  any other commit in between, a correction's or not, makes it re-read.
+  them, under the signing lock held shared (a correction holds it exclusive: it waits for the commit and then
+  supersedes the fresh signature); if any row changed, the batch is re-read
+  (:func:`~vaxcred.pipeline.site_signing.workers._recheck`, ``FOR SHARE`` of doses and persons: a changed dose
+  signed again inside the transaction, a person no longer ``VERIFIED`` left out). SQLite: the re-read is skipped
+  when no other connection has committed anything between the request for the batch and its store (``PRAGMA
+  data_version`` on this connection, taken before the request — the child's read comes after it — and again in
+  the storing transaction: unchanged, the rows are exactly as read; this connection's own commits and the
+  child's reads leave it); any other commit in between, a correction's or not, makes it re-read.
 * **Exactly once, resumable.** Stores go through :func:`~vaxcred.pipeline.site_signing.store._store_batch` like
   every other path (the unique partial index skips a dose signed meanwhile). A ``kill -9`` loses the batches in
   flight only; a re-run signs them.
@@ -52,7 +56,7 @@ from vaxcred.pipeline.site_signing.sign_rows import _Head, _sign_rows, _Signed
 from vaxcred.pipeline.site_signing.store import ProgressCallback, _store_batch
 from vaxcred.pipeline.site_signing.work_queue import _DoseRow
 from vaxcred.pipeline.site_signing.workers import _store_checked
-from vaxcred.storage import Database
+from vaxcred.storage import Database, open_database
 
 __all__ = ["IN_FLIGHT", "SIGNING_WORKER_FAILED"]
 
@@ -68,22 +72,38 @@ _Outcomes = list[_Signed | str]
 
 
 def _child_main(
-    inbox: Any, outbox: Any, signers: Mapping[str, Signer], now: dt.datetime, per_signature: int, parent: int
+    inbox: Any,
+    outbox: Any,
+    signing: tuple[Mapping[str, Signer], dt.datetime, int],
+    queue_of: tuple[str, Sequence[str], int],
+    parent: int,
 ) -> None:
-    """The signing child: sign each batch of ``inbox`` into ``outbox`` until ``None``."""
+    """The signing child: for each request of ``inbox`` read the next batch of the work queue on its own
+    connection (a read that commits: it writes nothing) and sign it into ``outbox``, until ``None``.
+    ``signing`` = (signers, now, per_signature); ``queue_of`` = (the database URL, the sites, batch size)."""
     die_with_parent(parent)
     # the parent decides when to stop (a terminal's ^C, or a service manager's SIGTERM to the whole group, reach
     # the child too; the service's own handlers were inherited through the fork): the child ends with the parent
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signers, now, per_signature = signing
+    url, site_ids, batch_size = queue_of
     settle = settle_heap_once(forked=True)
-    while (rows := inbox.get()) is not None:
-        try:
-            outbox.put(("ok", _pack(_sign_rows(rows, signers, now, per_signature))))
-            settle()
-        except Exception as e:  # a bug: its type and code only (a message may quote a record)
-            outbox.put(("error", e.code if isinstance(e, VaxcredError) else type(e).__name__))
-            return
+    db = open_database(url).for_batches()  # its own connections, never the parent's
+    work = _Queue(site_ids, batch_size)
+    try:
+        while inbox.get() is not None:
+            try:
+                with db.read() as conn:
+                    rows, versions = work.next_batch(conn)
+                packed = _pack(_sign_rows(rows, signers, now, per_signature)) if rows else None
+                outbox.put(("ok", (rows, versions, packed)))
+                settle()
+            except Exception as e:  # a bug: its type and code only (a message may quote a record)
+                outbox.put(("error", e.code if isinstance(e, VaxcredError) else type(e).__name__))
+                return
+    finally:
+        db.dispose()
 
 
 #: a batch's outcomes as they cross the pipe: its heads once, then per row the error code or (dose id, the head's
@@ -112,24 +132,29 @@ def _unpack(packed: _Packed) -> _Outcomes:
 
 
 class _SigningChild:
-    """The forked child and its two queues; batches come back in the order they were sent."""
+    """The forked child and its two queues; batches come back in the order they were asked for."""
 
-    def __init__(self, signers: Mapping[str, Signer], now: dt.datetime, per_signature: int) -> None:
+    def __init__(
+        self, signing: tuple[Mapping[str, Signer], dt.datetime, int], queue_of: tuple[str, Sequence[str], int]
+    ) -> None:
         context = multiprocessing.get_context("fork")
         self.inbox = context.Queue()
         self.outbox = context.Queue()
         self.process = context.Process(
             target=_child_main,
-            args=(self.inbox, self.outbox, signers, now, per_signature, os.getpid()),
+            args=(self.inbox, self.outbox, signing, queue_of, os.getpid()),
             name="vaxcred-site-signing",
             daemon=True,
         )
         self.process.start()
 
-    def send(self, rows: Sequence[_DoseRow]) -> None:
-        self.inbox.put(list(rows))
+    def request(self) -> None:
+        """Ask for the next batch: the child reads it (after this call) and signs it."""
+        self.inbox.put(True)
 
-    def receive(self) -> _Outcomes:
+    def receive(self) -> tuple[list[_DoseRow], Versions | None, _Outcomes] | None:
+        """The next batch asked for: (rows, their versions on PostgreSQL, outcomes); ``None`` once the work queue
+        is exhausted."""
         while True:
             try:
                 kind, value = self.outbox.get(timeout=_POLL_SECONDS)
@@ -148,7 +173,10 @@ class _SigningChild:
                     code=SIGNING_WORKER_FAILED,
                 )
             assert isinstance(value, tuple)
-            return _unpack(value)
+            rows, versions, packed = value
+            if packed is None:
+                return None
+            return rows, versions, _unpack(packed)
 
     def close(self, *, finished: bool) -> None:
         """Stop the child: after its last batch when every result was taken, else at once (it holds nothing
@@ -167,9 +195,9 @@ class _SigningChild:
 
 @contextlib.contextmanager
 def _signing_child(
-    signers: Mapping[str, Signer], now: dt.datetime, per_signature: int
+    signing: tuple[Mapping[str, Signer], dt.datetime, int], queue_of: tuple[str, Sequence[str], int]
 ) -> Iterator[_SigningChild]:
-    child = _SigningChild(signers, now, per_signature)
+    child = _SigningChild(signing, queue_of)
     finished = False
     try:
         yield child
@@ -218,42 +246,41 @@ def _run_pipelined(
     sizes: tuple[int, int],
     on_progress: ProgressCallback | None,
 ) -> tuple[int, int]:
-    """Sign in the forked child, read and store here (see the module documentation); returns (signed, failed)."""
+    """Read and sign in the forked child, store here (see the module documentation); returns (signed, failed)."""
     batch_size, per_signature = sizes
-    work = _Queue(sorted(signers), batch_size)
-    # each batch with what its store checks: SQLite's data_version at the read, PostgreSQL's row versions
-    in_flight: deque[tuple[list[_DoseRow], int | Versions | None]] = deque()
+    url = db.engine.url.render_as_string(hide_password=False)
+    # per batch asked for, what its store checks against: SQLite's data_version on this connection *before* the
+    # request (the child reads after it: any other connection's commit in between changes it); PostgreSQL:
+    # nothing here (the rows' versions come with the batch)
+    asked: deque[int | None] = deque()
     signed = failed = 0
-    with _signing_child(signers, now, per_signature) as child, db.writer() as conn:
-        while in_flight or not work.exhausted:
-            due: tuple[list[_DoseRow], int | Versions | None, _Outcomes] | None = None
-            if in_flight and (len(in_flight) >= IN_FLIGHT or work.exhausted):
-                rows, read_version = in_flight.popleft()
-                due = (
-                    rows,
-                    read_version,
-                    child.receive(),
-                )  # before the write lock: nobody waits on the child
-            stored: tuple[int, int] | None = None
+    with (
+        _signing_child((signers, now, per_signature), (url, sorted(signers), batch_size)) as child,
+        db.writer() as conn,
+    ):
+        with conn.begin():
+            version = _data_version(conn)
+        for _ in range(IN_FLIGHT):
+            child.request()
+            asked.append(version)
+        while asked:
+            read_version = asked.popleft()
+            batch = child.receive()  # before the write lock: nobody waits on the child
+            if batch is None:
+                continue  # the queue is exhausted: the requests still out come back empty too
+            rows, versions, outcomes = batch
             with conn.begin():
                 version = _data_version(conn)
-                if due is not None:
-                    rows, read_version, outcomes = due
-                    if isinstance(read_version, dict) or version != read_version:
-                        versions = read_version if isinstance(read_version, dict) else None
-                        stored = _store_checked(
-                            db, conn, (rows, outcomes, versions), (signers, certificates), now, per_signature
-                        )
-                    else:
-                        stored = _store_batch(db, conn, rows, outcomes, certificates)
-                if len(in_flight) < IN_FLIGHT:
-                    batch, versions = work.next_batch(conn)
-                    if batch:
-                        child.send(batch)
-                        in_flight.append((batch, version if versions is None else versions))
-            if stored is not None:
-                signed += stored[0]
-                failed += stored[1]
-                if on_progress is not None:
-                    on_progress(signed)
+                if versions is not None or version != read_version:
+                    stored = _store_checked(
+                        db, conn, (rows, outcomes, versions), (signers, certificates), now, per_signature
+                    )
+                else:
+                    stored = _store_batch(db, conn, rows, outcomes, certificates)
+                child.request()
+                asked.append(version)
+            signed += stored[0]
+            failed += stored[1]
+            if on_progress is not None:
+                on_progress(signed)
     return signed, failed

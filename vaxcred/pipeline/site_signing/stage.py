@@ -29,7 +29,9 @@
   anything is signed (:class:`PipelineError` ``sitesign.wrong_purpose`` / ``sitesign.not_own_record`` /
   ``sitesign.cert_not_valid``), and :func:`~vaxcred.pipeline.site_signing.record.sign_dose` checks each record again.
 * **Corrections.** :func:`supersede_signature` marks a dose's current signature superseded (the correction's
-  transaction does it when it changes the dose); the next run signs the dose again.
+  transaction does it when it changes the dose); the next run signs the dose again. Every transaction that
+  changes a dose or supersedes a signature calls :func:`lock_out_signing` first (PostgreSQL: the signing lock
+  exclusive, which the guarded member INSERT holds shared), so it never interleaves with a store in flight.
 * **Independent verification.** :func:`verify_stored_signatures` re-verifies current signatures from the stored
   bytes and the stored site certificate alone (chain to the site CA, validity at signing time, citizen hash)
   and checks that the signed content is the dose as stored now.
@@ -59,6 +61,7 @@ from vaxcred.pipeline.site_signing.audit import (
     verify_stored_signatures,
 )
 from vaxcred.pipeline.site_signing.batch_codec import MAX_BATCH_MEMBERS
+from vaxcred.pipeline.site_signing.member_rows import SIGNING_LOCK
 from vaxcred.pipeline.site_signing.pipelined import _run_pipelined
 from vaxcred.pipeline.site_signing.record import is_site_certificate, site_id_of
 from vaxcred.pipeline.site_signing.sign_rows import _certificate_row, _sign_rows
@@ -79,6 +82,7 @@ __all__ = [
     "SignatureCheck",
     "SigningReport",
     "check_stored_signatures",
+    "lock_out_signing",
     "run_site_signing",
     "supersede_signature",
     "unsigned_count",
@@ -242,9 +246,23 @@ def _unsigned_counts(db: Database, site_ids: list[str]) -> tuple[int, int]:
     return int(no_key), int(unverified)
 
 
+def lock_out_signing(conn: Connection) -> None:
+    """PostgreSQL: take :data:`~vaxcred.pipeline.site_signing.member_rows.SIGNING_LOCK` exclusive until the end
+    of ``conn``'s transaction; SQLite: nothing (``BEGIN IMMEDIATE`` serialises writers, and a store re-reads
+    when another connection committed). Every transaction that changes a dose row or supersedes a current
+    signature calls this **first**, before it locks or changes any row or appends to the log: a signing store
+    in flight (it holds the lock shared from its member INSERT to its commit) finishes first and the caller's
+    supersede then sees its signatures; a store that comes later waits for the caller's commit and finds the
+    rows at new versions (re-read: a changed dose signed again, a person no longer ``VERIFIED`` left out).
+    Taking it first is also what keeps it deadlock-free: a store holding it shared waits for no row lock."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SIGNING_LOCK)))
+
+
 def supersede_signature(conn: Connection, dose_id: int, *, now: dt.datetime) -> bool:
     """Mark the current signature of ``dose_id`` superseded at ``now`` (in the caller's transaction, the one
-    that changes the dose); returns whether there was one. The next signing run signs the dose again."""
+    that changes the dose, which has called :func:`lock_out_signing` first); returns whether there was one. The
+    next signing run signs the dose again."""
     now = require_utc(now)
     result = conn.execute(
         site_signatures.update()
