@@ -1,6 +1,6 @@
-"""PostgreSQL: the import's plain inserts (no ``ON CONFLICT``) while no key was met, and the fall-back to the
-``ON CONFLICT`` statements when a batch meets a stored key — stored by an earlier import, or by another import
-committing the same key while this batch waits for it (``staging.StoredKeys``)."""
+"""PostgreSQL: the import's plain dose insert (no ``ON CONFLICT``) while no natural key was met, and the fall-back
+to the ``ON CONFLICT`` statements when a batch meets a stored key — stored by an earlier import, or by another
+import committing the same key while this batch waits for it (``staging.StoredKeys``)."""
 
 from __future__ import annotations
 
@@ -62,20 +62,18 @@ def _count(db: Database, table: sa.Table) -> int:
         return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
 
-def test_the_plain_script_differs_only_by_the_conflict_clauses() -> None:
-    """The plain statements are the ``ON CONFLICT`` ones less their two ``ON CONFLICT … DO NOTHING`` of persons
-    and doses, in a savepoint (the same counts, the same order, the same locks)."""
+def test_the_plain_script_differs_only_by_the_doses_conflict_clause() -> None:
+    """The plain statements are the ``ON CONFLICT`` ones less the doses' ``ON CONFLICT … DO NOTHING``, in a
+    savepoint (the same counts, the same order, the same locks); persons and sites keep theirs."""
     plain = staging._PG_PLAIN_SCRIPT
     assert plain.startswith("SAVEPOINT vaxcred_plain_insert;")
     assert plain.endswith(";RELEASE SAVEPOINT vaxcred_plain_insert")
     body = plain.removeprefix("SAVEPOINT vaxcred_plain_insert;").removesuffix(
         ";RELEASE SAVEPOINT vaxcred_plain_insert"
     )
-    assert body.count("ON CONFLICT") == 1  # the sites' only
+    assert body.count("ON CONFLICT") == 2  # the sites' and the persons'
     assert staging._PG_SCRIPT.count("ON CONFLICT") == 3
     restored = body.replace(
-        "ORDER BY citizen_id, seq;\n", "ORDER BY citizen_id, seq\n    ON CONFLICT (citizen_id) DO NOTHING;\n"
-    ).replace(
         "ORDER BY person_id, dose_number, date, site_id\n",
         "ORDER BY person_id, dose_number, date, site_id\n"
         "    ON CONFLICT (person_id, dose_number, date, site_id) DO NOTHING\n",
@@ -86,12 +84,12 @@ def test_the_plain_script_differs_only_by_the_conflict_clauses() -> None:
 def test_fresh_batches_go_plain_and_the_first_stored_key_switches_to_on_conflict(
     pg_database: Database,
 ) -> None:
-    """New keys: stored by the plain inserts (no fall-back). A batch holding a known person with a new dose and a
-    stored dose: falls back once, stores exactly the new dose and counts the rest; later batches go straight to
-    ``ON CONFLICT`` (no second fall-back), and what is stored is what the ``ON CONFLICT`` path alone stores."""
+    """New natural keys: stored by the plain insert (no fall-back), also when a person's rows straddle two
+    batches (the second meets the stored person). A batch holding a stored dose: falls back once, stores exactly
+    the new doses and counts the rest; later batches go straight to ``ON CONFLICT`` (no second fall-back)."""
     keys = staging.StoredKeys()
-    assert _store(pg_database, _rows(0, 20), keys) == staging.BatchCounts(20, 0, 0)
-    assert _store(pg_database, _rows(20, 40), keys) == staging.BatchCounts(20, 0, 0)
+    assert _store(pg_database, _rows(0, 21), keys) == staging.BatchCounts(21, 0, 0)
+    assert _store(pg_database, _rows(21, 40), keys) == staging.BatchCounts(19, 0, 0)  # person 10's dose 2
     assert (keys.met, keys.fallbacks) == (False, 0)
     # rows 38-41: person 19 (both doses stored) and person 20 (new)
     assert _store(pg_database, _rows(38, 42), keys) == staging.BatchCounts(2, 0, 0)
@@ -102,9 +100,9 @@ def test_fresh_batches_go_plain_and_the_first_stored_key_switches_to_on_conflict
 
 
 def test_a_key_another_import_commits_meanwhile_falls_back_without_a_loss(pg_database: Database) -> None:
-    """Another session inserts (uncommitted) a person and a dose of this batch: the plain insert waits for it,
-    and when it commits falls back to ``ON CONFLICT``: the batch's other rows are stored, that key once; when
-    the other session rolls back instead, the plain insert stores everything."""
+    """Another session inserts (uncommitted) a person and a dose of this batch: the batch waits for it, and when
+    it commits the plain insert falls back to ``ON CONFLICT``: the batch's other rows are stored, that key once;
+    when the other session rolls back instead, the plain insert stores everything."""
     for commit in (True, False):
         with pg_database.begin() as conn:  # empty again (the test's own rows; nothing else refers to them)
             conn.exec_driver_sql("SET LOCAL session_replication_role = replica")

@@ -15,13 +15,13 @@
   line breaks and backslashes: :func:`_copy_text`), then the statements in **one round trip** (the simple query
   protocol runs them in order; the staging table is ``ON COMMIT DELETE ROWS``); a second round trip only for a
   batch holding a key that was already stored (a re-import).
-* **Plain inserts first (PostgreSQL, :class:`StoredKeys`).** While no batch of the import has met a stored key,
-  persons and doses go in by plain ``INSERT`` inside a savepoint, without ``ON CONFLICT``'s speculative insertion
-  (a probe of the unique index before each row and a confirmation record after it: ~10 % of the import's server
-  CPU, measured). A key already stored — a re-import, a new dose of a known person, another import committing the
-  same key first — makes the plain ``INSERT`` fail with a unique violation (after waiting for the other
-  transaction, exactly as ``ON CONFLICT`` waits); the savepoint is rolled back and the batch stored by the
-  ``ON CONFLICT`` statements, as are the import's later batches on that connection.
+* **Doses by a plain insert first (PostgreSQL, :class:`StoredKeys`).** While no batch of the import has met a
+  stored natural key, doses go in by a plain ``INSERT`` inside a savepoint, without ``ON CONFLICT``'s speculative
+  insertion (a probe of the unique index before each row and a confirmation record after it). A natural key
+  already stored — a re-import, another import committing the same key first — makes the plain ``INSERT`` fail
+  with a unique violation (after waiting for the other transaction, exactly as ``ON CONFLICT`` waits); the
+  savepoint is rolled back and the batch stored by the ``ON CONFLICT`` statements, as are the import's later
+  batches on that connection. Persons keep ``ON CONFLICT``: a person's rows often straddle two batches.
 * **SQLite**: ``executemany`` into the staging table, the same statements (``CROSS JOIN`` keeps the staging
   table the outer loop), then ``DELETE`` of the staging rows.
 
@@ -120,20 +120,19 @@ FROM batch
 #: counted from the batch alone: no second probe of persons and doses per row (measured at 100,000 people:
 #: 2.75 of the import's 7.6 s of server CPU); otherwise :data:`_COUNT_CONFLICTS` compares with the stored doses
 _PG_SCRIPT = ";".join((_PG_PLAN, _PG_INSERTS))
-#: the same with plain INSERTs of persons and doses inside a savepoint (:class:`StoredKeys`): a batch none of whose
-#: citizen IDs and natural keys is stored yet. Only the two ``ON CONFLICT`` clauses differ (a test checks)
+#: the same with a plain INSERT of the doses inside a savepoint (:class:`StoredKeys`): a batch none of whose
+#: natural keys is stored yet. Only the doses' ``ON CONFLICT`` clause differs (a test checks); persons keep theirs:
+#: a person's rows often straddle two batches, so the second batch meets its stored person (every few batches)
 _PG_PLAIN_SCRIPT = ";".join(
     (
         "SAVEPOINT vaxcred_plain_insert",
         _PG_PLAN,
-        _PG_INSERTS.replace("\n    ON CONFLICT (citizen_id) DO NOTHING", "").replace(
-            "\n    ON CONFLICT (person_id, dose_number, date, site_id) DO NOTHING", ""
-        ),
+        _PG_INSERTS.replace("\n    ON CONFLICT (person_id, dose_number, date, site_id) DO NOTHING", ""),
         "RELEASE SAVEPOINT vaxcred_plain_insert",
     )
 )
 _PG_PLAIN_UNDO = "ROLLBACK TO SAVEPOINT vaxcred_plain_insert"
-#: PostgreSQL's unique_violation: a citizen ID or a natural key already stored (or committed meanwhile)
+#: PostgreSQL's unique_violation: a natural key already stored (or committed meanwhile)
 _UNIQUE_VIOLATION = "23505"
 _SQLITE_STATEMENTS = (
     """INSERT INTO sites (site_id)
@@ -184,11 +183,11 @@ class NewSites:
 
 
 class StoredKeys:
-    """Whether a batch of this import (on one connection) has met a key that was already stored (PostgreSQL).
+    """Whether a batch of this import (on one connection) has met a natural key already stored (PostgreSQL).
 
-    Until one has, each batch first tries plain ``INSERT``s of its persons and doses (no speculative insertion);
-    the first batch that meets a stored citizen ID or natural key is stored by the ``ON CONFLICT`` statements,
-    and so is every later batch (a re-import, or new doses of known persons: most batches would fail again).
+    Until one has, each batch first tries a plain ``INSERT`` of its doses (no speculative insertion); the first
+    batch that meets a stored natural key is stored by the ``ON CONFLICT`` statements, and so is every later
+    batch (a re-import: most batches would fail again).
     ``fallbacks`` counts the batches that tried and fell back (at most one a connection)."""
 
     def __init__(self) -> None:
