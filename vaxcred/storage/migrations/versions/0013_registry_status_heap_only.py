@@ -18,7 +18,7 @@
 * **Size.** 45 % leaves room for one more version of every row (a person row is ~100 bytes, its checked version
   ~18 more; at 50 % ~7 % of the updates did not fit, measured). The heap after a check is ~9 % larger than the
   doubled heap a non-HOT check left, the indexes are not bloated (100,000 persons after a check: 5,144 pages →
-  3,580). It applies to pages written from now on: rows already stored keep their pages until rewritten.
+  3,585). It applies to pages written from now on: rows already stored keep their pages until rewritten.
 
 Rows are untouched. Downgrade resets the fillfactor and puts the index back.
 
