@@ -7,32 +7,17 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Iterator
 
-import pytest
 import sqlalchemy as sa
 
 from tests.pipeline.import_child import HEADER, generated_rows
-from tests.pipeline.pg import PostgresCluster
 from tests.pipeline.test_import_overlap import OVERLAP_TIMEOUT
 from vaxcred.pipeline.records import staging
 from vaxcred.pipeline.records.validation import Chunk, StagedRow, validate_chunk
-from vaxcred.storage import Database, open_database
+from vaxcred.storage import Database
 from vaxcred.storage.schema import doses, persons
 
 TODAY = dt.date(2022, 1, 1)
-
-
-@pytest.fixture
-def pg_database(pg_cluster: PostgresCluster) -> Iterator[Database]:
-    url = pg_cluster.create_database()
-    db = open_database(url)
-    try:
-        db.migrate()
-        yield db
-    finally:
-        db.dispose()
-        pg_cluster.drop_database(url)
 
 
 def _staged(lines: list[str]) -> list[StagedRow]:
