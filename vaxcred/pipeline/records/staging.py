@@ -8,7 +8,8 @@
               ├─ INSERT doses    first row per natural key, joined  ORDER BY natural key, seq ON CONFLICT DO NOTHING
               └─ SELECT          rows whose stored person differs; rows whose natural key is stored with
                                  another vaccine or lot (PostgreSQL: from the batch itself when every key
-                                 was new to the table, see _PG_SCRIPT)
+                                 was new to the table, see _PG_SCRIPT; SQLite: the persons alone when every
+                                 row inserted its dose)
 
 * **PostgreSQL**: the batch goes in with ``COPY … FROM STDIN`` (psycopg's ``Cursor.copy``, text format: a batch
   whose cells need no escaping as one text built here, any other row by row through psycopg, which escapes tabs,
@@ -83,6 +84,15 @@ SELECT
 FROM vaxcred_import_stage AS s CROSS JOIN persons AS p CROSS JOIN doses AS d
 WHERE p.citizen_id = s.citizen_id AND d.person_id = p.id AND d.dose_number = s.dose_number
     AND d.date = s.date AND d.site_id = s.site_id
+"""
+#: SQLite, a batch every row of which inserted its dose (no key stored before, none twice in the batch): each row's
+#: stored dose is its own, so no dose conflict; the person conflicts need the persons alone (one index probe a
+#: row instead of two: 2.3 → 1.1 µs a row of the one writer's time, measured)
+_SQLITE_COUNT_PERSON_CONFLICTS = """
+SELECT count(*), 0
+FROM vaxcred_import_stage AS s CROSS JOIN persons AS p
+WHERE p.citizen_id = s.citizen_id
+    AND (p.id_type <> s.id_type OR p.full_name <> s.full_name OR p.dob <> s.dob OR p.gender <> s.gender)
 """
 #: the staging table (one batch, no statistics) drives every join through the unique indexes: without these
 #: the planner may hash whole tables per batch (measured 45 ms a batch at 60,000 doses, growing with the table)
@@ -296,7 +306,8 @@ def _store_sqlite(driver: Any, rows: Sequence[StagedRow]) -> BatchCounts:
         for statement in _SQLITE_STATEMENTS:
             cursor.execute(statement)
             inserted = cursor.rowcount  # the last statement's: the doses stored
-        person_conflicts, dose_conflicts = cursor.execute(_COUNT_CONFLICTS).fetchone()
+        count = _SQLITE_COUNT_PERSON_CONFLICTS if inserted == len(rows) else _COUNT_CONFLICTS
+        person_conflicts, dose_conflicts = cursor.execute(count).fetchone()
         cursor.execute("DELETE FROM vaxcred_import_stage")
     finally:
         cursor.close()
