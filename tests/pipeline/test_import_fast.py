@@ -289,6 +289,33 @@ def test_hostile_cells_go_through_the_staging_table_unchanged(database: Database
     assert lots == {row[0]: row[7] for row in rows}
 
 
+def test_the_conflicts_of_a_batch_of_new_doses_are_counted_on_every_path(database: Database) -> None:
+    """A batch every row of which stores a new dose (SQLite counts its person conflicts from ``persons`` alone,
+    PostgreSQL from the batch) and a batch meeting stored doses (both compare with the stored rows): a person's
+    later row with another name counts as a person conflict in both, a stored key with another lot as a dose
+    conflict."""
+    first = [
+        _staged("C0001", "First Name", "L1"),
+        (*_staged("C0001", "Other Name", "L2")[:9], 2, "HN-001"),  # a new dose, the person differs
+        _staged("C0002", "Second Name", "L3"),
+    ]
+    again = [
+        _staged("C0001", "First Name", "L9"),  # stored key, another lot
+        _staged("C0003", "Third Name", "L4"),
+        _staged("C0002", "Not Second", "L3", site="HN-002"),  # a new dose, the stored person differs
+    ]
+    with database.writer() as conn:
+        staging.prepare(conn)
+        with conn.begin():
+            assert staging.store_batch(conn, first) == staging.BatchCounts(3, 1, 0)
+        with conn.begin():
+            assert staging.store_batch(conn, again) == staging.BatchCounts(2, 1, 1)
+        with conn.begin():
+            assert staging.store_batch(conn, [_staged("C0004", "Fourth", "L5")]) == staging.BatchCounts(
+                1, 0, 0
+            )
+
+
 @pytest.mark.parametrize("bad", ["nul", "out_of_range"])
 def test_a_cell_postgresql_refuses_fails_the_batch_without_quoting_the_row(
     database: Database, bad: str

@@ -77,10 +77,10 @@ def test_the_next_batch_is_validated_while_a_batch_is_stored(
 
     waited: list[bool] = []
 
-    def store_after_the_next_batch(conn: Any, rows: list[StagedRow]) -> Any:
+    def store_after_the_next_batch(conn: Any, rows: list[StagedRow], *more: Any) -> Any:
         if not waited:
             waited.append(second_batch_taken.wait(OVERLAP_TIMEOUT))
-        return real_store(conn, rows)
+        return real_store(conn, rows, *more)
 
     monkeypatch.setattr(importer._Totals, "add", counting_add)
     monkeypatch.setattr(staging, "store_batch", store_after_the_next_batch)
@@ -113,10 +113,10 @@ def test_a_store_failing_mid_import_stops_it_promptly_after_the_batches_before_i
     real_store = staging.store_batch
     calls = 0
 
-    def failing_store(conn: Any, rows: list[StagedRow]) -> Any:
+    def failing_store(conn: Any, rows: list[StagedRow], *more: Any) -> Any:
         nonlocal calls
         calls += 1
-        result = real_store(conn, rows)
+        result = real_store(conn, rows, *more)
         if calls == 3:
             raise ConnectionError("connection lost")
         return result
@@ -143,9 +143,9 @@ def test_an_on_progress_that_raises_stops_the_import_after_its_batch(
     stored: list[int] = []
     real_store = staging.store_batch
 
-    def recording_store(conn: Any, rows: list[StagedRow]) -> Any:
+    def recording_store(conn: Any, rows: list[StagedRow], *more: Any) -> Any:
         stored.append(len(rows))
-        return real_store(conn, rows)
+        return real_store(conn, rows, *more)
 
     def crash_after_three_batches(done: int) -> None:
         if done == 30:
@@ -177,11 +177,11 @@ def test_a_failed_worker_lets_the_batch_being_stored_commit(
     real_validate = workers.validate_chunk
     storing_batch_2 = threading.Event()
 
-    def slow_second_store(conn: Any, rows: list[StagedRow]) -> Any:
+    def slow_second_store(conn: Any, rows: list[StagedRow], *more: Any) -> Any:
         if rows[0][0] == "001090000005":  # the second batch (rows 11-20: persons 5-9)
             storing_batch_2.set()
             time.sleep(0.5)  # still storing when the worker's failure arrives
-        return real_store(conn, rows)
+        return real_store(conn, rows, *more)
 
     def failing_on_batch_3(chunk: Any, **kwargs: Any) -> ChunkResult:
         if chunk.first_line >= 22:  # batch 3 starts at line 22 (header, then 10 rows a batch)

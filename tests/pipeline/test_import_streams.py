@@ -261,11 +261,11 @@ def test_a_store_failing_in_one_stream_keeps_the_other_streams_part(
     calls = {0: 0, 1: 0}
     stream0_batch3 = 0
 
-    def failing_store(conn: Any, rows: list[StagedRow]) -> Any:
+    def failing_store(conn: Any, rows: list[StagedRow], *more: Any) -> Any:
         nonlocal stream0_batch3
         stream = stream_of(rows[0][0], 2)
         calls[stream] += 1
-        result = real_store(conn, rows)
+        result = real_store(conn, rows, *more)
         if calls[stream] == 3:
             if stream == 1:
                 raise ConnectionError("connection lost")
@@ -356,10 +356,10 @@ def test_import_file_stores_a_large_file_on_two_postgresql_connections(
     threads: set[int] = set()
     real_store = staging.store_batch
 
-    def recording_store(conn: Any, rows: list[StagedRow]) -> Any:
+    def recording_store(conn: Any, rows: list[StagedRow], *more: Any) -> Any:
         assert threading.current_thread().name == STORE_THREAD
         threads.add(id(conn))
-        return real_store(conn, rows)
+        return real_store(conn, rows, *more)
 
     monkeypatch.setattr(staging, "store_batch", recording_store)
     report = import_file(pg_database, path, batch_size=20, workers=0)

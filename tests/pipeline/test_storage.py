@@ -94,7 +94,7 @@ def test_migrate_creates_every_table_from_an_empty_database(empty_database: Data
     """An empty database has no revision; migrate() brings it to head with every table of the schema."""
     assert empty_database.current_revision() is None
     empty_database.migrate()
-    assert empty_database.current_revision() == empty_database.head_revision() == "0012"
+    assert empty_database.current_revision() == empty_database.head_revision() == "0013"
     tables = set(sa.inspect(empty_database.engine).get_table_names())
     assert tables == set(metadata.tables) | {"alembic_version"}
 
@@ -102,7 +102,7 @@ def test_migrate_creates_every_table_from_an_empty_database(empty_database: Data
 def test_migrate_twice_changes_nothing(database: Database) -> None:
     """Running the migrations again on a migrated database is a no-op."""
     database.migrate()
-    assert database.current_revision() == "0012"
+    assert database.current_revision() == "0013"
 
 
 def test_migrations_match_the_table_definitions(database: Database) -> None:

@@ -54,7 +54,11 @@ class Stored(NamedTuple):
 
 
 def _store(
-    conn: Connection, rows: Sequence[StagedRow], rows_done: int, sites: staging.NewSites | None
+    conn: Connection,
+    rows: Sequence[StagedRow],
+    rows_done: int,
+    sites: staging.NewSites | None,
+    keys: staging.StoredKeys,
 ) -> Stored:
     """One batch in one transaction (none for a batch without valid rows), its new ``sites`` first in one of
     their own when given."""
@@ -63,16 +67,21 @@ def _store(
     if sites is not None:
         sites.store(conn, rows)
     with conn.begin():
-        counts = staging.store_batch(conn, rows)
+        counts = staging.store_batch(conn, rows, keys)
     return Stored(counts, rows_done)
 
 
 class _StoreThread(threading.Thread):
     def __init__(
-        self, conn: Connection, rows: Sequence[StagedRow], rows_done: int, sites: staging.NewSites | None
+        self,
+        conn: Connection,
+        rows: Sequence[StagedRow],
+        rows_done: int,
+        sites: staging.NewSites | None,
+        keys: staging.StoredKeys,
     ) -> None:
         super().__init__(name="vaxcred-import-store", daemon=True)
-        self._args = (conn, rows, rows_done, sites)
+        self._args = (conn, rows, rows_done, sites, keys)
         self.stored: Stored | None = None
         self.error: BaseException | None = None
         #: set when the store ended. Waited for instead of ``join``: Python 3.11's ``join`` interrupted by ^C
@@ -99,6 +108,8 @@ class BatchWriter:
     def __init__(self, conn: Connection, *, shared_sites: bool = False) -> None:
         self._conn = conn
         self._sites = staging.NewSites() if shared_sites else None
+        #: plain inserts until a batch meets a stored key (PostgreSQL; batches are stored one at a time)
+        self.keys = staging.StoredKeys()
         self._threaded = not isinstance(conn.engine.pool, SingletonThreadPool)
         self._cancel = staging.canceller(conn)
         self._pending: _StoreThread | None = None
@@ -110,9 +121,9 @@ class BatchWriter:
         if self._pending is not None or self._ready is not None:
             raise RuntimeError("the previous batch was not collected")
         if not self._threaded:
-            self._ready = _store(self._conn, rows, rows_done, self._sites)
+            self._ready = _store(self._conn, rows, rows_done, self._sites, self.keys)
             return
-        thread = _StoreThread(self._conn, rows, rows_done, self._sites)
+        thread = _StoreThread(self._conn, rows, rows_done, self._sites, self.keys)
         thread.start()
         self._pending = thread
 

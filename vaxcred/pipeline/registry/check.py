@@ -126,16 +126,14 @@ def _person_id_chunks(person_ids: Iterable[int], size: int) -> list[list[int]]:
 def _batch_query(*, last_id: int, batch_size: int, recheck: bool) -> sa.Select[Any]:
     """The next batch after ``last_id``: every person (``recheck``) or the queue (``registry_status IS NULL``).
 
-    The queue is read in the order of its index (registry_status, id): one range scan per batch, stopped at the
-    batch size. ``ORDER BY id`` alone cannot use that index's order (PostgreSQL does not take ``IS NULL`` as
-    fixing the first column), so it walks the primary key or sorts a bitmap scan (see :data:`_PG_QUEUE_PLAN`).
+    Both walk the primary key from ``last_id`` in id order, stopped at the batch size: the status is not indexed
+    (migration 0013: its write is a HOT update), so a run reads every person after its start once, the checked
+    ones filtered out (a bitmap scan that would sort them each batch is off: :data:`_PG_QUEUE_PLAN`).
     """
-    query = sa.select(*COLUMNS).limit(batch_size)
+    query = sa.select(*COLUMNS).limit(batch_size).order_by(persons.c.id)
     if recheck:
-        return query.where(persons.c.id > last_id).order_by(persons.c.id)
-    return query.where(persons.c.registry_status.is_(None), persons.c.id > last_id).order_by(
-        persons.c.registry_status, persons.c.id
-    )
+        return query.where(persons.c.id > last_id)
+    return query.where(persons.c.registry_status.is_(None), persons.c.id > last_id)
 
 
 def _read_batch(db: Database, query: sa.Select[Any]) -> list[PersonRow]:
