@@ -57,7 +57,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 from vaxcred.codec import cbor
 from vaxcred.errors import CborError
@@ -107,19 +107,17 @@ def passport_entry(
     """The entry of one passport from its stored values (``doses``: its (dose id, site signature id) links, in
     any order). :func:`~vaxcred.pipeline.log.stored.build_entries` reads them from the database; issuance builds the entry from the values it
     has just inserted, in the same transaction (the audit recomputes it from the rows)."""
-    trace: dict[str, object] = {
-        "person_id": person_id,  # whose passport it is: moving it to another person is a change
-        "kid": kid,
-        "iat": _micros(iat),
-        "exp": _micros(exp),
-        "issued_at": _micros(issued_at),
-        "registry_check_id": registry_check_id,
-        "doses": [[dose_id, signature_id] for dose_id, signature_id in sorted(doses)],
-        "supersedes": supersedes,
-    }
-    object_hash = _sha256(hc1.encode("utf-8"))
-    fast = _passport_entry_by_hand(passport_id, object_hash, trace)
-    return _entry(Kind.PASSPORT, passport_id, object_hash, trace) if fast is None else fast
+    draft = passport_entry_draft(
+        person_id=person_id,
+        hc1=hc1,
+        kid=kid,
+        iat=iat,
+        exp=exp,
+        issued_at=issued_at,
+        registry_check_id=registry_check_id,
+        doses=doses,
+    )
+    return draft.entry(passport_id, supersedes)
 
 
 #: a passport entry's fixed start: the five-item array, the version and the kind
@@ -137,19 +135,6 @@ _PASSPORT_TRACE: Final = tuple(
 )
 _NULL: Final = b"\xf6"
 _PAIR: Final = cbor.encode_head(4, 2)
-
-
-def _passport_entry_by_hand(passport_id: int, object_hash: bytes, trace: dict[str, object]) -> bytes | None:
-    """``_entry(Kind.PASSPORT, …)`` written by hand, byte for byte ``cbor.dumps`` of the entry (a hypothesis test
-    holds it to cbor2's canonical encoding): issuance builds one per passport, and cbor2's canonical mode sorting
-    the trace's keys cost more than the rest of the entry. ``None`` for any value outside the forms written here
-    (unsigned integers below 2**64, ``None`` where a trace allows it, byte strings, [int, int] pairs — a time
-    before 1970 is a negative number): the general encoder takes those."""
-    parts = _passport_parts(object_hash, trace)
-    supersedes = _id_item(trace["supersedes"], nullable=True)
-    if parts is None or supersedes is None:
-        return None
-    return _joined(passport_id, parts, supersedes)
 
 
 def _id_item(value: object, *, nullable: bool) -> bytes | None:
@@ -172,7 +157,8 @@ def _joined(passport_id: int, parts: tuple[bytes, bytes, bytes], supersedes: byt
 def _passport_parts(object_hash: bytes, trace: Mapping[str, object]) -> tuple[bytes, bytes, bytes] | None:
     """A passport entry's bytes but for its passport id and the ``supersedes`` value: the object hash's item, the
     trace up to and including the ``supersedes`` key, the trace after that value (``trace["supersedes"]`` is
-    not read). ``None`` outside the forms :func:`_passport_entry_by_hand` writes."""
+    not read), written by hand. ``None`` for any value outside its forms (unsigned integers below 2**64, ``None``
+    where a trace allows it, byte strings, [int, int] pairs): the general encoder takes those."""
     head = cbor.encode_head
     if type(object_hash) is not bytes:
         return None
@@ -215,20 +201,25 @@ def _passport_parts(object_hash: bytes, trace: Mapping[str, object]) -> tuple[by
 class PassportEntryDraft:
     """A passport's entry before its passport id and predecessor are known (:func:`passport_entry_draft`):
     issuance writes everything else before its storing transaction, which then only adds the two ids
-    (:meth:`entry`) — the same bytes as :func:`passport_entry` with every value."""
+    (:meth:`entry`). :func:`passport_entry` is a draft completed at once: one encoder."""
 
-    fields: Mapping[str, Any]  # passport_entry's arguments but passport_id and supersedes
-    parts: tuple[bytes, bytes, bytes] | None  # _passport_parts', None: the general encoder
+    object_hash: bytes
+    trace: Mapping[str, object]  # the trace but ``supersedes``
+    #: :func:`_passport_parts`' bytes, written by hand (a hypothesis test holds them to cbor2's canonical
+    #: encoding: cbor2's canonical mode sorting the trace's keys cost more than the rest of the entry); None for
+    #: values outside the forms written there (a time before 1970, an id outside 0 ≤ id < 2**64): cbor2 writes it
+    parts: tuple[bytes, bytes, bytes] | None
 
     def entry(self, passport_id: int, supersedes: int | None) -> bytes:
-        """:func:`passport_entry` with these values, this ``passport_id`` and ``supersedes``."""
+        """The entry with this ``passport_id`` and ``supersedes`` (the predecessor, None for a first passport)."""
         if self.parts is not None:
             item = _id_item(supersedes, nullable=True)
             if item is not None:
                 joined = _joined(passport_id, self.parts, item)
                 if joined is not None:
                     return joined
-        return passport_entry(passport_id=passport_id, supersedes=supersedes, **self.fields)
+        trace = {**self.trace, "supersedes": supersedes}
+        return _entry(Kind.PASSPORT, passport_id, self.object_hash, trace)
 
 
 def passport_entry_draft(
@@ -242,29 +233,19 @@ def passport_entry_draft(
     registry_check_id: int | None,
     doses: Iterable[tuple[int, int]],
 ) -> PassportEntryDraft:
-    """:func:`passport_entry`'s work but for the passport id and ``supersedes``, done ahead (module docstring of
-    :mod:`vaxcred.pipeline.issuance.store`: outside the write transaction)."""
-    pairs = sorted(doses)
-    fields: dict[str, Any] = {
-        "person_id": person_id,
-        "hc1": hc1,
-        "kid": kid,
-        "iat": iat,
-        "exp": exp,
-        "issued_at": issued_at,
-        "registry_check_id": registry_check_id,
-        "doses": pairs,
-    }
+    """:func:`passport_entry` but for the passport id and ``supersedes``, done ahead (issuance: outside its write
+    transaction, :mod:`vaxcred.pipeline.issuance.store`)."""
     trace: dict[str, object] = {
-        "person_id": person_id,
+        "person_id": person_id,  # whose passport it is: moving it to another person is a change
         "kid": kid,
         "iat": _micros(iat),
         "exp": _micros(exp),
         "issued_at": _micros(issued_at),
         "registry_check_id": registry_check_id,
-        "doses": [[dose_id, signature_id] for dose_id, signature_id in pairs],
+        "doses": [[dose_id, signature_id] for dose_id, signature_id in sorted(doses)],
     }
-    return PassportEntryDraft(fields, _passport_parts(_sha256(hc1.encode("utf-8")), trace))
+    object_hash = _sha256(hc1.encode("utf-8"))
+    return PassportEntryDraft(object_hash, trace, _passport_parts(object_hash, trace))
 
 
 _HASH_HEAD: Final = cbor.encode_head(2, HASH_LENGTH)
