@@ -1281,3 +1281,28 @@ def test_sqlite_reads_a_claimed_batch_without_the_write_lock(
     assert report.issued == len(people)
     assert reads == [4, 4, 1]
     assert_exactly_one_each(database, people)
+
+
+def test_a_failed_read_of_a_claimed_batch_leaves_nothing_claimed(
+    database: Database, chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch is read after its claims commit: a read that fails gives the claims back at once (as a read
+    inside the claim's transaction rolled them back), so a re-run does not wait for the lease."""
+    if database.backend != "sqlite":
+        pytest.skip("SQLite's claim and read (PostgreSQL claims and reads in one call)")
+    from vaxcred.pipeline.issuance import claims
+
+    people = [plan(i) for i in range(3)]
+    populate(database, chain, people)
+
+    def failing_read(conn: Any, person_ids: Sequence[int]) -> Any:
+        raise RuntimeError("the read failed")
+
+    monkeypatch.setattr(claims, "load_candidates", failing_read)
+    with pytest.raises(RuntimeError, match="the read failed"):
+        issue(database, chain)
+    claimed = sa.select(sa.func.count()).select_from(issuance_claims)
+    assert _scalar(database, claimed.where(issuance_claims.c.state == "claimed")) == 0
+    monkeypatch.undo()
+    assert issue(database, chain).issued == len(people)  # at once, not after the lease
+    assert_exactly_one_each(database, people)

@@ -182,9 +182,15 @@ def claim(
     # building a batch's rows; a deferred read sees the claims and every commit before them). The claims keep
     # the persons ours; what the read relied on is re-checked under the write lock when the batch is stored
     # (store.commit), exactly as for a change made after a read inside the claim transaction.
-    with db.read() as conn:
-        candidates = load_candidates(conn, got)
-        certificates.load(conn, candidates)
+    try:
+        with db.read() as conn:
+            candidates = load_candidates(conn, got)
+            certificates.load(conn, candidates)
+    except BaseException:
+        release(
+            db, worker, got
+        )  # as when the read was inside the claim: nothing left claimed (a crash: the lease)
+        raise
     return ids[-1], candidates
 
 
