@@ -1245,3 +1245,64 @@ def test_batch_size_changes_nothing_that_is_stored(database: Database, chain: Ch
     model = {p.citizen_id: ("active", dose_ids(database, p), newest[p.citizen_id], None) for p in people}
     assert _stored_by_person(database) == model
     assert_exactly_one_each(database, people)
+
+
+def test_sqlite_reads_a_claimed_batch_without_the_write_lock(
+    database: Database, chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite: the claim's write transaction holds the write lock for the claim only (the ids and the upsert);
+    the batch's rows are read after it commits, so another writer can start while a worker reads (the two
+    workers' write transactions no longer wait on each other's reads). Every batch still issues as before."""
+    if database.backend != "sqlite":
+        pytest.skip("SQLite's single write lock (PostgreSQL claims and reads in one call)")
+    import sqlite3
+
+    from vaxcred.pipeline.issuance import claims
+
+    people = [plan(i) for i in range(9)]
+    populate(database, chain, people)
+    path = database.engine.url.database
+    assert path
+    real = claims.load_candidates
+    reads: list[int] = []
+
+    def load_candidates_while_another_writer_begins(conn: Any, person_ids: Sequence[int]) -> Any:
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # "database is locked" while the claim's transaction is open
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        reads.append(len(person_ids))
+        return real(conn, person_ids)
+
+    monkeypatch.setattr(claims, "load_candidates", load_candidates_while_another_writer_begins)
+    report = issue(database, chain, batch_size=4)
+    assert report.issued == len(people)
+    assert reads == [4, 4, 1]
+    assert_exactly_one_each(database, people)
+
+
+def test_a_failed_read_of_a_claimed_batch_leaves_nothing_claimed(
+    database: Database, chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch is read after its claims commit: a read that fails gives the claims back at once (as a read
+    inside the claim's transaction rolled them back), so a re-run does not wait for the lease."""
+    if database.backend != "sqlite":
+        pytest.skip("SQLite's claim and read (PostgreSQL claims and reads in one call)")
+    from vaxcred.pipeline.issuance import claims
+
+    people = [plan(i) for i in range(3)]
+    populate(database, chain, people)
+
+    def failing_read(conn: Any, person_ids: Sequence[int]) -> Any:
+        raise RuntimeError("the read failed")
+
+    monkeypatch.setattr(claims, "load_candidates", failing_read)
+    with pytest.raises(RuntimeError, match="the read failed"):
+        issue(database, chain)
+    claimed = sa.select(sa.func.count()).select_from(issuance_claims)
+    assert _scalar(database, claimed.where(issuance_claims.c.state == "claimed")) == 0
+    monkeypatch.undo()
+    assert issue(database, chain).issued == len(people)  # at once, not after the lease
+    assert_exactly_one_each(database, people)

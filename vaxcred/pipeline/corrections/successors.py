@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from vaxcred.storage import Database
+from vaxcred.storage.bulk import among
 from vaxcred.storage.schema import PassportStatus, passports
 
 
@@ -21,7 +22,7 @@ def predecessors_of(conn: Connection, person_ids: Sequence[int]) -> dict[int, in
     query = (
         sa.select(passports.c.person_id, sa.func.max(passports.c.id))
         .where(
-            passports.c.person_id.in_(sorted({int(p) for p in person_ids})),
+            among(conn, passports.c.person_id, sorted({int(p) for p in person_ids})),  # one parameter
             passports.c.status == PassportStatus.REVOKED.value,
             ~sa.exists().where(successor.c.supersedes == passports.c.id),
         )

@@ -150,7 +150,9 @@ def take_claims(
 def claim(
     db: Database, job: Job, worker: str, cursor: int, certificates: SiteCertificates
 ) -> tuple[int | None, list[Candidate]]:
-    """Claim the next batch after ``cursor``: (the last person id looked at, or None at the end; candidates)."""
+    """Claim the next batch after ``cursor``: (the last person id looked at, or None at the end; candidates).
+    The claim is one short write transaction (the ids, the upsert); the candidates are read after it, in a read
+    transaction."""
     with db.begin() as conn:
         claimed_at = utc(job.clock(), "clock()")
         stale_before = claimed_at - job.lease
@@ -174,8 +176,21 @@ def claim(
         if not ids:
             return None, []
         got = take_claims(db, conn, ids, job=job, worker=worker, claimed_at=claimed_at)
-        candidates = load_candidates(conn, got)
-        certificates.load(conn, candidates)
+    if not got:
+        return ids[-1], []
+    # read after the claims commit, outside the write transaction (SQLite: no write lock held while reading and
+    # building a batch's rows; a deferred read sees the claims and every commit before them). The claims keep
+    # the persons ours; what the read relied on is re-checked under the write lock when the batch is stored
+    # (store.commit), exactly as for a change made after a read inside the claim transaction.
+    try:
+        with db.read() as conn:
+            candidates = load_candidates(conn, got)
+            certificates.load(conn, candidates)
+    except BaseException:
+        release(
+            db, worker, got
+        )  # as when the read was inside the claim: nothing left claimed (a crash: the lease)
+        raise
     return ids[-1], candidates
 
 

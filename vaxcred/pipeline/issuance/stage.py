@@ -9,7 +9,8 @@
       ORDER BY id LIMIT batch                            signatures, build the DCC           newest check & doses unchanged
       FOR NO KEY UPDATE OF persons SKIP LOCKED  (PG)    Issuer.issue (sign)                 INSERT passports ON CONFLICT
     UPSERT issuance_claims → 'claimed' by this worker                                        (one ACTIVE per person) DO NOTHING
-    read the claimed persons' checks, doses, signatures                                     INSERT passport_doses
+    then (a read transaction) the claimed persons'                                          INSERT passport_doses
+    checks, doses, signatures
 
 On PostgreSQL the commit of batch N and the claim of batch N+1 are one call, one transaction, one round trip
 (the same statements server-side, in a PL/pgSQL function: :mod:`~vaxcred.pipeline.issuance.roundtrip`).

@@ -129,8 +129,32 @@ def _still_current(conn: Connection, signed: Sequence[Signed]) -> set[int]:
     return keep
 
 
+def _drafts(job: Job, signed: Sequence[Signed]) -> dict[int, log.PassportEntryDraft]:
+    """Each signed passport's log entry but for its passport id and predecessor, written before the storing
+    transaction (the write lock is not held meanwhile)."""
+    return {
+        s.eligible.person_id: log.passport_entry_draft(
+            person_id=s.eligible.person_id,
+            hc1=s.passport.hc1,
+            kid=s.passport.kid,
+            iat=s.passport.iat,
+            exp=s.passport.exp,
+            issued_at=job.now,
+            registry_check_id=s.eligible.check_id,
+            doses=s.eligible.links,
+        )
+        for s in signed
+    }
+
+
 def _store(
-    db: Database, conn: Connection, job: Job, worker: str, claimed: Sequence[int], signed: Sequence[Signed]
+    db: Database,
+    conn: Connection,
+    job: Job,
+    worker: str,
+    claimed: Sequence[int],
+    signed: Sequence[Signed],
+    drafts: dict[int, log.PassportEntryDraft],
 ) -> tuple[int, dict[int, Reason]]:
     """One commit: our claims → done, the passports and their links. Returns (issued, reasons by person)."""
     reasons: dict[int, Reason] = {}
@@ -207,18 +231,10 @@ def _store(
             reasons[s.eligible.person_id] = Reason.ALREADY_ACTIVE
             continue
         links.extend((passport_id, dose_id, sig_id) for dose_id, sig_id in s.eligible.links)
-        # the entry of the row just inserted, from the values inserted (the audit recomputes it from the rows)
-        entries[passport_id] = log.passport_entry(
-            passport_id=passport_id,
-            person_id=s.eligible.person_id,
-            hc1=s.passport.hc1,
-            kid=s.passport.kid,
-            iat=s.passport.iat,
-            exp=s.passport.exp,
-            issued_at=job.now,
-            registry_check_id=s.eligible.check_id,
-            doses=s.eligible.links,
-            supersedes=predecessors.get(s.eligible.person_id),
+        # the entry of the row just inserted, from the values inserted (the audit recomputes it from the rows):
+        # written ahead from the same values (_drafts), completed with the id and the predecessor read here
+        entries[passport_id] = drafts[s.eligible.person_id].entry(
+            passport_id, predecessors.get(s.eligible.person_id)
         )
     insert_rows(conn, passport_doses, ("passport_id", "dose_id", "site_signature_id"), links)
     # the issuance log records each passport in the transaction that stores it (vaxcred.pipeline.log)
@@ -230,9 +246,10 @@ def commit(
     db: Database, job: Job, worker: str, claimed: Sequence[int], signed: Sequence[Signed]
 ) -> tuple[int, dict[int, Reason]]:
     """:func:`_store` the batch in one transaction; on an integrity error, person by person."""
+    drafts = _drafts(job, signed)
     try:
         with db.begin() as conn:
-            return _store(db, conn, job, worker, claimed, signed)
+            return _store(db, conn, job, worker, claimed, signed, drafts)
     except sa.exc.IntegrityError:
         logger.warning(
             "issuance: a batch hit an integrity error; storing its %d persons one by one", len(claimed)
@@ -244,13 +261,13 @@ def commit(
         one = [by_person[person_id]] if person_id in by_person else []
         try:
             with db.begin() as conn:
-                n, r = _store(db, conn, job, worker, [person_id], one)
+                n, r = _store(db, conn, job, worker, [person_id], one, drafts)
         except sa.exc.IntegrityError:
             logger.warning(
                 "issuance: person row %d not stored (integrity error); left for a re-run", person_id
             )
             with db.begin() as conn:  # done for this run; the next run tries again
-                _store(db, conn, job, worker, [person_id], [])
+                _store(db, conn, job, worker, [person_id], [], drafts)
             reasons[person_id] = Reason.ISSUE_REFUSED
             continue
         issued += n
