@@ -271,3 +271,30 @@ def test_a_signing_child_that_dies_stops_the_run_typed_and_loses_nothing(
     assert len({m[0] for m in members}) == len(members)
     _all_verify(checked, site_ca)
     assert run_site_signing(checked, plain, now=NOW).signed == 0
+
+
+@pytest.mark.parametrize(("url", "workers"), [("sqlite://", 1), ("sqlite:///:memory:", 1), ("sqlite://", 2)])
+def test_an_in_memory_database_is_signed_in_this_process(
+    url: str, workers: int, signers: dict[str, Signer], site_ca: keys.KeyPair
+) -> None:
+    """A forked process cannot open another process's in-memory SQLite database (it would read an empty one):
+    the stage reads and signs such a database itself, and signs everything, as a file database is signed."""
+    db = open_database(url)
+    try:
+        assert db.in_memory
+        db.migrate()
+        _checked(db)
+        report = run_site_signing(
+            db, signers, now=NOW, batch_size=BATCH_SIZE, per_signature=PER_SIGNATURE, workers=workers
+        )
+        assert report.signed > 3 * BATCH_SIZE
+        assert report.failed == 0
+        assert unsigned_count(db, KEYED) == 0
+        _all_verify(db, site_ca)
+    finally:
+        db.dispose()
+
+
+def test_only_an_in_memory_database_counts_as_in_memory(database: Database, tmp_path: Path) -> None:
+    assert not database.in_memory  # a file, or a PostgreSQL server
+    assert not open_database(f"sqlite:///{tmp_path / 'v.db'}").in_memory

@@ -85,6 +85,16 @@ class Database:
         """``"sqlite"`` or ``"postgresql"``."""
         return self.engine.dialect.name
 
+    @property
+    def in_memory(self) -> bool:
+        """An in-memory SQLite database (``sqlite://``, ``sqlite:///:memory:``, a ``mode=memory`` URI): it lives
+        in this process only, so a stage must not hand its reads to another process (which would open an empty
+        database of its own)."""
+        if self.backend != "sqlite":
+            return False
+        url = self.engine.url
+        return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+
     @contextlib.contextmanager
     def begin(self) -> Iterator[Connection]:
         """A write transaction: committed when the block ends, rolled back if it raises."""

@@ -156,10 +156,11 @@ def run_site_signing(
     :class:`~vaxcred.crypto.LocalSigner` does — an HSM session may not): see :func:`_run_parallel`. It pays on
     PostgreSQL; on SQLite (one writer) one process measured faster (docs/benchmarks.md, "National pipeline").
 
-    ``workers`` = 1 with ``pipelined`` (the default, where the platform can fork) signs in one forked child
-    process while this one reads the next batch and stores the previous one (:mod:`.pipelined`: two cores, one
-    writer; the same signatures as without it). ``pipelined=False`` reads, signs and stores each batch in this
-    process, in one transaction: for a signer that cannot survive a fork.
+    ``workers`` = 1 with ``pipelined`` (the default, where the platform can fork) reads and signs in one forked
+    child process while this one stores the batch before (:mod:`.pipelined`: two cores, one writer; the same
+    signatures as without it). ``pipelined=False`` reads, signs and stores each batch in this process, in one
+    transaction: for a signer that cannot survive a fork. An in-memory SQLite database (``Database.in_memory``:
+    another process would open an empty one) is always signed that way.
 
     Each transaction's doses are signed ``per_signature`` at a time under one batch head (one signature over
     the Merkle root, an audit path per record: :mod:`vaxcred.pipeline.site_signing.batch`).
@@ -183,11 +184,13 @@ def run_site_signing(
     _check_signers(signers, now)
     certificates = {site_id: _certificate_row(signer) for site_id, signer in signers.items()}
     site_ids = sorted(signers)
-    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+    # the forked processes read on connections of their own: an in-memory database is signed here, serially
+    forks = not db.in_memory and "fork" in multiprocessing.get_all_start_methods()
+    if workers > 1 and forks:
         signed, failed = _run_parallel(
             db, signers, certificates, now, (batch_size, per_signature), on_progress, workers
         )
-    elif pipelined and "fork" in multiprocessing.get_all_start_methods():
+    elif pipelined and forks:
         signed, failed = _run_pipelined(
             db, signers, certificates, now, (batch_size, per_signature), on_progress
         )
