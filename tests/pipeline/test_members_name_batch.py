@@ -71,7 +71,7 @@ def test_upgrade_clears_the_members_copies_and_keeps_every_row(at_0011: Database
     with the copies restored from their batch, then cleared again."""
     signatures, batches, links = _rows(at_0011)
 
-    at_0011.migrate()
+    at_0011.migrate("0012")
     assert at_0011.current_revision() == "0012"
     after = _rows(at_0011)
     assert [tuple(r) for r in after[0]] == _without_copies(signatures)
@@ -83,7 +83,7 @@ def test_upgrade_clears_the_members_copies_and_keeps_every_row(at_0011: Database
     assert _rows(at_0011) == (signatures, batches, links)
     assert _foreign_key_problems(at_0011) == []
 
-    at_0011.migrate()
+    at_0011.migrate("0012")
     assert [tuple(r) for r in _rows(at_0011)[0]] == _without_copies(signatures)
 
 
