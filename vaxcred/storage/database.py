@@ -88,12 +88,20 @@ class Database:
     @property
     def in_memory(self) -> bool:
         """An in-memory SQLite database (``sqlite://``, ``sqlite:///:memory:``, a ``mode=memory`` URI): it lives
-        in this process only, so a stage must not hand its reads to another process (which would open an empty
-        database of its own)."""
+        in this process only. A stage that would open it in worker processes (:meth:`url_for_workers`) works it
+        in its own process instead: another process would open an empty database of its own."""
         if self.backend != "sqlite":
             return False
         url = self.engine.url
         return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+
+    def url_for_workers(self) -> str:
+        """The URL a forked or spawned worker opens this database with (password included: it crosses to the
+        worker in memory and is never logged). ``ValueError`` for an :attr:`in_memory` database, which no other
+        process can open."""
+        if self.in_memory:
+            raise ValueError("an in-memory SQLite database cannot be opened by another process")
+        return self.engine.url.render_as_string(hide_password=False)
 
     @contextlib.contextmanager
     def begin(self) -> Iterator[Connection]:

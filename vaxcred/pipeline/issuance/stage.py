@@ -230,7 +230,7 @@ def run_issuance(
         if on_progress is not None:
             on_progress(done)
 
-    if workers == 1:
+    if workers == 1 or db.in_memory:  # the processes open the database (Database.url_for_workers)
         report = work(db, issuer_factory(), job, worker_id(worker_name), on_batch)
     else:
         report = run_processes(db, issuer_factory, job, workers, worker_name, on_batch)

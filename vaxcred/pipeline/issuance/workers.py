@@ -324,7 +324,7 @@ def run_processes(
     context = multiprocessing.get_context("spawn")
     messages = context.Queue()
     stop = context.Event()
-    url = db.engine.url.render_as_string(hide_password=False)
+    url = db.url_for_workers()
     processes = [
         context.Process(
             target=_worker_main,

@@ -202,7 +202,7 @@ def run_registry_check(
     _check_workers(workers)
     source = (source or registry_source(registry))[:_MAX_SOURCE]
     batches = _batches(db, batch_size=batch_size, recheck=recheck, person_ids=person_ids)
-    if workers > 1:
+    if workers > 1 and not db.in_memory:  # the processes open the database (Database.url_for_workers)
         report = check_in_processes(
             db, registry, batches, now=now, source=source, workers=workers, on_progress=on_progress
         )

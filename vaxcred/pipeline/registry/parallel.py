@@ -111,7 +111,7 @@ def check_in_processes(
     context = multiprocessing.get_context("spawn")
     tasks = context.Queue(maxsize=2 * workers)
     results = context.Queue()
-    url = db.engine.url.render_as_string(hide_password=False)
+    url = db.url_for_workers()
     write_lock = context.Lock() if db.backend == "sqlite" else None
     processes = [
         context.Process(

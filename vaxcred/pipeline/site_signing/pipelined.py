@@ -248,7 +248,7 @@ def _run_pipelined(
 ) -> tuple[int, int]:
     """Read and sign in the forked child, store here (see the module documentation); returns (signed, failed)."""
     batch_size, per_signature = sizes
-    url = db.engine.url.render_as_string(hide_password=False)
+    url = db.url_for_workers()
     # per batch asked for, what its store checks against: SQLite's data_version on this connection *before* the
     # request (the child reads after it: any other connection's commit in between changes it); PostgreSQL:
     # nothing here (the rows' versions come with the batch)

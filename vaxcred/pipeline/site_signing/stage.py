@@ -184,7 +184,8 @@ def run_site_signing(
     _check_signers(signers, now)
     certificates = {site_id: _certificate_row(signer) for site_id, signer in signers.items()}
     site_ids = sorted(signers)
-    # the forked processes read on connections of their own: an in-memory database is signed here, serially
+    # the forked processes read on connections of their own (Database.url_for_workers): an in-memory database
+    # is signed here, serially
     forks = not db.in_memory and "fork" in multiprocessing.get_all_start_methods()
     if workers > 1 and forks:
         signed, failed = _run_parallel(

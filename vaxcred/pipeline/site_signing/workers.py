@@ -119,7 +119,7 @@ def _run_parallel(
     units = _units(db, sorted(signers), workers)
     context = multiprocessing.get_context("fork")
     progress = context.Queue()
-    url = db.engine.url.render_as_string(hide_password=False)
+    url = db.url_for_workers()
     db.engine.dispose()  # no open connection is carried across the fork
     signed = failed = 0
 
