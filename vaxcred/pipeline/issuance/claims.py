@@ -187,9 +187,8 @@ def claim(
             candidates = load_candidates(conn, got)
             certificates.load(conn, candidates)
     except BaseException:
-        release(
-            db, worker, got
-        )  # as when the read was inside the claim: nothing left claimed (a crash: the lease)
+        # as when the read was inside the claim: nothing left claimed (a crash: the lease)
+        release(db, worker, got)
         raise
     return ids[-1], candidates
 
