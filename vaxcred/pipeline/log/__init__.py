@@ -5,6 +5,8 @@ it, signed tree heads by a dedicated log key, inclusion proofs for passports and
   records (its head and members), a passport, a revocation, a dose record's withdrawal (hashes, ids, kids, times;
   no personal data), and the
   standalone form of a stored site signature (:func:`site_record`); pure builders, no database;
+* :mod:`~vaxcred.pipeline.log.passport_entries` — a passport's entry, written by hand (issuance's hot path), in
+  two steps when issuance drafts it before its storing transaction;
 * :mod:`~vaxcred.pipeline.log.stored` — :func:`build_entries`, the entries of objects as their rows hold them now;
 * :mod:`~vaxcred.pipeline.log.store` — :func:`append` (or :func:`append_entries` with entries the caller built) inside the caller's transaction, gap-free leaf indexes;
 * :mod:`~vaxcred.pipeline.log.heads` — signed tree heads (COSE_Sign1 by the log signer);
@@ -23,19 +25,17 @@ from vaxcred.pipeline.log.audit import AuditReport, Finding, audit_log
 from vaxcred.pipeline.log.entries import (
     BatchMemberRow,
     Kind,
-    PassportEntryDraft,
     decode_entry,
     dose_batch_entry,
     dose_batch_member_digest,
     dose_batch_member_digests,
     dose_record_entry,
-    passport_entry,
-    passport_entry_draft,
     revocation_entry,
     site_record,
     withdrawal_entry,
 )
 from vaxcred.pipeline.log.heads import TreeHead, sign_tree_head, verify_tree_head
+from vaxcred.pipeline.log.passport_entries import PassportEntryDraft, passport_entry, passport_entry_draft
 from vaxcred.pipeline.log.proofs import PassportProof, passport_proof, verify_passport_proof
 from vaxcred.pipeline.log.store import append, append_entries, leaf_hashes, log_size
 from vaxcred.pipeline.log.stored import build_entries

@@ -58,7 +58,7 @@ def append(conn: Connection, kind: Kind, object_ids: Sequence[int], *, now: date
 
 def append_entries(conn: Connection, kind: Kind, entries: Mapping[int, bytes], *, now: datetime) -> range:
     """Log objects whose entries the caller built from the values it stored in ``conn``'s transaction (e.g.
-    :func:`~vaxcred.pipeline.log.entries.passport_entry`), in object-id order; returns their leaf indexes.
+    :func:`~vaxcred.pipeline.log.passport_entries.passport_entry`), in object-id order; returns their leaf indexes.
 
     The caller vouches that each entry is what :func:`build_entries` would read back (the audit recomputes every
     entry from the rows and reports any difference); this saves re-reading a batch it has just inserted.

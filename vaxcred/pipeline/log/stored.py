@@ -17,11 +17,11 @@ from vaxcred.pipeline.log.entries import (
     Kind,
     dose_batch_entry,
     dose_record_entry,
-    passport_entry,
     revocation_entry,
     site_record,
     withdrawal_entry,
 )
+from vaxcred.pipeline.log.passport_entries import passport_entry
 from vaxcred.storage.schema import (
     CorrectionState,
     corrections,
