@@ -72,14 +72,6 @@ def _id_item(value: object, *, nullable: bool) -> bytes | None:
     return None
 
 
-def _joined(passport_id: int, parts: tuple[bytes, bytes, bytes], supersedes: bytes) -> bytes | None:
-    """The entry from its id, the parts :func:`_passport_parts` wrote and the ``supersedes`` item."""
-    passport = _id_item(passport_id, nullable=False)
-    if passport is None:
-        return None
-    return b"".join((_PASSPORT_START, passport, parts[0], parts[1], supersedes, parts[2]))
-
-
 def _passport_parts(object_hash: bytes, trace: Mapping[str, object]) -> tuple[bytes, bytes, bytes] | None:
     """A passport entry's bytes but for its passport id and the ``supersedes`` value: the object hash's item, the
     trace up to and including the ``supersedes`` key, the trace after that value (``trace["supersedes"]`` is
@@ -138,12 +130,11 @@ class PassportEntryDraft:
 
     def entry(self, passport_id: int, supersedes: int | None) -> bytes:
         """The entry with this ``passport_id`` and ``supersedes`` (the predecessor, None for a first passport)."""
-        if self.parts is not None:
-            item = _id_item(supersedes, nullable=True)
-            if item is not None:
-                joined = _joined(passport_id, self.parts, item)
-                if joined is not None:
-                    return joined
+        parts = self.parts
+        passport = _id_item(passport_id, nullable=False)
+        predecessor = _id_item(supersedes, nullable=True)
+        if parts is not None and passport is not None and predecessor is not None:
+            return b"".join((_PASSPORT_START, passport, parts[0], parts[1], predecessor, parts[2]))
         trace = {**self.trace, "supersedes": supersedes}
         return _entry(Kind.PASSPORT, passport_id, self.object_hash, trace)
 
